@@ -1,0 +1,456 @@
+//! JSON text → [`Event`], in one pass, borrowing strings from the text.
+//!
+//! Decoding is strict about the fields it knows (a `verb` that is not a string rejects the event,
+//! with the field named in the reason) and keeps everything it does not know in
+//! [`Event::unmapped`], so nothing of a valid event is lost.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::derive::Derived;
+use crate::event::{Event, ObjectRef, Status, UserInfo};
+use crate::redact;
+use crate::time::parse_rfc3339;
+
+/// How to decode.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeOptions {
+    /// Keep the values of Secret `data`/`stringData` (off: they are replaced by a hash marker).
+    pub keep_secrets: bool,
+}
+
+/// Why a record is not an audit event. The message names the field and the column where it can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl From<serde_json::Error> for DecodeError {
+    fn from(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let msg = e.to_string();
+        DecodeError(match e.classify() {
+            Category::Syntax | Category::Eof => format!("invalid JSON: {msg}"),
+            Category::Io => format!("read error: {msg}"),
+            Category::Data => msg,
+        })
+    }
+}
+
+thread_local! {
+    /// The path of the known field being read, for naming it in type errors.
+    static PATH: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Decodes one JSON object holding one audit event.
+pub fn decode_event<'a>(text: &'a str, opts: &DecodeOptions) -> Result<Event<'a>, DecodeError> {
+    PATH.with(|p| p.borrow_mut().clear());
+    let mut de = serde_json::Deserializer::from_str(text);
+    let ev = de.deserialize_map(EventVisitor).and_then(|ev| de.end().map(|()| ev));
+    match ev {
+        Ok(ev) => finish(ev, opts),
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            let path = PATH.with(|p| p.borrow().join("."));
+            Err(DecodeError(if path.is_empty() { e.to_string() } else { format!("`{path}`: {e}") }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Decodes one JSON value that holds events: an Event, an `EventList` (its `items`), or an array of
+/// events. Each event, or the reason it was rejected, goes to `out` in order; a value that is not
+/// JSON at all gives one error.
+pub fn decode_records<'a>(
+    text: &'a str,
+    opts: &DecodeOptions,
+    out: &mut dyn FnMut(Result<Event<'a>, DecodeError>),
+) {
+    let t = text.trim_start();
+    if t.starts_with('[') {
+        match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    out(decode_event(item.get(), opts).map_err(|e| in_item("array element", i, e)));
+                }
+            }
+            Err(e) => out(Err(e.into())),
+        }
+        return;
+    }
+    if memchr::memmem::find(text.as_bytes(), b"\"EventList\"").is_some() {
+        #[derive(Deserialize)]
+        struct List<'a> {
+            #[serde(borrow)]
+            kind: Option<&'a str>,
+            #[serde(borrow, default)]
+            items: Option<Vec<&'a RawValue>>,
+        }
+        if let Ok(List { kind: Some("EventList"), items }) = serde_json::from_str::<List<'_>>(text) {
+            for (i, item) in items.unwrap_or_default().into_iter().enumerate() {
+                out(decode_event(item.get(), opts).map_err(|e| in_item("EventList item", i, e)));
+            }
+            return;
+        }
+    }
+    out(decode_event(text, opts));
+}
+
+fn in_item(what: &str, i: usize, e: DecodeError) -> DecodeError {
+    DecodeError(format!("{what} {i}: {}", e.0))
+}
+
+fn finish<'a>(mut ev: Event<'a>, opts: &DecodeOptions) -> Result<Event<'a>, DecodeError> {
+    match ev.kind.as_deref() {
+        None | Some("Event") => {}
+        Some(other) => return Err(DecodeError(format!("not an audit Event: kind is `{other}`"))),
+    }
+    if ev.audit_id.is_none() {
+        return Err(DecodeError(not_an_event_reason(&ev)));
+    }
+    if !opts.keep_secrets {
+        let secrets = ev.object_ref.as_ref().and_then(|o| o.resource.as_deref()) == Some("secrets");
+        for obj in [&mut ev.request_object, &mut ev.response_object] {
+            if let Some(text) = obj.as_deref()
+                && let Some(redacted) = redact::redact_json_text(text, secrets)
+            {
+                *obj = Some(Cow::Owned(redacted));
+            }
+        }
+    }
+    ev.derived = Derived::compute(&ev);
+    Ok(ev)
+}
+
+fn not_an_event_reason(ev: &Event<'_>) -> String {
+    let keys = |m: &Map<String, Value>, k: &str| m.contains_key(k);
+    if let Some(u) = &ev.unmapped {
+        if keys(u, "protoPayload") || keys(u, "AuditPayload") {
+            return "not an audit Event: no auditID (this looks like a GKE Cloud Logging entry)".into();
+        }
+        if keys(u, "records") || keys(u, "properties") {
+            return "not an audit Event: no auditID (this looks like an AKS diagnostic record)".into();
+        }
+        if keys(u, "logEvents") {
+            return "not an audit Event: no auditID (this looks like an EKS CloudWatch export)".into();
+        }
+    }
+    "not an audit Event: no auditID".into()
+}
+
+/// A string that borrows from the input when it holds no escapes.
+pub(crate) struct CowStr<'a>(pub Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// What a map visitor has not put in a typed slot.
+#[derive(Default)]
+struct Rest(Option<Map<String, Value>>);
+
+impl Rest {
+    fn insert(&mut self, k: &str, v: Value) {
+        self.0.get_or_insert_with(Map::new).insert(k.to_string(), v);
+    }
+}
+
+/// Reads the value of a known key; a JSON `null` is remembered in `rest` and read as absent.
+fn field<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+    map: &mut A,
+    key: &str,
+    rest: &mut Rest,
+) -> Result<Option<T>, A::Error> {
+    PATH.with(|p| p.borrow_mut().push(key.to_string()));
+    let v: Option<T> = map.next_value()?;
+    PATH.with(|p| p.borrow_mut().pop());
+    if v.is_none() {
+        rest.insert(key, Value::Null);
+    }
+    Ok(v)
+}
+
+fn string<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    key: &str,
+    rest: &mut Rest,
+) -> Result<Option<Cow<'de, str>>, A::Error> {
+    Ok(field::<A, CowStr<'de>>(map, key, rest)?.map(|s| s.0))
+}
+
+fn raw_text<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    key: &str,
+    rest: &mut Rest,
+) -> Result<Option<Cow<'de, str>>, A::Error> {
+    Ok(field::<A, &'de RawValue>(map, key, rest)?.map(|r| Cow::Borrowed(r.get())))
+}
+
+fn strings<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    key: &str,
+    rest: &mut Rest,
+) -> Result<Option<Vec<Cow<'de, str>>>, A::Error> {
+    Ok(field::<A, Vec<CowStr<'de>>>(map, key, rest)?.map(|v| v.into_iter().map(|s| s.0).collect()))
+}
+
+fn timestamp<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    key: &str,
+    rest: &mut Rest,
+) -> Result<Option<i64>, A::Error> {
+    let Some(text) = string(map, key, rest)? else { return Ok(None) };
+    match parse_rfc3339(&text) {
+        Some(p) => {
+            if !p.canonical {
+                rest.insert(key, Value::String(text.into_owned()));
+            }
+            Ok(Some(p.micros))
+        }
+        None => {
+            PATH.with(|p| p.borrow_mut().push(key.to_string()));
+            Err(de::Error::custom(format_args!("not an RFC 3339 timestamp: {text:?}")))
+        }
+    }
+}
+
+/// A nested object read by `V`, with the keys it did not know.
+struct Nested<T>(T, Rest);
+
+macro_rules! nested_visitor {
+    ($name:ident, $ty:ident, $expecting:literal, |$map:ident, $key:ident, $out:ident, $rest:ident| $body:expr) => {
+        impl<'de> Deserialize<'de> for Nested<$ty<'de>> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct $name;
+                impl<'de> Visitor<'de> for $name {
+                    type Value = Nested<$ty<'de>>;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut $map: A) -> Result<Self::Value, A::Error> {
+                        let mut $out = $ty::default();
+                        let mut $rest = Rest::default();
+                        while let Some($key) = $map.next_key::<CowStr<'de>>()? {
+                            let $key = $key.0;
+                            $body
+                        }
+                        // Remember an empty object, so that it is given back.
+                        if $out == $ty::default() && $rest.0.is_none() {
+                            $rest.0 = Some(Map::new());
+                        }
+                        Ok(Nested($out, $rest))
+                    }
+                }
+                d.deserialize_map($name)
+            }
+        }
+    };
+}
+
+nested_visitor!(UserVisitor, UserInfo, "a UserInfo object", |map, key, u, rest| {
+    match key.as_ref() {
+        "username" => u.username = string(&mut map, &key, &mut rest)?,
+        "uid" => u.uid = string(&mut map, &key, &mut rest)?,
+        "groups" => u.groups = strings(&mut map, &key, &mut rest)?,
+        "extra" => u.extra = raw_text(&mut map, &key, &mut rest)?,
+        _ => rest.insert(&key, map.next_value()?),
+    }
+});
+
+nested_visitor!(ObjectRefVisitor, ObjectRef, "an ObjectReference object", |map, key, o, rest| {
+    match key.as_ref() {
+        "resource" => o.resource = string(&mut map, &key, &mut rest)?,
+        "namespace" => o.namespace = string(&mut map, &key, &mut rest)?,
+        "name" => o.name = string(&mut map, &key, &mut rest)?,
+        "uid" => o.uid = string(&mut map, &key, &mut rest)?,
+        "apiGroup" => o.api_group = string(&mut map, &key, &mut rest)?,
+        "apiVersion" => o.api_version = string(&mut map, &key, &mut rest)?,
+        "resourceVersion" => o.resource_version = string(&mut map, &key, &mut rest)?,
+        "subresource" => o.subresource = string(&mut map, &key, &mut rest)?,
+        _ => rest.insert(&key, map.next_value()?),
+    }
+});
+
+nested_visitor!(StatusVisitor, Status, "a Status object", |map, key, s, rest| {
+    match key.as_ref() {
+        "metadata" => s.metadata = raw_text(&mut map, &key, &mut rest)?,
+        "status" => s.status = string(&mut map, &key, &mut rest)?,
+        "message" => s.message = string(&mut map, &key, &mut rest)?,
+        "reason" => s.reason = string(&mut map, &key, &mut rest)?,
+        "details" => s.details = raw_text(&mut map, &key, &mut rest)?,
+        "code" => s.code = field(&mut map, &key, &mut rest)?,
+        _ => rest.insert(&key, map.next_value()?),
+    }
+});
+
+fn nested<'de, A: MapAccess<'de>, T>(
+    map: &mut A,
+    key: &str,
+    rest: &mut Rest,
+) -> Result<Option<T>, A::Error>
+where
+    Nested<T>: Deserialize<'de>,
+{
+    Ok(field::<A, Nested<T>>(map, key, rest)?.map(|Nested(v, r)| {
+        if let Some(r) = r.0 {
+            rest.insert(key, Value::Object(r));
+        }
+        v
+    }))
+}
+
+/// `annotations`: a map of strings, in input order.
+struct Annotations<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'de> Deserialize<'de> for Annotations<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Annotations<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<CowStr<'de>, CowStr<'de>>()? {
+                    out.push((k.0, v.0));
+                }
+                Ok(Annotations(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an audit Event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event<'de>, A::Error> {
+        let mut e = Event::default();
+        let mut rest = Rest::default();
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            let key = key.0;
+            let (m, k, r) = (&mut map, key.as_ref(), &mut rest);
+            match k {
+                "kind" => e.kind = string(m, k, r)?,
+                "apiVersion" => e.api_version = string(m, k, r)?,
+                "level" => e.level = string(m, k, r)?,
+                "auditID" => e.audit_id = string(m, k, r)?,
+                "stage" => e.stage = string(m, k, r)?,
+                "requestURI" => e.request_uri = string(m, k, r)?,
+                "verb" => e.verb = string(m, k, r)?,
+                "user" => e.user = nested(m, k, r)?,
+                "impersonatedUser" => e.impersonated_user = nested(m, k, r)?,
+                "sourceIPs" => e.source_ips = strings(m, k, r)?,
+                "userAgent" => e.user_agent = string(m, k, r)?,
+                "objectRef" => e.object_ref = nested(m, k, r)?,
+                "responseStatus" => e.response_status = nested(m, k, r)?,
+                "requestObject" => e.request_object = raw_text(m, k, r)?,
+                "responseObject" => e.response_object = raw_text(m, k, r)?,
+                "requestReceivedTimestamp" => e.request_received = timestamp(m, k, r)?,
+                "stageTimestamp" => e.stage_timestamp = timestamp(m, k, r)?,
+                "annotations" => e.annotations = field::<A, Annotations<'de>>(m, k, r)?.map(|a| a.0),
+                _ => {
+                    let v: Value = map.next_value()?;
+                    rest.insert(&key, v);
+                }
+            }
+        }
+        e.unmapped = rest.0;
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/prod/pods/web-0/exec?command=sh&command=-c&command=id%20-u&container=web","verb":"create","user":{"username":"alice@example.com","groups":["system:authenticated"],"extra":{"k":["v"]}},"sourceIPs":["10.0.0.1","10.0.0.2"],"objectRef":{"resource":"pods","namespace":"prod","name":"web-0","apiVersion":"v1","subresource":"exec"},"responseStatus":{"metadata":{},"code":101},"requestReceivedTimestamp":"2026-11-20T05:00:00.000000Z","stageTimestamp":"2026-11-20T05:00:01.500000Z","annotations":{"authorization.k8s.io/decision":"allow"},"somethingNew":{"x":1}}"#;
+
+    #[test]
+    fn decodes_and_round_trips() {
+        let ev = decode_event(LINE, &DecodeOptions::default()).unwrap();
+        assert_eq!(ev.verb.as_deref(), Some("create"));
+        assert!(matches!(ev.verb, Some(Cow::Borrowed(_))), "plain strings borrow from the input");
+        assert_eq!(ev.username(), Some("alice@example.com"));
+        assert_eq!(ev.response_status.as_ref().unwrap().code, Some(101));
+        assert_eq!(ev.derived.latency_us, Some(1_500_000));
+        assert_eq!(ev.derived.exec_command.as_deref(), Some("sh -c id -u"));
+        let original: Value = serde_json::from_str(LINE).unwrap();
+        assert_eq!(ev.to_json(), original);
+    }
+
+    #[test]
+    fn wrong_types_reject_with_the_field_named() {
+        let e = decode_event(r#"{"kind":"Event","auditID":"x","verb":7}"#, &DecodeOptions::default())
+            .unwrap_err();
+        assert!(e.0.starts_with("`verb`: invalid type: integer `7`, expected a string"), "{e}");
+        let e = decode_event(r#"{"kind": 0}"#, &DecodeOptions::default()).unwrap_err();
+        assert!(e.0.contains("`kind`"), "{e}");
+        let e = decode_event(r#"{"kind":"Event"}"#, &DecodeOptions::default()).unwrap_err();
+        assert_eq!(e.0, "not an audit Event: no auditID");
+        let e = decode_event(r#"{"kind":"Event","auditID":"#, &DecodeOptions::default()).unwrap_err();
+        assert!(e.0.starts_with("invalid JSON"), "{e}");
+        let e = decode_event("[1]", &DecodeOptions::default()).unwrap_err();
+        assert!(e.0.contains("expected an audit Event object"), "{e}");
+    }
+
+    #[test]
+    fn nulls_empty_objects_and_odd_timestamps_round_trip() {
+        let line = r#"{"auditID":"x","objectRef":null,"user":{},"responseStatus":{"code":200,"kind":"Status"},"requestReceivedTimestamp":"2020-05-05T16:16:37Z","stageTimestamp":"2020-05-05T16:16:37.1234567Z"}"#;
+        let ev = decode_event(line, &DecodeOptions::default()).unwrap();
+        assert_eq!(ev.request_received, Some(1_588_695_397_000_000));
+        assert_eq!(ev.to_json(), serde_json::from_str::<Value>(line).unwrap());
+    }
+
+    #[test]
+    fn event_lists_and_arrays_give_each_item() {
+        let text = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[{"auditID":"a"},{"auditID":7},{"auditID":"c"}]}"#;
+        let mut got = Vec::new();
+        decode_records(text, &DecodeOptions::default(), &mut |r| got.push(r.map(|e| e.audit_id.unwrap().into_owned())));
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].as_deref(), Ok("a"));
+        assert!(got[1].as_ref().unwrap_err().0.starts_with("EventList item 1: `auditID`"));
+        let mut n = 0;
+        decode_records(r#"[{"auditID":"a"},{"auditID":"b"}]"#, &DecodeOptions::default(), &mut |r| {
+            assert!(r.is_ok());
+            n += 1
+        });
+        assert_eq!(n, 2);
+    }
+}

@@ -1,0 +1,157 @@
+//! Secret redaction: the values of a Secret's `data` and `stringData` never leave decoding unless
+//! the user asked to keep them.
+//!
+//! A value is replaced by `kaq-redacted:sha256:<16 hex digits>` — the first 64 bits of the SHA-256
+//! of the value as written — so that "did this secret change?" can still be answered, while the
+//! keys stay as they were. Redaction covers Secret objects anywhere in a request or response body
+//! (lists included), merge and JSON patches sent to the `secrets` resource, and the
+//! `kubectl.kubernetes.io/last-applied-configuration` annotation that repeats a Secret whole.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// What a redacted value starts with.
+pub const MARKER_PREFIX: &str = "kaq-redacted:sha256:";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The marker that replaces `value`.
+pub fn marker(value: &str) -> String {
+    let digest = Sha256::digest(value.as_bytes());
+    let mut out = String::with_capacity(MARKER_PREFIX.len() + 16);
+    out.push_str(MARKER_PREFIX);
+    for b in &digest[..8] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Redacts a request or response body given as JSON text. `secrets_resource` says the event's
+/// `objectRef.resource` is `secrets` (then a body without `kind` is a Secret or a patch of one).
+/// Returns the new text, or `None` when nothing needed redacting.
+pub fn redact_json_text(text: &str, secrets_resource: bool) -> Option<String> {
+    let b = text.as_bytes();
+    let find = |needle: &[u8]| memchr::memmem::find(b, needle).is_some();
+    if !secrets_resource && !find(b"Secret") && !find(LAST_APPLIED.as_bytes()) {
+        return None;
+    }
+    let mut v: Value = serde_json::from_str(text).ok()?;
+    redact_value(&mut v, secrets_resource).then(|| v.to_string())
+}
+
+/// Redacts in place; `secret_context` says an object without `kind` is a Secret. Returns whether
+/// anything changed.
+pub fn redact_value(v: &mut Value, secret_context: bool) -> bool {
+    match v {
+        Value::Object(m) => {
+            let kind = m.get("kind").and_then(Value::as_str);
+            let is_secret = kind == Some("Secret") || (secret_context && kind.is_none());
+            let items_are_secrets = kind == Some("SecretList") || (secret_context && matches!(kind, None | Some("List")));
+            let mut changed = false;
+            for (k, child) in m.iter_mut() {
+                changed |= match k.as_str() {
+                    "data" | "stringData" if is_secret => redact_all(child),
+                    "items" if items_are_secrets => {
+                        let mut c = false;
+                        for item in child.as_array_mut().into_iter().flatten() {
+                            c |= redact_value(item, true);
+                        }
+                        c
+                    }
+                    LAST_APPLIED => redact_embedded(child),
+                    _ => redact_value(child, false),
+                };
+            }
+            changed
+        }
+        Value::Array(a) => {
+            let mut changed = false;
+            for el in a.iter_mut() {
+                // A JSON patch to a secret: {"op":"replace","path":"/data/password","value":"…"}.
+                let patch_path = el.get("path").and_then(Value::as_str).map(str::to_owned);
+                match (secret_context, patch_path) {
+                    (true, Some(p)) if p.starts_with("/data") || p.starts_with("/stringData") => {
+                        if let Some(val) = el.get_mut("value") {
+                            changed |= if p.matches('/').count() >= 2 { redact_one(val) } else { redact_all(val) };
+                        }
+                    }
+                    _ => changed |= redact_value(el, false),
+                }
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+/// Replaces every value of a `data`/`stringData` map.
+fn redact_all(v: &mut Value) -> bool {
+    match v {
+        Value::Object(m) => {
+            let mut changed = false;
+            for val in m.values_mut() {
+                changed |= redact_one(val);
+            }
+            changed
+        }
+        Value::Null => false,
+        other => redact_one(other),
+    }
+}
+
+fn redact_one(v: &mut Value) -> bool {
+    let text = match &*v {
+        Value::String(s) if s.starts_with(MARKER_PREFIX) => return false,
+        Value::String(s) => s.clone(),
+        Value::Null => return false,
+        other => other.to_string(),
+    };
+    *v = Value::String(marker(&text));
+    true
+}
+
+/// The last-applied annotation holds an object as JSON text: redact inside it.
+fn redact_embedded(v: &mut Value) -> bool {
+    let Value::String(s) = v else { return redact_value(v, false) };
+    let Ok(mut inner) = serde_json::from_str::<Value>(s) else { return false };
+    if !redact_value(&mut inner, false) {
+        return false;
+    }
+    *s = inner.to_string();
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_lists_patches_and_last_applied() {
+        let secret = r#"{"kind":"Secret","metadata":{"name":"x","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"kind\":\"Secret\",\"data\":{\"k\":\"SEKRIT1\"}}"}},"data":{"k":"SEKRIT2"},"stringData":{"p":"SEKRIT3"}}"#;
+        let out = redact_json_text(secret, false).unwrap();
+        assert!(!out.contains("SEKRIT"), "{out}");
+        assert!(out.contains(&marker("SEKRIT2")));
+        assert!(out.contains("\"k\""), "keys stay");
+
+        let list = r#"{"kind":"SecretList","items":[{"metadata":{"name":"a"},"data":{"k":"SEKRIT4"}}]}"#;
+        assert!(!redact_json_text(list, true).unwrap().contains("SEKRIT"));
+
+        let merge_patch = r#"{"data":{"k":"SEKRIT5"}}"#;
+        assert!(!redact_json_text(merge_patch, true).unwrap().contains("SEKRIT"));
+        assert_eq!(redact_json_text(merge_patch, false), None, "not a secret outside secrets");
+
+        let json_patch = r#"[{"op":"replace","path":"/data/k","value":"SEKRIT6"},{"op":"add","path":"/stringData","value":{"a":"SEKRIT7"}}]"#;
+        assert!(!redact_json_text(json_patch, true).unwrap().contains("SEKRIT"));
+
+        let status = r#"{"kind":"Status","status":"Success","details":{"name":"x"}}"#;
+        assert_eq!(redact_json_text(status, true), None);
+        let cm = r#"{"kind":"ConfigMap","data":{"k":"visible"}}"#;
+        assert_eq!(redact_json_text(cm, false), None);
+    }
+
+    #[test]
+    fn redaction_is_idempotent() {
+        let s = r#"{"kind":"Secret","data":{"k":"v"}}"#;
+        let once = redact_json_text(s, false).unwrap();
+        assert_eq!(redact_json_text(&once, false), None);
+    }
+}
