@@ -1,0 +1,28 @@
+use std::path::PathBuf;
+
+/// Errors of the columnar layer; foreign errors are wrapped whole.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// A Parquet file that kaq cannot read back as audit events.
+    #[error("not a kaq Parquet file: {0}")]
+    NotKaqParquet(String),
+    /// `--out-dir` holds files already and appending was not asked for.
+    #[error("{0}: the output directory is not empty (use --append to add files beside what is there)")]
+    OutDirNotEmpty(PathBuf),
+}
+
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, Error>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, Error> {
+        self.map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    }
+}

@@ -1,0 +1,119 @@
+//! Hive-partitioned output: `date=2026-11-20/part-0.parquet` or
+//! `date=2026-11-20/hour=05/part-0.parquet`, each file sorted by time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::{Array, RecordBatch, UInt32Array};
+use arrow_select::take::take_record_batch;
+use kaq_schema::time::date_hour;
+
+use crate::error::{Error, IoContext};
+use crate::schema::column_index;
+use crate::write::{SortedParquetWriter, WriteOptions};
+
+/// How to split files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioning {
+    Day,
+    Hour,
+}
+
+/// The Hive name of the partition of rows without a time.
+pub const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// Writes a directory of partitions.
+pub struct PartitionedWriter {
+    dir: PathBuf,
+    by: Partitioning,
+    opts: WriteOptions,
+    writers: BTreeMap<String, SortedParquetWriter>,
+    files: Vec<PathBuf>,
+}
+
+impl PartitionedWriter {
+    /// Starts writing under `dir` (created if missing). Unless `append`, `dir` must be empty, so
+    /// that a second run cannot silently double the data.
+    pub fn create(dir: &Path, by: Partitioning, opts: WriteOptions, append: bool) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).at(dir)?;
+        if !append && std::fs::read_dir(dir).at(dir)?.next().is_some() {
+            return Err(Error::OutDirNotEmpty(dir.to_path_buf()));
+        }
+        Ok(PartitionedWriter { dir: dir.to_path_buf(), by, opts, writers: BTreeMap::new(), files: Vec::new() })
+    }
+
+    fn partition_of(&self, t: Option<i64>) -> String {
+        match t {
+            None => match self.by {
+                Partitioning::Day => format!("date={DEFAULT_PARTITION}"),
+                Partitioning::Hour => format!("date={DEFAULT_PARTITION}/hour={DEFAULT_PARTITION}"),
+            },
+            Some(t) => {
+                let (d, h) = date_hour(t);
+                match self.by {
+                    Partitioning::Day => format!("date={d}"),
+                    Partitioning::Hour => format!("date={d}/hour={h:02}"),
+                }
+            }
+        }
+    }
+
+    /// Adds a batch of [`audit_schema`](crate::audit_schema).
+    pub fn write(&mut self, batch: RecordBatch) -> Result<(), Error> {
+        let t = batch.column(column_index("time").expect("time column")).as_primitive::<TimestampMicrosecondType>();
+        // Rows of one batch mostly fall in one or two partitions: group consecutive runs.
+        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut last: Option<(Option<i64>, String)> = None;
+        for i in 0..batch.num_rows() {
+            let v = t.is_valid(i).then(|| t.value(i));
+            let hour = v.map(|v| v.div_euclid(3_600_000_000));
+            let part = match &last {
+                Some((h, p)) if *h == hour => p.clone(),
+                _ => {
+                    let p = self.partition_of(v);
+                    last = Some((hour, p.clone()));
+                    p
+                }
+            };
+            groups.entry(part).or_default().push(i as u32);
+        }
+        let single = groups.len() == 1;
+        let mut touched = Vec::new();
+        for (part, rows) in groups {
+            let part_batch = if single { batch.clone() } else { take_record_batch(&batch, &UInt32Array::from(rows))? };
+            self.writer(&part)?.write(part_batch)?;
+            touched.push(part);
+        }
+        // Bound memory: partitions not written just now give up their buffers.
+        let pending: usize = self.writers.values().map(|w| w.pending_rows()).sum();
+        if pending > self.opts.run_rows {
+            for (part, w) in self.writers.iter_mut() {
+                if !touched.contains(part) {
+                    w.flush(true)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn writer(&mut self, part: &str) -> Result<&mut SortedParquetWriter, Error> {
+        if !self.writers.contains_key(part) {
+            let dir = self.dir.join(part);
+            std::fs::create_dir_all(&dir).at(&dir)?;
+            let path = (0..).map(|n| dir.join(format!("part-{n}.parquet"))).find(|p| !p.exists()).expect("a free name");
+            self.files.push(path.clone());
+            self.writers.insert(part.to_string(), SortedParquetWriter::create(&path, self.opts.clone())?);
+        }
+        Ok(self.writers.get_mut(part).expect("just inserted"))
+    }
+
+    /// Finishes every file; returns their paths.
+    pub fn finish(self) -> Result<Vec<PathBuf>, Error> {
+        for (_, w) in self.writers {
+            w.finish()?;
+        }
+        Ok(self.files)
+    }
+}

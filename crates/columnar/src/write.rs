@@ -1,0 +1,276 @@
+//! Time-sorted Parquet files from batches in any order, in bounded memory.
+//!
+//! Batches collect into runs of [`WriteOptions::run_rows`] rows; each run is sorted by `time`.
+//! While runs arrive in order (a log written as time goes on), they go straight into the output,
+//! so an ordered log is written in one pass. The first run that starts before the end of what is
+//! written turns on spilling: that run and the later ones go to temporary run files, and
+//! [`SortedParquetWriter::finish`] merges the output-so-far and the runs into the final file.
+//! The final file appears by rename: a crash leaves no half-written output under its name.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::{Array, RecordBatch, UInt32Array};
+use arrow_select::concat::concat_batches;
+use arrow_select::interleave::interleave_record_batch;
+use arrow_select::take::take_record_batch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::error::{Error, IoContext};
+use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, audit_schema, column_index};
+
+/// How files are written.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Rows per row group (the unit of statistics pruning).
+    pub row_group_rows: usize,
+    /// Rows sorted in memory at a time.
+    pub run_rows: usize,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { row_group_rows: 128 * 1024, run_rows: 64 * 1024, zstd_level: 3 }
+    }
+}
+
+/// The sort key of row `i`: its time, with rows without one last.
+fn key(t: &arrow_array::TimestampMicrosecondArray, i: usize) -> i64 {
+    if t.is_valid(i) { t.value(i) } else { i64::MAX }
+}
+
+fn times(b: &RecordBatch) -> &arrow_array::TimestampMicrosecondArray {
+    b.column(column_index("time").expect("time column")).as_primitive::<TimestampMicrosecondType>()
+}
+
+/// Sorts a batch by time, keeping input order among equal times (the stages of one request).
+pub fn sort_by_time(b: &RecordBatch) -> Result<RecordBatch, Error> {
+    let t = times(b);
+    let n = b.num_rows();
+    if (1..n).all(|i| key(t, i - 1) <= key(t, i)) {
+        return Ok(b.clone());
+    }
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    idx.sort_by_key(|&i| key(t, i as usize));
+    Ok(take_record_batch(b, &UInt32Array::from(idx))?)
+}
+
+fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, Error> {
+    let b = WriterProperties::builder()
+        .set_created_by(format!("kaq version {}", env!("CARGO_PKG_VERSION")))
+        .set_max_row_group_row_count(Some(o.row_group_rows));
+    let b = if final_file {
+        b.set_compression(Compression::ZSTD(ZstdLevel::try_new(o.zstd_level)?))
+            .set_sorting_columns(Some(vec![SortingColumn {
+                column_idx: column_index("time").expect("time column") as i32,
+                descending: false,
+                nulls_first: false,
+            }]))
+            .set_key_value_metadata(Some(vec![KeyValue::new(SCHEMA_VERSION_KEY.into(), SCHEMA_VERSION.to_string())]))
+            .set_statistics_truncate_length(Some(128))
+    } else {
+        // Temporary runs: fast to write and read back, no statistics.
+        b.set_compression(Compression::SNAPPY).set_statistics_enabled(EnabledStatistics::None)
+    };
+    Ok(b.build())
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{suffix}"))
+}
+
+/// Writes one time-sorted Parquet file.
+pub struct SortedParquetWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    opts: WriteOptions,
+    writer: Option<ArrowWriter<File>>,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    /// The largest key written straight to the output.
+    written_max: Option<i64>,
+    runs: Vec<PathBuf>,
+    rows: u64,
+}
+
+impl SortedParquetWriter {
+    /// Starts a file at `path` (written to a hidden sibling until [`finish`](Self::finish)).
+    pub fn create(path: &Path, opts: WriteOptions) -> Result<Self, Error> {
+        let tmp = sibling(path, "kaq-tmp");
+        let file = File::create(&tmp).at(&tmp)?;
+        let writer = ArrowWriter::try_new(file, audit_schema(), Some(writer_props(&opts, true)?))?;
+        Ok(SortedParquetWriter {
+            path: path.to_path_buf(),
+            tmp,
+            opts,
+            writer: Some(writer),
+            pending: Vec::new(),
+            pending_rows: 0,
+            written_max: None,
+            runs: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Rows given so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Rows held in memory, not yet sorted and written.
+    pub fn pending_rows(&self) -> usize {
+        self.pending_rows
+    }
+
+    /// Adds a batch of [`audit_schema`](crate::audit_schema).
+    pub fn write(&mut self, batch: RecordBatch) -> Result<(), Error> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        if self.pending_rows >= self.opts.run_rows {
+            self.flush_run()?;
+        }
+        Ok(())
+    }
+
+    /// Sorts and writes what is pending. With `end_row_group`, also closes the row group in
+    /// progress, releasing its buffers (for a partition that is no longer being written).
+    pub fn flush(&mut self, end_row_group: bool) -> Result<(), Error> {
+        self.flush_run()?;
+        if end_row_group && let Some(w) = &mut self.writer {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush_run(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let run = concat_batches(&audit_schema(), &self.pending)?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        let run = sort_by_time(&run)?;
+        let t = times(&run);
+        let (first, last) = (key(t, 0), key(t, run.num_rows() - 1));
+        let in_order = self.runs.is_empty() && self.written_max.is_none_or(|m| m <= first);
+        if in_order {
+            self.writer.as_mut().expect("open until finish").write(&run)?;
+            self.written_max = Some(last);
+        } else {
+            let path = sibling(&self.path, &format!("kaq-run-{}", self.runs.len()));
+            let file = File::create(&path).at(&path)?;
+            let mut w = ArrowWriter::try_new(file, audit_schema(), Some(writer_props(&self.opts, false)?))?;
+            w.write(&run)?;
+            w.close()?;
+            self.runs.push(path);
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, merges spilled runs if any, and puts the file in place.
+    pub fn finish(mut self) -> Result<u64, Error> {
+        self.flush_run()?;
+        let writer = self.writer.take().expect("open until finish");
+        writer.close()?;
+        if !self.runs.is_empty() {
+            let merged = sibling(&self.path, "kaq-merge");
+            let mut inputs = vec![self.tmp.clone()];
+            inputs.extend(self.runs.iter().cloned());
+            merge_sorted(&inputs, &merged, &self.opts)?;
+            for p in &inputs {
+                std::fs::remove_file(p).at(p)?;
+            }
+            std::fs::rename(&merged, &self.path).at(&self.path)?;
+        } else {
+            std::fs::rename(&self.tmp, &self.path).at(&self.path)?;
+        }
+        Ok(self.rows)
+    }
+}
+
+impl Drop for SortedParquetWriter {
+    /// An unfinished writer (an error, a panic) leaves no temporary files behind.
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+            for p in &self.runs {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// Merges time-sorted Parquet files into one sorted file (stable: ties keep input order).
+fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions) -> Result<(), Error> {
+    // Memory bound: about 128K rows in flight across all inputs.
+    let batch = (128 * 1024 / inputs.len().max(1)).clamp(128, 8192);
+    let mut readers: Vec<ParquetRecordBatchReader> = inputs
+        .iter()
+        .map(|p| -> Result<_, Error> {
+            let f = File::open(p).at(p)?;
+            Ok(ParquetRecordBatchReaderBuilder::try_new(f)?.with_batch_size(batch).build()?)
+        })
+        .collect::<Result<_, _>>()?;
+    let file = File::create(out).at(out)?;
+    let mut w = ArrowWriter::try_new(file, audit_schema(), Some(writer_props(opts, true)?))?;
+    let mut current: Vec<Option<RecordBatch>> = Vec::with_capacity(readers.len());
+    let mut heap = BinaryHeap::new();
+    for (r, reader) in readers.iter_mut().enumerate() {
+        let b = reader.next().transpose()?;
+        if let Some(b) = &b {
+            heap.push(Reverse((key(times(b), 0), r, 0usize)));
+        }
+        current.push(b);
+    }
+    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(batch);
+    while let Some(Reverse((_, r, i))) = heap.pop() {
+        picks.push((r, i));
+        let len = current[r].as_ref().map_or(0, |b| b.num_rows());
+        if i + 1 < len {
+            let b = current[r].as_ref().expect("present");
+            heap.push(Reverse((key(times(b), i + 1), r, i + 1)));
+        } else {
+            // The batch of run r is used up: emit what refers to it, then load the next one.
+            emit(&mut w, &current, &mut picks)?;
+            current[r] = readers[r].next().transpose()?;
+            if let Some(b) = &current[r] {
+                heap.push(Reverse((key(times(b), 0), r, 0)));
+            }
+            continue;
+        }
+        if picks.len() >= batch {
+            emit(&mut w, &current, &mut picks)?;
+        }
+    }
+    emit(&mut w, &current, &mut picks)?;
+    w.close()?;
+    Ok(())
+}
+
+fn emit(w: &mut ArrowWriter<File>, current: &[Option<RecordBatch>], picks: &mut Vec<(usize, usize)>) -> Result<(), Error> {
+    if picks.is_empty() {
+        return Ok(());
+    }
+    // interleave takes a dense list of batches: map run numbers to positions in it.
+    let empty = RecordBatch::new_empty(audit_schema());
+    let batches: Vec<&RecordBatch> = current.iter().map(|b| b.as_ref().unwrap_or(&empty)).collect();
+    let out = interleave_record_batch(&batches, picks)?;
+    w.write(&out)?;
+    picks.clear();
+    Ok(())
+}
