@@ -1,1 +1,40 @@
-fn main() {}
+//! `kaq`: the command line. Glue only: parsing flags, wiring the library crates together,
+//! rendering progress, summaries and errors.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// Query, convert and index Kubernetes API-server audit logs.
+///
+/// kaq reads kube-apiserver audit logs (JSON lines, gzip, rotated directories, EventList
+/// batches) and turns them into typed, compressed Parquet that DuckDB, Spark, Trino, pandas and
+/// polars read as they are.
+#[derive(Parser)]
+#[command(name = "kaq", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Convert(cli::convert::ConvertArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Convert(args) => cli::convert::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kaq: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

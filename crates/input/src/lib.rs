@@ -1,1 +1,39 @@
-//! placeholder
+//! Reading Kubernetes audit logs.
+//!
+//! Roles:
+//! - [`expand`]: command-line inputs → [`Source`]s (files, directories in rotation order, `-`);
+//! - [`read`]: the pipeline — plain or gzip (detected by content, multi-member, truncation
+//!   reported), JSON lines or whole documents (pretty-printed events, `EventList`s, arrays; a
+//!   UTF-8 byte-order mark is skipped), decoded in parallel, results in input order;
+//! - [`Reject`] and [`Counts`]: the accounting — every record is an event or a reject with its
+//!   source, line and reason.
+//!
+//! ```no_run
+//! use kaq_input::{expand, read, EventHandler, ReadOptions};
+//! use kaq_schema::Event;
+//!
+//! struct CountDeletes;
+//! impl EventHandler for CountDeletes {
+//!     type Output = usize;
+//!     fn handle(&self, events: &[Event<'_>]) -> usize {
+//!         events.iter().filter(|e| e.verb.as_deref() == Some("delete")).count()
+//!     }
+//! }
+//!
+//! let sources = expand(&["audit.log"]).unwrap();
+//! let mut deletes = 0;
+//! let report = read(&sources, &ReadOptions::default(), &CountDeletes, |chunk| {
+//!     deletes += chunk.output.unwrap_or(0);
+//!     Ok::<(), std::convert::Infallible>(())
+//! })
+//! .unwrap();
+//! println!("{deletes} deletes in {} events ({} rejected)", report.counts.events, report.counts.rejected);
+//! ```
+
+mod error;
+mod read;
+mod sources;
+
+pub use error::InputError;
+pub use read::{Chunk, Counts, EventHandler, ReadOptions, Reject, Report, read};
+pub use sources::{Source, expand, rotation_key};

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Compares `kaq convert` with DuckDB on the same generated audit log, in one run, one after the other.
+#
+#   benches/compare.sh [EVENTS]          # default 1000000
+#
+# Environment:
+#   KAQ=path/to/kaq        use this binary, skip `cargo build --release`
+#   KAQ_BENCH_DIR=DIR      logs, outputs and results (default target/bench-data)
+#   GEN_AUDIT=PATH         the log generator (default ../shared/tools/gen-audit, from the repo root)
+#   KAQ_BENCHES="a b"      which measurements to run, in order (default: all of BENCHES below)
+#   DUCKDB_THREADS=N       pin DuckDB's thread count (default: DuckDB's own choice)
+#   KAQ_PYENV              where scripts/pyenv.sh keeps the venv with duckdb
+#
+# Each measured command is one function `bench_NAME` that calls `measure`; to add one, write the
+# function and add NAME to BENCHES. The log is generated once and reused. Wall time and peak RSS come
+# from `/usr/bin/time -v` (or, without GNU time, from a small Python runner that reads the same
+# numbers from getrusage). Ratios are DuckDB / kaq, so > 1 means kaq is faster / smaller.
+set -euo pipefail
+
+die() { echo "compare.sh: $*" >&2; exit 1; }
+note() { echo "compare.sh: $*" >&2; }
+
+root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
+cd -- "$root"
+
+events="${1:-1000000}"
+[[ "$events" =~ ^[1-9][0-9]*$ ]] || die "EVENTS must be a positive whole number, got '$events'"
+
+bench_dir="${KAQ_BENCH_DIR:-target/bench-data}"
+mkdir -p -- "$bench_dir"
+bench_dir="$(cd -- "$bench_dir" && pwd)"
+gen_audit="${GEN_AUDIT:-../shared/tools/gen-audit}"
+log_file="$bench_dir/audit-$events.log"
+out_dir="$bench_dir/out-$events"
+work_dir="$bench_dir/work"
+mkdir -p -- "$out_dir" "$work_dir"
+
+BENCHES=(kaq_convert duckdb_convert)
+read -r -a selected <<<"${KAQ_BENCHES:-${BENCHES[*]}}"
+
+# Results, by measurement name.
+declare -A SECS=() RSS_KB=() BYTES=() INNER_SECS=()
+order=()
+
+# ------------------------------------------------------------------------------------------------
+# Setup
+
+build_kaq() {
+    if [[ -n "${KAQ:-}" ]]; then
+        [[ -x "$KAQ" ]] || die "KAQ=$KAQ is not an executable file"
+        kaq="$(cd -- "$(dirname -- "$KAQ")" && pwd)/$(basename -- "$KAQ")"
+        note "using kaq at $kaq (no build)"
+        return
+    fi
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust, or set KAQ=path/to/kaq"
+    note "cargo build --release"
+    cargo build --release >&2
+    kaq="${CARGO_TARGET_DIR:-$root/target}/release/kaq"
+    [[ -x "$kaq" ]] || die "the build did not produce $kaq"
+}
+
+setup_python() {
+    py="$(scripts/pyenv.sh </dev/null | tail -n 1)"
+    [[ -x "$py" ]] || die "scripts/pyenv.sh did not give a python (got '$py')"
+}
+
+generate_log() {
+    if [[ -s "$log_file" ]]; then
+        note "reusing $log_file"
+        return
+    fi
+    [[ -f "$gen_audit" ]] || die "log generator not found at '$gen_audit' (from $root); set GEN_AUDIT=/path/to/gen-audit"
+    note "generating $events events into $log_file"
+    local tmp="$log_file.tmp.$$"
+    if [[ -x "$gen_audit" ]]; then
+        "$gen_audit" --events "$events" --seed 1 --out "$tmp"
+    else
+        python3 "$gen_audit" --events "$events" --seed 1 --out "$tmp"
+    fi
+    mv -f -- "$tmp" "$log_file"
+}
+
+gnu_time=""
+if [[ -x /usr/bin/time ]] && /usr/bin/time -v true >/dev/null 2>&1; then
+    gnu_time=/usr/bin/time
+fi
+
+# Stand-in for `/usr/bin/time -v -o FILE CMD...`: the same two lines, from getrusage.
+time_runner() {
+    cat >"$work_dir/timerun.py" <<'PY'
+import resource, subprocess, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+rc = subprocess.call(cmd)
+s = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(out, "w") as f:
+    f.write(f"\tElapsed (wall clock) time (h:mm:ss or m:ss): {int(s // 60)}:{s % 60:05.2f}\n")
+    f.write(f"\tMaximum resident set size (kbytes): {rss}\n")
+sys.exit(rc)
+PY
+}
+
+# ------------------------------------------------------------------------------------------------
+# Measuring
+
+bytes_of() {
+    if [[ -d "$1" ]]; then
+        find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
+    elif [[ -e "$1" ]]; then
+        stat -c %s -- "$1"
+    else
+        echo 0
+    fi
+}
+
+# measure NAME OUTPUT CMD...: runs CMD once (OUTPUT, a file or directory, removed first), and records
+# its wall seconds, peak RSS and the bytes of OUTPUT under NAME. CMD's stdout goes to
+# $work_dir/NAME.stdout, its stderr to $work_dir/NAME.stderr.
+measure() {
+    local name=$1 output=$2
+    shift 2
+    rm -rf -- "$output"
+    local tfile="$work_dir/$name.time"
+    note "running $name: $*"
+    local rc=0
+    if [[ -n "$gnu_time" ]]; then
+        "$gnu_time" -v -o "$tfile" -- "$@" >"$work_dir/$name.stdout" 2>"$work_dir/$name.stderr" || rc=$?
+    else
+        "$py" "$work_dir/timerun.py" "$tfile" "$@" >"$work_dir/$name.stdout" 2>"$work_dir/$name.stderr" || rc=$?
+    fi
+    if ((rc != 0)); then
+        tail -n 20 -- "$work_dir/$name.stderr" >&2 || true
+        die "$name failed (exit $rc); full output in $work_dir/$name.stderr"
+    fi
+    SECS[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ {
+            n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$tfile")
+    RSS_KB[$name]=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tfile")
+    BYTES[$name]=$(bytes_of "$output")
+    order+=("$name")
+}
+
+bench_kaq_convert() {
+    local out="$out_dir/out_kaq.parquet"
+    measure kaq "$out" "$kaq" convert "$log_file" -o "$out"
+}
+
+bench_duckdb_convert() {
+    local out="$out_dir/out_duck.parquet"
+    cat >"$work_dir/duckdb_convert.py" <<'PY'
+import os, sys, time
+import duckdb
+
+log, out, tmp = sys.argv[1:4]
+q = lambda s: "'" + s.replace("'", "''") + "'"
+con = duckdb.connect()
+con.execute(f"SET temp_directory = {q(tmp)}")  # not ./.tmp in the repo
+if os.environ.get("DUCKDB_THREADS"):
+    con.execute(f"SET threads = {int(os.environ['DUCKDB_THREADS'])}")
+t0 = time.perf_counter()
+con.execute(f"COPY (SELECT * FROM read_json_auto({q(log)}, sample_size=-1)) "
+            f"TO {q(out)} (FORMAT parquet, COMPRESSION zstd)")
+print(f"{time.perf_counter() - t0:.3f}")
+PY
+    measure duckdb "$out" "$py" "$work_dir/duckdb_convert.py" "$log_file" "$out" "$work_dir/duckdb-tmp"
+    INNER_SECS[duckdb]=$(tail -n 1 -- "$work_dir/duckdb.stdout")
+}
+
+# ------------------------------------------------------------------------------------------------
+# Report
+
+ratio() { # ratio A B: A / B to two places, or "-" when either is missing or B is 0
+    awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+
+report() {
+    local results="$bench_dir/results-$events.tsv"
+    printf 'tool\tseconds\toutput_bytes\tpeak_rss_mb\n' >"$results"
+    echo
+    echo "events: $events   log: $log_file ($(bytes_of "$log_file") bytes)   cpus: $(nproc)"
+    echo
+    printf '%-22s %10s %14s %12s\n' tool seconds "output bytes" "peak RSS MB"
+    local name mb
+    for name in "${order[@]}"; do
+        mb=$(awk -v k="${RSS_KB[$name]}" 'BEGIN { printf "%.1f", k / 1024 }')
+        printf '%-22s %10s %14s %12s\n' "$name" "${SECS[$name]}" "${BYTES[$name]}" "$mb"
+        printf '%s\t%s\t%s\t%s\n' "$name" "${SECS[$name]}" "${BYTES[$name]}" "$mb" >>"$results"
+        if [[ -n "${INNER_SECS[$name]:-}" ]]; then
+            printf '%-22s %10s %14s %12s\n' "$name (query only)" "${INNER_SECS[$name]}" "-" "-"
+            printf '%s\t%s\t\t\n' "$name (query only)" "${INNER_SECS[$name]}" >>"$results"
+        fi
+    done
+    echo
+    if [[ -n "${SECS[kaq]:-}" && -n "${SECS[duckdb]:-}" ]]; then
+        echo "duckdb_seconds / kaq_seconds:         $(ratio "${SECS[duckdb]}" "${SECS[kaq]}")"
+        echo "duckdb query-only / kaq_seconds:      $(ratio "${INNER_SECS[duckdb]:-}" "${SECS[kaq]}")"
+        echo "duckdb_bytes / kaq_bytes:             $(ratio "${BYTES[duckdb]}" "${BYTES[kaq]}")"
+        echo "duckdb_rss / kaq_rss:                 $(ratio "${RSS_KB[duckdb]}" "${RSS_KB[kaq]}")"
+    fi
+    echo
+    echo "results: $results"
+}
+
+# ------------------------------------------------------------------------------------------------
+
+main() {
+    local b needs_kaq=0 needs_py=0
+    for b in "${selected[@]}"; do
+        declare -F "bench_$b" >/dev/null || die "unknown benchmark '$b' (known: ${BENCHES[*]})"
+        [[ "$b" == kaq_* ]] && needs_kaq=1
+        [[ "$b" == duckdb_* ]] && needs_py=1
+    done
+    ((needs_kaq)) && build_kaq
+    # The venv is also the fallback timer when GNU time is missing.
+    if ((needs_py)) || [[ -z "$gnu_time" ]]; then
+        setup_python
+    fi
+    [[ -n "$gnu_time" ]] || { note "no GNU time at /usr/bin/time: timing with getrusage instead"; time_runner; }
+    generate_log
+    # Sequential on purpose: the machine is noisy, and the ratios within one run are what count.
+    for b in "${selected[@]}"; do
+        "bench_$b"
+    done
+    report
+}
+
+main "$@"

@@ -1,0 +1,452 @@
+//! The reading pipeline: one thread reads and frames the input, worker threads decode, and the
+//! caller receives the results in input order.
+//!
+//! ```text
+//! reader thread ──jobs──▶ N decode workers ──results──▶ caller (reordered by sequence number)
+//! ```
+//!
+//! Memory stays bounded: the job channel holds a few chunks, so a slow consumer slows the reader.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use flate2::bufread::MultiGzDecoder;
+use kaq_schema::{DecodeOptions, Event, decode_records};
+use serde::de::IgnoredAny;
+
+use crate::sources::Source;
+
+/// How to read.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub decode: DecodeOptions,
+    /// Decode threads (default: the number of cores).
+    pub threads: usize,
+    /// Bytes per chunk of lines handed to a worker.
+    pub chunk_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            decode: DecodeOptions::default(),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            chunk_bytes: 2 << 20,
+        }
+    }
+}
+
+/// A record that is not an audit event, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// The input it came from.
+    pub source: Arc<str>,
+    /// 1-based line number (of the start of the document, for multi-line documents).
+    pub line: u64,
+    pub reason: String,
+    /// The text of the line (or document), whole.
+    pub raw: Vec<u8>,
+}
+
+/// What was read. Every record is either an event or a reject: `records() == events + rejected`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Physical lines read.
+    pub lines: u64,
+    /// Blank lines (skipped).
+    pub blank: u64,
+    pub events: u64,
+    pub rejected: u64,
+    /// Bytes read (after decompression).
+    pub bytes: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        self.lines += o.lines;
+        self.blank += o.blank;
+        self.events += o.events;
+        self.rejected += o.rejected;
+        self.bytes += o.bytes;
+    }
+
+    /// Records seen: events plus rejects.
+    pub fn records(&self) -> u64 {
+        self.events + self.rejected
+    }
+}
+
+/// Turns the events of one chunk into something to send back (e.g. an Arrow batch). Runs on the
+/// worker threads.
+pub trait EventHandler: Sync {
+    type Output: Send;
+    fn handle(&self, events: &[Event<'_>]) -> Self::Output;
+}
+
+/// One chunk's results, given to the caller in input order.
+pub struct Chunk<O> {
+    /// The handler's output, when the chunk held events.
+    pub output: Option<O>,
+    pub rejects: Vec<Reject>,
+    pub counts: Counts,
+}
+
+/// The totals of a read.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub counts: Counts,
+    pub sources: usize,
+    /// Inputs that broke off or could not be read, as messages (`file: what happened`).
+    pub read_errors: Vec<String>,
+}
+
+enum Job {
+    Lines { source: Arc<str>, first_line: u64, data: Vec<u8> },
+    Doc { source: Arc<str>, first_line: u64, data: Vec<u8> },
+    Ready { rejects: Vec<Reject>, counts: Counts },
+}
+
+enum Msg<O> {
+    Chunk(u64, Chunk<O>),
+    ReadError(u64, String),
+}
+
+/// Reads every source, decoding on `opts.threads` threads; `consume` gets each chunk in order.
+/// An error from `consume` stops the read and is returned.
+pub fn read<H, E>(
+    sources: &[Source],
+    opts: &ReadOptions,
+    handler: &H,
+    mut consume: impl FnMut(Chunk<H::Output>) -> Result<(), E>,
+) -> Result<Report, E>
+where
+    H: EventHandler,
+{
+    let threads = opts.threads.max(1);
+    let (job_tx, job_rx) = bounded::<(u64, Job)>(threads * 2);
+    let (res_tx, res_rx) = unbounded::<Msg<H::Output>>();
+    let mut report = Report { sources: sources.len(), ..Report::default() };
+    std::thread::scope(|s| {
+        let reader_res = res_tx.clone();
+        s.spawn(move || reader(sources, opts.chunk_bytes, job_tx, reader_res));
+        for _ in 0..threads {
+            let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
+            s.spawn(move || worker(job_rx, res_tx, handler, &opts.decode));
+        }
+        drop(res_tx);
+        drop(job_rx);
+        collect(res_rx, &mut report, &mut consume)
+    })?;
+    Ok(report)
+}
+
+fn collect<O, E>(
+    rx: Receiver<Msg<O>>,
+    report: &mut Report,
+    consume: &mut impl FnMut(Chunk<O>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut next = 0u64;
+    let mut waiting: BTreeMap<u64, Msg<O>> = BTreeMap::new();
+    for msg in rx {
+        let seq = match &msg {
+            Msg::Chunk(seq, _) | Msg::ReadError(seq, _) => *seq,
+        };
+        waiting.insert(seq, msg);
+        while let Some(msg) = waiting.remove(&next) {
+            next += 1;
+            match msg {
+                Msg::Chunk(_, chunk) => {
+                    report.counts.add(&chunk.counts);
+                    consume(chunk)?;
+                }
+                Msg::ReadError(_, e) => report.read_errors.push(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn worker<H: EventHandler>(
+    jobs: Receiver<(u64, Job)>,
+    out: Sender<Msg<H::Output>>,
+    handler: &H,
+    opts: &DecodeOptions,
+) {
+    for (seq, job) in jobs {
+        let chunk = match job {
+            Job::Lines { source, first_line, data } => decode_lines(&source, first_line, &data, handler, opts),
+            Job::Doc { source, first_line, data } => decode_documents(&source, first_line, &data, handler, opts),
+            Job::Ready { rejects, counts } => Chunk { output: None, rejects, counts },
+        };
+        if out.send(Msg::Chunk(seq, chunk)).is_err() {
+            return; // the caller stopped
+        }
+    }
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+fn decode_lines<H: EventHandler>(
+    source: &Arc<str>,
+    first_line: u64,
+    data: &[u8],
+    handler: &H,
+    opts: &DecodeOptions,
+) -> Chunk<H::Output> {
+    let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
+    let mut events = Vec::new();
+    let mut rejects = Vec::new();
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    if !data.is_empty() {
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            counts.lines += 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if is_blank(line) {
+                counts.blank += 1;
+                continue;
+            }
+            let n = first_line + i as u64;
+            let reject = |reason: String| Reject { source: source.clone(), line: n, reason, raw: line.to_vec() };
+            match std::str::from_utf8(line) {
+                Ok(text) => decode_records(text, opts, &mut |r| match r {
+                    Ok(ev) => events.push(ev),
+                    Err(e) => rejects.push(reject(e.0)),
+                }),
+                Err(e) => rejects.push(reject(format!("invalid UTF-8 at byte {}", e.valid_up_to()))),
+            }
+        }
+    }
+    counts.events = events.len() as u64;
+    counts.rejected = rejects.len() as u64;
+    let output = (!events.is_empty()).then(|| handler.handle(&events));
+    Chunk { output, rejects, counts }
+}
+
+/// A file of whole JSON documents (pretty-printed events, an EventList, an array…), one after
+/// another.
+fn decode_documents<H: EventHandler>(
+    source: &Arc<str>,
+    first_line: u64,
+    data: &[u8],
+    handler: &H,
+    opts: &DecodeOptions,
+) -> Chunk<H::Output> {
+    let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
+    counts.lines = memchr::memchr_iter(b'\n', data).count() as u64 + u64::from(!data.ends_with(b"\n"));
+    let mut events = Vec::new();
+    let mut rejects = Vec::new();
+    let line_at = |off: usize| first_line + memchr::memchr_iter(b'\n', &data[..off]).count() as u64;
+    match std::str::from_utf8(data) {
+        Err(e) => rejects.push(Reject {
+            source: source.clone(),
+            line: line_at(e.valid_up_to()),
+            reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            raw: data.to_vec(),
+        }),
+        Ok(text) => {
+            let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>();
+            loop {
+                let before = stream.byte_offset();
+                let start = before + text[before..].len() - text[before..].trim_start().len();
+                match stream.next() {
+                    None => break,
+                    Some(Ok(raw)) => {
+                        let line = line_at(start);
+                        decode_records(raw.get(), opts, &mut |r| match r {
+                            Ok(ev) => events.push(ev),
+                            Err(e) => rejects.push(Reject {
+                                source: source.clone(),
+                                line,
+                                reason: e.0,
+                                raw: raw.get().as_bytes().to_vec(),
+                            }),
+                        });
+                    }
+                    Some(Err(e)) => {
+                        rejects.push(Reject {
+                            source: source.clone(),
+                            line: line_at(start),
+                            reason: format!("invalid JSON: {e} (the rest of the input from here is rejected)"),
+                            raw: text[start..].as_bytes().to_vec(),
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    counts.events = events.len() as u64;
+    counts.rejected = rejects.len() as u64;
+    let output = (!events.is_empty()).then(|| handler.handle(&events));
+    Chunk { output, rejects, counts }
+}
+
+/// Reads until `buf` has grown by `want` bytes or the input ends. Returns (ended, error).
+fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> (bool, Option<std::io::Error>) {
+    let target = buf.len() + want;
+    let mut tmp = vec![0u8; 256 << 10];
+    while buf.len() < target {
+        match r.read(&mut tmp) {
+            Ok(0) => return (true, None),
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (true, Some(e)),
+        }
+    }
+    (false, None)
+}
+
+fn open(source: &Source) -> std::io::Result<Box<dyn Read + Send>> {
+    let raw: Box<dyn Read + Send> = match source {
+        Source::Stdin => Box::new(std::io::stdin()),
+        Source::File(p) => Box::new(File::open(p)?),
+    };
+    let mut r = BufReader::with_capacity(256 << 10, raw);
+    let gz = r.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gz { Box::new(BufReader::with_capacity(256 << 10, MultiGzDecoder::new(r))) } else { Box::new(r) })
+}
+
+#[derive(PartialEq, Clone, Copy)]
+enum Mode {
+    Lines,
+    Documents,
+}
+
+fn parses(text: &[u8]) -> bool {
+    serde_json::from_slice::<IgnoredAny>(text).is_ok()
+}
+
+/// Decides how an input is framed from its start. A first line that is a JSON value, or that
+/// is followed by an unindented line, makes JSON lines (a bad first line is then just rejected).
+/// A first line followed by indented lines may open a pretty-printed document: that is decided
+/// once the input is whole (`None` until then).
+fn sniff(buf: &[u8], ended: bool) -> Option<Mode> {
+    let Some(start) = buf.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return ended.then_some(Mode::Lines);
+    };
+    let rest = &buf[start..];
+    let Some(nl) = memchr::memchr(b'\n', rest) else {
+        return ended.then_some(Mode::Lines);
+    };
+    if parses(&rest[..nl]) {
+        return Some(Mode::Lines);
+    }
+    let next = &rest[nl + 1..];
+    if next.is_empty() && !ended {
+        return None;
+    }
+    if !next.first().is_some_and(|b| matches!(b, b' ' | b'\t' | b'}' | b']' | b'{' | b'"')) {
+        return Some(Mode::Lines);
+    }
+    if !ended {
+        return None;
+    }
+    let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<IgnoredAny>();
+    match stream.next() {
+        Some(Ok(_)) => Some(Mode::Documents),
+        _ => Some(Mode::Lines),
+    }
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// The most a document file is buffered before it is read as JSON lines instead.
+const MAX_DOCUMENT_BYTES: usize = 256 << 20;
+
+fn reader<O>(sources: &[Source], chunk_bytes: usize, jobs: Sender<(u64, Job)>, errors: Sender<Msg<O>>) {
+    let mut seq = 0u64;
+    let mut next_seq = || {
+        seq += 1;
+        seq - 1
+    };
+    for source in sources {
+        let name: Arc<str> = source.display_name().into();
+        let mut r = match open(source) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = errors.send(Msg::ReadError(next_seq(), format!("{name}: {e}")));
+                continue;
+            }
+        };
+        let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + (64 << 10));
+        let mut line = 1u64;
+        let mut mode: Option<Mode> = None;
+        let mut bom_checked = false;
+        loop {
+            let (ended, err) = fill(&mut *r, &mut buf, chunk_bytes);
+            if !bom_checked && (buf.len() >= 3 || ended) {
+                if buf.starts_with(BOM) {
+                    buf.drain(..3);
+                }
+                bom_checked = true;
+            }
+            if mode.is_none() {
+                mode = sniff(&buf, ended);
+                if mode.is_none() {
+                    if buf.len() <= MAX_DOCUMENT_BYTES {
+                        continue;
+                    }
+                    mode = Some(Mode::Lines);
+                }
+            }
+            let mode = mode.expect("decided above");
+            if mode == Mode::Documents && !ended {
+                continue; // documents are decoded once the input is whole
+            }
+            let cut = if ended && err.is_none() {
+                buf.len()
+            } else {
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(i) => i + 1,
+                    None if ended => 0,
+                    None => continue, // a line longer than a chunk: read on
+                }
+            };
+            let rest = buf.split_off(cut);
+            let data = std::mem::replace(&mut buf, rest);
+            let lines = memchr::memchr_iter(b'\n', &data).count() as u64
+                + u64::from(!data.is_empty() && !data.ends_with(b"\n"));
+            if !data.is_empty() {
+                let (source, first_line) = (name.clone(), line);
+                let job = match mode {
+                    Mode::Documents => Job::Doc { source, first_line, data },
+                    Mode::Lines => Job::Lines { source, first_line, data },
+                };
+                if jobs.send((next_seq(), job)).is_err() {
+                    return; // the caller stopped
+                }
+            }
+            line += lines;
+            if let Some(e) = err {
+                // The input broke off (a truncated gzip, a failing disk): keep what came before,
+                // reject the partial line, and say so.
+                let tail = std::mem::take(&mut buf);
+                let mut counts = Counts { bytes: tail.len() as u64, ..Counts::default() };
+                let mut rejects = Vec::new();
+                if !is_blank(&tail) {
+                    counts.lines = 1;
+                    counts.rejected = 1;
+                    rejects.push(Reject {
+                        source: name.clone(),
+                        line,
+                        reason: format!("incomplete line: the input broke off here ({e})"),
+                        raw: tail,
+                    });
+                }
+                if jobs.send((next_seq(), Job::Ready { rejects, counts })).is_err() {
+                    return;
+                }
+                let msg = format!("{name}: the input broke off after line {}: {e}", line - 1);
+                let _ = errors.send(Msg::ReadError(next_seq(), msg));
+                break;
+            }
+            if ended {
+                break;
+            }
+        }
+    }
+}

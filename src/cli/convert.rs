@@ -1,0 +1,292 @@
+//! `kaq convert`: audit logs → Parquet (one file or Hive partitions), and Parquet → JSON lines.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use kaq_columnar::{
+    Columns, EventBatchBuilder, PartitionedWriter, Partitioning, SortedParquetWriter, WriteOptions, audit_schema,
+};
+use kaq_input::{Counts, EventHandler, ReadOptions, Report, Source};
+use kaq_schema::{DecodeOptions, Event};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
+
+use super::progress::bytes_bar;
+use super::report::{Rejects, human_bytes, thousands};
+
+/// Convert audit logs to Parquet (or Parquet back to JSON lines).
+///
+/// Inputs are kube-apiserver audit logs: JSON lines (one audit.k8s.io Event per line), gzip
+/// (rotated `.gz` files), directories of them (read oldest rotation first), `-` for stdin,
+/// EventList batches, pretty-printed events, or Parquet files written by kaq.
+///
+/// Every line is either converted or rejected: the first rejects are shown on stderr with
+/// file:line and the reason, `--rejects FILE` keeps every rejected line whole, and the summary
+/// always adds up. Secret values in request/response bodies are replaced by a hash marker unless
+/// `--keep-secrets` is given.
+///
+/// Examples:
+///
+///   kaq convert audit.log -o audit.parquet
+///
+///   kaq convert /var/log/kubernetes/ --out-dir archive/ --partition-by hour
+///
+///   kaq convert audit.parquet -o audit.jsonl      (back to audit JSON)
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct ConvertArgs {
+    /// Files, directories or `-` (stdin) to read.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+
+    /// Write one file: `.parquet`, or `.jsonl`/`.json`/`.log` (JSON lines, `.gz` to compress);
+    /// `-` writes JSON lines to stdout.
+    #[arg(short = 'o', long = "output", value_name = "OUT", required_unless_present = "out_dir", conflicts_with = "out_dir")]
+    output: Option<PathBuf>,
+
+    /// Write Hive-partitioned Parquet under DIR (date=YYYY-MM-DD/[hour=HH/]part-N.parquet).
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+
+    /// How --out-dir splits files.
+    #[arg(long, value_enum, default_value = "day", requires = "out_dir")]
+    partition_by: PartitionBy,
+
+    /// Add files to a non-empty --out-dir instead of refusing.
+    #[arg(long, requires = "out_dir")]
+    append: bool,
+
+    /// Write every rejected line, whole, to FILE.
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+
+    /// Exit with status 1 when anything was rejected or an input broke off.
+    #[arg(long)]
+    strict: bool,
+
+    /// Keep the values of Secret data (redacted by default).
+    #[arg(long)]
+    keep_secrets: bool,
+
+    /// Decoding threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PartitionBy {
+    Day,
+    Hour,
+}
+
+/// Where converted batches go.
+enum Sink {
+    Parquet(SortedParquetWriter, PathBuf),
+    Partitioned(PartitionedWriter),
+    Json(JsonSink),
+}
+
+struct JsonSink {
+    out: Box<dyn Write>,
+    /// (temporary file, final path) for file output.
+    rename: Option<(PathBuf, PathBuf)>,
+}
+
+impl Sink {
+    fn write(&mut self, batch: arrow_array::RecordBatch) -> anyhow::Result<()> {
+        match self {
+            Sink::Parquet(w, _) => w.write(batch)?,
+            Sink::Partitioned(w) => w.write(batch)?,
+            Sink::Json(j) => {
+                let cols = Columns::new(&batch)?;
+                for i in 0..batch.num_rows() {
+                    serde_json::to_writer(&mut j.out, &cols.event(i)?.to_json())?;
+                    j.out.write_all(b"\n")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes; returns what was written and its size in bytes.
+    fn finish(self) -> anyhow::Result<(String, u64)> {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        Ok(match self {
+            Sink::Parquet(w, path) => {
+                w.finish()?;
+                (path.display().to_string(), size(&path))
+            }
+            Sink::Partitioned(w) => {
+                let files = w.finish()?;
+                let total = files.iter().map(|p| size(p)).sum();
+                (format!("{} files", files.len()), total)
+            }
+            Sink::Json(mut j) => {
+                j.out.flush()?;
+                drop(j.out);
+                match j.rename {
+                    Some((tmp, path)) => {
+                        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+                        (path.display().to_string(), size(&path))
+                    }
+                    None => ("stdout".into(), 0),
+                }
+            }
+        })
+    }
+}
+
+fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
+    let opts = WriteOptions::default();
+    if let Some(dir) = &args.out_dir {
+        let by = match args.partition_by {
+            PartitionBy::Day => Partitioning::Day,
+            PartitionBy::Hour => Partitioning::Hour,
+        };
+        return Ok(Sink::Partitioned(PartitionedWriter::create(dir, by, opts, args.append)?));
+    }
+    let out = args.output.as_ref().expect("clap requires -o or --out-dir");
+    if out == Path::new("-") {
+        return Ok(Sink::Json(JsonSink { out: Box::new(BufWriter::new(std::io::stdout().lock())), rename: None }));
+    }
+    let name = out.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let (stem, gz) = match name.strip_suffix(".gz") {
+        Some(s) => (s.to_string(), true),
+        None => (name.clone(), false),
+    };
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    if stem.ends_with(".parquet") && !gz {
+        return Ok(Sink::Parquet(SortedParquetWriter::create(out, opts)?, out.clone()));
+    }
+    if [".jsonl", ".json", ".log", ".ndjson"].iter().any(|e| stem.ends_with(e)) {
+        let tmp = out.with_file_name(format!(".{name}.kaq-tmp"));
+        let file = BufWriter::with_capacity(1 << 20, File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+        let w: Box<dyn Write> = if gz {
+            Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()))
+        } else {
+            Box::new(file)
+        };
+        return Ok(Sink::Json(JsonSink { out: w, rename: Some((tmp, out.clone())) }));
+    }
+    bail!(
+        "{}: unknown output type; name it .parquet for Parquet, or .jsonl / .json / .log (optionally .gz) for JSON lines, or use --out-dir",
+        out.display()
+    )
+}
+
+/// Builds an Arrow batch from each chunk of decoded events, on the worker threads.
+struct ToBatch;
+
+impl EventHandler for ToBatch {
+    type Output = arrow_array::RecordBatch;
+    fn handle(&self, events: &[Event<'_>]) -> arrow_array::RecordBatch {
+        let mut b = EventBatchBuilder::new();
+        for e in events {
+            b.append(e);
+        }
+        b.finish()
+    }
+}
+
+/// A Parquet batch in kaq's schema: as it is when the types already match, else rebuilt through
+/// the event model (a file rewritten by another tool with plain strings, say).
+fn normalize(batch: arrow_array::RecordBatch) -> anyhow::Result<arrow_array::RecordBatch> {
+    if let Ok(b) = arrow_array::RecordBatch::try_new(audit_schema(), batch.columns().to_vec()) {
+        return Ok(b);
+    }
+    let cols = Columns::new(&batch)?;
+    let mut b = EventBatchBuilder::new();
+    for i in 0..batch.num_rows() {
+        b.append(&cols.event(i)?);
+    }
+    Ok(b.finish())
+}
+
+pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let start = Instant::now();
+    let sources = kaq_input::expand(&args.inputs)?;
+    if sources.is_empty() {
+        bail!("no input files found in {}", args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    let bytes_in: Option<u64> = sources.iter().map(Source::len).sum();
+    let progress = bytes_bar(bytes_in, args.quiet);
+    let mut sink = open_sink(&args)?;
+    let mut rejects = Rejects::new(args.rejects.as_deref())?;
+    let read_opts = ReadOptions {
+        decode: DecodeOptions { keep_secrets: args.keep_secrets },
+        threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads),
+        ..ReadOptions::default()
+    };
+    let mut report = Report { sources: sources.len(), ..Report::default() };
+
+    // Parquet inputs are read as batches; runs of log inputs between them go through the decoder.
+    let mut logs: Vec<Source> = Vec::new();
+    let flush_logs = |logs: &mut Vec<Source>, sink: &mut Sink, rejects: &mut Rejects, report: &mut Report| -> anyhow::Result<()> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let r = kaq_input::read(logs, &read_opts, &ToBatch, |chunk| -> anyhow::Result<()> {
+            progress.inc(chunk.counts.bytes);
+            for rej in &chunk.rejects {
+                rejects.add(rej, &progress)?;
+            }
+            if let Some(batch) = chunk.output {
+                sink.write(batch)?;
+            }
+            Ok(())
+        })?;
+        report.counts.add(&r.counts);
+        report.read_errors.extend(r.read_errors);
+        logs.clear();
+        Ok(())
+    };
+    for source in sources {
+        match &source {
+            Source::File(p) if kaq_columnar::read::is_parquet(p) => {
+                flush_logs(&mut logs, &mut sink, &mut rejects, &mut report)?;
+                let reader: ParquetRecordBatchReader = kaq_columnar::read::open(p, 8192)?;
+                for batch in reader {
+                    let batch = normalize(batch.with_context(|| format!("reading {}", p.display()))?)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    report.counts.add(&Counts { events: batch.num_rows() as u64, ..Counts::default() });
+                    sink.write(batch)?;
+                }
+                progress.inc(source.len().unwrap_or(0));
+            }
+            _ => logs.push(source),
+        }
+    }
+    flush_logs(&mut logs, &mut sink, &mut rejects, &mut report)?;
+    let (written, bytes_out) = sink.finish()?;
+    progress.finish_and_clear();
+    rejects.finish(&report, args.rejects.as_deref())?;
+
+    let c = report.counts;
+    if !args.quiet {
+        let secs = start.elapsed().as_secs_f64();
+        let read = c.bytes.max(bytes_in.unwrap_or(0));
+        eprintln!(
+            "kaq: converted {} events, rejected {}, skipped {} blank lines; read {} in {:.2} s ({}/s); wrote {} ({})",
+            thousands(c.events),
+            thousands(c.rejected),
+            thousands(c.blank),
+            human_bytes(read),
+            secs,
+            human_bytes((read as f64 / secs.max(1e-9)) as u64),
+            written,
+            human_bytes(bytes_out),
+        );
+    }
+    let failed = c.rejected > 0 || !report.read_errors.is_empty();
+    Ok(if args.strict && failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

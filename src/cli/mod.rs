@@ -1,0 +1,13 @@
+//! Subcommands and the pieces they share.
+
+pub mod convert;
+pub mod progress;
+pub mod report;
+
+/// Whether an error comes from writing to a closed pipe (`kaq … | head`): not worth a message.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.to_string().contains("Broken pipe")
+    })
+}
