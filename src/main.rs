@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
+/// Decoding allocates many small strings on several threads: mimalloc is measurably faster at
+/// that than the system allocator (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Query, convert and index Kubernetes API-server audit logs.
 ///
 /// kaq reads kube-apiserver audit logs (JSON lines, gzip, rotated directories, EventList

@@ -188,12 +188,15 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
 struct ToBatch;
 
 impl EventHandler for ToBatch {
+    type State = EventBatchBuilder;
     type Output = arrow_array::RecordBatch;
-    fn handle(&self, events: &[Event<'_>]) -> arrow_array::RecordBatch {
-        let mut b = EventBatchBuilder::new();
-        for e in events {
-            b.append(e);
-        }
+    fn start(&self) -> EventBatchBuilder {
+        EventBatchBuilder::new()
+    }
+    fn event(&self, b: &mut EventBatchBuilder, e: &Event<'_>) {
+        b.append(e);
+    }
+    fn finish(&self, mut b: EventBatchBuilder) -> arrow_array::RecordBatch {
         b.finish()
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder, StringBuilder,
+    BooleanBuilder, Int32Builder, ListBuilder, MapBuilder, StringBuilder,
     StringDictionaryBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::types::Int32Type;
@@ -20,7 +20,6 @@ type List = ListBuilder<StringBuilder>;
 pub struct EventBatchBuilder {
     time: TimestampMicrosecondBuilder,
     stage_time: TimestampMicrosecondBuilder,
-    latency_us: Int64Builder,
     id: StringBuilder,
     stage: Dict,
     level: Dict,
@@ -96,7 +95,6 @@ impl EventBatchBuilder {
         EventBatchBuilder {
             time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             stage_time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            latency_us: Int64Builder::new(),
             id: StringBuilder::new(),
             stage: Dict::new(),
             level: Dict::new(),
@@ -159,7 +157,6 @@ impl EventBatchBuilder {
         let d = &ev.derived;
         self.time.append_option(d.time);
         self.stage_time.append_option(ev.stage_timestamp);
-        self.latency_us.append_option(d.latency_us);
         self.id.append_option(ev.audit_id.as_deref());
         self.stage.append_option(ev.stage.as_deref());
         self.level.append_option(ev.level.as_deref());
@@ -240,7 +237,6 @@ impl EventBatchBuilder {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.stage_time.finish()),
-            Arc::new(self.latency_us.finish()),
             Arc::new(self.id.finish()),
             Arc::new(self.stage.finish()),
             Arc::new(self.level.finish()),

@@ -22,6 +22,7 @@
 //! ```
 
 mod build;
+mod encode;
 mod error;
 mod partition;
 pub mod read;

@@ -3,9 +3,9 @@
 use std::borrow::Cow;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::types::{Int32Type, TimestampMicrosecondType};
 use arrow_array::{
-    Array, BooleanArray, DictionaryArray, Int32Array, Int64Array, ListArray, MapArray, RecordBatch,
+    Array, BooleanArray, DictionaryArray, Int32Array, ListArray, MapArray, RecordBatch,
     StringArray, TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, TimeUnit};
@@ -40,7 +40,6 @@ impl<'a> Str<'a> {
 pub struct Columns<'a> {
     time: Option<&'a TimestampMicrosecondArray>,
     stage_time: Option<&'a TimestampMicrosecondArray>,
-    latency_us: Option<&'a Int64Array>,
     code: Option<&'a Int32Array>,
     strs: Vec<Str<'a>>,
     lists: Vec<Option<&'a ListArray>>,
@@ -109,10 +108,6 @@ impl<'a> Columns<'a> {
                 Some(a) => a.as_boolean_opt().map(Some).ok_or_else(|| bad(name, a.data_type())),
             })
             .collect::<Result<_, _>>()?;
-        let latency_us = match col(b, "latency_us") {
-            None => None,
-            Some(a) => Some(a.as_primitive_opt::<Int64Type>().ok_or_else(|| bad("latency_us", a.data_type()))?),
-        };
         let code = match col(b, "code") {
             None => None,
             Some(a) => Some(a.as_primitive_opt::<Int32Type>().ok_or_else(|| bad("code", a.data_type()))?),
@@ -124,13 +119,17 @@ impl<'a> Columns<'a> {
         Ok(Columns {
             time: time("time")?,
             stage_time: time("stage_time")?,
-            latency_us,
             code,
             strs,
             lists,
             bools,
             annotations,
         })
+    }
+
+    /// Latency is not stored: it is `stage_time − time` when `time` is the received timestamp.
+    fn request_received_for_latency(&self, time: Option<i64>, absent: bool) -> Option<i64> {
+        if absent { None } else { time }
     }
 
     fn s(&self, name: &str, i: usize) -> Option<Cow<'a, str>> {
@@ -220,7 +219,10 @@ impl<'a> Columns<'a> {
         });
         let derived = Derived {
             time,
-            latency_us: self.latency_us.and_then(|a| a.is_valid(i).then(|| a.value(i))),
+            latency_us: match (self.request_received_for_latency(time, absent_time), prim(self.stage_time)) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            },
             user_kind: self.s("user_kind", i).and_then(|k| UserKind::ALL.into_iter().find(|u| u.as_str() == k)),
             exec_command: self.s("exec_command", i).map(Cow::into_owned),
             pod,

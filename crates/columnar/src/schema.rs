@@ -34,7 +34,6 @@ pub enum Col {
 pub const COLUMNS: &[(&str, Col)] = &[
     ("time", Col::Time),
     ("stage_time", Col::Time),
-    ("latency_us", Col::I64),
     ("id", Col::Str),
     ("stage", Col::Dict),
     ("level", Col::Dict),

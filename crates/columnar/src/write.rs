@@ -20,10 +20,11 @@ use arrow_select::interleave::interleave_record_batch;
 use arrow_select::take::take_record_batch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+use crate::encode::ParallelFileWriter;
 use crate::error::{Error, IoContext};
 use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, audit_schema, column_index};
 
@@ -65,12 +66,43 @@ pub fn sort_by_time(b: &RecordBatch) -> Result<RecordBatch, Error> {
     Ok(take_record_batch(b, &UInt32Array::from(idx))?)
 }
 
+/// Whether the batches, one after another, are sorted and start no earlier than `after`.
+fn in_order(batches: &[RecordBatch], after: Option<i64>) -> bool {
+    let mut prev = after.unwrap_or(i64::MIN);
+    for b in batches {
+        let t = times(b);
+        for i in 0..b.num_rows() {
+            let k = key(t, i);
+            if k < prev {
+                return false;
+            }
+            prev = k;
+        }
+    }
+    true
+}
+
 fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, Error> {
     let b = WriterProperties::builder()
         .set_created_by(format!("kaq version {}", env!("CARGO_PKG_VERSION")))
         .set_max_row_group_row_count(Some(o.row_group_rows));
     let b = if final_file {
-        b.set_compression(Compression::ZSTD(ZstdLevel::try_new(o.zstd_level)?))
+        let level = std::env::var("KAQ_ZSTD").ok().and_then(|v| v.parse().ok()).unwrap_or(o.zstd_level);
+        let dict = std::env::var("KAQ_DICT").ok().and_then(|v| v.parse().ok()).unwrap_or(8usize << 20);
+        let mut b = b.set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?)).set_dictionary_page_size_limit(dict);
+        // Timestamps: delta encoding beats dictionaries on values that grow steadily.
+        for col in ["time", "stage_time"] {
+            b = b
+                .set_column_dictionary_enabled(col.into(), false)
+                .set_column_encoding(col.into(), Encoding::DELTA_BINARY_PACKED);
+        }
+        // Identifiers are nearly all distinct: a dictionary only costs time.
+        for col in ["id", "uid", "as_uid", "object_uid", "resource_version"] {
+            b = b
+                .set_column_dictionary_enabled(col.into(), false)
+                .set_column_encoding(col.into(), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+        }
+        b
             .set_sorting_columns(Some(vec![SortingColumn {
                 column_idx: column_index("time").expect("time column") as i32,
                 descending: false,
@@ -95,7 +127,7 @@ pub struct SortedParquetWriter {
     path: PathBuf,
     tmp: PathBuf,
     opts: WriteOptions,
-    writer: Option<ArrowWriter<File>>,
+    writer: Option<ParallelFileWriter>,
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     /// The largest key written straight to the output.
@@ -109,7 +141,7 @@ impl SortedParquetWriter {
     pub fn create(path: &Path, opts: WriteOptions) -> Result<Self, Error> {
         let tmp = sibling(path, "kaq-tmp");
         let file = File::create(&tmp).at(&tmp)?;
-        let writer = ArrowWriter::try_new(file, audit_schema(), Some(writer_props(&opts, true)?))?;
+        let writer = ParallelFileWriter::new(file, writer_props(&opts, true)?, opts.row_group_rows)?;
         Ok(SortedParquetWriter {
             path: path.to_path_buf(),
             tmp,
@@ -161,10 +193,21 @@ impl SortedParquetWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let run = concat_batches(&audit_schema(), &self.pending)?;
-        self.pending.clear();
+        let pending = std::mem::take(&mut self.pending);
         self.pending_rows = 0;
-        let run = sort_by_time(&run)?;
+        // A log written as time goes on arrives sorted: its batches go out as they are, with
+        // no copy.
+        if self.runs.is_empty() && in_order(&pending, self.written_max) {
+            let w = self.writer.as_mut().expect("open until finish");
+            for b in &pending {
+                w.write(b)?;
+            }
+            let last = pending.last().expect("not empty");
+            self.written_max = Some(key(times(last), last.num_rows() - 1));
+            return Ok(());
+        }
+        let run = sort_by_time(&concat_batches(&audit_schema(), &pending)?)?;
+        drop(pending);
         let t = times(&run);
         let (first, last) = (key(t, 0), key(t, run.num_rows() - 1));
         let in_order = self.runs.is_empty() && self.written_max.is_none_or(|m| m <= first);
@@ -227,7 +270,7 @@ fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions) -> Result<(
         })
         .collect::<Result<_, _>>()?;
     let file = File::create(out).at(out)?;
-    let mut w = ArrowWriter::try_new(file, audit_schema(), Some(writer_props(opts, true)?))?;
+    let mut w = ParallelFileWriter::new(file, writer_props(opts, true)?, opts.row_group_rows)?;
     let mut current: Vec<Option<RecordBatch>> = Vec::with_capacity(readers.len());
     let mut heap = BinaryHeap::new();
     for (r, reader) in readers.iter_mut().enumerate() {
@@ -262,7 +305,7 @@ fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions) -> Result<(
     Ok(())
 }
 
-fn emit(w: &mut ArrowWriter<File>, current: &[Option<RecordBatch>], picks: &mut Vec<(usize, usize)>) -> Result<(), Error> {
+fn emit(w: &mut ParallelFileWriter, current: &[Option<RecordBatch>], picks: &mut Vec<(usize, usize)>) -> Result<(), Error> {
     if picks.is_empty() {
         return Ok(());
     }

@@ -14,9 +14,16 @@
 //!
 //! struct CountDeletes;
 //! impl EventHandler for CountDeletes {
+//!     type State = usize;
 //!     type Output = usize;
-//!     fn handle(&self, events: &[Event<'_>]) -> usize {
-//!         events.iter().filter(|e| e.verb.as_deref() == Some("delete")).count()
+//!     fn start(&self) -> usize {
+//!         0
+//!     }
+//!     fn event(&self, n: &mut usize, e: &Event<'_>) {
+//!         *n += usize::from(e.verb.as_deref() == Some("delete"));
+//!     }
+//!     fn finish(&self, n: usize) -> usize {
+//!         n
 //!     }
 //! }
 //!

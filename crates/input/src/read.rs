@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use flate2::bufread::MultiGzDecoder;
 use kaq_schema::{DecodeOptions, Event, decode_records};
 use serde::de::IgnoredAny;
@@ -80,10 +80,15 @@ impl Counts {
 }
 
 /// Turns the events of one chunk into something to send back (e.g. an Arrow batch). Runs on the
-/// worker threads.
+/// worker threads: [`start`](Self::start) once per chunk, [`event`](Self::event) for each event
+/// as it is decoded (events are not collected first: they are large, and moving them costs),
+/// [`finish`](Self::finish) at the end of the chunk.
 pub trait EventHandler: Sync {
+    type State;
     type Output: Send;
-    fn handle(&self, events: &[Event<'_>]) -> Self::Output;
+    fn start(&self) -> Self::State;
+    fn event(&self, state: &mut Self::State, event: &Event<'_>);
+    fn finish(&self, state: Self::State) -> Self::Output;
 }
 
 /// One chunk's results, given to the caller in input order.
@@ -127,14 +132,20 @@ where
 {
     let threads = opts.threads.max(1);
     let (job_tx, job_rx) = bounded::<(u64, Job)>(threads * 2);
-    let (res_tx, res_rx) = unbounded::<Msg<H::Output>>();
+    // Bounded too: when the consumer is the slowest stage, decoding waits for it.
+    let (res_tx, res_rx) = bounded::<Msg<H::Output>>(threads * 2);
     let mut report = Report { sources: sources.len(), ..Report::default() };
     std::thread::scope(|s| {
         let reader_res = res_tx.clone();
-        s.spawn(move || reader(sources, opts.chunk_bytes, job_tx, reader_res));
-        for _ in 0..threads {
+        let named = |name: String| std::thread::Builder::new().name(name);
+        named("kaq-reader".into())
+            .spawn_scoped(s, move || reader(sources, opts.chunk_bytes, job_tx, reader_res))
+            .expect("spawning a thread");
+        for i in 0..threads {
             let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
-            s.spawn(move || worker(job_rx, res_tx, handler, &opts.decode));
+            named(format!("kaq-decode-{i}"))
+                .spawn_scoped(s, move || worker(job_rx, res_tx, handler, &opts.decode))
+                .expect("spawning a thread");
         }
         drop(res_tx);
         drop(job_rx);
@@ -199,7 +210,7 @@ fn decode_lines<H: EventHandler>(
     opts: &DecodeOptions,
 ) -> Chunk<H::Output> {
     let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
-    let mut events = Vec::new();
+    let mut state = handler.start();
     let mut rejects = Vec::new();
     let body = data.strip_suffix(b"\n").unwrap_or(data);
     if !data.is_empty() {
@@ -214,16 +225,18 @@ fn decode_lines<H: EventHandler>(
             let reject = |reason: String| Reject { source: source.clone(), line: n, reason, raw: line.to_vec() };
             match std::str::from_utf8(line) {
                 Ok(text) => decode_records(text, opts, &mut |r| match r {
-                    Ok(ev) => events.push(ev),
+                    Ok(ev) => {
+                        counts.events += 1;
+                        handler.event(&mut state, &ev);
+                    }
                     Err(e) => rejects.push(reject(e.0)),
                 }),
                 Err(e) => rejects.push(reject(format!("invalid UTF-8 at byte {}", e.valid_up_to()))),
             }
         }
     }
-    counts.events = events.len() as u64;
     counts.rejected = rejects.len() as u64;
-    let output = (!events.is_empty()).then(|| handler.handle(&events));
+    let output = (counts.events > 0).then(|| handler.finish(state));
     Chunk { output, rejects, counts }
 }
 
@@ -238,7 +251,7 @@ fn decode_documents<H: EventHandler>(
 ) -> Chunk<H::Output> {
     let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
     counts.lines = memchr::memchr_iter(b'\n', data).count() as u64 + u64::from(!data.ends_with(b"\n"));
-    let mut events = Vec::new();
+    let mut state = handler.start();
     let mut rejects = Vec::new();
     let line_at = |off: usize| first_line + memchr::memchr_iter(b'\n', &data[..off]).count() as u64;
     match std::str::from_utf8(data) {
@@ -258,7 +271,10 @@ fn decode_documents<H: EventHandler>(
                     Some(Ok(raw)) => {
                         let line = line_at(start);
                         decode_records(raw.get(), opts, &mut |r| match r {
-                            Ok(ev) => events.push(ev),
+                            Ok(ev) => {
+                                counts.events += 1;
+                                handler.event(&mut state, &ev);
+                            }
                             Err(e) => rejects.push(Reject {
                                 source: source.clone(),
                                 line,
@@ -280,20 +296,20 @@ fn decode_documents<H: EventHandler>(
             }
         }
     }
-    counts.events = events.len() as u64;
     counts.rejected = rejects.len() as u64;
-    let output = (!events.is_empty()).then(|| handler.handle(&events));
+    let output = (counts.events > 0).then(|| handler.finish(state));
     Chunk { output, rejects, counts }
 }
 
 /// Reads until `buf` has grown by `want` bytes or the input ends. Returns (ended, error).
 fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> (bool, Option<std::io::Error>) {
     let target = buf.len() + want;
-    let mut tmp = vec![0u8; 256 << 10];
+    buf.reserve(want);
     while buf.len() < target {
-        match r.read(&mut tmp) {
+        // `take(..).read_to_end` reads straight into the spare capacity: no second copy.
+        match r.take((target - buf.len()) as u64).read_to_end(buf) {
             Ok(0) => return (true, None),
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return (true, Some(e)),
         }
@@ -406,8 +422,10 @@ fn reader<O>(sources: &[Source], chunk_bytes: usize, jobs: Sender<(u64, Job)>, e
                     None => continue, // a line longer than a chunk: read on
                 }
             };
-            let rest = buf.split_off(cut);
-            let data = std::mem::replace(&mut buf, rest);
+            let mut next = Vec::with_capacity(chunk_bytes + (64 << 10));
+            next.extend_from_slice(&buf[cut..]);
+            buf.truncate(cut);
+            let data = std::mem::replace(&mut buf, next);
             let lines = memchr::memchr_iter(b'\n', &data).count() as u64
                 + u64::from(!data.is_empty() && !data.ends_with(b"\n"));
             if !data.is_empty() {

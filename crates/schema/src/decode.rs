@@ -6,6 +6,9 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use std::fmt;
 
 use serde::Deserialize;
@@ -51,7 +54,7 @@ impl From<serde_json::Error> for DecodeError {
 
 thread_local! {
     /// The path of the known field being read, for naming it in type errors.
-    static PATH: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static PATH: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Decodes one JSON object holding one audit event.
@@ -89,7 +92,8 @@ pub fn decode_records<'a>(
         }
         return;
     }
-    if memchr::memmem::find(text.as_bytes(), b"\"EventList\"").is_some() {
+    static EVENT_LIST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"EventList\""));
+    if EVENT_LIST.find(text.as_bytes()).is_some() {
         #[derive(Deserialize)]
         struct List<'a> {
             #[serde(borrow)]
@@ -187,10 +191,10 @@ impl Rest {
 /// Reads the value of a known key; a JSON `null` is remembered in `rest` and read as absent.
 fn field<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
     map: &mut A,
-    key: &str,
+    key: &'static str,
     rest: &mut Rest,
 ) -> Result<Option<T>, A::Error> {
-    PATH.with(|p| p.borrow_mut().push(key.to_string()));
+    PATH.with(|p| p.borrow_mut().push(key));
     let v: Option<T> = map.next_value()?;
     PATH.with(|p| p.borrow_mut().pop());
     if v.is_none() {
@@ -201,7 +205,7 @@ fn field<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
 
 fn string<'de, A: MapAccess<'de>>(
     map: &mut A,
-    key: &str,
+    key: &'static str,
     rest: &mut Rest,
 ) -> Result<Option<Cow<'de, str>>, A::Error> {
     Ok(field::<A, CowStr<'de>>(map, key, rest)?.map(|s| s.0))
@@ -209,7 +213,7 @@ fn string<'de, A: MapAccess<'de>>(
 
 fn raw_text<'de, A: MapAccess<'de>>(
     map: &mut A,
-    key: &str,
+    key: &'static str,
     rest: &mut Rest,
 ) -> Result<Option<Cow<'de, str>>, A::Error> {
     Ok(field::<A, &'de RawValue>(map, key, rest)?.map(|r| Cow::Borrowed(r.get())))
@@ -217,7 +221,7 @@ fn raw_text<'de, A: MapAccess<'de>>(
 
 fn strings<'de, A: MapAccess<'de>>(
     map: &mut A,
-    key: &str,
+    key: &'static str,
     rest: &mut Rest,
 ) -> Result<Option<Vec<Cow<'de, str>>>, A::Error> {
     Ok(field::<A, Vec<CowStr<'de>>>(map, key, rest)?.map(|v| v.into_iter().map(|s| s.0).collect()))
@@ -225,7 +229,7 @@ fn strings<'de, A: MapAccess<'de>>(
 
 fn timestamp<'de, A: MapAccess<'de>>(
     map: &mut A,
-    key: &str,
+    key: &'static str,
     rest: &mut Rest,
 ) -> Result<Option<i64>, A::Error> {
     let Some(text) = string(map, key, rest)? else { return Ok(None) };
@@ -237,7 +241,7 @@ fn timestamp<'de, A: MapAccess<'de>>(
             Ok(Some(p.micros))
         }
         None => {
-            PATH.with(|p| p.borrow_mut().push(key.to_string()));
+            PATH.with(|p| p.borrow_mut().push(key));
             Err(de::Error::custom(format_args!("not an RFC 3339 timestamp: {text:?}")))
         }
     }
@@ -278,43 +282,43 @@ macro_rules! nested_visitor {
 
 nested_visitor!(UserVisitor, UserInfo, "a UserInfo object", |map, key, u, rest| {
     match key.as_ref() {
-        "username" => u.username = string(&mut map, &key, &mut rest)?,
-        "uid" => u.uid = string(&mut map, &key, &mut rest)?,
-        "groups" => u.groups = strings(&mut map, &key, &mut rest)?,
-        "extra" => u.extra = raw_text(&mut map, &key, &mut rest)?,
+        "username" => u.username = string(&mut map, "username", &mut rest)?,
+        "uid" => u.uid = string(&mut map, "uid", &mut rest)?,
+        "groups" => u.groups = strings(&mut map, "groups", &mut rest)?,
+        "extra" => u.extra = raw_text(&mut map, "extra", &mut rest)?,
         _ => rest.insert(&key, map.next_value()?),
     }
 });
 
 nested_visitor!(ObjectRefVisitor, ObjectRef, "an ObjectReference object", |map, key, o, rest| {
     match key.as_ref() {
-        "resource" => o.resource = string(&mut map, &key, &mut rest)?,
-        "namespace" => o.namespace = string(&mut map, &key, &mut rest)?,
-        "name" => o.name = string(&mut map, &key, &mut rest)?,
-        "uid" => o.uid = string(&mut map, &key, &mut rest)?,
-        "apiGroup" => o.api_group = string(&mut map, &key, &mut rest)?,
-        "apiVersion" => o.api_version = string(&mut map, &key, &mut rest)?,
-        "resourceVersion" => o.resource_version = string(&mut map, &key, &mut rest)?,
-        "subresource" => o.subresource = string(&mut map, &key, &mut rest)?,
+        "resource" => o.resource = string(&mut map, "resource", &mut rest)?,
+        "namespace" => o.namespace = string(&mut map, "namespace", &mut rest)?,
+        "name" => o.name = string(&mut map, "name", &mut rest)?,
+        "uid" => o.uid = string(&mut map, "uid", &mut rest)?,
+        "apiGroup" => o.api_group = string(&mut map, "apiGroup", &mut rest)?,
+        "apiVersion" => o.api_version = string(&mut map, "apiVersion", &mut rest)?,
+        "resourceVersion" => o.resource_version = string(&mut map, "resourceVersion", &mut rest)?,
+        "subresource" => o.subresource = string(&mut map, "subresource", &mut rest)?,
         _ => rest.insert(&key, map.next_value()?),
     }
 });
 
 nested_visitor!(StatusVisitor, Status, "a Status object", |map, key, s, rest| {
     match key.as_ref() {
-        "metadata" => s.metadata = raw_text(&mut map, &key, &mut rest)?,
-        "status" => s.status = string(&mut map, &key, &mut rest)?,
-        "message" => s.message = string(&mut map, &key, &mut rest)?,
-        "reason" => s.reason = string(&mut map, &key, &mut rest)?,
-        "details" => s.details = raw_text(&mut map, &key, &mut rest)?,
-        "code" => s.code = field(&mut map, &key, &mut rest)?,
+        "metadata" => s.metadata = raw_text(&mut map, "metadata", &mut rest)?,
+        "status" => s.status = string(&mut map, "status", &mut rest)?,
+        "message" => s.message = string(&mut map, "message", &mut rest)?,
+        "reason" => s.reason = string(&mut map, "reason", &mut rest)?,
+        "details" => s.details = raw_text(&mut map, "details", &mut rest)?,
+        "code" => s.code = field(&mut map, "code", &mut rest)?,
         _ => rest.insert(&key, map.next_value()?),
     }
 });
 
 fn nested<'de, A: MapAccess<'de>, T>(
     map: &mut A,
-    key: &str,
+    key: &'static str,
     rest: &mut Rest,
 ) -> Result<Option<T>, A::Error>
 where
@@ -365,26 +369,26 @@ impl<'de> Visitor<'de> for EventVisitor {
         let mut rest = Rest::default();
         while let Some(key) = map.next_key::<CowStr<'de>>()? {
             let key = key.0;
-            let (m, k, r) = (&mut map, key.as_ref(), &mut rest);
-            match k {
-                "kind" => e.kind = string(m, k, r)?,
-                "apiVersion" => e.api_version = string(m, k, r)?,
-                "level" => e.level = string(m, k, r)?,
-                "auditID" => e.audit_id = string(m, k, r)?,
-                "stage" => e.stage = string(m, k, r)?,
-                "requestURI" => e.request_uri = string(m, k, r)?,
-                "verb" => e.verb = string(m, k, r)?,
-                "user" => e.user = nested(m, k, r)?,
-                "impersonatedUser" => e.impersonated_user = nested(m, k, r)?,
-                "sourceIPs" => e.source_ips = strings(m, k, r)?,
-                "userAgent" => e.user_agent = string(m, k, r)?,
-                "objectRef" => e.object_ref = nested(m, k, r)?,
-                "responseStatus" => e.response_status = nested(m, k, r)?,
-                "requestObject" => e.request_object = raw_text(m, k, r)?,
-                "responseObject" => e.response_object = raw_text(m, k, r)?,
-                "requestReceivedTimestamp" => e.request_received = timestamp(m, k, r)?,
-                "stageTimestamp" => e.stage_timestamp = timestamp(m, k, r)?,
-                "annotations" => e.annotations = field::<A, Annotations<'de>>(m, k, r)?.map(|a| a.0),
+            let (m, r) = (&mut map, &mut rest);
+            match key.as_ref() {
+                "kind" => e.kind = string(m, "kind", r)?,
+                "apiVersion" => e.api_version = string(m, "apiVersion", r)?,
+                "level" => e.level = string(m, "level", r)?,
+                "auditID" => e.audit_id = string(m, "auditID", r)?,
+                "stage" => e.stage = string(m, "stage", r)?,
+                "requestURI" => e.request_uri = string(m, "requestURI", r)?,
+                "verb" => e.verb = string(m, "verb", r)?,
+                "user" => e.user = nested(m, "user", r)?,
+                "impersonatedUser" => e.impersonated_user = nested(m, "impersonatedUser", r)?,
+                "sourceIPs" => e.source_ips = strings(m, "sourceIPs", r)?,
+                "userAgent" => e.user_agent = string(m, "userAgent", r)?,
+                "objectRef" => e.object_ref = nested(m, "objectRef", r)?,
+                "responseStatus" => e.response_status = nested(m, "responseStatus", r)?,
+                "requestObject" => e.request_object = raw_text(m, "requestObject", r)?,
+                "responseObject" => e.response_object = raw_text(m, "responseObject", r)?,
+                "requestReceivedTimestamp" => e.request_received = timestamp(m, "requestReceivedTimestamp", r)?,
+                "stageTimestamp" => e.stage_timestamp = timestamp(m, "stageTimestamp", r)?,
+                "annotations" => e.annotations = field::<A, Annotations<'de>>(m, "annotations", r)?.map(|a| a.0),
                 _ => {
                     let v: Value = map.next_value()?;
                     rest.insert(&key, v);

@@ -2,6 +2,9 @@
 //! an exec, and the risky settings of a pod spec carried in a request body.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use serde_json::Value;
 
@@ -139,7 +142,8 @@ pub fn percent_decode(s: &str) -> String {
 /// Finds the pod spec in a request body and reads its risky settings.
 fn pod_flags(text: &str) -> Option<PodFlags> {
     // Cheap test first: only bodies with containers can hold a pod spec.
-    memchr::memmem::find(text.as_bytes(), b"\"containers\"")?;
+    static CONTAINERS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"containers\""));
+    CONTAINERS.find(text.as_bytes())?;
     let v: Value = serde_json::from_str(text).ok()?;
     let spec = pod_spec(&v)?;
     let t = |k: &str| spec.get(k).and_then(Value::as_bool).unwrap_or(false);

@@ -69,7 +69,7 @@ pub static FIELDS: &[Field] = &[
     f!("time", ["requestReceivedTimestamp", "timestamp"], "requestReceivedTimestamp", Timestamp, list=false, derived=false, Some("time"),
         "when the API server received the request (falls back to stageTimestamp, then v1beta1 timestamp)"),
     f!("stage_time", ["stageTimestamp"], "stageTimestamp", Timestamp, list=false, derived=false, Some("stage_time"), "when this stage was logged"),
-    f!("latency", ["duration"], "stageTimestamp − requestReceivedTimestamp", Duration, list=false, derived=true, Some("latency_us"), "time from request to this stage"),
+    f!("latency", ["duration"], "stageTimestamp − requestReceivedTimestamp", Duration, list=false, derived=true, None, "time from request to this stage (stage_time − time)"),
     f!("id", ["auditID", "audit_id"], "auditID", Keyword, list=false, derived=false, Some("id"), "the request's audit ID, shared by its stages"),
     f!("stage", [], "stage", Keyword, list=false, derived=false, Some("stage"), "RequestReceived, ResponseStarted, ResponseComplete or Panic"),
     f!("level", [], "level", Keyword, list=false, derived=false, Some("level"), "None, Metadata, Request or RequestResponse"),

@@ -7,6 +7,9 @@
 //! (lists included), merge and JSON patches sent to the `secrets` resource, and the
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation that repeats a Secret whole.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -29,9 +32,10 @@ pub fn marker(value: &str) -> String {
 /// `objectRef.resource` is `secrets` (then a body without `kind` is a Secret or a patch of one).
 /// Returns the new text, or `None` when nothing needed redacting.
 pub fn redact_json_text(text: &str, secrets_resource: bool) -> Option<String> {
+    static SECRET: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Secret"));
+    static APPLIED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(LAST_APPLIED.as_bytes()));
     let b = text.as_bytes();
-    let find = |needle: &[u8]| memchr::memmem::find(b, needle).is_some();
-    if !secrets_resource && !find(b"Secret") && !find(LAST_APPLIED.as_bytes()) {
+    if !secrets_resource && SECRET.find(b).is_none() && APPLIED.find(b).is_none() {
         return None;
     }
     let mut v: Value = serde_json::from_str(text).ok()?;
