@@ -217,7 +217,16 @@ fn normalize(batch: arrow_array::RecordBatch) -> anyhow::Result<arrow_array::Rec
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
-    let sources = kaq_input::expand(&args.inputs)?;
+    let expanded = kaq_input::expand(&args.inputs)?;
+    if let Some(first) = expanded.skipped.first() {
+        eprintln!(
+            "kaq: note: skipped {} file(s) in the input directories whose names do not look like logs ({}{}); name a file to read it anyway",
+            expanded.skipped.len(),
+            first.display(),
+            if expanded.skipped.len() > 1 { ", …" } else { "" }
+        );
+    }
+    let sources = expanded.sources;
     if sources.is_empty() {
         bail!("no input files found in {}", args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
     }

@@ -27,7 +27,7 @@
 //!     }
 //! }
 //!
-//! let sources = expand(&["audit.log"]).unwrap();
+//! let sources = expand(&["audit.log"]).unwrap().sources;
 //! let mut deletes = 0;
 //! let report = read(&sources, &ReadOptions::default(), &CountDeletes, |chunk| {
 //!     deletes += chunk.output.unwrap_or(0);
@@ -43,4 +43,4 @@ mod sources;
 
 pub use error::InputError;
 pub use read::{Chunk, Counts, EventHandler, ReadOptions, Reject, Report, read};
-pub use sources::{Source, expand, rotation_key};
+pub use sources::{Expanded, Source, expand, looks_like_log, rotation_key};

@@ -29,23 +29,49 @@ impl Source {
     }
 }
 
+/// The inputs named on a command line.
+#[derive(Debug, Clone, Default)]
+pub struct Expanded {
+    pub sources: Vec<Source>,
+    /// Files found in directories that were passed over because their names do not look like
+    /// logs (`README.md`, `notes.txt`); named explicitly, they would be read.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// Whether a file found in a directory looks like an audit log (or a rotation of one, or kaq
+/// Parquet), by its name.
+pub fn looks_like_log(p: &Path) -> bool {
+    let name = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let stem = name.strip_suffix(".gz").unwrap_or(&name);
+    let ext = stem.rsplit_once('.').map(|(_, e)| e);
+    match ext {
+        None => true,
+        Some(e) if e.chars().all(|c| c.is_ascii_digit()) => true, // audit.log.1
+        Some("log" | "json" | "jsonl" | "ndjson" | "audit" | "parquet" | "gz") => true,
+        Some(_) => stem.contains(".log"),
+    }
+}
+
 /// Turns command-line arguments into sources: `-` is standard input, a directory gives every
-/// regular, non-hidden file below it (rotated logs oldest first), anything else must be a file.
-pub fn expand(args: &[impl AsRef<Path>]) -> Result<Vec<Source>, InputError> {
-    let mut out = Vec::new();
+/// regular, non-hidden file below it whose name looks like a log (rotated logs oldest first),
+/// anything else must be a file.
+pub fn expand(args: &[impl AsRef<Path>]) -> Result<Expanded, InputError> {
+    let mut out = Expanded::default();
     for a in args {
         let p = a.as_ref();
         if p == Path::new("-") {
-            out.push(Source::Stdin);
+            out.sources.push(Source::Stdin);
             continue;
         }
         let meta = std::fs::metadata(p).map_err(|e| InputError::Open { path: p.to_path_buf(), source: e })?;
         if meta.is_dir() {
             let mut files = Vec::new();
             walk(p, &mut files)?;
-            out.extend(files.into_iter().map(Source::File));
+            let (logs, other): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| looks_like_log(f));
+            out.sources.extend(logs.into_iter().map(Source::File));
+            out.skipped.extend(other);
         } else {
-            out.push(Source::File(p.to_path_buf()));
+            out.sources.push(Source::File(p.to_path_buf()));
         }
     }
     Ok(out)
@@ -113,6 +139,16 @@ fn lumberjack_time(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_names() {
+        for n in ["audit.log", "audit.log.1", "audit.log.2.gz", "kube-apiserver-audit", "a.json", "x.jsonl.gz", "part-0.parquet", "audit-2026-11-20T10-00-00.000.log.gz"] {
+            assert!(looks_like_log(Path::new(n)), "{n}");
+        }
+        for n in ["README.md", "SOURCES.md", "notes.txt", "truth.yaml"] {
+            assert!(!looks_like_log(Path::new(n)), "{n}");
+        }
+    }
 
     #[test]
     fn rotated_files_come_oldest_first() {

@@ -43,7 +43,8 @@ impl std::error::Error for DecodeError {}
 impl From<serde_json::Error> for DecodeError {
     fn from(e: serde_json::Error) -> Self {
         use serde_json::error::Category;
-        let msg = e.to_string();
+        // Records are mostly single lines: the reader gives the line number, serde the column.
+        let msg = e.to_string().replace(" at line 1 column ", " at column ");
         DecodeError(match e.classify() {
             Category::Syntax | Category::Eof => format!("invalid JSON: {msg}"),
             Category::Io => format!("read error: {msg}"),
@@ -66,7 +67,8 @@ pub fn decode_event<'a>(text: &'a str, opts: &DecodeOptions) -> Result<Event<'a>
         Ok(ev) => finish(ev, opts),
         Err(e) if e.classify() == serde_json::error::Category::Data => {
             let path = PATH.with(|p| p.borrow().join("."));
-            Err(DecodeError(if path.is_empty() { e.to_string() } else { format!("`{path}`: {e}") }))
+            let msg = e.to_string().replace(" at line 1 column ", " at column ");
+            Err(DecodeError(if path.is_empty() { msg } else { format!("`{path}`: {msg}") }))
         }
         Err(e) => Err(e.into()),
     }
