@@ -52,9 +52,9 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
 
-    /// How --out-dir splits files.
-    #[arg(long, value_enum, default_value = "day", requires = "out_dir")]
-    partition_by: PartitionBy,
+    /// How --out-dir splits files [default: day].
+    #[arg(long, value_enum, requires = "out_dir")]
+    partition_by: Option<PartitionBy>,
 
     /// Add files to a non-empty --out-dir instead of refusing.
     #[arg(long, requires = "out_dir")]
@@ -147,7 +147,7 @@ impl Sink {
 fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
     let opts = WriteOptions::default();
     if let Some(dir) = &args.out_dir {
-        let by = match args.partition_by {
+        let by = match args.partition_by.unwrap_or(PartitionBy::Day) {
             PartitionBy::Day => Partitioning::Day,
             PartitionBy::Hour => Partitioning::Hour,
         };
@@ -216,6 +216,11 @@ fn normalize(batch: arrow_array::RecordBatch) -> anyhow::Result<arrow_array::Rec
 }
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    // clap's `requires` is not enforced beside `-o` (which conflicts with --out-dir): check here.
+    if args.out_dir.is_none() && (args.partition_by.is_some() || args.append) {
+        eprintln!("kaq: error: --partition-by and --append go with --out-dir DIR (Hive-partitioned output), not with -o");
+        return Ok(ExitCode::from(2));
+    }
     let start = Instant::now();
     let expanded = kaq_input::expand(&args.inputs)?;
     if let Some(first) = expanded.skipped.first() {

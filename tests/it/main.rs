@@ -1,0 +1,10 @@
+//! kaq's integration tests: one binary (ripgrep's habit), a module per concern.
+
+mod accounting;
+mod cli;
+mod common;
+mod corpus;
+mod partition;
+mod python;
+mod roundtrip;
+mod secrets;
