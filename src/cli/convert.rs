@@ -45,7 +45,13 @@ pub struct ConvertArgs {
 
     /// Write one file: `.parquet`, or `.jsonl`/`.json`/`.log` (JSON lines, `.gz` to compress);
     /// `-` writes JSON lines to stdout.
-    #[arg(short = 'o', long = "output", value_name = "OUT", required_unless_present = "out_dir", conflicts_with = "out_dir")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "OUT",
+        required_unless_present = "out_dir",
+        conflicts_with = "out_dir"
+    )]
     output: Option<PathBuf>,
 
     /// Write Hive-partitioned Parquet under DIR (date=YYYY-MM-DD/[hour=HH/]part-N.parquet).
@@ -89,7 +95,7 @@ enum PartitionBy {
 
 /// Where converted batches go.
 enum Sink {
-    Parquet(SortedParquetWriter, PathBuf),
+    Parquet(Box<SortedParquetWriter>, PathBuf),
     Partitioned(PartitionedWriter),
     Json(JsonSink),
 }
@@ -166,11 +172,14 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     if stem.ends_with(".parquet") && !gz {
-        return Ok(Sink::Parquet(SortedParquetWriter::create(out, opts)?, out.clone()));
+        return Ok(Sink::Parquet(Box::new(SortedParquetWriter::create(out, opts)?), out.clone()));
     }
     if [".jsonl", ".json", ".log", ".ndjson"].iter().any(|e| stem.ends_with(e)) {
         let tmp = out.with_file_name(format!(".{name}.kaq-tmp"));
-        let file = BufWriter::with_capacity(1 << 20, File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+        let file = BufWriter::with_capacity(
+            1 << 20,
+            File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+        );
         let w: Box<dyn Write> = if gz {
             Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()))
         } else {
@@ -218,7 +227,9 @@ fn normalize(batch: arrow_array::RecordBatch) -> anyhow::Result<arrow_array::Rec
 pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     // clap's `requires` is not enforced beside `-o` (which conflicts with --out-dir): check here.
     if args.out_dir.is_none() && (args.partition_by.is_some() || args.append) {
-        eprintln!("kaq: error: --partition-by and --append go with --out-dir DIR (Hive-partitioned output), not with -o");
+        eprintln!(
+            "kaq: error: --partition-by and --append go with --out-dir DIR (Hive-partitioned output), not with -o"
+        );
         return Ok(ExitCode::from(2));
     }
     let start = Instant::now();
@@ -233,9 +244,12 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     let sources = expanded.sources;
     if sources.is_empty() {
-        bail!("no input files found in {}", args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no input files found in {}",
+            args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
-    let bytes_in: Option<u64> = sources.iter().map(Source::len).sum();
+    let bytes_in: Option<u64> = sources.iter().map(Source::size).sum();
     let progress = bytes_bar(bytes_in, args.quiet);
     let mut sink = open_sink(&args)?;
     let mut rejects = Rejects::new(args.rejects.as_deref())?;
@@ -248,25 +262,26 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
 
     // Parquet inputs are read as batches; runs of log inputs between them go through the decoder.
     let mut logs: Vec<Source> = Vec::new();
-    let flush_logs = |logs: &mut Vec<Source>, sink: &mut Sink, rejects: &mut Rejects, report: &mut Report| -> anyhow::Result<()> {
-        if logs.is_empty() {
-            return Ok(());
-        }
-        let r = kaq_input::read(logs, &read_opts, &ToBatch, |chunk| -> anyhow::Result<()> {
-            progress.inc(chunk.counts.bytes);
-            for rej in &chunk.rejects {
-                rejects.add(rej, &progress)?;
+    let flush_logs =
+        |logs: &mut Vec<Source>, sink: &mut Sink, rejects: &mut Rejects, report: &mut Report| -> anyhow::Result<()> {
+            if logs.is_empty() {
+                return Ok(());
             }
-            if let Some(batch) = chunk.output {
-                sink.write(batch)?;
-            }
+            let r = kaq_input::read(logs, &read_opts, &ToBatch, |chunk| -> anyhow::Result<()> {
+                progress.inc(chunk.counts.bytes);
+                for rej in &chunk.rejects {
+                    rejects.add(rej, &progress)?;
+                }
+                if let Some(batch) = chunk.output {
+                    sink.write(batch)?;
+                }
+                Ok(())
+            })?;
+            report.counts.add(&r.counts);
+            report.read_errors.extend(r.read_errors);
+            logs.clear();
             Ok(())
-        })?;
-        report.counts.add(&r.counts);
-        report.read_errors.extend(r.read_errors);
-        logs.clear();
-        Ok(())
-    };
+        };
     for source in sources {
         match &source {
             Source::File(p) if kaq_columnar::read::is_parquet(p) => {
@@ -278,7 +293,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
                     report.counts.add(&Counts { events: batch.num_rows() as u64, ..Counts::default() });
                     sink.write(batch)?;
                 }
-                progress.inc(source.len().unwrap_or(0));
+                progress.inc(source.size().unwrap_or(0));
             }
             _ => logs.push(source),
         }

@@ -16,7 +16,14 @@ fn help_teaches() {
     let o = run(&["convert", "--help"]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    for s in ["--out-dir", "--partition-by", "--rejects", "--strict", "--keep-secrets", "kaq convert audit.log -o audit.parquet"] {
+    for s in [
+        "--out-dir",
+        "--partition-by",
+        "--rejects",
+        "--strict",
+        "--keep-secrets",
+        "kaq convert audit.log -o audit.parquet",
+    ] {
         assert!(out.contains(s), "{s} missing from help:\n{out}");
     }
     let o = run(&["--help"]);
@@ -41,7 +48,14 @@ fn usage_errors_are_clear() {
     assert!(stderr(&o).contains("/nonexistent/audit.log: No such file or directory"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
 
-    let o = run(&["convert", log.to_str().unwrap(), "-o", dir.path().join("y.parquet").to_str().unwrap(), "--partition-by", "hour"]);
+    let o = run(&[
+        "convert",
+        log.to_str().unwrap(),
+        "-o",
+        dir.path().join("y.parquet").to_str().unwrap(),
+        "--partition-by",
+        "hour",
+    ]);
     assert_eq!(o.status.code(), Some(2), "--partition-by needs --out-dir");
 }
 
@@ -76,7 +90,11 @@ fn pretty_printed_and_bom_files() {
     let dir = tmp();
     let f = dir.path().join("pretty.json");
     let v: serde_json::Value = serde_json::from_str(&ev("p", "2026-11-20T05:00:00.000000Z")).unwrap();
-    let text = format!("\u{feff}{}\n{}\n", serde_json::to_string_pretty(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap());
+    let text = format!(
+        "\u{feff}{}\n{}\n",
+        serde_json::to_string_pretty(&v).unwrap(),
+        serde_json::to_string_pretty(&v).unwrap()
+    );
     std::fs::write(&f, text).unwrap();
     let out = dir.path().join("o.jsonl");
     let o = run(&["convert", f.to_str().unwrap(), "-o", out.to_str().unwrap()]);
@@ -138,6 +156,10 @@ fn json_lines_output_can_be_gzipped() {
     let o = run(&["convert", log.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(std::fs::File::open(&out).unwrap()), &mut text).unwrap();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(text.trim()).unwrap(), serde_json::from_str::<serde_json::Value>(&ev("1", "2026-11-20T05:00:00.000000Z")).unwrap());
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(std::fs::File::open(&out).unwrap()), &mut text)
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(text.trim()).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&ev("1", "2026-11-20T05:00:00.000000Z")).unwrap()
+    );
 }

@@ -72,10 +72,7 @@ pub fn reference_events(path: &Path) -> Vec<Value> {
             Ok(v) => docs.push(v),
             Err(_) => {
                 // Not a stream of documents: go line by line, skipping lines that do not parse.
-                docs = bytes
-                    .split(|&b| b == b'\n')
-                    .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
-                    .collect();
+                docs = bytes.split(|&b| b == b'\n').filter_map(|l| serde_json::from_slice::<Value>(l).ok()).collect();
                 break;
             }
         }
@@ -90,8 +87,8 @@ pub fn reference_events(path: &Path) -> Vec<Value> {
             _ => vec![d],
         };
         for it in items {
-            let kind_ok = matches!(it.get("kind"), None | Some(Value::String(_)))
-                && it.get("kind").is_none_or(|k| k == "Event");
+            let kind_ok =
+                matches!(it.get("kind"), None | Some(Value::String(_))) && it.get("kind").is_none_or(|k| k == "Event");
             if it.is_object() && kind_ok && it.get("auditID").is_some_and(Value::is_string) {
                 out.push(it);
             }

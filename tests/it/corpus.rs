@@ -89,8 +89,14 @@ fn known_non_events_in_the_corpus_are_rejected_with_reasons() {
     ]);
     assert!(o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("test-audit.log:4: not an audit Event: no auditID (this looks like a GKE Cloud Logging entry)"), "{err}");
-    assert!(err.contains("test-audit.log:5: not an audit Event: no auditID (this looks like an AKS diagnostic record)"), "{err}");
+    assert!(
+        err.contains("test-audit.log:4: not an audit Event: no auditID (this looks like a GKE Cloud Logging entry)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("test-audit.log:5: not an audit Event: no auditID (this looks like an AKS diagnostic record)"),
+        "{err}"
+    );
     // The rejects file holds the two lines, whole.
     let lines: Vec<String> = std::fs::read_to_string(&rejects).unwrap().lines().map(String::from).collect();
     let originals: Vec<String> = std::fs::read_to_string(&mixed).unwrap().lines().map(String::from).collect();

@@ -8,7 +8,8 @@ fn hourly_partitions_hold_their_hours() {
     let log = dir.path().join("g.log");
     let Some(_) = gen_audit(&["--events", "20000", "--seed", "4", "--hours", "5", "--stages"], &log) else { return };
     let out = dir.path().join("archive");
-    let o = run(&["convert", log.to_str().unwrap(), "--out-dir", out.to_str().unwrap(), "--partition-by", "hour", "-q"]);
+    let o =
+        run(&["convert", log.to_str().unwrap(), "--out-dir", out.to_str().unwrap(), "--partition-by", "hour", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mut files = Vec::new();
     collect_parquet(&out, &mut files);
@@ -33,7 +34,16 @@ fn hourly_partitions_hold_their_hours() {
     let o = run(&["convert", log.to_str().unwrap(), "--out-dir", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not empty (use --append"), "{}", stderr(&o));
-    let o = run(&["convert", log.to_str().unwrap(), "--out-dir", out.to_str().unwrap(), "--partition-by", "hour", "--append", "-q"]);
+    let o = run(&[
+        "convert",
+        log.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--partition-by",
+        "hour",
+        "--append",
+        "-q",
+    ]);
     assert!(o.status.success());
     let mut again = Vec::new();
     collect_parquet(&out, &mut again);

@@ -38,7 +38,8 @@ fn duckdb_reads_the_same_answers() {
     crosscheck(&py, &[log.to_str().unwrap(), pq.to_str().unwrap()]);
 
     let hive = dir.path().join("hive");
-    let o = run(&["convert", log.to_str().unwrap(), "--out-dir", hive.to_str().unwrap(), "--partition-by", "hour", "-q"]);
+    let o =
+        run(&["convert", log.to_str().unwrap(), "--out-dir", hive.to_str().unwrap(), "--partition-by", "hour", "-q"]);
     assert!(o.status.success());
     crosscheck(&py, &[log.to_str().unwrap(), hive.to_str().unwrap(), "--hive"]);
 }

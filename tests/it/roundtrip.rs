@@ -81,7 +81,8 @@ fn generated_log_with_stages_and_malformed_lines_round_trips() {
     let times: Vec<&str> = back.iter().map(|e| e["requestReceivedTimestamp"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
     let mut last_stage = std::collections::HashMap::new();
-    let rank = |s: &str| ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"].iter().position(|x| *x == s);
+    let rank =
+        |s: &str| ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"].iter().position(|x| *x == s);
     for e in &back {
         let r = rank(e["stage"].as_str().unwrap());
         if let Some(prev) = last_stage.insert(e["auditID"].to_string(), r) {

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Int32Builder, ListBuilder, MapBuilder, StringBuilder,
-    StringDictionaryBuilder, TimestampMicrosecondBuilder,
+    BooleanBuilder, Int32Builder, ListBuilder, MapBuilder, StringBuilder, StringDictionaryBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use kaq_schema::Event;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::schema::{ABSENT_KEY, audit_schema};
 
@@ -87,11 +87,8 @@ fn list_append<S: AsRef<str>>(b: &mut List, v: Option<&[S]>) {
 
 impl EventBatchBuilder {
     pub fn new() -> Self {
-        let names = arrow_array::builder::MapFieldNames {
-            entry: "entries".into(),
-            key: "keys".into(),
-            value: "values".into(),
-        };
+        let names =
+            arrow_array::builder::MapFieldNames { entry: "entries".into(), key: "keys".into(), value: "values".into() };
         EventBatchBuilder {
             time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             stage_time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
@@ -223,7 +220,7 @@ impl EventBatchBuilder {
         if ev.unmapped.is_none() && !absent_time {
             self.unmapped.append_null();
         } else {
-            let mut m = ev.unmapped.clone().unwrap_or_else(Map::new);
+            let mut m = ev.unmapped.clone().unwrap_or_default();
             if absent_time {
                 m.insert(ABSENT_KEY.into(), Value::from(vec!["requestReceivedTimestamp"]));
             }

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, TimestampMicrosecondType};
 use arrow_array::{
-    Array, BooleanArray, DictionaryArray, Int32Array, ListArray, MapArray, RecordBatch,
-    StringArray, TimestampMicrosecondArray,
+    Array, BooleanArray, DictionaryArray, Int32Array, ListArray, MapArray, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, TimeUnit};
 use kaq_schema::{Derived, Event, ObjectRef, PodFlags, Status, UserInfo, UserKind};
@@ -48,10 +48,38 @@ pub struct Columns<'a> {
 }
 
 const STRS: &[&str] = &[
-    "id", "stage", "level", "verb", "uri", "user", "uid", "user_extra", "as", "as_uid", "as_extra", "ua",
-    "resource", "subresource", "ns", "name", "apigroup", "apiversion", "object_uid", "resource_version",
-    "status", "reason", "message", "status_metadata", "status_details", "request", "response", "user_kind",
-    "exec_command", "event_kind", "event_version", "unmapped",
+    "id",
+    "stage",
+    "level",
+    "verb",
+    "uri",
+    "user",
+    "uid",
+    "user_extra",
+    "as",
+    "as_uid",
+    "as_extra",
+    "ua",
+    "resource",
+    "subresource",
+    "ns",
+    "name",
+    "apigroup",
+    "apiversion",
+    "object_uid",
+    "resource_version",
+    "status",
+    "reason",
+    "message",
+    "status_metadata",
+    "status_details",
+    "request",
+    "response",
+    "user_kind",
+    "exec_command",
+    "event_kind",
+    "event_version",
+    "unmapped",
 ];
 const LISTS: &[&str] = &["groups", "as_groups", "ip", "host_paths"];
 const BOOLS: &[&str] = &["privileged", "host_network", "host_pid", "host_ipc"];
@@ -116,15 +144,7 @@ impl<'a> Columns<'a> {
             None => None,
             Some(a) => Some(a.as_map_opt().ok_or_else(|| bad("annotations", a.data_type()))?),
         };
-        Ok(Columns {
-            time: time("time")?,
-            stage_time: time("stage_time")?,
-            code,
-            strs,
-            lists,
-            bools,
-            annotations,
-        })
+        Ok(Columns { time: time("time")?, stage_time: time("stage_time")?, code, strs, lists, bools, annotations })
     }
 
     /// Latency is not stored: it is `stage_time − time` when `time` is the received timestamp.

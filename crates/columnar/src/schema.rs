@@ -105,9 +105,7 @@ pub fn data_type(c: Col) -> DataType {
 }
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(
-        COLUMNS.iter().map(|(name, c)| Field::new(*name, data_type(*c), true)).collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(COLUMNS.iter().map(|(name, c)| Field::new(*name, data_type(*c), true)).collect::<Vec<_>>()))
 });
 
 /// The schema of every batch and file.

@@ -89,7 +89,8 @@ fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, 
     let b = if final_file {
         let level = std::env::var("KAQ_ZSTD").ok().and_then(|v| v.parse().ok()).unwrap_or(o.zstd_level);
         let dict = std::env::var("KAQ_DICT").ok().and_then(|v| v.parse().ok()).unwrap_or(8usize << 20);
-        let mut b = b.set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?)).set_dictionary_page_size_limit(dict);
+        let mut b =
+            b.set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?)).set_dictionary_page_size_limit(dict);
         // Timestamps: delta encoding beats dictionaries on values that grow steadily.
         for col in ["time", "stage_time"] {
             b = b
@@ -102,14 +103,13 @@ fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, 
                 .set_column_dictionary_enabled(col.into(), false)
                 .set_column_encoding(col.into(), Encoding::DELTA_LENGTH_BYTE_ARRAY);
         }
-        b
-            .set_sorting_columns(Some(vec![SortingColumn {
-                column_idx: column_index("time").expect("time column") as i32,
-                descending: false,
-                nulls_first: false,
-            }]))
-            .set_key_value_metadata(Some(vec![KeyValue::new(SCHEMA_VERSION_KEY.into(), SCHEMA_VERSION.to_string())]))
-            .set_statistics_truncate_length(Some(128))
+        b.set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: column_index("time").expect("time column") as i32,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .set_key_value_metadata(Some(vec![KeyValue::new(SCHEMA_VERSION_KEY.into(), SCHEMA_VERSION.to_string())]))
+        .set_statistics_truncate_length(Some(128))
     } else {
         // Temporary runs: fast to write and read back, no statistics.
         b.set_compression(Compression::SNAPPY).set_statistics_enabled(EnabledStatistics::None)
@@ -305,7 +305,11 @@ fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions) -> Result<(
     Ok(())
 }
 
-fn emit(w: &mut ParallelFileWriter, current: &[Option<RecordBatch>], picks: &mut Vec<(usize, usize)>) -> Result<(), Error> {
+fn emit(
+    w: &mut ParallelFileWriter,
+    current: &[Option<RecordBatch>],
+    picks: &mut Vec<(usize, usize)>,
+) -> Result<(), Error> {
     if picks.is_empty() {
         return Ok(());
     }

@@ -180,12 +180,7 @@ fn collect<O, E>(
     Ok(())
 }
 
-fn worker<H: EventHandler>(
-    jobs: Receiver<(u64, Job)>,
-    out: Sender<Msg<H::Output>>,
-    handler: &H,
-    opts: &DecodeOptions,
-) {
+fn worker<H: EventHandler>(jobs: Receiver<(u64, Job)>, out: Sender<Msg<H::Output>>, handler: &H, opts: &DecodeOptions) {
     for (seq, job) in jobs {
         let chunk = match job {
             Job::Lines { source, first_line, data } => decode_lines(&source, first_line, &data, handler, opts),
@@ -288,7 +283,7 @@ fn decode_documents<H: EventHandler>(
                             source: source.clone(),
                             line: line_at(start),
                             reason: format!("invalid JSON: {e} (the rest of the input from here is rejected)"),
-                            raw: text[start..].as_bytes().to_vec(),
+                            raw: text.as_bytes()[start..].to_vec(),
                         });
                         break;
                     }

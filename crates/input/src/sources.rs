@@ -21,7 +21,7 @@ impl Source {
     }
 
     /// The size on disk, when known.
-    pub fn len(&self) -> Option<u64> {
+    pub fn size(&self) -> Option<u64> {
         match self {
             Source::Stdin => None,
             Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
@@ -142,7 +142,16 @@ mod tests {
 
     #[test]
     fn log_names() {
-        for n in ["audit.log", "audit.log.1", "audit.log.2.gz", "kube-apiserver-audit", "a.json", "x.jsonl.gz", "part-0.parquet", "audit-2026-11-20T10-00-00.000.log.gz"] {
+        for n in [
+            "audit.log",
+            "audit.log.1",
+            "audit.log.2.gz",
+            "kube-apiserver-audit",
+            "a.json",
+            "x.jsonl.gz",
+            "part-0.parquet",
+            "audit-2026-11-20T10-00-00.000.log.gz",
+        ] {
             assert!(looks_like_log(Path::new(n)), "{n}");
         }
         for n in ["README.md", "SOURCES.md", "notes.txt", "truth.yaml"] {

@@ -77,11 +77,7 @@ pub fn decode_event<'a>(text: &'a str, opts: &DecodeOptions) -> Result<Event<'a>
 /// Decodes one JSON value that holds events: an Event, an `EventList` (its `items`), or an array of
 /// events. Each event, or the reason it was rejected, goes to `out` in order; a value that is not
 /// JSON at all gives one error.
-pub fn decode_records<'a>(
-    text: &'a str,
-    opts: &DecodeOptions,
-    out: &mut dyn FnMut(Result<Event<'a>, DecodeError>),
-) {
+pub fn decode_records<'a>(text: &'a str, opts: &DecodeOptions, out: &mut dyn FnMut(Result<Event<'a>, DecodeError>)) {
     let t = text.trim_start();
     if t.starts_with('[') {
         match serde_json::from_str::<Vec<&RawValue>>(text) {
@@ -229,11 +225,7 @@ fn strings<'de, A: MapAccess<'de>>(
     Ok(field::<A, Vec<CowStr<'de>>>(map, key, rest)?.map(|v| v.into_iter().map(|s| s.0).collect()))
 }
 
-fn timestamp<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    key: &'static str,
-    rest: &mut Rest,
-) -> Result<Option<i64>, A::Error> {
+fn timestamp<'de, A: MapAccess<'de>>(map: &mut A, key: &'static str, rest: &mut Rest) -> Result<Option<i64>, A::Error> {
     let Some(text) = string(map, key, rest)? else { return Ok(None) };
     match parse_rfc3339(&text) {
         Some(p) => {
@@ -318,11 +310,7 @@ nested_visitor!(StatusVisitor, Status, "a Status object", |map, key, s, rest| {
     }
 });
 
-fn nested<'de, A: MapAccess<'de>, T>(
-    map: &mut A,
-    key: &'static str,
-    rest: &mut Rest,
-) -> Result<Option<T>, A::Error>
+fn nested<'de, A: MapAccess<'de>, T>(map: &mut A, key: &'static str, rest: &mut Rest) -> Result<Option<T>, A::Error>
 where
     Nested<T>: Deserialize<'de>,
 {
@@ -423,8 +411,7 @@ mod tests {
 
     #[test]
     fn wrong_types_reject_with_the_field_named() {
-        let e = decode_event(r#"{"kind":"Event","auditID":"x","verb":7}"#, &DecodeOptions::default())
-            .unwrap_err();
+        let e = decode_event(r#"{"kind":"Event","auditID":"x","verb":7}"#, &DecodeOptions::default()).unwrap_err();
         assert!(e.0.starts_with("`verb`: invalid type: integer `7`, expected a string"), "{e}");
         let e = decode_event(r#"{"kind": 0}"#, &DecodeOptions::default()).unwrap_err();
         assert!(e.0.contains("`kind`"), "{e}");

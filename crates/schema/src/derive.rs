@@ -22,8 +22,7 @@ pub enum UserKind {
 }
 
 impl UserKind {
-    pub const ALL: [UserKind; 5] =
-        [Self::Anonymous, Self::Node, Self::ServiceAccount, Self::System, Self::Human];
+    pub const ALL: [UserKind; 5] = [Self::Anonymous, Self::Node, Self::ServiceAccount, Self::System, Self::Human];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -108,11 +107,7 @@ fn legacy_time(ev: &Event<'_>) -> Option<Micros> {
 /// `command=` parameters of an exec URI, decoded and joined by spaces.
 pub fn exec_command(uri: &str) -> Option<String> {
     let query = uri.split_once('?')?.1;
-    let parts: Vec<String> = query
-        .split('&')
-        .filter_map(|p| p.strip_prefix("command="))
-        .map(percent_decode)
-        .collect();
+    let parts: Vec<String> = query.split('&').filter_map(|p| p.strip_prefix("command=")).map(percent_decode).collect();
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
@@ -199,7 +194,10 @@ mod tests {
     #[test]
     fn exec_commands() {
         assert_eq!(
-            exec_command("/api/v1/namespaces/p/pods/x/exec?command=%2Fbin%2Fsh&command=-c&command=cat+%2Fetc%2Fshadow&stdin=true").as_deref(),
+            exec_command(
+                "/api/v1/namespaces/p/pods/x/exec?command=%2Fbin%2Fsh&command=-c&command=cat+%2Fetc%2Fshadow&stdin=true"
+            )
+            .as_deref(),
             Some("/bin/sh -c cat /etc/shadow")
         );
         assert_eq!(exec_command("/api/v1/namespaces/p/pods/x/exec?stdin=true"), None);

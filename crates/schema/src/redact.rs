@@ -49,7 +49,8 @@ pub fn redact_value(v: &mut Value, secret_context: bool) -> bool {
         Value::Object(m) => {
             let kind = m.get("kind").and_then(Value::as_str);
             let is_secret = kind == Some("Secret") || (secret_context && kind.is_none());
-            let items_are_secrets = kind == Some("SecretList") || (secret_context && matches!(kind, None | Some("List")));
+            let items_are_secrets =
+                kind == Some("SecretList") || (secret_context && matches!(kind, None | Some("List")));
             let mut changed = false;
             for (k, child) in m.iter_mut() {
                 changed |= match k.as_str() {

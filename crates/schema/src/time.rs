@@ -110,12 +110,7 @@ pub fn format_micros(micros: Micros) -> String {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
             .unwrap_or_default();
     }
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, sod / 60 % 60, sod % 60)
 }
 
 /// The calendar date and hour of a timestamp, for Hive partition names.
