@@ -96,7 +96,7 @@ enum PartitionBy {
 /// Where converted batches go.
 enum Sink {
     Parquet(Box<SortedParquetWriter>, PathBuf),
-    Partitioned(PartitionedWriter),
+    Partitioned(PartitionedWriter, PathBuf),
     Json(JsonSink),
 }
 
@@ -110,7 +110,7 @@ impl Sink {
     fn write(&mut self, batch: arrow_array::RecordBatch) -> anyhow::Result<()> {
         match self {
             Sink::Parquet(w, _) => w.write(batch)?,
-            Sink::Partitioned(w) => w.write(batch)?,
+            Sink::Partitioned(w, _) => w.write(batch)?,
             Sink::Json(j) => {
                 let cols = Columns::new(&batch)?;
                 for i in 0..batch.num_rows() {
@@ -130,10 +130,13 @@ impl Sink {
                 w.finish()?;
                 (path.display().to_string(), size(&path))
             }
-            Sink::Partitioned(w) => {
+            Sink::Partitioned(w, dir) => {
                 let files = w.finish()?;
                 let total = files.iter().map(|p| size(p)).sum();
-                (format!("{} files", files.len()), total)
+                (
+                    format!("{} file{} under {}", files.len(), if files.len() == 1 { "" } else { "s" }, dir.display()),
+                    total,
+                )
             }
             Sink::Json(mut j) => {
                 j.out.flush()?;
@@ -143,7 +146,7 @@ impl Sink {
                         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
                         (path.display().to_string(), size(&path))
                     }
-                    None => ("stdout".into(), 0),
+                    None => ("to stdout".into(), 0),
                 }
             }
         })
@@ -157,7 +160,7 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
             PartitionBy::Day => Partitioning::Day,
             PartitionBy::Hour => Partitioning::Hour,
         };
-        return Ok(Sink::Partitioned(PartitionedWriter::create(dir, by, opts, args.append)?));
+        return Ok(Sink::Partitioned(PartitionedWriter::create(dir, by, opts, args.append)?, dir.clone()));
     }
     let out = args.output.as_ref().expect("clap requires -o or --out-dir");
     if out == Path::new("-") {
@@ -210,16 +213,21 @@ impl EventHandler for ToBatch {
     }
 }
 
-/// A Parquet batch in kaq's schema: as it is when the types already match, else rebuilt through
-/// the event model (a file rewritten by another tool with plain strings, say).
-fn normalize(batch: arrow_array::RecordBatch) -> anyhow::Result<arrow_array::RecordBatch> {
-    if let Ok(b) = arrow_array::RecordBatch::try_new(audit_schema(), batch.columns().to_vec()) {
+/// A Parquet batch in kaq's schema. Rebuilt through the event model unless secrets are kept and
+/// the types already match: a file written with --keep-secrets (or by another tool) is redacted
+/// like any other input.
+fn normalize(batch: arrow_array::RecordBatch, keep_secrets: bool) -> anyhow::Result<arrow_array::RecordBatch> {
+    if keep_secrets && let Ok(b) = arrow_array::RecordBatch::try_new(audit_schema(), batch.columns().to_vec()) {
         return Ok(b);
     }
     let cols = Columns::new(&batch)?;
     let mut b = EventBatchBuilder::new();
     for i in 0..batch.num_rows() {
-        b.append(&cols.event(i)?);
+        let mut ev = cols.event(i)?;
+        if !keep_secrets {
+            kaq_schema::redact::redact_event(&mut ev);
+        }
+        b.append(&ev);
     }
     Ok(b.finish())
 }
@@ -250,7 +258,9 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let bytes_in: Option<u64> = sources.iter().map(Source::size).sum();
-    let progress = bytes_bar(bytes_in, args.quiet);
+    // The bar counts bytes after decompression: with gzip inputs the total is unknown.
+    let any_gzip = sources.iter().any(|s| matches!(s, Source::File(p) if kaq_input::is_gzip(p)));
+    let progress = bytes_bar(bytes_in.filter(|_| !any_gzip), args.quiet);
     let mut sink = open_sink(&args)?;
     let mut rejects = Rejects::new(args.rejects.as_deref())?;
     let read_opts = ReadOptions {
@@ -288,8 +298,9 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
                 flush_logs(&mut logs, &mut sink, &mut rejects, &mut report)?;
                 let reader: ParquetRecordBatchReader = kaq_columnar::read::open(p, 8192)?;
                 for batch in reader {
-                    let batch = normalize(batch.with_context(|| format!("reading {}", p.display()))?)
-                        .with_context(|| format!("reading {}", p.display()))?;
+                    let batch =
+                        normalize(batch.with_context(|| format!("reading {}", p.display()))?, args.keep_secrets)
+                            .with_context(|| format!("reading {}", p.display()))?;
                     report.counts.add(&Counts { events: batch.num_rows() as u64, ..Counts::default() });
                     sink.write(batch)?;
                 }
@@ -307,16 +318,19 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         let secs = start.elapsed().as_secs_f64();
         let read = c.bytes.max(bytes_in.unwrap_or(0));
+        let on_disk = match bytes_in {
+            Some(d) if d != read => format!(" ({} on disk)", human_bytes(d)),
+            _ => String::new(),
+        };
+        let size = if bytes_out > 0 { format!(" ({})", human_bytes(bytes_out)) } else { String::new() };
         eprintln!(
-            "kaq: converted {} events, rejected {}, skipped {} blank lines; read {} in {:.2} s ({}/s); wrote {} ({})",
+            "kaq: converted {} events, rejected {}, skipped {} empty lines; read {}{on_disk} in {:.2} s ({}/s); wrote {written}{size}",
             thousands(c.events),
             thousands(c.rejected),
             thousands(c.blank),
             human_bytes(read),
             secs,
             human_bytes((read as f64 / secs.max(1e-9)) as u64),
-            written,
-            human_bytes(bytes_out),
         );
     }
     let failed = c.rejected > 0 || !report.read_errors.is_empty();

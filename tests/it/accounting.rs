@@ -8,6 +8,7 @@ use crate::common::*;
 /// Parses the summary line: (events, rejected, blank).
 fn summary(stderr: &str) -> (u64, u64, u64) {
     let line = stderr.lines().find(|l| l.starts_with("kaq: converted")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("empty lines"), "{line}");
     let nums: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit() && c != ',')
         .filter(|s| !s.is_empty() && s.chars().any(|c| c.is_ascii_digit()))

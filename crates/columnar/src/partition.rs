@@ -29,19 +29,36 @@ pub struct PartitionedWriter {
     dir: PathBuf,
     by: Partitioning,
     opts: WriteOptions,
-    writers: BTreeMap<String, SortedParquetWriter>,
+    writers: BTreeMap<String, (SortedParquetWriter, u64)>,
     files: Vec<PathBuf>,
+    /// Ticks for least-recently-used closing.
+    clock: u64,
 }
+
+/// Open files at most: past this, the partition written least recently is finished (a later row
+/// for it starts a new `part-N` file there), so months of hourly partitions stay under the
+/// open-file limit.
+const MAX_OPEN: usize = 64;
 
 impl PartitionedWriter {
     /// Starts writing under `dir` (created if missing). Unless `append`, `dir` must be empty, so
     /// that a second run cannot silently double the data.
     pub fn create(dir: &Path, by: Partitioning, opts: WriteOptions, append: bool) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).at(dir)?;
-        if !append && std::fs::read_dir(dir).at(dir)?.next().is_some() {
+        // Hidden kaq temporaries (`.part-0.parquet.kaq-tmp`) left by a killed run do not count.
+        let is_ours_tmp = |n: &str| n.starts_with('.') && n.contains(".kaq-");
+        let mut entries = std::fs::read_dir(dir).at(dir)?;
+        if !append && entries.any(|e| e.is_ok_and(|e| !is_ours_tmp(&e.file_name().to_string_lossy()))) {
             return Err(Error::OutDirNotEmpty(dir.to_path_buf()));
         }
-        Ok(PartitionedWriter { dir: dir.to_path_buf(), by, opts, writers: BTreeMap::new(), files: Vec::new() })
+        Ok(PartitionedWriter {
+            dir: dir.to_path_buf(),
+            by,
+            opts,
+            writers: BTreeMap::new(),
+            files: Vec::new(),
+            clock: 0,
+        })
     }
 
     fn partition_of(&self, t: Option<i64>) -> String {
@@ -87,9 +104,9 @@ impl PartitionedWriter {
             touched.push(part);
         }
         // Bound memory: partitions not written just now give up their buffers.
-        let pending: usize = self.writers.values().map(|w| w.pending_rows()).sum();
+        let pending: usize = self.writers.values().map(|w| w.0.pending_rows()).sum();
         if pending > self.opts.run_rows {
-            for (part, w) in self.writers.iter_mut() {
+            for (part, (w, _)) in self.writers.iter_mut() {
                 if !touched.contains(part) {
                     w.flush(true)?;
                 }
@@ -99,19 +116,28 @@ impl PartitionedWriter {
     }
 
     fn writer(&mut self, part: &str) -> Result<&mut SortedParquetWriter, Error> {
+        self.clock += 1;
         if !self.writers.contains_key(part) {
+            if self.writers.len() >= MAX_OPEN {
+                let oldest = self.writers.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone());
+                if let Some((w, _)) = oldest.and_then(|k| self.writers.remove(&k)) {
+                    w.finish()?;
+                }
+            }
             let dir = self.dir.join(part);
             std::fs::create_dir_all(&dir).at(&dir)?;
             let path = (0..).map(|n| dir.join(format!("part-{n}.parquet"))).find(|p| !p.exists()).expect("a free name");
             self.files.push(path.clone());
-            self.writers.insert(part.to_string(), SortedParquetWriter::create(&path, self.opts.clone())?);
+            self.writers.insert(part.to_string(), (SortedParquetWriter::create(&path, self.opts.clone())?, 0));
         }
-        Ok(self.writers.get_mut(part).expect("just inserted"))
+        let entry = self.writers.get_mut(part).expect("just inserted");
+        entry.1 = self.clock;
+        Ok(&mut entry.0)
     }
 
     /// Finishes every file; returns their paths.
     pub fn finish(self) -> Result<Vec<PathBuf>, Error> {
-        for (_, w) in self.writers {
+        for (_, (w, _)) in self.writers {
             w.finish()?;
         }
         Ok(self.files)

@@ -17,7 +17,6 @@ pub const ABSENT_KEY: &str = "kaq:absent";
 pub enum Col {
     /// Timestamp, microseconds, UTC.
     Time,
-    I64,
     I32,
     Bool,
     /// Plain UTF-8 string.
@@ -84,7 +83,6 @@ pub const COLUMNS: &[(&str, Col)] = &[
 pub fn data_type(c: Col) -> DataType {
     match c {
         Col::Time => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        Col::I64 => DataType::Int64,
         Col::I32 => DataType::Int32,
         Col::Bool => DataType::Boolean,
         Col::Str => DataType::Utf8,

@@ -132,8 +132,10 @@ pub struct SortedParquetWriter {
     pending_rows: usize,
     /// The largest key written straight to the output.
     written_max: Option<i64>,
+    /// Temporary files that exist besides `tmp` (spilled runs, merges in progress).
     runs: Vec<PathBuf>,
     rows: u64,
+    done: bool,
 }
 
 impl SortedParquetWriter {
@@ -152,6 +154,7 @@ impl SortedParquetWriter {
             written_max: None,
             runs: Vec::new(),
             rows: 0,
+            done: false,
         })
     }
 
@@ -228,28 +231,52 @@ impl SortedParquetWriter {
     /// Writes what is left, merges spilled runs if any, and puts the file in place.
     pub fn finish(mut self) -> Result<u64, Error> {
         self.flush_run()?;
-        let writer = self.writer.take().expect("open until finish");
-        writer.close()?;
-        if !self.runs.is_empty() {
-            let merged = sibling(&self.path, "kaq-merge");
+        self.writer.take().expect("open until finish").close()?;
+        if self.runs.is_empty() {
+            std::fs::rename(&self.tmp, &self.path).at(&self.path)?;
+        } else {
+            // The output so far is the first run; merge at most MERGE_WIDTH files at a time so
+            // that a huge out-of-order input never holds too many files open.
             let mut inputs = vec![self.tmp.clone()];
             inputs.extend(self.runs.iter().cloned());
-            merge_sorted(&inputs, &merged, &self.opts)?;
-            for p in &inputs {
-                std::fs::remove_file(p).at(p)?;
+            let mut level = 0;
+            while inputs.len() > MERGE_WIDTH {
+                let mut next = Vec::new();
+                for (g, group) in inputs.chunks(MERGE_WIDTH).enumerate() {
+                    let out = sibling(&self.path, &format!("kaq-run-{level}-{g}"));
+                    self.runs.push(out.clone());
+                    merge_sorted(group, &out, &self.opts, false)?;
+                    remove_all(group)?;
+                    next.push(out);
+                }
+                inputs = next;
+                level += 1;
             }
+            let merged = sibling(&self.path, "kaq-merge");
+            self.runs.push(merged.clone());
+            merge_sorted(&inputs, &merged, &self.opts, true)?;
+            remove_all(&inputs)?;
             std::fs::rename(&merged, &self.path).at(&self.path)?;
-        } else {
-            std::fs::rename(&self.tmp, &self.path).at(&self.path)?;
         }
+        self.done = true;
         Ok(self.rows)
     }
+}
+
+/// How many sorted files one merge reads at once.
+const MERGE_WIDTH: usize = 64;
+
+fn remove_all(paths: &[PathBuf]) -> Result<(), Error> {
+    for p in paths {
+        std::fs::remove_file(p).at(p)?;
+    }
+    Ok(())
 }
 
 impl Drop for SortedParquetWriter {
     /// An unfinished writer (an error, a panic) leaves no temporary files behind.
     fn drop(&mut self) {
-        if self.writer.is_some() {
+        if !self.done {
             let _ = std::fs::remove_file(&self.tmp);
             for p in &self.runs {
                 let _ = std::fs::remove_file(p);
@@ -259,7 +286,7 @@ impl Drop for SortedParquetWriter {
 }
 
 /// Merges time-sorted Parquet files into one sorted file (stable: ties keep input order).
-fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions) -> Result<(), Error> {
+fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions, final_file: bool) -> Result<(), Error> {
     // Memory bound: about 128K rows in flight across all inputs.
     let batch = (128 * 1024 / inputs.len().max(1)).clamp(128, 8192);
     let mut readers: Vec<ParquetRecordBatchReader> = inputs
@@ -270,7 +297,7 @@ fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions) -> Result<(
         })
         .collect::<Result<_, _>>()?;
     let file = File::create(out).at(out)?;
-    let mut w = ParallelFileWriter::new(file, writer_props(opts, true)?, opts.row_group_rows)?;
+    let mut w = ParallelFileWriter::new(file, writer_props(opts, final_file)?, opts.row_group_rows)?;
     let mut current: Vec<Option<RecordBatch>> = Vec::with_capacity(readers.len());
     let mut heap = BinaryHeap::new();
     for (r, reader) in readers.iter_mut().enumerate() {
@@ -320,4 +347,68 @@ fn emit(
     w.write(&out)?;
     picks.clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventBatchBuilder, batch_to_json};
+    use kaq_schema::{DecodeOptions, decode_event};
+
+    fn batch(ids_times: &[(String, i64)]) -> RecordBatch {
+        let mut b = EventBatchBuilder::new();
+        for (id, t) in ids_times {
+            let line =
+                format!(r#"{{"auditID":"{id}","requestReceivedTimestamp":"{}"}}"#, kaq_schema::time::format_micros(*t));
+            b.append(&decode_event(&line, &DecodeOptions::default()).unwrap());
+        }
+        b.finish()
+    }
+
+    /// Reversed input of 1,000 rows in runs of 10: 100 runs, so two levels of merging; equal
+    /// times keep their input order.
+    #[test]
+    fn out_of_order_input_merges_sorted_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.parquet");
+        let opts = WriteOptions { row_group_rows: 64, run_rows: 10, zstd_level: 1 };
+        let mut w = SortedParquetWriter::create(&path, opts).unwrap();
+        let rows: Vec<(String, i64)> = (0..1000).map(|i| (format!("r{i}"), (999 - i) / 2 * 1_000_000)).collect();
+        for chunk in rows.chunks(7) {
+            w.write(batch(chunk)).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), 1000);
+        let mut out = Vec::new();
+        for b in crate::read::open(&path, 100).unwrap() {
+            out.extend(batch_to_json(&b.unwrap()).unwrap());
+        }
+        let got: Vec<(String, String)> = out
+            .iter()
+            .map(|e| {
+                (
+                    e["requestReceivedTimestamp"].as_str().unwrap().to_string(),
+                    e["auditID"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let mut want: Vec<(String, String)> =
+            rows.iter().map(|(id, t)| (kaq_schema::time::format_micros(*t), id.clone())).collect();
+        // Stable sort by time: of two rows with one time, the one given first comes first.
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, want);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("o.parquet")], "no temporary file left");
+    }
+
+    #[test]
+    fn a_writer_dropped_unfinished_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WriteOptions { row_group_rows: 64, run_rows: 10, zstd_level: 1 };
+        let mut w = SortedParquetWriter::create(&dir.path().join("o.parquet"), opts).unwrap();
+        for i in 0..5 {
+            w.write(batch(&vec![(format!("a{i}"), 100 - i); 12])).unwrap();
+        }
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

@@ -42,5 +42,5 @@ mod read;
 mod sources;
 
 pub use error::InputError;
-pub use read::{Chunk, Counts, EventHandler, ReadOptions, Reject, Report, read};
+pub use read::{Chunk, Counts, EventHandler, ReadOptions, Reject, Report, is_gzip, read};
 pub use sources::{Expanded, Source, expand, looks_like_log, rotation_key};

@@ -56,7 +56,7 @@ pub struct Reject {
 pub struct Counts {
     /// Physical lines read.
     pub lines: u64,
-    /// Blank lines (skipped).
+    /// Lines with no record: blank, or an empty EventList or array (skipped).
     pub blank: u64,
     pub events: u64,
     pub rejected: u64,
@@ -139,7 +139,7 @@ where
         let reader_res = res_tx.clone();
         let named = |name: String| std::thread::Builder::new().name(name);
         named("kaq-reader".into())
-            .spawn_scoped(s, move || reader(sources, opts.chunk_bytes, job_tx, reader_res))
+            .spawn_scoped(s, move || reader(sources, opts.chunk_bytes, &opts.decode, job_tx, reader_res))
             .expect("spawning a thread");
         for i in 0..threads {
             let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
@@ -193,6 +193,17 @@ fn worker<H: EventHandler>(jobs: Receiver<(u64, Job)>, out: Sender<Msg<H::Output
     }
 }
 
+impl Reject {
+    /// A reject whose text is kept whole, Secret values aside unless they are to be kept.
+    fn new(source: &Arc<str>, line: u64, reason: String, raw: &[u8], opts: &DecodeOptions) -> Reject {
+        let raw = match opts.keep_secrets {
+            true => raw.to_vec(),
+            false => kaq_schema::redact::redact_raw(raw).unwrap_or_else(|| raw.to_vec()),
+        };
+        Reject { source: source.clone(), line, reason, raw }
+    }
+}
+
 fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
@@ -217,16 +228,23 @@ fn decode_lines<H: EventHandler>(
                 continue;
             }
             let n = first_line + i as u64;
-            let reject = |reason: String| Reject { source: source.clone(), line: n, reason, raw: line.to_vec() };
             match std::str::from_utf8(line) {
-                Ok(text) => decode_records(text, opts, &mut |r| match r {
-                    Ok(ev) => {
-                        counts.events += 1;
-                        handler.event(&mut state, &ev);
+                Ok(text) => {
+                    let records = decode_records(text, opts, &mut |r| match r {
+                        Ok(ev) => {
+                            counts.events += 1;
+                            handler.event(&mut state, &ev);
+                        }
+                        Err(r) => rejects.push(Reject::new(source, n, r.error.0, r.text.as_bytes(), opts)),
+                    });
+                    if records == 0 {
+                        counts.blank += 1; // an empty EventList or array
                     }
-                    Err(e) => rejects.push(reject(e.0)),
-                }),
-                Err(e) => rejects.push(reject(format!("invalid UTF-8 at byte {}", e.valid_up_to()))),
+                }
+                Err(e) => {
+                    let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to());
+                    rejects.push(Reject::new(source, n, reason, line, opts));
+                }
             }
         }
     }
@@ -250,12 +268,10 @@ fn decode_documents<H: EventHandler>(
     let mut rejects = Vec::new();
     let line_at = |off: usize| first_line + memchr::memchr_iter(b'\n', &data[..off]).count() as u64;
     match std::str::from_utf8(data) {
-        Err(e) => rejects.push(Reject {
-            source: source.clone(),
-            line: line_at(e.valid_up_to()),
-            reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            raw: data.to_vec(),
-        }),
+        Err(e) => {
+            let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to());
+            rejects.push(Reject::new(source, line_at(e.valid_up_to()), reason, data, opts));
+        }
         Ok(text) => {
             let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>();
             loop {
@@ -270,21 +286,12 @@ fn decode_documents<H: EventHandler>(
                                 counts.events += 1;
                                 handler.event(&mut state, &ev);
                             }
-                            Err(e) => rejects.push(Reject {
-                                source: source.clone(),
-                                line,
-                                reason: e.0,
-                                raw: raw.get().as_bytes().to_vec(),
-                            }),
+                            Err(r) => rejects.push(Reject::new(source, line, r.error.0, r.text.as_bytes(), opts)),
                         });
                     }
                     Some(Err(e)) => {
-                        rejects.push(Reject {
-                            source: source.clone(),
-                            line: line_at(start),
-                            reason: format!("invalid JSON: {e} (the rest of the input from here is rejected)"),
-                            raw: text.as_bytes()[start..].to_vec(),
-                        });
+                        let reason = format!("invalid JSON: {e} (the rest of the input from here is rejected)");
+                        rejects.push(Reject::new(source, line_at(start), reason, &text.as_bytes()[start..], opts));
                         break;
                     }
                 }
@@ -310,6 +317,12 @@ fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> (bool, Option<std::
         }
     }
     (false, None)
+}
+
+/// Whether a file starts with gzip's magic bytes.
+pub fn is_gzip(path: &std::path::Path) -> bool {
+    let mut magic = [0u8; 2];
+    File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == [0x1f, 0x8b]
 }
 
 fn open(source: &Source) -> std::io::Result<Box<dyn Read + Send>> {
@@ -368,7 +381,13 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// The most a document file is buffered before it is read as JSON lines instead.
 const MAX_DOCUMENT_BYTES: usize = 256 << 20;
 
-fn reader<O>(sources: &[Source], chunk_bytes: usize, jobs: Sender<(u64, Job)>, errors: Sender<Msg<O>>) {
+fn reader<O>(
+    sources: &[Source],
+    chunk_bytes: usize,
+    decode: &DecodeOptions,
+    jobs: Sender<(u64, Job)>,
+    errors: Sender<Msg<O>>,
+) {
     let mut seq = 0u64;
     let mut next_seq = || {
         seq += 1;
@@ -443,12 +462,8 @@ fn reader<O>(sources: &[Source], chunk_bytes: usize, jobs: Sender<(u64, Job)>, e
                 if !is_blank(&tail) {
                     counts.lines = 1;
                     counts.rejected = 1;
-                    rejects.push(Reject {
-                        source: name.clone(),
-                        line,
-                        reason: format!("incomplete line: the input broke off here ({e})"),
-                        raw: tail,
-                    });
+                    let reason = format!("incomplete line: the input broke off here ({e})");
+                    rejects.push(Reject::new(&name, line, reason, &tail, decode));
                 }
                 if jobs.send((next_seq(), Job::Ready { rejects, counts })).is_err() {
                     return;

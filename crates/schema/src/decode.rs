@@ -74,21 +74,38 @@ pub fn decode_event<'a>(text: &'a str, opts: &DecodeOptions) -> Result<Event<'a>
     }
 }
 
+/// A record that is not an audit event: why, and its text (the whole value, or the one item of
+/// a list that failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected<'a> {
+    pub error: DecodeError,
+    pub text: &'a str,
+}
+
 /// Decodes one JSON value that holds events: an Event, an `EventList` (its `items`), or an array of
-/// events. Each event, or the reason it was rejected, goes to `out` in order; a value that is not
-/// JSON at all gives one error.
-pub fn decode_records<'a>(text: &'a str, opts: &DecodeOptions, out: &mut dyn FnMut(Result<Event<'a>, DecodeError>)) {
-    let t = text.trim_start();
-    if t.starts_with('[') {
-        match serde_json::from_str::<Vec<&RawValue>>(text) {
-            Ok(items) => {
-                for (i, item) in items.into_iter().enumerate() {
-                    out(decode_event(item.get(), opts).map_err(|e| in_item("array element", i, e)));
-                }
-            }
-            Err(e) => out(Err(e.into())),
+/// events. Each event, or the rejected record, goes to `out` in order; a value that is not JSON at
+/// all gives one rejected record. Returns how many records there were (0 for an empty list).
+pub fn decode_records<'a>(
+    text: &'a str,
+    opts: &DecodeOptions,
+    out: &mut dyn FnMut(Result<Event<'a>, Rejected<'a>>),
+) -> usize {
+    let reject = |error: DecodeError, text: &'a str| Rejected { error, text };
+    let items = |what: &str, items: Vec<&'a RawValue>, out: &mut dyn FnMut(Result<Event<'a>, Rejected<'a>>)| {
+        let n = items.len();
+        for (i, item) in items.into_iter().enumerate() {
+            out(decode_event(item.get(), opts).map_err(|e| reject(in_item(what, i, e), item.get())));
         }
-        return;
+        n
+    };
+    if text.trim_start().starts_with('[') {
+        return match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(list) => items("array element", list, out),
+            Err(e) => {
+                out(Err(reject(e.into(), text)));
+                1
+            }
+        };
     }
     static EVENT_LIST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"EventList\""));
     if EVENT_LIST.find(text.as_bytes()).is_some() {
@@ -99,14 +116,12 @@ pub fn decode_records<'a>(text: &'a str, opts: &DecodeOptions, out: &mut dyn FnM
             #[serde(borrow, default)]
             items: Option<Vec<&'a RawValue>>,
         }
-        if let Ok(List { kind: Some("EventList"), items }) = serde_json::from_str::<List<'_>>(text) {
-            for (i, item) in items.unwrap_or_default().into_iter().enumerate() {
-                out(decode_event(item.get(), opts).map_err(|e| in_item("EventList item", i, e)));
-            }
-            return;
+        if let Ok(List { kind: Some("EventList"), items: list }) = serde_json::from_str::<List<'_>>(text) {
+            return items("EventList item", list.unwrap_or_default(), out);
         }
     }
-    out(decode_event(text, opts));
+    out(decode_event(text, opts).map_err(|e| reject(e, text)));
+    1
 }
 
 fn in_item(what: &str, i: usize, e: DecodeError) -> DecodeError {
@@ -122,14 +137,7 @@ fn finish<'a>(mut ev: Event<'a>, opts: &DecodeOptions) -> Result<Event<'a>, Deco
         return Err(DecodeError(not_an_event_reason(&ev)));
     }
     if !opts.keep_secrets {
-        let secrets = ev.object_ref.as_ref().and_then(|o| o.resource.as_deref()) == Some("secrets");
-        for obj in [&mut ev.request_object, &mut ev.response_object] {
-            if let Some(text) = obj.as_deref()
-                && let Some(redacted) = redact::redact_json_text(text, secrets)
-            {
-                *obj = Some(Cow::Owned(redacted));
-            }
-        }
+        redact::redact_event(&mut ev);
     }
     ev.derived = Derived::compute(&ev);
     Ok(ev)
@@ -435,10 +443,19 @@ mod tests {
     fn event_lists_and_arrays_give_each_item() {
         let text = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[{"auditID":"a"},{"auditID":7},{"auditID":"c"}]}"#;
         let mut got = Vec::new();
-        decode_records(text, &DecodeOptions::default(), &mut |r| got.push(r.map(|e| e.audit_id.unwrap().into_owned())));
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0].as_deref(), Ok("a"));
-        assert!(got[1].as_ref().unwrap_err().0.starts_with("EventList item 1: `auditID`"));
+        let n = decode_records(text, &DecodeOptions::default(), &mut |r| {
+            got.push(r.map(|e| e.audit_id.unwrap().into_owned()).map_err(|r| (r.error.0, r.text)))
+        });
+        assert_eq!((n, got.len()), (3, 3));
+        assert_eq!(got[0].as_ref().unwrap(), "a");
+        let (reason, text) = got[1].as_ref().unwrap_err();
+        assert!(reason.starts_with("EventList item 1: `auditID`"), "{reason}");
+        assert_eq!(*text, r#"{"auditID":7}"#, "the rejected item alone, not the whole list");
+        assert_eq!(
+            decode_records(r#"{"kind":"EventList","items":[]}"#, &DecodeOptions::default(), &mut |_| panic!()),
+            0
+        );
+        assert_eq!(decode_records("[]", &DecodeOptions::default(), &mut |_| panic!()), 0);
         let mut n = 0;
         decode_records(r#"[{"auditID":"a"},{"auditID":"b"}]"#, &DecodeOptions::default(), &mut |r| {
             assert!(r.is_ok());

@@ -46,9 +46,10 @@ pub struct Status<'a> {
 
 /// One audit event.
 ///
-/// Every field of `audit.k8s.io/v1` (and `v1beta1`) has a typed slot; whatever else the input held —
-/// unknown keys at any depth, explicit `null`s, timestamps written in a non-canonical form — is kept
-/// in [`Event::unmapped`], so that [`Event::to_json`] gives back the input, semantically equal.
+/// Every field of `audit.k8s.io/v1` has a typed slot; whatever else the input held — v1beta1's
+/// `timestamp` and `metadata`, unknown keys at any depth, explicit `null`s, timestamps written in a
+/// non-canonical form — is kept in [`Event::unmapped`], so that [`Event::to_json`] gives back the
+/// input, semantically equal.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Event<'a> {
     pub kind: Option<Cow<'a, str>>,

@@ -64,429 +64,56 @@ macro_rules! f {
     };
 }
 
-/// Every field, in the order `.fields` lists them.
+/// Every field, in the order `.fields` lists them. Columns that only carry what a round trip
+/// needs (`status_metadata`, `status_details`, `event_kind`, `event_version`, `unmapped`) are
+/// not fields: they are reached through the event JSON.
+#[rustfmt::skip]
 pub static FIELDS: &[Field] = &[
-    f!(
-        "time",
-        ["requestReceivedTimestamp", "timestamp"],
-        "requestReceivedTimestamp",
-        Timestamp,
-        list = false,
-        derived = false,
-        Some("time"),
-        "when the API server received the request (falls back to stageTimestamp, then v1beta1 timestamp)"
-    ),
-    f!(
-        "stage_time",
-        ["stageTimestamp"],
-        "stageTimestamp",
-        Timestamp,
-        list = false,
-        derived = false,
-        Some("stage_time"),
-        "when this stage was logged"
-    ),
-    f!(
-        "latency",
-        ["duration"],
-        "stageTimestamp − requestReceivedTimestamp",
-        Duration,
-        list = false,
-        derived = true,
-        None,
-        "time from request to this stage (stage_time − time)"
-    ),
-    f!(
-        "id",
-        ["auditID", "audit_id"],
-        "auditID",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("id"),
-        "the request's audit ID, shared by its stages"
-    ),
-    f!(
-        "stage",
-        [],
-        "stage",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("stage"),
-        "RequestReceived, ResponseStarted, ResponseComplete or Panic"
-    ),
-    f!(
-        "level",
-        [],
-        "level",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("level"),
-        "None, Metadata, Request or RequestResponse"
-    ),
-    f!(
-        "verb",
-        [],
-        "verb",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("verb"),
-        "get, list, watch, create, update, patch, delete, deletecollection…"
-    ),
-    f!(
-        "uri",
-        ["requestURI"],
-        "requestURI",
-        Text,
-        list = false,
-        derived = false,
-        Some("uri"),
-        "the request path and query"
-    ),
-    f!(
-        "user",
-        ["username", "user.username"],
-        "user.username",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("user"),
-        "who made the request"
-    ),
-    f!("uid", ["user.uid"], "user.uid", Keyword, list = false, derived = false, Some("uid"), "the user's UID"),
-    f!(
-        "groups",
-        ["user.groups"],
-        "user.groups",
-        Keyword,
-        list = true,
-        derived = false,
-        Some("groups"),
-        "the user's groups"
-    ),
-    f!(
-        "extra",
-        ["user.extra"],
-        "user.extra",
-        KeywordMap,
-        list = false,
-        derived = false,
-        Some("user_extra"),
-        "extra attributes of the user (extra.KEY)"
-    ),
-    f!(
-        "as",
-        ["impersonatedUser", "impersonatedUser.username"],
-        "impersonatedUser.username",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("as"),
-        "the impersonated user"
-    ),
-    f!(
-        "as_uid",
-        ["impersonatedUser.uid"],
-        "impersonatedUser.uid",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("as_uid"),
-        "the impersonated user's UID"
-    ),
-    f!(
-        "as_groups",
-        ["impersonatedUser.groups"],
-        "impersonatedUser.groups",
-        Keyword,
-        list = true,
-        derived = false,
-        Some("as_groups"),
-        "the impersonated groups"
-    ),
-    f!(
-        "ip",
-        ["sourceIPs", "source_ip"],
-        "sourceIPs",
-        Ip,
-        list = true,
-        derived = false,
-        Some("ip"),
-        "any of the source addresses"
-    ),
-    f!(
-        "client_ip",
-        [],
-        "sourceIPs[0]",
-        Ip,
-        list = false,
-        derived = true,
-        None,
-        "the first source address (what the client claims)"
-    ),
-    f!(
-        "peer_ip",
-        [],
-        "sourceIPs[-1]",
-        Ip,
-        list = false,
-        derived = true,
-        None,
-        "the last source address (the direct peer)"
-    ),
-    f!(
-        "ua",
-        ["userAgent", "user_agent"],
-        "userAgent",
-        Text,
-        list = false,
-        derived = false,
-        Some("ua"),
-        "the client's user agent"
-    ),
-    f!(
-        "resource",
-        ["objectRef.resource"],
-        "objectRef.resource",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("resource"),
-        "the resource type (pods, secrets…)"
-    ),
-    f!(
-        "subresource",
-        ["objectRef.subresource"],
-        "objectRef.subresource",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("subresource"),
-        "exec, log, status, scale…"
-    ),
-    f!(
-        "ns",
-        ["namespace", "objectRef.namespace"],
-        "objectRef.namespace",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("ns"),
-        "the namespace"
-    ),
-    f!(
-        "name",
-        ["objectRef.name"],
-        "objectRef.name",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("name"),
-        "the object's name"
-    ),
-    f!(
-        "apigroup",
-        ["objectRef.apiGroup", "api_group"],
-        "objectRef.apiGroup",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("apigroup"),
-        "the API group (empty for core)"
-    ),
-    f!(
-        "apiversion",
-        ["objectRef.apiVersion", "api_version"],
-        "objectRef.apiVersion",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("apiversion"),
-        "the API version"
-    ),
-    f!(
-        "object_uid",
-        ["objectRef.uid"],
-        "objectRef.uid",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("object_uid"),
-        "the object's UID"
-    ),
-    f!(
-        "resource_version",
-        ["objectRef.resourceVersion"],
-        "objectRef.resourceVersion",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("resource_version"),
-        "the object's resourceVersion"
-    ),
-    f!(
-        "code",
-        ["responseStatus.code"],
-        "responseStatus.code",
-        Integer,
-        list = false,
-        derived = false,
-        Some("code"),
-        "the HTTP status code"
-    ),
-    f!(
-        "status",
-        ["responseStatus.status"],
-        "responseStatus.status",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("status"),
-        "Success or Failure"
-    ),
-    f!(
-        "reason",
-        ["responseStatus.reason"],
-        "responseStatus.reason",
-        Keyword,
-        list = false,
-        derived = false,
-        Some("reason"),
-        "Forbidden, NotFound, AlreadyExists…"
-    ),
-    f!(
-        "message",
-        ["responseStatus.message"],
-        "responseStatus.message",
-        Text,
-        list = false,
-        derived = false,
-        Some("message"),
-        "the status message"
-    ),
-    f!(
-        "decision",
-        [],
-        "annotations.authorization.k8s.io/decision",
-        Keyword,
-        list = false,
-        derived = true,
-        Some("decision"),
-        "the authorizer's decision: allow or forbid"
-    ),
-    f!(
-        "authz_reason",
-        [],
-        "annotations.authorization.k8s.io/reason",
-        Text,
-        list = false,
-        derived = true,
-        Some("authz_reason"),
-        "why the authorizer decided so"
-    ),
-    f!(
-        "annotations",
-        [],
-        "annotations",
-        KeywordMap,
-        list = false,
-        derived = false,
-        Some("annotations"),
-        "the event's annotations (annotations.\"KEY\")"
-    ),
-    f!(
-        "request",
-        ["requestObject"],
-        "requestObject",
-        Json,
-        list = false,
-        derived = false,
-        Some("request"),
-        "the request body (request.PATH)"
-    ),
-    f!(
-        "response",
-        ["responseObject"],
-        "responseObject",
-        Json,
-        list = false,
-        derived = false,
-        Some("response"),
-        "the response body (response.PATH)"
-    ),
-    f!(
-        "user_kind",
-        [],
-        "user.username, user.groups",
-        Keyword,
-        list = false,
-        derived = true,
-        Some("user_kind"),
-        "anonymous, node, serviceaccount, system or human"
-    ),
-    f!(
-        "exec_command",
-        ["command"],
-        "requestURI command= parameters",
-        Text,
-        list = false,
-        derived = true,
-        Some("exec_command"),
-        "the command of a pods/exec"
-    ),
-    f!(
-        "privileged",
-        [],
-        "requestObject pod spec",
-        Bool,
-        list = false,
-        derived = true,
-        Some("privileged"),
-        "a container of the pod spec is privileged"
-    ),
-    f!(
-        "host_network",
-        ["hostNetwork"],
-        "requestObject pod spec",
-        Bool,
-        list = false,
-        derived = true,
-        Some("host_network"),
-        "the pod spec uses the host network"
-    ),
-    f!(
-        "host_pid",
-        ["hostPID"],
-        "requestObject pod spec",
-        Bool,
-        list = false,
-        derived = true,
-        Some("host_pid"),
-        "the pod spec uses the host PID namespace"
-    ),
-    f!(
-        "host_ipc",
-        ["hostIPC"],
-        "requestObject pod spec",
-        Bool,
-        list = false,
-        derived = true,
-        Some("host_ipc"),
-        "the pod spec uses the host IPC namespace"
-    ),
-    f!(
-        "host_path",
-        ["hostPath"],
-        "requestObject pod spec",
-        Keyword,
-        list = true,
-        derived = true,
-        Some("host_paths"),
-        "hostPath volume paths of the pod spec"
-    ),
+    f!("time", ["requestReceivedTimestamp", "timestamp"], "requestReceivedTimestamp", Timestamp, list=false, derived=false, Some("time"),
+        "when the API server received the request (else stageTimestamp, v1beta1 timestamp, metadata.creationTimestamp)"),
+    f!("stage_time", ["stageTimestamp"], "stageTimestamp", Timestamp, list=false, derived=false, Some("stage_time"), "when this stage was logged"),
+    f!("latency", ["duration"], "stageTimestamp − requestReceivedTimestamp", Duration, list=false, derived=true, None, "time from request to this stage (stage_time − time)"),
+    f!("id", ["auditID", "audit_id"], "auditID", Keyword, list=false, derived=false, Some("id"), "the request's audit ID, shared by its stages"),
+    f!("stage", [], "stage", Keyword, list=false, derived=false, Some("stage"), "RequestReceived, ResponseStarted, ResponseComplete or Panic"),
+    f!("level", [], "level", Keyword, list=false, derived=false, Some("level"), "None, Metadata, Request or RequestResponse"),
+    f!("verb", [], "verb", Keyword, list=false, derived=false, Some("verb"), "get, list, watch, create, update, patch, delete, deletecollection…"),
+    f!("uri", ["requestURI"], "requestURI", Text, list=false, derived=false, Some("uri"), "the request path and query"),
+    f!("user", ["username", "user.username"], "user.username", Keyword, list=false, derived=false, Some("user"), "who made the request"),
+    f!("uid", ["user.uid"], "user.uid", Keyword, list=false, derived=false, Some("uid"), "the user's UID"),
+    f!("groups", ["user.groups"], "user.groups", Keyword, list=true, derived=false, Some("groups"), "the user's groups"),
+    f!("extra", ["user.extra"], "user.extra", Json, list=false, derived=false, Some("user_extra"), "extra attributes of the user, a map of string lists (extra.KEY)"),
+    f!("as", ["impersonatedUser", "impersonatedUser.username"], "impersonatedUser.username", Keyword, list=false, derived=false, Some("as"), "the impersonated user"),
+    f!("as_uid", ["impersonatedUser.uid"], "impersonatedUser.uid", Keyword, list=false, derived=false, Some("as_uid"), "the impersonated user's UID"),
+    f!("as_groups", ["impersonatedUser.groups"], "impersonatedUser.groups", Keyword, list=true, derived=false, Some("as_groups"), "the impersonated groups"),
+    f!("as_extra", ["impersonatedUser.extra"], "impersonatedUser.extra", Json, list=false, derived=false, Some("as_extra"), "extra attributes of the impersonated user"),
+    f!("ip", ["sourceIPs", "source_ip"], "sourceIPs", Ip, list=true, derived=false, Some("ip"), "any of the source addresses"),
+    f!("client_ip", [], "sourceIPs[0]", Ip, list=false, derived=true, None, "the first source address (what the client claims)"),
+    f!("peer_ip", [], "sourceIPs[-1]", Ip, list=false, derived=true, None, "the last source address (the direct peer)"),
+    f!("ua", ["userAgent", "user_agent"], "userAgent", Text, list=false, derived=false, Some("ua"), "the client's user agent"),
+    f!("resource", ["objectRef.resource"], "objectRef.resource", Keyword, list=false, derived=false, Some("resource"), "the resource type (pods, secrets…)"),
+    f!("subresource", ["objectRef.subresource"], "objectRef.subresource", Keyword, list=false, derived=false, Some("subresource"), "exec, log, status, scale…"),
+    f!("ns", ["namespace", "objectRef.namespace"], "objectRef.namespace", Keyword, list=false, derived=false, Some("ns"), "the namespace"),
+    f!("name", ["objectRef.name"], "objectRef.name", Keyword, list=false, derived=false, Some("name"), "the object's name"),
+    f!("apigroup", ["objectRef.apiGroup", "api_group"], "objectRef.apiGroup", Keyword, list=false, derived=false, Some("apigroup"), "the API group (empty for core)"),
+    f!("apiversion", ["objectRef.apiVersion", "api_version"], "objectRef.apiVersion", Keyword, list=false, derived=false, Some("apiversion"), "the API version"),
+    f!("object_uid", ["objectRef.uid"], "objectRef.uid", Keyword, list=false, derived=false, Some("object_uid"), "the object's UID"),
+    f!("resource_version", ["objectRef.resourceVersion"], "objectRef.resourceVersion", Keyword, list=false, derived=false, Some("resource_version"), "the object's resourceVersion"),
+    f!("code", ["responseStatus.code"], "responseStatus.code", Integer, list=false, derived=false, Some("code"), "the HTTP status code"),
+    f!("status", ["responseStatus.status"], "responseStatus.status", Keyword, list=false, derived=false, Some("status"), "Success or Failure"),
+    f!("reason", ["responseStatus.reason"], "responseStatus.reason", Keyword, list=false, derived=false, Some("reason"), "Forbidden, NotFound, AlreadyExists…"),
+    f!("message", ["responseStatus.message"], "responseStatus.message", Text, list=false, derived=false, Some("message"), "the status message"),
+    f!("decision", [], "annotations.authorization.k8s.io/decision", Keyword, list=false, derived=true, Some("decision"), "the authorizer's decision: allow or forbid"),
+    f!("authz_reason", [], "annotations.authorization.k8s.io/reason", Text, list=false, derived=true, Some("authz_reason"), "why the authorizer decided so"),
+    f!("annotations", [], "annotations", KeywordMap, list=false, derived=false, Some("annotations"), "the event's annotations (annotations.\"KEY\")"),
+    f!("request", ["requestObject"], "requestObject", Json, list=false, derived=false, Some("request"), "the request body (request.PATH)"),
+    f!("response", ["responseObject"], "responseObject", Json, list=false, derived=false, Some("response"), "the response body (response.PATH)"),
+    f!("user_kind", [], "user.username, user.groups", Keyword, list=false, derived=true, Some("user_kind"), "anonymous, node, serviceaccount, system or human"),
+    f!("exec_command", ["command"], "requestURI command= parameters", Text, list=false, derived=true, Some("exec_command"), "the command of a pods/exec"),
+    f!("privileged", [], "requestObject pod spec", Bool, list=false, derived=true, Some("privileged"), "a container of the pod spec is privileged"),
+    f!("host_network", ["hostNetwork"], "requestObject pod spec", Bool, list=false, derived=true, Some("host_network"), "the pod spec uses the host network"),
+    f!("host_pid", ["hostPID"], "requestObject pod spec", Bool, list=false, derived=true, Some("host_pid"), "the pod spec uses the host PID namespace"),
+    f!("host_ipc", ["hostIPC"], "requestObject pod spec", Bool, list=false, derived=true, Some("host_ipc"), "the pod spec uses the host IPC namespace"),
+    f!("host_path", ["hostPath", "host_paths"], "requestObject pod spec", Keyword, list=true, derived=true, Some("host_paths"), "hostPath volume paths of the pod spec"),
 ];
 
 /// Finds a field by name or alias (case-sensitive, as typed).

@@ -7,10 +7,13 @@
 //! (lists included), merge and JSON patches sent to the `secrets` resource, and the
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation that repeats a Secret whole.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 use serde_json::Value;
+
+use crate::event::Event;
 use sha2::{Digest, Sha256};
 
 /// What a redacted value starts with.
@@ -40,6 +43,96 @@ pub fn redact_json_text(text: &str, secrets_resource: bool) -> Option<String> {
     }
     let mut v: Value = serde_json::from_str(text).ok()?;
     redact_value(&mut v, secrets_resource).then(|| v.to_string())
+}
+
+/// Redacts an event's request and response bodies in place.
+pub fn redact_event(ev: &mut Event<'_>) {
+    let secrets = ev.object_ref.as_ref().and_then(|o| o.resource.as_deref()) == Some("secrets");
+    for obj in [&mut ev.request_object, &mut ev.response_object] {
+        if let Some(text) = obj.as_deref()
+            && let Some(redacted) = redact_json_text(text, secrets)
+        {
+            *obj = Some(Cow::Owned(redacted));
+        }
+    }
+}
+
+/// Redacts the text of a record that could not be decoded (for the rejects file). Text that is
+/// JSON is redacted as a decoded event would be; text that is not (a truncated line) has every
+/// `data`/`stringData` object that follows a mention of secrets masked whole, keys included:
+/// without a parse, keys and values cannot be told apart safely. `None` when nothing changed.
+pub fn redact_raw(text: &[u8]) -> Option<Vec<u8>> {
+    static SECRET: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"ecret"));
+    if SECRET.find(text).is_none() && memchr::memmem::find(text, LAST_APPLIED.as_bytes()).is_none() {
+        return None; // neither "Secret" nor "secrets" nor last-applied
+    }
+    if let Ok(mut v) = serde_json::from_slice::<Value>(text) {
+        let secrets = v.pointer("/objectRef/resource").is_some_and(|r| r == "secrets");
+        let mut changed = false;
+        if let Value::Object(m) = &mut v {
+            for k in ["requestObject", "responseObject"] {
+                if let Some(o) = m.get_mut(k) {
+                    changed |= redact_value(o, secrets);
+                }
+            }
+        }
+        changed |= redact_value(&mut v, false);
+        return changed.then(|| v.to_string().into_bytes());
+    }
+    mask_data_objects(text)
+}
+
+/// Masks `"data":{…}` and `"stringData":{…}` (also `\"data\":{…}` inside an escaped JSON string)
+/// as `{"kaq-redacted":true}`, up to the closing brace or the end of a truncated text.
+fn mask_data_objects(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    let mut changed = false;
+    while i < text.len() {
+        let rest = &text[i..];
+        let key = [&b"\"data\""[..], b"\"stringData\"", b"\\\"data\\\"", b"\\\"stringData\\\""]
+            .into_iter()
+            .find(|k| rest.starts_with(k));
+        let Some(key) = key else {
+            out.push(text[i]);
+            i += 1;
+            continue;
+        };
+        let escaped = key.starts_with(b"\\");
+        let mut j = i + key.len();
+        while j < text.len() && (text[j] == b' ' || text[j] == b':') {
+            j += 1;
+        }
+        if text.get(j) != Some(&b'{') {
+            out.extend_from_slice(key);
+            i += key.len();
+            continue;
+        }
+        // Find the closing brace outside strings.
+        let quote: &[u8] = if escaped { b"\\\"" } else { b"\"" };
+        let mut k = j + 1;
+        let mut in_str = false;
+        while k < text.len() {
+            if text[k..].starts_with(quote) {
+                in_str = !in_str;
+                k += quote.len();
+                continue;
+            }
+            if !escaped && in_str && text[k] == b'\\' {
+                k += 2;
+                continue;
+            }
+            if !in_str && text[k] == b'}' {
+                break;
+            }
+            k += 1;
+        }
+        out.extend_from_slice(&text[i..j]);
+        out.extend_from_slice(if escaped { br#"{\"kaq-redacted\":true}"# } else { br#"{"kaq-redacted":true}"# });
+        changed = true;
+        i = (k + 1).min(text.len());
+    }
+    changed.then_some(out)
 }
 
 /// Redacts in place; `secret_context` says an object without `kind` is a Secret. Returns whether
@@ -151,6 +244,25 @@ mod tests {
         assert_eq!(redact_json_text(status, true), None);
         let cm = r#"{"kind":"ConfigMap","data":{"k":"visible"}}"#;
         assert_eq!(redact_json_text(cm, false), None);
+    }
+
+    #[test]
+    fn rejected_text_is_redacted_too() {
+        // A decodable record with a bad field: redacted as JSON.
+        let bad = br#"{"auditID":7,"objectRef":{"resource":"secrets"},"requestObject":{"data":{"k":"SEKRIT1"}}}"#;
+        let out = String::from_utf8(redact_raw(bad).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT") && out.contains(MARKER_PREFIX), "{out}");
+        // A truncated line: masked by text, up to the end.
+        let cut = br#"{"auditID":"x","objectRef":{"resource":"secrets"},"requestObject":{"kind":"Secret","data":{"k":"SEKRIT2","l":"SEK"#;
+        let out = String::from_utf8(redact_raw(cut).unwrap()).unwrap();
+        assert!(!out.contains("SEK"), "{out}");
+        let closed = br#"{"kind":"Secret","stringData":{"k":"a}b SEKRIT3"},"type":"Opaque""#;
+        let out = String::from_utf8(redact_raw(closed).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT") && out.ends_with(r#""kaq-redacted":true},"type":"Opaque""#), "{out}");
+        let applied = br#"{"kubectl.kubernetes.io/last-applied-configuration":"{\"kind\":\"Secret\",\"data\":{\"k\":\"SEKRIT4\"}}"#;
+        let out = String::from_utf8(redact_raw(applied).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT"), "{out}");
+        assert_eq!(redact_raw(br#"{"kind":"ConfigMap","data":{"k":"v"}"#), None);
     }
 
     #[test]
