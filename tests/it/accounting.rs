@@ -109,3 +109,42 @@ fn truncated_gzip_keeps_what_came_before_and_says_so() {
     let o = run(&["convert", cut.to_str().unwrap(), "-o", dir.path().join("p.parquet").to_str().unwrap(), "--strict"]);
     assert_eq!(o.status.code(), Some(1), "a broken input fails --strict");
 }
+
+#[test]
+fn lists_are_accounted_item_by_item() {
+    let dir = tmp();
+    let log = dir.path().join("l.log");
+    let lines = [
+        r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{"auditID":"a"},{"auditID":7},{"auditID":"c"}]}"#,
+        r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[]}"#,
+        r#"[]"#,
+        r#"[{"auditID":"d"},"not an event"]"#,
+    ];
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    let rejects = dir.path().join("rej.jsonl");
+    let o = run(&[
+        "convert",
+        log.to_str().unwrap(),
+        "-o",
+        dir.path().join("o.parquet").to_str().unwrap(),
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(summary(&err), (3, 2, 2), "{err}");
+    assert!(err.contains(":1: EventList item 1: `auditID`: invalid type: integer `7`"), "{err}");
+    assert!(err.contains(":4: array element 1: invalid type: string \"not an event\""), "{err}");
+    // Only the failing items go to the rejects file: feeding it back adds no duplicates.
+    assert_eq!(std::fs::read_to_string(&rejects).unwrap(), "{\"auditID\":7}\n\"not an event\"\n");
+}
+
+/// A first line that is garbage must not make the reader wait for the whole input.
+#[test]
+fn a_bad_first_line_does_not_change_the_framing() {
+    let dir = tmp();
+    let log = dir.path().join("b.log");
+    let good = r#"{"kind":"Event","auditID":"g","requestReceivedTimestamp":"2026-11-20T05:00:00.000000Z"}"#;
+    std::fs::write(&log, format!("{{\"kind\":\"Event\",\"audit\n{good}\n{good}\n")).unwrap();
+    let o = run(&["convert", log.to_str().unwrap(), "-o", dir.path().join("o.parquet").to_str().unwrap()]);
+    assert_eq!(summary(&stderr(&o)), (2, 1, 0), "{}", stderr(&o));
+}

@@ -131,3 +131,47 @@ fn fixture_secrets_are_redacted() {
         assert!(!all.contains(s), "{s} leaked");
     }
 }
+
+#[test]
+fn rejected_lines_and_reconverted_parquet_are_redacted() {
+    let dir = tmp();
+    let log = dir.path().join("r.log");
+    let bad_type = r#"{"kind":"Event","auditID":"x","verb":7,"objectRef":{"resource":"secrets"},"requestObject":{"kind":"Secret","data":{"k":"UkVKRUNURUQtU0VDUkVU"}}}"#;
+    let truncated = r#"{"kind":"Event","auditID":"y","objectRef":{"resource":"secrets"},"requestObject":{"kind":"Secret","data":{"k":"VFJVTkNBVEVELVNFQ1JFVA"#;
+    let good = r#"{"kind":"Event","auditID":"z","objectRef":{"resource":"secrets"},"requestObject":{"kind":"Secret","data":{"k":"R09PRC1TRUNSRVQ="}},"requestReceivedTimestamp":"2026-11-20T05:00:00.000000Z"}"#;
+    std::fs::write(&log, format!("{bad_type}\n{truncated}\n{good}\n")).unwrap();
+    let rejects = dir.path().join("rejects.jsonl");
+    let o = run(&[
+        "convert",
+        log.to_str().unwrap(),
+        "-o",
+        dir.path().join("a.parquet").to_str().unwrap(),
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let kept = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(kept.lines().count(), 2);
+    for s in ["UkVKRUNURUQtU0VDUkVU", "VFJVTkNBVEVELVNFQ1JFVA"] {
+        assert!(!kept.contains(s), "{s} leaked into the rejects file: {kept}");
+        assert!(!stderr(&o).contains(s));
+    }
+    assert!(kept.contains("\"verb\":7"), "the rest of the line is kept: {kept}");
+
+    // A file converted with --keep-secrets, converted again without it, is redacted.
+    let keep = dir.path().join("keep.parquet");
+    assert!(
+        run(&["convert", log.to_str().unwrap(), "-o", keep.to_str().unwrap(), "-q", "--keep-secrets"]).status.success()
+    );
+    assert!(visible(&keep).contains("R09PRC1TRUNSRVQ="));
+    let again = dir.path().join("again.parquet");
+    assert!(run(&["convert", keep.to_str().unwrap(), "-o", again.to_str().unwrap(), "-q"]).status.success());
+    assert!(!visible(&again).contains("R09PRC1TRUNSRVQ="));
+    let kept_again = dir.path().join("kept-again.parquet");
+    assert!(
+        run(&["convert", keep.to_str().unwrap(), "-o", kept_again.to_str().unwrap(), "-q", "--keep-secrets"])
+            .status
+            .success()
+    );
+    assert!(visible(&kept_again).contains("R09PRC1TRUNSRVQ="));
+}

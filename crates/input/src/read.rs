@@ -364,7 +364,8 @@ fn sniff(buf: &[u8], ended: bool) -> Option<Mode> {
     if next.is_empty() && !ended {
         return None;
     }
-    if !next.first().is_some_and(|b| matches!(b, b' ' | b'\t' | b'}' | b']' | b'{' | b'"')) {
+    // Pretty-printed JSON indents what follows its first line; JSON lines do not.
+    if !next.first().is_some_and(|b| matches!(b, b' ' | b'\t' | b'}' | b']')) {
         return Some(Mode::Lines);
     }
     if !ended {
