@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -196,19 +197,24 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
     )
 }
 
-/// Builds an Arrow batch from each chunk of decoded events, on the worker threads.
-struct ToBatch;
+/// Builds an Arrow batch from each chunk of decoded events, on the worker threads. Remembers the
+/// largest chunk so far, to size the next builders right from the start.
+#[derive(Default)]
+struct ToBatch {
+    rows: AtomicUsize,
+}
 
 impl EventHandler for ToBatch {
     type State = EventBatchBuilder;
     type Output = arrow_array::RecordBatch;
     fn start(&self) -> EventBatchBuilder {
-        EventBatchBuilder::new()
+        EventBatchBuilder::with_capacity(self.rows.load(Ordering::Relaxed))
     }
     fn event(&self, b: &mut EventBatchBuilder, e: &Event<'_>) {
         b.append(e);
     }
     fn finish(&self, mut b: EventBatchBuilder) -> arrow_array::RecordBatch {
+        self.rows.fetch_max(b.len(), Ordering::Relaxed);
         b.finish()
     }
 }
@@ -269,6 +275,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         ..ReadOptions::default()
     };
     let mut report = Report { sources: sources.len(), ..Report::default() };
+    let to_batch = ToBatch::default();
 
     // Parquet inputs are read as batches; runs of log inputs between them go through the decoder.
     let mut logs: Vec<Source> = Vec::new();
@@ -277,7 +284,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             if logs.is_empty() {
                 return Ok(());
             }
-            let r = kaq_input::read(logs, &read_opts, &ToBatch, |chunk| -> anyhow::Result<()> {
+            let r = kaq_input::read(logs, &read_opts, &to_batch, |chunk| -> anyhow::Result<()> {
                 progress.inc(chunk.counts.bytes);
                 for rej in &chunk.rejects {
                     rejects.add(rej, &progress)?;

