@@ -114,3 +114,26 @@ fn shuffled_log_comes_out_sorted() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.iter().all(|n| !n.to_string_lossy().starts_with('.')), "{left:?}");
 }
+
+/// The API server writes an event when the request completes: a log in `stageTimestamp` order
+/// (watches minutes late in `time`) still gives a time-sorted file.
+#[test]
+fn log_in_completion_order_comes_out_sorted() {
+    let dir = tmp();
+    let log = dir.path().join("g.log");
+    let Some(_) = gen_audit(&["--events", "30000", "--seed", "6", "--hours", "2"], &log) else { return };
+    let mut events = reference_events(&log);
+    events.sort_by(|a, b| a["stageTimestamp"].as_str().cmp(&b["stageTimestamp"].as_str()));
+    let lines: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    let staged = dir.path().join("staged.log");
+    std::fs::write(&staged, lines.join("\n") + "\n").unwrap();
+    let back = there_and_back(&[&staged], dir.path());
+    assert_same_events(&events, &back);
+    let times: Vec<&str> = back.iter().map(|e| e["requestReceivedTimestamp"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "not sorted");
+    let late = events
+        .windows(2)
+        .filter(|w| w[0]["requestReceivedTimestamp"].as_str() > w[1]["requestReceivedTimestamp"].as_str())
+        .count();
+    assert!(late > 100, "the input really was out of order ({late} inversions)");
+}

@@ -66,6 +66,16 @@ pub fn sort_by_time(b: &RecordBatch) -> Result<RecordBatch, Error> {
     Ok(take_record_batch(b, &UInt32Array::from(idx))?)
 }
 
+/// Sorts rows of several batches by time into one batch (stable: input order among equal
+/// times), without first concatenating them.
+fn sort_batches(batches: &[RecordBatch]) -> Result<RecordBatch, Error> {
+    let mut idx: Vec<(usize, usize)> =
+        batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |i| (b, i))).collect();
+    idx.sort_by_key(|&(b, i)| key(times(&batches[b]), i));
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    Ok(interleave_record_batch(&refs, &idx)?)
+}
+
 /// Whether the batches, one after another, are sorted and start no earlier than `after`.
 fn in_order(batches: &[RecordBatch], after: Option<i64>) -> bool {
     let mut prev = after.unwrap_or(i64::MIN);
@@ -136,6 +146,9 @@ pub struct SortedParquetWriter {
     writer: Option<ParallelFileWriter>,
     pending: Vec<RecordBatch>,
     pending_rows: usize,
+    /// The newest rows of the last run, sorted, kept back for rows that arrive a little late.
+    held: Vec<RecordBatch>,
+    held_rows: usize,
     /// The largest key written straight to the output.
     written_max: Option<i64>,
     /// Temporary files that exist besides `tmp` (spilled runs, merges in progress).
@@ -157,6 +170,8 @@ impl SortedParquetWriter {
             writer: Some(writer),
             pending: Vec::new(),
             pending_rows: 0,
+            held: Vec::new(),
+            held_rows: 0,
             written_max: None,
             runs: Vec::new(),
             rows: 0,
@@ -169,9 +184,9 @@ impl SortedParquetWriter {
         self.rows
     }
 
-    /// Rows held in memory, not yet sorted and written.
+    /// Rows held in memory, not yet written.
     pub fn pending_rows(&self) -> usize {
-        self.pending_rows
+        self.pending_rows + self.held_rows
     }
 
     /// Adds a batch of [`audit_schema`](crate::audit_schema).
@@ -183,7 +198,7 @@ impl SortedParquetWriter {
         self.pending_rows += batch.num_rows();
         self.pending.push(batch);
         if self.pending_rows >= self.opts.run_rows {
-            self.flush_run()?;
+            self.flush_run(false)?;
         }
         Ok(())
     }
@@ -191,52 +206,70 @@ impl SortedParquetWriter {
     /// Sorts and writes what is pending. With `end_row_group`, also closes the row group in
     /// progress, releasing its buffers (for a partition that is no longer being written).
     pub fn flush(&mut self, end_row_group: bool) -> Result<(), Error> {
-        self.flush_run()?;
+        self.flush_run(end_row_group)?;
         if end_row_group && let Some(w) = &mut self.writer {
             w.flush()?;
         }
         Ok(())
     }
 
-    fn flush_run(&mut self) -> Result<(), Error> {
-        if self.pending.is_empty() {
+    /// Sorts what is pending with what was held back, and writes all of it but the newest rows
+    /// (all of it when `all`). Rows older than what the output already holds — an input out of
+    /// order by more than the holding window — go to a sorted temporary run, merged in at the end.
+    fn flush_run(&mut self, all: bool) -> Result<(), Error> {
+        if self.pending.is_empty() && (self.held.is_empty() || !all) {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut batches = std::mem::take(&mut self.held);
+        batches.append(&mut self.pending);
         self.pending_rows = 0;
-        // A log written as time goes on arrives sorted: its batches go out as they are, with
-        // no copy.
-        if self.runs.is_empty() && in_order(&pending, self.written_max) {
+        self.held_rows = 0;
+        // A log written as time goes on arrives sorted: its batches go on as they are, no copy.
+        let sorted = if in_order(&batches, None) { batches } else { vec![sort_batches(&batches)?] };
+        let keys: Vec<i64> = sorted.iter().flat_map(|b| (0..b.num_rows()).map(move |i| key(times(b), i))).collect();
+        let total = keys.len();
+        let late = match self.written_max {
+            Some(m) => keys.partition_point(|&k| k < m),
+            None => 0,
+        };
+        let keep_from = if all {
+            total
+        } else {
+            let cutoff = keys[total - 1].saturating_sub(HOLD_MICROS);
+            let newer = keys.partition_point(|&k| k <= cutoff);
+            newer.max(total.saturating_sub(self.opts.run_rows / 2)).max(late)
+        };
+        let (late_rows, rest) = split_rows(sorted, late);
+        let (emit, held) = split_rows(rest, keep_from - late);
+        if !late_rows.is_empty() {
+            self.spill(&concat_batches(&audit_schema(), &late_rows)?)?;
+        }
+        if keep_from > late {
             let w = self.writer.as_mut().expect("open until finish");
-            for b in &pending {
+            for b in &emit {
                 w.write(b)?;
             }
-            let last = pending.last().expect("not empty");
-            self.written_max = Some(key(times(last), last.num_rows() - 1));
-            return Ok(());
+            self.written_max = Some(keys[keep_from - 1]);
         }
-        let run = sort_by_time(&concat_batches(&audit_schema(), &pending)?)?;
-        drop(pending);
-        let t = times(&run);
-        let (first, last) = (key(t, 0), key(t, run.num_rows() - 1));
-        let in_order = self.runs.is_empty() && self.written_max.is_none_or(|m| m <= first);
-        if in_order {
-            self.writer.as_mut().expect("open until finish").write(&run)?;
-            self.written_max = Some(last);
-        } else {
-            let path = sibling(&self.path, &format!("kaq-run-{}", self.runs.len()));
-            let file = File::create(&path).at(&path)?;
-            let mut w = ArrowWriter::try_new(file, audit_schema(), Some(writer_props(&self.opts, false)?))?;
-            w.write(&run)?;
-            w.close()?;
-            self.runs.push(path);
-        }
+        self.held_rows = total - keep_from;
+        self.held = held;
+        Ok(())
+    }
+
+    /// Writes a sorted run to a temporary file, to be merged at the end.
+    fn spill(&mut self, run: &RecordBatch) -> Result<(), Error> {
+        let path = sibling(&self.path, &format!("kaq-run-{}", self.runs.len()));
+        self.runs.push(path.clone());
+        let file = File::create(&path).at(&path)?;
+        let mut w = ArrowWriter::try_new(file, audit_schema(), Some(writer_props(&self.opts, false)?))?;
+        w.write(run)?;
+        w.close()?;
         Ok(())
     }
 
     /// Writes what is left, merges spilled runs if any, and puts the file in place.
     pub fn finish(mut self) -> Result<u64, Error> {
-        self.flush_run()?;
+        self.flush_run(true)?;
         self.writer.take().expect("open until finish").close()?;
         if self.runs.is_empty() {
             std::fs::rename(&self.tmp, &self.path).at(&self.path)?;
@@ -267,6 +300,31 @@ impl SortedParquetWriter {
         self.done = true;
         Ok(self.rows)
     }
+}
+
+/// How late a row may arrive and still be written in place: the newest rows of each run wait
+/// this long (in event time) for stragglers before they are written. The API server logs a
+/// request when it completes, so its `time` (when it was received) lags by its duration.
+const HOLD_MICROS: i64 = 15 * 60 * 1_000_000;
+
+/// Splits a sequence of batches after its first `n` rows (slices, no copy).
+fn split_rows(batches: Vec<RecordBatch>, n: usize) -> (Vec<RecordBatch>, Vec<RecordBatch>) {
+    let (mut head, mut tail) = (Vec::new(), Vec::new());
+    let mut left = n;
+    for b in batches {
+        let rows = b.num_rows();
+        if left >= rows {
+            left -= rows;
+            head.push(b);
+        } else if left == 0 {
+            tail.push(b);
+        } else {
+            head.push(b.slice(0, left));
+            tail.push(b.slice(left, rows - left));
+            left = 0;
+        }
+    }
+    (head, tail)
 }
 
 /// How many sorted files one merge reads at once.
