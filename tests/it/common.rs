@@ -5,6 +5,13 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// Says why a test skips. Written to stderr directly, not with `eprintln!`, so that the test
+/// harness does not capture it: a skip shows in every run.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
 pub fn kaq() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kaq"));
     c.env("RUST_BACKTRACE", "0");
@@ -30,7 +37,7 @@ pub fn shared(what: &str) -> Option<PathBuf> {
     if p.join(what).exists() {
         Some(p)
     } else {
-        eprintln!("SKIPPED: {} not found (the test needs ../shared/{what})", p.join(what).display());
+        skip(&format!("{} not found (the test needs ../shared/{what})", p.join(what).display()));
         None
     }
 }

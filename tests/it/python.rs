@@ -10,7 +10,7 @@ fn python() -> Option<String> {
     match std::env::var("KAQ_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
         _ => {
-            eprintln!("SKIPPED: KAQ_PYTHON is not set (run `export KAQ_PYTHON=$(scripts/pyenv.sh | tail -n1)`)");
+            skip("KAQ_PYTHON is not set (run `export KAQ_PYTHON=$(scripts/pyenv.sh | tail -n1)`)");
             None
         }
     }
