@@ -1,0 +1,5 @@
+mod api;
+mod examples;
+mod lexing;
+mod limits;
+mod props;
