@@ -3,17 +3,16 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Int32Builder, ListBuilder, MapBuilder, StringBuilder, StringDictionaryBuilder,
-    TimestampMicrosecondBuilder,
+    BooleanBuilder, Int32Builder, ListBuilder, MapBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use kaq_schema::Event;
 use serde_json::Value;
 
 use crate::schema::{ABSENT_KEY, audit_schema};
 
-type Dict = StringDictionaryBuilder<Int32Type>;
+/// Low-cardinality columns are plain strings in Arrow too (see [`Col::Dict`](crate::Col::Dict)).
+type Dict = StringBuilder;
 type List = ListBuilder<StringBuilder>;
 
 /// Accumulates events; [`EventBatchBuilder::finish`] gives a batch of [`audit_schema`].
@@ -94,7 +93,7 @@ impl EventBatchBuilder {
     pub fn with_capacity(rows: usize) -> Self {
         let n = rows;
         let s = |bytes_per_row: usize| StringBuilder::with_capacity(n, n * bytes_per_row);
-        let d = || Dict::with_capacity(n, 64, 1024);
+        let d = || Dict::with_capacity(n, n * 16);
         let l = |items_per_row: usize, bytes: usize| {
             List::with_capacity(StringBuilder::with_capacity(n * items_per_row, n * bytes), n)
         };

@@ -21,7 +21,9 @@ pub enum Col {
     Bool,
     /// Plain UTF-8 string.
     Str,
-    /// Dictionary-encoded string (few distinct values).
+    /// A string with few distinct values: UTF-8 in Arrow, dictionary-encoded in Parquet. (Arrow
+    /// dictionaries cost more to build than they save when writing: a reader that wants them asks
+    /// for them with a schema hint.)
     Dict,
     /// List of strings.
     List,
@@ -85,8 +87,7 @@ pub fn data_type(c: Col) -> DataType {
         Col::Time => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Col::I32 => DataType::Int32,
         Col::Bool => DataType::Boolean,
-        Col::Str => DataType::Utf8,
-        Col::Dict => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        Col::Str | Col::Dict => DataType::Utf8,
         Col::List => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
         Col::Map => DataType::Map(
             Arc::new(Field::new(
