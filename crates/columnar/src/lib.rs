@@ -35,4 +35,4 @@ pub use error::Error;
 pub use partition::{DEFAULT_PARTITION, PartitionedWriter, Partitioning};
 pub use restore::{Columns, batch_to_json};
 pub use schema::{ABSENT_KEY, COLUMNS, Col, SCHEMA_VERSION, SCHEMA_VERSION_KEY, audit_schema, column_index, data_type};
-pub use write::{SortedParquetWriter, WriteOptions, sort_by_time};
+pub use write::{SortedParquetWriter, WriteOptions};

@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
-use arrow_array::{Array, RecordBatch, UInt32Array};
+use arrow_array::{Array, RecordBatch};
 use arrow_select::concat::concat_batches;
 use arrow_select::interleave::interleave_record_batch;
-use arrow_select::take::take_record_batch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -41,7 +40,7 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { row_group_rows: 128 * 1024, run_rows: 64 * 1024, zstd_level: 3 }
+        WriteOptions { row_group_rows: 64 * 1024, run_rows: 64 * 1024, zstd_level: 3 }
     }
 }
 
@@ -52,18 +51,6 @@ fn key(t: &arrow_array::TimestampMicrosecondArray, i: usize) -> i64 {
 
 fn times(b: &RecordBatch) -> &arrow_array::TimestampMicrosecondArray {
     b.column(column_index("time").expect("time column")).as_primitive::<TimestampMicrosecondType>()
-}
-
-/// Sorts a batch by time, keeping input order among equal times (the stages of one request).
-pub fn sort_by_time(b: &RecordBatch) -> Result<RecordBatch, Error> {
-    let t = times(b);
-    let n = b.num_rows();
-    if (1..n).all(|i| key(t, i - 1) <= key(t, i)) {
-        return Ok(b.clone());
-    }
-    let mut idx: Vec<u32> = (0..n as u32).collect();
-    idx.sort_by_key(|&i| key(t, i as usize));
-    Ok(take_record_batch(b, &UInt32Array::from(idx))?)
 }
 
 /// Sorts rows of several batches by time into one batch (stable: input order among equal
