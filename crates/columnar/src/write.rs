@@ -22,6 +22,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::encode::ParallelFileWriter;
 use crate::error::{Error, IoContext};
@@ -62,6 +63,24 @@ fn sort_batches(batches: &[RecordBatch]) -> Result<RecordBatch, Error> {
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     Ok(interleave_record_batch(&refs, &idx)?)
 }
+
+/// Columns written without min/max statistics: JSON text and long free text.
+const NO_STATISTICS: &[&str] = &[
+    "uri",
+    "user_extra",
+    "as_extra",
+    "ua",
+    "message",
+    "status_metadata",
+    "status_details",
+    "authz_reason",
+    "annotations.entries.keys",
+    "annotations.entries.values",
+    "request",
+    "response",
+    "exec_command",
+    "unmapped",
+];
 
 /// Whether the batches, one after another, are sorted and start no earlier than `after`.
 fn in_order(batches: &[RecordBatch], after: Option<i64>) -> bool {
@@ -105,6 +124,11 @@ fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, 
                 .set_column_dictionary_enabled(col.into(), false)
                 .set_column_encoding(col.into(), Encoding::DELTA_LENGTH_BYTE_ARRAY)
                 .set_column_compression(col.into(), Compression::ZSTD(ZstdLevel::try_new(1)?));
+        }
+        // Min/max of long free text and JSON prunes nothing and costs two comparisons a value.
+        for col in NO_STATISTICS {
+            let path = ColumnPath::new(col.split('.').map(String::from).collect());
+            b = b.set_column_statistics_enabled(path, EnabledStatistics::None);
         }
         b.set_sorting_columns(Some(vec![SortingColumn {
             column_idx: column_index("time").expect("time column") as i32,
