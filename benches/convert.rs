@@ -9,30 +9,15 @@ use std::convert::Infallible;
 use std::io::Read;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kaq_columnar::{EventBatchBuilder, SortedParquetWriter, WriteOptions};
-use kaq_input::{EventHandler, ReadOptions};
-use kaq_schema::{DecodeOptions, Event, decode_event};
+use kaq_columnar::{EventBatchBuilder, SortedParquetWriter, ToBatch, WriteOptions};
+use kaq_input::ReadOptions;
+use kaq_schema::{DecodeOptions, decode_event};
 
 fn sample() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/sample-audit.log.gz");
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_string(&mut text).unwrap();
     text
-}
-
-struct ToBatch;
-impl EventHandler for ToBatch {
-    type State = EventBatchBuilder;
-    type Output = arrow_array::RecordBatch;
-    fn start(&self) -> EventBatchBuilder {
-        EventBatchBuilder::new()
-    }
-    fn event(&self, b: &mut EventBatchBuilder, e: &Event<'_>) {
-        b.append(e);
-    }
-    fn finish(&self, mut b: EventBatchBuilder) -> arrow_array::RecordBatch {
-        b.finish()
-    }
 }
 
 fn benches(c: &mut Criterion) {
@@ -77,7 +62,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("read-pipeline", |b| {
         b.iter(|| {
             let mut rows = 0;
-            kaq_input::read(&sources, &ReadOptions::default(), &ToBatch, |c| {
+            kaq_input::read(&sources, &ReadOptions::default(), &ToBatch::default(), |c| {
                 rows += c.output.map_or(0, |b| b.num_rows());
                 Ok::<(), Infallible>(())
             })

@@ -6,26 +6,8 @@
 use std::convert::Infallible;
 use std::path::PathBuf;
 
-use kaq_columnar::{EventBatchBuilder, SortedParquetWriter, WriteOptions};
-use kaq_input::{EventHandler, ReadOptions};
-use kaq_schema::Event;
-
-/// Runs on the decode threads: one Arrow batch per chunk of the input.
-struct ToBatch;
-
-impl EventHandler for ToBatch {
-    type State = EventBatchBuilder;
-    type Output = arrow_array::RecordBatch;
-    fn start(&self) -> EventBatchBuilder {
-        EventBatchBuilder::new()
-    }
-    fn event(&self, b: &mut EventBatchBuilder, e: &Event<'_>) {
-        b.append(e);
-    }
-    fn finish(&self, mut b: EventBatchBuilder) -> arrow_array::RecordBatch {
-        b.finish()
-    }
-}
+use kaq_columnar::{SortedParquetWriter, ToBatch, WriteOptions};
+use kaq_input::ReadOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -36,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sources = kaq_input::expand(&[input])?.sources;
     let mut writer = SortedParquetWriter::create(output, WriteOptions::default())?;
     let mut failed = None;
-    let report = kaq_input::read(&sources, &ReadOptions::default(), &ToBatch, |chunk| {
+    let report = kaq_input::read(&sources, &ReadOptions::default(), &ToBatch::default(), |chunk| {
         for r in &chunk.rejects {
             eprintln!("{}:{}: {}", r.source, r.line, r.reason);
         }

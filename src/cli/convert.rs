@@ -4,16 +4,16 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use kaq_columnar::{
-    Columns, EventBatchBuilder, PartitionedWriter, Partitioning, SortedParquetWriter, WriteOptions, audit_schema,
+    Columns, EventBatchBuilder, PartitionedWriter, Partitioning, SortedParquetWriter, ToBatch, WriteOptions,
+    audit_schema,
 };
-use kaq_input::{Counts, EventHandler, ReadOptions, Report, Source};
-use kaq_schema::{DecodeOptions, Event};
+use kaq_input::{Counts, ReadOptions, Report, Source};
+use kaq_schema::DecodeOptions;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 use super::progress::bytes_bar;
@@ -195,28 +195,6 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
         "{}: unknown output type; name it .parquet for Parquet, or .jsonl / .json / .log (optionally .gz) for JSON lines, or use --out-dir",
         out.display()
     )
-}
-
-/// Builds an Arrow batch from each chunk of decoded events, on the worker threads. Remembers the
-/// largest chunk so far, to size the next builders right from the start.
-#[derive(Default)]
-struct ToBatch {
-    rows: AtomicUsize,
-}
-
-impl EventHandler for ToBatch {
-    type State = EventBatchBuilder;
-    type Output = arrow_array::RecordBatch;
-    fn start(&self) -> EventBatchBuilder {
-        EventBatchBuilder::with_capacity(self.rows.load(Ordering::Relaxed))
-    }
-    fn event(&self, b: &mut EventBatchBuilder, e: &Event<'_>) {
-        b.append(e);
-    }
-    fn finish(&self, mut b: EventBatchBuilder) -> arrow_array::RecordBatch {
-        self.rows.fetch_max(b.len(), Ordering::Relaxed);
-        b.finish()
-    }
 }
 
 /// A Parquet batch in kaq's schema. Rebuilt through the event model unless secrets are kept and

@@ -2,7 +2,8 @@
 //!
 //! Roles:
 //! - [`audit_schema`]: the typed columns (docs/schema.md tells users what each holds);
-//! - [`EventBatchBuilder`]: decoded events → a `RecordBatch`;
+//! - [`EventBatchBuilder`]: decoded events → a `RecordBatch`; [`ToBatch`] does it per chunk of
+//!   the kaq-input reading pipeline;
 //! - [`SortedParquetWriter`]: batches in any order → one Parquet file sorted by time, zstd,
 //!   dictionary-encoded, with row-group statistics, in bounded memory;
 //! - [`PartitionedWriter`]: the same into Hive partitions (`date=…/hour=…/part-N.parquet`);
@@ -24,6 +25,7 @@
 mod build;
 mod encode;
 mod error;
+mod handler;
 mod partition;
 pub mod read;
 mod restore;
@@ -32,6 +34,7 @@ mod write;
 
 pub use build::EventBatchBuilder;
 pub use error::Error;
+pub use handler::ToBatch;
 pub use partition::{DEFAULT_PARTITION, PartitionedWriter, Partitioning};
 pub use restore::{Columns, batch_to_json};
 pub use schema::{ABSENT_KEY, COLUMNS, Col, SCHEMA_VERSION, SCHEMA_VERSION_KEY, audit_schema, column_index, data_type};
