@@ -13,12 +13,12 @@ pub fn bytes_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
     match total {
         Some(t) => ProgressBar::new(t).with_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                "{spinner} [{elapsed_precise}] {wide_bar} {decimal_bytes}/{decimal_total_bytes} ({decimal_bytes_per_sec}, {eta})",
             )
             .expect("valid template"),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} read ({bytes_per_sec})")
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {decimal_bytes} read ({decimal_bytes_per_sec})")
                 .expect("valid template"),
         ),
     }
