@@ -29,14 +29,7 @@ fn malformed_generated_log_is_fully_accounted_for() {
     let (lines, corrupted) = gen_counts(&gen_summary);
     assert!(corrupted > 100, "{gen_summary}");
     let rejects = dir.path().join("rejects.jsonl");
-    let o = run(&[
-        "convert",
-        log.to_str().unwrap(),
-        "-o",
-        dir.path().join("o.parquet").to_str().unwrap(),
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ]);
+    let o = convert(&log, &dir.path().join("o.parquet"), &["--rejects", rejects.to_str().unwrap()]);
     assert!(o.status.success(), "no --strict: exit 0");
     let (events, rejected, blank) = summary(&stderr(&o));
     assert_eq!(events + rejected + blank, lines, "every line accounted for");
@@ -122,14 +115,7 @@ fn lists_are_accounted_item_by_item() {
     ];
     std::fs::write(&log, lines.join("\n")).unwrap();
     let rejects = dir.path().join("rej.jsonl");
-    let o = run(&[
-        "convert",
-        log.to_str().unwrap(),
-        "-o",
-        dir.path().join("o.parquet").to_str().unwrap(),
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ]);
+    let o = convert(&log, &dir.path().join("o.parquet"), &["--rejects", rejects.to_str().unwrap()]);
     let err = stderr(&o);
     assert_eq!(summary(&err), (3, 2, 2), "{err}");
     assert!(err.contains(":1: EventList item 1: `auditID`: invalid type: integer `7`"), "{err}");

@@ -48,14 +48,7 @@ fn usage_errors_are_clear() {
     assert!(stderr(&o).contains("/nonexistent/audit.log: No such file or directory"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
 
-    let o = run(&[
-        "convert",
-        log.to_str().unwrap(),
-        "-o",
-        dir.path().join("y.parquet").to_str().unwrap(),
-        "--partition-by",
-        "hour",
-    ]);
+    let o = convert(&log, &dir.path().join("y.parquet"), &["--partition-by", "hour"]);
     assert_eq!(o.status.code(), Some(2), "--partition-by needs --out-dir");
 }
 

@@ -18,6 +18,13 @@ pub fn kaq() -> Command {
     c
 }
 
+/// `kaq convert INPUT -o OUT EXTRA…`; returns the output (any exit status).
+pub fn convert(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["convert", input.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// Runs kaq with `args`; returns the output (any exit status).
 pub fn run(args: &[&str]) -> Output {
     kaq().args(args).output().expect("kaq runs")

@@ -79,14 +79,7 @@ fn known_non_events_in_the_corpus_are_rejected_with_reasons() {
     assert_eq!((r.counts.events, r.counts.rejected), (3, 2));
     let out = tmp();
     let rejects = out.path().join("rejects.jsonl");
-    let o = run(&[
-        "convert",
-        mixed.to_str().unwrap(),
-        "-o",
-        out.path().join("x.parquet").to_str().unwrap(),
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ]);
+    let o = convert(&mixed, &out.path().join("x.parquet"), &["--rejects", rejects.to_str().unwrap()]);
     assert!(o.status.success());
     let err = stderr(&o);
     assert!(

@@ -141,14 +141,7 @@ fn rejected_lines_and_reconverted_parquet_are_redacted() {
     let good = r#"{"kind":"Event","auditID":"z","objectRef":{"resource":"secrets"},"requestObject":{"kind":"Secret","data":{"k":"R09PRC1TRUNSRVQ="}},"requestReceivedTimestamp":"2026-11-20T05:00:00.000000Z"}"#;
     std::fs::write(&log, format!("{bad_type}\n{truncated}\n{good}\n")).unwrap();
     let rejects = dir.path().join("rejects.jsonl");
-    let o = run(&[
-        "convert",
-        log.to_str().unwrap(),
-        "-o",
-        dir.path().join("a.parquet").to_str().unwrap(),
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ]);
+    let o = convert(&log, &dir.path().join("a.parquet"), &["--rejects", rejects.to_str().unwrap()]);
     assert!(o.status.success());
     let kept = std::fs::read_to_string(&rejects).unwrap();
     assert_eq!(kept.lines().count(), 2);
