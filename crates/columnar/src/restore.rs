@@ -84,6 +84,33 @@ const STRS: &[&str] = &[
 const LISTS: &[&str] = &["groups", "as_groups", "ip", "host_paths"];
 const BOOLS: &[&str] = &["privileged", "host_network", "host_pid", "host_ipc"];
 
+/// The position of `name` in `list`, found at compile time (a name missing from the list does
+/// not compile).
+const fn position(list: &[&str], name: &str) -> usize {
+    let mut k = 0;
+    while k < list.len() {
+        let (a, b) = (list[k].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return k;
+            }
+        }
+        k += 1;
+    }
+    panic!("not a known column name")
+}
+
+macro_rules! at {
+    ($list:ident, $name:literal) => {{
+        const K: usize = position($list, $name);
+        K
+    }};
+}
+
 fn col<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a dyn Array> {
     b.column_by_name(name).map(|a| a.as_ref())
 }
@@ -152,13 +179,11 @@ impl<'a> Columns<'a> {
         if absent { None } else { time }
     }
 
-    fn s(&self, name: &str, i: usize) -> Option<Cow<'a, str>> {
-        let k = STRS.iter().position(|n| *n == name).expect("known column name");
+    fn s(&self, k: usize, i: usize) -> Option<Cow<'a, str>> {
         self.strs[k].cow(i)
     }
 
-    fn list(&self, name: &str, i: usize) -> Option<Vec<Cow<'a, str>>> {
-        let k = LISTS.iter().position(|n| *n == name).expect("known column name");
+    fn list(&self, k: usize, i: usize) -> Option<Vec<Cow<'a, str>>> {
         let l = self.lists[k]?;
         if !l.is_valid(i) {
             return None;
@@ -168,8 +193,7 @@ impl<'a> Columns<'a> {
         Some((start..end).map(|j| Cow::Borrowed(values.value(j))).collect())
     }
 
-    fn flag(&self, name: &str, i: usize) -> Option<bool> {
-        let k = BOOLS.iter().position(|n| *n == name).expect("known column name");
+    fn flag(&self, k: usize, i: usize) -> Option<bool> {
         let a = self.bools[k]?;
         a.is_valid(i).then(|| a.value(i))
     }
@@ -178,7 +202,7 @@ impl<'a> Columns<'a> {
     pub fn event(&self, i: usize) -> Result<Event<'a>, Error> {
         let prim = |a: Option<&TimestampMicrosecondArray>| a.and_then(|a| a.is_valid(i).then(|| a.value(i)));
         let time = prim(self.time);
-        let mut unmapped: Option<Map<String, Value>> = match self.s("unmapped", i) {
+        let mut unmapped: Option<Map<String, Value>> = match self.s(at!(STRS, "unmapped"), i) {
             None => None,
             Some(t) => match serde_json::from_str(&t) {
                 Ok(Value::Object(m)) => Some(m),
@@ -194,7 +218,7 @@ impl<'a> Columns<'a> {
                 unmapped = None;
             }
         }
-        let user = |name: &str, uid: &str, groups: &str, extra: &str| {
+        let user = |name: usize, uid: usize, groups: usize, extra: usize| {
             let u = UserInfo {
                 username: self.s(name, i),
                 uid: self.s(uid, i),
@@ -204,21 +228,21 @@ impl<'a> Columns<'a> {
             (u != UserInfo::default()).then_some(u)
         };
         let object_ref = ObjectRef {
-            resource: self.s("resource", i),
-            namespace: self.s("ns", i),
-            name: self.s("name", i),
-            uid: self.s("object_uid", i),
-            api_group: self.s("apigroup", i),
-            api_version: self.s("apiversion", i),
-            resource_version: self.s("resource_version", i),
-            subresource: self.s("subresource", i),
+            resource: self.s(at!(STRS, "resource"), i),
+            namespace: self.s(at!(STRS, "ns"), i),
+            name: self.s(at!(STRS, "name"), i),
+            uid: self.s(at!(STRS, "object_uid"), i),
+            api_group: self.s(at!(STRS, "apigroup"), i),
+            api_version: self.s(at!(STRS, "apiversion"), i),
+            resource_version: self.s(at!(STRS, "resource_version"), i),
+            subresource: self.s(at!(STRS, "subresource"), i),
         };
         let status = Status {
-            metadata: self.s("status_metadata", i),
-            status: self.s("status", i),
-            message: self.s("message", i),
-            reason: self.s("reason", i),
-            details: self.s("status_details", i),
+            metadata: self.s(at!(STRS, "status_metadata"), i),
+            status: self.s(at!(STRS, "status"), i),
+            message: self.s(at!(STRS, "message"), i),
+            reason: self.s(at!(STRS, "reason"), i),
+            details: self.s(at!(STRS, "status_details"), i),
             code: self.code.and_then(|c| c.is_valid(i).then(|| c.value(i))),
         };
         let annotations = self.annotations.and_then(|m| {
@@ -230,12 +254,17 @@ impl<'a> Columns<'a> {
             let values = m.values().as_string::<i32>();
             Some((start..end).map(|j| (Cow::Borrowed(keys.value(j)), Cow::Borrowed(values.value(j)))).collect())
         });
-        let pod = self.flag("privileged", i).map(|privileged| PodFlags {
+        let pod = self.flag(at!(BOOLS, "privileged"), i).map(|privileged| PodFlags {
             privileged,
-            host_network: self.flag("host_network", i).unwrap_or(false),
-            host_pid: self.flag("host_pid", i).unwrap_or(false),
-            host_ipc: self.flag("host_ipc", i).unwrap_or(false),
-            host_paths: self.list("host_paths", i).unwrap_or_default().into_iter().map(Cow::into_owned).collect(),
+            host_network: self.flag(at!(BOOLS, "host_network"), i).unwrap_or(false),
+            host_pid: self.flag(at!(BOOLS, "host_pid"), i).unwrap_or(false),
+            host_ipc: self.flag(at!(BOOLS, "host_ipc"), i).unwrap_or(false),
+            host_paths: self
+                .list(at!(LISTS, "host_paths"), i)
+                .unwrap_or_default()
+                .into_iter()
+                .map(Cow::into_owned)
+                .collect(),
         });
         let derived = Derived {
             time,
@@ -243,26 +272,33 @@ impl<'a> Columns<'a> {
                 (Some(a), Some(b)) => Some(b - a),
                 _ => None,
             },
-            user_kind: self.s("user_kind", i).and_then(|k| UserKind::ALL.into_iter().find(|u| u.as_str() == k)),
-            exec_command: self.s("exec_command", i).map(Cow::into_owned),
+            user_kind: self
+                .s(at!(STRS, "user_kind"), i)
+                .and_then(|k| UserKind::ALL.into_iter().find(|u| u.as_str() == k)),
+            exec_command: self.s(at!(STRS, "exec_command"), i).map(Cow::into_owned),
             pod,
         };
         Ok(Event {
-            kind: self.s("event_kind", i),
-            api_version: self.s("event_version", i),
-            level: self.s("level", i),
-            audit_id: self.s("id", i),
-            stage: self.s("stage", i),
-            request_uri: self.s("uri", i),
-            verb: self.s("verb", i),
-            user: user("user", "uid", "groups", "user_extra"),
-            impersonated_user: user("as", "as_uid", "as_groups", "as_extra"),
-            source_ips: self.list("ip", i),
-            user_agent: self.s("ua", i),
+            kind: self.s(at!(STRS, "event_kind"), i),
+            api_version: self.s(at!(STRS, "event_version"), i),
+            level: self.s(at!(STRS, "level"), i),
+            audit_id: self.s(at!(STRS, "id"), i),
+            stage: self.s(at!(STRS, "stage"), i),
+            request_uri: self.s(at!(STRS, "uri"), i),
+            verb: self.s(at!(STRS, "verb"), i),
+            user: user(at!(STRS, "user"), at!(STRS, "uid"), at!(LISTS, "groups"), at!(STRS, "user_extra")),
+            impersonated_user: user(
+                at!(STRS, "as"),
+                at!(STRS, "as_uid"),
+                at!(LISTS, "as_groups"),
+                at!(STRS, "as_extra"),
+            ),
+            source_ips: self.list(at!(LISTS, "ip"), i),
+            user_agent: self.s(at!(STRS, "ua"), i),
             object_ref: (object_ref != ObjectRef::default()).then_some(object_ref),
             response_status: (status != Status::default()).then_some(status),
-            request_object: self.s("request", i),
-            response_object: self.s("response", i),
+            request_object: self.s(at!(STRS, "request"), i),
+            response_object: self.s(at!(STRS, "response"), i),
             request_received: if absent_time { None } else { time },
             stage_timestamp: prim(self.stage_time),
             annotations,
