@@ -4,15 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_select::take::take_record_batch;
 use kaq_schema::time::date_hour;
 
 use crate::error::{Error, IoContext};
-use crate::schema::column_index;
-use crate::write::{SortedParquetWriter, WriteOptions};
+use crate::write::{SortedParquetWriter, WriteOptions, times};
 
 /// How to split files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +76,7 @@ impl PartitionedWriter {
 
     /// Adds a batch of [`audit_schema`](crate::audit_schema).
     pub fn write(&mut self, batch: RecordBatch) -> Result<(), Error> {
-        let t = batch.column(column_index("time").expect("time column")).as_primitive::<TimestampMicrosecondType>();
+        let t = times(&batch);
         // Rows of one batch mostly fall in one or two partitions: group consecutive runs.
         let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         let mut last: Option<(Option<i64>, String)> = None;

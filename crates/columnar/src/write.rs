@@ -50,18 +50,25 @@ fn key(t: &arrow_array::TimestampMicrosecondArray, i: usize) -> i64 {
     if t.is_valid(i) { t.value(i) } else { i64::MAX }
 }
 
-fn times(b: &RecordBatch) -> &arrow_array::TimestampMicrosecondArray {
+pub(crate) fn times(b: &RecordBatch) -> &arrow_array::TimestampMicrosecondArray {
     b.column(column_index("time").expect("time column")).as_primitive::<TimestampMicrosecondType>()
 }
 
 /// Sorts rows of several batches by time into one batch (stable: input order among equal
-/// times), without first concatenating them.
-fn sort_batches(batches: &[RecordBatch]) -> Result<RecordBatch, Error> {
-    let mut idx: Vec<(usize, usize)> =
-        batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |i| (b, i))).collect();
-    idx.sort_by_key(|&(b, i)| key(times(&batches[b]), i));
+/// times), without first concatenating them. `keys` are the rows' sort keys in input order;
+/// returns the batch and its keys in sorted order.
+fn sort_batches(batches: &[RecordBatch], keys: &[i64]) -> Result<(RecordBatch, Vec<i64>), Error> {
+    let mut rows: Vec<(i64, (usize, usize))> = batches
+        .iter()
+        .enumerate()
+        .flat_map(|(b, batch)| (0..batch.num_rows()).map(move |i| (b, i)))
+        .zip(keys)
+        .map(|(at, &k)| (k, at))
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    let idx: Vec<(usize, usize)> = rows.iter().map(|r| r.1).collect();
     let refs: Vec<&RecordBatch> = batches.iter().collect();
-    Ok(interleave_record_batch(&refs, &idx)?)
+    Ok((interleave_record_batch(&refs, &idx)?, rows.into_iter().map(|r| r.0).collect()))
 }
 
 /// Columns written without min/max statistics: JSON text and long free text.
@@ -81,22 +88,6 @@ const NO_STATISTICS: &[&str] = &[
     "exec_command",
     "unmapped",
 ];
-
-/// Whether the batches, one after another, are sorted and start no earlier than `after`.
-fn in_order(batches: &[RecordBatch], after: Option<i64>) -> bool {
-    let mut prev = after.unwrap_or(i64::MIN);
-    for b in batches {
-        let t = times(b);
-        for i in 0..b.num_rows() {
-            let k = key(t, i);
-            if k < prev {
-                return false;
-            }
-            prev = k;
-        }
-    }
-    true
-}
 
 fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, Error> {
     let b = WriterProperties::builder()
@@ -235,9 +226,16 @@ impl SortedParquetWriter {
         batches.append(&mut self.pending);
         self.pending_rows = 0;
         self.held_rows = 0;
+        let mut keys: Vec<i64> =
+            batches.iter().flat_map(|b| (0..b.num_rows()).map(move |i| key(times(b), i))).collect();
         // A log written as time goes on arrives sorted: its batches go on as they are, no copy.
-        let sorted = if in_order(&batches, None) { batches } else { vec![sort_batches(&batches)?] };
-        let keys: Vec<i64> = sorted.iter().flat_map(|b| (0..b.num_rows()).map(move |i| key(times(b), i))).collect();
+        let sorted = if keys.is_sorted() {
+            batches
+        } else {
+            let (batch, sorted_keys) = sort_batches(&batches, &keys)?;
+            keys = sorted_keys;
+            vec![batch]
+        };
         let total = keys.len();
         let late = match self.written_max {
             Some(m) => keys.partition_point(|&k| k < m),
