@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use flate2::bufread::MultiGzDecoder;
-use kaq_schema::{DecodeOptions, Event, decode_records};
+use kaq_schema::{DecodeOptions, Event, decode_records_with_text};
 use serde::de::IgnoredAny;
 
 use crate::sources::Source;
@@ -58,6 +58,8 @@ pub struct Counts {
     pub lines: u64,
     /// Lines with no record: blank, or an empty EventList or array (skipped).
     pub blank: u64,
+    /// Lines the handler ruled out before decoding ([`EventHandler::skip`]); not validated.
+    pub skipped: u64,
     pub events: u64,
     pub rejected: u64,
     /// Bytes read (after decompression).
@@ -68,6 +70,7 @@ impl Counts {
     pub fn add(&mut self, o: &Counts) {
         self.lines += o.lines;
         self.blank += o.blank;
+        self.skipped += o.skipped;
         self.events += o.events;
         self.rejected += o.rejected;
         self.bytes += o.bytes;
@@ -89,6 +92,21 @@ pub trait EventHandler: Sync {
     fn start(&self) -> Self::State;
     fn event(&self, state: &mut Self::State, event: &Event<'_>);
     fn finish(&self, state: Self::State) -> Self::Output;
+
+    /// Like [`event`](Self::event), with the event's own JSON text (its line, or its item of an
+    /// EventList or array). By default calls `event`.
+    fn event_with_text(&self, state: &mut Self::State, event: &Event<'_>, text: &str) {
+        let _ = text;
+        self.event(state, event)
+    }
+
+    /// Called with each non-blank line of JSON-lines input before it is decoded; `true` means the
+    /// handler has dealt with it (e.g. a prefilter proved no event of it can matter) and it is not
+    /// decoded, only counted in [`Counts::skipped`]. By default nothing is skipped.
+    fn skip(&self, state: &mut Self::State, line: &[u8]) -> bool {
+        let _ = (state, line);
+        false
+    }
 }
 
 /// One chunk's results, given to the caller in input order.
@@ -284,13 +302,17 @@ fn decode_lines<H: EventHandler>(source: Arc<str>, data: &[u8], handler: &H, opt
                 counts.blank += 1;
                 continue;
             }
+            if handler.skip(&mut state, line) {
+                counts.skipped += 1;
+                continue;
+            }
             let n = 1 + i as u64;
             match std::str::from_utf8(line) {
                 Ok(text) => {
-                    let records = decode_records(text, opts, &mut |r| match r {
-                        Ok(ev) => {
+                    let records = decode_records_with_text(text, opts, &mut |r| match r {
+                        Ok((ev, text)) => {
                             counts.events += 1;
-                            handler.event(&mut state, &ev);
+                            handler.event_with_text(&mut state, &ev, text);
                         }
                         Err(r) => rejects.push(Reject::new(&source, n, r.error.0, r.text.as_bytes(), opts)),
                     });
@@ -306,7 +328,7 @@ fn decode_lines<H: EventHandler>(source: Arc<str>, data: &[u8], handler: &H, opt
         }
     }
     counts.rejected = rejects.len() as u64;
-    let output = (counts.events > 0).then(|| handler.finish(state));
+    let output = (counts.events + counts.skipped > 0).then(|| handler.finish(state));
     Chunk { source, output, rejects, counts }
 }
 
@@ -337,10 +359,10 @@ fn decode_documents<H: EventHandler>(
                     None => break,
                     Some(Ok(raw)) => {
                         let line = line_at(start);
-                        decode_records(raw.get(), opts, &mut |r| match r {
-                            Ok(ev) => {
+                        decode_records_with_text(raw.get(), opts, &mut |r| match r {
+                            Ok((ev, text)) => {
                                 counts.events += 1;
-                                handler.event(&mut state, &ev);
+                                handler.event_with_text(&mut state, &ev, text);
                             }
                             Err(r) => rejects.push(Reject::new(&source, line, r.error.0, r.text.as_bytes(), opts)),
                         });
@@ -355,7 +377,7 @@ fn decode_documents<H: EventHandler>(
         }
     }
     counts.rejected = rejects.len() as u64;
-    let output = (counts.events > 0).then(|| handler.finish(state));
+    let output = (counts.events + counts.skipped > 0).then(|| handler.finish(state));
     Chunk { source, output, rejects, counts }
 }
 
