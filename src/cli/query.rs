@@ -270,8 +270,11 @@ fn short_label(d: &Diagnostic) -> String {
 pub fn explain(plan: &Plan) -> String {
     let mut s = String::new();
     s.push_str(&format!("query:     {}\n", plan.canonical));
-    let fields: Vec<String> =
-        plan.slots.iter().map(|c| format!("{} ({}{})", c.name, c.ty.name(), if c.list { " list" } else { "" })).collect();
+    let fields: Vec<String> = plan
+        .slots
+        .iter()
+        .map(|c| format!("{} ({}{})", c.name, c.ty.name(), if c.list { " list" } else { "" }))
+        .collect();
     s.push_str(&format!("fields:    {}\n", fields.join(", ")));
     s.push_str(&format!("filter:    {}\n", pred_text(&plan.filter, plan)));
     if plan.prefilter.is_empty() {
@@ -304,7 +307,9 @@ pub fn explain(plan: &Plan) -> String {
         s.push_str(&format!("step {}:    {what} → {out}\n", i + 1));
     }
     if plan.whole_events {
-        s.push_str("output:    whole events (JSON as read; table/CSV show time, user, verb, resource, ns, name, code)\n");
+        s.push_str(
+            "output:    whole events (JSON as read; table/CSV show time, user, verb, resource, ns, name, code)\n",
+        );
     }
     s
 }

@@ -47,7 +47,7 @@ fn text<'a>(v: &'a Val<'_>) -> std::borrow::Cow<'a, str> {
 
 fn test_scalar(t: &Test, v: &Val<'_>) -> bool {
     if v.is_null() {
-        return matches!(t, Test::Dynamic(s) if s == "null");
+        return false; // nothing matches an absent value
     }
     match t {
         Test::Exists => !matches!(v, Val::Str(s) if s.is_empty()),

@@ -168,11 +168,11 @@ impl Getter {
                 }
                 None => Val::Null,
             },
-            Getter::Annotation(k) => {
-                ev.annotations.as_ref().and_then(|a| a.iter().find(|(key, _)| key == k)).map_or(Val::Null, |(_, v)| {
-                    Val::Str(Cow::Borrowed(v.as_ref()))
-                })
-            }
+            Getter::Annotation(k) => ev
+                .annotations
+                .as_ref()
+                .and_then(|a| a.iter().find(|(key, _)| key == k))
+                .map_or(Val::Null, |(_, v)| Val::Str(Cow::Borrowed(v.as_ref()))),
             Getter::ExtraKey(i, key) => match if *i { imp } else { user }.and_then(|u| u.extra.as_deref()) {
                 Some(text) => json_path(text, std::slice::from_ref(key)),
                 None => Val::Null,
@@ -205,11 +205,7 @@ pub fn json_path(text: &str, path: &[String]) -> Val<'static> {
     let Ok(root) = serde_json::from_str::<&RawValue>(text) else { return Val::Null };
     let mut out = Vec::new();
     let crossed = walk(root, path, &mut out);
-    if crossed {
-        Val::List(out)
-    } else {
-        out.pop().unwrap_or(Val::Null)
-    }
+    if crossed { Val::List(out) } else { out.pop().unwrap_or(Val::Null) }
 }
 
 /// Collects the values at `path` under `v`; returns whether an array was crossed.
@@ -217,6 +213,13 @@ fn walk(v: &RawValue, path: &[String], out: &mut Vec<Val<'static>>) -> bool {
     let text = v.get();
     let first = text.as_bytes().first().copied();
     let Some((head, rest)) = path.split_first() else {
+        // At the end of the path an array gives its elements.
+        if first == Some(b'[')
+            && let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(text)
+        {
+            out.extend(items.into_iter().map(|i| leaf(i.get())));
+            return true;
+        }
         out.push(leaf(text));
         return false;
     };
@@ -258,11 +261,13 @@ mod tests {
 
     #[test]
     fn paths_enter_objects_and_arrays() {
-        let body = r#"{"spec":{"replicas":3,"containers":[{"image":"nginx"},{"image":"redis","x":true}]},"a":{"b":null}}"#;
+        let body =
+            r#"{"spec":{"replicas":3,"containers":[{"image":"nginx"},{"image":"redis","x":true}]},"a":{"b":null}}"#;
         let p = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();
         assert_eq!(json_path(body, &p("spec.replicas")), Val::Int(3));
         assert_eq!(json_path(body, &p("spec.containers.image")), Val::List(vec![Val::str("nginx"), Val::str("redis")]));
         assert_eq!(json_path(body, &p("spec.containers.x")), Val::List(vec![Val::Bool(true)]));
+        assert_eq!(json_path(r#"{"k":["a","b"]}"#, &p("k")), Val::List(vec![Val::str("a"), Val::str("b")]));
         assert_eq!(json_path(body, &p("spec.nope")), Val::Null);
         assert_eq!(json_path(body, &p("a.b")), Val::Null);
         assert_eq!(json_path(body, &p("spec.replicas.deeper")), Val::Null);

@@ -158,10 +158,8 @@ pub fn agg(a: &Agg, rows: &[Row], members: &[usize]) -> Val<'static> {
     let Some(col) = a.col else { return Val::Int(members.len() as i64) };
     match a.func {
         AggFunc::Count => Val::Int(
-            members
-                .iter()
-                .filter(|&&i| crate::eval::test_val(&crate::plan::Test::Exists, &rows[i].vals[col]))
-                .count() as i64,
+            members.iter().filter(|&&i| crate::eval::test_val(&crate::plan::Test::Exists, &rows[i].vals[col])).count()
+                as i64,
         ),
         AggFunc::Dc => Val::Int(values(rows, members, col).into_iter().collect::<HashSet<_>>().len() as i64),
         AggFunc::Values => {
@@ -170,8 +168,12 @@ pub fn agg(a: &Agg, rows: &[Row], members: &[usize]) -> Val<'static> {
             v.sort_by(|a, b| a.total_cmp(b));
             Val::List(v)
         }
-        AggFunc::Min => values(rows, members, col).into_iter().min_by(|a, b| a.total_cmp(b)).cloned().unwrap_or(Val::Null),
-        AggFunc::Max => values(rows, members, col).into_iter().max_by(|a, b| a.total_cmp(b)).cloned().unwrap_or(Val::Null),
+        AggFunc::Min => {
+            values(rows, members, col).into_iter().min_by(|a, b| a.total_cmp(b)).cloned().unwrap_or(Val::Null)
+        }
+        AggFunc::Max => {
+            values(rows, members, col).into_iter().max_by(|a, b| a.total_cmp(b)).cloned().unwrap_or(Val::Null)
+        }
         AggFunc::Sum | AggFunc::Avg => {
             let nums: Vec<&Val<'static>> = values(rows, members, col)
                 .into_iter()

@@ -61,7 +61,8 @@ fn verbatim(key: &FieldKey) -> bool {
 /// Long enough to be worth it, and written the same by any JSON encoder (`/` may be written `\/`).
 fn safe(s: &str) -> bool {
     s.len() >= 3
-        && s.bytes().all(|b| b == b' ' || (b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | b'/')))
+        && s.bytes()
+            .all(|b| b == b' ' || (b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | b'/')))
 }
 
 /// A line passes when, for each need, one of its alternatives occurs.
@@ -75,8 +76,10 @@ impl Prefilter {
         if needs.is_empty() {
             return None;
         }
-        let needs =
-            needs.iter().map(|alts| alts.iter().map(|a| memchr::memmem::Finder::new(a).into_owned()).collect()).collect();
+        let needs = needs
+            .iter()
+            .map(|alts| alts.iter().map(|a| memchr::memmem::Finder::new(a).into_owned()).collect())
+            .collect();
         Some(Prefilter { needs })
     }
 

@@ -101,14 +101,15 @@ pub fn decode_records_with_text<'a>(
     out: &mut dyn FnMut(Result<(Event<'a>, &'a str), Rejected<'a>>),
 ) -> usize {
     let reject = |error: DecodeError, text: &'a str| Rejected { error, text };
-    let items = |what: &str, items: Vec<&'a RawValue>, out: &mut dyn FnMut(Result<(Event<'a>, &'a str), Rejected<'a>>)| {
-        let n = items.len();
-        for (i, item) in items.into_iter().enumerate() {
-            let text = item.get();
-            out(decode_event(text, opts).map(|ev| (ev, text)).map_err(|e| reject(in_item(what, i, e), text)));
-        }
-        n
-    };
+    let items =
+        |what: &str, items: Vec<&'a RawValue>, out: &mut dyn FnMut(Result<(Event<'a>, &'a str), Rejected<'a>>)| {
+            let n = items.len();
+            for (i, item) in items.into_iter().enumerate() {
+                let text = item.get();
+                out(decode_event(text, opts).map(|ev| (ev, text)).map_err(|e| reject(in_item(what, i, e), text)));
+            }
+            n
+        };
     if text.trim_start().starts_with('[') {
         return match serde_json::from_str::<Vec<&RawValue>>(text) {
             Ok(list) => items("array element", list, out),

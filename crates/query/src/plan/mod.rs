@@ -131,9 +131,15 @@ pub enum Pred {
     Or(Vec<Pred>),
     Not(Box<Pred>),
     /// A test of one column; on a list, true when any element passes.
-    Field { col: usize, test: Test },
+    Field {
+        col: usize,
+        test: Test,
+    },
     /// Free text: true when the test passes on any of the (text) columns.
-    Text { cols: Vec<usize>, test: Test },
+    Text {
+        cols: Vec<usize>,
+        test: Test,
+    },
 }
 
 /// A test of one value.
@@ -242,12 +248,24 @@ pub enum Step {
     Dedup(Vec<usize>),
     /// `count`/`stats`: groups by `by` (list columns fan out: one membership per distinct element),
     /// then the aggregates; rows ordered by group key.
-    Aggregate { by: Vec<usize>, aggs: Vec<Agg> },
+    Aggregate {
+        by: Vec<usize>,
+        aggs: Vec<Agg>,
+    },
     /// `top`/`rare`: the `limit` most (least) frequent values of `col` per `by` group, with count
     /// and percent of the group's rows.
-    Top { limit: usize, col: usize, by: Vec<usize>, rare: bool },
+    Top {
+        limit: usize,
+        col: usize,
+        by: Vec<usize>,
+        rare: bool,
+    },
     /// Counts per time bucket (`col` is the time column) and optional series column.
-    Timeline { interval: i64, col: usize, by: Option<usize> },
+    Timeline {
+        interval: i64,
+        col: usize,
+        by: Option<usize>,
+    },
 }
 
 /// A compiled query.
