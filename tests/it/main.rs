@@ -6,5 +6,6 @@ mod common;
 mod corpus;
 mod partition;
 mod python;
+mod query;
 mod roundtrip;
 mod secrets;
