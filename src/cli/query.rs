@@ -250,7 +250,7 @@ fn render_diagnostic(src: &str, d: &Diagnostic) {
     for (span, text) in &d.labels {
         report = report.with_label(Label::new(("query", clamp(*span))).with_message(text));
     }
-    for h in &d.hints {
+    for h in d.hints.iter().filter(|h| !h.starts_with("did you mean")) {
         report = report.with_help(h);
     }
     let mut err = std::io::stderr().lock();
@@ -331,10 +331,10 @@ fn test_text(t: &Test) -> String {
     match t {
         Test::Exists => "exists".into(),
         Test::Eq(s) => format!("= {s:?}"),
-        Test::Glob(g) => format!("matches {g:?}"),
+        Test::Glob(g) => format!("matches {g}"),
         Test::Regex(r) => format!("~ /{}/", r.as_str()),
-        Test::Words(w) => format!("has words {w:?}"),
-        Test::WordGlob(g) => format!("has a word matching {g:?}"),
+        Test::Words(w) => format!("has the words {:?} in a row (any case)", w.join(" ")),
+        Test::WordGlob(g) => format!("has a word matching {g} (any case)"),
         Test::IntRange(a, b) if a == b => format!("= {a}"),
         Test::IntRange(a, b) => format!("in {a}..={b}"),
         Test::Time(op, lo, hi) => {

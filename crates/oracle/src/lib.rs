@@ -306,10 +306,10 @@ fn expand(s: &Search, depth: usize) -> Search {
 fn mentions_stage(s: &Search) -> bool {
     let mut found = false;
     s.for_each_leaf(&mut |t| match t {
-        Term::Match { field, .. } | Term::Compare { field, .. } => {
-            if kaq_schema::lookup(&field.dotted()).is_some_and(|f| f.name == "stage") {
-                found = true;
-            }
+        Term::Match { field, .. } | Term::Compare { field, .. }
+            if kaq_schema::lookup(&field.dotted()).is_some_and(|f| f.name == "stage") =>
+        {
+            found = true;
         }
         _ => {}
     });
@@ -410,12 +410,15 @@ fn path(v: &J, p: &[&str], out: &mut Vec<O>) -> bool {
         },
         Some((h, rest)) => match v {
             J::Object(m) => m.get(*h).is_some_and(|c| path(c, rest, out)),
-            J::Array(a) => {
-                for x in a {
-                    path(x, p, out);
+            J::Array(a) => match h.parse::<usize>() {
+                Ok(i) => a.get(i).is_some_and(|x| path(x, rest, out)),
+                Err(_) => {
+                    for x in a {
+                        path(x, p, out);
+                    }
+                    true
                 }
-                true
-            }
+            },
             _ => false,
         },
     }

@@ -233,6 +233,10 @@ fn walk(v: &RawValue, path: &[String], out: &mut Vec<Val<'static>>) -> bool {
         }
         Some(b'[') => {
             let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(text) else { return false };
+            // A number picks one element (`containers.0.image`); anything else enters them all.
+            if let Ok(i) = head.parse::<usize>() {
+                return items.get(i).is_some_and(|item| walk(item, rest, out));
+            }
             for item in items {
                 walk(item, path, out);
             }
@@ -268,6 +272,8 @@ mod tests {
         assert_eq!(json_path(body, &p("spec.containers.image")), Val::List(vec![Val::str("nginx"), Val::str("redis")]));
         assert_eq!(json_path(body, &p("spec.containers.x")), Val::List(vec![Val::Bool(true)]));
         assert_eq!(json_path(r#"{"k":["a","b"]}"#, &p("k")), Val::List(vec![Val::str("a"), Val::str("b")]));
+        assert_eq!(json_path(body, &p("spec.containers.1.image")), Val::str("redis"));
+        assert_eq!(json_path(body, &p("spec.containers.2.image")), Val::Null);
         assert_eq!(json_path(body, &p("spec.nope")), Val::Null);
         assert_eq!(json_path(body, &p("a.b")), Val::Null);
         assert_eq!(json_path(body, &p("spec.replicas.deeper")), Val::Null);

@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn order_puts_null_last_and_compares_numbers_across_kinds() {
-        let mut v = vec![Val::Null, Val::str("b"), Val::Int(3), Val::Float(2.5), Val::str("a")];
+        let mut v = [Val::Null, Val::str("b"), Val::Int(3), Val::Float(2.5), Val::str("a")];
         v.sort_by(|a, b| a.total_cmp(b));
         let shown: Vec<String> = v.iter().map(Val::to_text).collect();
         assert_eq!(shown, ["2.5", "3", "a", "b", ""]);

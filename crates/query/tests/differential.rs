@@ -171,6 +171,7 @@ const TERMS: &[&str] = &[
     "request.spec.template.spec.hostNetwork:true",
     "request.roleRef.name:cluster-admin",
     "request.spec.template.spec.containers.image:nginx",
+    "request.spec.template.spec.containers.0.securityContext.privileged:true",
     "host_network:true",
     "privileged:true",
     "request:*",

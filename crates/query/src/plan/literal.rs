@@ -165,6 +165,12 @@ pub struct Glob {
     prefix: String,
 }
 
+impl std::fmt::Display for Glob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.pattern.iter().collect::<String>())
+    }
+}
+
 impl Glob {
     pub fn new(pattern: &str) -> Glob {
         let prefix = pattern.split(['*', '?']).next().unwrap_or("").to_string();

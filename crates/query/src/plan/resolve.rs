@@ -329,7 +329,7 @@ impl<'o> Resolver<'o> {
                     CmpOp::Gt => (Cmp::Gt, false),
                     CmpOp::Ge => (Cmp::Ge, false),
                 };
-                let test = compare_test(&info, field, cmp, op.node.as_str(), value, self.opts.now_us)?;
+                let test = compare_test(&info, field, cmp, op, value, self.opts.now_us)?;
                 let p = Pred::Field { col, test };
                 Ok(if negate { Pred::Not(Box::new(p)) } else { p })
             }
@@ -486,7 +486,8 @@ fn time_or_ago(t: &str, now: i64) -> Option<(i64, i64)> {
 fn regex(pattern: &str, span: Span) -> R<regex::Regex> {
     RegexBuilder::new(pattern).size_limit(1 << 20).dfa_size_limit(4 << 20).build().map_err(|e| {
         let msg = e.to_string();
-        let last = msg.lines().last().unwrap_or("invalid").trim().to_string();
+        let last = msg.lines().last().unwrap_or("invalid").trim();
+        let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
         Diagnostic::new(Code::InvalidValue, span, format!("invalid regex: {last}"))
     })
 }
@@ -502,9 +503,24 @@ fn bad_value(v: &Value, field: &FieldRef, ty: Ty, hint: &str) -> Diagnostic {
         ValueKind::Regex { pattern } => format!("/{pattern}/"),
         ValueKind::Exists => "*".into(),
     };
-    Diagnostic::new(Code::InvalidValue, v.span, format!("`{}` is a {}; `{text}` is not one", field.dotted(), ty.name()))
-        .with_label(field.span, format!("{} field", ty.name()))
+    let what = match ty {
+        Ty::Int => "an integer",
+        Ty::Float => "a number",
+        Ty::Dur => "a duration",
+        Ty::Time => "a time",
+        Ty::Bool => "true or false",
+        Ty::Ip => "an address or CIDR block",
+        _ => "a value of its type",
+    };
+    Diagnostic::new(Code::InvalidValue, v.span, format!("`{text}` is not {what}"))
+        .with_label(field.span, format!("`{}` is {} field", field.dotted(), article(ty.name())))
         .with_hint(hint.to_string())
+}
+
+/// "an integer", "a keyword".
+fn article(word: &str) -> String {
+    let an = word.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {word}", if an { "an" } else { "a" })
 }
 
 fn hint_for(ty: Ty) -> &'static str {
@@ -610,7 +626,15 @@ fn object_only_exists(field: &FieldRef) -> Diagnostic {
 }
 
 /// The test for `field OP value`.
-fn compare_test(info: &Column, field: &FieldRef, cmp: Cmp, op: &str, v: &Value, now: i64) -> R<Test> {
+fn compare_test(
+    info: &Column,
+    field: &FieldRef,
+    cmp: Cmp,
+    op: &kaq_syntax::Spanned<CmpOp>,
+    v: &Value,
+    now: i64,
+) -> R<Test> {
+    let (op_span, op) = (op.span, op.node.as_str());
     let text = match &v.kind {
         ValueKind::Bare { text, .. } | ValueKind::Quoted { text } => text.as_str(),
         _ => return Err(bad_value(v, field, info.ty, "comparisons take one plain value")),
@@ -620,10 +644,10 @@ fn compare_test(info: &Column, field: &FieldRef, cmp: Cmp, op: &str, v: &Value, 
     let unsupported = || {
         Diagnostic::new(
             Code::UnsupportedOperation,
-            v.span,
-            format!("`{}` is a {}: `{op}` does not apply", field.dotted(), ty.name()),
+            op_span,
+            format!("`{}` is {}: `{op}` does not apply", field.dotted(), article(ty.name())),
         )
-        .with_label(field.span, format!("{} field", ty.name()))
+        .with_label(field.span, format!("`{}` is {} field", field.dotted(), article(ty.name())))
         .with_hint(format!("use {}:VALUE", field.dotted()))
     };
     match ty {
