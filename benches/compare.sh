@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Compares `kaq convert` with DuckDB on the same generated audit log, in one run, one after the other.
+# Compares kaq with DuckDB (and jq, for queries) on the same generated audit log, in one run, one
+# after the other: `kaq convert` against DuckDB's JSON→Parquet, and `kaq query` against the same
+# question asked of jq and of DuckDB's read_json_auto over the raw log.
 #
 #   benches/compare.sh [EVENTS]          # default 1000000
+#   KAQ_BENCHES="kaq_query_deletes jq_query_deletes duckdb_query_deletes" benches/compare.sh
 #
 # Environment:
 #   KAQ=path/to/kaq        use this binary, skip `cargo build --release`
@@ -9,6 +12,8 @@
 #   GEN_AUDIT=PATH         the log generator (default ../shared/tools/gen-audit, from the repo root)
 #   KAQ_BENCHES="a b"      which measurements to run, in order (default: all of BENCHES below)
 #   DUCKDB_THREADS=N       pin DuckDB's thread count (default: DuckDB's own choice)
+#   DUCKDB_JSON_OPTIONS    read_json_auto options for the query benchmarks (default sample_size=-1:
+#                          the default sample fails on this log, a key first seen after 20 480 rows)
 #   KAQ_PYENV              where scripts/pyenv.sh keeps the venv with duckdb
 #
 # Each measured command is one function `bench_NAME` that calls `measure`; to add one, write the
@@ -35,7 +40,9 @@ out_dir="$bench_dir/out-$events"
 work_dir="$bench_dir/work"
 mkdir -p -- "$out_dir" "$work_dir"
 
-BENCHES=(kaq_convert duckdb_convert kaq_convert_completion_order)
+BENCHES=(kaq_convert duckdb_convert kaq_convert_completion_order
+    kaq_query_deletes jq_query_deletes duckdb_query_deletes
+    kaq_query_401 jq_query_401 duckdb_query_401)
 read -r -a selected <<<"${KAQ_BENCHES:-${BENCHES[*]}}"
 
 # Results, by measurement name.
@@ -188,6 +195,65 @@ PY
     INNER_SECS[duckdb]=$(tail -n 1 -- "$work_dir/duckdb.stdout")
 }
 
+# Queries over the raw log. Each tool prints its answer; `check_rows` compares the row counts.
+# The generated log has one event per request (no --stages), so kaq's latest-stage rule changes
+# nothing and the answers must be equal.
+
+Q_DELETES='verb:delete ns:prod*'
+Q_401='code:401 | count by ip'
+
+bench_kaq_query_deletes() {
+    measure "kaq query deletes" "$work_dir/none" "$kaq" query "$Q_DELETES" "$log_file" --format json
+}
+
+bench_jq_query_deletes() {
+    command -v jq >/dev/null || die "jq not found (apt-get install jq)"
+    measure "jq deletes" "$work_dir/none" jq -c \
+        'select(.verb == "delete" and ((.objectRef.namespace // "") | startswith("prod")))' "$log_file"
+}
+
+duckdb_query() { # duckdb_query NAME SQL: runs SQL over read_json_auto(log), prints rows as JSON
+    cat >"$work_dir/duckdb_query.py" <<'PY'
+import json, os, sys
+import duckdb
+
+log, sql = sys.argv[1:3]
+con = duckdb.connect()
+if os.environ.get("DUCKDB_THREADS"):
+    con.execute(f"SET threads = {int(os.environ['DUCKDB_THREADS'])}")
+src = "read_json_auto('" + log.replace("'", "''") + "', " + os.environ.get("DUCKDB_JSON_OPTIONS", "sample_size=-1") + ")"
+cur = con.execute(sql.replace("LOG", src))
+cols = [d[0] for d in cur.description]
+for row in cur.fetchall():
+    print(json.dumps(dict(zip(cols, row)), default=str))
+PY
+    measure "$1" "$work_dir/none" "$py" "$work_dir/duckdb_query.py" "$log_file" "$2"
+}
+
+bench_duckdb_query_deletes() {
+    duckdb_query "duckdb deletes" "SELECT * FROM LOG WHERE verb = 'delete' AND objectRef.namespace LIKE 'prod%'"
+}
+
+bench_kaq_query_401() {
+    measure "kaq query 401" "$work_dir/none" "$kaq" query "$Q_401" "$log_file" --format json
+}
+
+bench_jq_query_401() {
+    command -v jq >/dev/null || die "jq not found (apt-get install jq)"
+    measure "jq 401" "$work_dir/none" jq -nc \
+        'reduce (inputs | select(.responseStatus.code == 401) | .sourceIPs[]?) as $ip ({}; .[$ip] += 1)
+         | to_entries[] | {ip: .key, count: .value}' "$log_file"
+}
+
+bench_duckdb_query_401() {
+    duckdb_query "duckdb 401" \
+        "SELECT ip, count(*) AS count FROM (SELECT unnest(sourceIPs) AS ip FROM LOG WHERE responseStatus.code = 401) GROUP BY ip"
+}
+
+rows_of() { # the number of answer lines a measurement printed
+    wc -l <"$work_dir/$1.stdout" | tr -d ' '
+}
+
 # ------------------------------------------------------------------------------------------------
 # Report
 
@@ -219,6 +285,17 @@ report() {
         echo "duckdb_bytes / kaq_bytes:             $(ratio "${BYTES[duckdb]}" "${BYTES[kaq]}")"
         echo "duckdb_rss / kaq_rss:                 $(ratio "${RSS_KB[duckdb]}" "${RSS_KB[kaq]}")"
     fi
+    local q
+    for q in deletes 401; do
+        [[ -n "${SECS[kaq query $q]:-}" ]] || continue
+        echo
+        echo "query '$q':  rows: kaq $(rows_of "kaq query $q")" \
+            "${SECS[jq $q]:+ jq $(rows_of "jq $q")}" "${SECS[duckdb $q]:+ duckdb $(rows_of "duckdb $q")}"
+        [[ -n "${SECS[jq $q]:-}" ]] &&
+            echo "  jq_seconds / kaq_seconds:           $(ratio "${SECS[jq $q]}" "${SECS[kaq query $q]}")"
+        [[ -n "${SECS[duckdb $q]:-}" ]] &&
+            echo "  duckdb_seconds / kaq_seconds:       $(ratio "${SECS[duckdb $q]}" "${SECS[kaq query $q]}")"
+    done
     echo
     echo "results: $results"
 }
@@ -231,6 +308,7 @@ main() {
         declare -F "bench_$b" >/dev/null || die "unknown benchmark '$b' (known: ${BENCHES[*]})"
         [[ "$b" == kaq_* ]] && needs_kaq=1
         [[ "$b" == duckdb_* ]] && needs_py=1
+        [[ "$b" == jq_* ]] && { command -v jq >/dev/null || die "jq not found: install it (apt-get install jq)"; }
     done
     ((needs_kaq)) && build_kaq
     # The venv is also the fallback timer when GNU time is missing.

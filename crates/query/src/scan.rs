@@ -9,9 +9,11 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use kaq_input::{EventHandler, ReadOptions, Reject, Report, Source};
 use kaq_schema::Event;
+use memchr::memmem::Finder;
 
 use crate::eval::{Columns, eval};
 use crate::extract::Getter;
@@ -47,23 +49,36 @@ impl IdKey {
 /// Lowercase canonical UUIDs only (the API server's form); anything else is kept as text, so two
 /// spellings of one UUID stay different, exactly as their strings are.
 fn parse_uuid(s: &str) -> Option<u128> {
+    /// Hex digit values; 0xFF for anything that is not a lowercase hex digit.
+    const HEX: [u8; 256] = {
+        let mut t = [0xFFu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
     let b = s.as_bytes();
     if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
-    let mut v: u128 = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            continue;
+    let (mut v, mut bad) = (0u128, 0u8);
+    for part in [&b[0..8], &b[9..13], &b[14..18], &b[19..23], &b[24..36]] {
+        let mut x = 0u64;
+        for &c in part {
+            let d = HEX[c as usize];
+            bad |= d;
+            x = (x << 4) | u64::from(d & 0xF);
         }
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u128::from(d);
+        v = (v << (4 * part.len())) | u128::from(x);
     }
-    Some(v)
+    (bad & 0xF0 == 0).then_some(v)
 }
 
 /// A matching event.
@@ -200,18 +215,20 @@ pub fn quick_id_stage(line: &[u8]) -> Option<(&str, &str)> {
     if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
         return None;
     }
-    let id = unique_string_value(trimmed, b"\"auditID\"")?;
-    let stage = unique_string_value(trimmed, b"\"stage\"")?;
+    static ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"auditID\""));
+    static STAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"stage\""));
+    let id = unique_string_value(trimmed, &ID)?;
+    let stage = unique_string_value(trimmed, &STAGE)?;
     Some((std::str::from_utf8(id).ok()?, std::str::from_utf8(stage).ok()?))
 }
 
-fn unique_string_value<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let mut it = memchr::memmem::find_iter(line, key);
+fn unique_string_value<'a>(line: &'a [u8], key: &Finder<'_>) -> Option<&'a [u8]> {
+    let mut it = key.find_iter(line);
     let at = it.next()?;
     if it.next().is_some() || (at > 0 && line[at - 1] == b'\\') {
         return None;
     }
-    let rest = line[at + key.len()..].trim_ascii_start();
+    let rest = line[at + key.needle().len()..].trim_ascii_start();
     let rest = rest.strip_prefix(b":")?.trim_ascii_start();
     let rest = rest.strip_prefix(b"\"")?;
     let end = memchr::memchr2(b'"', b'\\', rest)?;
@@ -367,6 +384,9 @@ mod tests {
     fn uuids_pack() {
         assert_eq!(IdKey::new("33dcd77f-f179-42d2-a48b-96628f3c4be3"), IdKey::Uuid(0x33dcd77ff17942d2a48b96628f3c4be3));
         assert!(matches!(IdKey::new("33DCD77F-f179-42d2-a48b-96628f3c4be3"), IdKey::Other(_)));
+        assert!(matches!(IdKey::new("33dcd77f-f179-42d2-a48b-96628f3c4bez"), IdKey::Other(_)));
+        assert!(matches!(IdKey::new("33dcd77f+f179-42d2-a48b-96628f3c4be3"), IdKey::Other(_)));
+        assert_eq!(IdKey::new("00000000-0000-0000-0000-000000000001"), IdKey::Uuid(1));
         assert_eq!(stage_rank(Some("RequestReceived")), 0);
         assert_eq!(stage_rank(None), 2);
     }
