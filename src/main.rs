@@ -26,12 +26,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Query(cli::query::QueryArgs),
     Convert(cli::convert::ConvertArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Query(args) => cli::query::run(args),
         Command::Convert(args) => cli::convert::run(args),
     };
     match result {

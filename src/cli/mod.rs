@@ -3,6 +3,8 @@
 pub mod convert;
 pub mod input;
 pub mod progress;
+pub mod query;
+pub mod query_parquet;
 pub mod report;
 
 /// Whether an error comes from writing to a closed pipe (`kaq … | head`): not worth a message.

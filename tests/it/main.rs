@@ -7,5 +7,6 @@ mod corpus;
 mod inputs;
 mod partition;
 mod python;
+mod query;
 mod roundtrip;
 mod secrets;

@@ -17,7 +17,7 @@ use flate2::bufread::MultiGzDecoder;
 use kaq_schema::{DecodeOptions, Event};
 use serde::de::IgnoredAny;
 
-use crate::formats::{InputFormat, decode_input};
+use crate::formats::{InputFormat, decode_input, raw_text_is_native};
 use crate::sources::Source;
 
 /// How to read.
@@ -63,6 +63,8 @@ pub struct Counts {
     pub lines: u64,
     /// Lines with no record: blank, or an empty EventList, array or wrapper (skipped).
     pub blank: u64,
+    /// Lines the handler ruled out before decoding ([`EventHandler::skip`]); not validated.
+    pub skipped: u64,
     pub events: u64,
     pub rejected: u64,
     /// Bytes read (after decompression).
@@ -73,6 +75,7 @@ impl Counts {
     pub fn add(&mut self, o: &Counts) {
         self.lines += o.lines;
         self.blank += o.blank;
+        self.skipped += o.skipped;
         self.events += o.events;
         self.rejected += o.rejected;
         self.bytes += o.bytes;
@@ -94,6 +97,22 @@ pub trait EventHandler: Sync {
     fn start(&self) -> Self::State;
     fn event(&self, state: &mut Self::State, event: &Event<'_>);
     fn finish(&self, state: Self::State) -> Self::Output;
+
+    /// Like [`event`](Self::event), with the event's own JSON text (its line, or its item of an
+    /// EventList or array). By default calls `event`.
+    fn event_with_text(&self, state: &mut Self::State, event: &Event<'_>, text: &str) {
+        let _ = text;
+        self.event(state, event)
+    }
+
+    /// Called with each non-blank line of JSON-lines input before it is decoded (only lines whose
+    /// text is a native Event's, [`crate::formats::raw_text_is_native`]); `true` means the
+    /// handler has dealt with it (e.g. a prefilter proved no event of it can matter) and it is not
+    /// decoded, only counted in [`Counts::skipped`]. By default nothing is skipped.
+    fn skip(&self, state: &mut Self::State, line: &[u8]) -> bool {
+        let _ = (state, line);
+        false
+    }
 }
 
 /// One chunk's results, given to the caller in input order.
@@ -296,13 +315,19 @@ fn decode_lines<H: EventHandler>(
                 counts.blank += 1;
                 continue;
             }
+            // A prefilter may judge a native line by its text; a wrapped event's text is escaped,
+            // compressed or spelled otherwise (GKE), so such lines are always decoded.
+            if raw_text_is_native(format, line) && handler.skip(&mut state, line) {
+                counts.skipped += 1;
+                continue;
+            }
             let n = 1 + i as u64;
             match std::str::from_utf8(line) {
                 Ok(text) => {
                     let records = decode_input(text, opts, format, &mut |r| match r {
-                        Ok((ev, _)) => {
+                        Ok((ev, text)) => {
                             counts.events += 1;
-                            handler.event(&mut state, &ev);
+                            handler.event_with_text(&mut state, &ev, text);
                         }
                         Err(r) => rejects.push(Reject::new(&source, n, r.error.0, r.text.as_bytes(), opts)),
                     });
@@ -318,7 +343,7 @@ fn decode_lines<H: EventHandler>(
         }
     }
     counts.rejected = rejects.len() as u64;
-    let output = (counts.events > 0).then(|| handler.finish(state));
+    let output = (counts.events + counts.skipped > 0).then(|| handler.finish(state));
     Chunk { source, output, rejects, counts }
 }
 
@@ -351,9 +376,9 @@ fn decode_documents<H: EventHandler>(
                     Some(Ok(raw)) => {
                         let line = line_at(start);
                         decode_input(raw.get(), opts, format, &mut |r| match r {
-                            Ok((ev, _)) => {
+                            Ok((ev, text)) => {
                                 counts.events += 1;
-                                handler.event(&mut state, &ev);
+                                handler.event_with_text(&mut state, &ev, text);
                             }
                             Err(r) => rejects.push(Reject::new(&source, line, r.error.0, r.text.as_bytes(), opts)),
                         });
@@ -368,7 +393,7 @@ fn decode_documents<H: EventHandler>(
         }
     }
     counts.rejected = rejects.len() as u64;
-    let output = (counts.events > 0).then(|| handler.finish(state));
+    let output = (counts.events + counts.skipped > 0).then(|| handler.finish(state));
     Chunk { source, output, rejects, counts }
 }
 

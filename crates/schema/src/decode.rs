@@ -90,14 +90,26 @@ pub fn decode_records<'a>(
     opts: &DecodeOptions,
     out: &mut dyn FnMut(Result<Event<'a>, Rejected<'a>>),
 ) -> usize {
+    decode_records_with_text(text, opts, &mut |r| out(r.map(|(ev, _)| ev)))
+}
+
+/// [`decode_records`], giving each event with its own JSON text (the whole value, or its item of a
+/// list), e.g. to print matching events exactly as they were written.
+pub fn decode_records_with_text<'a>(
+    text: &'a str,
+    opts: &DecodeOptions,
+    out: &mut dyn FnMut(Result<(Event<'a>, &'a str), Rejected<'a>>),
+) -> usize {
     let reject = |error: DecodeError, text: &'a str| Rejected { error, text };
-    let items = |what: &str, items: Vec<&'a RawValue>, out: &mut dyn FnMut(Result<Event<'a>, Rejected<'a>>)| {
-        let n = items.len();
-        for (i, item) in items.into_iter().enumerate() {
-            out(decode_event(item.get(), opts).map_err(|e| reject(in_item(what, i, e), item.get())));
-        }
-        n
-    };
+    let items =
+        |what: &str, items: Vec<&'a RawValue>, out: &mut dyn FnMut(Result<(Event<'a>, &'a str), Rejected<'a>>)| {
+            let n = items.len();
+            for (i, item) in items.into_iter().enumerate() {
+                let text = item.get();
+                out(decode_event(text, opts).map(|ev| (ev, text)).map_err(|e| reject(in_item(what, i, e), text)));
+            }
+            n
+        };
     if text.trim_start().starts_with('[') {
         return match serde_json::from_str::<Vec<&RawValue>>(text) {
             Ok(list) => items("array element", list, out),
@@ -120,7 +132,7 @@ pub fn decode_records<'a>(
             return items("EventList item", list.unwrap_or_default(), out);
         }
     }
-    out(decode_event(text, opts).map_err(|e| reject(e, text)));
+    out(decode_event(text, opts).map(|ev| (ev, text)).map_err(|e| reject(e, text)));
     1
 }
 

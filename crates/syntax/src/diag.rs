@@ -40,6 +40,21 @@ pub enum Code {
     NestingTooDeep,
     /// E016 — a regex longer than [`crate::MAX_REGEX_LEN`] bytes.
     RegexTooLong,
+    /// E017 — a field the catalogue does not know: `usr:alice` (planner).
+    UnknownField,
+    /// E018 — a value that does not fit the field's type: `code:abc`, `latency>fast`,
+    /// `time>yesterday`, `ip:300.1.2.3/8`, `uri:/(/`, `timeline 5x` (planner).
+    InvalidValue,
+    /// E019 — an operation the field's type does not support: `privileged>true`,
+    /// `annotations:forbid` (no key), `sum(user)` (planner).
+    UnsupportedOperation,
+    /// E020 — `@name` names no known query: `@prod-delets` (planner).
+    UnknownMacro,
+    /// E021 — a named query that cannot be used: it refers to itself, or has stages (planner).
+    BadMacro,
+    /// E022 — a stage refers to a column the previous stage does not produce:
+    /// `count by ip | where user:alice` (planner).
+    UnknownColumn,
 }
 
 impl Code {
@@ -61,6 +76,12 @@ impl Code {
         Code::QueryTooLong,
         Code::NestingTooDeep,
         Code::RegexTooLong,
+        Code::UnknownField,
+        Code::InvalidValue,
+        Code::UnsupportedOperation,
+        Code::UnknownMacro,
+        Code::BadMacro,
+        Code::UnknownColumn,
     ];
 
     /// The stable `E0NN` string.
@@ -82,7 +103,27 @@ impl Code {
             Code::QueryTooLong => "E014",
             Code::NestingTooDeep => "E015",
             Code::RegexTooLong => "E016",
+            Code::UnknownField => "E017",
+            Code::InvalidValue => "E018",
+            Code::UnsupportedOperation => "E019",
+            Code::UnknownMacro => "E020",
+            Code::BadMacro => "E021",
+            Code::UnknownColumn => "E022",
         }
+    }
+
+    /// Whether the parser reports this code; the others (E017 and up) come from resolving a parsed
+    /// query against the field catalogue (kaq-query's planner).
+    pub const fn is_parser(self) -> bool {
+        !matches!(
+            self,
+            Code::UnknownField
+                | Code::InvalidValue
+                | Code::UnsupportedOperation
+                | Code::UnknownMacro
+                | Code::BadMacro
+                | Code::UnknownColumn
+        )
     }
 
     /// Looks up a code by its `E0NN` string.

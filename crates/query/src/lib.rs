@@ -1,0 +1,58 @@
+//! Planning and running kaq queries over audit logs and kaq Parquet files.
+//!
+//! Roles:
+//! - [`compile`]: query text → [`Plan`] (parse with kaq-syntax, then resolve fields against the
+//!   catalogue, type the values, expand `@name`s); errors are [`kaq_syntax::Diagnostic`]s with
+//!   spans.
+//! - [`scan`](scan::scan): reads inputs on all cores, tests each event on the decode threads (after
+//!   a byte prefilter where the query has a literal), keeps the latest stage of each request.
+//! - [`pipeline::run`]: the stages after the search (`where`, `table`, `sort`, `head`, `count`,
+//!   `stats`, `top`, `rare`, `timeline`, `dedup`) over the rows found.
+//! - [`output`]: rows as JSON lines or CSV.
+//!
+//! ```
+//! use kaq_query::{compile, Options, run_on_text};
+//!
+//! let log = r#"{"auditID":"1","stage":"ResponseComplete","verb":"delete","objectRef":{"resource":"deployments","namespace":"prod","name":"payments"},"user":{"username":"alice"},"responseStatus":{"code":200}}
+//! {"auditID":"2","stage":"ResponseComplete","verb":"get","objectRef":{"resource":"pods","namespace":"prod"},"user":{"username":"bob"},"responseStatus":{"code":200}}"#;
+//! let plan = compile("verb:delete ns:prod* | table user, name", &Options::default()).unwrap();
+//! let rows = run_on_text(&plan, log);
+//! assert_eq!(kaq_query::output::json_line(&rows[0], plan.output_columns()), r#"{"user":"alice","name":"payments"}"#);
+//!
+//! let err = compile("usr:alice", &Options::default()).unwrap_err();
+//! assert_eq!(err[0].hints, ["did you mean `user`?"]);
+//! ```
+
+pub mod eval;
+pub mod extract;
+pub mod output;
+pub mod pipeline;
+pub mod plan;
+pub mod prefilter;
+pub mod scan;
+pub mod value;
+
+pub use pipeline::Row;
+pub use plan::{Column, Options, Plan, compile};
+pub use value::Val;
+
+/// Runs `plan` over JSON-lines text in memory (single-threaded; for tests, examples and embedding
+/// small inputs). Lines that are not events are ignored.
+pub fn run_on_text(plan: &Plan, text: &str) -> Vec<Row> {
+    use kaq_input::EventHandler;
+    let handler = scan::Scan::new(plan, false);
+    let mut found = handler.start();
+    let opts = kaq_schema::DecodeOptions::default();
+    for line in text.lines() {
+        if line.trim().is_empty() || handler.skip(&mut found, line.as_bytes()) {
+            continue;
+        }
+        kaq_schema::decode_records_with_text(line, &opts, &mut |r| {
+            if let Ok((ev, t)) = r {
+                handler.event_with_text(&mut found, &ev, t);
+            }
+        });
+    }
+    let rows = scan::finish_one(found, plan.all_stages);
+    pipeline::run(&plan.steps.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), rows)
+}

@@ -1,0 +1,373 @@
+//! The scan: raw logs (through kaq-input's parallel reader) and kaq Parquet files, filtered on the
+//! decode threads, reduced to the latest stage of each request, then handed to the stages.
+//!
+//! Latest stage per request: each event gets a global position (its order in the input). Events
+//! that match keep their row; events that do not match (or lines the prefilter skipped) leave only
+//! `(auditID, stage)`. At the end, a matching event is kept when no other event of its auditID has
+//! a later stage — or the same stage later in the input.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use kaq_input::{EventHandler, ReadOptions, Reject, Report, Source};
+use kaq_schema::Event;
+
+use crate::eval::{Columns, eval};
+use crate::extract::Getter;
+use crate::pipeline::Row;
+use crate::plan::Plan;
+use crate::prefilter::Prefilter;
+use crate::value::Val;
+
+/// The order of stages: a request's latest stage is its highest.
+pub fn stage_rank(stage: Option<&str>) -> u8 {
+    match stage {
+        Some("RequestReceived") => 0,
+        Some("ResponseStarted") => 1,
+        Some("Panic") => 3,
+        // ResponseComplete, and anything unknown or missing, counts as a finished request.
+        _ => 2,
+    }
+}
+
+/// An auditID, compactly: UUIDs as 128-bit numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    Uuid(u128),
+    Other(Box<str>),
+}
+
+impl IdKey {
+    pub fn new(id: &str) -> IdKey {
+        parse_uuid(id).map_or_else(|| IdKey::Other(id.into()), IdKey::Uuid)
+    }
+}
+
+/// Lowercase canonical UUIDs only (the API server's form); anything else is kept as text, so two
+/// spellings of one UUID stay different, exactly as their strings are.
+fn parse_uuid(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u128::from(d);
+    }
+    Some(v)
+}
+
+/// A matching event.
+struct Hit {
+    pos: u64,
+    id: IdKey,
+    rank: u8,
+    row: Row,
+}
+
+/// An event that did not match: only what decides which stage is the latest.
+struct Stage {
+    pos: u64,
+    id: IdKey,
+    rank: u8,
+}
+
+/// One chunk's findings. Positions count from the chunk's start.
+#[derive(Default)]
+pub struct Found {
+    hits: Vec<Hit>,
+    others: Vec<Stage>,
+    /// Events (and skipped lines) seen in the chunk.
+    n: u64,
+}
+
+/// The [`EventHandler`] of a query.
+pub struct Scan<'p> {
+    plan: &'p Plan,
+    getters: Vec<Getter>,
+    prefilter: Option<Prefilter>,
+    keep_secrets: bool,
+}
+
+struct EventCols<'e, 'g> {
+    ev: &'e Event<'e>,
+    getters: &'g [Getter],
+    cache: Vec<Option<Val<'e>>>,
+}
+
+impl<'e> Columns<'e> for EventCols<'e, '_> {
+    fn get(&mut self, col: usize) -> &Val<'e> {
+        let ev = self.ev;
+        self.cache[col].get_or_insert_with(|| self.getters[col].get(ev))
+    }
+}
+
+impl<'p> Scan<'p> {
+    pub fn new(plan: &'p Plan, keep_secrets: bool) -> Scan<'p> {
+        let getters = plan.slots.iter().map(|s| Getter::new(s.key.as_ref().expect("slots are event fields"))).collect();
+        Scan { plan, getters, prefilter: Prefilter::new(&plan.prefilter), keep_secrets }
+    }
+
+    /// Tests one event; `text` is its JSON as read (`None` for Parquet rows).
+    fn handle(&self, found: &mut Found, ev: &Event<'_>, text: Option<&str>) {
+        let pos = found.n;
+        found.n += 1;
+        // Shorten the event's lifetime to this call: columns borrow from it.
+        let ev: &Event<'_> = ev;
+        let mut cols = EventCols { ev, getters: &self.getters, cache: vec![None; self.getters.len()] };
+        let hit = eval(&self.plan.filter, &mut cols);
+        if !hit && self.plan.all_stages {
+            return;
+        }
+        let id = IdKey::new(ev.audit_id.as_deref().unwrap_or(""));
+        let rank = stage_rank(ev.stage.as_deref());
+        if !hit {
+            found.others.push(Stage { pos, id, rank });
+            return;
+        }
+        let vals = (0..self.getters.len()).map(|c| cols.get(c).clone().into_owned()).collect();
+        let raw = self.plan.whole_events.then(|| self.event_json(ev, text));
+        found.hits.push(Hit { pos, id, rank, row: Row { vals, raw } });
+    }
+
+    /// The event's JSON as written, unless redaction changed the event (then as re-encoded).
+    fn event_json(&self, ev: &Event<'_>, text: Option<&str>) -> Box<str> {
+        let redacted = !self.keep_secrets
+            && (matches!(ev.request_object, Some(Cow::Owned(_))) || matches!(ev.response_object, Some(Cow::Owned(_))));
+        match text {
+            Some(t) if !redacted => t.trim().into(),
+            _ => ev.to_json().to_string().into(),
+        }
+    }
+}
+
+impl EventHandler for Scan<'_> {
+    type State = Found;
+    type Output = Found;
+
+    fn start(&self) -> Found {
+        Found::default()
+    }
+
+    fn event(&self, found: &mut Found, ev: &Event<'_>) {
+        self.handle(found, ev, None);
+    }
+
+    fn event_with_text(&self, found: &mut Found, ev: &Event<'_>, text: &str) {
+        self.handle(found, ev, Some(text));
+    }
+
+    fn finish(&self, found: Found) -> Found {
+        found
+    }
+
+    fn skip(&self, found: &mut Found, line: &[u8]) -> bool {
+        let Some(pf) = &self.prefilter else { return false };
+        if pf.may_match(line) {
+            return false;
+        }
+        if self.plan.all_stages {
+            found.n += 1;
+            return true;
+        }
+        // The line cannot match, but it may be the latest stage of a request that another line
+        // matches: keep its auditID and stage, when they can be read without decoding.
+        match quick_id_stage(line) {
+            Some((id, stage)) => {
+                found.others.push(Stage { pos: found.n, id: IdKey::new(id), rank: stage_rank(Some(stage)) });
+                found.n += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The top-level `auditID` and `stage` of a one-line event, found by byte search: each key must
+/// occur exactly once in the line (so it is the top-level one) and its value must have no escapes.
+/// `None` means "decode it properly".
+pub fn quick_id_stage(line: &[u8]) -> Option<(&str, &str)> {
+    let trimmed = line.trim_ascii();
+    if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
+        return None;
+    }
+    let id = unique_string_value(trimmed, b"\"auditID\"")?;
+    let stage = unique_string_value(trimmed, b"\"stage\"")?;
+    Some((std::str::from_utf8(id).ok()?, std::str::from_utf8(stage).ok()?))
+}
+
+fn unique_string_value<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut it = memchr::memmem::find_iter(line, key);
+    let at = it.next()?;
+    if it.next().is_some() || (at > 0 && line[at - 1] == b'\\') {
+        return None;
+    }
+    let rest = line[at + key.len()..].trim_ascii_start();
+    let rest = rest.strip_prefix(b":")?.trim_ascii_start();
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    (rest[end] == b'"').then(|| &rest[..end])
+}
+
+/// What a scan found, before the stages.
+pub struct Scanned {
+    /// Matching rows in input order (latest stage of each request unless all stages are kept).
+    pub rows: Vec<Row>,
+    /// Reading totals over raw logs.
+    pub report: Report,
+    /// Rows read from Parquet files.
+    pub parquet_rows: u64,
+    /// The first rejected records (at most `max_rejects`).
+    pub rejects: Vec<Reject>,
+}
+
+/// Errors of a scan.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Input(#[from] kaq_input::InputError),
+    #[error("{path}: {source}")]
+    Parquet { path: PathBuf, source: kaq_columnar::Error },
+}
+
+/// Scans `inputs` (files, directories, `-`) with `plan`'s filter.
+pub fn scan(
+    plan: &Plan,
+    inputs: &[PathBuf],
+    read: &ReadOptions,
+    max_rejects: usize,
+    on_reject: &mut dyn FnMut(&Reject),
+) -> Result<Scanned, ScanError> {
+    let expanded = kaq_input::expand(inputs)?;
+    let (parquet, logs): (Vec<Source>, Vec<Source>) =
+        expanded.sources.into_iter().partition(|s| matches!(s, Source::File(p) if kaq_columnar::read::is_parquet(p)));
+    let handler = Scan::new(plan, read.decode.keep_secrets);
+    let mut collect = Collector::default();
+    let mut rejects = Vec::new();
+    let report = kaq_input::read(&logs, read, &handler, |chunk| {
+        for r in &chunk.rejects {
+            on_reject(r);
+            if rejects.len() < max_rejects {
+                rejects.push(r.clone());
+            }
+        }
+        if let Some(found) = chunk.output {
+            collect.add(found);
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .unwrap_or_else(|e| match e {});
+    let mut parquet_rows = 0;
+    for s in parquet {
+        let Source::File(path) = s else { continue };
+        parquet_rows += scan_parquet(&handler, &path, &mut collect)
+            .map_err(|source| ScanError::Parquet { path: path.clone(), source })?;
+    }
+    Ok(Scanned { rows: collect.finish(plan.all_stages), report, parquet_rows, rejects })
+}
+
+fn scan_parquet(handler: &Scan<'_>, path: &Path, collect: &mut Collector) -> Result<u64, kaq_columnar::Error> {
+    let mut n = 0;
+    for batch in kaq_columnar::read::open(path, 8192)? {
+        let batch = batch?;
+        let cols = kaq_columnar::Columns::new(&batch)?;
+        let mut found = Found::default();
+        for i in 0..batch.num_rows() {
+            let ev = cols.event(i)?;
+            handler.handle(&mut found, &ev, None);
+        }
+        n += batch.num_rows() as u64;
+        collect.add(found);
+    }
+    Ok(n)
+}
+
+/// Resolves the latest stages of one chunk's findings (see [`crate::run_on_text`]).
+pub fn finish_one(found: Found, all_stages: bool) -> Vec<Row> {
+    let mut c = Collector::default();
+    c.add(found);
+    c.finish(all_stages)
+}
+
+/// Gathers chunks in input order and resolves the latest stages at the end.
+#[derive(Default)]
+struct Collector {
+    base: u64,
+    hits: Vec<Hit>,
+    others: Vec<Stage>,
+}
+
+impl Collector {
+    fn add(&mut self, mut f: Found) {
+        for h in &mut f.hits {
+            h.pos += self.base;
+        }
+        for o in &mut f.others {
+            o.pos += self.base;
+        }
+        self.base += f.n;
+        self.hits.append(&mut f.hits);
+        self.others.append(&mut f.others);
+    }
+
+    fn finish(self, all_stages: bool) -> Vec<Row> {
+        if all_stages {
+            return self.hits.into_iter().map(|h| h.row).collect();
+        }
+        // The latest (rank, position) per auditID among hits, then among the others.
+        let mut best: HashMap<&IdKey, (u8, u64)> = HashMap::with_capacity(self.hits.len());
+        for h in &self.hits {
+            let e = best.entry(&h.id).or_insert((h.rank, h.pos));
+            *e = (*e).max((h.rank, h.pos));
+        }
+        let mut superseded: std::collections::HashSet<&IdKey> = std::collections::HashSet::new();
+        if !best.is_empty() {
+            for o in &self.others {
+                if let Some(b) = best.get(&o.id)
+                    && (o.rank, o.pos) > *b
+                {
+                    superseded.insert(&o.id);
+                }
+            }
+        }
+        let keep: Vec<bool> = self
+            .hits
+            .iter()
+            .map(|h| !superseded.contains(&h.id) && best.get(&h.id) == Some(&(h.rank, h.pos)))
+            .collect();
+        self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_id_and_stage() {
+        let line = br#"{"kind":"Event","auditID":"7c1a","stage" : "ResponseComplete","verb":"get"}"#;
+        assert_eq!(quick_id_stage(line), Some(("7c1a", "ResponseComplete")));
+        // A nested second auditID, an escape, no stage, or a truncated line: decode properly.
+        assert_eq!(quick_id_stage(br#"{"auditID":"a","stage":"x","requestObject":{"auditID":"b"}}"#), None);
+        assert_eq!(quick_id_stage(br#"{"auditID":"a\u0062","stage":"x"}"#), None);
+        assert_eq!(quick_id_stage(br#"{"auditID":"a"}"#), None);
+        assert_eq!(quick_id_stage(br#"{"auditID":"a","stage":"x""#), None);
+    }
+
+    #[test]
+    fn uuids_pack() {
+        assert_eq!(IdKey::new("33dcd77f-f179-42d2-a48b-96628f3c4be3"), IdKey::Uuid(0x33dcd77ff17942d2a48b96628f3c4be3));
+        assert!(matches!(IdKey::new("33DCD77F-f179-42d2-a48b-96628f3c4be3"), IdKey::Other(_)));
+        assert_eq!(stage_rank(Some("RequestReceived")), 0);
+        assert_eq!(stage_rank(None), 2);
+    }
+}

@@ -1,0 +1,349 @@
+//! `kaq query`: runs a query straight over audit logs and kaq Parquet files.
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use kaq_input::ReadOptions;
+use kaq_query::plan::{Pred, Step, Test};
+use kaq_query::{Options, Plan, Row, compile, output};
+use kaq_schema::DecodeOptions;
+use kaq_syntax::Diagnostic;
+
+use super::report::{Rejects, thousands};
+
+/// Run a query over audit logs or kaq Parquet files.
+///
+/// A query is a search, then optional stages after `|`:
+///
+///   kaq query 'verb:delete ns:prod*' audit.log
+///
+///   kaq query 'code:401 | count by ip | where count > 20 | sort -count' /var/log/kubernetes/
+///
+///   kaq query 'resource:secrets verb:(get OR list) -user_kind:node | stats count, dc(name) by user' audit.parquet
+///
+///   kaq query 'latency>1s | stats p99(latency) by verb' audit.log.gz --format csv
+///
+/// Each request counts once, at its latest stage (RequestReceived < ResponseStarted <
+/// ResponseComplete < Panic); `--all-stages` or a `stage:` condition shows every stage.
+///
+/// Output is a table on a terminal and JSON lines otherwise: whole events as their original JSON
+/// (Secret values redacted), other rows as objects keyed by column. Errors in the query are shown
+/// with a caret under the spot and exit with status 2; no rows is not an error.
+///
+/// The language is described in docs/query.md and grammar/README.md.
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct QueryArgs {
+    /// The query, e.g. 'verb:delete ns:prod* | table time, user, name'.
+    #[arg(value_name = "QUERY")]
+    query: String,
+
+    /// Audit logs (plain, gzip, directories, `-` for stdin) or kaq Parquet files.
+    #[arg(value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+
+    /// Only events at or after this time: a duration ago (2h, 7d) or a time (2026-11-20T05:00Z).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    since: Option<String>,
+
+    /// Only events before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    until: Option<String>,
+
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+
+    /// Write the result to FILE instead of stdout (required for --format parquet).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Show every stage of each request, not only its latest.
+    #[arg(long)]
+    all_stages: bool,
+
+    /// Show how the query would run (fields, filter, prefilter, stages) instead of running it.
+    #[arg(long)]
+    explain: bool,
+
+    /// Keep the values of Secret data in printed events (redacted by default).
+    #[arg(long)]
+    keep_secrets: bool,
+
+    /// Decoding threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    /// No summary line on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+    Parquet,
+}
+
+/// Rows shown in a terminal table before "N more rows".
+const TABLE_ROWS: usize = 200;
+/// Widest cell in a terminal table.
+const CELL: usize = 60;
+
+pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let opts = Options {
+        now_us,
+        all_stages: args.all_stages,
+        since: args.since.clone(),
+        until: args.until.clone(),
+        macros: Default::default(),
+    };
+    let plan = match compile(&args.query, &opts) {
+        Ok(p) => p,
+        Err(diags) => {
+            for d in &diags {
+                render_diagnostic(&args.query, d);
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if args.explain {
+        print!("{}", explain(&plan));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.inputs.is_empty() {
+        bail!("no input: give audit logs, directories, `-` for stdin, or kaq Parquet files");
+    }
+    let format = match (args.format, &args.output) {
+        (Some(f), _) => f,
+        (None, Some(p)) if p.extension().is_some_and(|e| e == "parquet") => Format::Parquet,
+        (None, Some(p)) if p.extension().is_some_and(|e| e == "csv") => Format::Csv,
+        (None, Some(_)) => Format::Json,
+        (None, None) if std::io::stdout().is_terminal() => Format::Table,
+        (None, None) => Format::Json,
+    };
+    if format == Format::Parquet && args.output.is_none() {
+        bail!("--format parquet needs -o FILE.parquet");
+    }
+    let read = ReadOptions {
+        decode: DecodeOptions { keep_secrets: args.keep_secrets },
+        threads: args.threads.unwrap_or(ReadOptions::default().threads).max(1),
+        ..ReadOptions::default()
+    };
+    let started = Instant::now();
+    let mut rejects = Rejects::new(None)?;
+    let hidden = indicatif::ProgressBar::hidden();
+    let mut reject_error = None;
+    let scanned = kaq_query::scan::scan(&plan, &args.inputs, &read, 0, &mut |r| {
+        if let Err(e) = rejects.add(r, &hidden) {
+            reject_error.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = reject_error {
+        return Err(e);
+    }
+    let steps: Vec<Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
+    let matched = scanned.rows.len();
+    let rows = kaq_query::pipeline::run(&steps, scanned.rows);
+    rejects.finish(&scanned.report, None)?;
+
+    let columns = plan.output_columns();
+    let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
+    match (format, &args.output) {
+        (Format::Parquet, Some(path)) => super::query_parquet::write(path, &plan, &rows)?,
+        (_, Some(path)) => {
+            let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let mut out = BufWriter::new(file);
+            write_rows(&mut out, format, &plan, &rows, &shown)?;
+            out.flush()?;
+        }
+        (_, None) => {
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            write_rows(&mut out, format, &plan, &rows, &shown)?;
+            out.flush()?;
+        }
+    }
+    if !args.quiet && std::io::stderr().is_terminal() {
+        let c = scanned.report.counts;
+        let events = c.events + c.skipped + scanned.parquet_rows;
+        eprintln!(
+            "kaq: {} row{} ({} of {} events matched; {} lines skipped by the prefilter) in {:.2}s",
+            thousands(rows.len() as u64),
+            if rows.len() == 1 { "" } else { "s" },
+            thousands(matched as u64),
+            thousands(events),
+            thousands(c.skipped),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_rows(out: &mut dyn Write, format: Format, plan: &Plan, rows: &[Row], shown: &[usize]) -> anyhow::Result<()> {
+    let columns = plan.output_columns();
+    match format {
+        Format::Json | Format::Parquet => output::write_json(out, rows, columns)?,
+        Format::Csv => output::write_csv(out, rows, columns, shown)?,
+        Format::Table => write_table(out, rows, plan, shown)?,
+    }
+    Ok(())
+}
+
+/// A plain aligned table; long cells are cut with `…`.
+fn write_table(out: &mut dyn Write, rows: &[Row], plan: &Plan, shown: &[usize]) -> std::io::Result<()> {
+    let columns = plan.output_columns();
+    if rows.is_empty() {
+        return writeln!(out, "(no rows)");
+    }
+    let cut = |s: String| {
+        if s.chars().count() > CELL {
+            let mut t: String = s.chars().take(CELL - 1).collect();
+            t.push('…');
+            t
+        } else {
+            s
+        }
+    };
+    let head: Vec<String> = shown.iter().map(|&c| columns[c].name.clone()).collect();
+    let body: Vec<Vec<String>> =
+        rows.iter().take(TABLE_ROWS).map(|r| shown.iter().map(|&c| cut(r.vals[c].to_display())).collect()).collect();
+    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in &body {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> =
+            cells.iter().zip(&width).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    writeln!(out, "{}", line(&head))?;
+    writeln!(out, "{}", width.iter().map(|w| "─".repeat(*w)).collect::<Vec<_>>().join("  "))?;
+    for r in &body {
+        writeln!(out, "{}", line(r))?;
+    }
+    if rows.len() > TABLE_ROWS {
+        writeln!(out, "… {} more rows (add | head N, or --format json)", thousands((rows.len() - TABLE_ROWS) as u64))?;
+    }
+    Ok(())
+}
+
+/// Renders a query error with a caret under the spot (ariadne), to stderr.
+fn render_diagnostic(src: &str, d: &Diagnostic) {
+    use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let len = src.len();
+    let clamp = |s: kaq_syntax::Span| s.start.min(len)..s.end.min(len).max(s.start.min(len));
+    let mut report = Report::build(ReportKind::Error, ("query", clamp(d.span)))
+        .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte))
+        .with_code(d.code.as_str())
+        .with_message(&d.message)
+        .with_label(Label::new(("query", clamp(d.span))).with_message(short_label(d)));
+    for (span, text) in &d.labels {
+        report = report.with_label(Label::new(("query", clamp(*span))).with_message(text));
+    }
+    for h in d.hints.iter().filter(|h| !h.starts_with("did you mean")) {
+        report = report.with_help(h);
+    }
+    let mut err = std::io::stderr().lock();
+    if report.finish().write(("query", Source::from(src)), &mut err).is_err() {
+        let _ = write!(err, "{}", d.render(src));
+    }
+}
+
+fn short_label(d: &Diagnostic) -> String {
+    match d.hints.first() {
+        Some(h) if h.starts_with("did you mean") => h.clone(),
+        _ => "here".into(),
+    }
+}
+
+/// The plan in words: what is read, how it is filtered, what follows.
+pub fn explain(plan: &Plan) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("query:     {}\n", plan.canonical));
+    let fields: Vec<String> = plan
+        .slots
+        .iter()
+        .map(|c| format!("{} ({}{})", c.name, c.ty.name(), if c.list { " list" } else { "" }))
+        .collect();
+    s.push_str(&format!("fields:    {}\n", fields.join(", ")));
+    s.push_str(&format!("filter:    {}\n", pred_text(&plan.filter, plan)));
+    if plan.prefilter.is_empty() {
+        s.push_str("prefilter: none (every line is decoded)\n");
+    } else {
+        let alts: Vec<String> = plan.prefilter[0].iter().map(|a| format!("{:?}", String::from_utf8_lossy(a))).collect();
+        s.push_str(&format!("prefilter: lines without {} are skipped before decoding\n", alts.join(" or ")));
+    }
+    s.push_str(if plan.all_stages {
+        "stages:    every stage of each request\n"
+    } else {
+        "stages:    the latest stage of each auditID (RequestReceived < ResponseStarted < ResponseComplete < Panic)\n"
+    });
+    for (i, (step, cols)) in plan.steps.iter().enumerate() {
+        let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        let what = match step {
+            Step::Where(p) => format!("where {}", pred_text(p, plan)),
+            Step::Table(_) => "table".into(),
+            Step::Sort(_) => "sort (stable, nulls last)".into(),
+            Step::Head(n) => format!("head {n}"),
+            Step::Dedup(_) => "dedup (first row of each combination)".into(),
+            Step::Aggregate { .. } => "aggregate (groups ordered by key; list values count once per element)".into(),
+            Step::Top { rare: false, limit, .. } => format!("top {limit} by count"),
+            Step::Top { rare: true, limit, .. } => format!("rare {limit} by count"),
+            Step::Timeline { interval, .. } => {
+                format!("timeline, buckets of {}", kaq_query::value::format_duration(*interval))
+            }
+        };
+        let out = if plan.whole_events { "whole events".to_string() } else { names.join(", ") };
+        s.push_str(&format!("step {}:    {what} → {out}\n", i + 1));
+    }
+    if plan.whole_events {
+        s.push_str(
+            "output:    whole events (JSON as read; table/CSV show time, user, verb, resource, ns, name, code)\n",
+        );
+    }
+    s
+}
+
+fn pred_text(p: &Pred, plan: &Plan) -> String {
+    let name = |c: usize| plan.slots.get(c).map_or_else(|| format!("#{c}"), |s| s.name.clone());
+    match p {
+        Pred::Const(b) => b.to_string(),
+        Pred::And(items) => format!("({})", items.iter().map(|i| pred_text(i, plan)).collect::<Vec<_>>().join(" AND ")),
+        Pred::Or(items) => format!("({})", items.iter().map(|i| pred_text(i, plan)).collect::<Vec<_>>().join(" OR ")),
+        Pred::Not(i) => format!("NOT {}", pred_text(i, plan)),
+        Pred::Field { col, test } => format!("{} {}", name(*col), test_text(test)),
+        Pred::Text { test, .. } => format!("text {}", test_text(test)),
+    }
+}
+
+fn test_text(t: &Test) -> String {
+    use kaq_query::value::Val;
+    match t {
+        Test::Exists => "exists".into(),
+        Test::Eq(s) => format!("= {s:?}"),
+        Test::Glob(g) => format!("matches {g}"),
+        Test::Regex(r) => format!("~ /{}/", r.as_str()),
+        Test::Words(w) => format!("has the words {:?} in a row (any case)", w.join(" ")),
+        Test::WordGlob(g) => format!("has a word matching {g} (any case)"),
+        Test::IntRange(a, b) if a == b => format!("= {a}"),
+        Test::IntRange(a, b) => format!("in {a}..={b}"),
+        Test::Time(op, lo, hi) => {
+            format!("{} [{}, {})", op.as_str(), Val::Time(*lo).to_text(), Val::Time(*hi).to_text())
+        }
+        Test::Cmp(op, lit) => format!("{} {lit:?}", op.as_str()),
+        Test::Ip(ip) => format!("= {ip}"),
+        Test::Cidr(c) => format!("in {}/{}", c.net, c.prefix),
+        Test::Bool(b) => format!("= {b}"),
+        Test::Dynamic(s) => format!("= {s:?} (as JSON)"),
+    }
+}
