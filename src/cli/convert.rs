@@ -16,6 +16,7 @@ use kaq_input::{Counts, ReadOptions, Report, Source};
 use kaq_schema::DecodeOptions;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
+use super::input::InputArgs;
 use super::progress::bytes_bar;
 use super::report::{Rejects, human_bytes, thousands};
 
@@ -23,12 +24,14 @@ use super::report::{Rejects, human_bytes, thousands};
 ///
 /// Inputs are kube-apiserver audit logs: JSON lines (one audit.k8s.io Event per line), gzip
 /// (rotated `.gz` files), directories of them (read oldest rotation first), `-` for stdin,
-/// EventList batches, pretty-printed events, or Parquet files written by kaq.
+/// EventList batches, pretty-printed events, or Parquet files written by kaq. Managed clusters'
+/// exports are read too, recognised record by record: GKE Cloud Logging entries, EKS CloudWatch
+/// Logs exports, AKS diagnostic records and AKSAudit rows (see --input-format).
 ///
-/// Every line is either converted or rejected: the first rejects are shown on stderr with
-/// file:line and the reason, `--rejects FILE` keeps every rejected line whole, and the summary
-/// always adds up. Secret values in request/response bodies are replaced by a hash marker unless
-/// `--keep-secrets` is given.
+/// Every record (a line, an EventList item, one event of a cloud wrapper) is either converted or
+/// rejected: the first rejects are shown on stderr with file:line and the reason, `--rejects
+/// FILE` keeps every rejected record whole, and the summary always adds up. Secret values in
+/// request/response bodies are replaced by a hash marker unless `--keep-secrets` is given.
 ///
 /// Examples:
 ///
@@ -37,6 +40,9 @@ use super::report::{Rejects, human_bytes, thousands};
 ///   kaq convert /var/log/kubernetes/ --out-dir archive/ --partition-by hour
 ///
 ///   kaq convert audit.parquet -o audit.jsonl      (back to audit JSON)
+///
+///   gcloud logging read 'protoPayload.serviceName="k8s.io"' --format=json > gke.json
+///   kaq convert gke.json -o gke.parquet
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct ConvertArgs {
@@ -74,6 +80,9 @@ pub struct ConvertArgs {
     /// Exit with status 1 when anything was rejected or an input broke off.
     #[arg(long)]
     strict: bool,
+
+    #[command(flatten)]
+    input: InputArgs,
 
     /// Keep the values of Secret data (redacted by default).
     #[arg(long)]
@@ -249,6 +258,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let mut rejects = Rejects::new(args.rejects.as_deref())?;
     let read_opts = ReadOptions {
         decode: DecodeOptions { keep_secrets: args.keep_secrets },
+        input_format: args.input.format(),
         threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads),
         ..ReadOptions::default()
     };

@@ -1,6 +1,7 @@
 //! Subcommands and the pieces they share.
 
 pub mod convert;
+pub mod input;
 pub mod progress;
 pub mod query;
 pub mod query_parquet;

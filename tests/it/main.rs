@@ -4,6 +4,7 @@ mod accounting;
 mod cli;
 mod common;
 mod corpus;
+mod inputs;
 mod partition;
 mod python;
 mod query;

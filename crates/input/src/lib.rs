@@ -5,6 +5,9 @@
 //! - [`read`]: the pipeline — plain or gzip (detected by content, multi-member, truncation
 //!   reported), JSON lines or whole documents (pretty-printed events, `EventList`s, arrays; a
 //!   UTF-8 byte-order mark is skipped), decoded in parallel, results in input order;
+//! - [`formats`]: native Events and the exports of managed clusters (GKE Cloud Logging entries,
+//!   EKS CloudWatch Logs exports, AKS diagnostic records and AKSAudit rows), detected per record
+//!   or forced with [`ReadOptions::input_format`];
 //! - [`Reject`] and [`Counts`]: the accounting — every record is an event or a reject with its
 //!   source, line and reason.
 //!
@@ -38,9 +41,11 @@
 //! ```
 
 mod error;
+pub mod formats;
 mod read;
 mod sources;
 
 pub use error::InputError;
+pub use formats::{InputFormat, Record, decode_input};
 pub use read::{Chunk, Counts, EventHandler, ReadOptions, Reject, Report, is_gzip, read};
 pub use sources::{Expanded, Source, expand, looks_like_log, rotation_key};

@@ -14,15 +14,19 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use flate2::bufread::MultiGzDecoder;
-use kaq_schema::{DecodeOptions, Event, decode_records_with_text};
+use kaq_schema::{DecodeOptions, Event};
 use serde::de::IgnoredAny;
 
+use crate::formats::{InputFormat, decode_input, raw_text_is_native};
 use crate::sources::Source;
 
 /// How to read.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     pub decode: DecodeOptions,
+    /// The input's format: `Auto` (the default) detects native Events and the GKE, EKS and AKS
+    /// wrappers record by record; the others accept that format only (crate::formats).
+    pub input_format: InputFormat,
     /// Decode threads (default: the number of cores).
     pub threads: usize,
     /// Bytes per chunk of lines handed to a worker.
@@ -33,6 +37,7 @@ impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
             decode: DecodeOptions::default(),
+            input_format: InputFormat::Auto,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             chunk_bytes: 2 << 20,
         }
@@ -56,7 +61,7 @@ pub struct Reject {
 pub struct Counts {
     /// Physical lines read.
     pub lines: u64,
-    /// Lines with no record: blank, or an empty EventList or array (skipped).
+    /// Lines with no record: blank, or an empty EventList, array or wrapper (skipped).
     pub blank: u64,
     /// Lines the handler ruled out before decoding ([`EventHandler::skip`]); not validated.
     pub skipped: u64,
@@ -100,7 +105,8 @@ pub trait EventHandler: Sync {
         self.event(state, event)
     }
 
-    /// Called with each non-blank line of JSON-lines input before it is decoded; `true` means the
+    /// Called with each non-blank line of JSON-lines input before it is decoded (only lines whose
+    /// text is a native Event's, [`crate::formats::raw_text_is_native`]); `true` means the
     /// handler has dealt with it (e.g. a prefilter proved no event of it can matter) and it is not
     /// decoded, only counted in [`Counts::skipped`]. By default nothing is skipped.
     fn skip(&self, state: &mut Self::State, line: &[u8]) -> bool {
@@ -190,7 +196,7 @@ where
         for i in 0..threads {
             let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
             named(format!("kaq-decode-{i}"))
-                .spawn_scoped(s, move || worker(job_rx, res_tx, pool, handler, &opts.decode))
+                .spawn_scoped(s, move || worker(job_rx, res_tx, pool, handler, &opts.decode, opts.input_format))
                 .expect("spawning a thread");
         }
         drop(res_tx);
@@ -244,15 +250,16 @@ fn worker<H: EventHandler>(
     pool: &Pool,
     handler: &H,
     opts: &DecodeOptions,
+    format: InputFormat,
 ) {
     for (seq, job) in jobs {
         let chunk = match job {
             Job::Lines { source, data } => {
-                let chunk = decode_lines(source, &data, handler, opts);
+                let chunk = decode_lines(source, &data, handler, opts, format);
                 pool.put(data);
                 chunk
             }
-            Job::Doc { source, data } => decode_documents(source, &data, handler, opts),
+            Job::Doc { source, data } => decode_documents(source, &data, handler, opts, format),
             Job::Ready { source, rejects, counts } => Chunk { source, output: None, rejects, counts },
         };
         if out.send(Msg::Chunk(seq, chunk)).is_err() {
@@ -289,7 +296,13 @@ fn is_blank(line: &[u8]) -> bool {
 }
 
 /// Decodes a chunk of whole lines. Line numbers in rejects count from 1 at the chunk's start.
-fn decode_lines<H: EventHandler>(source: Arc<str>, data: &[u8], handler: &H, opts: &DecodeOptions) -> Chunk<H::Output> {
+fn decode_lines<H: EventHandler>(
+    source: Arc<str>,
+    data: &[u8],
+    handler: &H,
+    opts: &DecodeOptions,
+    format: InputFormat,
+) -> Chunk<H::Output> {
     let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
     let mut state = handler.start();
     let mut rejects = Vec::new();
@@ -302,14 +315,16 @@ fn decode_lines<H: EventHandler>(source: Arc<str>, data: &[u8], handler: &H, opt
                 counts.blank += 1;
                 continue;
             }
-            if handler.skip(&mut state, line) {
+            // A prefilter may judge a native line by its text; a wrapped event's text is escaped,
+            // compressed or spelled otherwise (GKE), so such lines are always decoded.
+            if raw_text_is_native(format, line) && handler.skip(&mut state, line) {
                 counts.skipped += 1;
                 continue;
             }
             let n = 1 + i as u64;
             match std::str::from_utf8(line) {
                 Ok(text) => {
-                    let records = decode_records_with_text(text, opts, &mut |r| match r {
+                    let records = decode_input(text, opts, format, &mut |r| match r {
                         Ok((ev, text)) => {
                             counts.events += 1;
                             handler.event_with_text(&mut state, &ev, text);
@@ -317,7 +332,7 @@ fn decode_lines<H: EventHandler>(source: Arc<str>, data: &[u8], handler: &H, opt
                         Err(r) => rejects.push(Reject::new(&source, n, r.error.0, r.text.as_bytes(), opts)),
                     });
                     if records == 0 {
-                        counts.blank += 1; // an empty EventList or array
+                        counts.blank += 1; // an empty EventList, array or wrapper
                     }
                 }
                 Err(e) => {
@@ -339,6 +354,7 @@ fn decode_documents<H: EventHandler>(
     data: &[u8],
     handler: &H,
     opts: &DecodeOptions,
+    format: InputFormat,
 ) -> Chunk<H::Output> {
     let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
     counts.lines = memchr::memchr_iter(b'\n', data).count() as u64 + u64::from(!data.ends_with(b"\n"));
@@ -359,7 +375,7 @@ fn decode_documents<H: EventHandler>(
                     None => break,
                     Some(Ok(raw)) => {
                         let line = line_at(start);
-                        decode_records_with_text(raw.get(), opts, &mut |r| match r {
+                        decode_input(raw.get(), opts, format, &mut |r| match r {
                             Ok((ev, text)) => {
                                 counts.events += 1;
                                 handler.event_with_text(&mut state, &ev, text);

@@ -58,28 +58,79 @@ pub fn redact_event(ev: &mut Event<'_>) {
 }
 
 /// Redacts the text of a record that could not be decoded (for the rejects file). Text that is
-/// JSON is redacted as a decoded event would be; text that is not (a truncated line) has every
-/// `data`/`stringData` object that follows a mention of secrets masked whole, keys included:
-/// without a parse, keys and values cannot be told apart safely. `None` when nothing changed.
+/// JSON is redacted as a decoded event would be, and so are the events a cloud wrapper holds
+/// (GKE's `protoPayload.request`/`response`, an AKS record's `properties.log`, an EKS log event's
+/// `message`, an AKSAudit row's `RequestObject`…), whether as objects or as JSON text in a string.
+/// Text that is not JSON (a truncated line) has every `data`/`stringData` object that follows a
+/// mention of secrets masked whole, keys included: without a parse, keys and values cannot be
+/// told apart safely. `None` when nothing changed.
 pub fn redact_raw(text: &[u8]) -> Option<Vec<u8>> {
     static SECRET: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"ecret"));
     if SECRET.find(text).is_none() && memchr::memmem::find(text, LAST_APPLIED.as_bytes()).is_none() {
         return None; // neither "Secret" nor "secrets" nor last-applied
     }
     if let Ok(mut v) = serde_json::from_slice::<Value>(text) {
-        let secrets = v.pointer("/objectRef/resource").is_some_and(|r| r == "secrets");
-        let mut changed = false;
-        if let Value::Object(m) = &mut v {
-            for k in ["requestObject", "responseObject"] {
-                if let Some(o) = m.get_mut(k) {
-                    changed |= redact_value(o, secrets);
-                }
-            }
-        }
+        let mut changed = redact_bodies(&mut v);
         changed |= redact_value(&mut v, false);
         return changed.then(|| v.to_string().into_bytes());
     }
     mask_data_objects(text)
+}
+
+/// Whether a record (or a wrapper's part) says it is about the `secrets` resource.
+fn about_secrets(m: &serde_json::Map<String, Value>) -> bool {
+    let is = |r: Option<&Value>| r.and_then(Value::as_str) == Some("secrets");
+    let object_ref = |k: &str| match m.get(k) {
+        Some(o @ Value::Object(_)) => is(o.get("resource")),
+        // AKSAudit's dynamic columns may come as JSON text.
+        Some(Value::String(t)) => serde_json::from_str::<Value>(t).is_ok_and(|o| is(o.get("resource"))),
+        _ => false,
+    };
+    let path = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|p| p.split('/').any(|s| s == "secrets"));
+    let method = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|p| p.contains(".secrets."));
+    object_ref("objectRef")
+        || object_ref("ObjectRef")
+        || path("resourceName")
+        || path("resource_name")
+        || method("methodName")
+        || method("method_name")
+}
+
+/// Redacts the bodies of every event in `v`, at any depth (wrappers), and in JSON text held in
+/// strings (wrappers that carry the event as a string).
+fn redact_bodies(v: &mut Value) -> bool {
+    match v {
+        Value::Object(m) => {
+            let secrets = about_secrets(m);
+            let mut changed = false;
+            for (k, child) in m.iter_mut() {
+                let body = matches!(
+                    k.as_str(),
+                    "requestObject" | "responseObject" | "RequestObject" | "ResponseObject" | "request" | "response"
+                );
+                if body && secrets {
+                    if child.get("fields").is_some() {
+                        // A protobuf Struct dump (GKE's Go `logging.Entry`): not readable as an object.
+                        *child = serde_json::json!({"kaq-redacted": true});
+                        changed = true;
+                        continue;
+                    }
+                    changed |= redact_value(child, true);
+                }
+                changed |= redact_bodies(child);
+            }
+            changed
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |c, el| redact_bodies(el) | c),
+        Value::String(s) if s.trim_start().starts_with(['{', '[']) => match redact_raw(s.as_bytes()) {
+            Some(r) => {
+                *s = String::from_utf8_lossy(&r).into_owned();
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// Masks `"data":{…}` and `"stringData":{…}` (also `\"data\":{…}` inside an escaped JSON string)
@@ -263,6 +314,31 @@ mod tests {
         let out = String::from_utf8(redact_raw(applied).unwrap()).unwrap();
         assert!(!out.contains("SEKRIT"), "{out}");
         assert_eq!(redact_raw(br#"{"kind":"ConfigMap","data":{"k":"v"}"#), None);
+    }
+
+    #[test]
+    fn rejected_wrappers_are_redacted_inside() {
+        // AKS: the event as a JSON string, whole or cut short.
+        let aks = br#"{"records":[{"properties":{"log":"{\"auditID\":7,\"objectRef\":{\"resource\":\"secrets\"},\"requestObject\":{\"data\":{\"k\":\"SEKRIT1\"}}}"}}]}"#;
+        let out = String::from_utf8(redact_raw(aks).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT") && out.contains(MARKER_PREFIX), "{out}");
+        let cut = br#"{"category":"kube-audit","properties":{"log":"{\"kind\":\"Secret\",\"data\":{\"k\":\"SEKRIT2"}}"#;
+        let out = String::from_utf8(redact_raw(cut).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT"), "{out}");
+        // GKE: a patch to a secret (no kind) is known by resourceName; Struct dumps are masked whole.
+        let gke = br#"{"protoPayload":{"serviceName":"k8s.io","resourceName":"core/v1/namespaces/a/secrets/b","request":{"data":{"k":"SEKRIT3"}}}}"#;
+        let out = String::from_utf8(redact_raw(gke).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT"), "{out}");
+        let dump = br#"{"Entry":{"Payload":{"resource_name":"core/v1/namespaces/a/secrets/b","request":{"fields":{"data":{"Kind":{"StructValue":{"fields":{"k":{"Kind":{"StringValue":"SEKRIT4"}}}}}}}}}}}"#;
+        let out = String::from_utf8(redact_raw(dump).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT"), "{out}");
+        // AKSAudit: ObjectRef as JSON text.
+        let row = br#"{"AuditId":7,"ObjectRef":"{\"resource\":\"secrets\"}","RequestObject":{"data":{"k":"SEKRIT5"}}}"#;
+        let out = String::from_utf8(redact_raw(row).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT"), "{out}");
+        // Not a secret: nothing changes.
+        let cm = br#"{"records":[{"properties":{"log":"{\"objectRef\":{\"resource\":\"configmaps\"},\"requestObject\":{\"kind\":\"ConfigMap\",\"data\":{\"k\":\"v\"}}}"}}],"x":"secrets"}"#;
+        assert_eq!(redact_raw(cm), None);
     }
 
     #[test]
