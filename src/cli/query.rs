@@ -42,7 +42,8 @@ pub struct QueryArgs {
     #[arg(value_name = "QUERY")]
     query: String,
 
-    /// Audit logs (plain, gzip, directories, `-` for stdin) or kaq Parquet files.
+    /// Audit logs (plain, gzip, directories, `-` for stdin; GKE, EKS and AKS exports too) or kaq
+    /// Parquet files.
     #[arg(value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 
@@ -73,6 +74,9 @@ pub struct QueryArgs {
     /// Keep the values of Secret data in printed events (redacted by default).
     #[arg(long)]
     keep_secrets: bool,
+
+    #[command(flatten)]
+    input: super::input::InputArgs,
 
     /// Decoding threads (default: all cores).
     #[arg(long, value_name = "N")]
@@ -134,6 +138,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     }
     let read = ReadOptions {
         decode: DecodeOptions { keep_secrets: args.keep_secrets },
+        input_format: args.input.format(),
         threads: args.threads.unwrap_or(ReadOptions::default().threads).max(1),
         ..ReadOptions::default()
     };

@@ -36,8 +36,9 @@ pub use pipeline::Row;
 pub use plan::{Column, Options, Plan, compile};
 pub use value::Val;
 
-/// Runs `plan` over JSON-lines text in memory (single-threaded; for tests, examples and embedding
-/// small inputs). Lines that are not events are ignored.
+/// Runs `plan` over native audit JSON lines in memory (single-threaded; for tests, examples and
+/// embedding small inputs): every line goes through the prefilter as a native Event's would. Lines
+/// that are not events are ignored. Files, directories and cloud exports go through [`scan::scan`].
 pub fn run_on_text(plan: &Plan, text: &str) -> Vec<Row> {
     use kaq_input::EventHandler;
     let handler = scan::Scan::new(plan, false);
