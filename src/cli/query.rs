@@ -43,7 +43,7 @@ pub struct QueryArgs {
     query: String,
 
     /// Audit logs (plain, gzip, directories, `-` for stdin; GKE, EKS and AKS exports too) or kaq
-    /// Parquet files.
+    /// Parquet files. Without any, a piped stdin is read.
     #[arg(value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 
@@ -122,8 +122,12 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         print!("{}", explain(&plan));
         return Ok(ExitCode::SUCCESS);
     }
-    if args.inputs.is_empty() {
-        bail!("no input: give audit logs, directories, `-` for stdin, or kaq Parquet files");
+    let mut inputs = args.inputs.clone();
+    if inputs.is_empty() {
+        if std::io::stdin().is_terminal() {
+            bail!("no input: give audit logs, directories, `-` for stdin, or kaq Parquet files");
+        }
+        inputs.push(PathBuf::from("-")); // `zcat audit.log.gz | kaq query …`
     }
     let format = match (args.format, &args.output) {
         (Some(f), _) => f,
@@ -146,7 +150,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let mut rejects = Rejects::new(None)?;
     let hidden = indicatif::ProgressBar::hidden();
     let mut reject_error = None;
-    let scanned = kaq_query::scan::scan(&plan, &args.inputs, &read, 0, &mut |r| {
+    let scanned = kaq_query::scan::scan(&plan, &inputs, &read, 0, &mut |r| {
         if let Err(e) = rejects.add(r, &hidden) {
             reject_error.get_or_insert(e);
         }

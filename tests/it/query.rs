@@ -278,7 +278,7 @@ fn explain_since_until_stdin_and_pipes() {
         .find(|p| p.extension().is_some_and(|e| e == "jsonl" || e == "log"));
     if let Some(file) = file {
         let mut child = kaq()
-            .args(["query", "| count", "-"])
+            .args(["query", "| count"]) // no INPUT: the piped stdin
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
