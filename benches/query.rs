@@ -26,10 +26,13 @@ fn benches(c: &mut Criterion) {
 
     g.bench_function("compile", |b| {
         b.iter(|| {
-            compile("resource:secrets verb:(get OR list) -user_kind:node | stats count, dc(name) as secrets by user, ip", &opts)
-                .unwrap()
-                .slots
-                .len()
+            compile(
+                "resource:secrets verb:(get OR list) -user_kind:node | stats count, dc(name) as secrets by user, ip",
+                &opts,
+            )
+            .unwrap()
+            .slots
+            .len()
         })
     });
 
