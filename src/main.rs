@@ -27,6 +27,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Query(cli::query::QueryArgs),
+    Ingest(cli::store::IngestArgs),
+    Info(cli::store::InfoArgs),
     Convert(cli::convert::ConvertArgs),
 }
 
@@ -34,6 +36,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Query(args) => cli::query::run(args),
+        Command::Ingest(args) => cli::store::ingest(args),
+        Command::Info(args) => cli::store::info(args),
         Command::Convert(args) => cli::convert::run(args),
     };
     match result {

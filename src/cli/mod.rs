@@ -6,6 +6,7 @@ pub mod progress;
 pub mod query;
 pub mod query_parquet;
 pub mod report;
+pub mod store;
 
 /// Whether an error comes from writing to a closed pipe (`kaq … | head`): not worth a message.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {

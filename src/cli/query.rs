@@ -59,6 +59,11 @@ pub struct QueryArgs {
     #[arg(long, value_enum)]
     format: Option<Format>,
 
+    /// Query a store made by `kaq ingest` [default without INPUT: $KAQ_STORE, else ./kaq-store
+    /// when it exists].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+
     /// Write the result to FILE instead of stdout (required for --format parquet).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
@@ -122,10 +127,22 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         print!("{}", explain(&plan));
         return Ok(ExitCode::SUCCESS);
     }
+    // Where to read: the inputs; else a store (--store, $KAQ_STORE, or ./kaq-store when it
+    // exists); else a piped stdin.
     let mut inputs = args.inputs.clone();
-    if inputs.is_empty() {
+    let store_dir = super::store::store_dir(args.store.as_ref());
+    let use_store = inputs.is_empty()
+        && (args.store.is_some()
+            || std::env::var_os("KAQ_STORE").is_some()
+            || store_dir.join("MANIFEST.json").exists());
+    if args.store.is_some() && !args.inputs.is_empty() {
+        bail!("give either INPUT files or --store, not both");
+    }
+    if inputs.is_empty() && !use_store {
         if std::io::stdin().is_terminal() {
-            bail!("no input: give audit logs, directories, `-` for stdin, or kaq Parquet files");
+            bail!(
+                "no input: give audit logs, directories, `-` for stdin, or kaq Parquet files, or --store DIR (after `kaq ingest`)"
+            );
         }
         inputs.push(PathBuf::from("-")); // `zcat audit.log.gz | kaq query …`
     }
@@ -150,18 +167,24 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let mut rejects = Rejects::new(None)?;
     let hidden = indicatif::ProgressBar::hidden();
     let mut reject_error = None;
-    let scanned = kaq_query::scan::scan(&plan, &inputs, &read, 0, &mut |r| {
-        if let Err(e) = rejects.add(r, &hidden) {
-            reject_error.get_or_insert(e);
-        }
-    })?;
-    if let Some(e) = reject_error {
-        return Err(e);
-    }
     let steps: Vec<Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
-    let matched = scanned.rows.len();
-    let rows = kaq_query::pipeline::run(&steps, scanned.rows);
-    rejects.finish(&scanned.report, None)?;
+    let (rows, matched, counts, parquet_rows) = if use_store {
+        let store = kaq_store::Store::open(&store_dir)?;
+        let r = store.run(&plan, &read)?;
+        (r.rows, None, kaq_input::Counts::default(), r.rows_read)
+    } else {
+        let scanned = kaq_query::scan::scan(&plan, &inputs, &read, 0, &mut |r| {
+            if let Err(e) = rejects.add(r, &hidden) {
+                reject_error.get_or_insert(e);
+            }
+        })?;
+        if let Some(e) = reject_error {
+            return Err(e);
+        }
+        rejects.finish(&scanned.report, None)?;
+        let matched = scanned.rows.len();
+        (kaq_query::pipeline::run(&steps, scanned.rows), Some(matched), scanned.report.counts, scanned.parquet_rows)
+    };
 
     let columns = plan.output_columns();
     let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
@@ -180,13 +203,13 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if !args.quiet && std::io::stderr().is_terminal() {
-        let c = scanned.report.counts;
-        let events = c.events + c.skipped + scanned.parquet_rows;
+        let c = counts;
+        let events = c.events + c.skipped + parquet_rows;
+        let matched = matched.map_or_else(String::new, |m| format!("{} of ", thousands(m as u64)));
         eprintln!(
-            "kaq: {} row{} ({} of {} events matched; {} lines skipped by the prefilter) in {:.2}s",
+            "kaq: {} row{} ({matched}{} events read; {} lines skipped by the prefilter) in {:.2}s",
             thousands(rows.len() as u64),
             if rows.len() == 1 { "" } else { "s" },
-            thousands(matched as u64),
             thousands(events),
             thousands(c.skipped),
             started.elapsed().as_secs_f64()

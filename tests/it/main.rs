@@ -10,3 +10,4 @@ mod python;
 mod query;
 mod roundtrip;
 mod secrets;
+mod store;

@@ -63,7 +63,7 @@ pub fn expand(args: &[impl AsRef<Path>]) -> Result<Expanded, InputError> {
             out.sources.push(Source::Stdin);
             continue;
         }
-        let meta = std::fs::metadata(p).map_err(|e| InputError::Open { path: p.to_path_buf(), source: e })?;
+        let meta = std::fs::metadata(p).map_err(|e| InputError::Open { path: p.to_path_buf(), error: e })?;
         if meta.is_dir() {
             let mut files = Vec::new();
             walk(p, &mut files)?;
@@ -78,7 +78,7 @@ pub fn expand(args: &[impl AsRef<Path>]) -> Result<Expanded, InputError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let err = |e| InputError::Open { path: dir.to_path_buf(), source: e };
+    let err = |e| InputError::Open { path: dir.to_path_buf(), error: e };
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(err)? {

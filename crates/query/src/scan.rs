@@ -252,8 +252,8 @@ pub struct Scanned {
 pub enum ScanError {
     #[error(transparent)]
     Input(#[from] kaq_input::InputError),
-    #[error("{path}: {source}")]
-    Parquet { path: PathBuf, source: kaq_columnar::Error },
+    #[error("{path}: {error}")]
+    Parquet { path: PathBuf, error: kaq_columnar::Error },
 }
 
 /// Scans `inputs` (files, directories, `-`) with `plan`'s filter.
@@ -287,7 +287,7 @@ pub fn scan(
     for s in parquet {
         let Source::File(path) = s else { continue };
         parquet_rows += scan_parquet(&handler, &path, &mut collect)
-            .map_err(|source| ScanError::Parquet { path: path.clone(), source })?;
+            .map_err(|error| ScanError::Parquet { path: path.clone(), error })?;
     }
     Ok(Scanned { rows: collect.finish(plan.all_stages), report, parquet_rows, rejects })
 }

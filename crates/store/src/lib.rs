@@ -1,0 +1,583 @@
+//! kaq's store: a directory of immutable, time-sorted Parquet segments and a manifest naming the
+//! live ones (PRODUCT.md §7).
+//!
+//! ```text
+//! kaq-store/                 0700
+//!   MANIFEST.json            0600  the live segments and the ingested sources; replaced by rename
+//!   LOCK                     0600  held (flock) by the one writer
+//!   segments/seg-000001.parquet    immutable once named in the manifest
+//! ```
+//!
+//! Guarantees:
+//! - **Atomic commits.** A segment is written under a temporary name, renamed into place and
+//!   synced, and only then named in a new manifest, itself written to a temporary file, synced and
+//!   renamed over the old one. Killed at any moment, the store opens with the last manifest: every
+//!   committed event exactly once, and no partial segment (files no manifest names are removed by
+//!   the next writer).
+//! - **Resumable ingest.** Each ingested file is remembered by path, size and a hash of its first
+//!   64 KiB, in the same commit as its events; ingesting it again adds nothing.
+//! - **One writer** (an exclusive lock on `LOCK`, with a clear error for the second), any number of
+//!   readers, also during a commit: readers take the manifest as it was when they opened, and
+//!   segments are never changed in place.
+//!
+//! ```no_run
+//! let mut store = kaq_store::Store::create("kaq-store")?;
+//! let report = store.ingest_paths(&["audit.log".into()], &Default::default())?;
+//! println!("{} events in {} new segment(s)", report.counts.events, report.segments);
+//! let scanned = store.query("verb:delete ns:prod* | table time, user, name")?;
+//! # Ok::<(), kaq_store::Error>(())
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, TimestampMicrosecondArray};
+use kaq_columnar::{SortedParquetWriter, ToBatch, WriteOptions};
+use kaq_input::{Counts, ReadOptions, Reject, Source};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The manifest's format name and version. Version 1: Parquet segments only.
+pub const FORMAT: &str = "kaq-store";
+pub const VERSION: u32 = 1;
+const MANIFEST: &str = "MANIFEST.json";
+const LOCK: &str = "LOCK";
+const SEGMENTS: &str = "segments";
+/// By default a segment is closed (and committed) after the input that takes it past this many
+/// events ([`IngestOptions::segment_events`]).
+pub const SEGMENT_EVENTS: u64 = 4_000_000;
+/// Bytes of a file hashed to recognise it again.
+const HEAD_BYTES: u64 = 64 << 10;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{0}: not a kaq store (no MANIFEST.json); create one with `kaq ingest`")]
+    NotAStore(PathBuf),
+    #[error("{0}: already a kaq store")]
+    AlreadyAStore(PathBuf),
+    #[error("{path}: unreadable manifest: {why}")]
+    BadManifest { path: PathBuf, why: String },
+    #[error("{path}: store format {found} is newer than this kaq reads ({VERSION}); upgrade kaq")]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("{path}: another kaq is writing to this store{holder}; try again when it is done")]
+    Locked { path: PathBuf, holder: String },
+    #[error(
+        "{path} has grown since it was ingested ({was} bytes, now {now}); growing files need `--follow` (not built yet)"
+    )]
+    Grown { path: PathBuf, was: u64, now: u64 },
+    #[error(transparent)]
+    Input(#[from] kaq_input::InputError),
+    #[error(transparent)]
+    Columnar(#[from] kaq_columnar::Error),
+    #[error(transparent)]
+    Scan(#[from] kaq_query::scan::ScanError),
+    /// The query does not compile; render the diagnostics against its text.
+    #[error("{}", .0.first().map(|d| d.message.clone()).unwrap_or_default())]
+    Query(Vec<kaq_syntax::Diagnostic>),
+}
+
+use kaq_query::plan::Options;
+
+trait At<T> {
+    fn at(self, p: &Path) -> Result<T, Error>;
+}
+
+impl<T> At<T> for std::io::Result<T> {
+    fn at(self, p: &Path) -> Result<T, Error> {
+        self.map_err(|error| Error::Io { path: p.to_path_buf(), error })
+    }
+}
+
+/// One live segment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Segment {
+    pub id: u64,
+    /// File name under `segments/`.
+    pub file: String,
+    pub rows: u64,
+    /// Earliest and latest `time` (µs since the epoch), when any row has one.
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    pub bytes: u64,
+}
+
+/// One ingested input file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ingested {
+    /// The path as given, made absolute.
+    pub path: String,
+    pub size: u64,
+    /// SHA-256 of its first 64 KiB, hex.
+    pub head: String,
+    pub events: u64,
+    pub rejected: u64,
+    /// The segment holding its events (none when it had none).
+    pub segment: Option<u64>,
+}
+
+/// The manifest: what the store holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    /// Incremented by every commit.
+    pub generation: u64,
+    pub next_segment: u64,
+    pub segments: Vec<Segment>,
+    pub sources: Vec<Ingested>,
+}
+
+impl Manifest {
+    fn empty() -> Manifest {
+        Manifest {
+            format: FORMAT.into(),
+            version: VERSION,
+            generation: 0,
+            next_segment: 1,
+            segments: Vec::new(),
+            sources: Vec::new(),
+        }
+    }
+
+    /// Events in the store (rows of all live segments).
+    pub fn rows(&self) -> u64 {
+        self.segments.iter().map(|s| s.rows).sum()
+    }
+
+    pub fn time_range(&self) -> (Option<i64>, Option<i64>) {
+        (self.segments.iter().filter_map(|s| s.min_time).min(), self.segments.iter().filter_map(|s| s.max_time).max())
+    }
+}
+
+/// An open store: its directory and the manifest as it was when opened. Cheap; open one per query
+/// to see later commits.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+    manifest: Manifest,
+    /// Held while this handle may write.
+    lock: Option<std::sync::Arc<File>>,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default)]
+pub struct IngestReport {
+    /// Totals over the inputs read now (skipped ones excluded).
+    pub counts: Counts,
+    /// Inputs read now.
+    pub read: Vec<String>,
+    /// Inputs skipped because they were ingested before.
+    pub already: Vec<String>,
+    /// Segments committed.
+    pub segments: usize,
+    /// Inputs in directories skipped because their names do not look like logs.
+    pub skipped: Vec<PathBuf>,
+    /// Read errors (inputs that broke off), as messages.
+    pub read_errors: Vec<String>,
+}
+
+/// How to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub read: ReadOptions,
+    /// A segment is closed and committed after the input that takes it to this many events.
+    pub segment_events: u64,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions { read: ReadOptions::default(), segment_events: SEGMENT_EVENTS }
+    }
+}
+
+fn private_dir(p: &Path) -> Result<(), Error> {
+    fs::create_dir_all(p).at(p)?;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o700)).at(p)
+}
+
+fn sync_dir(p: &Path) -> Result<(), Error> {
+    File::open(p).and_then(|d| d.sync_all()).at(p)
+}
+
+impl Store {
+    /// Creates a store in `dir` (made if missing; it must not hold a store already) and opens it
+    /// for writing.
+    pub fn create(dir: impl AsRef<Path>) -> Result<Store, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        if dir.join(MANIFEST).exists() {
+            return Err(Error::AlreadyAStore(dir));
+        }
+        private_dir(&dir)?;
+        private_dir(&dir.join(SEGMENTS))?;
+        let lock = lock(&dir)?;
+        let mut store = Store { dir, manifest: Manifest::empty(), lock: Some(lock) };
+        store.commit(Manifest::empty())?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        let manifest = read_manifest(&dir)?;
+        Ok(Store { dir, manifest, lock: None })
+    }
+
+    /// Opens a store for writing (creating it when missing): takes the lock, rereads the manifest,
+    /// and removes what an interrupted writer left (files no manifest names).
+    pub fn open_writer(dir: impl AsRef<Path>) -> Result<Store, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.join(MANIFEST).exists() {
+            return Store::create(dir);
+        }
+        let lock = lock(&dir)?;
+        let manifest = read_manifest(&dir)?;
+        let store = Store { dir, manifest, lock: Some(lock) };
+        store.remove_orphans()?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The live segments' files, in manifest order.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.manifest.segments.iter().map(|s| self.dir.join(SEGMENTS).join(&s.file)).collect()
+    }
+
+    fn remove_orphans(&self) -> Result<(), Error> {
+        let seg_dir = self.dir.join(SEGMENTS);
+        let live: std::collections::HashSet<&str> = self.manifest.segments.iter().map(|s| s.file.as_str()).collect();
+        for e in fs::read_dir(&seg_dir).at(&seg_dir)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !live.contains(name.as_str()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        for e in fs::read_dir(&self.dir).at(&self.dir)?.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".MANIFEST") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `m` as the new manifest, atomically.
+    fn commit(&mut self, mut m: Manifest) -> Result<(), Error> {
+        assert!(self.lock.is_some(), "commit without the writer lock");
+        m.generation = self.manifest.generation + 1;
+        let tmp = self.dir.join(format!(".MANIFEST.{}.tmp", m.generation));
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).at(&tmp)?;
+        let text = serde_json::to_vec_pretty(&m).expect("a manifest serialises");
+        f.write_all(&text).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).at(&tmp)?;
+        drop(f);
+        let path = self.dir.join(MANIFEST);
+        fs::rename(&tmp, &path).at(&path)?;
+        sync_dir(&self.dir)?;
+        self.manifest = m;
+        Ok(())
+    }
+
+    /// Ingests files, directories or `-`: every input not ingested before becomes events in new
+    /// segments, committed source by source (a segment closes after the source that takes it past
+    /// 4M events, and at the end). Rejects go to `on_reject`.
+    pub fn ingest_paths(&mut self, inputs: &[PathBuf], opts: &IngestOptions) -> Result<IngestReport, Error> {
+        self.ingest_with(inputs, opts, &mut |_, _| {})
+    }
+
+    /// [`ingest_paths`](Self::ingest_paths), calling `on_chunk` with each chunk's counts and
+    /// rejects as it is read (for progress and reject reports).
+    pub fn ingest_with(
+        &mut self,
+        inputs: &[PathBuf],
+        opts: &IngestOptions,
+        on_chunk: &mut dyn FnMut(&Counts, &[Reject]),
+    ) -> Result<IngestReport, Error> {
+        if self.lock.is_none() {
+            *self = Store::open_writer(&self.dir)?;
+        }
+        let expanded = kaq_input::expand(inputs)?;
+        let mut report = IngestReport { skipped: expanded.skipped.clone(), ..IngestReport::default() };
+        let mut open: Option<OpenSegment> = None;
+        let mut pending: Vec<Ingested> = Vec::new();
+        for source in expanded.sources {
+            let identity = match &source {
+                Source::File(p) => Some(identify(p)?),
+                Source::Stdin => None,
+            };
+            if let Some(id) = &identity
+                && let Some(prev) = self.manifest.sources.iter().chain(&pending).find(|s| s.path == id.path)
+            {
+                if prev.head == id.head && prev.size == id.size {
+                    report.already.push(id.path.clone());
+                    continue;
+                }
+                if prev.head == id.head && id.size > prev.size {
+                    return Err(Error::Grown { path: PathBuf::from(&id.path), was: prev.size, now: id.size });
+                }
+                // Same path, other content (rotated and replaced): a new file.
+            }
+            let seg = match &mut open {
+                Some(s) => s,
+                None => open.insert(self.start_segment()?),
+            };
+            let name = source.display_name();
+            let r = kaq_input::read(std::slice::from_ref(&source), &opts.read, &ToBatch::default(), |chunk| {
+                on_chunk(&chunk.counts, &chunk.rejects);
+                if let Some(batch) = chunk.output {
+                    seg.add(batch)?;
+                }
+                Ok::<(), Error>(())
+            })?;
+            report.counts.add(&r.counts);
+            report.read_errors.extend(r.read_errors);
+            report.read.push(name.clone());
+            let id = identity.unwrap_or(Identity { path: name, size: r.counts.bytes, head: String::new() });
+            pending.push(Ingested {
+                path: id.path,
+                size: id.size,
+                head: id.head,
+                events: r.counts.events,
+                rejected: r.counts.rejected,
+                segment: (r.counts.events > 0).then_some(seg.id),
+            });
+            if seg.rows >= opts.segment_events.max(1) {
+                self.close_segment(open.take().expect("open"), std::mem::take(&mut pending))?;
+                report.segments += 1;
+            }
+        }
+        if let Some(seg) = open.take() {
+            let had_rows = seg.rows > 0;
+            self.close_segment(seg, std::mem::take(&mut pending))?;
+            report.segments += usize::from(had_rows);
+        }
+        Ok(report)
+    }
+
+    fn start_segment(&mut self) -> Result<OpenSegment, Error> {
+        let id = self.manifest.next_segment;
+        // Reserve the number in memory; it is committed with the segment.
+        self.manifest.next_segment += 1;
+        let file = format!("seg-{id:06}.parquet");
+        let path = self.dir.join(SEGMENTS).join(&file);
+        let writer = SortedParquetWriter::create(&path, WriteOptions::default())?;
+        Ok(OpenSegment { id, file, path, writer: Some(writer), rows: 0, min: None, max: None })
+    }
+
+    /// Finishes a segment and commits it with the sources it holds (or, when it holds no rows,
+    /// commits only the sources).
+    fn close_segment(&mut self, mut seg: OpenSegment, sources: Vec<Ingested>) -> Result<(), Error> {
+        let writer = seg.writer.take().expect("open");
+        let mut m = self.manifest.clone();
+        if seg.rows > 0 {
+            writer.finish()?;
+            fs::set_permissions(&seg.path, fs::Permissions::from_mode(0o600)).at(&seg.path)?;
+            File::open(&seg.path).and_then(|f| f.sync_all()).at(&seg.path)?;
+            sync_dir(&self.dir.join(SEGMENTS))?;
+            let bytes = fs::metadata(&seg.path).at(&seg.path)?.len();
+            m.segments.push(Segment {
+                id: seg.id,
+                file: seg.file.clone(),
+                rows: seg.rows,
+                min_time: seg.min,
+                max_time: seg.max,
+                bytes,
+            });
+        } else {
+            drop(writer); // removes its temporary file
+        }
+        m.sources.extend(sources);
+        self.commit(m)
+    }
+
+    /// Compiles and runs `query` over the store (latest stage of each request across segments).
+    pub fn query(&self, query: &str) -> Result<QueryResult, Error> {
+        let opts = Options::default();
+        let plan = kaq_query::compile(query, &opts).map_err(Error::Query)?;
+        self.run(&plan, &ReadOptions::default())
+    }
+
+    /// Runs a compiled plan over the live segments whose time range can hold a match.
+    pub fn run(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
+        let (lo, hi) = time_bounds(plan);
+        let mut paths = Vec::new();
+        let mut pruned = 0;
+        for (s, p) in self.manifest.segments.iter().zip(self.segment_paths()) {
+            let outside = match (s.min_time, s.max_time) {
+                (Some(min), Some(max)) => hi.is_some_and(|h| min >= h) || lo.is_some_and(|l| max < l),
+                _ => false,
+            };
+            if outside && !needs_every_segment(plan) {
+                pruned += 1;
+            } else {
+                paths.push(p);
+            }
+        }
+        let scanned = if paths.is_empty() {
+            kaq_query::scan::Scanned {
+                rows: Vec::new(),
+                report: Default::default(),
+                parquet_rows: 0,
+                rejects: Vec::new(),
+            }
+        } else {
+            kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?
+        };
+        let steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
+        let rows = kaq_query::pipeline::run(&steps, scanned.rows);
+        Ok(QueryResult {
+            columns: plan.output_columns().to_vec(),
+            rows,
+            segments_read: paths.len(),
+            segments_pruned: pruned,
+            rows_read: scanned.parquet_rows,
+        })
+    }
+}
+
+/// Whether every segment must be read whatever its time range. Under the latest-stage rule, a
+/// pruned segment could hold a later stage of a matching request; the stages of one request share
+/// `time` (requestReceivedTimestamp) in real logs, but `time` falls back to other timestamps when
+/// that is missing, so for now time pruning applies only when every stage is kept.
+fn needs_every_segment(plan: &kaq_query::Plan) -> bool {
+    !plan.all_stages
+}
+
+/// The `time` bounds every match must lie in, from top-level conditions of the filter.
+fn time_bounds(plan: &kaq_query::Plan) -> (Option<i64>, Option<i64>) {
+    use kaq_query::plan::{Cmp, FieldKey, Pred, Test};
+    let time_col = plan.slots.iter().position(|c| matches!(&c.key, Some(FieldKey::Field(f)) if f.name == "time"));
+    let (mut lo, mut hi): (Option<i64>, Option<i64>) = (None, None);
+    let mut visit = |p: &Pred| {
+        if let Pred::Field { col, test: Test::Time(op, a, b) } = p
+            && Some(*col) == time_col
+        {
+            let (l, h) = match op {
+                Cmp::Eq => (Some(*a), Some(*b)),
+                Cmp::Ge => (Some(*a), None),
+                Cmp::Gt => (Some(*b), None),
+                Cmp::Lt => (None, Some(*a)),
+                Cmp::Le => (None, Some(*b)),
+            };
+            if let Some(l) = l {
+                lo = Some(lo.map_or(l, |x: i64| x.max(l)));
+            }
+            if let Some(h) = h {
+                hi = Some(hi.map_or(h, |x: i64| x.min(h)));
+            }
+        }
+    };
+    match &plan.filter {
+        Pred::And(items) => items.iter().for_each(&mut visit),
+        p => visit(p),
+    }
+    (lo, hi)
+}
+
+/// A query's answer over a store.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub columns: Vec<kaq_query::Column>,
+    pub rows: Vec<kaq_query::Row>,
+    pub segments_read: usize,
+    pub segments_pruned: usize,
+    pub rows_read: u64,
+}
+
+struct OpenSegment {
+    id: u64,
+    file: String,
+    path: PathBuf,
+    writer: Option<SortedParquetWriter>,
+    rows: u64,
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+impl OpenSegment {
+    fn add(&mut self, batch: arrow_array::RecordBatch) -> Result<(), Error> {
+        let col = kaq_columnar::column_index("time").expect("time column");
+        if let Some(t) = batch.column(col).as_any().downcast_ref::<TimestampMicrosecondArray>() {
+            for i in 0..t.len() {
+                if t.is_valid(i) {
+                    let v = t.value(i);
+                    self.min = Some(self.min.map_or(v, |m| m.min(v)));
+                    self.max = Some(self.max.map_or(v, |m| m.max(v)));
+                }
+            }
+        }
+        self.rows += batch.num_rows() as u64;
+        self.writer.as_mut().expect("open").write(batch)?;
+        Ok(())
+    }
+}
+
+struct Identity {
+    path: String,
+    size: u64,
+    head: String,
+}
+
+fn identify(p: &Path) -> Result<Identity, Error> {
+    let abs = fs::canonicalize(p).at(p)?;
+    let size = fs::metadata(&abs).at(p)?.len();
+    let mut head = Vec::new();
+    File::open(&abs).and_then(|f| f.take(HEAD_BYTES).read_to_end(&mut head)).at(p)?;
+    let hash = Sha256::digest(&head);
+    Ok(Identity { path: abs.display().to_string(), size, head: hash.iter().map(|b| format!("{b:02x}")).collect() })
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
+    let path = dir.join(MANIFEST);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotAStore(dir.to_path_buf())),
+        Err(e) => return Err(Error::Io { path, error: e }),
+    };
+    #[derive(Deserialize)]
+    struct Head {
+        format: String,
+        version: u32,
+    }
+    let head: Head =
+        serde_json::from_slice(&text).map_err(|e| Error::BadManifest { path: path.clone(), why: e.to_string() })?;
+    if head.format != FORMAT {
+        return Err(Error::BadManifest { path, why: format!("format is `{}`, not `{FORMAT}`", head.format) });
+    }
+    if head.version > VERSION {
+        return Err(Error::TooNew { path, found: head.version });
+    }
+    serde_json::from_slice(&text).map_err(|e| Error::BadManifest { path, why: e.to_string() })
+}
+
+/// Takes the writer lock (an exclusive `flock` on `LOCK`, released when the process ends, however
+/// it ends).
+fn lock(dir: &Path) -> Result<std::sync::Arc<File>, Error> {
+    let path = dir.join(LOCK);
+    let mut f =
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).at(&path)?;
+    match f.try_lock() {
+        Ok(()) => {
+            f.set_len(0).at(&path)?;
+            let _ = writeln!(f, "{}", std::process::id());
+            Ok(std::sync::Arc::new(f))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = File::open(&path).and_then(|mut f| f.read_to_string(&mut pid));
+            let pid = pid.trim();
+            let holder = if pid.is_empty() { String::new() } else { format!(" (process {pid})") };
+            Err(Error::Locked { path: dir.to_path_buf(), holder })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Io { path, error: e }),
+    }
+}

@@ -1,0 +1,171 @@
+//! `kaq ingest` and `kaq info`: the store (crates/store).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use kaq_input::{ReadOptions, Report};
+use kaq_schema::DecodeOptions;
+use kaq_store::{IngestOptions, Store};
+
+use super::progress::bytes_bar;
+use super::report::{Rejects, human_bytes, thousands};
+
+/// The store directory: --store, else $KAQ_STORE, else ./kaq-store.
+pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
+    flag.cloned()
+        .or_else(|| std::env::var_os("KAQ_STORE").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("kaq-store"))
+}
+
+/// Ingest audit logs into a store, to query them later without reading the logs again.
+///
+/// The store is a directory (created private to you) of time-sorted Parquet segments and a
+/// manifest. Each run adds one segment (more past 4M events) and commits it atomically: if kaq is
+/// killed, the store keeps everything committed before, exactly once. Files ingested before
+/// (same path, size and first 64 KiB) are skipped, so re-running the same command adds nothing.
+/// One ingest at a time may write to a store; queries may run during it.
+///
+/// Every line is ingested or rejected, as in `kaq convert`; Secret values are redacted.
+///
+/// Examples:
+///
+///   kaq ingest /var/log/kubernetes/audit/            (into ./kaq-store, or $KAQ_STORE)
+///
+///   kaq ingest audit-*.log.gz --store /srv/kaq
+///
+///   kaq query 'verb:delete ns:prod*' --store /srv/kaq
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct IngestArgs {
+    /// Files, directories or `-` (stdin) to read.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+
+    /// The store directory [default: $KAQ_STORE, else ./kaq-store].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    /// Write every rejected line, whole, to FILE.
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+
+    /// Decoding threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    #[command(flatten)]
+    input: super::input::InputArgs,
+
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// Close and commit a segment after the input that takes it to N events (tests use 1: a commit
+    /// per input).
+    #[arg(long, value_name = "N", default_value_t = kaq_store::SEGMENT_EVENTS, hide = true)]
+    segment_events: u64,
+}
+
+pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let start = Instant::now();
+    let dir = store_dir(args.store.as_ref());
+    let mut store = Store::open_writer(&dir)?;
+    let progress = bytes_bar(None, args.quiet);
+    let mut rejects = Rejects::new(args.rejects.as_deref())?;
+    let opts = IngestOptions {
+        read: ReadOptions {
+            decode: DecodeOptions::default(),
+            input_format: args.input.format(),
+            threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads).max(1),
+            ..ReadOptions::default()
+        },
+        segment_events: args.segment_events,
+    };
+    let mut reject_error = None;
+    let report = store.ingest_with(&args.inputs, &opts, &mut |counts, rj| {
+        progress.inc(counts.bytes);
+        for r in rj {
+            if let Err(e) = rejects.add(r, &progress) {
+                reject_error.get_or_insert(e);
+            }
+        }
+    })?;
+    progress.finish_and_clear();
+    if let Some(e) = reject_error {
+        return Err(e);
+    }
+    rejects
+        .finish(&Report { read_errors: report.read_errors.clone(), ..Report::default() }, args.rejects.as_deref())?;
+    if let Some(first) = report.skipped.first() {
+        eprintln!(
+            "kaq: note: skipped {} file(s) whose names do not look like logs ({}{})",
+            report.skipped.len(),
+            first.display(),
+            if report.skipped.len() > 1 { ", …" } else { "" }
+        );
+    }
+    if !args.quiet {
+        let c = report.counts;
+        let secs = start.elapsed().as_secs_f64();
+        let m = store.manifest();
+        eprintln!(
+            "kaq: ingested {} events from {} input(s), rejected {}, skipped {} empty lines; {} input(s) already in the store; read {} in {:.2} s ({}/s); {} now holds {} events in {} segment(s)",
+            thousands(c.events),
+            report.read.len(),
+            thousands(c.rejected),
+            thousands(c.blank),
+            report.already.len(),
+            human_bytes(c.bytes),
+            secs,
+            human_bytes((c.bytes as f64 / secs.max(1e-9)) as u64),
+            dir.display(),
+            thousands(m.rows()),
+            m.segments.len(),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Show what a store holds: events, segments, sizes, time range, ingested inputs.
+#[derive(Args)]
+pub struct InfoArgs {
+    /// The store directory [default: $KAQ_STORE, else ./kaq-store].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    /// Print the manifest as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let dir = store_dir(args.store.as_ref());
+    let store = Store::open(&dir)?;
+    let m = store.manifest();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(m)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (lo, hi) = m.time_range();
+    let t = |x: Option<i64>| x.map_or_else(|| "-".to_string(), kaq_schema::time::format_micros);
+    let bytes: u64 = m.segments.iter().map(|s| s.bytes).sum();
+    println!("store:     {}", dir.display());
+    println!("format:    {} v{} (generation {})", m.format, m.version, m.generation);
+    println!("events:    {}", thousands(m.rows()));
+    println!("segments:  {} ({})", m.segments.len(), human_bytes(bytes));
+    println!("time:      {} … {}", t(lo), t(hi));
+    println!("inputs:    {} ingested", m.sources.len());
+    for s in &m.segments {
+        println!(
+            "  {}  {:>12} events  {:>10}  {} … {}",
+            s.file,
+            thousands(s.rows),
+            human_bytes(s.bytes),
+            t(s.min_time),
+            t(s.max_time)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

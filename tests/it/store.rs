@@ -1,0 +1,240 @@
+//! The store: `kaq ingest`, `kaq info`, `kaq query --store` — the same answers as over the files,
+//! across segments and runs; re-ingesting adds nothing; one writer; private files; kill -9 at any
+//! moment leaves a readable store with every committed event once; a v1 store keeps opening.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::common::{gen_audit, kaq, repo, run, stderr, tmp};
+
+fn ingest(store: &Path, inputs: &[&Path]) -> std::process::Output {
+    let mut args = vec!["ingest".to_string(), "--store".into(), store.display().to_string(), "--quiet".into()];
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    kaq().args(&args).output().unwrap()
+}
+
+fn lines(o: &std::process::Output) -> Vec<Value> {
+    assert!(o.status.success(), "{}", stderr(o));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn query_store(store: &Path, q: &str) -> Vec<Value> {
+    lines(&run(&["query", q, "--store", store.to_str().unwrap(), "--format", "json"]))
+}
+
+fn query_files(files: &[&Path], q: &str) -> Vec<Value> {
+    let mut args = vec!["query".to_string(), q.to_string(), "--format".into(), "json".into()];
+    args.extend(files.iter().map(|p| p.display().to_string()));
+    lines(&kaq().args(&args).output().unwrap())
+}
+
+fn manifest(store: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(store.join("MANIFEST.json")).unwrap()).unwrap()
+}
+
+fn rows(store: &Path) -> u64 {
+    manifest(store)["segments"].as_array().unwrap().iter().map(|s| s["rows"].as_u64().unwrap()).sum()
+}
+
+const QUERIES: &[&str] = &[
+    "verb:delete ns:prod*",
+    "code:401 | count by ip | where count > 20 | sort -count",
+    "resource:secrets verb:(get OR list) -user_kind:node | stats count, dc(name) as secrets by user, ip",
+    "latency>1s | stats count, p50(latency), p99(latency), max(latency) by verb, resource",
+    "| timeline 1h by verb",
+    "stage:RequestReceived | count by verb",
+    "| count",
+];
+
+/// Whole events from a store come back through Parquet (sorted by time): compare as sorted sets.
+fn same(a: Vec<Value>, b: Vec<Value>, q: &str) {
+    if q.contains('|') {
+        assert_eq!(a, b, "`{q}`");
+    } else {
+        let key = |v: &Vec<Value>| {
+            let mut k: Vec<String> = v.iter().map(Value::to_string).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(key(&a), key(&b), "`{q}`");
+    }
+}
+
+#[test]
+fn store_answers_equal_the_files_across_runs_and_segments() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    if gen_audit(&["--events", "4000", "--seed", "3", "--stages"], &log).is_none() {
+        return;
+    }
+    // Split the log in two files: stages of one request land in different files, runs and segments.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let all: Vec<&str> = text.lines().collect();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    std::fs::write(&a, all[..all.len() / 2].join("\n") + "\n").unwrap();
+    std::fs::write(&b, all[all.len() / 2..].join("\n") + "\n").unwrap();
+    let store = dir.path().join("store");
+    assert!(ingest(&store, &[&a]).status.success());
+    let data = repo().join("tests/data/audit2rbac_demo.log");
+    let o = ingest(&store, &[&b, &data]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = manifest(&store);
+    assert_eq!(m["segments"].as_array().unwrap().len(), 2);
+    for q in QUERIES {
+        same(query_store(&store, q), query_files(&[&a, &b, &data], q), q);
+    }
+    // Ingesting the same files again adds nothing.
+    let before = rows(&store);
+    let o = kaq().args(["ingest", "--store", store.to_str().unwrap()]).arg(&a).arg(&b).output().unwrap();
+    assert!(o.status.success());
+    assert!(
+        stderr(&o).contains("ingested 0 events from 0 input(s)") && stderr(&o).contains("2 input(s) already"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(rows(&store), before);
+    assert_eq!(manifest(&store)["sources"].as_array().unwrap().len(), 3);
+
+    // `kaq info` says what is there.
+    let info = run(&["info", "--store", store.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&info.stdout);
+    assert!(out.contains("segments:  2") && out.contains(&crate::common::thousands(before)), "{out}");
+
+    // Private files.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store), 0o700);
+    assert_eq!(mode(&store.join("segments")), 0o700);
+    assert_eq!(mode(&store.join("MANIFEST.json")), 0o600);
+    for e in std::fs::read_dir(store.join("segments")).unwrap().flatten() {
+        assert_eq!(mode(&e.path()), 0o600, "{}", e.path().display());
+    }
+}
+
+#[test]
+fn a_second_writer_is_refused_and_readers_are_not() {
+    let dir = tmp();
+    let store = dir.path().join("store");
+    let data = repo().join("tests/data/audit2rbac_demo.log");
+    assert!(ingest(&store, &[&data]).status.success());
+    let writer = kaq_store::Store::open_writer(&store).unwrap();
+    let o = ingest(&store, &[&repo().join("tests/data/kube-audit-log-tool_single-event.json")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("another kaq is writing to this store"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("process {}", std::process::id())), "{}", stderr(&o));
+    assert_eq!(query_store(&store, "| count")[0]["count"], 37, "readers read while a writer holds the lock");
+    drop(writer);
+    assert!(ingest(&store, &[&repo().join("tests/data/kube-audit-log-tool_single-event.json")]).status.success());
+    assert_eq!(rows(&store), 38);
+}
+
+#[test]
+fn kill_9_during_ingest_never_loses_or_duplicates() {
+    let dir = tmp();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for i in 0..4 {
+        let f = dir.path().join(format!("part-{i}.log"));
+        if gen_audit(&["--events", "3000", "--seed", &(20 + i).to_string()], &f).is_none() {
+            return;
+        }
+        files.push(f);
+    }
+    let expected: u64 = files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count() as u64).sum();
+    let store = dir.path().join("store");
+    let kills = std::env::var("KAQ_CRASH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(12u64);
+    // One commit per input file, so that a kill can fall between commits.
+    let ingest_cmd = |store: &Path| {
+        let mut c = kaq();
+        c.args(["ingest", "--quiet", "--threads", "2", "--segment-events", "1", "--store", store.to_str().unwrap()])
+            .args(&files)
+            .stderr(Stdio::null());
+        c
+    };
+    // How long an uninterrupted ingest takes: kills fall uniformly within it.
+    let t0 = std::time::Instant::now();
+    assert!(ingest_cmd(&dir.path().join("timing")).status().unwrap().success());
+    let full = t0.elapsed().as_millis().max(10) as u64;
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut killed_mid = 0;
+    let mut partial = 0;
+    for round in 0..kills {
+        if store.exists() && rows(&store) == expected {
+            std::fs::remove_dir_all(&store).unwrap(); // complete: start again, so every round has work
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = ingest_cmd(&store).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(seed % (full + full / 5)));
+        if child.try_wait().unwrap().is_none() {
+            killed_mid += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        if !store.join("MANIFEST.json").exists() {
+            continue; // killed before the store existed
+        }
+        // The store opens, and what it holds is exactly the files its manifest names.
+        let s = kaq_store::Store::open(&store).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let m = s.manifest();
+        let listed: u64 = m.sources.iter().map(|x| x.events).sum();
+        assert_eq!(m.rows(), listed, "round {round}: rows vs sources");
+        let mut paths: Vec<&str> = m.sources.iter().map(|x| x.path.as_str()).collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), m.sources.len(), "round {round}: a file ingested twice");
+        assert_eq!(query_store(&store, "| count")[0]["count"].as_u64().unwrap(), m.rows(), "round {round}");
+        if m.rows() > 0 && m.rows() < expected {
+            partial += 1;
+        }
+    }
+    {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "kill -9 test: {kills} kills, {killed_mid} during an ingest, {partial} leaving part of the files committed"
+        );
+    }
+    assert!(killed_mid > 0, "no kill landed during an ingest");
+    // Resume: the files not yet committed, each once.
+    let o = ingest(&store, &files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(rows(&store), expected, "every event once after {kills} kills ({killed_mid} mid-run)");
+    // No duplicates: each (auditID, stage) once, as in the input.
+    let distinct = query_store(&store, "| stats dc(id) as ids");
+    assert_eq!(distinct[0]["ids"].as_u64().unwrap(), expected);
+    // Nothing but live segments is left once a writer has opened the store.
+    let live = manifest(&store)["segments"].as_array().unwrap().len();
+    assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), live);
+}
+
+#[test]
+fn a_committed_v1_store_keeps_opening() {
+    let store = repo().join("tests/data/store-v1");
+    let m = kaq_store::Store::open(&store).unwrap();
+    assert_eq!(m.manifest().version, 1);
+    assert_eq!(query_store(&store, "| count")[0]["count"], 37);
+    let got = query_store(&store, "code:403 | count by user");
+    assert_eq!(got, vec![serde_json::json!({"user": "system:admin", "count": 11})]);
+}
+
+#[test]
+fn cloud_exports_ingest_like_files() {
+    let Some(shared) = crate::common::shared("corpus/sysdig-aks-audit-log") else { return };
+    let dir = tmp();
+    let store = dir.path().join("store");
+    let aks = shared.join("corpus/sysdig-aks-audit-log");
+    let gke = shared.join("corpus/sysdig-stackdriver-bridge");
+    let o = kaq().args(["ingest", "--quiet", "--store", store.to_str().unwrap()]).arg(&aks).arg(&gke).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for q in ["| count by verb, user", "resource:pods | table user, verb, name, code"] {
+        let mut a = query_store(&store, q);
+        let mut b = query_files(&[&aks, &gke], q);
+        a.sort_by_key(|v| v.to_string());
+        b.sort_by_key(|v| v.to_string());
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "`{q}`");
+    }
+}
