@@ -156,8 +156,8 @@ fn fixtures_in_tests_data_convert() {
     let mut total = 0;
     for entry in std::fs::read_dir(&data).unwrap() {
         let f = entry.unwrap().path();
-        if f.extension().is_some_and(|e| e == "md") {
-            continue;
+        if f.is_dir() || f.extension().is_some_and(|e| e == "md") {
+            continue; // store-v1/ is a store, read by store.rs
         }
         let r = kaq_count(&f);
         assert_eq!(r.counts.events, reference_events(&f).len() as u64, "{}", f.display());

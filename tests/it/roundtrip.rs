@@ -64,7 +64,7 @@ fn tests_data_fixtures_round_trip() {
     let files: Vec<_> = std::fs::read_dir(&data)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_none_or(|e| e != "md"))
+        .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "md"))
         .collect();
     let originals: Vec<Value> = files.iter().flat_map(|f| reference_events(f)).collect();
     let dir = tmp();

@@ -10,9 +10,12 @@
 //! 1. The events are the input records that decode as audit events.
 //! 2. Unless every stage is asked for (`--all-stages`, or `stage` in the search), each auditID
 //!    keeps only its latest record: highest stage rank (RequestReceived 0, ResponseStarted 1,
-//!    ResponseComplete or anything else 2, Panic 3), then last in input order.
+//!    ResponseComplete or anything else 2, Panic 3), then latest stageTimestamp, then latest
+//!    time (absent ones first), then last in input order.
 //! 3. The search and leading `where`s keep the events they hold for, in input order.
 //! 4. The stages run in order over the rows.
+
+pub mod arb;
 
 use std::collections::HashMap;
 
@@ -155,19 +158,25 @@ pub fn run(query: &str, events: &[J], opts: &Options) -> Answer {
     // 2. Latest stage per auditID.
     let mut pool: Vec<&J> = events.iter().collect();
     if !(opts.all_stages || uses_stage) {
-        let mut latest: HashMap<&str, (u8, usize)> = HashMap::new();
+        // Highest stage rank, then latest stageTimestamp, then latest time (absent first), then
+        // the last read.
+        let key = |i: usize, e: &J| {
+            let t = |v: O| if let O::T(t) = v { t } else { i64::MIN };
+            (rank(e["stage"].as_str()), t(field(e, "stage_time")), t(field(e, "time")), i)
+        };
+        let mut latest: HashMap<&str, (u8, i64, i64, usize)> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
             let id = e["auditID"].as_str().unwrap_or("");
-            let r = rank(e["stage"].as_str());
-            let slot = latest.entry(id).or_insert((r, i));
-            if (r, i) >= *slot {
-                *slot = (r, i);
+            let k = key(i, e);
+            let slot = latest.entry(id).or_insert(k);
+            if k >= *slot {
+                *slot = k;
             }
         }
         pool = events
             .iter()
             .enumerate()
-            .filter(|(i, e)| latest[e["auditID"].as_str().unwrap_or("")].1 == *i)
+            .filter(|(i, e)| latest[e["auditID"].as_str().unwrap_or("")].3 == *i)
             .map(|(_, e)| e)
             .collect();
     }

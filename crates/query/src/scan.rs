@@ -3,8 +3,8 @@
 //!
 //! Latest stage per request: each event gets a global position (its order in the input). Events
 //! that match keep their row; events that do not match (or lines the prefilter skipped) leave only
-//! `(auditID, stage)`. At the end, a matching event is kept when no other event of its auditID has
-//! a later stage — or the same stage later in the input.
+//! their auditID and [`Latest`] key. At the end, a matching event is kept when no other event of
+//! its auditID is later by (stage rank, stageTimestamp, time, position).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -81,11 +81,22 @@ fn parse_uuid(s: &str) -> Option<u128> {
     (bad & 0xF0 == 0).then_some(v)
 }
 
+/// What decides which record of a request is its latest: the stage's rank, then the latest
+/// `stageTimestamp`, then the latest `time` (absent ones first); the position read decides last.
+/// Positions alone would do for logs, but a store's segments are sorted by time: with the
+/// timestamps first, files and stores pick the same record (a stable sort by time keeps the order
+/// read among equal times).
+pub type Latest = (u8, i64, i64);
+
+fn latest_of(ev: &Event<'_>) -> Latest {
+    (stage_rank(ev.stage.as_deref()), ev.stage_timestamp.unwrap_or(i64::MIN), ev.derived.time.unwrap_or(i64::MIN))
+}
+
 /// A matching event.
 struct Hit {
     pos: u64,
     id: IdKey,
-    rank: u8,
+    rank: Latest,
     row: Row,
 }
 
@@ -93,7 +104,7 @@ struct Hit {
 struct Stage {
     pos: u64,
     id: IdKey,
-    rank: u8,
+    rank: Latest,
 }
 
 /// One chunk's findings. Positions count from the chunk's start.
@@ -144,7 +155,7 @@ impl<'p> Scan<'p> {
             return;
         }
         let id = IdKey::new(ev.audit_id.as_deref().unwrap_or(""));
-        let rank = stage_rank(ev.stage.as_deref());
+        let rank = latest_of(ev);
         if !hit {
             found.others.push(Stage { pos, id, rank });
             return;
@@ -197,8 +208,8 @@ impl EventHandler for Scan<'_> {
         // The line cannot match, but it may be the latest stage of a request that another line
         // matches: keep its auditID and stage, when they can be read without decoding.
         match quick_id_stage(line) {
-            Some((id, stage)) => {
-                found.others.push(Stage { pos: found.n, id: IdKey::new(id), rank: stage_rank(Some(stage)) });
+            Some((id, rank)) => {
+                found.others.push(Stage { pos: found.n, id: IdKey::new(id), rank });
                 found.n += 1;
                 true
             }
@@ -207,19 +218,33 @@ impl EventHandler for Scan<'_> {
     }
 }
 
-/// The top-level `auditID` and `stage` of a one-line event, found by byte search: each key must
-/// occur exactly once in the line (so it is the top-level one) and its value must have no escapes.
-/// `None` means "decode it properly".
-pub fn quick_id_stage(line: &[u8]) -> Option<(&str, &str)> {
+/// The top-level `auditID` of a one-line event and what decides its latest stage (`stage`,
+/// `stageTimestamp`, `requestReceivedTimestamp`), found by byte search: each key must occur exactly
+/// once in the line (so it is the top-level one) and its value must have no escapes. `None` means
+/// "decode it properly" (also when `requestReceivedTimestamp` is missing: `time` then falls back to
+/// other fields).
+pub fn quick_id_stage(line: &[u8]) -> Option<(&str, Latest)> {
     let trimmed = line.trim_ascii();
     if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
         return None;
     }
     static ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"auditID\""));
     static STAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"stage\""));
+    static STAGE_TIME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"stageTimestamp\""));
+    static RECEIVED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"requestReceivedTimestamp\""));
     let id = unique_string_value(trimmed, &ID)?;
-    let stage = unique_string_value(trimmed, &STAGE)?;
-    Some((std::str::from_utf8(id).ok()?, std::str::from_utf8(stage).ok()?))
+    let stage = std::str::from_utf8(unique_string_value(trimmed, &STAGE)?).ok()?;
+    let time = |f: &Finder<'_>| -> Option<i64> {
+        let v = std::str::from_utf8(unique_string_value(trimmed, f)?).ok()?;
+        Some(kaq_schema::time::parse_rfc3339(v)?.micros)
+    };
+    let received = time(&RECEIVED)?;
+    // A missing stageTimestamp is fine (absent sorts first); a present one must be read.
+    let staged = match STAGE_TIME.find(trimmed) {
+        None => i64::MIN,
+        Some(_) => time(&STAGE_TIME)?,
+    };
+    Some((std::str::from_utf8(id).ok()?, (stage_rank(Some(stage)), staged, received)))
 }
 
 fn unique_string_value<'a>(line: &'a [u8], key: &Finder<'_>) -> Option<&'a [u8]> {
@@ -341,7 +366,7 @@ impl Collector {
             return self.hits.into_iter().map(|h| h.row).collect();
         }
         // The latest (rank, position) per auditID among hits, then among the others.
-        let mut best: HashMap<&IdKey, (u8, u64)> = HashMap::with_capacity(self.hits.len());
+        let mut best: HashMap<&IdKey, (Latest, u64)> = HashMap::with_capacity(self.hits.len());
         for h in &self.hits {
             let e = best.entry(&h.id).or_insert((h.rank, h.pos));
             *e = (*e).max((h.rank, h.pos));
@@ -371,13 +396,21 @@ mod tests {
 
     #[test]
     fn quick_id_and_stage() {
-        let line = br#"{"kind":"Event","auditID":"7c1a","stage" : "ResponseComplete","verb":"get"}"#;
-        assert_eq!(quick_id_stage(line), Some(("7c1a", "ResponseComplete")));
-        // A nested second auditID, an escape, no stage, or a truncated line: decode properly.
-        assert_eq!(quick_id_stage(br#"{"auditID":"a","stage":"x","requestObject":{"auditID":"b"}}"#), None);
-        assert_eq!(quick_id_stage(br#"{"auditID":"a\u0062","stage":"x"}"#), None);
-        assert_eq!(quick_id_stage(br#"{"auditID":"a"}"#), None);
-        assert_eq!(quick_id_stage(br#"{"auditID":"a","stage":"x""#), None);
+        let t = r#""requestReceivedTimestamp":"1970-01-01T00:00:01.000000Z","stageTimestamp":"1970-01-01T00:00:02.000000Z""#;
+        let line = format!(r#"{{"kind":"Event","auditID":"7c1a","stage" : "ResponseComplete","verb":"get",{t}}}"#);
+        assert_eq!(quick_id_stage(line.as_bytes()), Some(("7c1a", (2, 2_000_000, 1_000_000))));
+        // A nested second auditID, an escape, no stage, no received time, or a truncated line:
+        // decode properly.
+        let q = |s: String| quick_id_stage(s.as_bytes()).map(|(id, l)| (id.to_string(), l));
+        assert_eq!(q(format!(r#"{{"auditID":"a","stage":"x",{t},"requestObject":{{"auditID":"b"}}}}"#)), None);
+        assert_eq!(q(format!(r#"{{"auditID":"a\u0062","stage":"x",{t}}}"#)), None);
+        assert_eq!(q(format!(r#"{{"auditID":"a",{t}}}"#)), None);
+        assert_eq!(q(r#"{"auditID":"a","stage":"x","stageTimestamp":"1970-01-01T00:00:02.000000Z"}"#.into()), None);
+        assert_eq!(q(format!(r#"{{"auditID":"a","stage":"x",{t}"#)), None);
+        assert_eq!(
+            q(r#"{"auditID":"a","stage":"Panic","requestReceivedTimestamp":"1970-01-01T00:00:01Z"}"#.into()),
+            Some(("a".into(), (3, i64::MIN, 1_000_000)))
+        );
     }
 
     #[test]
