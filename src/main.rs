@@ -29,6 +29,8 @@ enum Command {
     Query(cli::query::QueryArgs),
     Ingest(cli::store::IngestArgs),
     Info(cli::store::InfoArgs),
+    Compact(cli::store::CompactArgs),
+    Prune(cli::store::PruneArgs),
     Convert(cli::convert::ConvertArgs),
 }
 
@@ -38,6 +40,8 @@ fn main() -> ExitCode {
         Command::Query(args) => cli::query::run(args),
         Command::Ingest(args) => cli::store::ingest(args),
         Command::Info(args) => cli::store::info(args),
+        Command::Compact(args) => cli::store::compact(args),
+        Command::Prune(args) => cli::store::prune(args),
         Command::Convert(args) => cli::convert::run(args),
     };
     match result {

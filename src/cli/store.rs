@@ -169,3 +169,84 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Merge a store's segments into one (after many small ingests): fewer files per query.
+///
+/// Committed atomically like an ingest; queries running meanwhile keep reading the old segments,
+/// which are removed once the new one is committed.
+#[derive(Args)]
+pub struct CompactArgs {
+    /// The store directory [default: $KAQ_STORE, else ./kaq-store].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+}
+
+pub fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
+    let dir = store_dir(args.store.as_ref());
+    let start = Instant::now();
+    let mut store = Store::open_writer(&dir)?;
+    let r = store.compact()?;
+    eprintln!(
+        "kaq: compacted {}: {} segment(s) → {}, {} events, in {:.2} s",
+        dir.display(),
+        r.segments_before,
+        r.segments_after,
+        thousands(r.rows_after),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Drop old events from a store (retention).
+///
+/// Examples:
+///
+///   kaq prune --older-than 90d
+///
+///   kaq prune --before 2026-01-01
+///
+/// Events with no time are kept. Segments entirely older are dropped; segments that straddle
+/// the cutoff are rewritten without the old events; all in one atomic commit.
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct PruneArgs {
+    /// Drop events older than this duration (e.g. 90d, 12h).
+    #[arg(long, value_name = "AGE", required_unless_present = "before", conflicts_with = "before")]
+    older_than: Option<String>,
+
+    /// Drop events before this time (e.g. 2026-01-01 or 2026-11-20T12:00Z).
+    #[arg(long, value_name = "TIME")]
+    before: Option<String>,
+
+    /// The store directory [default: $KAQ_STORE, else ./kaq-store].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+}
+
+pub fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
+    use kaq_query::plan::literal::{parse_duration, parse_time};
+    let now = chrono::Utc::now().timestamp_micros();
+    let cutoff = match (&args.older_than, &args.before) {
+        (Some(age), _) => match parse_duration(age).filter(|d| *d >= 0) {
+            Some(d) => now - d,
+            None => anyhow::bail!("--older-than `{age}` is not a duration (e.g. 90d, 12h)"),
+        },
+        (None, Some(t)) => match parse_time(t, now) {
+            Some((lo, _)) => lo,
+            None => anyhow::bail!("--before `{t}` is not a time (e.g. 2026-01-01, 2026-11-20T12:00Z)"),
+        },
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let dir = store_dir(args.store.as_ref());
+    let mut store = Store::open_writer(&dir)?;
+    let r = store.prune_before(cutoff)?;
+    eprintln!(
+        "kaq: pruned {} events before {} from {}: {} events left in {} segment(s)",
+        thousands(r.rows_before - r.rows_after),
+        kaq_schema::time::format_micros(cutoff),
+        dir.display(),
+        thousands(r.rows_after),
+        r.segments_after
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -103,6 +103,37 @@ fn store_answers_equal_the_files_across_runs_and_segments() {
     let out = String::from_utf8_lossy(&info.stdout);
     assert!(out.contains("segments:  2") && out.contains(&crate::common::thousands(before)), "{out}");
 
+    // Compaction merges the two segments; every answer stays the same.
+    let o = run(&["compact", "--store", store.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(manifest(&store)["segments"].as_array().unwrap().len(), 1);
+    assert_eq!(rows(&store), before);
+    assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), 1, "old segments removed");
+    for q in QUERIES {
+        same(query_store(&store, q), query_files(&[&a, &b, &data], q), q);
+    }
+
+    // Prune: the events before the cutoff go, the others stay exactly.
+    let cutoff = "2026-11-20T12:00:00Z";
+    let keep_q = format!("time>={cutoff} | count");
+    let keep = query_files(&[&a, &b, &data], &keep_q);
+    let all_rows_after = lines(
+        &kaq()
+            .args(["query", &keep_q, "--all-stages", "--format", "json"])
+            .arg(&a)
+            .arg(&b)
+            .arg(&data)
+            .output()
+            .unwrap(),
+    );
+    let o = run(&["prune", "--before", cutoff, "--store", store.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(rows(&store), all_rows_after[0]["count"].as_u64().unwrap(), "rows left = events at or after the cutoff");
+    assert_eq!(query_store(&store, &keep_q), keep);
+    let o = run(&["prune", "--older-than", "nonsense", "--store", store.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is not a duration"), "{}", stderr(&o));
+
     // Private files.
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&store), 0o700);

@@ -8,7 +8,7 @@
 //!   a byte prefilter where the query has a literal), keeps the latest stage of each request.
 //! - [`pipeline::run`]: the stages after the search (`where`, `table`, `sort`, `head`, `count`,
 //!   `stats`, `top`, `rare`, `timeline`, `dedup`) over the rows found.
-//! - [`output`]: rows as JSON lines or CSV.
+//! - [`output`]: rows as JSON lines or CSV; [`arrow`]: rows as Arrow record batches.
 //!
 //! ```
 //! use kaq_query::{compile, Options, run_on_text};
@@ -23,7 +23,9 @@
 //! assert_eq!(err[0].hints, ["did you mean `user`?"]);
 //! ```
 
+pub mod arrow;
 pub mod eval;
+mod explain;
 pub mod extract;
 pub mod output;
 pub mod pipeline;
@@ -32,6 +34,7 @@ pub mod prefilter;
 pub mod scan;
 pub mod value;
 
+pub use explain::explain;
 pub use pipeline::Row;
 pub use plan::{Column, Options, Plan, compile};
 pub use value::Val;

@@ -100,10 +100,40 @@ pub struct Segment {
     /// File name under `segments/`.
     pub file: String,
     pub rows: u64,
+    /// Rows that have a `time` (absent in stores written before this field: then unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_rows: Option<u64>,
     /// Earliest and latest `time` (µs since the epoch), when any row has one.
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
     pub bytes: u64,
+}
+
+impl Segment {
+    /// Rows with a `time`; when unknown, assume some have none (so prune keeps the segment whole).
+    pub fn rows_with_time(&self) -> u64 {
+        self.timed_rows.unwrap_or(0)
+    }
+}
+
+/// What `compact` or `prune` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrite {
+    pub segments_before: usize,
+    pub segments_after: usize,
+    pub rows_before: u64,
+    pub rows_after: u64,
+}
+
+impl Rewrite {
+    fn same(m: &Manifest) -> Rewrite {
+        Rewrite {
+            segments_before: m.segments.len(),
+            segments_after: m.segments.len(),
+            rows_before: m.rows(),
+            rows_after: m.rows(),
+        }
+    }
 }
 
 /// One ingested input file.
@@ -294,6 +324,75 @@ impl Store {
         self.ingest_with(inputs, opts, &mut |_, _| {})
     }
 
+    /// Ingests one file or directory (see [`ingest_paths`](Self::ingest_paths)).
+    pub fn ingest_path(&mut self, path: impl AsRef<Path>) -> Result<IngestReport, Error> {
+        self.ingest_paths(&[path.as_ref().to_path_buf()], &IngestOptions::default())
+    }
+
+    /// Ingests audit JSON lines (native events, EventLists or cloud exports, one JSON value a line)
+    /// from any reader — a socket, a buffer — as one input named `name`, committed as one segment.
+    /// Not remembered for re-ingest skipping (a stream has no identity).
+    pub fn ingest_reader(
+        &mut self,
+        name: &str,
+        reader: impl Read,
+        opts: &IngestOptions,
+    ) -> Result<IngestReport, Error> {
+        if self.lock.is_none() {
+            *self = Store::open_writer(&self.dir)?;
+        }
+        let mut report = IngestReport::default();
+        let mut seg = self.start_segment()?;
+        let mut builder = kaq_columnar::EventBatchBuilder::with_capacity(8192);
+        let mut reader = std::io::BufReader::new(reader);
+        let mut line = String::new();
+        let c = &mut report.counts;
+        loop {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut reader, &mut line).at(Path::new(name))?;
+            if n == 0 {
+                break;
+            }
+            c.lines += 1;
+            c.bytes += n as u64;
+            if line.trim().is_empty() {
+                c.blank += 1;
+                continue;
+            }
+            let records =
+                kaq_input::decode_input(line.trim_end(), &opts.read.decode, opts.read.input_format, &mut |r| match r {
+                    Ok((ev, _)) => {
+                        c.events += 1;
+                        builder.append(&ev);
+                    }
+                    Err(_) => c.rejected += 1,
+                });
+            if records == 0 {
+                c.blank += 1;
+            }
+            if builder.len() >= 8192 {
+                seg.add(builder.finish())?;
+                builder = kaq_columnar::EventBatchBuilder::with_capacity(8192);
+            }
+        }
+        if !builder.is_empty() {
+            seg.add(builder.finish())?;
+        }
+        let events = report.counts.events;
+        let src = Ingested {
+            path: name.to_string(),
+            size: report.counts.bytes,
+            head: String::new(),
+            events,
+            rejected: report.counts.rejected,
+            segment: (events > 0).then_some(seg.id),
+        };
+        report.read.push(name.to_string());
+        report.segments = usize::from(events > 0);
+        self.close_segment(seg, vec![src])?;
+        Ok(report)
+    }
+
     /// [`ingest_paths`](Self::ingest_paths), calling `on_chunk` with each chunk's counts and
     /// rejects as it is read (for progress and reject reports).
     pub fn ingest_with(
@@ -370,33 +469,129 @@ impl Store {
         let file = format!("seg-{id:06}.parquet");
         let path = self.dir.join(SEGMENTS).join(&file);
         let writer = SortedParquetWriter::create(&path, WriteOptions::default())?;
-        Ok(OpenSegment { id, file, path, writer: Some(writer), rows: 0, min: None, max: None })
+        Ok(OpenSegment { id, file, path, writer: Some(writer), rows: 0, timed: 0, min: None, max: None })
     }
 
     /// Finishes a segment and commits it with the sources it holds (or, when it holds no rows,
     /// commits only the sources).
-    fn close_segment(&mut self, mut seg: OpenSegment, sources: Vec<Ingested>) -> Result<(), Error> {
-        let writer = seg.writer.take().expect("open");
+    fn close_segment(&mut self, seg: OpenSegment, sources: Vec<Ingested>) -> Result<(), Error> {
         let mut m = self.manifest.clone();
+        m.sources.extend(sources);
+        let at = m.segments.len();
+        self.close_segment_at(seg, m, at)
+    }
+
+    /// Finishes a segment and commits `m` with it inserted at `at` (nothing inserted when empty).
+    fn close_segment_at(&mut self, mut seg: OpenSegment, mut m: Manifest, at: usize) -> Result<(), Error> {
+        let writer = seg.writer.take().expect("open");
+        m.next_segment = m.next_segment.max(self.manifest.next_segment);
         if seg.rows > 0 {
             writer.finish()?;
             fs::set_permissions(&seg.path, fs::Permissions::from_mode(0o600)).at(&seg.path)?;
             File::open(&seg.path).and_then(|f| f.sync_all()).at(&seg.path)?;
             sync_dir(&self.dir.join(SEGMENTS))?;
             let bytes = fs::metadata(&seg.path).at(&seg.path)?.len();
-            m.segments.push(Segment {
-                id: seg.id,
-                file: seg.file.clone(),
-                rows: seg.rows,
-                min_time: seg.min,
-                max_time: seg.max,
-                bytes,
-            });
+            m.segments.insert(
+                at.min(m.segments.len()),
+                Segment {
+                    id: seg.id,
+                    file: seg.file.clone(),
+                    rows: seg.rows,
+                    timed_rows: Some(seg.timed),
+                    min_time: seg.min,
+                    max_time: seg.max,
+                    bytes,
+                },
+            );
         } else {
             drop(writer); // removes its temporary file
         }
-        m.sources.extend(sources);
         self.commit(m)
+    }
+
+    /// Merges every live segment into one (after `--follow` or many small ingests): fewer files to
+    /// open per query. Committed like an ingest; the old files are removed after the commit.
+    pub fn compact(&mut self) -> Result<Rewrite, Error> {
+        let all: Vec<u64> = self.manifest.segments.iter().map(|s| s.id).collect();
+        if all.len() < 2 {
+            return Ok(Rewrite::same(&self.manifest));
+        }
+        self.rewrite(&all, &[], None)
+    }
+
+    /// Drops the events whose `time` is before `cutoff_us` (events without a time are kept):
+    /// segments entirely older are dropped, segments that straddle the cutoff are rewritten.
+    pub fn prune_before(&mut self, cutoff_us: i64) -> Result<Rewrite, Error> {
+        let mut drop = Vec::new();
+        let mut cut = Vec::new();
+        for s in &self.manifest.segments {
+            match (s.min_time, s.max_time) {
+                (Some(_), Some(max)) if max < cutoff_us && s.rows == s.rows_with_time() => drop.push(s.id),
+                (Some(min), Some(_)) if min < cutoff_us => cut.push(s.id),
+                _ => {}
+            }
+        }
+        if drop.is_empty() && cut.is_empty() {
+            return Ok(Rewrite::same(&self.manifest));
+        }
+        self.rewrite(&cut, &drop, Some(cutoff_us))
+    }
+
+    /// Replaces the segments `rewrite` by one new segment holding their rows (those at or after
+    /// `cutoff` when given) and removes the segments `drop`, in one commit.
+    fn rewrite(&mut self, rewrite: &[u64], drop: &[u64], cutoff: Option<i64>) -> Result<Rewrite, Error> {
+        if self.lock.is_none() {
+            *self = Store::open_writer(&self.dir)?;
+        }
+        let before = Rewrite::same(&self.manifest);
+        let old: Vec<Segment> = self
+            .manifest
+            .segments
+            .iter()
+            .filter(|s| rewrite.contains(&s.id) || drop.contains(&s.id))
+            .cloned()
+            .collect();
+        let mut seg = self.start_segment()?;
+        let time_col = kaq_columnar::column_index("time").expect("time column");
+        for s in old.iter().filter(|s| rewrite.contains(&s.id)) {
+            let path = self.dir.join(SEGMENTS).join(&s.file);
+            for batch in kaq_columnar::read::open(&path, 8192)? {
+                let mut batch = batch.map_err(kaq_columnar::Error::from)?;
+                if let Some(cut) = cutoff {
+                    let t = batch.column(time_col).as_any().downcast_ref::<TimestampMicrosecondArray>();
+                    if let Some(t) = t {
+                        let keep: arrow_array::BooleanArray =
+                            (0..t.len()).map(|i| Some(t.is_null(i) || t.value(i) >= cut)).collect();
+                        batch = arrow_select::filter::filter_record_batch(&batch, &keep)
+                            .map_err(kaq_columnar::Error::from)?;
+                    }
+                }
+                if batch.num_rows() > 0 {
+                    seg.add(batch)?;
+                }
+            }
+        }
+        let new_id = (seg.rows > 0).then_some(seg.id);
+        let mut m = self.manifest.clone();
+        let at = m.segments.iter().position(|s| rewrite.contains(&s.id) || drop.contains(&s.id));
+        m.segments.retain(|s| !rewrite.contains(&s.id) && !drop.contains(&s.id));
+        for src in &mut m.sources {
+            if src.segment.is_some_and(|id| rewrite.contains(&id) || drop.contains(&id)) {
+                src.segment = if src.segment.is_some_and(|id| rewrite.contains(&id)) { new_id } else { None };
+            }
+        }
+        // The new segment takes the place of the first one it replaces (order of reading).
+        let pos = at.unwrap_or(m.segments.len()).min(m.segments.len());
+        let segment_at = pos;
+        self.close_segment_at(seg, m, segment_at)?;
+        for s in &old {
+            let _ = fs::remove_file(self.dir.join(SEGMENTS).join(&s.file));
+        }
+        Ok(Rewrite {
+            segments_before: before.segments_after,
+            rows_before: before.rows_after,
+            ..Rewrite::same(&self.manifest)
+        })
     }
 
     /// Compiles and runs `query` over the store (latest stage of each request across segments).
@@ -406,8 +601,21 @@ impl Store {
         self.run(&plan, &ReadOptions::default())
     }
 
-    /// Runs a compiled plan over the live segments whose time range can hold a match.
-    pub fn run(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
+    /// How `query` would run here: the plan, then which segments are read.
+    pub fn explain(&self, query: &str) -> Result<String, Error> {
+        let plan = kaq_query::compile(query, &Options::default()).map_err(Error::Query)?;
+        let (read, pruned) = self.segments_for(&plan);
+        Ok(format!(
+            "{}store:     {} of {} segment(s) read ({} pruned by time); every row of those is tested\n",
+            kaq_query::explain(&plan),
+            read.len(),
+            self.manifest.segments.len(),
+            pruned
+        ))
+    }
+
+    /// The live segments a plan must read, and how many were pruned by time.
+    fn segments_for(&self, plan: &kaq_query::Plan) -> (Vec<PathBuf>, usize) {
         let (lo, hi) = time_bounds(plan);
         let mut paths = Vec::new();
         let mut pruned = 0;
@@ -422,6 +630,23 @@ impl Store {
                 paths.push(p);
             }
         }
+        (paths, pruned)
+    }
+
+    /// Runs a compiled plan over the live segments whose time range can hold a match.
+    pub fn run(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
+        let (paths, _) = self.segments_for(plan);
+        if paths.iter().any(|p| !p.exists()) {
+            // A compaction or prune replaced segments since this handle read the manifest: read
+            // the current one (its files stay until the next such commit).
+            let fresh = Store::open(&self.dir)?;
+            return fresh.run_segments(plan, read);
+        }
+        self.run_segments(plan, read)
+    }
+
+    fn run_segments(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
+        let (paths, pruned) = self.segments_for(plan);
         let scanned = if paths.is_empty() {
             kaq_query::scan::Scanned {
                 rows: Vec::new(),
@@ -436,6 +661,7 @@ impl Store {
         let rows = kaq_query::pipeline::run(&steps, scanned.rows);
         Ok(QueryResult {
             columns: plan.output_columns().to_vec(),
+            whole_events: plan.whole_events,
             rows,
             segments_read: paths.len(),
             segments_pruned: pruned,
@@ -488,9 +714,29 @@ fn time_bounds(plan: &kaq_query::Plan) -> (Option<i64>, Option<i64>) {
 pub struct QueryResult {
     pub columns: Vec<kaq_query::Column>,
     pub rows: Vec<kaq_query::Row>,
+    /// Whether rows are whole events (their JSON in [`kaq_query::Row::raw`]).
+    pub whole_events: bool,
     pub segments_read: usize,
     pub segments_pruned: usize,
     pub rows_read: u64,
+}
+
+impl QueryResult {
+    /// The rows, for typed access ([`kaq_query::Val`] cells, in [`columns`](Self::columns) order).
+    pub fn iter(&self) -> impl Iterator<Item = &kaq_query::Row> {
+        self.rows.iter()
+    }
+
+    /// The answer as Arrow record batches (one here): whole events in kaq's audit schema, other
+    /// rows as a typed table — to hand to DataFusion, polars or a Parquet writer.
+    pub fn record_batches(&self) -> Result<Vec<arrow_array::RecordBatch>, arrow_schema::ArrowError> {
+        Ok(vec![kaq_query::arrow::record_batch(&self.columns, &self.rows, self.whole_events)?])
+    }
+
+    /// The rows as JSON lines (PRODUCT.md §5).
+    pub fn json_lines(&self) -> Vec<String> {
+        self.rows.iter().map(|r| kaq_query::output::json_line(r, &self.columns)).collect()
+    }
 }
 
 struct OpenSegment {
@@ -499,6 +745,8 @@ struct OpenSegment {
     path: PathBuf,
     writer: Option<SortedParquetWriter>,
     rows: u64,
+    /// Rows with a time.
+    timed: u64,
     min: Option<i64>,
     max: Option<i64>,
 }
@@ -509,6 +757,7 @@ impl OpenSegment {
         if let Some(t) = batch.column(col).as_any().downcast_ref::<TimestampMicrosecondArray>() {
             for i in 0..t.len() {
                 if t.is_valid(i) {
+                    self.timed += 1;
                     let v = t.value(i);
                     self.min = Some(self.min.map_or(v, |m| m.min(v)));
                     self.max = Some(self.max.map_or(v, |m| m.max(v)));

@@ -31,6 +31,7 @@ proptest! {
         events in proptest::collection::vec(event(), 1..80),
         cuts in proptest::collection::vec(0usize..80, 0..3),
         all in any::<bool>(),
+        compact in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         // The events, in order, over up to four files ingested by separate runs.
@@ -53,6 +54,12 @@ proptest! {
             let mut run: Vec<Value> = events[w[0]..w[1]].to_vec();
             run.sort_by(|a, b| a["requestReceivedTimestamp"].as_str().cmp(&b["requestReceivedTimestamp"].as_str()));
             store_order.extend(run);
+        }
+        if compact {
+            // One segment, rows re-sorted by time: the store's reading order becomes that.
+            let r = store.compact().unwrap();
+            prop_assert_eq!(r.rows_after, events.len() as u64);
+            store_order.sort_by(|a, b| a["requestReceivedTimestamp"].as_str().cmp(&b["requestReceivedTimestamp"].as_str()));
         }
         let store = Store::open(dir.path().join("store")).unwrap();
         prop_assert_eq!(store.manifest().rows(), events.len() as u64);
