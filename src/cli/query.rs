@@ -34,6 +34,8 @@ use super::report::{Rejects, thousands};
 /// (Secret values redacted), other rows as objects keyed by column. Errors in the query are shown
 /// with a caret under the spot and exit with status 2; no rows is not an error.
 ///
+/// A query that starts with `-` goes after `--`: kaq query -- '-user_kind:node' audit.log
+///
 /// The language is described in docs/query.md and grammar/README.md.
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
