@@ -308,29 +308,75 @@ pub fn scan(
         Ok::<(), std::convert::Infallible>(())
     })
     .unwrap_or_else(|e| match e {});
-    let mut parquet_rows = 0;
-    for s in parquet {
-        let Source::File(path) = s else { continue };
-        parquet_rows += scan_parquet(&handler, &path, &mut collect)
-            .map_err(|error| ScanError::Parquet { path: path.clone(), error })?;
-    }
+    let files: Vec<PathBuf> =
+        parquet.into_iter().filter_map(|s| if let Source::File(p) = s { Some(p) } else { None }).collect();
+    let parquet_rows = scan_parquet(&handler, &files, read.threads.max(1), &mut collect)?;
     Ok(Scanned { rows: collect.finish(plan.all_stages), report, parquet_rows, rejects })
 }
 
-fn scan_parquet(handler: &Scan<'_>, path: &Path, collect: &mut Collector) -> Result<u64, kaq_columnar::Error> {
-    let mut n = 0;
-    for batch in kaq_columnar::read::open(path, 8192)? {
-        let batch = batch?;
-        let cols = kaq_columnar::Columns::new(&batch)?;
-        let mut found = Found::default();
-        for i in 0..batch.num_rows() {
-            let ev = cols.event(i)?;
-            handler.handle(&mut found, &ev, None);
+/// Reads Parquet files row group by row group on `threads` threads, restoring each row to an
+/// event and testing it; the findings are added in file and row-group order, so positions (and so
+/// the latest-stage rule) are the same as reading the files one row after another.
+fn scan_parquet(
+    handler: &Scan<'_>,
+    files: &[PathBuf],
+    threads: usize,
+    collect: &mut Collector,
+) -> Result<u64, ScanError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let perr = |path: &Path, e: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error: e };
+    // Jobs: (file, row group).
+    let mut jobs: Vec<(usize, usize)> = Vec::new();
+    for (f, path) in files.iter().enumerate() {
+        let file = std::fs::File::open(path)
+            .map_err(|e| perr(path, kaq_columnar::Error::Io { path: path.clone(), error: e }))?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(path, e.into()))?;
+        jobs.extend((0..b.metadata().num_row_groups()).map(|g| (f, g)));
+    }
+    let results: Vec<Mutex<Option<Result<(Found, u64), ScanError>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let j = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(f, g)) = jobs.get(j) else { return };
+            let path = &files[f];
+            let run = || -> Result<(Found, u64), kaq_columnar::Error> {
+                let file =
+                    std::fs::File::open(path).map_err(|e| kaq_columnar::Error::Io { path: path.clone(), error: e })?;
+                let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+                    .with_row_groups(vec![g])
+                    .with_batch_size(8192)
+                    .build()?;
+                let mut found = Found::default();
+                let mut n = 0;
+                for batch in reader {
+                    let batch = batch?;
+                    let cols = kaq_columnar::Columns::new(&batch)?;
+                    for i in 0..batch.num_rows() {
+                        handler.handle(&mut found, &cols.event(i)?, None);
+                    }
+                    n += batch.num_rows() as u64;
+                }
+                Ok((found, n))
+            };
+            *results[j].lock().expect("unpoisoned") = Some(run().map_err(|e| perr(path, e)));
         }
-        n += batch.num_rows() as u64;
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads.min(jobs.len().max(1)) {
+            s.spawn(work);
+        }
+        work();
+    });
+    let mut rows = 0;
+    for r in results {
+        let (found, n) = r.into_inner().expect("unpoisoned").expect("every job ran")?;
+        rows += n;
         collect.add(found);
     }
-    Ok(n)
+    Ok(rows)
 }
 
 /// Resolves the latest stages of one chunk's findings (see [`crate::run_on_text`]).
