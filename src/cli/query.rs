@@ -45,7 +45,8 @@ pub struct QueryArgs {
     query: String,
 
     /// Audit logs (plain, gzip, directories, `-` for stdin; GKE, EKS and AKS exports too) or kaq
-    /// Parquet files. Without any, a piped stdin is read.
+    /// Parquet files. Without any: the store (--store, $KAQ_STORE, or ./kaq-store when it
+    /// exists), else a piped stdin.
     #[arg(value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 

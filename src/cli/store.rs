@@ -173,7 +173,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
 /// Merge a store's segments into one (after many small ingests): fewer files per query.
 ///
 /// Committed atomically like an ingest; queries running meanwhile keep reading the old segments,
-/// which are removed once the new one is committed.
+/// which the next writer (ingest, compact, prune) removes.
 #[derive(Args)]
 pub struct CompactArgs {
     /// The store directory [default: $KAQ_STORE, else ./kaq-store].

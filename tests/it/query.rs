@@ -294,3 +294,31 @@ fn explain_since_until_stdin_and_pipes() {
     drop(child.stdout.take());
     assert!(child.wait().unwrap().success(), "EPIPE is a normal end");
 }
+
+/// Lines the prefilter skips are read only for their auditID and stage; when such a line could be
+/// the latest record of a matching request (an invalid later stage, a record without a top-level
+/// stage but a nested one), the scan decodes everything and gives the exact answer.
+#[test]
+fn skipped_lines_never_decide_a_request_unchecked() {
+    let dir = tmp();
+    let log = dir.path().join("c.log");
+    let e = |id: &str, stage: &str, verb: &str, extra: &str| {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{id}",{stage}"verb":{verb},"requestReceivedTimestamp":"2026-11-20T05:00:00.000000Z"{extra}}}"#
+        )
+    };
+    let lines = [
+        e("x1", r#""stage":"ResponseComplete","#, r#""get""#, ""),
+        e("x1", r#""stage":"Panic","#, "7", ""), // invalid: rejected, so not x1's latest record
+        e("x2", r#""stage":"ResponseStarted","#, r#""get""#, ""),
+        e("x2", "", r#""list""#, r#","requestObject":{"stage":"RequestReceived"}"#), // latest: no stage = complete
+        e("x3", r#""stage":"RequestReceived","#, r#""get""#, ""),
+        e("x3", r#""stage":"ResponseComplete","#, r#""getx""#, ""), // valid, later: x3 is not a get
+    ];
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let events = kaq_oracle::events_of(&std::fs::read_to_string(&log).unwrap());
+    for q in ["verb:get | count", "verb:get | table id", "verb:/get/ | table id"] {
+        assert_same(q, &query_json(q, &log, &[]), &oracle(q, &events, false));
+    }
+    assert_eq!(query_json("verb:get | table id", &log, &[]), vec![serde_json::json!({"id": "x1"})]);
+}

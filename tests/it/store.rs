@@ -108,6 +108,9 @@ fn store_answers_equal_the_files_across_runs_and_segments() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(manifest(&store)["segments"].as_array().unwrap().len(), 1);
     assert_eq!(rows(&store), before);
+    // The replaced files stay for readers until the next writer opens the store.
+    assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), 3);
+    drop(kaq_store::Store::open_writer(&store).unwrap());
     assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), 1, "old segments removed");
     for q in QUERIES {
         same(query_store(&store, q), query_files(&[&a, &b, &data], q), q);

@@ -68,6 +68,7 @@ impl O {
         }
         match (self, o) {
             (O::B(a), O::B(b)) => a.cmp(b),
+            (O::I(a), O::I(b)) => a.cmp(b),
             (O::T(a), O::T(b)) | (O::D(a), O::D(b)) => a.cmp(b),
             (O::S(a), O::S(b)) => a.cmp(b),
             (O::L(a), O::L(b)) => {
@@ -1022,7 +1023,7 @@ fn compare(x: &O, ty: Ty, op: CmpOp, text: &str, now: i64) -> bool {
     };
     match ty {
         Ty::Int | Ty::Num => match (x.num(), text.parse::<f64>()) {
-            (Some(a), Ok(b)) => holds(a.total_cmp(&b)),
+            (Some(a), Ok(b)) => a.partial_cmp(&b).is_some_and(holds),
             _ => false,
         },
         Ty::Dur => matches!((x, parse_duration(text)), (O::D(a), Some(b)) if holds(a.cmp(&b))),
@@ -1042,7 +1043,7 @@ fn compare(x: &O, ty: Ty, op: CmpOp, text: &str, now: i64) -> bool {
             Err(_) => x.text() == text,
         },
         Ty::Json => match x {
-            O::I(_) | O::F(_) => text.parse::<f64>().is_ok_and(|b| holds(x.num().unwrap().total_cmp(&b))),
+            O::I(_) | O::F(_) => text.parse::<f64>().is_ok_and(|b| x.num().unwrap().partial_cmp(&b).is_some_and(holds)),
             O::S(s) => holds(s.as_str().cmp(text)),
             O::B(b) => matches!(text, "true" | "false") && holds(b.cmp(&(text == "true"))),
             _ => false,

@@ -84,9 +84,7 @@ fn test_scalar(t: &Test, v: &Val<'_>) -> bool {
         },
         Test::Dynamic(s) => match v {
             Val::Str(x) => x.as_ref() == s,
-            Val::Int(_) | Val::Float(_) => {
-                s.parse::<f64>().is_ok_and(|n| v.as_f64().is_some_and(|x| x.total_cmp(&n) == Ordering::Equal))
-            }
+            Val::Int(_) | Val::Float(_) => s.parse::<f64>().is_ok_and(|n| v.as_f64().is_some_and(|x| x == n)),
             Val::Bool(b) => s == if *b { "true" } else { "false" },
             other => other.to_text() == *s,
         },
@@ -103,10 +101,10 @@ fn parse_ip(v: &Val<'_>) -> Option<IpAddr> {
 /// How `v` compares with `lit`, or `None` when they cannot be compared.
 fn compare(v: &Val<'_>, lit: &Lit) -> Option<Ordering> {
     match (v, lit) {
-        (Val::Int(_) | Val::Float(_), Lit::Num(n)) => Some(v.as_f64()?.total_cmp(n)),
+        (Val::Int(_) | Val::Float(_), Lit::Num(n)) => v.as_f64()?.partial_cmp(n),
         (Val::Dur(d), Lit::Dur(x)) => Some(d.cmp(x)),
         (Val::Str(s), Lit::Str(x)) => Some(s.as_ref().cmp(x.as_str())),
-        (Val::Int(_) | Val::Float(_), Lit::Dynamic(x)) => Some(v.as_f64()?.total_cmp(&x.parse::<f64>().ok()?)),
+        (Val::Int(_) | Val::Float(_), Lit::Dynamic(x)) => v.as_f64()?.partial_cmp(&x.parse::<f64>().ok()?),
         (Val::Str(s), Lit::Dynamic(x)) => Some(s.as_ref().cmp(x.as_str())),
         (Val::Bool(b), Lit::Dynamic(x)) => {
             let want = match x.as_str() {

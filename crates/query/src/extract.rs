@@ -140,7 +140,9 @@ impl Getter {
             Getter::User => s(user.and_then(|u| u.username.as_ref())),
             Getter::Uid => s(user.and_then(|u| u.uid.as_ref())),
             Getter::Groups => list(user.and_then(|u| u.groups.as_ref())),
-            Getter::Extra(i) => s(if *i { imp } else { user }.and_then(|u| u.extra.as_ref())),
+            Getter::Extra(i) => {
+                if *i { imp } else { user }.and_then(|u| u.extra.as_deref()).map_or(Val::Null, canonical)
+            }
             Getter::As => s(imp.and_then(|u| u.username.as_ref())),
             Getter::AsUid => s(imp.and_then(|u| u.uid.as_ref())),
             Getter::AsGroups => list(imp.and_then(|u| u.groups.as_ref())),
@@ -180,7 +182,7 @@ impl Getter {
             Getter::Body(response, path) => {
                 let body = if *response { &ev.response_object } else { &ev.request_object };
                 match body.as_deref() {
-                    Some(text) if path.is_empty() => Val::Str(Cow::Borrowed(text)),
+                    Some(text) if path.is_empty() => canonical(text),
                     Some(text) => json_path(text, path),
                     None => Val::Null,
                 }
@@ -255,7 +257,17 @@ fn leaf(text: &str) -> Val<'static> {
             None => n.as_f64().map_or(Val::Null, Val::Float),
         },
         Ok(serde_json::Value::Null) | Err(_) => Val::Null,
-        Ok(_) => Val::Str(Cow::Owned(text.to_string())),
+        Ok(v) => Val::Str(Cow::Owned(v.to_string())),
+    }
+}
+
+/// An object or array as text, in one canonical form (keys sorted, no spaces) whatever the input's
+/// spacing and key order: the same from a log line, a cloud wrapper or Parquet.
+fn canonical(text: &str) -> Val<'static> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Null) => Val::Null,
+        Ok(v) => Val::Str(Cow::Owned(v.to_string())),
+        Err(_) => Val::Str(Cow::Owned(text.to_string())),
     }
 }
 

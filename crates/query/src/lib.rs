@@ -44,19 +44,22 @@ pub use value::Val;
 /// that are not events are ignored. Files, directories and cloud exports go through [`scan::scan`].
 pub fn run_on_text(plan: &Plan, text: &str) -> Vec<Row> {
     use kaq_input::EventHandler;
-    let handler = scan::Scan::new(plan, false);
-    let mut found = handler.start();
-    let opts = kaq_schema::DecodeOptions::default();
-    for line in text.lines() {
-        if line.trim().is_empty() || handler.skip(&mut found, line.as_bytes()) {
-            continue;
-        }
-        kaq_schema::decode_records_with_text(line, &opts, &mut |r| {
-            if let Ok((ev, t)) = r {
-                handler.event_with_text(&mut found, &ev, t);
+    let run = |handler: &scan::Scan<'_>| {
+        let mut found = handler.start();
+        let opts = kaq_schema::DecodeOptions::default();
+        for line in text.lines() {
+            if line.trim().is_empty() || handler.skip(&mut found, line.as_bytes()) {
+                continue;
             }
-        });
-    }
-    let rows = scan::finish_one(found, plan.all_stages);
+            kaq_schema::decode_records_with_text(line, &opts, &mut |r| {
+                if let Ok((ev, t)) = r {
+                    handler.event_with_text(&mut found, &ev, t);
+                }
+            });
+        }
+        scan::finish_one(found, plan.all_stages)
+    };
+    let handler = scan::Scan::new(plan, false);
+    let rows = run(&handler).or_else(|_| run(&handler.without_prefilter())).expect("no prefilter, no rescan");
     pipeline::run(&plan.steps.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), rows)
 }

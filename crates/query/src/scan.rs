@@ -105,7 +105,16 @@ struct Stage {
     pos: u64,
     id: IdKey,
     rank: Latest,
+    /// A line the prefilter skipped: its stage was read by byte search, its timestamps were not,
+    /// and it was not validated. If it could be the latest record of a matching request, the scan
+    /// is redone without the prefilter ([`NeedsRescan`]).
+    quick: bool,
 }
+
+/// A line skipped by the prefilter may decide a matching request's latest stage: the answer needs
+/// a scan that decodes every line.
+#[derive(Debug)]
+pub struct NeedsRescan;
 
 /// One chunk's findings. Positions count from the chunk's start.
 #[derive(Default)]
@@ -122,6 +131,14 @@ pub struct Scan<'p> {
     getters: Vec<Getter>,
     prefilter: Option<Prefilter>,
     keep_secrets: bool,
+}
+
+impl Scan<'_> {
+    /// The same scan, decoding every line (after [`NeedsRescan`], or for input read only once).
+    pub fn without_prefilter(mut self) -> Self {
+        self.prefilter = None;
+        self
+    }
 }
 
 struct EventCols<'e, 'g> {
@@ -157,7 +174,7 @@ impl<'p> Scan<'p> {
         let id = IdKey::new(ev.audit_id.as_deref().unwrap_or(""));
         let rank = latest_of(ev);
         if !hit {
-            found.others.push(Stage { pos, id, rank });
+            found.others.push(Stage { pos, id, rank, quick: false });
             return;
         }
         let vals = (0..self.getters.len()).map(|c| cols.get(c).clone().into_owned()).collect();
@@ -208,8 +225,9 @@ impl EventHandler for Scan<'_> {
         // The line cannot match, but it may be the latest stage of a request that another line
         // matches: keep its auditID and stage, when they can be read without decoding.
         match quick_id_stage(line) {
-            Some((id, rank)) => {
-                found.others.push(Stage { pos: found.n, id: IdKey::new(id), rank });
+            Some((id, stage)) => {
+                let rank = (stage, i64::MIN, i64::MIN);
+                found.others.push(Stage { pos: found.n, id: IdKey::new(id), rank, quick: true });
                 found.n += 1;
                 true
             }
@@ -218,39 +236,30 @@ impl EventHandler for Scan<'_> {
     }
 }
 
-/// The top-level `auditID` of a one-line event and what decides its latest stage (`stage`,
-/// `stageTimestamp`, `requestReceivedTimestamp`), found by byte search: each key must occur exactly
-/// once in the line (so it is the top-level one) and its value must have no escapes. `None` means
-/// "decode it properly" (also when `requestReceivedTimestamp` is missing: `time` then falls back to
-/// other fields).
-pub fn quick_id_stage(line: &[u8]) -> Option<(&str, Latest)> {
+/// The top-level `auditID` and the rank of the `stage` of a one-line event, found by byte
+/// search: each key must occur exactly once in the line, at depth 1 of its object (so it is the
+/// top-level one), and its value must have no escapes. `None` means "decode it properly".
+pub fn quick_id_stage(line: &[u8]) -> Option<(&str, u8)> {
     let trimmed = line.trim_ascii();
     if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
         return None;
     }
     static ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"auditID\""));
     static STAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"stage\""));
-    static STAGE_TIME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"stageTimestamp\""));
-    static RECEIVED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"requestReceivedTimestamp\""));
     let id = unique_string_value(trimmed, &ID)?;
     let stage = std::str::from_utf8(unique_string_value(trimmed, &STAGE)?).ok()?;
-    let time = |f: &Finder<'_>| -> Option<i64> {
-        let v = std::str::from_utf8(unique_string_value(trimmed, f)?).ok()?;
-        Some(kaq_schema::time::parse_rfc3339(v)?.micros)
-    };
-    let received = time(&RECEIVED)?;
-    // A missing stageTimestamp is fine (absent sorts first); a present one must be read.
-    let staged = match STAGE_TIME.find(trimmed) {
-        None => i64::MIN,
-        Some(_) => time(&STAGE_TIME)?,
-    };
-    Some((std::str::from_utf8(id).ok()?, (stage_rank(Some(stage)), staged, received)))
+    Some((std::str::from_utf8(id).ok()?, stage_rank(Some(stage))))
 }
 
 fn unique_string_value<'a>(line: &'a [u8], key: &Finder<'_>) -> Option<&'a [u8]> {
     let mut it = key.find_iter(line);
     let at = it.next()?;
-    if it.next().is_some() || (at > 0 && line[at - 1] == b'\\') {
+    if it.next().is_some() || at == 0 || line[at - 1] == b'\\' {
+        return None;
+    }
+    // Occurring once is not enough: with the top-level key missing, the one occurrence could be
+    // a nested object's. It must be at depth 1 of the line's object.
+    if depth_at(line, at)? != 1 {
         return None;
     }
     let rest = line[at + key.needle().len()..].trim_ascii_start();
@@ -258,6 +267,39 @@ fn unique_string_value<'a>(line: &'a [u8], key: &Finder<'_>) -> Option<&'a [u8]>
     let rest = rest.strip_prefix(b"\"")?;
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     (rest[end] == b'"').then(|| &rest[..end])
+}
+
+/// The object depth at byte `pos` (which must not be inside a string), counting `{`/`}` outside
+/// strings from the start of the line; `None` if `pos` turns out to be inside a string.
+fn depth_at(line: &[u8], pos: usize) -> Option<i32> {
+    let (mut depth, mut i) = (0i32, 0usize);
+    while let Some(off) = memchr::memchr3(b'"', b'{', b'}', &line[i..pos]) {
+        let at = i + off;
+        match line[at] {
+            b'{' => depth += 1,
+            b'}' => depth -= 1,
+            _ => {
+                // Skip the string: its closing quote is the first one not escaped.
+                let mut j = at + 1;
+                loop {
+                    let o = memchr::memchr2(b'"', b'\\', line.get(j..)?)?;
+                    if line[j + o] == b'\\' {
+                        j += o + 2;
+                    } else {
+                        j += o;
+                        break;
+                    }
+                }
+                if j >= pos {
+                    return None; // `pos` is inside this string
+                }
+                i = j + 1;
+                continue;
+            }
+        }
+        i = at + 1;
+    }
+    Some(depth)
 }
 
 /// What a scan found, before the stages.
@@ -292,26 +334,39 @@ pub fn scan(
     let expanded = kaq_input::expand(inputs)?;
     let (parquet, logs): (Vec<Source>, Vec<Source>) =
         expanded.sources.into_iter().partition(|s| matches!(s, Source::File(p) if kaq_columnar::read::is_parquet(p)));
-    let handler = Scan::new(plan, read.decode.keep_secrets);
-    let mut collect = Collector::default();
-    let mut rejects = Vec::new();
-    let report = kaq_input::read(&logs, read, &handler, |chunk| {
-        for r in &chunk.rejects {
-            on_reject(r);
-            if rejects.len() < max_rejects {
-                rejects.push(r.clone());
-            }
-        }
-        if let Some(found) = chunk.output {
-            collect.add(found);
-        }
-        Ok::<(), std::convert::Infallible>(())
-    })
-    .unwrap_or_else(|e| match e {});
+    let mut handler = Scan::new(plan, read.decode.keep_secrets);
+    if logs.iter().any(|s| matches!(s, Source::Stdin)) {
+        handler = handler.without_prefilter(); // read once: no second pass possible
+    }
     let files: Vec<PathBuf> =
         parquet.into_iter().filter_map(|s| if let Source::File(p) = s { Some(p) } else { None }).collect();
-    let parquet_rows = scan_parquet(&handler, &files, read.threads.max(1), &mut collect)?;
-    Ok(Scanned { rows: collect.finish(plan.all_stages), report, parquet_rows, rejects })
+    let mut rejects = Vec::new();
+    let mut first = true;
+    loop {
+        let mut collect = Collector::default();
+        let report = kaq_input::read(&logs, read, &handler, |chunk| {
+            for r in chunk.rejects.iter().filter(|_| first) {
+                on_reject(r);
+                if rejects.len() < max_rejects {
+                    rejects.push(r.clone());
+                }
+            }
+            if let Some(found) = chunk.output {
+                collect.add(found);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|e| match e {});
+        let parquet_rows = scan_parquet(&handler, &files, read.threads.max(1), &mut collect)?;
+        match collect.finish(plan.all_stages) {
+            Ok(rows) => return Ok(Scanned { rows, report, parquet_rows, rejects }),
+            // Rare: a skipped line may be the latest stage of a matching request. Decode all.
+            Err(NeedsRescan) => {
+                handler = handler.without_prefilter();
+                first = false;
+            }
+        }
+    }
 }
 
 /// Reads Parquet files row group by row group on `threads` threads, restoring each row to an
@@ -327,15 +382,20 @@ fn scan_parquet(
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let perr = |path: &Path, e: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error: e };
-    // Jobs: (file, row group).
+    // Every file is opened once, before any reading: a handle keeps a file readable even if a
+    // store writer removes it meanwhile (after a compaction). Jobs are (file, row group).
+    let mut handles: Vec<SharedFile> = Vec::new();
     let mut jobs: Vec<(usize, usize)> = Vec::new();
     for (f, path) in files.iter().enumerate() {
         let file = std::fs::File::open(path)
             .map_err(|e| perr(path, kaq_columnar::Error::Io { path: path.clone(), error: e }))?;
-        let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(path, e.into()))?;
+        let shared = SharedFile::new(file);
+        let b = ParquetRecordBatchReaderBuilder::try_new(shared.clone()).map_err(|e| perr(path, e.into()))?;
         jobs.extend((0..b.metadata().num_row_groups()).map(|g| (f, g)));
+        handles.push(shared);
     }
-    let results: Vec<Mutex<Option<Result<(Found, u64), ScanError>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    type Slot = Mutex<Option<Result<(Found, u64), ScanError>>>;
+    let results: Vec<Slot> = jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let work = || {
         loop {
@@ -379,8 +439,55 @@ fn scan_parquet(
     Ok(rows)
 }
 
+/// An open file that several threads read at once, by position (`pread`): parquet's reader for
+/// `File` shares one file offset between clones, which threads would race on.
+#[derive(Clone)]
+struct SharedFile(std::sync::Arc<std::fs::File>);
+
+impl SharedFile {
+    fn new(f: std::fs::File) -> SharedFile {
+        SharedFile(std::sync::Arc::new(f))
+    }
+}
+
+impl parquet::file::reader::Length for SharedFile {
+    fn len(&self) -> u64 {
+        self.0.metadata().map_or(0, |m| m.len())
+    }
+}
+
+/// A reader at a position of a [`SharedFile`], reading with `pread`.
+struct PositionedRead {
+    file: std::sync::Arc<std::fs::File>,
+    pos: u64,
+}
+
+impl std::io::Read for PositionedRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl parquet::file::reader::ChunkReader for SharedFile {
+    type T = std::io::BufReader<PositionedRead>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(std::io::BufReader::new(PositionedRead { file: self.0.clone(), pos: start }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; length];
+        self.0.read_exact_at(&mut buf, start).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        Ok(bytes::Bytes::from(buf))
+    }
+}
+
 /// Resolves the latest stages of one chunk's findings (see [`crate::run_on_text`]).
-pub fn finish_one(found: Found, all_stages: bool) -> Vec<Row> {
+pub fn finish_one(found: Found, all_stages: bool) -> Result<Vec<Row>, NeedsRescan> {
     let mut c = Collector::default();
     c.add(found);
     c.finish(all_stages)
@@ -407,9 +514,9 @@ impl Collector {
         self.others.append(&mut f.others);
     }
 
-    fn finish(self, all_stages: bool) -> Vec<Row> {
+    fn finish(self, all_stages: bool) -> Result<Vec<Row>, NeedsRescan> {
         if all_stages {
-            return self.hits.into_iter().map(|h| h.row).collect();
+            return Ok(self.hits.into_iter().map(|h| h.row).collect());
         }
         // The latest (rank, position) per auditID among hits, then among the others.
         let mut best: HashMap<&IdKey, (Latest, u64)> = HashMap::with_capacity(self.hits.len());
@@ -420,10 +527,13 @@ impl Collector {
         let mut superseded: std::collections::HashSet<&IdKey> = std::collections::HashSet::new();
         if !best.is_empty() {
             for o in &self.others {
-                if let Some(b) = best.get(&o.id)
-                    && (o.rank, o.pos) > *b
-                {
-                    superseded.insert(&o.id);
+                if let Some(b) = best.get(&o.id) {
+                    if o.quick && o.rank.0 >= b.0.0 {
+                        return Err(NeedsRescan);
+                    }
+                    if (o.rank, o.pos) > *b {
+                        superseded.insert(&o.id);
+                    }
                 }
             }
         }
@@ -432,7 +542,7 @@ impl Collector {
             .iter()
             .map(|h| !superseded.contains(&h.id) && best.get(&h.id) == Some(&(h.rank, h.pos)))
             .collect();
-        self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row).collect()
+        Ok(self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row).collect())
     }
 }
 
@@ -444,19 +554,22 @@ mod tests {
     fn quick_id_and_stage() {
         let t = r#""requestReceivedTimestamp":"1970-01-01T00:00:01.000000Z","stageTimestamp":"1970-01-01T00:00:02.000000Z""#;
         let line = format!(r#"{{"kind":"Event","auditID":"7c1a","stage" : "ResponseComplete","verb":"get",{t}}}"#);
-        assert_eq!(quick_id_stage(line.as_bytes()), Some(("7c1a", (2, 2_000_000, 1_000_000))));
+        assert_eq!(quick_id_stage(line.as_bytes()), Some(("7c1a", 2)));
         // A nested second auditID, an escape, no stage, no received time, or a truncated line:
         // decode properly.
         let q = |s: String| quick_id_stage(s.as_bytes()).map(|(id, l)| (id.to_string(), l));
         assert_eq!(q(format!(r#"{{"auditID":"a","stage":"x",{t},"requestObject":{{"auditID":"b"}}}}"#)), None);
         assert_eq!(q(format!(r#"{{"auditID":"a\u0062","stage":"x",{t}}}"#)), None);
         assert_eq!(q(format!(r#"{{"auditID":"a",{t}}}"#)), None);
-        assert_eq!(q(r#"{"auditID":"a","stage":"x","stageTimestamp":"1970-01-01T00:00:02.000000Z"}"#.into()), None);
         assert_eq!(q(format!(r#"{{"auditID":"a","stage":"x",{t}"#)), None);
+        // The top-level stage missing, a nested one present: not read as the event's stage.
+        assert_eq!(q(format!(r#"{{"auditID":"a",{t},"requestObject":{{"stage":"RequestReceived"}}}}"#)), None);
+        // Key text inside a string value is skipped over.
         assert_eq!(
-            q(r#"{"auditID":"a","stage":"Panic","requestReceivedTimestamp":"1970-01-01T00:00:01Z"}"#.into()),
-            Some(("a".into(), (3, i64::MIN, 1_000_000)))
+            q(format!(r#"{{"auditID":"a","uri":"x\"stage\":\"y","stage":"Panic",{t}}}"#)),
+            Some(("a".into(), 3))
         );
+        assert_eq!(q(r#"{"auditID":"a","stage":"Panic"}"#.into()), Some(("a".into(), 3)));
     }
 
     #[test]

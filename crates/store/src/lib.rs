@@ -245,6 +245,9 @@ impl Store {
         private_dir(&dir)?;
         private_dir(&dir.join(SEGMENTS))?;
         let lock = lock(&dir)?;
+        if dir.join(MANIFEST).exists() {
+            return Err(Error::AlreadyAStore(dir)); // another writer created it meanwhile
+        }
         let mut store = Store { dir, manifest: Manifest::empty(), lock: Some(lock) };
         store.commit(Manifest::empty())?;
         Ok(store)
@@ -510,7 +513,8 @@ impl Store {
     }
 
     /// Merges every live segment into one (after `--follow` or many small ingests): fewer files to
-    /// open per query. Committed like an ingest; the old files are removed after the commit.
+    /// open per query. Committed like an ingest; the old files are removed by the next writer that
+    /// opens the store, so queries that started before the commit can still read them.
     pub fn compact(&mut self) -> Result<Rewrite, Error> {
         let all: Vec<u64> = self.manifest.segments.iter().map(|s| s.id).collect();
         if all.len() < 2 {
@@ -584,9 +588,8 @@ impl Store {
         let pos = at.unwrap_or(m.segments.len()).min(m.segments.len());
         let segment_at = pos;
         self.close_segment_at(seg, m, segment_at)?;
-        for s in &old {
-            let _ = fs::remove_file(self.dir.join(SEGMENTS).join(&s.file));
-        }
+        // The replaced files stay until the next writer opens the store (`remove_orphans`): a
+        // query that read the old manifest may still be about to open them.
         Ok(Rewrite {
             segments_before: before.segments_after,
             rows_before: before.rows_after,

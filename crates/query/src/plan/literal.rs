@@ -26,8 +26,10 @@ pub fn parse_duration(text: &str) -> Option<i64> {
     if t.is_empty() {
         return None;
     }
+    /// Longer than this (about 31 700 years) is surely a mistake, and near i64's range.
+    const MAX_SECS: f64 = 1e12;
     if let Ok(secs) = t.parse::<f64>() {
-        return secs.is_finite().then(|| (secs * 1e6).round() as i64);
+        return (secs.is_finite() && secs.abs() <= MAX_SECS).then(|| (secs * 1e6).round() as i64);
     }
     let (neg, mut rest) = match t.strip_prefix('-') {
         Some(r) => (true, r),
@@ -36,7 +38,7 @@ pub fn parse_duration(text: &str) -> Option<i64> {
     let mut total: i64 = 0;
     while !rest.is_empty() {
         let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let num: f64 = rest[..end].parse().ok()?;
+        let num: f64 = rest[..end].parse().ok().filter(|n: &f64| n.is_finite() && *n <= MAX_SECS)?;
         rest = &rest[end..];
         let (unit, per) = UNITS.iter().find(|(u, _)| rest.starts_with(u))?;
         rest = &rest[unit.len()..];
@@ -46,6 +48,9 @@ pub fn parse_duration(text: &str) -> Option<i64> {
         } else {
             total = total.checked_add((num * *per as f64).round() as i64)?;
         }
+    }
+    if total.unsigned_abs() > (MAX_SECS * 1e6) as u64 {
+        return None;
     }
     Some(if neg { -total } else { total })
 }
@@ -58,19 +63,19 @@ pub fn parse_time(text: &str, now_us: i64) -> Option<(i64, i64)> {
     let t = text.trim();
     if let Some(rel) = t.strip_prefix("now") {
         if rel.is_empty() {
-            return Some((now_us, now_us + 1));
+            return Some((now_us, now_us.checked_add(1)?));
         }
         let (sign, d) = match rel.as_bytes()[0] {
             b'-' => (-1, &rel[1..]),
             b'+' => (1, &rel[1..]),
             _ => return None,
         };
-        let at = now_us.checked_add(sign * parse_duration(d)?)?;
-        return Some((at, at + 1));
+        let at = now_us.checked_add(parse_duration(d)?.checked_mul(sign)?)?;
+        return Some((at, at.checked_add(1)?));
     }
     if let Some(d) = t.strip_prefix('-') {
         let at = now_us.checked_sub(parse_duration(d)?)?;
-        return Some((at, at + 1));
+        return Some((at, at.checked_add(1)?));
     }
     if let Some(p) = parse_rfc3339(t) {
         return Some((p.micros, p.micros + 1));
@@ -247,6 +252,8 @@ mod tests {
         assert_eq!(parse_time("-2h", 10_000_000_000).unwrap().0, 10_000_000_000 - 7_200_000_000);
         assert_eq!(parse_time("2026-11-20T05:00:00+01:00", 0).unwrap().0, exact.0 - 3_600_000_000);
         assert!(parse_time("yesterday", 0).is_none());
+        assert!(parse_time("now--1e300", 0).is_none(), "no overflow");
+        assert!(parse_time("now-1e300", 0).is_none());
         assert!(parse_time("2026-13-01", 0).is_none());
     }
 

@@ -51,6 +51,8 @@ struct Resolver<'o> {
     slots: Vec<Column>,
     /// Macro names being expanded (to refuse cycles).
     expanding: Vec<String>,
+    /// Resolving the search or a leading `where` (where a `stage` condition means "every stage").
+    in_filter: bool,
     uses_stage: bool,
 }
 
@@ -62,12 +64,13 @@ enum Scope<'a> {
 
 impl<'o> Resolver<'o> {
     fn new(opts: &'o Options) -> Self {
-        Resolver { opts, slots: Vec::new(), expanding: Vec::new(), uses_stage: false }
+        Resolver { opts, slots: Vec::new(), expanding: Vec::new(), in_filter: false, uses_stage: false }
     }
 
     fn plan(mut self, q: &Query) -> R<Plan> {
         let mut filters = Vec::new();
         let mut canonical_search = None;
+        self.in_filter = true;
         if let Some(search) = &q.search {
             let expanded = self.expand(search)?;
             canonical_search = Some(expanded.to_string_lossy());
@@ -90,6 +93,7 @@ impl<'o> Resolver<'o> {
             filters.push(self.pred(expr, &Scope::Events, false)?);
             stages = &stages[1..];
         }
+        self.in_filter = false;
         let mut steps: Vec<(Step, Vec<Column>)> = Vec::new();
         let mut events = true;
         for stage in stages {
@@ -261,7 +265,7 @@ impl<'o> Resolver<'o> {
         match scope {
             Scope::Events => {
                 let key = self.field_key(f)?;
-                if key == FieldKey::Field(lookup("stage").expect("stage")) {
+                if self.in_filter && key == FieldKey::Field(lookup("stage").expect("stage")) {
                     self.uses_stage = true;
                 }
                 Ok(self.slot(key))
@@ -448,9 +452,12 @@ impl<'o> Resolver<'o> {
                 })?;
                 let time = match scope {
                     Scope::Events => self.slot(FieldKey::Field(lookup("time").expect("time"))),
-                    Scope::Columns(cols) => cols.iter().position(|c| c.ty == Ty::Time).ok_or_else(|| {
-                        Diagnostic::new(Code::UnknownColumn, s.span(), "no time column here for `timeline`")
-                    })?,
+                    Scope::Columns(cols) => {
+                        cols.iter().position(|c| c.name == "time" && c.ty == Ty::Time).ok_or_else(|| {
+                            Diagnostic::new(Code::UnknownColumn, s.span(), "`timeline` needs a `time` column here")
+                                .with_hint("keep `time` in the table, or name a time `as time`")
+                        })?
+                    }
                 };
                 let by_col = match by {
                     Some(f) => Some(self.column(f, scope)?),
