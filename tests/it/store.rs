@@ -108,10 +108,11 @@ fn store_answers_equal_the_files_across_runs_and_segments() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(manifest(&store)["segments"].as_array().unwrap().len(), 1);
     assert_eq!(rows(&store), before);
-    // The replaced files stay for readers until the next writer opens the store.
-    assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), 3);
+    // The replaced files (a Parquet file and an index directory per segment) stay for readers
+    // until the next writer opens the store.
+    assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), 6);
     drop(kaq_store::Store::open_writer(&store).unwrap());
-    assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), 1, "old segments removed");
+    assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), 2, "old segments removed");
     for q in QUERIES {
         same(query_store(&store, q), query_files(&[&a, &b, &data], q), q);
     }
@@ -143,7 +144,15 @@ fn store_answers_equal_the_files_across_runs_and_segments() {
     assert_eq!(mode(&store.join("segments")), 0o700);
     assert_eq!(mode(&store.join("MANIFEST.json")), 0o600);
     for e in std::fs::read_dir(store.join("segments")).unwrap().flatten() {
-        assert_eq!(mode(&e.path()), 0o600, "{}", e.path().display());
+        let p = e.path();
+        if p.is_dir() {
+            assert_eq!(mode(&p), 0o700, "{}", p.display());
+            for f in std::fs::read_dir(&p).unwrap().flatten() {
+                assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+            }
+        } else {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
     }
 }
 
@@ -239,9 +248,9 @@ fn kill_9_during_ingest_never_loses_or_duplicates() {
     // No duplicates: each (auditID, stage) once, as in the input.
     let distinct = query_store(&store, "| stats dc(id) as ids");
     assert_eq!(distinct[0]["ids"].as_u64().unwrap(), expected);
-    // Nothing but live segments is left once a writer has opened the store.
+    // Nothing but live segments (file and index) is left once a writer has opened the store.
     let live = manifest(&store)["segments"].as_array().unwrap().len();
-    assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), live);
+    assert_eq!(std::fs::read_dir(store.join("segments")).unwrap().count(), 2 * live);
 }
 
 #[test]

@@ -44,6 +44,17 @@ impl IdKey {
     pub fn new(id: &str) -> IdKey {
         parse_uuid(id).map_or_else(|| IdKey::Other(id.into()), IdKey::Uuid)
     }
+
+    /// The auditID as written.
+    pub fn text(&self) -> String {
+        match self {
+            IdKey::Other(s) => s.to_string(),
+            IdKey::Uuid(v) => {
+                let h = format!("{v:032x}");
+                format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+            }
+        }
+    }
 }
 
 /// Lowercase canonical UUIDs only (the API server's form); anything else is kept as text, so two
@@ -125,6 +136,26 @@ pub struct Found {
     n: u64,
 }
 
+impl Found {
+    /// Sets the position the next event gets (for callers that test selected rows of a file and
+    /// want positions to be row numbers), and with it the count of events seen.
+    pub fn seek(&mut self, pos: u64) {
+        self.n = pos;
+    }
+
+    /// The auditIDs of the matching events so far.
+    pub fn hit_ids(&self) -> impl Iterator<Item = &IdKey> {
+        self.hits.iter().map(|h| &h.id)
+    }
+
+    /// Adds the findings of another pass over the same chunk (other rows of the same file).
+    pub fn merge(&mut self, mut other: Found) {
+        self.hits.append(&mut other.hits);
+        self.others.append(&mut other.others);
+        self.n = self.n.max(other.n);
+    }
+}
+
 /// The [`EventHandler`] of a query.
 pub struct Scan<'p> {
     plan: &'p Plan,
@@ -161,7 +192,7 @@ impl<'p> Scan<'p> {
     }
 
     /// Tests one event; `text` is its JSON as read (`None` for Parquet rows).
-    fn handle(&self, found: &mut Found, ev: &Event<'_>, text: Option<&str>) {
+    pub fn handle(&self, found: &mut Found, ev: &Event<'_>, text: Option<&str>) {
         let pos = found.n;
         found.n += 1;
         // Shorten the event's lifetime to this call: columns borrow from it.
@@ -495,14 +526,15 @@ pub fn finish_one(found: Found, all_stages: bool) -> Result<Vec<Row>, NeedsResca
 
 /// Gathers chunks in input order and resolves the latest stages at the end.
 #[derive(Default)]
-struct Collector {
+pub struct Collector {
     base: u64,
     hits: Vec<Hit>,
     others: Vec<Stage>,
 }
 
 impl Collector {
-    fn add(&mut self, mut f: Found) {
+    /// Adds the next chunk's findings (chunks in input order).
+    pub fn add(&mut self, mut f: Found) {
         for h in &mut f.hits {
             h.pos += self.base;
         }
@@ -514,7 +546,8 @@ impl Collector {
         self.others.append(&mut f.others);
     }
 
-    fn finish(self, all_stages: bool) -> Result<Vec<Row>, NeedsRescan> {
+    /// The rows kept: every hit with all stages, else the hits that are their request's latest.
+    pub fn finish(self, all_stages: bool) -> Result<Vec<Row>, NeedsRescan> {
         if all_stages {
             return Ok(self.hits.into_iter().map(|h| h.row).collect());
         }
@@ -579,6 +612,8 @@ mod tests {
         assert!(matches!(IdKey::new("33dcd77f-f179-42d2-a48b-96628f3c4bez"), IdKey::Other(_)));
         assert!(matches!(IdKey::new("33dcd77f+f179-42d2-a48b-96628f3c4be3"), IdKey::Other(_)));
         assert_eq!(IdKey::new("00000000-0000-0000-0000-000000000001"), IdKey::Uuid(1));
+        let id = "33dcd77f-f179-42d2-a48b-96628f3c4be3";
+        assert_eq!(IdKey::new(id).text(), id);
         assert_eq!(stage_rank(Some("RequestReceived")), 0);
         assert_eq!(stage_rank(None), 2);
     }

@@ -66,6 +66,8 @@ pub enum Error {
     TooNew { path: PathBuf, found: u32 },
     #[error("{path}: another kaq is writing to this store{holder}; try again when it is done")]
     Locked { path: PathBuf, holder: String },
+    #[error("{path}: index: {why}")]
+    Index { path: PathBuf, why: String },
     #[error(
         "{path} has grown since it was ingested ({was} bytes, now {now}); growing files need `--follow` (not built yet)"
     )]
@@ -80,6 +82,8 @@ pub enum Error {
     #[error("{}", .0.first().map(|d| d.message.clone()).unwrap_or_default())]
     Query(Vec<kaq_syntax::Diagnostic>),
 }
+
+pub mod index;
 
 use kaq_query::plan::Options;
 
@@ -103,6 +107,10 @@ pub struct Segment {
     /// Rows that have a `time` (absent in stores written before this field: then unknown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timed_rows: Option<u64>,
+    /// Directory of its tantivy index under `segments/` (absent in stores written before indexes:
+    /// those segments are scanned whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
     /// Earliest and latest `time` (µs since the epoch), when any row has one.
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
@@ -230,6 +238,19 @@ fn private_dir(p: &Path) -> Result<(), Error> {
     fs::set_permissions(p, fs::Permissions::from_mode(0o700)).at(p)
 }
 
+/// Makes a directory and its files private (0700/0600), and syncs the files.
+fn set_private(dir: &Path) -> Result<(), Error> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).at(dir)?;
+    for e in fs::read_dir(dir).at(dir)?.flatten() {
+        let p = e.path();
+        if p.is_file() {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).at(&p)?;
+            File::open(&p).and_then(|f| f.sync_all()).at(&p)?;
+        }
+    }
+    Ok(())
+}
+
 fn sync_dir(p: &Path) -> Result<(), Error> {
     File::open(p).and_then(|d| d.sync_all()).at(p)
 }
@@ -289,11 +310,17 @@ impl Store {
 
     fn remove_orphans(&self) -> Result<(), Error> {
         let seg_dir = self.dir.join(SEGMENTS);
-        let live: std::collections::HashSet<&str> = self.manifest.segments.iter().map(|s| s.file.as_str()).collect();
+        let live: std::collections::HashSet<&str> = self
+            .manifest
+            .segments
+            .iter()
+            .flat_map(|s| std::iter::once(s.file.as_str()).chain(s.index.as_deref()))
+            .collect();
         for e in fs::read_dir(&seg_dir).at(&seg_dir)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !live.contains(name.as_str()) {
-                let _ = fs::remove_file(e.path());
+                let p = e.path();
+                let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
             }
         }
         for e in fs::read_dir(&self.dir).at(&self.dir)?.flatten() {
@@ -494,6 +521,15 @@ impl Store {
             File::open(&seg.path).and_then(|f| f.sync_all()).at(&seg.path)?;
             sync_dir(&self.dir.join(SEGMENTS))?;
             let bytes = fs::metadata(&seg.path).at(&seg.path)?.len();
+            // The index over the same rows, built from the finished file (row = Parquet row).
+            let index_name = format!("seg-{:06}.index", seg.id);
+            let seg_dir = self.dir.join(SEGMENTS);
+            let tmp = seg_dir.join(format!(".{index_name}.tmp"));
+            let _ = fs::remove_dir_all(&tmp);
+            index::build(&seg.path, &tmp).map_err(|why| Error::Index { path: tmp.clone(), why })?;
+            set_private(&tmp)?;
+            fs::rename(&tmp, seg_dir.join(&index_name)).at(&tmp)?;
+            sync_dir(&seg_dir)?;
             m.segments.insert(
                 at.min(m.segments.len()),
                 Segment {
@@ -501,6 +537,7 @@ impl Store {
                     file: seg.file.clone(),
                     rows: seg.rows,
                     timed_rows: Some(seg.timed),
+                    index: Some(index_name),
                     min_time: seg.min,
                     max_time: seg.max,
                     bytes,
@@ -607,11 +644,21 @@ impl Store {
     /// How `query` would run here: the plan, then which segments are read.
     pub fn explain(&self, query: &str) -> Result<String, Error> {
         let plan = kaq_query::compile(query, &Options::default()).map_err(Error::Query)?;
-        let (read, pruned) = self.segments_for(&plan);
+        let (segs, pruned) = self.live_segments_for(&plan);
+        let indexed = !segs.is_empty() && segs.iter().all(|(s, _)| s.index.is_some()) && index::indexable(&plan);
+        let how = if indexed {
+            let r = self.run(&plan, &ReadOptions::default())?;
+            format!(
+                "the index narrows them to {} candidate row(s) (and their requests' other stages), each tested",
+                r.rows_read
+            )
+        } else {
+            "every row of those is tested (the index cannot narrow this filter)".to_string()
+        };
         Ok(format!(
-            "{}store:     {} of {} segment(s) read ({} pruned by time); every row of those is tested\n",
+            "{}store:     {} of {} segment(s) read ({} pruned by time); {how}\n",
             kaq_query::explain(&plan),
-            read.len(),
+            segs.len(),
             self.manifest.segments.len(),
             pruned
         ))
@@ -619,6 +666,11 @@ impl Store {
 
     /// The live segments a plan must read, and how many were pruned by time.
     fn segments_for(&self, plan: &kaq_query::Plan) -> (Vec<PathBuf>, usize) {
+        let (segs, pruned) = self.live_segments_for(plan);
+        (segs.into_iter().map(|(_, p)| p).collect(), pruned)
+    }
+
+    fn live_segments_for(&self, plan: &kaq_query::Plan) -> (Vec<(&Segment, PathBuf)>, usize) {
         let (lo, hi) = time_bounds(plan);
         let mut paths = Vec::new();
         let mut pruned = 0;
@@ -630,7 +682,7 @@ impl Store {
             if outside && !needs_every_segment(plan) {
                 pruned += 1;
             } else {
-                paths.push(p);
+                paths.push((s, p));
             }
         }
         (paths, pruned)
@@ -649,28 +701,111 @@ impl Store {
     }
 
     fn run_segments(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
-        let (paths, pruned) = self.segments_for(plan);
-        let scanned = if paths.is_empty() {
-            kaq_query::scan::Scanned {
-                rows: Vec::new(),
-                report: Default::default(),
-                parquet_rows: 0,
-                rejects: Vec::new(),
-            }
+        let (segs, pruned) = self.live_segments_for(plan);
+        let indexed = !segs.is_empty() && segs.iter().all(|(s, _)| s.index.is_some()) && index::indexable(plan);
+        let (rows, rows_read) = if segs.is_empty() {
+            (Vec::new(), 0)
+        } else if indexed {
+            self.run_indexed(plan, &segs)?
         } else {
-            kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?
+            let paths: Vec<PathBuf> = segs.iter().map(|(_, p)| p.clone()).collect();
+            let scanned = kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?;
+            (scanned.rows, scanned.parquet_rows)
         };
         let steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
-        let rows = kaq_query::pipeline::run(&steps, scanned.rows);
+        let rows = kaq_query::pipeline::run(&steps, rows);
         Ok(QueryResult {
             columns: plan.output_columns().to_vec(),
             whole_events: plan.whole_events,
             rows,
-            segments_read: paths.len(),
+            segments_read: segs.len(),
             segments_pruned: pruned,
-            rows_read: scanned.parquet_rows,
+            rows_read,
         })
     }
+
+    /// The index gives each segment's candidate rows; only those are read and tested. Then, for
+    /// the latest-stage rule, every row of every segment with a matching auditID is read too.
+    fn run_indexed(
+        &self,
+        plan: &kaq_query::Plan,
+        segs: &[(&Segment, PathBuf)],
+    ) -> Result<(Vec<kaq_query::Row>, u64), Error> {
+        let handler = kaq_query::scan::Scan::new(plan, false);
+        let ierr = |path: &Path, why: String| Error::Index { path: path.to_path_buf(), why };
+        let mut opened = Vec::new();
+        let mut founds = Vec::new();
+        let mut read_rows = 0;
+        for (s, path) in segs {
+            let dir = self.dir.join(SEGMENTS).join(s.index.as_deref().expect("indexed"));
+            let idx = index::SegmentIndex::open(&dir).map_err(|w| ierr(&dir, w))?;
+            let rows = idx.candidates(plan).map_err(|w| ierr(&dir, w))?.unwrap_or_default();
+            read_rows += rows.len() as u64;
+            founds.push(read_selected(&handler, path, &rows, s.rows)?);
+            opened.push((idx, rows));
+        }
+        if !plan.all_stages {
+            let mut ids: Vec<String> = founds.iter().flat_map(|f| f.hit_ids().map(|i| i.text())).collect();
+            ids.sort();
+            ids.dedup();
+            if !ids.is_empty() {
+                for (k, (s, path)) in segs.iter().enumerate() {
+                    let (idx, seen) = &opened[k];
+                    let more = idx.rows_with_ids(&ids).map_err(|w| ierr(path, w))?;
+                    let more: Vec<u64> = more.into_iter().filter(|r| seen.binary_search(r).is_err()).collect();
+                    if !more.is_empty() {
+                        read_rows += more.len() as u64;
+                        founds[k].merge(read_selected(&handler, path, &more, s.rows)?);
+                    }
+                }
+            }
+        }
+        let mut collect = kaq_query::scan::Collector::default();
+        for f in founds {
+            collect.add(f);
+        }
+        let rows = collect.finish(plan.all_stages).map_err(|_| Error::Index {
+            path: self.dir.clone(),
+            why: "a row was skipped without being read (never happens on segments)".into(),
+        })?;
+        Ok((rows, read_rows))
+    }
+}
+
+/// Reads the given rows (sorted) of a segment file, testing each as the event at position `row`;
+/// the result counts `total` rows so that positions stay row numbers across segments.
+fn read_selected(
+    handler: &kaq_query::scan::Scan<'_>,
+    path: &Path,
+    rows: &[u64],
+    total: u64,
+) -> Result<kaq_query::scan::Found, Error> {
+    use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+    let mut found = kaq_query::scan::Found::default();
+    if !rows.is_empty() {
+        let perr = |e: parquet::errors::ParquetError| Error::Columnar(e.into());
+        let file = File::open(path).at(path)?;
+        let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
+        let selection = RowSelection::from_consecutive_ranges(ranges, total as usize);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(perr)?
+            .with_row_selection(selection)
+            .with_batch_size(8192)
+            .build()
+            .map_err(perr)?;
+        let mut k = 0;
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::Columnar(e.into()))?;
+            let cols = kaq_columnar::Columns::new(&batch)?;
+            for i in 0..batch.num_rows() {
+                found.seek(rows[k]);
+                handler.handle(&mut found, &cols.event(i)?, None);
+                k += 1;
+            }
+        }
+    }
+    found.seek(total);
+    Ok(found)
 }
 
 /// Whether every segment must be read whatever its time range. Under the latest-stage rule, a

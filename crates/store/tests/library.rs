@@ -38,9 +38,17 @@ fn embed_a_store() {
     let events = store.query("verb:delete ns:prod*").unwrap().record_batches().unwrap();
     assert_eq!(events[0].schema(), kaq_columnar::audit_schema(), "whole events come back in kaq's schema");
 
+    // The index narrows what is read: a few rows (and their requests' other stages), not all.
+    let total = store.manifest().rows();
+    let r = store.query("verb:delete ns:prod*").unwrap();
+    assert!(r.rows_read > 0 && r.rows_read < total / 20, "{} of {total} rows read", r.rows_read);
+    let all = store.query("NOT verb:delete").unwrap();
+    assert_eq!(all.rows_read, total, "a negation reads everything");
+
     // Explain.
     let text = store.explain("code:401 | count by ip").unwrap();
     assert!(text.contains("prefilter") && text.contains("1 of 1 segment(s) read"), "{text}");
+    assert!(text.contains("the index narrows them to"), "{text}");
 
     // Typed errors.
     match store.query("usr:alice") {
