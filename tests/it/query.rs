@@ -52,21 +52,7 @@ fn oracle(query: &str, events: &[Value], all_stages: bool) -> Vec<Value> {
 fn assert_same(query: &str, got: &[Value], want: &[Value]) {
     assert_eq!(got.len(), want.len(), "`{query}`: {} rows, the oracle has {}", got.len(), want.len());
     for (g, w) in got.iter().zip(want) {
-        assert!(close(g, w), "`{query}`:\n  kaq:    {g}\n  oracle: {w}");
-    }
-}
-
-fn close(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
-        }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| close(a, b)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
-        }
-        _ => a == b,
+        assert!(kaq_oracle::same_json(g, w), "`{query}`:\n  kaq:    {g}\n  oracle: {w}");
     }
 }
 

@@ -133,6 +133,22 @@ pub enum Answer {
     Rows(Vec<Vec<(String, J)>>),
 }
 
+/// Whether two answers' JSON values are equal, numbers to 1e-9 relative (sums taken in the same
+/// order agree exactly; this only forgives printing). For comparing kaq's output with the oracle's.
+pub fn same_json(a: &J, b: &J) -> bool {
+    match (a, b) {
+        (J::Number(x), J::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
+        }
+        (J::Array(x), J::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b)),
+        (J::Object(x), J::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// The events of some JSON-lines text: each record (EventList and array items included) that
 /// kaq's decoder accepts, as JSON.
 pub fn events_of(text: &str) -> Vec<J> {

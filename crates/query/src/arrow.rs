@@ -56,21 +56,8 @@ pub fn rows_batch(columns: &[Column], rows: &[Row]) -> Result<RecordBatch, Arrow
                 cells.for_each(|v| b.append_option(if let Val::Time(x) = v { Some(*x) } else { None }));
                 (DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), Arc::new(b.finish()))
             }
-            Ty::List => {
-                let mut b = ListBuilder::new(StringBuilder::new());
-                for v in cells {
-                    match v {
-                        Val::List(items) => {
-                            items.iter().for_each(|x| b.values().append_value(x.to_text()));
-                            b.append(true);
-                        }
-                        _ => b.append(false),
-                    }
-                }
-                let array = b.finish();
-                (array.data_type().clone(), Arc::new(array))
-            }
-            _ if c.list => {
+            // `values(f)` columns, and list fields kept whole by `table`: lists of text.
+            _ if c.ty == Ty::List || c.list => {
                 let mut b = ListBuilder::new(StringBuilder::new());
                 for v in cells {
                     match v {

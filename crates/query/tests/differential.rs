@@ -27,24 +27,8 @@ fn check(query: &str, text: &str, all_stages: bool) {
     } else {
         assert_eq!(fast.len(), want.len(), "`{query}`: row counts differ\nfast: {fast:?}\noracle: {want:?}");
         for (f, w) in fast.iter().zip(&want) {
-            assert!(same_json(f, w), "`{query}`: rows differ\nfast:   {f}\noracle: {w}");
+            assert!(kaq_oracle::same_json(f, w), "`{query}`: rows differ\nfast:   {f}\noracle: {w}");
         }
-    }
-}
-
-/// Equal, with floats equal to 1e-9 relative (sums in the same order should agree exactly; this
-/// only forgives printing).
-fn same_json(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
-        }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
-        }
-        _ => a == b,
     }
 }
 

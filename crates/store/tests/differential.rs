@@ -8,20 +8,6 @@ use kaq_store::{IngestOptions, Store};
 use proptest::prelude::*;
 use serde_json::Value;
 
-fn close(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
-        }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| close(a, b)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -78,7 +64,7 @@ proptest! {
             };
             prop_assert_eq!(got.len(), want.len(), "`{}`: {:?} vs {:?}", q, got, want);
             for (g, w) in got.iter().zip(&want) {
-                prop_assert!(close(g, w), "`{}`: {} vs {}", q, g, w);
+                prop_assert!(kaq_oracle::same_json(g, w), "`{}`: {} vs {}", q, g, w);
             }
         }
     }
