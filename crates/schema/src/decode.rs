@@ -120,20 +120,29 @@ pub fn decode_records_with_text<'a>(
         };
     }
     static EVENT_LIST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"EventList\""));
-    if EVENT_LIST.find(text.as_bytes()).is_some() {
-        #[derive(Deserialize)]
-        struct List<'a> {
-            #[serde(borrow)]
-            kind: Option<&'a str>,
-            #[serde(borrow, default)]
-            items: Option<Vec<&'a RawValue>>,
-        }
-        if let Ok(List { kind: Some("EventList"), items: list }) = serde_json::from_str::<List<'_>>(text) {
-            return items("EventList item", list.unwrap_or_default(), out);
-        }
+    if EVENT_LIST.find(text.as_bytes()).is_some()
+        && let Some(list) = event_list_items(text)
+    {
+        return items("EventList item", list, out);
     }
     out(decode_event(text, opts).map(|ev| (ev, text)).map_err(|e| reject(e, text)));
     1
+}
+
+/// The items of an `EventList` object (`{"kind":"EventList","items":[…]}`), each as its JSON text;
+/// `None` when `text` is not an EventList.
+pub fn event_list_items(text: &str) -> Option<Vec<&RawValue>> {
+    #[derive(Deserialize)]
+    struct List<'a> {
+        #[serde(borrow)]
+        kind: Option<&'a str>,
+        #[serde(borrow, default)]
+        items: Option<Vec<&'a RawValue>>,
+    }
+    match serde_json::from_str::<List<'_>>(text) {
+        Ok(List { kind: Some("EventList"), items }) => Some(items.unwrap_or_default()),
+        _ => None,
+    }
 }
 
 fn in_item(what: &str, i: usize, e: DecodeError) -> DecodeError {

@@ -31,7 +31,6 @@ use std::sync::LazyLock;
 
 use kaq_schema::{DecodeError, DecodeOptions, Event, Rejected, decode_event};
 use memchr::memmem::Finder;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// Which input format to read; `Auto` detects it per record.
@@ -406,15 +405,8 @@ fn fallback_error(ctx: &Ctx<'_>, e: Option<DecodeError>, text: &str) -> DecodeEr
 
 /// An `EventList`: each item a native event. False when `text` is not one after all.
 fn event_list(ctx: &Ctx<'_>, text: &str, emit: &mut Emit<'_>, what: &str) -> bool {
-    #[derive(Deserialize)]
-    struct List<'a> {
-        #[serde(borrow)]
-        kind: Option<&'a str>,
-        #[serde(borrow, default)]
-        items: Option<Vec<&'a RawValue>>,
-    }
-    let Ok(List { kind: Some("EventList"), items }) = serde_json::from_str::<List<'_>>(text) else { return false };
-    for (i, item) in items.unwrap_or_default().into_iter().enumerate() {
+    let Some(items) = kaq_schema::decode::event_list_items(text) else { return false };
+    for (i, item) in items.into_iter().enumerate() {
         emit.event(ctx, &join(what, format_args!("EventList item {i}")), item.get());
     }
     true
