@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use flate2::bufread::MultiGzDecoder;
@@ -31,6 +32,16 @@ pub struct ReadOptions {
     pub threads: usize,
     /// Bytes per chunk of lines handed to a worker.
     pub chunk_bytes: usize,
+    /// Set from another thread (a REPL's Ctrl-C) to stop reading: checked before each chunk, so
+    /// the read ends within a chunk per worker. Callers learn of it by testing the flag.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl ReadOptions {
+    /// Whether [`ReadOptions::cancel`] has been set.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 impl Default for ReadOptions {
@@ -40,6 +51,7 @@ impl Default for ReadOptions {
             input_format: InputFormat::Auto,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             chunk_bytes: 2 << 20,
+            cancel: None,
         }
     }
 }
@@ -191,7 +203,7 @@ where
         let reader_res = res_tx.clone();
         let named = |name: String| std::thread::Builder::new().name(name);
         named("kaq-reader".into())
-            .spawn_scoped(s, move || reader(sources, opts.chunk_bytes, pool, &opts.decode, job_tx, reader_res))
+            .spawn_scoped(s, move || reader(sources, opts, pool, job_tx, reader_res))
             .expect("spawning a thread");
         for i in 0..threads {
             let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
@@ -476,14 +488,8 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// The most a document file is buffered before it is read as JSON lines instead.
 const MAX_DOCUMENT_BYTES: usize = 256 << 20;
 
-fn reader<O>(
-    sources: &[Source],
-    chunk_bytes: usize,
-    pool: &Pool,
-    decode: &DecodeOptions,
-    jobs: Sender<(u64, Job)>,
-    errors: Sender<Msg<O>>,
-) {
+fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(u64, Job)>, errors: Sender<Msg<O>>) {
+    let (chunk_bytes, decode) = (opts.chunk_bytes, &opts.decode);
     let mut seq = 0u64;
     let mut next_seq = || {
         seq += 1;
@@ -502,6 +508,9 @@ fn reader<O>(
         let mut mode: Option<Mode> = None;
         let mut bom_checked = false;
         loop {
+            if opts.cancelled() {
+                return;
+            }
             let (ended, err) = fill(&mut *r, &mut buf, chunk_bytes);
             if !bom_checked && (buf.len() >= 3 || ended) {
                 if buf.starts_with(BOM) {

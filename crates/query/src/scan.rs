@@ -352,6 +352,9 @@ pub enum ScanError {
     Input(#[from] kaq_input::InputError),
     #[error("{path}: {error}")]
     Parquet { path: PathBuf, error: kaq_columnar::Error },
+    /// [`ReadOptions::cancel`] was set: the scan stopped early and its rows are dropped.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Scans `inputs` (files, directories, `-`) with `plan`'s filter.
@@ -388,7 +391,10 @@ pub fn scan(
             Ok::<(), std::convert::Infallible>(())
         })
         .unwrap_or_else(|e| match e {});
-        let parquet_rows = scan_parquet(&handler, &files, read.threads.max(1), &mut collect)?;
+        let parquet_rows = scan_parquet(&handler, &files, read, &mut collect)?;
+        if read.cancelled() {
+            return Err(ScanError::Cancelled);
+        }
         match collect.finish(plan.all_stages) {
             Ok(rows) => return Ok(Scanned { rows, report, parquet_rows, rejects }),
             // Rare: a skipped line may be the latest stage of a matching request. Decode all.
@@ -406,9 +412,10 @@ pub fn scan(
 fn scan_parquet(
     handler: &Scan<'_>,
     files: &[PathBuf],
-    threads: usize,
+    read: &ReadOptions,
     collect: &mut Collector,
 ) -> Result<u64, ScanError> {
+    let threads = read.threads.max(1);
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -433,6 +440,10 @@ fn scan_parquet(
             let j = next.fetch_add(1, Ordering::Relaxed);
             let Some(&(f, g)) = jobs.get(j) else { return };
             let path = &files[f];
+            if read.cancelled() {
+                *results[j].lock().expect("unpoisoned") = Some(Err(ScanError::Cancelled));
+                continue;
+            }
             let run = || -> Result<(Found, u64), kaq_columnar::Error> {
                 let file =
                     std::fs::File::open(path).map_err(|e| kaq_columnar::Error::Io { path: path.clone(), error: e })?;
@@ -443,6 +454,9 @@ fn scan_parquet(
                 let mut found = Found::default();
                 let mut n = 0;
                 for batch in reader {
+                    if read.cancelled() {
+                        break; // the whole scan reports Cancelled
+                    }
                     let batch = batch?;
                     let cols = kaq_columnar::Columns::new(&batch)?;
                     for i in 0..batch.num_rows() {

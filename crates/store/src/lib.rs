@@ -84,6 +84,8 @@ pub enum Error {
 }
 
 pub mod index;
+mod terms;
+pub use terms::Terms;
 
 use kaq_query::plan::Options;
 
@@ -706,7 +708,7 @@ impl Store {
         let (rows, rows_read) = if segs.is_empty() {
             (Vec::new(), 0)
         } else if indexed {
-            self.run_indexed(plan, &segs)?
+            self.run_indexed(plan, &segs, read)?
         } else {
             let paths: Vec<PathBuf> = segs.iter().map(|(_, p)| p.clone()).collect();
             let scanned = kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?;
@@ -730,13 +732,18 @@ impl Store {
         &self,
         plan: &kaq_query::Plan,
         segs: &[(&Segment, PathBuf)],
+        read: &ReadOptions,
     ) -> Result<(Vec<kaq_query::Row>, u64), Error> {
+        let cancelled = || read.cancelled().then_some(Error::Scan(kaq_query::scan::ScanError::Cancelled));
         let handler = kaq_query::scan::Scan::new(plan, false);
         let ierr = |path: &Path, why: String| Error::Index { path: path.to_path_buf(), why };
         let mut opened = Vec::new();
         let mut founds = Vec::new();
         let mut read_rows = 0;
         for (s, path) in segs {
+            if let Some(e) = cancelled() {
+                return Err(e);
+            }
             let dir = self.dir.join(SEGMENTS).join(s.index.as_deref().expect("indexed"));
             let idx = index::SegmentIndex::open(&dir).map_err(|w| ierr(&dir, w))?;
             let rows = idx.candidates(plan).map_err(|w| ierr(&dir, w))?.unwrap_or_default();
@@ -750,6 +757,9 @@ impl Store {
             ids.dedup();
             if !ids.is_empty() {
                 for (k, (s, path)) in segs.iter().enumerate() {
+                    if let Some(e) = cancelled() {
+                        return Err(e);
+                    }
                     let (idx, seen) = &opened[k];
                     let more = idx.rows_with_ids(&ids).map_err(|w| ierr(path, w))?;
                     let more: Vec<u64> = more.into_iter().filter(|r| seen.binary_search(r).is_err()).collect();
