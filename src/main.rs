@@ -32,6 +32,7 @@ enum Command {
     Compact(cli::store::CompactArgs),
     Prune(cli::store::PruneArgs),
     Convert(cli::convert::ConvertArgs),
+    Repl(cli::repl::ReplArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         Command::Compact(args) => cli::store::compact(args),
         Command::Prune(args) => cli::store::prune(args),
         Command::Convert(args) => cli::convert::run(args),
+        Command::Repl(args) => cli::repl::run(args),
     };
     match result {
         Ok(code) => code,

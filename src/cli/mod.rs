@@ -5,6 +5,7 @@ pub mod input;
 pub mod progress;
 pub mod query;
 pub mod query_parquet;
+pub mod repl;
 pub mod report;
 pub mod store;
 

@@ -105,8 +105,6 @@ enum Format {
 
 /// Rows shown in a terminal table before "N more rows".
 const TABLE_ROWS: usize = 200;
-/// Widest cell in a terminal table.
-const CELL: usize = 60;
 
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let now_us = chrono::Utc::now().timestamp_micros();
@@ -231,48 +229,22 @@ fn write_rows(out: &mut dyn Write, format: Format, plan: &Plan, rows: &[Row], sh
     Ok(())
 }
 
-/// A plain aligned table; long cells are cut with `…`.
+/// An aligned table (the REPL's renderer without colours or charts): sized to the terminal when
+/// stdout is one, else each cell cut at 60 characters with `…`.
 fn write_table(out: &mut dyn Write, rows: &[Row], plan: &Plan, shown: &[usize]) -> std::io::Result<()> {
-    let columns = plan.output_columns();
-    if rows.is_empty() {
-        return writeln!(out, "(no rows)");
-    }
-    let cut = |s: String| {
-        if s.chars().count() > CELL {
-            let mut t: String = s.chars().take(CELL - 1).collect();
-            t.push('…');
-            t
-        } else {
-            s
-        }
+    let look = super::repl::render::Look {
+        width: super::repl::terminal_width(),
+        color: false,
+        charts: false,
+        max_rows: TABLE_ROWS,
+        more: "add | head N, or --format json",
+        footer: false,
     };
-    let head: Vec<String> = shown.iter().map(|&c| columns[c].name.clone()).collect();
-    let body: Vec<Vec<String>> =
-        rows.iter().take(TABLE_ROWS).map(|r| shown.iter().map(|&c| cut(r.vals[c].to_display())).collect()).collect();
-    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    for r in &body {
-        for (w, cell) in width.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> =
-            cells.iter().zip(&width).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
-        padded.join("  ").trim_end().to_string()
-    };
-    writeln!(out, "{}", line(&head))?;
-    writeln!(out, "{}", width.iter().map(|w| "─".repeat(*w)).collect::<Vec<_>>().join("  "))?;
-    for r in &body {
-        writeln!(out, "{}", line(r))?;
-    }
-    if rows.len() > TABLE_ROWS {
-        writeln!(out, "… {} more rows (add | head N, or --format json)", thousands((rows.len() - TABLE_ROWS) as u64))?;
-    }
-    Ok(())
+    super::repl::render::table(out, plan.output_columns(), rows, shown, super::repl::render::Chart::None, &look)
 }
 
 /// Renders a query error with a caret under the spot (ariadne), to stderr.
-fn render_diagnostic(src: &str, d: &Diagnostic) {
+pub(crate) fn render_diagnostic(src: &str, d: &Diagnostic) {
     use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let len = src.len();

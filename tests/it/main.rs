@@ -8,6 +8,7 @@ mod inputs;
 mod partition;
 mod python;
 mod query;
+mod repl;
 mod roundtrip;
 mod secrets;
 mod store;

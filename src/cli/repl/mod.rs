@@ -1,0 +1,582 @@
+//! `kaq repl`: ask questions interactively over a store or log files.
+//!
+//! On a terminal the line editor is reedline: history in a file, completion ([`complete`]),
+//! colours from the parser ([`highlight`]), hints from history, multi-line input. Each query runs
+//! on a worker thread while the main thread waits; Ctrl-C (SIGINT, as the terminal is in its
+//! normal mode then) sets the read's cancel flag, and the scan stops within a chunk or a row
+//! group. Without a terminal, queries are read from stdin line by line (same multi-line rule) and
+//! answered in turn.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use anyhow::bail;
+use clap::{Args, ValueEnum};
+use kaq_input::ReadOptions;
+use kaq_query::{Options, compile, output};
+
+mod complete;
+mod edit;
+mod highlight;
+mod meta;
+pub mod render;
+mod source;
+
+pub use source::Source;
+
+use super::report::thousands;
+use meta::Meta;
+
+/// Ask questions interactively: a query shell over a store or audit logs.
+///
+/// Type a query (the language of `kaq query`) and press Enter; the answer prints as a table
+/// sized to the terminal, with bar charts for `count by`, `top` and `timeline`. Tab completes
+/// field names, stages, aggregates, named queries, and values found in the data: after `ns:`,
+/// `user:`, `verb:` or `resource:` it offers the values the store holds, most frequent first.
+///
+///   kaq repl                         (the store: --store, $KAQ_STORE, or ./kaq-store)
+///
+///   kaq repl /var/log/kubernetes/audit/     (log files, read again for each query)
+///
+///   kaq demo                         (a generated cluster's log, then this shell)
+///
+///   kaq> verb:delete ns:prod* | table time, user, resource, name
+///
+///   kaq> code:401 | count by ip | sort -count
+///
+/// Commands start with a dot: .help, .fields, .explain QUERY, .format table|json|csv,
+/// .since 2h, .until TIME, .timing, .save NAME SEARCH (then @NAME in queries), .quit.
+/// A line ending in `|` or with an open `(` or quote goes on on the next line.
+///
+/// Ctrl-C cancels a running query and returns to the prompt; Ctrl-D leaves. History is kept in
+/// $XDG_STATE_HOME/kaq/history (~/.local/state/kaq/history; $KAQ_HISTORY to choose the file,
+/// empty for none); saved searches beside it. Without a terminal, queries are read from stdin,
+/// one per line, and answered in turn (JSON lines when stdout is not a terminal either).
+///
+/// More: docs/repl.md, and the language in docs/query.md.
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct ReplArgs {
+    /// Audit logs (plain, gzip, directories; GKE, EKS and AKS exports too) or kaq Parquet files,
+    /// read again for each query. Without any: the store.
+    #[arg(value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+
+    /// The store to query [default without INPUT: $KAQ_STORE, else ./kaq-store].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    /// How results print [default: table on a terminal, json otherwise]; `.format` changes it.
+    #[arg(long, value_enum)]
+    format: Option<OutFormat>,
+
+    /// Only events at or after this time (2h, 7d, 2026-11-20T05:00Z); `.since` changes it.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    since: Option<String>,
+
+    /// Only events before this time; `.until` changes it.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    until: Option<String>,
+
+    #[command(flatten)]
+    input: super::input::InputArgs,
+
+    /// Decoding threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+impl OutFormat {
+    fn name(self) -> &'static str {
+        match self {
+            OutFormat::Table => "table",
+            OutFormat::Json => "json",
+            OutFormat::Csv => "csv",
+        }
+    }
+}
+
+/// Rows drawn in a table before "N more rows".
+const MAX_ROWS: usize = 50;
+
+pub fn run(args: ReplArgs) -> anyhow::Result<ExitCode> {
+    if args.store.is_some() && !args.inputs.is_empty() {
+        bail!("give either INPUT files or --store, not both");
+    }
+    if args.inputs.iter().any(|p| p.as_os_str() == "-") {
+        bail!("the REPL reads queries from stdin: give log files or a store, not `-`");
+    }
+    let source = if args.inputs.is_empty() {
+        let dir = super::store::store_dir(args.store.as_ref());
+        if !dir.join("MANIFEST.json").exists() {
+            bail!(
+                "{}: no store here; give audit logs (`kaq repl audit.log`), make a store with `kaq ingest`, or try `kaq demo`",
+                dir.display()
+            );
+        }
+        Source::store(kaq_store::Store::open(&dir)?)
+    } else {
+        for p in &args.inputs {
+            if !p.exists() {
+                bail!("{}: no such file or directory", p.display());
+            }
+        }
+        Source::files(args.inputs.clone())
+    };
+    let settings = Settings {
+        format: args.format,
+        since: args.since,
+        until: args.until,
+        read: ReadOptions {
+            input_format: args.input.format(),
+            threads: args.threads.unwrap_or(ReadOptions::default().threads).max(1),
+            ..ReadOptions::default()
+        },
+    };
+    start(source, settings, None)
+}
+
+/// What a session starts with.
+#[derive(Default)]
+pub struct Settings {
+    pub format: Option<OutFormat>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub read: ReadOptions,
+}
+
+/// Runs the REPL on `source` until `.quit`, Ctrl-D or the end of stdin; `welcome` is printed
+/// after the banner on a terminal.
+pub fn start(source: Source, settings: Settings, welcome: Option<String>) -> anyhow::Result<ExitCode> {
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let history = history_path();
+    let saved = history.as_ref().map(|h| h.with_file_name("saved-queries.json"));
+    let macros = Arc::new(Mutex::new(saved.as_ref().map(|p| load_saved(p)).unwrap_or_default()));
+    let mut s = Session {
+        source: Arc::new(source),
+        format: settings.format.unwrap_or(if std::io::stdout().is_terminal() {
+            OutFormat::Table
+        } else {
+            OutFormat::Json
+        }),
+        since: settings.since,
+        until: settings.until,
+        timing: false,
+        read: settings.read,
+        macros,
+        saved,
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        warned_rejects: false,
+        failed: false,
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    s.read.cancel = Some(cancel.clone());
+    install_ctrl_c(cancel);
+    if interactive {
+        println!("kaq {} — {}", env!("CARGO_PKG_VERSION"), s.source.describe());
+        println!("Type a query, .help for help; Tab completes fields and values; Ctrl-D leaves.");
+        if let Some(w) = welcome {
+            println!("\n{w}");
+        }
+        edit::run(&mut s, history)?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let mut pending = String::new();
+        for line in std::io::stdin().lock().lines() {
+            let line = line?;
+            if !pending.is_empty() {
+                pending.push('\n');
+            }
+            pending.push_str(&line);
+            if highlight::is_complete(&pending) {
+                let input = std::mem::take(&mut pending);
+                if s.handle(&input) == Flow::Quit {
+                    break;
+                }
+            }
+        }
+        if !pending.trim().is_empty() {
+            s.handle(&pending);
+        }
+        Ok(if s.failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    }
+}
+
+/// Whether a query (or a print) is under way: Ctrl-C then cancels it instead of ending kaq.
+static BUSY: AtomicBool = AtomicBool::new(false);
+static HANDLER: OnceLock<()> = OnceLock::new();
+
+fn install_ctrl_c(cancel: Arc<AtomicBool>) {
+    HANDLER.get_or_init(|| {
+        let set = ctrlc::set_handler(move || {
+            if BUSY.load(Ordering::SeqCst) {
+                cancel.store(true, Ordering::SeqCst);
+            } else {
+                // Waiting for input outside the line editor (stdin not a terminal).
+                std::process::exit(130);
+            }
+        });
+        if let Err(e) = set {
+            eprintln!("kaq: warning: Ctrl-C will not cancel queries: {e}");
+        }
+    });
+}
+
+/// The history file: $KAQ_HISTORY (empty: none), else $XDG_STATE_HOME/kaq/history, else
+/// ~/.local/state/kaq/history.
+fn history_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("KAQ_HISTORY") {
+        return (!p.is_empty()).then(|| PathBuf::from(p));
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state.join("kaq").join("history"))
+}
+
+fn load_saved(p: &std::path::Path) -> HashMap<String, String> {
+    std::fs::read_to_string(p).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+#[derive(PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Quit,
+}
+
+pub struct Session {
+    source: Arc<Source>,
+    format: OutFormat,
+    since: Option<String>,
+    until: Option<String>,
+    timing: bool,
+    read: ReadOptions,
+    macros: Arc<Mutex<HashMap<String, String>>>,
+    saved: Option<PathBuf>,
+    color: bool,
+    warned_rejects: bool,
+    /// A query failed (the exit status without a terminal).
+    failed: bool,
+}
+
+impl Session {
+    fn options(&self) -> Options {
+        Options {
+            now_us: chrono::Utc::now().timestamp_micros(),
+            all_stages: false,
+            since: self.since.clone(),
+            until: self.until.clone(),
+            macros: self.macros.lock().expect("unpoisoned").clone(),
+        }
+    }
+
+    /// One input: a meta-command or a query.
+    pub fn handle(&mut self, input: &str) -> Flow {
+        let text = input.trim();
+        if text.is_empty() {
+            return Flow::Continue;
+        }
+        if text.starts_with('.') {
+            return self.meta(meta::parse(text));
+        }
+        self.query(text);
+        Flow::Continue
+    }
+
+    fn query(&mut self, text: &str) {
+        let plan = match compile(text, &self.options()) {
+            Ok(p) => p,
+            Err(diags) => {
+                for d in &diags {
+                    super::query::render_diagnostic(text, d);
+                }
+                self.failed = true;
+                return;
+            }
+        };
+        let started = Instant::now();
+        let cancel = self.read.cancel.clone().expect("set at start");
+        cancel.store(false, Ordering::SeqCst);
+        BUSY.store(true, Ordering::SeqCst);
+        let source = &self.source;
+        let read = &self.read;
+        let result = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("kaq-query".into())
+                .spawn_scoped(s, || source.run(&plan, read))
+                .expect("spawning a thread")
+                .join()
+        });
+        let answer = match result {
+            Err(_) => {
+                BUSY.store(false, Ordering::SeqCst);
+                eprintln!("kaq: error: the query failed (an internal error; please report it)");
+                self.failed = true;
+                return;
+            }
+            Ok(Err(_)) if cancel.load(Ordering::SeqCst) => {
+                BUSY.store(false, Ordering::SeqCst);
+                eprintln!("\ncancelled after {:.1}s", started.elapsed().as_secs_f64());
+                return;
+            }
+            Ok(Err(e)) => {
+                BUSY.store(false, Ordering::SeqCst);
+                eprintln!("kaq: error: {e:#}");
+                self.failed = true;
+                return;
+            }
+            Ok(Ok(a)) => a,
+        };
+        let elapsed = started.elapsed();
+        let printed = self.print(&plan, &answer.rows, &cancel);
+        BUSY.store(false, Ordering::SeqCst);
+        match printed {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            Err(e) => eprintln!("kaq: error: {e}"),
+            Ok(()) => {}
+        }
+        if answer.rejected > 0 && !self.warned_rejects {
+            self.warned_rejects = true;
+            eprintln!(
+                "kaq: {} records in the inputs are not audit events and were skipped (`kaq convert --rejects FILE` lists them)",
+                thousands(answer.rejected)
+            );
+        }
+        if self.timing {
+            eprintln!(
+                "{} row{} in {:.3}s ({} events read)",
+                thousands(answer.rows.len() as u64),
+                if answer.rows.len() == 1 { "" } else { "s" },
+                elapsed.as_secs_f64(),
+                thousands(answer.read)
+            );
+        }
+    }
+
+    fn print(&self, plan: &kaq_query::Plan, rows: &[kaq_query::Row], cancel: &AtomicBool) -> std::io::Result<()> {
+        let columns = plan.output_columns();
+        let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        match self.format {
+            OutFormat::Table => {
+                let look = render::Look {
+                    width: terminal_width(),
+                    color: self.color,
+                    charts: true,
+                    max_rows: MAX_ROWS,
+                    more: "add | head N or .format json",
+                    footer: true,
+                };
+                render::table(&mut out, columns, rows, &shown, render::chart_for(plan), &look)?;
+            }
+            // In slices, so that Ctrl-C stops a long print too.
+            OutFormat::Json => {
+                for chunk in rows.chunks(1000) {
+                    if cancel.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    output::write_json(&mut out, chunk, columns)?;
+                }
+            }
+            OutFormat::Csv => {
+                output::write_csv(&mut out, &rows[..rows.len().min(1000)], columns, &shown)?;
+                for chunk in rows.get(1000..).unwrap_or_default().chunks(1000) {
+                    if cancel.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    for r in chunk {
+                        let cells: Vec<String> =
+                            shown.iter().map(|&c| output::csv_cell(&r.vals[c].to_text())).collect();
+                        writeln!(out, "{}", cells.join(","))?;
+                    }
+                }
+            }
+        }
+        out.flush()
+    }
+
+    fn meta(&mut self, m: Meta) -> Flow {
+        match m {
+            Meta::Quit => return Flow::Quit,
+            Meta::Help => print!("{}", meta::help()),
+            Meta::Fields(prefix) => self.fields(&prefix),
+            Meta::Explain(q) if q.is_empty() => eprintln!("usage: .explain QUERY"),
+            Meta::Explain(q) => match compile(&q, &self.options()) {
+                Ok(plan) => {
+                    print!("{}", kaq_query::explain(&plan));
+                    if let Source::Store { store, .. } = &*self.source {
+                        let how = if kaq_store::index::indexable(&plan) {
+                            "the index narrows the filter to candidate rows, each tested"
+                        } else {
+                            "every row is tested (the index cannot narrow this filter)"
+                        };
+                        println!("store:     {} segment(s); {how}", store.manifest().segments.len());
+                    }
+                }
+                Err(diags) => {
+                    diags.iter().for_each(|d| super::query::render_diagnostic(&q, d));
+                    self.failed = true;
+                }
+            },
+            Meta::Format(f) => match f.as_str() {
+                "" => println!("format: {}", self.format.name()),
+                "table" => self.format = OutFormat::Table,
+                "json" => self.format = OutFormat::Json,
+                "csv" => self.format = OutFormat::Csv,
+                other => self.fail(&format!("unknown format `{other}`: table, json or csv")),
+            },
+            Meta::Since(t) => self.time_bound(t, true),
+            Meta::Until(t) => self.time_bound(t, false),
+            Meta::Timing(t) => match t.as_str() {
+                "" => self.timing = !self.timing,
+                "on" => self.timing = true,
+                "off" => self.timing = false,
+                other => self.fail(&format!("`.timing {other}`: on or off")),
+            },
+            Meta::Save(name, q) => self.save(name, q),
+            Meta::Unknown(c) => {
+                let names: Vec<&str> = meta::COMMANDS.iter().map(|(c, _, _)| *c).collect();
+                let hint =
+                    kaq_syntax::did_you_mean(&c, &names).map_or(String::new(), |s| format!("; did you mean {s}?"));
+                self.fail(&format!("unknown command {c}{hint} (.help lists them)"));
+            }
+        }
+        Flow::Continue
+    }
+
+    fn fail(&mut self, msg: &str) {
+        eprintln!("kaq: {msg}");
+        self.failed = true;
+    }
+
+    fn time_bound(&mut self, t: String, since: bool) {
+        let name = if since { "since" } else { "until" };
+        let slot = if since { &self.since } else { &self.until };
+        if t.is_empty() {
+            println!("{name}: {}", slot.as_deref().unwrap_or("(none)"));
+            return;
+        }
+        let value = (t != "off").then_some(t);
+        let mut opts = self.options();
+        if since {
+            opts.since = value.clone();
+        } else {
+            opts.until = value.clone();
+        }
+        match compile("", &opts) {
+            Ok(_) if since => self.since = value,
+            Ok(_) => self.until = value,
+            Err(d) => self.fail(&d[0].message),
+        }
+    }
+
+    fn save(&mut self, name: String, q: String) {
+        if name.is_empty() {
+            let m = self.macros.lock().expect("unpoisoned");
+            if m.is_empty() {
+                println!("no saved searches; .save NAME SEARCH names one, used as @NAME");
+            }
+            let mut names: Vec<_> = m.iter().collect();
+            names.sort();
+            for (n, q) in names {
+                println!("@{n:<20} {q}");
+            }
+            return;
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return self.fail(&format!("`{name}`: a name is letters, digits, `_` and `-`"));
+        }
+        if q.is_empty() {
+            let removed = self.macros.lock().expect("unpoisoned").remove(&name).is_some();
+            if removed {
+                println!("forgot @{name}");
+            } else {
+                return self.fail(&format!("no saved search @{name}; .save NAME SEARCH names one"));
+            }
+        } else {
+            match kaq_syntax::parse(&q) {
+                Ok(p) if !p.stages.is_empty() || p.search.is_none() => {
+                    return self.fail("a saved query is a search, without stages: add the stages after @NAME");
+                }
+                Err(d) => {
+                    d.iter().for_each(|d| super::query::render_diagnostic(&q, d));
+                    self.failed = true;
+                    return;
+                }
+                Ok(_) => {}
+            }
+            if let Err(d) = compile(&q, &self.options()) {
+                d.iter().for_each(|d| super::query::render_diagnostic(&q, d));
+                self.failed = true;
+                return;
+            }
+            self.macros.lock().expect("unpoisoned").insert(name.clone(), q);
+            println!("saved: @{name}");
+        }
+        if let Some(p) = &self.saved {
+            let m = self.macros.lock().expect("unpoisoned").clone();
+            let text = serde_json::to_string_pretty(&m).expect("a map of strings");
+            if let Err(e) = std::fs::create_dir_all(p.parent().unwrap_or(std::path::Path::new(".")))
+                .and_then(|()| std::fs::write(p, text))
+            {
+                eprintln!("kaq: warning: {}: {e} (saved for this session only)", p.display());
+            }
+        }
+    }
+
+    /// `.fields`: each field, its type, and the values seen most (or what it is).
+    fn fields(&self, prefix: &str) {
+        let width = match terminal_width() {
+            0 => 120,
+            w => w,
+        };
+        let known = self.source.has_values();
+        println!(
+            "{:<18}{:<14}{}",
+            "field",
+            "type",
+            if known { "values seen (rows), or what it is" } else { "what it is" }
+        );
+        for f in kaq_schema::FIELDS.iter().filter(|f| f.name.starts_with(prefix)) {
+            let ty = format!("{}{}", f.ty.name(), if f.list { " list" } else { "" });
+            let values =
+                if source::VALUE_FIELDS.contains(&f.name) { self.source.values(f.name, "", 4) } else { Vec::new() };
+            let about = if values.is_empty() {
+                f.doc.to_string()
+            } else {
+                values
+                    .iter()
+                    .map(|(v, n)| format!("{} ({})", if v.is_empty() { "\"\"" } else { v }, thousands(*n)))
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            };
+            let line = format!("{:<18}{:<14}{about}", f.name, ty);
+            println!("{}", render::cut(&line, width.saturating_sub(1)));
+        }
+        println!("Aliases (namespace = ns…), JSON paths (request.spec…) and annotations.\"KEY\": docs/query.md");
+    }
+}
+
+/// The terminal's width, or 0 when stdout is not a terminal.
+pub fn terminal_width() -> usize {
+    if !std::io::stdout().is_terminal() {
+        return 0;
+    }
+    match crossterm::terminal::size() {
+        Ok((w, _)) if w > 0 => w as usize,
+        _ => 80,
+    }
+}

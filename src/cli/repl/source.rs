@@ -1,0 +1,178 @@
+//! What the REPL queries — a store, or files read again for each query — and the values it offers
+//! for completion: a store's from its index term dictionaries, files' from a sample read once in
+//! the background.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use kaq_input::ReadOptions;
+use kaq_query::{Plan, Row};
+
+/// Fields whose values are completed (keywords people type whole), in the order `.fields` shows
+/// examples for.
+pub const VALUE_FIELDS: &[&str] = &[
+    "verb",
+    "ns",
+    "user",
+    "resource",
+    "subresource",
+    "name",
+    "user_kind",
+    "decision",
+    "reason",
+    "status",
+    "stage",
+    "apigroup",
+    "groups",
+    "as",
+    "ip",
+    "level",
+];
+
+/// Files larger than this (in total) are not sampled for values: sampling reads them whole.
+const SAMPLE_MAX_BYTES: u64 = 256 << 20;
+/// Distinct values kept per field from a sample.
+const SAMPLE_MAX_VALUES: usize = 20_000;
+
+type Values = HashMap<&'static str, Vec<(String, u64)>>;
+
+pub enum Source {
+    Store { store: kaq_store::Store, terms: Option<kaq_store::Terms> },
+    Files { inputs: Vec<PathBuf>, sample: Arc<Mutex<Option<Values>>> },
+}
+
+/// A query's rows and what it read.
+pub struct Answer {
+    pub rows: Vec<Row>,
+    /// Rows (store, Parquet) or events (logs) read.
+    pub read: u64,
+    pub rejected: u64,
+}
+
+impl Source {
+    pub fn store(store: kaq_store::Store) -> Source {
+        let terms = store.terms().ok();
+        Source::Store { store, terms }
+    }
+
+    /// Files; their values are sampled on a background thread when they are small enough.
+    pub fn files(inputs: Vec<PathBuf>) -> Source {
+        let sample = Arc::new(Mutex::new(None));
+        let total: u64 = inputs.iter().map(|p| size_of(p)).sum();
+        if total <= SAMPLE_MAX_BYTES {
+            let (inputs, sample) = (inputs.clone(), sample.clone());
+            std::thread::Builder::new()
+                .name("kaq-sample".into())
+                .spawn(move || {
+                    let values = sample_values(&inputs);
+                    *sample.lock().expect("unpoisoned") = Some(values);
+                })
+                .expect("spawning a thread");
+        }
+        Source::Files { inputs, sample }
+    }
+
+    /// A line for the banner: what is being queried.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Store { store, .. } => {
+                let m = store.manifest();
+                format!(
+                    "store {} ({} events in {} segment{})",
+                    store.dir().display(),
+                    super::super::report::thousands(m.rows()),
+                    m.segments.len(),
+                    if m.segments.len() == 1 { "" } else { "s" }
+                )
+            }
+            Source::Files { inputs, .. } => {
+                let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+                format!("{} (read again for each query)", names.join(", "))
+            }
+        }
+    }
+
+    pub fn run(&self, plan: &Plan, read: &ReadOptions) -> anyhow::Result<Answer> {
+        match self {
+            Source::Store { store, .. } => {
+                let r = store.run(plan, read)?;
+                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0 })
+            }
+            Source::Files { inputs, .. } => {
+                let scanned = kaq_query::scan::scan(plan, inputs, read, 0, &mut |_| {})?;
+                let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
+                let c = scanned.report.counts;
+                Ok(Answer {
+                    rows: kaq_query::pipeline::run(&steps, scanned.rows),
+                    read: c.events + c.skipped + scanned.parquet_rows,
+                    rejected: c.rejected,
+                })
+            }
+        }
+    }
+
+    /// The most frequent values of `field` (a catalogue name) starting with `prefix` (then those
+    /// containing it, any case), with their counts.
+    pub fn values(&self, field: &str, prefix: &str, limit: usize) -> Vec<(String, u64)> {
+        match self {
+            Source::Store { terms: Some(t), .. } => t.top(field, prefix, limit),
+            Source::Store { terms: None, .. } => Vec::new(),
+            Source::Files { sample, .. } => {
+                let guard = sample.lock().expect("unpoisoned");
+                let Some(all) = guard.as_ref().and_then(|v| v.get(field)) else { return Vec::new() };
+                let lower = prefix.to_lowercase();
+                let starts = all.iter().filter(|(v, _)| v.starts_with(prefix));
+                let contains = all.iter().filter(|(v, _)| !v.starts_with(prefix) && v.to_lowercase().contains(&lower));
+                starts.chain(contains).take(limit).cloned().collect()
+            }
+        }
+    }
+
+    /// Whether values are known (a store with indexes, or a finished sample).
+    pub fn has_values(&self) -> bool {
+        match self {
+            Source::Store { terms, .. } => terms.is_some(),
+            Source::Files { sample, .. } => sample.lock().expect("unpoisoned").is_some(),
+        }
+    }
+}
+
+/// Bytes to read, roughly: gzip counted as ten times its size.
+fn size_of(p: &std::path::Path) -> u64 {
+    if p.is_dir() {
+        std::fs::read_dir(p).map_or(0, |d| d.flatten().map(|e| size_of(&e.path())).sum())
+    } else {
+        let n = std::fs::metadata(p).map_or(0, |m| m.len());
+        if kaq_input::is_gzip(p) { n * 10 } else { n }
+    }
+}
+
+/// Every value of [`VALUE_FIELDS`] in the files, counted, most frequent first.
+fn sample_values(inputs: &[PathBuf]) -> Values {
+    let mut out = Values::new();
+    let query = format!("| table {}", VALUE_FIELDS.join(", "));
+    let Ok(plan) = kaq_query::compile(&query, &Default::default()) else { return out };
+    let read = ReadOptions { threads: 1, ..ReadOptions::default() };
+    let Ok(scanned) = kaq_query::scan::scan(&plan, inputs, &read, 0, &mut |_| {}) else { return out };
+    let rows = kaq_query::pipeline::run(&plan.steps.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), scanned.rows);
+    for (i, field) in VALUE_FIELDS.iter().enumerate() {
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for r in &rows {
+            let vals = match &r.vals[i] {
+                kaq_query::Val::List(l) => l.iter().map(|v| v.to_text()).collect(),
+                kaq_query::Val::Null => Vec::new(),
+                v => vec![v.to_text()],
+            };
+            for v in vals {
+                if counts.len() < SAMPLE_MAX_VALUES || counts.contains_key(&v) {
+                    *counts.entry(v).or_default() += 1;
+                }
+            }
+        }
+        let mut ranked: Vec<(String, u64)> = counts.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out.insert(field, ranked);
+    }
+    out
+}
