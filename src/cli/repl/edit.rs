@@ -67,6 +67,8 @@ fn editor(s: &Session, history: Option<PathBuf>) -> anyhow::Result<Reedline> {
     keys.add_binding(KeyModifiers::ALT, KeyCode::Enter, ReedlineEvent::Edit(vec![EditCommand::InsertNewline]));
     let mut menu = IdeMenu::default()
         .with_name("completion")
+        .with_marker("> ")
+        .with_max_completion_height(12)
         .with_default_border()
         .with_description_mode(DescriptionMode::PreferRight)
         .with_max_description_width(60);
