@@ -292,11 +292,11 @@ impl Session {
         if text.starts_with('.') {
             return self.meta(meta::parse(text));
         }
-        self.query(text);
-        Flow::Continue
+        self.query(text)
     }
 
-    fn query(&mut self, text: &str) {
+    /// Runs a query and prints its answer; a closed stdout ends the session.
+    fn query(&mut self, text: &str) -> Flow {
         let plan = match compile(text, &self.options()) {
             Ok(p) => p,
             Err(diags) => {
@@ -304,7 +304,7 @@ impl Session {
                     super::query::render_diagnostic(text, d);
                 }
                 self.failed = true;
-                return;
+                return Flow::Continue;
             }
         };
         let started = Instant::now();
@@ -325,18 +325,18 @@ impl Session {
                 BUSY.store(false, Ordering::SeqCst);
                 eprintln!("kaq: error: the query failed (an internal error; please report it)");
                 self.failed = true;
-                return;
+                return Flow::Continue;
             }
             Ok(Err(_)) if cancel.load(Ordering::SeqCst) => {
                 BUSY.store(false, Ordering::SeqCst);
                 eprintln!("\ncancelled after {:.1}s", started.elapsed().as_secs_f64());
-                return;
+                return Flow::Continue;
             }
             Ok(Err(e)) => {
                 BUSY.store(false, Ordering::SeqCst);
                 eprintln!("kaq: error: {e:#}");
                 self.failed = true;
-                return;
+                return Flow::Continue;
             }
             Ok(Ok(a)) => a,
         };
@@ -344,7 +344,7 @@ impl Session {
         let printed = self.print(&plan, &answer.rows, &cancel);
         BUSY.store(false, Ordering::SeqCst);
         match printed {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Flow::Quit,
             Err(e) => eprintln!("kaq: error: {e}"),
             Ok(()) => {}
         }
@@ -364,6 +364,7 @@ impl Session {
                 thousands(answer.read)
             );
         }
+        Flow::Continue
     }
 
     fn print(&self, plan: &kaq_query::Plan, rows: &[kaq_query::Row], cancel: &AtomicBool) -> std::io::Result<()> {
