@@ -254,7 +254,9 @@ fn repl_answers_queries_piped_on_stdin() {
                  | top 2 verb |\n  table verb, count\n\
                  .save dels verb:delete ns:prod*\n\
                  .format csv\n\
-                 @dels | count by user\n";
+                 @dels | count by user\n\
+                 .explain code:401 | count by ip\n\
+                 .fields ns\n";
     let mut child = kaq()
         .args(["repl", "--store", s])
         .env("KAQ_HISTORY", &history)
@@ -280,11 +282,17 @@ fn repl_answers_queries_piped_on_stdin() {
     }
     assert_eq!(lines.next(), Some("saved: @dels"));
     assert_eq!(lines.next(), Some("user,count"));
-    let csv: Vec<&str> = lines.collect();
+    let csv: Vec<&str> = lines.by_ref().take(deletes.len()).collect();
     assert_eq!(csv.len(), deletes.len(), "{out}");
     for (line, row) in csv.iter().zip(&deletes) {
         assert_eq!(*line, format!("{},{}", row["user"].as_str().unwrap(), row["count"]));
     }
+    let rest: Vec<&str> = lines.collect();
+    let explain = rest.join("\n");
+    assert!(explain.contains("query:     code:401 | count by ip"), "{explain}");
+    assert!(explain.contains("the index narrows the filter"), "{explain}");
+    // `.fields ns`: the namespaces seen most, with their rows.
+    assert!(rest.iter().any(|l| l.starts_with("ns ") && l.contains("kube-system (")), "{explain}");
     // Saved searches are kept beside the history.
     let saved = std::fs::read_to_string(dir.path().join("h/saved-queries.json")).unwrap();
     assert!(saved.contains("\"dels\": \"verb:delete ns:prod*\""), "{saved}");
