@@ -121,8 +121,11 @@ impl Term {
         }
     }
 
-    /// Sends Ctrl-D and waits for the process to end; returns its status.
+    /// Waits for the prompt (keys sent before the line editor reads would meet the terminal's
+    /// line discipline: Ctrl-D there is end-of-file, not a key), sends Ctrl-D and waits for the
+    /// process to end; returns its status.
     fn quit(mut self) -> rexpect::process::WaitStatus {
+        self.expect("kaq>");
         self.send("\x04");
         let start = Instant::now();
         loop {
@@ -166,6 +169,7 @@ fn repl_completes_from_the_store_and_survives_errors() {
         }
     }
     // A bad query: the caret error with its code, then the REPL answers the next one.
+    t.expect("kaq>");
     t.send("verb:get | cout by user\r");
     t.expect("E010");
     t.expect("did you mean `count`?");
@@ -174,8 +178,10 @@ fn repl_completes_from_the_store_and_survives_errors() {
     t.expect(&thousands(total));
     t.expect("(1 row)");
     // A meta-command, and a field completed from the catalogue.
+    t.expect("kaq>");
     t.send(".format\r");
     t.expect("format: table");
+    t.expect("kaq>");
     t.send("subreso\t");
     t.expect("subresource:");
     t.send("exec | count by user\r");
@@ -208,6 +214,7 @@ fn repl_ctrl_c_cancels_a_long_query() {
     assert!(started.elapsed() < Duration::from_secs(30), "cancelling took {:?}", started.elapsed());
     // Still alive: it answers a command.
     t.send(".timing on\r");
+    t.expect("kaq>");
     t.send(".format\r");
     t.expect("format: table");
     exited_ok(t.quit());

@@ -181,7 +181,7 @@ pub fn start(source: Source, settings: Settings, welcome: Option<String>) -> any
     };
     let cancel = Arc::new(AtomicBool::new(false));
     s.read.cancel = Some(cancel.clone());
-    install_ctrl_c(cancel);
+    install_ctrl_c(cancel, !interactive);
     if interactive {
         println!("kaq {} — {}", env!("CARGO_PKG_VERSION"), s.source.describe());
         println!("Type a query, .help for help; Tab completes fields and values; Ctrl-D leaves.");
@@ -216,13 +216,15 @@ pub fn start(source: Source, settings: Settings, welcome: Option<String>) -> any
 static BUSY: AtomicBool = AtomicBool::new(false);
 static HANDLER: OnceLock<()> = OnceLock::new();
 
-fn install_ctrl_c(cancel: Arc<AtomicBool>) {
+/// Ctrl-C cancels the running query. Between queries the line editor reads Ctrl-C as a key
+/// (the terminal is in raw mode then), so a SIGINT there comes just before or after it reads:
+/// ignored. Without a terminal, Ctrl-C between queries ends kaq.
+fn install_ctrl_c(cancel: Arc<AtomicBool>, exit_when_idle: bool) {
     HANDLER.get_or_init(|| {
         let set = ctrlc::set_handler(move || {
             if BUSY.load(Ordering::SeqCst) {
                 cancel.store(true, Ordering::SeqCst);
-            } else {
-                // Waiting for input outside the line editor (stdin not a terminal).
+            } else if exit_when_idle {
                 std::process::exit(130);
             }
         });
