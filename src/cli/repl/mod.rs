@@ -357,7 +357,7 @@ impl Session {
         }
         if self.timing {
             eprintln!(
-                "{} row{} in {:.3}s ({} events read)",
+                "{} row{} in {:.3}s ({} records read)",
                 thousands(answer.rows.len() as u64),
                 if answer.rows.len() == 1 { "" } else { "s" },
                 elapsed.as_secs_f64(),
@@ -480,7 +480,7 @@ impl Session {
         match compile("", &opts) {
             Ok(_) if since => self.since = value,
             Ok(_) => self.until = value,
-            Err(d) => self.fail(&d[0].message),
+            Err(d) => self.fail(&d[0].message.replace("--since", ".since").replace("--until", ".until")),
         }
     }
 
