@@ -16,6 +16,9 @@ pub enum Error {
     /// `--out-dir` holds files already and appending was not asked for.
     #[error("{0}: the output directory is not empty (use --append to add files beside what is there)")]
     OutDirNotEmpty(PathBuf),
+    /// A [`RowSink`](crate::RowSink) failed (building an index beside the file).
+    #[error("{0}")]
+    Sink(String),
 }
 
 pub(crate) trait IoContext<T> {

@@ -124,6 +124,12 @@ impl<'a> Columns<'a> {
         if b.column_by_name("id").is_none() {
             return Err(Error::NotKaqParquet("it has no `id` column".into()));
         }
+        Self::projected(b)
+    }
+
+    /// Views of a batch read with a projection: only some of the columns, the others are
+    /// absent from the events (a query reads the columns its fields need).
+    pub fn projected(b: &'a RecordBatch) -> Result<Self, Error> {
         let time = |name: &str| -> Result<Option<&'a TimestampMicrosecondArray>, Error> {
             col(b, name)
                 .map(|a| match a.data_type() {

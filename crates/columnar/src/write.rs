@@ -37,11 +37,13 @@ pub struct WriteOptions {
     pub run_rows: usize,
     /// zstd level.
     pub zstd_level: i32,
+    /// Write a Parquet bloom filter of `id` in each row group (the store finds auditIDs with it).
+    pub id_bloom_filter: bool,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { row_group_rows: 64 * 1024, run_rows: 64 * 1024, zstd_level: 3 }
+        WriteOptions { row_group_rows: 64 * 1024, run_rows: 64 * 1024, zstd_level: 3, id_bloom_filter: false }
     }
 }
 
@@ -116,6 +118,14 @@ fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, 
                 .set_column_encoding(col.into(), Encoding::DELTA_LENGTH_BYTE_ARRAY)
                 .set_column_compression(col.into(), Compression::ZSTD(ZstdLevel::try_new(1)?));
         }
+        if o.id_bloom_filter {
+            // Sized for a row group of distinct IDs; 16 bits an ID once rounded up to a power of
+            // two, about one false positive in 2000.
+            b = b
+                .set_column_bloom_filter_enabled("id".into(), true)
+                .set_column_bloom_filter_fpp("id".into(), 0.001)
+                .set_column_bloom_filter_max_ndv("id".into(), o.row_group_rows as u64);
+        }
         // Min/max of long free text and JSON prunes nothing and costs two comparisons a value.
         for col in NO_STATISTICS {
             let path = ColumnPath::new(col.split('.').map(String::from).collect());
@@ -140,6 +150,15 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{suffix}"))
 }
 
+/// Sees the rows of the final file in file order, as they are written: row `n` of what it is
+/// given is row `n` of the file (an index built beside the file uses that). When the input turns
+/// out of order and the file is rewritten by merging, [`reset`](Self::reset) is called and the
+/// rows are given again, all of them, in their final order.
+pub trait RowSink: Send {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<(), Error>;
+    fn reset(&mut self) -> Result<(), Error>;
+}
+
 /// Writes one time-sorted Parquet file.
 pub struct SortedParquetWriter {
     path: PathBuf,
@@ -157,6 +176,7 @@ pub struct SortedParquetWriter {
     runs: Vec<PathBuf>,
     rows: u64,
     done: bool,
+    sink: Option<Box<dyn RowSink>>,
 }
 
 impl SortedParquetWriter {
@@ -178,7 +198,14 @@ impl SortedParquetWriter {
             runs: Vec::new(),
             rows: 0,
             done: false,
+            sink: None,
         })
+    }
+
+    /// Gives every row of the final file to `sink` as it is written (see [`RowSink`]).
+    pub fn with_sink(mut self, sink: Box<dyn RowSink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// Rows given so far.
@@ -257,6 +284,9 @@ impl SortedParquetWriter {
             let w = self.writer.as_mut().expect("open until finish");
             for b in &emit {
                 w.write(b)?;
+                if let Some(sink) = &mut self.sink {
+                    sink.rows(b)?;
+                }
             }
             self.written_max = Some(keys[keep_from - 1]);
         }
@@ -293,7 +323,7 @@ impl SortedParquetWriter {
                 for (g, group) in inputs.chunks(MERGE_WIDTH).enumerate() {
                     let out = sibling(&self.path, &format!("kaq-run-{level}-{g}"));
                     self.runs.push(out.clone());
-                    merge_sorted(group, &out, &self.opts, false)?;
+                    merge_sorted(group, &out, &self.opts, false, &mut None)?;
                     remove_all(group)?;
                     next.push(out);
                 }
@@ -302,7 +332,10 @@ impl SortedParquetWriter {
             }
             let merged = sibling(&self.path, "kaq-merge");
             self.runs.push(merged.clone());
-            merge_sorted(&inputs, &merged, &self.opts, true)?;
+            if let Some(sink) = &mut self.sink {
+                sink.reset()?;
+            }
+            merge_sorted(&inputs, &merged, &self.opts, true, &mut self.sink)?;
             remove_all(&inputs)?;
             std::fs::rename(&merged, &self.path).at(&self.path)?;
         }
@@ -359,7 +392,13 @@ impl Drop for SortedParquetWriter {
 }
 
 /// Merges time-sorted Parquet files into one sorted file (stable: ties keep input order).
-fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions, final_file: bool) -> Result<(), Error> {
+fn merge_sorted(
+    inputs: &[PathBuf],
+    out: &Path,
+    opts: &WriteOptions,
+    final_file: bool,
+    sink: &mut Option<Box<dyn RowSink>>,
+) -> Result<(), Error> {
     // Memory bound: about 128K rows in flight across all inputs.
     let batch = (128 * 1024 / inputs.len().max(1)).clamp(128, 8192);
     let mut readers: Vec<ParquetRecordBatchReader> = inputs
@@ -389,7 +428,7 @@ fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions, final_file:
             heap.push(Reverse((key(times(b), i + 1), r, i + 1)));
         } else {
             // The batch of run r is used up: emit what refers to it, then load the next one.
-            emit(&mut w, &current, &mut picks)?;
+            emit(&mut w, &current, &mut picks, sink)?;
             current[r] = readers[r].next().transpose()?;
             if let Some(b) = &current[r] {
                 heap.push(Reverse((key(times(b), 0), r, 0)));
@@ -397,10 +436,10 @@ fn merge_sorted(inputs: &[PathBuf], out: &Path, opts: &WriteOptions, final_file:
             continue;
         }
         if picks.len() >= batch {
-            emit(&mut w, &current, &mut picks)?;
+            emit(&mut w, &current, &mut picks, sink)?;
         }
     }
-    emit(&mut w, &current, &mut picks)?;
+    emit(&mut w, &current, &mut picks, sink)?;
     w.close()?;
     Ok(())
 }
@@ -409,6 +448,7 @@ fn emit(
     w: &mut ParallelFileWriter,
     current: &[Option<RecordBatch>],
     picks: &mut Vec<(usize, usize)>,
+    sink: &mut Option<Box<dyn RowSink>>,
 ) -> Result<(), Error> {
     if picks.is_empty() {
         return Ok(());
@@ -418,6 +458,9 @@ fn emit(
     let batches: Vec<&RecordBatch> = current.iter().map(|b| b.as_ref().unwrap_or(&empty)).collect();
     let out = interleave_record_batch(&batches, picks)?;
     w.write(&out)?;
+    if let Some(sink) = sink {
+        sink.rows(&out)?;
+    }
     picks.clear();
     Ok(())
 }
@@ -444,7 +487,7 @@ mod tests {
     fn out_of_order_input_merges_sorted_and_stable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.parquet");
-        let opts = WriteOptions { row_group_rows: 64, run_rows: 10, zstd_level: 1 };
+        let opts = WriteOptions { row_group_rows: 64, run_rows: 10, zstd_level: 1, ..WriteOptions::default() };
         let mut w = SortedParquetWriter::create(&path, opts).unwrap();
         let rows: Vec<(String, i64)> = (0..1000).map(|i| (format!("r{i}"), (999 - i) / 2 * 1_000_000)).collect();
         for chunk in rows.chunks(7) {
@@ -476,7 +519,7 @@ mod tests {
     #[test]
     fn a_writer_dropped_unfinished_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = WriteOptions { row_group_rows: 64, run_rows: 10, zstd_level: 1 };
+        let opts = WriteOptions { row_group_rows: 64, run_rows: 10, zstd_level: 1, ..WriteOptions::default() };
         let mut w = SortedParquetWriter::create(&dir.path().join("o.parquet"), opts).unwrap();
         for i in 0..5 {
             w.write(batch(&vec![(format!("a{i}"), 100 - i); 12])).unwrap();

@@ -115,6 +115,53 @@ impl Getter {
         }
     }
 
+    /// The Parquet columns (kaq's audit schema) an event restored from a batch needs for this
+    /// getter to give the same value as from the whole event: what a scan reads.
+    pub fn columns(&self) -> &'static [&'static str] {
+        match self {
+            Getter::Time => &["time"],
+            Getter::StageTime => &["stage_time"],
+            // `unmapped` says whether requestReceivedTimestamp was absent (then `time` came from
+            // another timestamp and there is no latency).
+            Getter::Latency => &["time", "stage_time", "unmapped"],
+            Getter::Id => &["id"],
+            Getter::Stage => &["stage"],
+            Getter::Level => &["level"],
+            Getter::Verb => &["verb"],
+            Getter::Uri => &["uri"],
+            Getter::User => &["user"],
+            Getter::Uid => &["uid"],
+            Getter::Groups => &["groups"],
+            Getter::Extra(false) | Getter::ExtraKey(false, _) => &["user_extra"],
+            Getter::Extra(true) | Getter::ExtraKey(true, _) => &["as_extra"],
+            Getter::As => &["as"],
+            Getter::AsUid => &["as_uid"],
+            Getter::AsGroups => &["as_groups"],
+            Getter::Ip | Getter::ClientIp | Getter::PeerIp => &["ip"],
+            Getter::Ua => &["ua"],
+            Getter::Resource => &["resource"],
+            Getter::Subresource => &["subresource"],
+            Getter::Ns => &["ns"],
+            Getter::Name => &["name"],
+            Getter::ApiGroup => &["apigroup"],
+            Getter::ApiVersion => &["apiversion"],
+            Getter::ObjectUid => &["object_uid"],
+            Getter::ResourceVersion => &["resource_version"],
+            Getter::Code => &["code"],
+            Getter::Status => &["status"],
+            Getter::Reason => &["reason"],
+            Getter::Message => &["message"],
+            Getter::Annotations | Getter::Annotation(_) => &["annotations"],
+            Getter::Body(false, _) => &["request"],
+            Getter::Body(true, _) => &["response"],
+            Getter::UserKind => &["user_kind"],
+            Getter::ExecCommand => &["exec_command"],
+            Getter::Privileged | Getter::HostNetwork | Getter::HostPid | Getter::HostIpc | Getter::HostPath => {
+                &["privileged", "host_network", "host_pid", "host_ipc", "host_paths"]
+            }
+        }
+    }
+
     /// The slot's value for `ev`, borrowing from it where possible.
     pub fn get<'e>(&self, ev: &'e Event<'_>) -> Val<'e> {
         let s = |v: Option<&'e Cow<'_, str>>| v.map_or(Val::Null, |v| Val::Str(Cow::Borrowed(v.as_ref())));

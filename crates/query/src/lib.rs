@@ -24,6 +24,7 @@
 //! ```
 
 pub mod arrow;
+pub mod columnar;
 pub mod eval;
 mod explain;
 pub mod extract;

@@ -268,9 +268,14 @@ fn timeline(rows: &[Row], interval: i64, col: usize, by: Option<usize>) -> Vec<R
             *counts.entry((bucket, s)).or_default() += 1;
         }
     }
+    timeline_rows(&counts, interval, by.is_some())
+}
+
+/// The rows of `timeline` from its counts by (bucket start, series; `Null` without `by`).
+pub fn timeline_rows(counts: &HashMap<(i64, Val<'static>), i64>, interval: i64, by: bool) -> Vec<Row> {
     let mut keys: Vec<(i64, Val<'static>)> = counts.keys().cloned().collect();
     keys.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.total_cmp(&b.1)));
-    if by.is_none() {
+    if !by {
         if let (Some(first), Some(last)) = (keys.first(), keys.last()) {
             let (lo, hi) = (first.0, last.0);
             if (hi - lo) / interval < MAX_FILL {
@@ -289,6 +294,23 @@ fn timeline(rows: &[Row], interval: i64, col: usize, by: Option<usize>) -> Vec<R
         .map(|k| {
             let n = counts[&k];
             Row { vals: vec![Val::Time(k.0), k.1, Val::Int(n)], raw: None }
+        })
+        .collect()
+}
+
+/// The rows of an `Aggregate` step whose aggregates are all plain `count`, from the size of each
+/// group (keys of scalar values: no list fans out). As [`aggregate`]: groups in key order, and
+/// without `by` one group even when there are no rows.
+pub fn count_rows(mut groups: Vec<(Vec<Val<'static>>, i64)>, by: usize, aggs: usize) -> Vec<Row> {
+    if by == 0 && groups.is_empty() {
+        groups.push((Vec::new(), 0));
+    }
+    groups.sort_by(|a, b| cmp_keys(&a.0, &b.0));
+    groups
+        .into_iter()
+        .map(|(mut key, n)| {
+            key.extend(std::iter::repeat_n(Val::Int(n), aggs));
+            Row { vals: key, raw: None }
         })
         .collect()
 }

@@ -406,6 +406,40 @@ pub fn scan(
     }
 }
 
+/// The columns a Parquet scan with `plan` must read (`None`: all of them, for whole events):
+/// those of its fields, and those the latest-stage rule reads unless every stage is kept.
+pub fn projection(plan: &Plan) -> Option<Vec<&'static str>> {
+    if plan.whole_events {
+        return None;
+    }
+    let mut cols: Vec<&'static str> = plan
+        .slots
+        .iter()
+        .flat_map(|s| Getter::new(s.key.as_ref().expect("slots are event fields")).columns().iter().copied())
+        .collect();
+    if !plan.all_stages {
+        cols.extend(["id", "stage", "stage_time", "time"]);
+    }
+    cols.sort_unstable();
+    cols.dedup();
+    Some(cols)
+}
+
+/// The projection of [`projection`]'s columns in a file's schema.
+pub fn projection_mask(
+    plan: &Plan,
+    arrow: &arrow_schema::Schema,
+    parquet: &parquet::schema::types::SchemaDescriptor,
+) -> parquet::arrow::ProjectionMask {
+    match projection(plan) {
+        None => parquet::arrow::ProjectionMask::all(),
+        Some(cols) => parquet::arrow::ProjectionMask::roots(
+            parquet,
+            arrow.fields().iter().enumerate().filter(|(_, f)| cols.contains(&f.name().as_str())).map(|(i, _)| i),
+        ),
+    }
+}
+
 /// Reads Parquet files row group by row group on `threads` threads, restoring each row to an
 /// event and testing it; the findings are added in file and row-group order, so positions (and so
 /// the latest-stage rule) are the same as reading the files one row after another.
@@ -429,6 +463,10 @@ fn scan_parquet(
             .map_err(|e| perr(path, kaq_columnar::Error::Io { path: path.clone(), error: e }))?;
         let shared = SharedFile::new(file);
         let b = ParquetRecordBatchReaderBuilder::try_new(shared.clone()).map_err(|e| perr(path, e.into()))?;
+        if b.schema().field_with_name("id").is_err() {
+            // Scans read only some columns: check what Columns::new would for the whole file.
+            return Err(perr(path, kaq_columnar::Error::NotKaqParquet("it has no `id` column".into())));
+        }
         jobs.extend((0..b.metadata().num_row_groups()).map(|g| (f, g)));
         handles.push(shared);
     }
@@ -447,10 +485,9 @@ fn scan_parquet(
             let run = || -> Result<(Found, u64), kaq_columnar::Error> {
                 let file =
                     std::fs::File::open(path).map_err(|e| kaq_columnar::Error::Io { path: path.clone(), error: e })?;
-                let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
-                    .with_row_groups(vec![g])
-                    .with_batch_size(8192)
-                    .build()?;
+                let b = ParquetRecordBatchReaderBuilder::try_new(file)?;
+                let mask = projection_mask(handler.plan, b.schema(), b.parquet_schema());
+                let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
                 let mut found = Found::default();
                 let mut n = 0;
                 for batch in reader {
@@ -458,7 +495,7 @@ fn scan_parquet(
                         break; // the whole scan reports Cancelled
                     }
                     let batch = batch?;
-                    let cols = kaq_columnar::Columns::new(&batch)?;
+                    let cols = kaq_columnar::Columns::projected(&batch)?;
                     for i in 0..batch.num_rows() {
                         handler.handle(&mut found, &cols.event(i)?, None);
                     }
@@ -487,10 +524,10 @@ fn scan_parquet(
 /// An open file that several threads read at once, by position (`pread`): parquet's reader for
 /// `File` shares one file offset between clones, which threads would race on.
 #[derive(Clone)]
-struct SharedFile(std::sync::Arc<std::fs::File>);
+pub(crate) struct SharedFile(std::sync::Arc<std::fs::File>);
 
 impl SharedFile {
-    fn new(f: std::fs::File) -> SharedFile {
+    pub(crate) fn new(f: std::fs::File) -> SharedFile {
         SharedFile(std::sync::Arc::new(f))
     }
 }
@@ -502,7 +539,7 @@ impl parquet::file::reader::Length for SharedFile {
 }
 
 /// A reader at a position of a [`SharedFile`], reading with `pread`.
-struct PositionedRead {
+pub(crate) struct PositionedRead {
     file: std::sync::Arc<std::fs::File>,
     pos: u64,
 }

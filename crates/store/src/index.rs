@@ -8,11 +8,15 @@
 //! (kaq-query's residual filter). Anything else (negations, wildcards, comparisons on other
 //! fields…) reads the whole segment.
 
+use std::net::IpAddr;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
 
-use kaq_query::Val;
-use kaq_query::extract::Getter;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ListArray, RecordBatch, StringArray};
+use kaq_columnar::{RowSink, column_index};
 use kaq_query::plan::{FieldKey, Plan, Pred, Test};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{BooleanQuery, Query, RangeQuery, TermQuery, TermSetQuery};
@@ -20,17 +24,22 @@ use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, Schema, TextField
 use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer};
 use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 
-/// Keyword fields indexed whole (list fields: each element).
+/// The version of what the index holds (the manifest records it per segment; an index of another
+/// version is not used, its segment is scanned). 1: built from restored events, with `client_ip`
+/// and `peer_ip` fields and addresses as written. 2: built from the Arrow batches as they are
+/// written; addresses normalised, one `ip` field for every address.
+pub const VERSION: u32 = 2;
+
+/// Keyword fields indexed whole; each is the column of the same name (list columns: each
+/// element). `ip` holds every source address, normalised (`client_ip` and `peer_ip` are narrowed
+/// by it).
 const KEYWORDS: &[&str] = &[
-    "id",
     "stage",
     "verb",
     "user",
     "groups",
     "as",
     "ip",
-    "client_ip",
-    "peer_ip",
     "resource",
     "subresource",
     "ns",
@@ -41,8 +50,12 @@ const KEYWORDS: &[&str] = &[
     "decision",
     "user_kind",
 ];
-/// Text fields indexed as words (the free-text fields).
-const TEXTS: &[&str] = &["uri", "ua", "message", "authz_reason", "exec_command"];
+/// Text fields indexed as words (the free-text fields); each is the column of the same name.
+const TEXTS: &[&str] = &["uri", "message", "exec_command"];
+/// Text fields with few distinct values, indexed whole: a search for words looks them up in the
+/// field's term dictionary (a few hundred values) and takes the values that have them. Each row
+/// costs one term instead of ten or twenty words.
+const VALUE_TEXTS: &[&str] = &["ua", "authz_reason"];
 const TOKENIZER: &str = "kaq_words";
 
 fn schema() -> Schema {
@@ -56,7 +69,7 @@ fn schema() -> Schema {
             .set_fieldnorms(false)
             .set_index_option(IndexRecordOption::Basic),
     );
-    for k in KEYWORDS {
+    for k in KEYWORDS.iter().chain(VALUE_TEXTS) {
         b.add_text_field(k, keyword.clone());
     }
     let words = TextOptions::default().set_indexing_options(
@@ -85,63 +98,234 @@ fn field(s: &Schema, name: &str) -> Field {
     s.get_field(name).expect("a field of the index schema")
 }
 
-/// Builds the index of a finished segment file in `dir` (which must not exist).
-pub fn build(segment: &Path, dir: &Path) -> Result<(), String> {
-    let s = schema();
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let index = Index::create_in_dir(dir, s.clone()).map_err(|e| e.to_string())?;
-    register(&index);
-    let mut w: IndexWriter = index.writer_with_num_threads(2, 512 << 20).map_err(|e| e.to_string())?;
-    w.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
-    let getters: Vec<(Field, Getter, bool)> = KEYWORDS
-        .iter()
-        .map(|k| (field(&s, k), getter(k), false))
-        .chain(TEXTS.iter().map(|t| (field(&s, t), getter(t), true)))
-        .collect();
-    let (row_f, code_f, code_g) = (field(&s, "row"), field(&s, "code"), getter("code"));
-    let mut row = 0u64;
-    for batch in kaq_columnar::read::open(segment, 8192).map_err(|e| e.to_string())? {
-        let batch = batch.map_err(|e| e.to_string())?;
-        let cols = kaq_columnar::Columns::new(&batch).map_err(|e| e.to_string())?;
-        for i in 0..batch.num_rows() {
-            let ev = cols.event(i).map_err(|e| e.to_string())?;
-            let mut doc = TantivyDocument::new();
-            doc.add_u64(row_f, row);
-            for (f, g, _) in &getters {
-                for v in values(g.get(&ev)) {
-                    doc.add_text(*f, &v);
-                }
-            }
-            if let Val::Int(c) = code_g.get(&ev) {
-                doc.add_i64(code_f, c);
-            }
-            w.add_document(doc).map_err(|e| e.to_string())?;
-            row += 1;
+/// An address as the index holds it: parsed and normalised (`::ffff:a.b.c.d` is `a.b.c.d`, IPv6
+/// in its canonical spelling), or as written when it is not an address.
+pub(crate) fn ip_term(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.parse::<IpAddr>() {
+        Ok(ip) => normalize(ip).to_string().into(),
+        Err(_) => s.into(),
+    }
+}
+
+fn normalize(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Builds a segment's index from its rows as the segment file is written ([`RowSink`]): the
+/// rows go to a thread that makes the documents and feeds tantivy, in parallel with the Parquet
+/// encoding.
+pub struct Builder {
+    tx: Option<SyncSender<Msg>>,
+    thread: Option<std::thread::JoinHandle<Result<Built, String>>>,
+}
+
+/// What a [`Builder`] indexed.
+#[derive(Debug, Clone, Copy)]
+pub struct Built {
+    pub rows: u64,
+    /// No auditID is on two rows (so a row's other stages are in other segments, if anywhere).
+    pub ids_unique: bool,
+}
+
+enum Msg {
+    Rows(RecordBatch),
+    Reset,
+}
+
+/// The writer's end of a [`Builder`].
+struct Sink(SyncSender<Msg>);
+
+impl RowSink for Sink {
+    fn rows(&mut self, batch: &RecordBatch) -> Result<(), kaq_columnar::Error> {
+        self.0.send(Msg::Rows(batch.clone())).map_err(|_| stopped())
+    }
+
+    fn reset(&mut self) -> Result<(), kaq_columnar::Error> {
+        self.0.send(Msg::Reset).map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> kaq_columnar::Error {
+    kaq_columnar::Error::Sink("the index builder stopped (its error follows when the segment closes)".into())
+}
+
+impl Builder {
+    /// Starts an index in `dir` (which must not exist).
+    pub fn start(dir: &Path) -> Builder {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let dir = dir.to_path_buf();
+        let thread =
+            std::thread::Builder::new().name("kaq-index".into()).spawn(move || build_from(&dir, rx)).expect("a thread");
+        Builder { tx: Some(tx), thread: Some(thread) }
+    }
+
+    /// The sink to give the segment's writer.
+    pub fn sink(&self) -> Box<dyn RowSink> {
+        Box::new(Sink(self.tx.clone().expect("running")))
+    }
+
+    /// Waits for the index to be written (after the writer, and so every sink, is gone).
+    pub fn finish(mut self) -> Result<Built, String> {
+        drop(self.tx.take());
+        match self.thread.take().expect("running").join() {
+            Ok(r) => r,
+            Err(_) => Err("the index builder panicked".into()),
         }
+    }
+}
+
+impl Drop for Builder {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, String> {
+    let s = schema();
+    let start = || -> Result<IndexWriter, String> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let index = Index::create_in_dir(dir, schema()).map_err(|e| e.to_string())?;
+        register(&index);
+        let w: IndexWriter = index.writer_with_num_threads(2, 1 << 30).map_err(|e| e.to_string())?;
+        w.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        Ok(w)
+    };
+    let mut w = start()?;
+    let keywords: Vec<(Field, usize, bool)> = KEYWORDS
+        .iter()
+        .chain(VALUE_TEXTS)
+        .chain(TEXTS)
+        .map(|k| (field(&s, k), column_index(k).expect("an indexed field is a column"), *k == "ip"))
+        .collect();
+    let (row_f, code_f) = (field(&s, "row"), field(&s, "code"));
+    let code_col = column_index("code").expect("code column");
+    let id_col = column_index("id").expect("id column");
+    let mut row = 0u64;
+    // auditIDs seen, by a 64-bit hash (a collision only makes `ids_unique` false: slower, exact).
+    let mut ids: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut ids_unique = true;
+    // Whatever happens, the channel is drained so that the writer never blocks on it.
+    let mut failed: Option<String> = None;
+    for msg in rx {
+        if failed.is_some() {
+            continue;
+        }
+        let r = match msg {
+            Msg::Reset => {
+                drop(std::mem::replace(&mut w, start()?));
+                row = 0;
+                ids.clear();
+                ids_unique = true;
+                Ok(())
+            }
+            Msg::Rows(batch) => {
+                if ids_unique {
+                    let a = batch.column(id_col).as_string::<i32>();
+                    ids_unique = a.iter().flatten().all(|id| ids.insert(hash(id)));
+                }
+                add_batch(&w, &batch, &keywords, row_f, code_f, code_col, &mut row)
+            }
+        };
+        if let Err(e) = r {
+            failed = Some(e);
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     w.commit().map_err(|e| e.to_string())?;
     w.wait_merging_threads().map_err(|e| e.to_string())?;
+    Ok(Built { rows: row, ids_unique })
+}
+
+fn hash(s: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(s)
+}
+
+/// One document per row of `batch`, numbered from `row`.
+fn add_batch(
+    w: &IndexWriter,
+    batch: &RecordBatch,
+    fields: &[(Field, usize, bool)],
+    row_f: Field,
+    code_f: Field,
+    code_col: usize,
+    row: &mut u64,
+) -> Result<(), String> {
+    enum Col<'a> {
+        Str(&'a StringArray),
+        List(&'a ListArray, &'a StringArray),
+    }
+    let cols: Vec<(Field, Col<'_>, bool)> = fields
+        .iter()
+        .map(|&(f, c, ip)| {
+            let a = batch.column(c);
+            let col = match a.as_list_opt::<i32>() {
+                Some(l) => Col::List(l, l.values().as_string::<i32>()),
+                None => Col::Str(a.as_string::<i32>()),
+            };
+            (f, col, ip)
+        })
+        .collect();
+    let code = batch.column(code_col).as_primitive::<Int32Type>();
+    for i in 0..batch.num_rows() {
+        let mut doc = TantivyDocument::new();
+        doc.add_u64(row_f, *row);
+        for (f, col, ip) in &cols {
+            match col {
+                Col::Str(a) => {
+                    if a.is_valid(i) {
+                        doc.add_text(*f, a.value(i));
+                    }
+                }
+                Col::List(l, values) => {
+                    if l.is_valid(i) {
+                        let offsets = l.value_offsets();
+                        for j in offsets[i] as usize..offsets[i + 1] as usize {
+                            if values.is_valid(j) {
+                                let v = values.value(j);
+                                if *ip { doc.add_text(*f, ip_term(v)) } else { doc.add_text(*f, v) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if code.is_valid(i) {
+            doc.add_i64(code_f, i64::from(code.value(i)));
+        }
+        w.add_document(doc).map_err(|e| e.to_string())?;
+        *row += 1;
+    }
     Ok(())
 }
 
-fn getter(name: &str) -> Getter {
-    Getter::new(&FieldKey::Field(kaq_schema::lookup(name).expect("a catalogue field")))
-}
-
-/// The strings to index for a value (addresses normalised as the query side reads them).
-fn values(v: Val<'_>) -> Vec<String> {
-    match v {
-        Val::Null => Vec::new(),
-        Val::List(l) => l.into_iter().flat_map(values).collect(),
-        Val::Str(s) => vec![s.into_owned()],
-        other => vec![other.to_text()],
-    }
-}
+/// Gives the rows (sorted) holding some auditIDs.
+pub type IdRows<'a> = dyn FnMut(&[String]) -> Result<Vec<u64>, String> + 'a;
 
 /// An opened segment index.
 pub struct SegmentIndex {
     index: Index,
     schema: Schema,
+}
+
+/// What narrows a filter: a tantivy query, words to look up in the whole values of a field, or
+/// auditIDs (found through the segment's Parquet bloom filters, not the index), combined.
+pub enum Cand {
+    Query(Box<dyn Query>),
+    /// Rows whose value of the field (a term) has every one of these words.
+    ValueWords(&'static str, Vec<String>),
+    Ids(Vec<String>),
+    And(Vec<Cand>),
+    Or(Vec<Cand>),
 }
 
 impl SegmentIndex {
@@ -152,71 +336,141 @@ impl SegmentIndex {
         Ok(SegmentIndex { index, schema })
     }
 
-    fn search(&self, q: &dyn Query) -> Result<Vec<u64>, String> {
-        let reader = self.index.reader().map_err(|e| e.to_string())?;
-        reader.searcher().search(q, &Rows).map_err(|e| e.to_string())
+    /// The rows that may match `plan`'s filter, or `None` when the index cannot narrow it;
+    /// `ids` gives the rows holding some auditIDs.
+    pub fn candidates(&self, plan: &Plan, ids: &mut IdRows<'_>) -> Result<Option<Vec<u64>>, String> {
+        let Some(cand) = translate(&plan.filter, plan) else { return Ok(None) };
+        let searcher = self.index.reader().map_err(|e| e.to_string())?.searcher();
+        self.rows(&searcher, cand, ids).map(Some)
     }
 
-    /// The rows that may match `plan`'s filter, or `None` when the index cannot narrow it.
-    pub fn candidates(&self, plan: &Plan) -> Result<Option<Vec<u64>>, String> {
-        match translate(&plan.filter, plan, &self.schema) {
-            Some(q) => self.search(q.as_ref()).map(Some),
-            None => Ok(None),
+    fn rows(&self, searcher: &tantivy::Searcher, cand: Cand, ids: &mut IdRows<'_>) -> Result<Vec<u64>, String> {
+        let search = |q: &dyn Query| searcher.search(q, &Rows).map_err(|e| e.to_string());
+        match cand {
+            c if !c.has_ids() => search(self.query(searcher, c)?.as_ref()),
+            Cand::Ids(list) => ids(&list),
+            Cand::And(items) => {
+                let mut out: Option<Vec<u64>> = None;
+                for c in items {
+                    let r = self.rows(searcher, c, ids)?;
+                    out = Some(match out {
+                        None => r,
+                        Some(o) => o.into_iter().filter(|x| r.binary_search(x).is_ok()).collect(),
+                    });
+                }
+                Ok(out.unwrap_or_default())
+            }
+            Cand::Or(items) => {
+                let mut out = Vec::new();
+                for c in items {
+                    out.extend(self.rows(searcher, c, ids)?);
+                }
+                out.sort_unstable();
+                out.dedup();
+                Ok(out)
+            }
+            Cand::Query(_) | Cand::ValueWords(..) => unreachable!("no auditIDs"),
         }
     }
 
-    /// The rows whose auditID is one of `ids`.
-    pub fn rows_with_ids(&self, ids: &[String]) -> Result<Vec<u64>, String> {
-        let f = field(&self.schema, "id");
-        self.search(&TermSetQuery::new(ids.iter().map(|i| Term::from_field_text(f, i))))
+    /// The tantivy query of a candidate tree without auditIDs.
+    fn query(&self, searcher: &tantivy::Searcher, cand: Cand) -> Result<Box<dyn Query>, String> {
+        Ok(match cand {
+            Cand::Query(q) => q,
+            Cand::ValueWords(name, words) => {
+                let f = field(&self.schema, name);
+                let mut terms = Vec::new();
+                for seg in searcher.segment_readers() {
+                    let inv = seg.inverted_index(f).map_err(|e| e.to_string())?;
+                    let mut stream = inv.terms().stream().map_err(|e| e.to_string())?;
+                    while stream.advance() {
+                        let Ok(value) = std::str::from_utf8(stream.key()) else { continue };
+                        let have: Vec<String> = kaq_query::plan::literal::words(value).collect();
+                        if words.iter().all(|w| have.contains(w)) {
+                            terms.push(Term::from_field_text(f, value));
+                        }
+                    }
+                }
+                Box::new(TermSetQuery::new(terms))
+            }
+            Cand::And(items) => Box::new(BooleanQuery::intersection(
+                items.into_iter().map(|c| self.query(searcher, c)).collect::<Result<_, _>>()?,
+            )),
+            Cand::Or(items) => Box::new(BooleanQuery::union(
+                items.into_iter().map(|c| self.query(searcher, c)).collect::<Result<_, _>>()?,
+            )),
+            Cand::Ids(_) => unreachable!("auditIDs are looked up apart"),
+        })
+    }
+}
+
+impl Cand {
+    fn has_ids(&self) -> bool {
+        match self {
+            Cand::Ids(_) => true,
+            Cand::And(items) | Cand::Or(items) => items.iter().any(Cand::has_ids),
+            _ => false,
+        }
     }
 }
 
 /// Whether a plan's filter can be narrowed by the index at all.
 pub fn indexable(plan: &Plan) -> bool {
-    translate(&plan.filter, plan, &schema()).is_some()
+    translate(&plan.filter, plan).is_some()
 }
 
-/// A query whose rows include every row where `p` holds, or `None`.
-fn translate(p: &Pred, plan: &Plan, s: &Schema) -> Option<Box<dyn Query>> {
+/// What narrows `p` to a superset of the rows where it holds, or `None`.
+fn translate(p: &Pred, plan: &Plan) -> Option<Cand> {
     match p {
         Pred::And(items) => {
-            let qs: Vec<Box<dyn Query>> = items.iter().filter_map(|i| translate(i, plan, s)).collect();
-            (!qs.is_empty()).then(|| Box::new(BooleanQuery::intersection(qs)) as Box<dyn Query>)
+            let qs: Vec<Cand> = items.iter().filter_map(|i| translate(i, plan)).collect();
+            (!qs.is_empty()).then_some(Cand::And(qs))
         }
-        Pred::Or(items) => {
-            let qs: Option<Vec<Box<dyn Query>>> = items.iter().map(|i| translate(i, plan, s)).collect();
-            qs.map(|qs| Box::new(BooleanQuery::union(qs)) as Box<dyn Query>)
-        }
+        Pred::Or(items) => items.iter().map(|i| translate(i, plan)).collect::<Option<Vec<_>>>().map(Cand::Or),
         Pred::Field { col, test } => {
             let name = match &plan.slots[*col].key {
                 Some(FieldKey::Field(f)) => f.name,
                 _ => return None,
             };
-            leaf(name, test, s)
+            leaf(name, test)
         }
         Pred::Text { test, .. } => {
-            let qs: Option<Vec<Box<dyn Query>>> = TEXTS.iter().map(|t| leaf(t, test, s)).collect();
-            qs.map(|qs| Box::new(BooleanQuery::union(qs)) as Box<dyn Query>)
+            TEXTS.iter().chain(VALUE_TEXTS).map(|t| leaf(t, test)).collect::<Option<Vec<_>>>().map(Cand::Or)
         }
         Pred::Not(_) | Pred::Const(_) => None,
     }
 }
 
-fn leaf(name: &str, test: &Test, s: &Schema) -> Option<Box<dyn Query>> {
-    let term = |f: Field, t: &str| Box::new(TermQuery::new(Term::from_field_text(f, t), IndexRecordOption::Basic));
+fn leaf(name: &str, test: &Test) -> Option<Cand> {
+    let s = schema_ref();
+    let term = |f: Field, t: &str| {
+        Cand::Query(Box::new(TermQuery::new(Term::from_field_text(f, t), IndexRecordOption::Basic)))
+    };
+    if name == "id" {
+        return match test {
+            Test::Eq(v) => Some(Cand::Ids(vec![v.clone()])),
+            _ => None,
+        };
+    }
+    if matches!(name, "ip" | "client_ip" | "peer_ip") {
+        // Every address of a row is in `ip`, normalised: a superset for the first and the last.
+        let f = field(s, "ip");
+        return match test {
+            Test::Ip(ip) => Some(term(f, &normalize(*ip).to_string())),
+            Test::Eq(v) => Some(term(f, &ip_term(v))),
+            _ => None,
+        };
+    }
     if KEYWORDS.contains(&name) {
         let f = field(s, name);
         return match test {
             Test::Eq(v) => Some(term(f, v)),
-            Test::Ip(ip) if matches!(name, "ip" | "client_ip" | "peer_ip") => {
-                // Indexed as written; `::ffff:a.b.c.d` and `a.b.c.d` are the same address.
-                let mut alts: Vec<Box<dyn Query>> = vec![term(f, &ip.to_string())];
-                if let std::net::IpAddr::V4(v4) = ip {
-                    alts.push(term(f, &format!("::ffff:{v4}")));
-                }
-                Some(Box::new(BooleanQuery::union(alts)))
-            }
+            _ => None,
+        };
+    }
+    if let Some(name) = VALUE_TEXTS.iter().find(|t| **t == name) {
+        return match test {
+            Test::Words(w) => Some(Cand::ValueWords(name, w.clone())),
             _ => None,
         };
     }
@@ -225,9 +479,7 @@ fn leaf(name: &str, test: &Test, s: &Schema) -> Option<Box<dyn Query>> {
         return match test {
             Test::Words(w) if w.len() == 1 => Some(term(f, &w[0])),
             // Every word of the phrase, in any order (a superset: the filter checks the order).
-            Test::Words(w) => {
-                Some(Box::new(BooleanQuery::intersection(w.iter().map(|x| term(f, x) as Box<dyn Query>).collect())))
-            }
+            Test::Words(w) => Some(Cand::And(w.iter().map(|x| term(f, x)).collect())),
             _ => None,
         };
     }
@@ -235,12 +487,17 @@ fn leaf(name: &str, test: &Test, s: &Schema) -> Option<Box<dyn Query>> {
         && let Test::IntRange(lo, hi) = test
     {
         let f = field(s, "code");
-        return Some(Box::new(RangeQuery::new(
+        return Some(Cand::Query(Box::new(RangeQuery::new(
             Bound::Included(Term::from_field_i64(f, *lo)),
             Bound::Included(Term::from_field_i64(f, *hi)),
-        )));
+        ))));
     }
     None
+}
+
+fn schema_ref() -> &'static Schema {
+    static S: std::sync::LazyLock<Schema> = std::sync::LazyLock::new(schema);
+    &S
 }
 
 /// Collects the `row` numbers of matching documents, sorted.

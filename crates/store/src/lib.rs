@@ -83,6 +83,7 @@ pub enum Error {
     Query(Vec<kaq_syntax::Diagnostic>),
 }
 
+mod ids;
 pub mod index;
 mod terms;
 pub use terms::Terms;
@@ -113,6 +114,13 @@ pub struct Segment {
     /// those segments are scanned whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
+    /// What the index holds ([`index::VERSION`]; absent: version 1). An index of another version
+    /// is not used: its segment is scanned until `kaq compact` rebuilds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_version: Option<u32>,
+    /// No auditID is on two of its rows (known from the index build; false when unknown).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ids_unique: bool,
     /// Earliest and latest `time` (µs since the epoch), when any row has one.
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
@@ -120,6 +128,11 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// The segment's index directory name, when it has an index this kaq can use.
+    pub fn usable_index(&self) -> Option<&str> {
+        self.index.as_deref().filter(|_| self.index_version.unwrap_or(1) == index::VERSION)
+    }
+
     /// Rows with a `time`; when unknown, assume some have none (so prune keeps the segment whole).
     pub fn rows_with_time(&self) -> u64 {
         self.timed_rows.unwrap_or(0)
@@ -500,8 +513,23 @@ impl Store {
         self.manifest.next_segment += 1;
         let file = format!("seg-{id:06}.parquet");
         let path = self.dir.join(SEGMENTS).join(&file);
-        let writer = SortedParquetWriter::create(&path, WriteOptions::default())?;
-        Ok(OpenSegment { id, file, path, writer: Some(writer), rows: 0, timed: 0, min: None, max: None })
+        // The index is built beside the file, from the rows in the order they are written.
+        let index_tmp = self.dir.join(SEGMENTS).join(format!(".seg-{id:06}.index.tmp"));
+        let index = index::Builder::start(&index_tmp);
+        let opts = WriteOptions { id_bloom_filter: true, ..WriteOptions::default() };
+        let writer = SortedParquetWriter::create(&path, opts)?.with_sink(index.sink());
+        Ok(OpenSegment {
+            id,
+            file,
+            path,
+            writer: Some(writer),
+            index: Some(index),
+            index_tmp,
+            rows: 0,
+            timed: 0,
+            min: None,
+            max: None,
+        })
     }
 
     /// Finishes a segment and commits it with the sources it holds (or, when it holds no rows,
@@ -523,12 +551,16 @@ impl Store {
             File::open(&seg.path).and_then(|f| f.sync_all()).at(&seg.path)?;
             sync_dir(&self.dir.join(SEGMENTS))?;
             let bytes = fs::metadata(&seg.path).at(&seg.path)?.len();
-            // The index over the same rows, built from the finished file (row = Parquet row).
+            // The index over the same rows (row = Parquet row), built while the file was written.
+            let tmp = seg.index_tmp.clone();
+            let built =
+                seg.index.take().expect("open").finish().map_err(|why| Error::Index { path: tmp.clone(), why })?;
+            if built.rows != seg.rows {
+                let why = format!("holds {} rows, the segment {}", built.rows, seg.rows);
+                return Err(Error::Index { path: tmp, why });
+            }
             let index_name = format!("seg-{:06}.index", seg.id);
             let seg_dir = self.dir.join(SEGMENTS);
-            let tmp = seg_dir.join(format!(".{index_name}.tmp"));
-            let _ = fs::remove_dir_all(&tmp);
-            index::build(&seg.path, &tmp).map_err(|why| Error::Index { path: tmp.clone(), why })?;
             set_private(&tmp)?;
             fs::rename(&tmp, seg_dir.join(&index_name)).at(&tmp)?;
             sync_dir(&seg_dir)?;
@@ -540,6 +572,8 @@ impl Store {
                     rows: seg.rows,
                     timed_rows: Some(seg.timed),
                     index: Some(index_name),
+                    index_version: Some(index::VERSION),
+                    ids_unique: built.ids_unique,
                     min_time: seg.min,
                     max_time: seg.max,
                     bytes,
@@ -547,6 +581,8 @@ impl Store {
             );
         } else {
             drop(writer); // removes its temporary file
+            drop(seg.index.take());
+            let _ = fs::remove_dir_all(&seg.index_tmp);
         }
         self.commit(m)
     }
@@ -647,7 +683,8 @@ impl Store {
     pub fn explain(&self, query: &str) -> Result<String, Error> {
         let plan = kaq_query::compile(query, &Options::default()).map_err(Error::Query)?;
         let (segs, pruned) = self.live_segments_for(&plan);
-        let indexed = !segs.is_empty() && segs.iter().all(|(s, _)| s.index.is_some()) && index::indexable(&plan);
+        let indexed =
+            !segs.is_empty() && segs.iter().all(|(s, _)| s.usable_index().is_some()) && index::indexable(&plan);
         let how = if indexed {
             let r = self.run(&plan, &ReadOptions::default())?;
             format!(
@@ -704,17 +741,36 @@ impl Store {
 
     fn run_segments(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
         let (segs, pruned) = self.live_segments_for(plan);
-        let indexed = !segs.is_empty() && segs.iter().all(|(s, _)| s.index.is_some()) && index::indexable(plan);
+        // In a store of one segment whose auditIDs are all distinct, every row is its request's
+        // only record, so its latest: the rule needs no reading (nor the columns it reads).
+        let single;
+        let plan = if !plan.all_stages && self.manifest.segments.len() == 1 && self.manifest.segments[0].ids_unique {
+            single = kaq_query::Plan { all_stages: true, ..plan.clone() };
+            &single
+        } else {
+            plan
+        };
+        let indexed =
+            !segs.is_empty() && segs.iter().all(|(s, _)| s.usable_index().is_some()) && index::indexable(plan);
+        let mut steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
+        let paths: Vec<PathBuf> = segs.iter().map(|(_, p)| p.clone()).collect();
+        let by_index = if indexed { self.run_indexed(plan, &segs, read)? } else { None };
         let (rows, rows_read) = if segs.is_empty() {
             (Vec::new(), 0)
-        } else if indexed {
-            self.run_indexed(plan, &segs, read)?
+        } else if let Some(found) = by_index {
+            found
+        } else if let Some(scanned) =
+            kaq_query::columnar::scan(plan, &paths, read.threads.max(1), read.cancel.as_deref())
+        {
+            let scanned = scanned?;
+            if scanned.first_step_done {
+                steps.remove(0);
+            }
+            (scanned.rows, scanned.rows_read)
         } else {
-            let paths: Vec<PathBuf> = segs.iter().map(|(_, p)| p.clone()).collect();
             let scanned = kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?;
             (scanned.rows, scanned.parquet_rows)
         };
-        let steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
         let rows = kaq_query::pipeline::run(&steps, rows);
         Ok(QueryResult {
             columns: plan.output_columns().to_vec(),
@@ -733,40 +789,58 @@ impl Store {
         plan: &kaq_query::Plan,
         segs: &[(&Segment, PathBuf)],
         read: &ReadOptions,
-    ) -> Result<(Vec<kaq_query::Row>, u64), Error> {
+    ) -> Result<Option<(Vec<kaq_query::Row>, u64)>, Error> {
         let cancelled = || read.cancelled().then_some(Error::Scan(kaq_query::scan::ScanError::Cancelled));
         let handler = kaq_query::scan::Scan::new(plan, false);
         let ierr = |path: &Path, why: String| Error::Index { path: path.to_path_buf(), why };
-        let mut opened = Vec::new();
-        let mut founds = Vec::new();
-        let mut read_rows = 0;
+        let mut seen_rows = Vec::new();
         for (s, path) in segs {
             if let Some(e) = cancelled() {
                 return Err(e);
             }
-            let dir = self.dir.join(SEGMENTS).join(s.index.as_deref().expect("indexed"));
+            let dir = self.dir.join(SEGMENTS).join(s.usable_index().expect("indexed"));
             let idx = index::SegmentIndex::open(&dir).map_err(|w| ierr(&dir, w))?;
-            let rows = idx.candidates(plan).map_err(|w| ierr(&dir, w))?.unwrap_or_default();
-            read_rows += rows.len() as u64;
-            founds.push(read_selected(&handler, path, &rows, s.rows)?);
-            opened.push((idx, rows));
+            let mut by_id = |ids: &[String]| ids::rows_with_ids(path, ids).map_err(|e| e.to_string());
+            seen_rows.push(idx.candidates(plan, &mut by_id).map_err(|w| ierr(&dir, w))?.unwrap_or_default());
+        }
+        // Reading rows one by one costs more than reading columns whole past about one row in
+        // sixteen: then the columnar scan, when the query can take it, is faster.
+        let candidates: u64 = seen_rows.iter().map(|r| r.len() as u64).sum();
+        let total: u64 = segs.iter().map(|(s, _)| s.rows).sum();
+        if candidates * 16 > total && kaq_query::columnar::applies(plan) {
+            return Ok(None);
+        }
+        let mut founds = Vec::new();
+        let mut read_rows = candidates;
+        for ((s, path), rows) in segs.iter().zip(&seen_rows) {
+            founds.push(read_selected(plan, &handler, path, rows, s.rows)?);
         }
         if !plan.all_stages {
-            let mut ids: Vec<String> = founds.iter().flat_map(|f| f.hit_ids().map(|i| i.text())).collect();
-            ids.sort();
-            ids.dedup();
-            if !ids.is_empty() {
-                for (k, (s, path)) in segs.iter().enumerate() {
-                    if let Some(e) = cancelled() {
-                        return Err(e);
-                    }
-                    let (idx, seen) = &opened[k];
-                    let more = idx.rows_with_ids(&ids).map_err(|w| ierr(path, w))?;
-                    let more: Vec<u64> = more.into_iter().filter(|r| seen.binary_search(r).is_err()).collect();
-                    if !more.is_empty() {
-                        read_rows += more.len() as u64;
-                        founds[k].merge(read_selected(&handler, path, &more, s.rows)?);
-                    }
+            // The other stages of every matching request, wherever they are: in each segment, the
+            // rows of the auditIDs matched elsewhere, and of those matched in it unless its
+            // auditIDs are all distinct.
+            let hit_ids: Vec<Vec<String>> = founds.iter().map(|f| f.hit_ids().map(|i| i.text()).collect()).collect();
+            for (k, (s, path)) in segs.iter().enumerate() {
+                if let Some(e) = cancelled() {
+                    return Err(e);
+                }
+                let mut ids: Vec<String> = hit_ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != k || !s.ids_unique)
+                    .flat_map(|(_, l)| l.iter().cloned())
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                if ids.is_empty() {
+                    continue;
+                }
+                let seen = &seen_rows[k];
+                let more = ids::rows_with_ids(path, &ids)?;
+                let more: Vec<u64> = more.into_iter().filter(|r| seen.binary_search(r).is_err()).collect();
+                if !more.is_empty() {
+                    read_rows += more.len() as u64;
+                    founds[k].merge(read_selected(plan, &handler, path, &more, s.rows)?);
                 }
             }
         }
@@ -778,13 +852,14 @@ impl Store {
             path: self.dir.clone(),
             why: "a row was skipped without being read (never happens on segments)".into(),
         })?;
-        Ok((rows, read_rows))
+        Ok(Some((rows, read_rows)))
     }
 }
 
 /// Reads the given rows (sorted) of a segment file, testing each as the event at position `row`;
 /// the result counts `total` rows so that positions stay row numbers across segments.
 fn read_selected(
+    plan: &kaq_query::Plan,
     handler: &kaq_query::scan::Scan<'_>,
     path: &Path,
     rows: &[u64],
@@ -797,16 +872,14 @@ fn read_selected(
         let file = File::open(path).at(path)?;
         let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
         let selection = RowSelection::from_consecutive_ranges(ranges, total as usize);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(perr)?
-            .with_row_selection(selection)
-            .with_batch_size(8192)
-            .build()
-            .map_err(perr)?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+        let mask = kaq_query::scan::projection_mask(plan, b.schema(), b.parquet_schema());
+        let reader =
+            b.with_projection(mask).with_row_selection(selection).with_batch_size(8192).build().map_err(perr)?;
         let mut k = 0;
         for batch in reader {
             let batch = batch.map_err(|e| Error::Columnar(e.into()))?;
-            let cols = kaq_columnar::Columns::new(&batch)?;
+            let cols = kaq_columnar::Columns::projected(&batch)?;
             for i in 0..batch.num_rows() {
                 found.seek(rows[k]);
                 handler.handle(&mut found, &cols.event(i)?, None);
@@ -892,6 +965,9 @@ struct OpenSegment {
     file: String,
     path: PathBuf,
     writer: Option<SortedParquetWriter>,
+    /// Its index, being built (in `index_tmp`) from what the writer writes.
+    index: Option<index::Builder>,
+    index_tmp: PathBuf,
     rows: u64,
     /// Rows with a time.
     timed: u64,

@@ -1,0 +1,469 @@
+//! Queries straight from Parquet columns: the filter tested on values read from the columns the
+//! query names (string columns as dictionaries), no event restored; `count by …` and `timeline`
+//! counted as they are read, without a row per event.
+//!
+//! Applies when every stage of every request counts as a row (`--all-stages`, or a store segment
+//! whose auditIDs are all distinct) and the plan's fields are plain columns ([`Direct`]). The
+//! filter is the same [`crate::eval::eval`]; counts go through the same finishing code as the row
+//! path ([`pipeline::count_rows`], [`pipeline::timeline_rows`]). Anything else takes the row path
+//! ([`crate::scan`]).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, TimestampMicrosecondType};
+use arrow_array::{Array, DictionaryArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema};
+use kaq_columnar::{COLUMNS, Col};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+
+use crate::eval::{Columns, eval};
+use crate::extract::Getter;
+use crate::pipeline::{self, Row};
+use crate::plan::{Agg, Plan, Pred, Step};
+use crate::scan::{ScanError, SharedFile, projection_mask};
+use crate::value::Val;
+
+/// A getter that reads its value straight from one or more columns.
+#[derive(Debug, Clone, Copy)]
+enum Direct {
+    /// A string column (plain or dictionary).
+    Str(&'static str),
+    /// `user_kind`: a string column holding one of the known kinds.
+    UserKind,
+    Code,
+    Time,
+    StageTime,
+    /// `stage_time − time`, unless `unmapped` says requestReceivedTimestamp was absent: rows with
+    /// an `unmapped` value are restored and read by the getter.
+    Latency,
+}
+
+impl Direct {
+    fn of(g: &Getter) -> Option<Direct> {
+        Some(match g {
+            Getter::Time => Direct::Time,
+            Getter::StageTime => Direct::StageTime,
+            Getter::Latency => Direct::Latency,
+            Getter::Code => Direct::Code,
+            Getter::UserKind => Direct::UserKind,
+            Getter::Id
+            | Getter::Stage
+            | Getter::Level
+            | Getter::Verb
+            | Getter::Uri
+            | Getter::User
+            | Getter::Uid
+            | Getter::As
+            | Getter::AsUid
+            | Getter::Ua
+            | Getter::Resource
+            | Getter::Subresource
+            | Getter::Ns
+            | Getter::Name
+            | Getter::ApiGroup
+            | Getter::ApiVersion
+            | Getter::ObjectUid
+            | Getter::ResourceVersion
+            | Getter::Status
+            | Getter::Reason
+            | Getter::Message
+            | Getter::ExecCommand => Direct::Str(g.columns()[0]),
+            _ => return None,
+        })
+    }
+}
+
+/// What the columnar scan computes.
+enum Kind {
+    /// The first step, `count by` the slots `by` (every aggregate a bare count).
+    Count { by: Vec<usize>, aggs: usize },
+    /// The first step, `timeline` without `by`.
+    Timeline { interval: i64, col: usize },
+    /// The matching rows (the steps are run on them as after any scan).
+    Rows,
+}
+
+/// Whether `plan` takes the columnar path, and how.
+fn kind(plan: &Plan) -> Option<Kind> {
+    if !plan.all_stages || plan.whole_events {
+        return None;
+    }
+    for s in &plan.slots {
+        Direct::of(&Getter::new(s.key.as_ref()?))?;
+    }
+    let Some((first, _)) = plan.steps.first() else { return Some(Kind::Rows) };
+    match first {
+        Step::Aggregate { by, aggs } if aggs.iter().all(|a: &Agg| a.col.is_none()) => {
+            Some(Kind::Count { by: by.clone(), aggs: aggs.len() })
+        }
+        Step::Timeline { interval, col, by: None } => Some(Kind::Timeline { interval: *interval, col: *col }),
+        _ => Some(Kind::Rows),
+    }
+}
+
+/// Whether [`scan`] answers `plan`.
+pub fn applies(plan: &Plan) -> bool {
+    kind(plan).is_some()
+}
+
+/// What [`scan`] found.
+pub struct Scanned {
+    pub rows: Vec<Row>,
+    /// Whether `rows` are the first step's output (else the matching rows, before any step).
+    pub first_step_done: bool,
+    /// Rows read from the files.
+    pub rows_read: u64,
+}
+
+/// A column of a batch as a [`Direct`] getter reads it.
+enum ColRef<'a> {
+    Plain(&'a StringArray),
+    Dict(&'a DictionaryArray<Int32Type>, &'a StringArray),
+    Int(&'a Int32Array),
+    Time(&'a TimestampMicrosecondArray),
+    Latency(Option<&'a TimestampMicrosecondArray>, Option<&'a TimestampMicrosecondArray>, Option<Unmapped<'a>>),
+    Missing,
+}
+
+/// A string column for the `unmapped` check.
+enum Unmapped<'a> {
+    Plain(&'a StringArray),
+    Dict(&'a DictionaryArray<Int32Type>),
+}
+
+impl Unmapped<'_> {
+    fn is_valid(&self, i: usize) -> bool {
+        match self {
+            Unmapped::Plain(a) => a.is_valid(i),
+            Unmapped::Dict(a) => a.is_valid(i),
+        }
+    }
+}
+
+fn time_col<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a TimestampMicrosecondArray> {
+    b.column_by_name(name).and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>())
+}
+
+fn str_col<'a>(b: &'a RecordBatch, name: &str) -> ColRef<'a> {
+    let Some(a) = b.column_by_name(name) else { return ColRef::Missing };
+    if let Some(s) = a.as_string_opt::<i32>() {
+        return ColRef::Plain(s);
+    }
+    match a.as_dictionary_opt::<Int32Type>() {
+        Some(d) => match d.values().as_string_opt::<i32>() {
+            Some(v) => ColRef::Dict(d, v),
+            None => ColRef::Missing,
+        },
+        None => ColRef::Missing,
+    }
+}
+
+impl<'a> ColRef<'a> {
+    fn new(b: &'a RecordBatch, d: Direct) -> ColRef<'a> {
+        match d {
+            Direct::Str(name) => str_col(b, name),
+            Direct::UserKind => str_col(b, "user_kind"),
+            Direct::Code => b
+                .column_by_name("code")
+                .and_then(|a| a.as_primitive_opt::<Int32Type>())
+                .map_or(ColRef::Missing, ColRef::Int),
+            Direct::Time => time_col(b, "time").map_or(ColRef::Missing, ColRef::Time),
+            Direct::StageTime => time_col(b, "stage_time").map_or(ColRef::Missing, ColRef::Time),
+            Direct::Latency => ColRef::Latency(
+                time_col(b, "time"),
+                time_col(b, "stage_time"),
+                match str_col(b, "unmapped") {
+                    ColRef::Plain(a) => Some(Unmapped::Plain(a)),
+                    ColRef::Dict(a, _) => Some(Unmapped::Dict(a)),
+                    _ => None,
+                },
+            ),
+        }
+    }
+
+    /// The value at row `i`, or `None` when only the restored event can tell.
+    fn get(&self, i: usize, user_kind: bool) -> Option<Val<'a>> {
+        let s = |v: &'a str| {
+            if user_kind && !kaq_schema::UserKind::ALL.iter().any(|k| k.as_str() == v) {
+                return Val::Null;
+            }
+            Val::Str(Cow::Borrowed(v))
+        };
+        Some(match self {
+            ColRef::Plain(a) => {
+                if a.is_valid(i) {
+                    s(a.value(i))
+                } else {
+                    Val::Null
+                }
+            }
+            ColRef::Dict(d, v) => {
+                if d.is_valid(i) {
+                    s(v.value(d.keys().value(i) as usize))
+                } else {
+                    Val::Null
+                }
+            }
+            ColRef::Int(a) => {
+                if a.is_valid(i) {
+                    Val::Int(a.value(i).into())
+                } else {
+                    Val::Null
+                }
+            }
+            ColRef::Time(a) => {
+                if a.is_valid(i) {
+                    Val::Time(a.value(i))
+                } else {
+                    Val::Null
+                }
+            }
+            ColRef::Latency(t, st, unmapped) => {
+                if unmapped.as_ref().is_some_and(|u| u.is_valid(i)) {
+                    return None;
+                }
+                let at = |a: &Option<&TimestampMicrosecondArray>| a.filter(|a| a.is_valid(i)).map(|a| a.value(i));
+                match (at(t), at(st)) {
+                    (Some(a), Some(b)) => Val::Dur(b - a),
+                    _ => Val::Null,
+                }
+            }
+            ColRef::Missing => Val::Null,
+        })
+    }
+}
+
+/// One row of a batch, as the filter reads it.
+struct RowView<'a, 'b> {
+    arrays: &'b [(ColRef<'a>, bool)],
+    getters: &'b [Getter],
+    restored: &'b kaq_columnar::Columns<'a>,
+    i: usize,
+    cache: Vec<Option<Val<'a>>>,
+}
+
+impl<'a> RowView<'a, '_> {
+    fn value(&mut self, col: usize) -> Val<'a> {
+        let (a, user_kind) = &self.arrays[col];
+        match a.get(self.i, *user_kind) {
+            Some(v) => v,
+            None => match self.restored.event(self.i) {
+                Ok(ev) => self.getters[col].get(&ev).into_owned(),
+                Err(_) => Val::Null,
+            },
+        }
+    }
+}
+
+impl<'a> Columns<'a> for RowView<'a, '_> {
+    fn get(&mut self, col: usize) -> &Val<'a> {
+        if self.cache[col].is_none() {
+            let v = self.value(col);
+            self.cache[col] = Some(v);
+        }
+        self.cache[col].as_ref().expect("just set")
+    }
+}
+
+/// A row group's partial result.
+enum Partial {
+    Count(HashMap<Vec<Val<'static>>, i64>),
+    Timeline(HashMap<i64, i64>),
+    Rows(Vec<Row>),
+}
+
+/// The audit schema with the dictionary-encoded columns read as Arrow dictionaries (no string is
+/// copied out of a dictionary page).
+fn dictionary_schema() -> Arc<Schema> {
+    let fields: Vec<Field> = COLUMNS
+        .iter()
+        .map(|(name, c)| {
+            let t = match c {
+                Col::Dict => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                c => kaq_columnar::data_type(*c),
+            };
+            Field::new(*name, t, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Runs `plan`'s filter, and its first step when that is a count or a timeline, over kaq Parquet
+/// `files` from their columns; `None` when the plan does not take this path ([`applies`]).
+/// Setting `cancel` stops it between row groups with [`ScanError::Cancelled`].
+pub fn scan(
+    plan: &Plan,
+    files: &[PathBuf],
+    threads: usize,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Option<Result<Scanned, ScanError>> {
+    let kind = kind(plan)?;
+    Some(run(plan, &kind, files, threads, cancel))
+}
+
+fn run(
+    plan: &Plan,
+    kind: &Kind,
+    files: &[PathBuf],
+    threads: usize,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<Scanned, ScanError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let perr = |path: &Path, e: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error: e };
+    let getters: Vec<Getter> = plan.slots.iter().map(|s| Getter::new(s.key.as_ref().expect("event fields"))).collect();
+    let directs: Vec<Direct> = getters.iter().map(|g| Direct::of(g).expect("checked by kind()")).collect();
+    let dict = dictionary_schema();
+    let mut handles = Vec::new();
+    let mut jobs = Vec::new();
+    for (f, path) in files.iter().enumerate() {
+        let file = std::fs::File::open(path)
+            .map_err(|e| perr(path, kaq_columnar::Error::Io { path: path.clone(), error: e }))?;
+        let shared = SharedFile::new(file);
+        let b = ParquetRecordBatchReaderBuilder::try_new(shared.clone()).map_err(|e| perr(path, e.into()))?;
+        if b.schema().field_with_name("id").is_err() {
+            return Err(perr(path, kaq_columnar::Error::NotKaqParquet("it has no `id` column".into())));
+        }
+        // Dictionaries only for a file of exactly kaq's schema (older files read as strings).
+        let hint = b.schema().fields().iter().map(|f| f.name()).eq(dict.fields().iter().map(|f| f.name()));
+        jobs.extend((0..b.metadata().num_row_groups()).map(|g| (f, g, hint)));
+        handles.push(shared);
+    }
+    type Slot = Mutex<Option<Result<(Partial, u64), ScanError>>>;
+    let results: Vec<Slot> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let j = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(f, g, hint)) = jobs.get(j) else { return };
+            let path = &files[f];
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                *results[j].lock().expect("unpoisoned") = Some(Err(ScanError::Cancelled));
+                continue;
+            }
+            let job = || -> Result<(Partial, u64), kaq_columnar::Error> {
+                let opts =
+                    if hint { ArrowReaderOptions::new().with_schema(dict.clone()) } else { ArrowReaderOptions::new() };
+                let b = ParquetRecordBatchReaderBuilder::try_new_with_options(handles[f].clone(), opts)?;
+                let mask = projection_mask(plan, b.schema(), b.parquet_schema());
+                let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
+                let mut part = match kind {
+                    Kind::Count { .. } => Partial::Count(HashMap::new()),
+                    Kind::Timeline { .. } => Partial::Timeline(HashMap::new()),
+                    Kind::Rows => Partial::Rows(Vec::new()),
+                };
+                let mut n = 0;
+                for batch in reader {
+                    let batch = batch?;
+                    n += batch.num_rows() as u64;
+                    add_batch(plan, kind, &getters, &directs, &batch, &mut part)?;
+                }
+                Ok((part, n))
+            };
+            *results[j].lock().expect("unpoisoned") = Some(job().map_err(|e| perr(path, e)));
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads.min(jobs.len().max(1)) {
+            s.spawn(work);
+        }
+        work();
+    });
+    let mut rows_read = 0;
+    let mut counts: HashMap<Vec<Val<'static>>, i64> = HashMap::new();
+    let mut buckets: HashMap<(i64, Val<'static>), i64> = HashMap::new();
+    let mut rows = Vec::new();
+    for r in results {
+        let (part, n) = r.into_inner().expect("unpoisoned").expect("every job ran")?;
+        rows_read += n;
+        match part {
+            Partial::Count(c) => {
+                for (k, v) in c {
+                    *counts.entry(k).or_default() += v;
+                }
+            }
+            Partial::Timeline(c) => {
+                for (k, v) in c {
+                    *buckets.entry((k, Val::Null)).or_default() += v;
+                }
+            }
+            Partial::Rows(mut r) => rows.append(&mut r),
+        }
+    }
+    let rows = match kind {
+        Kind::Count { by, aggs } => pipeline::count_rows(counts.into_iter().collect(), by.len(), *aggs),
+        Kind::Timeline { interval, .. } => pipeline::timeline_rows(&buckets, *interval, false),
+        Kind::Rows => rows,
+    };
+    Ok(Scanned { rows, first_step_done: !matches!(kind, Kind::Rows), rows_read })
+}
+
+fn add_batch(
+    plan: &Plan,
+    kind: &Kind,
+    getters: &[Getter],
+    directs: &[Direct],
+    batch: &RecordBatch,
+    part: &mut Partial,
+) -> Result<(), kaq_columnar::Error> {
+    let arrays: Vec<(ColRef<'_>, bool)> =
+        directs.iter().map(|d| (ColRef::new(batch, *d), matches!(d, Direct::UserKind))).collect();
+    let restored = kaq_columnar::Columns::projected(batch)?;
+    let always = matches!(plan.filter, Pred::Const(true));
+    // Counting by one dictionary column with no filter: count the keys, then name them.
+    if always
+        && let (Kind::Count { by, .. }, Partial::Count(counts)) = (kind, &mut *part)
+        && let [c] = by.as_slice()
+        && let (ColRef::Dict(d, values), false) = &arrays[*c]
+    {
+        let mut per_key = vec![0i64; values.len()];
+        let mut nulls = 0i64;
+        for k in d.keys().iter() {
+            match k {
+                Some(k) => per_key[k as usize] += 1,
+                None => nulls += 1,
+            }
+        }
+        for (k, n) in per_key.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+            let v = if values.is_valid(k) { Val::Str(Cow::Owned(values.value(k).to_string())) } else { Val::Null };
+            *counts.entry(vec![v]).or_default() += n;
+        }
+        if nulls > 0 {
+            *counts.entry(vec![Val::Null]).or_default() += nulls;
+        }
+        return Ok(());
+    }
+    let mut local: HashMap<Vec<Val<'_>>, i64> = HashMap::new();
+    for i in 0..batch.num_rows() {
+        let mut row = RowView { arrays: &arrays, getters, restored: &restored, i, cache: vec![None; arrays.len()] };
+        if !always && !eval(&plan.filter, &mut row) {
+            continue;
+        }
+        match (kind, &mut *part) {
+            (Kind::Count { by, .. }, Partial::Count(_)) => {
+                let key: Vec<Val<'_>> = by.iter().map(|&c| row.get(c).clone()).collect();
+                *local.entry(key).or_default() += 1;
+            }
+            (Kind::Timeline { interval, col }, Partial::Timeline(b)) => {
+                if let Val::Time(t) = row.get(*col) {
+                    *b.entry(t.div_euclid(*interval) * interval).or_default() += 1;
+                }
+            }
+            (Kind::Rows, Partial::Rows(r)) => {
+                let vals = (0..arrays.len()).map(|c| row.get(c).clone().into_owned()).collect();
+                r.push(Row { vals, raw: None });
+            }
+            _ => unreachable!("the partial matches the kind"),
+        }
+    }
+    if let Partial::Count(counts) = part {
+        for (k, n) in local {
+            *counts.entry(k.into_iter().map(Val::into_owned).collect()).or_default() += n;
+        }
+    }
+    Ok(())
+}
