@@ -158,7 +158,7 @@ pub struct Incident {
 pub fn suggested() -> [(&'static str, &'static str); 3] {
     [
         ("Who deleted things in prod?", "verb:delete ns:prod* user_kind:human | table time, user, resource, ns, name"),
-        ("Which address is hammering us with 401s?", "code:401 | count by ip | sort -count | head 5"),
+        ("Which address is hammering us with 401s?", "code:401 | count by ip | sort -count"),
         ("Who ran commands inside pods?", "subresource:exec | table time, user, ns, name, exec_command | sort time"),
     ]
 }
