@@ -5,6 +5,7 @@
 #
 #   benches/compare.sh [EVENTS]          # default 1000000
 #   KAQ_BENCHES="kaq_query_deletes jq_query_deletes duckdb_query_deletes" benches/compare.sh
+#   KAQ_BENCHES="duckdb_convert kaq_ingest store_queries" benches/compare.sh   # the store (issue 4)
 #
 # Environment:
 #   KAQ=path/to/kaq        use this binary, skip `cargo build --release`
@@ -15,6 +16,8 @@
 #   DUCKDB_JSON_OPTIONS    read_json_auto options for the query benchmarks (default sample_size=-1:
 #                          the default sample fails on this log, a key first seen after 20 480 rows)
 #   KAQ_PYENV              where scripts/pyenv.sh keeps the venv with duckdb
+#   KAQ_STORE_RUNS=N       runs of each store query, kaq and the DuckDB CLI alike; the median counts
+#                          (default 5)
 #
 # Each measured command is one function `bench_NAME` that calls `measure`; to add one, write the
 # function and add NAME to BENCHES. The log is generated once and reused. Wall time and peak RSS come
@@ -42,12 +45,14 @@ mkdir -p -- "$out_dir" "$work_dir"
 
 BENCHES=(kaq_convert duckdb_convert kaq_convert_completion_order
     kaq_query_deletes jq_query_deletes duckdb_query_deletes
-    kaq_query_401 jq_query_401 duckdb_query_401)
+    kaq_query_401 jq_query_401 duckdb_query_401
+    kaq_ingest store_queries)
 read -r -a selected <<<"${KAQ_BENCHES:-${BENCHES[*]}}"
 
 # Results, by measurement name.
 declare -A SECS=() RSS_KB=() BYTES=() INNER_SECS=()
 order=()
+store_lines=()
 
 # ------------------------------------------------------------------------------------------------
 # Setup
@@ -250,6 +255,70 @@ bench_duckdb_query_401() {
         "SELECT ip, count(*) AS count FROM (SELECT unnest(sourceIPs) AS ip FROM LOG WHERE responseStatus.code = 401) GROUP BY ip"
 }
 
+# The store: `kaq ingest` of the log (against duckdb_convert's JSON→Parquet), then each query asked
+# of the store by `kaq query --store` and of DuckDB's own Parquet of the log by the DuckDB command
+# line (whole processes both, the median of KAQ_STORE_RUNS runs each).
+
+bench_kaq_ingest() {
+    measure "kaq ingest" "$out_dir/store" "$kaq" ingest "$log_file" --store "$out_dir/store" -q
+}
+
+# median_secs NAME CMD...: runs CMD KAQ_STORE_RUNS times (stdout to $work_dir/NAME.stdout), prints
+# the median wall time in seconds.
+median_secs() {
+    local name=$1
+    shift
+    "$py" - "$work_dir/$name.stdout" "${KAQ_STORE_RUNS:-5}" "$@" <<'PY'
+import statistics, subprocess, sys, time
+out, runs, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+times = []
+for _ in range(runs):
+    with open(out, "wb") as f:
+        t0 = time.perf_counter()
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    if rc != 0:
+        sys.exit(f"{cmd} failed (exit {rc})")
+print(f"{statistics.median(times):.3f}")
+PY
+}
+
+bench_store_queries() {
+    local store="$out_dir/store" parquet="$out_dir/out_duck.parquet" duck
+    [[ -f "$store/MANIFEST.json" ]] || die "store_queries needs kaq_ingest first (no store at $store)"
+    [[ -f "$parquet" ]] || die "store_queries needs duckdb_convert first (no $parquet)"
+    duck="$(dirname -- "$py")/duckdb"
+    [[ -x "$duck" ]] || die "no DuckDB command line at $duck (scripts/pyenv.sh installs duckdb-cli)"
+    local id
+    id=$("$py" -c 'import json, sys
+for i, line in enumerate(open(sys.argv[1])):
+    if i == 500000 or not line.strip(): break
+    last = line
+print(json.loads(last)["auditID"])' "$log_file")
+    local P="'$parquet'"
+    local -a names=(id ip exec users 401 timeline p99)
+    local -a kq=("id:$id" "ip:203.0.113.45" "subresource:exec" "| count by user" "code:401 | count by ip"
+        "| timeline 5m" "latency>1s | stats p99(latency) by verb")
+    local -a sql=(
+        "SELECT * FROM $P WHERE auditID = '$id'"
+        "SELECT * FROM $P WHERE list_contains(sourceIPs, '203.0.113.45')"
+        "SELECT * FROM $P WHERE objectRef.subresource = 'exec'"
+        "SELECT \"user\".username AS user, count(*) AS count FROM $P GROUP BY 1 ORDER BY 1"
+        "SELECT ip, count(*) AS count FROM (SELECT unnest(sourceIPs) AS ip FROM $P WHERE responseStatus.code = 401) GROUP BY ip ORDER BY ip"
+        "SELECT time_bucket(INTERVAL '5 minutes', CAST(requestReceivedTimestamp AS TIMESTAMP)) AS time, count(*) AS count FROM $P GROUP BY 1 ORDER BY 1"
+        "SELECT verb, quantile_disc(epoch_us(CAST(stageTimestamp AS TIMESTAMP)) - epoch_us(CAST(requestReceivedTimestamp AS TIMESTAMP)), 0.99) AS p99 FROM $P WHERE CAST(stageTimestamp AS TIMESTAMP) - CAST(requestReceivedTimestamp AS TIMESTAMP) > INTERVAL 1 second GROUP BY verb ORDER BY verb")
+    local i k d
+    for i in "${!names[@]}"; do
+        note "store query ${names[$i]}: kaq '${kq[$i]}' / duckdb: ${sql[$i]}"
+        k=$(median_secs "kaq store ${names[$i]}" "$kaq" query "${kq[$i]}" --store "$store" --format json) ||
+            die "kaq store ${names[$i]} failed"
+        d=$(median_secs "duckdb store ${names[$i]}" "$duck" -jsonlines -c "${sql[$i]}") ||
+            die "duckdb store ${names[$i]} failed"
+        store_lines+=("$(printf '%-10s %9s %9s %8s   rows: kaq %s, duckdb %s' "${names[$i]}" "$k" "$d" \
+            "$(ratio "$d" "$k")" "$(rows_of "kaq store ${names[$i]}")" "$(rows_of "duckdb store ${names[$i]}")")")
+    done
+}
+
 rows_of() { # the number of answer lines a measurement printed
     wc -l <"$work_dir/$1.stdout" | tr -d ' '
 }
@@ -296,6 +365,18 @@ report() {
         [[ -n "${SECS[duckdb $q]:-}" ]] &&
             echo "  duckdb_seconds / kaq_seconds:       $(ratio "${SECS[duckdb $q]}" "${SECS[kaq query $q]}")"
     done
+    if [[ -n "${SECS[kaq ingest]:-}" ]]; then
+        echo
+        echo "store: $(bytes_of "$out_dir/store") bytes = $(awk -v a="$(bytes_of "$out_dir/store")" -v b="$(bytes_of "$log_file")" \
+            'BEGIN { printf "%.1f", 100 * a / b }')% of the log"
+        [[ -n "${SECS[duckdb]:-}" ]] &&
+            echo "duckdb convert seconds / kaq ingest seconds: $(ratio "${SECS[duckdb]}" "${SECS[kaq ingest]}")"
+    fi
+    if ((${#store_lines[@]})); then
+        echo
+        printf '%-10s %9s %9s %8s\n' "store" "kaq s" "duckdb s" "ratio"
+        printf '%s\n' "${store_lines[@]}"
+    fi
     echo
     echo "results: $results"
 }
@@ -307,7 +388,8 @@ main() {
     for b in "${selected[@]}"; do
         declare -F "bench_$b" >/dev/null || die "unknown benchmark '$b' (known: ${BENCHES[*]})"
         [[ "$b" == kaq_* ]] && needs_kaq=1
-        [[ "$b" == duckdb_* ]] && needs_py=1
+        [[ "$b" == duckdb_* || "$b" == store_* ]] && needs_py=1
+        [[ "$b" == store_* ]] && needs_kaq=1
         [[ "$b" == jq_* ]] && { command -v jq >/dev/null || die "jq not found: install it (apt-get install jq)"; }
     done
     ((needs_kaq)) && build_kaq

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates (once) the Python virtual environment used by kaq's cross-checks and benchmarks, with
-# duckdb and pyarrow in it, and prints the path of its python as the last line on stdout.
+# duckdb, pyarrow and the DuckDB command line (duckdb-cli, as $venv/bin/duckdb) in it, and prints the path of its python as the last line on stdout.
 #
 #   PY=$(scripts/pyenv.sh | tail -n 1)
 #
@@ -15,14 +15,15 @@ set -euo pipefail
 
 venv="${KAQ_PYENV:-${HOME:-/root}/.cache/kaq-pyenv}"
 base_python="${PYTHON:-python3}"
-packages=("duckdb>=1.1" "pyarrow>=15")
+packages=("duckdb>=1.1" "pyarrow>=15" "duckdb-cli>=1.1")
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
 
 log() { echo "pyenv: $*" >&2; }
 
 has_modules() {
-    [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import duckdb, pyarrow' >/dev/null 2>&1
+    [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import duckdb, pyarrow' >/dev/null 2>&1 &&
+        [[ -x "$venv/bin/duckdb" ]]
 }
 
 setup() {
