@@ -33,6 +33,7 @@ enum Command {
     Prune(cli::store::PruneArgs),
     Convert(cli::convert::ConvertArgs),
     Repl(cli::repl::ReplArgs),
+    Demo(cli::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Command::Prune(args) => cli::store::prune(args),
         Command::Convert(args) => cli::convert::run(args),
         Command::Repl(args) => cli::repl::run(args),
+        Command::Demo(args) => cli::demo::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! Subcommands and the pieces they share.
 
 pub mod convert;
+pub mod demo;
 pub mod input;
 pub mod progress;
 pub mod query;

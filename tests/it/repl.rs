@@ -304,3 +304,64 @@ fn repl_answers_queries_piped_on_stdin() {
     let saved = std::fs::read_to_string(dir.path().join("h/saved-queries.json")).unwrap();
     assert!(saved.contains("\"dels\": \"verb:delete ns:prod*\""), "{saved}");
 }
+
+/// The README's first command: `kaq demo` lands in the REPL on the demo store, and "who deleted
+/// things in prod?" is answered with Tab completing the words.
+#[test]
+fn demo_answers_who_deleted_things_in_prod_with_completion() {
+    let dir = tmp();
+    let history = dir.path().join("history");
+    let tmpdir = dir.path().join("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
+    let env = [("KAQ_HISTORY", history.to_str().unwrap()), ("TMPDIR", tmpdir.to_str().unwrap())];
+    let mut t = Term::start(&["demo", "--events", "3000"], &env);
+    t.expect("Who deleted things in prod?");
+    t.expect("kaq>");
+    let store = std::fs::read_dir(&tmpdir).unwrap().count();
+    assert_eq!(store, 1, "the demo store is in TMPDIR while the REPL runs");
+    t.send("ver\t");
+    t.expect("verb:");
+    t.send("delet\t");
+    t.expect("verb:delete");
+    t.send(" ns:prod-pay\t");
+    t.expect("ns:prod-payments");
+    t.send("user_k\t");
+    t.expect("user_kind:");
+    t.send("hum\t");
+    t.expect("user_kind:human");
+    t.send("| tab\t");
+    t.expect("| table");
+    t.send("time, user, resource, ns, name\r");
+    let table = t.expect("(2 rows)");
+    assert!(table.contains("carol@example.com") && table.contains("payments-db-credentials"), "{table}");
+    exited_ok(t.quit());
+    assert_eq!(std::fs::read_dir(&tmpdir).unwrap().count(), 0, "the demo store is removed on exit");
+}
+
+#[test]
+fn demo_answers_its_suggested_questions_on_stdin() {
+    let dir = tmp();
+    let keep = dir.path().join("demo-store");
+    let mut child = kaq()
+        .args(["demo", "--events", "2000", "--seed", "7", "--keep", keep.to_str().unwrap()])
+        .env("KAQ_HISTORY", "")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = kaq_demo::suggested().iter().map(|(_, q)| format!("{q}\n")).collect();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The same answers as `kaq query` over the kept store.
+    let mut want = String::new();
+    for (_, q) in kaq_demo::suggested() {
+        let r = run(&["query", q, "--store", keep.to_str().unwrap(), "--format", "json"]);
+        want.push_str(&String::from_utf8_lossy(&r.stdout));
+    }
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+    assert!(want.contains("203.0.113.45"), "{want}");
+    let o = run(&["demo", "--keep", keep.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("already exists"), "{}", stderr(&o));
+}
