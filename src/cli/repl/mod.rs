@@ -43,6 +43,8 @@ use meta::Meta;
 ///
 ///   kaq repl /var/log/kubernetes/audit/     (log files, read again for each query)
 ///
+///   kaq demo                         (a generated cluster's log, then this shell)
+///
 ///   kaq> verb:delete ns:prod* | table time, user, resource, name
 ///
 ///   kaq> code:401 | count by ip | sort -count
@@ -120,7 +122,7 @@ pub fn run(args: ReplArgs) -> anyhow::Result<ExitCode> {
         let dir = super::store::store_dir(args.store.as_ref());
         if !dir.join("MANIFEST.json").exists() {
             bail!(
-                "{}: no store here; give audit logs (`kaq repl audit.log`) or make a store with `kaq ingest`",
+                "{}: no store here; give audit logs (`kaq repl audit.log`), make a store with `kaq ingest`, or try `kaq demo`",
                 dir.display()
             );
         }
