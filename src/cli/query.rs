@@ -124,10 +124,6 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    if args.explain {
-        print!("{}", kaq_query::explain(&plan));
-        return Ok(ExitCode::SUCCESS);
-    }
     // Where to read: the inputs; else a store (--store, $KAQ_STORE, or ./kaq-store when it
     // exists); else a piped stdin.
     let mut inputs = args.inputs.clone();
@@ -138,6 +134,16 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             || store_dir.join("MANIFEST.json").exists());
     if args.store.is_some() && !args.inputs.is_empty() {
         bail!("give either INPUT files or --store, not both");
+    }
+    if args.explain {
+        // Over a store, the query runs to count what each step reads and keeps.
+        if use_store {
+            let store = kaq_store::Store::open(&store_dir)?;
+            print!("{}", store.explain_plan(&plan, &ReadOptions::default())?);
+        } else {
+            print!("{}", kaq_query::explain(&plan));
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     if inputs.is_empty() && !use_store {
         if std::io::stdin().is_terminal() {

@@ -297,7 +297,8 @@ fn repl_answers_queries_piped_on_stdin() {
     let rest: Vec<&str> = lines.collect();
     let explain = rest.join("\n");
     assert!(explain.contains("query:     code:401 | count by ip"), "{explain}");
-    assert!(explain.contains("the index narrows the filter"), "{explain}");
+    assert!(explain.contains("store:     segments: 1 of 1 read"), "{explain}");
+    assert!(explain.contains("store:     step 1: "), "{explain}");
     // `.fields ns`: the namespaces seen most, with their rows.
     assert!(rest.iter().any(|l| l.starts_with("ns ") && l.contains("kube-system (")), "{explain}");
     // Saved searches are kept beside the history.

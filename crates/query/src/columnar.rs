@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, TimestampMicrosecondType};
-use arrow_array::{Array, DictionaryArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{Array, DictionaryArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema};
 use kaq_columnar::{COLUMNS, Col};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
@@ -24,7 +24,7 @@ use crate::eval::{Columns, eval};
 use crate::extract::Getter;
 use crate::pipeline::{self, Row};
 use crate::plan::{Agg, Plan, Pred, Step};
-use crate::scan::{ScanError, SharedFile, projection_mask};
+use crate::scan::{ScanError, SharedFile, columns_mask, projection_mask, slot_columns};
 use crate::value::Val;
 
 /// A getter that reads its value straight from one or more columns.
@@ -40,6 +40,10 @@ enum Direct {
     /// `stage_time − time`, unless `unmapped` says requestReceivedTimestamp was absent: rows with
     /// an `unmapped` value are restored and read by the getter.
     Latency,
+    /// A list column (`ip`, `groups`, `as_groups`): the list.
+    List(&'static str),
+    /// The first (`client_ip`) or last (`peer_ip`) address of `ip`.
+    ListEnd(bool),
 }
 
 impl Direct {
@@ -72,6 +76,9 @@ impl Direct {
             | Getter::Reason
             | Getter::Message
             | Getter::ExecCommand => Direct::Str(g.columns()[0]),
+            Getter::Ip | Getter::Groups | Getter::AsGroups => Direct::List(g.columns()[0]),
+            Getter::ClientIp => Direct::ListEnd(true),
+            Getter::PeerIp => Direct::ListEnd(false),
             _ => return None,
         })
     }
@@ -85,6 +92,18 @@ enum Kind {
     Timeline { interval: i64, col: usize },
     /// The matching rows (the steps are run on them as after any scan).
     Rows,
+    /// The numbers of the matching rows in their file ([`matching_rows`]).
+    Positions,
+}
+
+/// The direct getters of a plan's slots, when every slot has one.
+fn directs(plan: &Plan) -> Option<Vec<Direct>> {
+    plan.slots.iter().map(|s| Direct::of(&Getter::new(s.key.as_ref()?))).collect()
+}
+
+/// Whether [`matching_rows`] can test `plan`'s filter from the columns.
+pub fn filters(plan: &Plan) -> bool {
+    directs(plan).is_some()
 }
 
 /// Whether `plan` takes the columnar path, and how.
@@ -92,12 +111,11 @@ fn kind(plan: &Plan) -> Option<Kind> {
     if !plan.all_stages || plan.whole_events {
         return None;
     }
-    for s in &plan.slots {
-        Direct::of(&Getter::new(s.key.as_ref()?))?;
-    }
+    let directs = directs(plan)?;
     let Some((first, _)) = plan.steps.first() else { return Some(Kind::Rows) };
+    let scalar = |c: &usize| !matches!(directs[*c], Direct::List(_));
     match first {
-        Step::Aggregate { by, aggs } if aggs.iter().all(|a: &Agg| a.col.is_none()) => {
+        Step::Aggregate { by, aggs } if aggs.iter().all(|a: &Agg| a.col.is_none()) && by.iter().all(scalar) => {
             Some(Kind::Count { by: by.clone(), aggs: aggs.len() })
         }
         Step::Timeline { interval, col, by: None } => Some(Kind::Timeline { interval: *interval, col: *col }),
@@ -117,6 +135,8 @@ pub struct Scanned {
     pub first_step_done: bool,
     /// Rows read from the files.
     pub rows_read: u64,
+    /// For [`matching_rows`]: the numbers of the matching rows, in order.
+    pub positions: Vec<u64>,
 }
 
 /// A column of a batch as a [`Direct`] getter reads it.
@@ -126,7 +146,14 @@ enum ColRef<'a> {
     Int(&'a Int32Array),
     Time(&'a TimestampMicrosecondArray),
     Latency(Option<&'a TimestampMicrosecondArray>, Option<&'a TimestampMicrosecondArray>, Option<Unmapped<'a>>),
+    List(&'a ListArray, &'a StringArray),
+    ListEnd(&'a ListArray, &'a StringArray, bool),
     Missing,
+}
+
+fn list_col<'a>(b: &'a RecordBatch, name: &str) -> Option<(&'a ListArray, &'a StringArray)> {
+    let l = b.column_by_name(name)?.as_list_opt::<i32>()?;
+    Some((l, l.values().as_string_opt::<i32>()?))
 }
 
 /// A string column for the `unmapped` check.
@@ -173,6 +200,8 @@ impl<'a> ColRef<'a> {
                 .map_or(ColRef::Missing, ColRef::Int),
             Direct::Time => time_col(b, "time").map_or(ColRef::Missing, ColRef::Time),
             Direct::StageTime => time_col(b, "stage_time").map_or(ColRef::Missing, ColRef::Time),
+            Direct::List(name) => list_col(b, name).map_or(ColRef::Missing, |(l, v)| ColRef::List(l, v)),
+            Direct::ListEnd(first) => list_col(b, "ip").map_or(ColRef::Missing, |(l, v)| ColRef::ListEnd(l, v, first)),
             Direct::Latency => ColRef::Latency(
                 time_col(b, "time"),
                 time_col(b, "stage_time"),
@@ -232,6 +261,23 @@ impl<'a> ColRef<'a> {
                     _ => Val::Null,
                 }
             }
+            ColRef::List(l, v) => {
+                if l.is_valid(i) {
+                    let o = l.value_offsets();
+                    Val::List((o[i] as usize..o[i + 1] as usize).map(|j| Val::Str(Cow::Borrowed(v.value(j)))).collect())
+                } else {
+                    Val::Null
+                }
+            }
+            ColRef::ListEnd(l, v, first) => {
+                let o = l.value_offsets();
+                let (a, b) = (o[i] as usize, o[i + 1] as usize);
+                if !l.is_valid(i) || a == b {
+                    Val::Null
+                } else {
+                    Val::Str(Cow::Borrowed(v.value(if *first { a } else { b - 1 })))
+                }
+            }
             ColRef::Missing => Val::Null,
         })
     }
@@ -274,6 +320,7 @@ enum Partial {
     Count(HashMap<Vec<Val<'static>>, i64>),
     Timeline(HashMap<i64, i64>),
     Rows(Vec<Row>),
+    Positions(Vec<u64>),
 }
 
 /// The audit schema with the dictionary-encoded columns read as Arrow dictionaries (no string is
@@ -290,6 +337,19 @@ fn dictionary_schema() -> Arc<Schema> {
         })
         .collect();
     Arc::new(Schema::new(fields))
+}
+
+/// The rows of a kaq Parquet file where `plan`'s filter holds, each tested on its own (the caller
+/// applies the latest-stage rule), read from the columns of the plan's fields only; `None` when a
+/// field is not a plain column ([`filters`]). For a store's whole-event queries the index cannot
+/// narrow: the rows found are then read whole.
+pub fn matching_rows(
+    plan: &Plan,
+    file: &Path,
+    threads: usize,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Option<Result<Scanned, ScanError>> {
+    filters(plan).then(|| run(plan, &Kind::Positions, &[file.to_path_buf()], threads, cancel))
 }
 
 /// Runs `plan`'s filter, and its first step when that is a count or a timeline, over kaq Parquet
@@ -316,7 +376,7 @@ fn run(
     use std::sync::atomic::{AtomicUsize, Ordering};
     let perr = |path: &Path, e: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error: e };
     let getters: Vec<Getter> = plan.slots.iter().map(|s| Getter::new(s.key.as_ref().expect("event fields"))).collect();
-    let directs: Vec<Direct> = getters.iter().map(|g| Direct::of(g).expect("checked by kind()")).collect();
+    let directs: Vec<Direct> = directs(plan).expect("checked by kind()");
     let dict = dictionary_schema();
     let mut handles = Vec::new();
     let mut jobs = Vec::new();
@@ -330,7 +390,11 @@ fn run(
         }
         // Dictionaries only for a file of exactly kaq's schema (older files read as strings).
         let hint = b.schema().fields().iter().map(|f| f.name()).eq(dict.fields().iter().map(|f| f.name()));
-        jobs.extend((0..b.metadata().num_row_groups()).map(|g| (f, g, hint)));
+        let mut start = 0u64;
+        for (g, rg) in b.metadata().row_groups().iter().enumerate() {
+            jobs.push((f, g, hint, start));
+            start += rg.num_rows() as u64;
+        }
         handles.push(shared);
     }
     type Slot = Mutex<Option<Result<(Partial, u64), ScanError>>>;
@@ -339,7 +403,7 @@ fn run(
     let work = || {
         loop {
             let j = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(f, g, hint)) = jobs.get(j) else { return };
+            let Some(&(f, g, hint, start)) = jobs.get(j) else { return };
             let path = &files[f];
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 *results[j].lock().expect("unpoisoned") = Some(Err(ScanError::Cancelled));
@@ -349,18 +413,23 @@ fn run(
                 let opts =
                     if hint { ArrowReaderOptions::new().with_schema(dict.clone()) } else { ArrowReaderOptions::new() };
                 let b = ParquetRecordBatchReaderBuilder::try_new_with_options(handles[f].clone(), opts)?;
-                let mask = projection_mask(plan, b.schema(), b.parquet_schema());
+                let mask = match kind {
+                    // Only the columns of the slots: whole events are read afterwards, row by row.
+                    Kind::Positions => columns_mask(&slot_columns(plan, false), b.schema(), b.parquet_schema()),
+                    _ => projection_mask(plan, b.schema(), b.parquet_schema()),
+                };
                 let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
                 let mut part = match kind {
                     Kind::Count { .. } => Partial::Count(HashMap::new()),
                     Kind::Timeline { .. } => Partial::Timeline(HashMap::new()),
                     Kind::Rows => Partial::Rows(Vec::new()),
+                    Kind::Positions => Partial::Positions(Vec::new()),
                 };
                 let mut n = 0;
                 for batch in reader {
                     let batch = batch?;
+                    add_batch(plan, kind, &getters, &directs, &batch, &mut part, start + n)?;
                     n += batch.num_rows() as u64;
-                    add_batch(plan, kind, &getters, &directs, &batch, &mut part)?;
                 }
                 Ok((part, n))
             };
@@ -377,6 +446,7 @@ fn run(
     let mut counts: HashMap<Vec<Val<'static>>, i64> = HashMap::new();
     let mut buckets: HashMap<(i64, Val<'static>), i64> = HashMap::new();
     let mut rows = Vec::new();
+    let mut positions = Vec::new();
     for r in results {
         let (part, n) = r.into_inner().expect("unpoisoned").expect("every job ran")?;
         rows_read += n;
@@ -392,14 +462,15 @@ fn run(
                 }
             }
             Partial::Rows(mut r) => rows.append(&mut r),
+            Partial::Positions(mut p) => positions.append(&mut p),
         }
     }
     let rows = match kind {
         Kind::Count { by, aggs } => pipeline::count_rows(counts.into_iter().collect(), by.len(), *aggs),
         Kind::Timeline { interval, .. } => pipeline::timeline_rows(&buckets, *interval, false),
-        Kind::Rows => rows,
+        Kind::Rows | Kind::Positions => rows,
     };
-    Ok(Scanned { rows, first_step_done: !matches!(kind, Kind::Rows), rows_read })
+    Ok(Scanned { rows, first_step_done: !matches!(kind, Kind::Rows | Kind::Positions), rows_read, positions })
 }
 
 fn add_batch(
@@ -409,6 +480,7 @@ fn add_batch(
     directs: &[Direct],
     batch: &RecordBatch,
     part: &mut Partial,
+    first_row: u64,
 ) -> Result<(), kaq_columnar::Error> {
     let arrays: Vec<(ColRef<'_>, bool)> =
         directs.iter().map(|d| (ColRef::new(batch, *d), matches!(d, Direct::UserKind))).collect();
@@ -465,6 +537,7 @@ fn add_batch(
                     *b.entry(t.div_euclid(*interval) * interval).or_default() += 1;
                 }
             }
+            (Kind::Positions, Partial::Positions(p)) => p.push(first_row + i as u64),
             (Kind::Rows, Partial::Rows(r)) => {
                 let vals = (0..arrays.len()).map(|c| row.get(c).clone().into_owned()).collect();
                 r.push(Row { vals, raw: None });

@@ -409,20 +409,22 @@ pub fn scan(
 /// The columns a Parquet scan with `plan` must read (`None`: all of them, for whole events):
 /// those of its fields, and those the latest-stage rule reads unless every stage is kept.
 pub fn projection(plan: &Plan) -> Option<Vec<&'static str>> {
-    if plan.whole_events {
-        return None;
-    }
+    (!plan.whole_events).then(|| slot_columns(plan, !plan.all_stages))
+}
+
+/// The columns of `plan`'s fields, and with `latest` those the latest-stage rule reads.
+pub fn slot_columns(plan: &Plan, latest: bool) -> Vec<&'static str> {
     let mut cols: Vec<&'static str> = plan
         .slots
         .iter()
         .flat_map(|s| Getter::new(s.key.as_ref().expect("slots are event fields")).columns().iter().copied())
         .collect();
-    if !plan.all_stages {
+    if latest {
         cols.extend(["id", "stage", "stage_time", "time"]);
     }
     cols.sort_unstable();
     cols.dedup();
-    Some(cols)
+    cols
 }
 
 /// The projection of [`projection`]'s columns in a file's schema.
@@ -433,11 +435,20 @@ pub fn projection_mask(
 ) -> parquet::arrow::ProjectionMask {
     match projection(plan) {
         None => parquet::arrow::ProjectionMask::all(),
-        Some(cols) => parquet::arrow::ProjectionMask::roots(
-            parquet,
-            arrow.fields().iter().enumerate().filter(|(_, f)| cols.contains(&f.name().as_str())).map(|(i, _)| i),
-        ),
+        Some(cols) => columns_mask(&cols, arrow, parquet),
     }
+}
+
+/// The projection of the named columns in a file's schema.
+pub fn columns_mask(
+    cols: &[&str],
+    arrow: &arrow_schema::Schema,
+    parquet: &parquet::schema::types::SchemaDescriptor,
+) -> parquet::arrow::ProjectionMask {
+    parquet::arrow::ProjectionMask::roots(
+        parquet,
+        arrow.fields().iter().enumerate().filter(|(_, f)| cols.contains(&f.name().as_str())).map(|(i, _)| i),
+    )
 }
 
 /// Reads Parquet files row group by row group on `threads` threads, restoring each row to an

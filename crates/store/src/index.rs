@@ -9,47 +9,32 @@
 //! fields…) reads the whole segment.
 
 use std::net::IpAddr;
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Int32Type;
 use arrow_array::{Array, ListArray, RecordBatch, StringArray};
 use kaq_columnar::{RowSink, column_index};
 use kaq_query::plan::{FieldKey, Plan, Pred, Test};
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::query::{BooleanQuery, Query, RangeQuery, TermQuery, TermSetQuery};
-use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::query::{BooleanQuery, Query, TermQuery, TermSetQuery};
+use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer};
 use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 
 /// The version of what the index holds (the manifest records it per segment; an index of another
 /// version is not used, its segment is scanned). 1: built from restored events, with `client_ip`
 /// and `peer_ip` fields and addresses as written. 2: built from the Arrow batches as they are
-/// written; addresses normalised, one `ip` field for every address.
-pub const VERSION: u32 = 2;
+/// written; addresses normalised, one `ip` field for every address. 3: without the dense keyword
+/// fields and `code`.
+pub const VERSION: u32 = 3;
 
 /// Keyword fields indexed whole; each is the column of the same name (list columns: each
 /// element). `ip` holds every source address, normalised (`client_ip` and `peer_ip` are narrowed
-/// by it).
-const KEYWORDS: &[&str] = &[
-    "stage",
-    "verb",
-    "user",
-    "groups",
-    "as",
-    "ip",
-    "resource",
-    "subresource",
-    "ns",
-    "name",
-    "apigroup",
-    "status",
-    "reason",
-    "decision",
-    "user_kind",
-];
+/// by it). Dense fields with few values (verb, stage, resource, code, decision…) are not here: a
+/// term on every row costs as much to index as the rest together, and their columns are read
+/// quicker than their postings (dictionary pages; `kaq_query::columnar`).
+const KEYWORDS: &[&str] = &["user", "as", "ip", "subresource", "ns", "name", "reason"];
 /// Text fields indexed as words (the free-text fields); each is the column of the same name.
 const TEXTS: &[&str] = &["uri", "message", "exec_command"];
 /// Text fields with few distinct values, indexed whole: a search for words looks them up in the
@@ -81,7 +66,6 @@ fn schema() -> Schema {
     for t in TEXTS {
         b.add_text_field(t, words.clone());
     }
-    b.add_i64_field("code", INDEXED | FAST);
     b.build()
 }
 
@@ -204,8 +188,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, String> {
         .chain(TEXTS)
         .map(|k| (field(&s, k), column_index(k).expect("an indexed field is a column"), *k == "ip"))
         .collect();
-    let (row_f, code_f) = (field(&s, "row"), field(&s, "code"));
-    let code_col = column_index("code").expect("code column");
+    let row_f = field(&s, "row");
     let id_col = column_index("id").expect("id column");
     let mut row = 0u64;
     // auditIDs seen, by a 64-bit hash (a collision only makes `ids_unique` false: slower, exact).
@@ -230,7 +213,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, String> {
                     let a = batch.column(id_col).as_string::<i32>();
                     ids_unique = a.iter().flatten().all(|id| ids.insert(hash(id)));
                 }
-                add_batch(&w, &batch, &keywords, row_f, code_f, code_col, &mut row)
+                add_batch(&w, &batch, &keywords, row_f, &mut row)
             }
         };
         if let Err(e) = r {
@@ -256,8 +239,6 @@ fn add_batch(
     batch: &RecordBatch,
     fields: &[(Field, usize, bool)],
     row_f: Field,
-    code_f: Field,
-    code_col: usize,
     row: &mut u64,
 ) -> Result<(), String> {
     enum Col<'a> {
@@ -275,7 +256,6 @@ fn add_batch(
             (f, col, ip)
         })
         .collect();
-    let code = batch.column(code_col).as_primitive::<Int32Type>();
     for i in 0..batch.num_rows() {
         let mut doc = TantivyDocument::new();
         doc.add_u64(row_f, *row);
@@ -298,9 +278,6 @@ fn add_batch(
                     }
                 }
             }
-        }
-        if code.is_valid(i) {
-            doc.add_i64(code_f, i64::from(code.value(i)));
         }
         w.add_document(doc).map_err(|e| e.to_string())?;
         *row += 1;
@@ -482,15 +459,6 @@ fn leaf(name: &str, test: &Test) -> Option<Cand> {
             Test::Words(w) => Some(Cand::And(w.iter().map(|x| term(f, x)).collect())),
             _ => None,
         };
-    }
-    if name == "code"
-        && let Test::IntRange(lo, hi) = test
-    {
-        let f = field(s, "code");
-        return Some(Cand::Query(Box::new(RangeQuery::new(
-            Bound::Included(Term::from_field_i64(f, *lo)),
-            Bound::Included(Term::from_field_i64(f, *hi)),
-        ))));
     }
     None
 }

@@ -682,25 +682,20 @@ impl Store {
     /// How `query` would run here: the plan, then which segments are read.
     pub fn explain(&self, query: &str) -> Result<String, Error> {
         let plan = kaq_query::compile(query, &Options::default()).map_err(Error::Query)?;
-        let (segs, pruned) = self.live_segments_for(&plan);
-        let indexed =
-            !segs.is_empty() && segs.iter().all(|(s, _)| s.usable_index().is_some()) && index::indexable(&plan);
-        let how = if indexed {
-            let r = self.run(&plan, &ReadOptions::default())?;
-            format!(
-                "the index narrows them to {} candidate row(s) (and their requests' other stages), each tested",
-                r.rows_read
-            )
-        } else {
-            "every row of those is tested (the index cannot narrow this filter)".to_string()
-        };
-        Ok(format!(
-            "{}store:     {} of {} segment(s) read ({} pruned by time); {how}\n",
-            kaq_query::explain(&plan),
-            segs.len(),
-            self.manifest.segments.len(),
-            pruned
-        ))
+        self.explain_plan(&plan, &ReadOptions::default())
+    }
+
+    /// The plan, then how it ran here: segments, how rows were found, and what each step left,
+    /// with row counts (the query is run to count them).
+    pub fn explain_plan(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<String, Error> {
+        let r = self.run(plan, read)?;
+        let mut s = kaq_query::explain(plan);
+        for line in &r.trace {
+            s.push_str("store:     ");
+            s.push_str(line);
+            s.push('\n');
+        }
+        Ok(s)
     }
 
     /// The live segments a plan must read, and how many were pruned by time.
@@ -744,7 +739,9 @@ impl Store {
         // In a store of one segment whose auditIDs are all distinct, every row is its request's
         // only record, so its latest: the rule needs no reading (nor the columns it reads).
         let single;
-        let plan = if !plan.all_stages && self.manifest.segments.len() == 1 && self.manifest.segments[0].ids_unique {
+        let only_records =
+            !plan.all_stages && self.manifest.segments.len() == 1 && self.manifest.segments[0].ids_unique;
+        let plan = if only_records {
             single = kaq_query::Plan { all_stages: true, ..plan.clone() };
             &single
         } else {
@@ -754,7 +751,31 @@ impl Store {
             !segs.is_empty() && segs.iter().all(|(s, _)| s.usable_index().is_some()) && index::indexable(plan);
         let mut steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
         let paths: Vec<PathBuf> = segs.iter().map(|(_, p)| p.clone()).collect();
-        let by_index = if indexed { self.run_indexed(plan, &segs, read)? } else { None };
+        // The index narrows what it can; otherwise, for whole events or the latest-stage rule, the
+        // rows found from the columns of the query's fields are read whole.
+        let narrow = if indexed {
+            Some(Narrow::Index)
+        } else if !segs.is_empty() && !kaq_query::columnar::applies(plan) && kaq_query::columnar::filters(plan) {
+            Some(Narrow::Columns)
+        } else {
+            None
+        };
+        let total: u64 = segs.iter().map(|(s, _)| s.rows).sum();
+        let mut trace = vec![format!(
+            "segments: {} of {} read ({} pruned by time), {total} rows",
+            segs.len(),
+            self.manifest.segments.len(),
+            pruned
+        )];
+        if only_records {
+            trace.push(
+                "latest stage: one segment of distinct auditIDs, so every row is its request's only record".into(),
+            );
+        }
+        let by_index = match narrow {
+            Some(how) => self.run_narrowed(plan, &segs, read, how, &mut trace)?,
+            None => None,
+        };
         let (rows, rows_read) = if segs.is_empty() {
             (Vec::new(), 0)
         } else if let Some(found) = by_index {
@@ -763,15 +784,37 @@ impl Store {
             kaq_query::columnar::scan(plan, &paths, read.threads.max(1), read.cancel.as_deref())
         {
             let scanned = scanned?;
+            let cols = kaq_query::scan::slot_columns(plan, false).join(", ");
             if scanned.first_step_done {
                 steps.remove(0);
+                trace.push(format!(
+                    "columns: {cols} of {} rows read; step 1 counted from them: {} rows",
+                    scanned.rows_read,
+                    scanned.rows.len()
+                ));
+            } else {
+                trace.push(format!(
+                    "columns: {cols} of {} rows read and tested: {} rows match",
+                    scanned.rows_read,
+                    scanned.rows.len()
+                ));
             }
             (scanned.rows, scanned.rows_read)
         } else {
             let scanned = kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?;
+            trace.push(format!(
+                "scan: {} rows restored and tested: {} rows kept",
+                scanned.parquet_rows,
+                scanned.rows.len()
+            ));
             (scanned.rows, scanned.parquet_rows)
         };
-        let rows = kaq_query::pipeline::run(&steps, rows);
+        let first = plan.steps.len() - steps.len();
+        let mut rows = rows;
+        for (i, step) in steps.iter().enumerate() {
+            rows = kaq_query::pipeline::run(std::slice::from_ref(step), rows);
+            trace.push(format!("step {}: {} rows", first + i + 1, rows.len()));
+        }
         Ok(QueryResult {
             columns: plan.output_columns().to_vec(),
             whole_events: plan.whole_events,
@@ -779,16 +822,20 @@ impl Store {
             segments_read: segs.len(),
             segments_pruned: pruned,
             rows_read,
+            trace,
         })
     }
 
-    /// The index gives each segment's candidate rows; only those are read and tested. Then, for
-    /// the latest-stage rule, every row of every segment with a matching auditID is read too.
-    fn run_indexed(
+    /// The index (or the columns of the query's fields) gives each segment's candidate rows; only
+    /// those are read and tested. Then, for the latest-stage rule, every row of every segment with
+    /// a matching auditID is read too.
+    fn run_narrowed(
         &self,
         plan: &kaq_query::Plan,
         segs: &[(&Segment, PathBuf)],
         read: &ReadOptions,
+        how: Narrow,
+        trace: &mut Vec<String>,
     ) -> Result<Option<(Vec<kaq_query::Row>, u64)>, Error> {
         let cancelled = || read.cancelled().then_some(Error::Scan(kaq_query::scan::ScanError::Cancelled));
         let handler = kaq_query::scan::Scan::new(plan, false);
@@ -797,6 +844,11 @@ impl Store {
         for (s, path) in segs {
             if let Some(e) = cancelled() {
                 return Err(e);
+            }
+            if how == Narrow::Columns {
+                let found = kaq_query::columnar::matching_rows(plan, path, read.threads.max(1), read.cancel.as_deref());
+                seen_rows.push(found.expect("checked by columnar::filters")?.positions);
+                continue;
             }
             let dir = self.dir.join(SEGMENTS).join(s.usable_index().expect("indexed"));
             let idx = index::SegmentIndex::open(&dir).map_err(|w| ierr(&dir, w))?;
@@ -807,15 +859,31 @@ impl Store {
         // sixteen: then the columnar scan, when the query can take it, is faster.
         let candidates: u64 = seen_rows.iter().map(|r| r.len() as u64).sum();
         let total: u64 = segs.iter().map(|(s, _)| s.rows).sum();
-        if candidates * 16 > total && kaq_query::columnar::applies(plan) {
-            return Ok(None);
+        if how == Narrow::Index && candidates * 16 > total {
+            if kaq_query::columnar::applies(plan) {
+                trace.push(format!("index: {candidates} candidate rows, too many to read one by one"));
+                return Ok(None);
+            }
+            if kaq_query::columnar::filters(plan) {
+                // The whole filter tested on its columns finds fewer rows to read whole.
+                trace.push(format!("index: {candidates} candidate rows, too many to read one by one"));
+                return self.run_narrowed(plan, segs, read, Narrow::Columns, trace);
+            }
         }
+        trace.push(match how {
+            Narrow::Index => format!("index: {candidates} candidate rows, read and tested"),
+            Narrow::Columns => format!(
+                "columns: {} of {total} rows tested: {candidates} rows match, read whole",
+                kaq_query::scan::slot_columns(plan, false).join(", ")
+            ),
+        });
         let mut founds = Vec::new();
         let mut read_rows = candidates;
         for ((s, path), rows) in segs.iter().zip(&seen_rows) {
             founds.push(read_selected(plan, &handler, path, rows, s.rows)?);
         }
         if !plan.all_stages {
+            let before = read_rows;
             // The other stages of every matching request, wherever they are: in each segment, the
             // rows of the auditIDs matched elsewhere, and of those matched in it unless its
             // auditIDs are all distinct.
@@ -843,6 +911,10 @@ impl Store {
                     founds[k].merge(read_selected(plan, &handler, path, &more, s.rows)?);
                 }
             }
+            trace.push(format!(
+                "latest stage: {} rows of the same requests read (auditID bloom filters)",
+                read_rows - before
+            ));
         }
         let mut collect = kaq_query::scan::Collector::default();
         for f in founds {
@@ -852,8 +924,18 @@ impl Store {
             path: self.dir.clone(),
             why: "a row was skipped without being read (never happens on segments)".into(),
         })?;
+        trace.push(format!("kept: {} rows", rows.len()));
         Ok(Some((rows, read_rows)))
     }
+}
+
+/// How a query's candidate rows are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Narrow {
+    /// The segments' tantivy indexes (and auditIDs' bloom filters).
+    Index,
+    /// The filter tested on the columns of the query's fields ([`kaq_query::columnar`]).
+    Columns,
 }
 
 /// Reads the given rows (sorted) of a segment file, testing each as the event at position `row`;
@@ -940,6 +1022,8 @@ pub struct QueryResult {
     pub segments_read: usize,
     pub segments_pruned: usize,
     pub rows_read: u64,
+    /// How the rows were found and what each step left, with row counts (`kaq query --explain`).
+    pub trace: Vec<String>,
 }
 
 impl QueryResult {

@@ -1,9 +1,11 @@
-//! The values a store holds, read from its indexes' term dictionaries: what a REPL completes after
-//! `ns:`, `user:` or `verb:`, most frequent first. Only the dictionaries are read (no postings,
-//! no Parquet), so a lookup costs milliseconds whatever the store's size.
+//! The values a store holds: what a REPL completes after `ns:`, `user:` or `verb:`, most frequent
+//! first. Fields the index holds whole (`ns`, `user`, `name`, `ip`…) are read from its term
+//! dictionaries (no postings, no Parquet): milliseconds whatever the store's size. Dense fields the
+//! index leaves out (`verb`, `resource`, `stage`, `decision`…) are counted once from their
+//! dictionary-encoded columns ([`kaq_query::columnar`]) and kept for the next look-up.
 //!
-//! Counts are documents (rows) per value summed over segments: every stage of a request counts,
-//! so they rank values rather than count requests. Segments without an index add nothing.
+//! Counts are rows per value summed over segments: every stage of a request counts, so they rank
+//! values rather than count requests. Segments without an index add nothing to indexed fields.
 
 use std::collections::HashMap;
 
@@ -18,6 +20,9 @@ const SUBSTRING_SCAN: usize = 200_000;
 /// The term dictionaries of a store's segments, opened once for many look-ups.
 pub struct Terms {
     readers: Vec<tantivy::Searcher>,
+    segments: Vec<std::path::PathBuf>,
+    /// Counts of fields read from columns, by field.
+    counted: std::sync::Mutex<HashMap<String, HashMap<Vec<u8>, u64>>>,
 }
 
 impl Store {
@@ -47,7 +52,7 @@ impl Store {
             let index = Index::open_in_dir(&dir).map_err(ierr)?;
             readers.push(index.reader().map_err(ierr)?.searcher());
         }
-        Ok(Terms { readers })
+        Ok(Terms { readers, segments: self.segment_paths(), counted: Default::default() })
     }
 }
 
@@ -57,6 +62,9 @@ impl Terms {
         let mut starts: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut contains: HashMap<Vec<u8>, u64> = HashMap::new();
         let needle = prefix.to_lowercase();
+        if self.readers.first().is_some_and(|r| r.schema().get_field(field).is_err()) {
+            return self.top_counted(field, prefix, limit);
+        }
         for searcher in &self.readers {
             let Ok(f) = searcher.schema().get_field(field) else { return Vec::new() };
             if !is_raw(searcher, f) {
@@ -90,15 +98,62 @@ impl Terms {
                 }
             }
         }
-        let mut out = ranked(starts);
-        out.truncate(limit);
-        if out.len() < limit {
-            let mut more = ranked(contains);
-            more.truncate(limit - out.len());
-            out.extend(more);
-        }
-        out
+        first_then(starts, contains, limit)
     }
+
+    /// [`top`](Self::top) for a keyword field the index does not hold: its values counted from
+    /// its column (every row of every segment, once).
+    fn top_counted(&self, field: &str, prefix: &str, limit: usize) -> Vec<(String, u64)> {
+        let mut counted = self.counted.lock().expect("unpoisoned");
+        if !counted.contains_key(field) {
+            counted.insert(field.to_string(), self.count(field).unwrap_or_default());
+        }
+        let needle = prefix.to_lowercase();
+        let (mut starts, mut contains) = (HashMap::new(), HashMap::new());
+        for (k, n) in &counted[field] {
+            if k.starts_with(prefix.as_bytes()) {
+                starts.insert(k.clone(), *n);
+            } else if !needle.is_empty() && String::from_utf8_lossy(k).to_lowercase().contains(&needle) {
+                contains.insert(k.clone(), *n);
+            }
+        }
+        first_then(starts, contains, limit)
+    }
+
+    /// Rows per value of a keyword field, from the columns; `None` for other fields.
+    fn count(&self, field: &str) -> Option<HashMap<Vec<u8>, u64>> {
+        let f = kaq_schema::lookup(field).filter(|f| f.ty == kaq_schema::FieldType::Keyword && f.column.is_some())?;
+        let opts = kaq_query::Options { all_stages: true, ..Default::default() };
+        let plan = kaq_query::compile(&format!("| count by {}", f.name), &opts).ok()?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let scanned = kaq_query::columnar::scan(&plan, &self.segments, threads, None)?.ok()?;
+        let mut rows = scanned.rows;
+        if !scanned.first_step_done {
+            let steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
+            rows = kaq_query::pipeline::run(&steps, rows);
+        }
+        Some(
+            rows.into_iter()
+                .filter_map(|r| match (&r.vals[0], &r.vals[1]) {
+                    (kaq_query::Val::Str(v), kaq_query::Val::Int(n)) => Some((v.as_bytes().to_vec(), *n as u64)),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The values that start with the text, most frequent first; when fewer than `limit`, those that
+/// contain it follow.
+fn first_then(starts: HashMap<Vec<u8>, u64>, contains: HashMap<Vec<u8>, u64>, limit: usize) -> Vec<(String, u64)> {
+    let mut out = ranked(starts);
+    out.truncate(limit);
+    if out.len() < limit {
+        let mut more = ranked(contains);
+        more.truncate(limit - out.len());
+        out.extend(more);
+    }
+    out
 }
 
 /// Whether the field holds whole values (keywords), not words (text fields, whose terms are

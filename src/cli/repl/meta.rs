@@ -4,7 +4,7 @@
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     (".help", "", "this help"),
     (".fields", "[PREFIX]", "the fields, their types and values seen in the data"),
-    (".explain", "QUERY", "how a query would run, without running it"),
+    (".explain", "QUERY", "how a query runs: its plan, and over a store what each step read and kept"),
     (".format", "table|json|csv", "how results print (alone: the current one)"),
     (".since", "TIME|off", "only events at or after TIME (2h, 7d, 2026-11-20T05:00Z)"),
     (".until", "TIME|off", "only events before TIME"),

@@ -418,17 +418,17 @@ impl Session {
             Meta::Fields(prefix) => self.fields(&prefix),
             Meta::Explain(q) if q.is_empty() => eprintln!("usage: .explain QUERY"),
             Meta::Explain(q) => match compile(&q, &self.options()) {
-                Ok(plan) => {
-                    print!("{}", kaq_query::explain(&plan));
-                    if let Source::Store { store, .. } = &*self.source {
-                        let how = if kaq_store::index::indexable(&plan) {
-                            "the index narrows the filter to candidate rows, each tested"
-                        } else {
-                            "every row is tested (the index cannot narrow this filter)"
-                        };
-                        println!("store:     {} segment(s); {how}", store.manifest().segments.len());
-                    }
-                }
+                Ok(plan) => match &*self.source {
+                    // Over a store, the query runs: each step's rows are counted.
+                    Source::Store { store, .. } => match store.explain_plan(&plan, &Default::default()) {
+                        Ok(text) => print!("{text}"),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            self.failed = true;
+                        }
+                    },
+                    _ => print!("{}", kaq_query::explain(&plan)),
+                },
                 Err(diags) => {
                     diags.iter().for_each(|d| super::query::render_diagnostic(&q, d));
                     self.failed = true;
