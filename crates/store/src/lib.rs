@@ -5,7 +5,8 @@
 //! kaq-store/                 0700
 //!   MANIFEST.json            0600  the live segments and the ingested sources; replaced by rename
 //!   LOCK                     0600  held (flock) by the one writer
-//!   segments/seg-000001.parquet    immutable once named in the manifest
+//!   segments/seg-000001.parquet    immutable once named in the manifest (bloom filters on `id`)
+//!   segments/seg-000001.index/     its tantivy index, built as the file is written (`index`)
 //! ```
 //!
 //! Guarantees:
