@@ -18,13 +18,13 @@ use arrow_array::types::{Int32Type, TimestampMicrosecondType};
 use arrow_array::{Array, DictionaryArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema};
 use kaq_columnar::{COLUMNS, Col};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
 
 use crate::eval::{Columns, eval};
 use crate::extract::Getter;
 use crate::pipeline::{self, Row};
 use crate::plan::{Agg, Plan, Pred, Step};
-use crate::scan::{ScanError, SharedFile, columns_mask, projection_mask, slot_columns};
+use crate::scan::{ScanError, SharedFile, columns_mask, projection};
 use crate::value::Val;
 
 /// A getter that reads its value straight from one or more columns.
@@ -377,6 +377,8 @@ fn run(
     let perr = |path: &Path, e: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error: e };
     let getters: Vec<Getter> = plan.slots.iter().map(|s| Getter::new(s.key.as_ref().expect("event fields"))).collect();
     let directs: Vec<Direct> = directs(plan).expect("checked by kind()");
+    let always = matches!(plan.filter, Pred::Const(true));
+    let filter_cols = filter_columns(plan);
     let dict = dictionary_schema();
     let mut handles = Vec::new();
     let mut jobs = Vec::new();
@@ -400,6 +402,8 @@ fn run(
     type Slot = Mutex<Option<Result<(Partial, u64), ScanError>>>;
     let results: Vec<Slot> = jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
+    // Set when a row group's filter matched too many rows for two phases to pay.
+    let dense = std::sync::atomic::AtomicBool::new(false);
     let work = || {
         loop {
             let j = next.fetch_add(1, Ordering::Relaxed);
@@ -412,23 +416,72 @@ fn run(
             let job = || -> Result<(Partial, u64), kaq_columnar::Error> {
                 let opts =
                     if hint { ArrowReaderOptions::new().with_schema(dict.clone()) } else { ArrowReaderOptions::new() };
-                let b = ParquetRecordBatchReaderBuilder::try_new_with_options(handles[f].clone(), opts)?;
-                let mask = match kind {
-                    // Only the columns of the slots: whole events are read afterwards, row by row.
-                    Kind::Positions => columns_mask(&slot_columns(plan, false), b.schema(), b.parquet_schema()),
-                    _ => projection_mask(plan, b.schema(), b.parquet_schema()),
-                };
-                let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
+                let builder =
+                    || ParquetRecordBatchReaderBuilder::try_new_with_options(handles[f].clone(), opts.clone());
+                let b = builder()?;
+                let rg_rows = b.metadata().row_group(g).num_rows() as u64;
                 let mut part = match kind {
                     Kind::Count { .. } => Partial::Count(HashMap::new()),
                     Kind::Timeline { .. } => Partial::Timeline(HashMap::new()),
                     Kind::Rows => Partial::Rows(Vec::new()),
                     Kind::Positions => Partial::Positions(Vec::new()),
                 };
+                // Two phases when the filter needs fewer columns than the rest: the filter's
+                // columns for every row, then the others for the matching rows only. Positions
+                // need only the first.
+                let needed = match kind {
+                    Kind::Positions => filter_cols.clone(),
+                    _ => projection(plan).unwrap_or_default(),
+                };
+                let two_phase = filter_cols.len() < needed.len() && !dense.load(Ordering::Relaxed);
+                if !always && (matches!(kind, Kind::Positions) || two_phase) {
+                    let mask = columns_mask(&filter_cols, b.schema(), b.parquet_schema());
+                    let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
+                    let mut hits = Partial::Positions(Vec::new());
+                    let mut n = 0;
+                    for batch in reader {
+                        let batch = batch?;
+                        add_batch(plan, &Kind::Positions, &getters, &directs, &batch, &mut hits, n, false)?;
+                        n += batch.num_rows() as u64;
+                    }
+                    let Partial::Positions(hits) = hits else { unreachable!("positions") };
+                    if let Partial::Positions(p) = &mut part {
+                        p.extend(hits.iter().map(|h| start + h));
+                        return Ok((part, n));
+                    }
+                    // Many scattered rows cost more to select than to read whole (and the next row
+                    // groups are read whole at once).
+                    if hits.len() as u64 * 8 > rg_rows {
+                        dense.store(true, Ordering::Relaxed);
+                        let b = builder()?;
+                        let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
+                        let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
+                        for batch in reader {
+                            add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, false)?;
+                        }
+                    } else if !hits.is_empty() {
+                        let b = builder()?;
+                        let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
+                        let ranges = hits.iter().map(|&r| r as usize..r as usize + 1);
+                        let selection = RowSelection::from_consecutive_ranges(ranges, rg_rows as usize);
+                        let reader = b
+                            .with_projection(mask)
+                            .with_row_groups(vec![g])
+                            .with_row_selection(selection)
+                            .with_batch_size(8192)
+                            .build()?;
+                        for batch in reader {
+                            add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, true)?;
+                        }
+                    }
+                    return Ok((part, n));
+                }
+                let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
+                let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
                 let mut n = 0;
                 for batch in reader {
                     let batch = batch?;
-                    add_batch(plan, kind, &getters, &directs, &batch, &mut part, start + n)?;
+                    add_batch(plan, kind, &getters, &directs, &batch, &mut part, start + n, false)?;
                     n += batch.num_rows() as u64;
                 }
                 Ok((part, n))
@@ -473,6 +526,36 @@ fn run(
     Ok(Scanned { rows, first_step_done: !matches!(kind, Kind::Rows | Kind::Positions), rows_read, positions })
 }
 
+/// The columns `plan`'s filter reads (at least one, for the row count).
+pub fn filter_columns(plan: &Plan) -> Vec<&'static str> {
+    let mut slots = Vec::new();
+    filter_slots(&plan.filter, &mut slots);
+    let mut cols: Vec<&'static str> = slots
+        .iter()
+        .flat_map(|&c| Getter::new(plan.slots[c].key.as_ref().expect("event fields")).columns().iter().copied())
+        .collect();
+    cols.sort_unstable();
+    cols.dedup();
+    if cols.is_empty() {
+        cols.push("time");
+    }
+    cols
+}
+
+/// The slots a filter reads.
+fn filter_slots(p: &Pred, out: &mut Vec<usize>) {
+    match p {
+        Pred::Const(_) => {}
+        Pred::And(items) | Pred::Or(items) => items.iter().for_each(|i| filter_slots(i, out)),
+        Pred::Not(p) => filter_slots(p, out),
+        Pred::Field { col, .. } => out.push(*col),
+        Pred::Text { cols, .. } => out.extend(cols),
+    }
+}
+
+/// Tests the rows of `batch` (all of them pass when `prefiltered`) and adds those that pass to
+/// `part`; `first_row` numbers them for positions.
+#[allow(clippy::too_many_arguments)]
 fn add_batch(
     plan: &Plan,
     kind: &Kind,
@@ -481,11 +564,12 @@ fn add_batch(
     batch: &RecordBatch,
     part: &mut Partial,
     first_row: u64,
+    prefiltered: bool,
 ) -> Result<(), kaq_columnar::Error> {
     let arrays: Vec<(ColRef<'_>, bool)> =
         directs.iter().map(|d| (ColRef::new(batch, *d), matches!(d, Direct::UserKind))).collect();
     let restored = kaq_columnar::Columns::projected(batch)?;
-    let always = matches!(plan.filter, Pred::Const(true));
+    let always = prefiltered || matches!(plan.filter, Pred::Const(true));
     // Counting by one dictionary column with no filter: count the keys, then name them.
     if always
         && let (Kind::Count { by, .. }, Partial::Count(counts)) = (kind, &mut *part)

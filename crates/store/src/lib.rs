@@ -875,7 +875,7 @@ impl Store {
             Narrow::Index => format!("index: {candidates} candidate rows, read and tested"),
             Narrow::Columns => format!(
                 "columns: {} of {total} rows tested: {candidates} rows match, read whole",
-                kaq_query::scan::slot_columns(plan, false).join(", ")
+                kaq_query::columnar::filter_columns(plan).join(", ")
             ),
         });
         let mut founds = Vec::new();
