@@ -24,7 +24,7 @@ use crate::eval::{Columns, eval};
 use crate::extract::Getter;
 use crate::pipeline::{self, Row};
 use crate::plan::{Agg, Plan, Pred, Step};
-use crate::scan::{ScanError, SharedFile, columns_mask, projection};
+use crate::scan::{ScanError, columns_mask, par_row_groups, projection};
 use crate::value::Val;
 
 /// A getter that reads its value straight from one or more columns.
@@ -372,136 +372,96 @@ fn run(
     threads: usize,
     cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<Scanned, ScanError> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let perr = |path: &Path, e: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error: e };
+    use std::sync::atomic::Ordering;
     let getters: Vec<Getter> = plan.slots.iter().map(|s| Getter::new(s.key.as_ref().expect("event fields"))).collect();
     let directs: Vec<Direct> = directs(plan).expect("checked by kind()");
     let always = matches!(plan.filter, Pred::Const(true));
     let filter_cols = filter_columns(plan);
     let dict = dictionary_schema();
-    let mut handles = Vec::new();
-    let mut jobs = Vec::new();
-    for (f, path) in files.iter().enumerate() {
-        let file = std::fs::File::open(path)
-            .map_err(|e| perr(path, kaq_columnar::Error::Io { path: path.clone(), error: e }))?;
-        let shared = SharedFile::new(file);
-        let b = ParquetRecordBatchReaderBuilder::try_new(shared.clone()).map_err(|e| perr(path, e.into()))?;
-        if b.schema().field_with_name("id").is_err() {
-            return Err(perr(path, kaq_columnar::Error::NotKaqParquet("it has no `id` column".into())));
-        }
-        // Dictionaries only for a file of exactly kaq's schema (older files read as strings).
-        let hint = b.schema().fields().iter().map(|f| f.name()).eq(dict.fields().iter().map(|f| f.name()));
-        let mut start = 0u64;
-        for (g, rg) in b.metadata().row_groups().iter().enumerate() {
-            jobs.push((f, g, hint, start));
-            start += rg.num_rows() as u64;
-        }
-        handles.push(shared);
-    }
-    type Slot = Mutex<Option<Result<(Partial, u64), ScanError>>>;
-    let results: Vec<Slot> = jobs.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
     // Set when a row group's filter matched too many rows for two phases to pay.
     let dense = std::sync::atomic::AtomicBool::new(false);
-    let work = || {
-        loop {
-            let j = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(f, g, hint, start)) = jobs.get(j) else { return };
-            let path = &files[f];
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                *results[j].lock().expect("unpoisoned") = Some(Err(ScanError::Cancelled));
-                continue;
+    let results = par_row_groups(files, threads, cancel, |job| {
+        let (g, start, rg_rows) = (job.group, job.first_row, job.rows);
+        // Dictionaries only for a file of exactly kaq's schema (older files read as strings).
+        let opts = if job.kaq_schema {
+            ArrowReaderOptions::new().with_schema(dict.clone())
+        } else {
+            ArrowReaderOptions::new()
+        };
+        let builder = || ParquetRecordBatchReaderBuilder::try_new_with_options(job.file.clone(), opts.clone());
+        let b = builder()?;
+        let mut part = match kind {
+            Kind::Count { .. } => Partial::Count(HashMap::new()),
+            Kind::Timeline { .. } => Partial::Timeline(HashMap::new()),
+            Kind::Rows => Partial::Rows(Vec::new()),
+            Kind::Positions => Partial::Positions(Vec::new()),
+        };
+        // Two phases when the filter needs fewer columns than the rest: the filter's
+        // columns for every row, then the others for the matching rows only. Positions
+        // need only the first.
+        let needed = match kind {
+            Kind::Positions => filter_cols.clone(),
+            _ => projection(plan).unwrap_or_default(),
+        };
+        let two_phase = filter_cols.len() < needed.len() && !dense.load(Ordering::Relaxed);
+        if !always && (matches!(kind, Kind::Positions) || two_phase) {
+            let mask = columns_mask(&filter_cols, b.schema(), b.parquet_schema());
+            let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
+            let mut hits = Partial::Positions(Vec::new());
+            let mut n = 0;
+            for batch in reader {
+                let batch = batch?;
+                add_batch(plan, &Kind::Positions, &getters, &directs, &batch, &mut hits, n, false)?;
+                n += batch.num_rows() as u64;
             }
-            let job = || -> Result<(Partial, u64), kaq_columnar::Error> {
-                let opts =
-                    if hint { ArrowReaderOptions::new().with_schema(dict.clone()) } else { ArrowReaderOptions::new() };
-                let builder =
-                    || ParquetRecordBatchReaderBuilder::try_new_with_options(handles[f].clone(), opts.clone());
+            let Partial::Positions(hits) = hits else { unreachable!("positions") };
+            if let Partial::Positions(p) = &mut part {
+                p.extend(hits.iter().map(|h| start + h));
+                return Ok((part, n));
+            }
+            // Many scattered rows cost more to select than to read whole (and the next row
+            // groups are read whole at once).
+            if hits.len() as u64 * 8 > rg_rows {
+                dense.store(true, Ordering::Relaxed);
                 let b = builder()?;
-                let rg_rows = b.metadata().row_group(g).num_rows() as u64;
-                let mut part = match kind {
-                    Kind::Count { .. } => Partial::Count(HashMap::new()),
-                    Kind::Timeline { .. } => Partial::Timeline(HashMap::new()),
-                    Kind::Rows => Partial::Rows(Vec::new()),
-                    Kind::Positions => Partial::Positions(Vec::new()),
-                };
-                // Two phases when the filter needs fewer columns than the rest: the filter's
-                // columns for every row, then the others for the matching rows only. Positions
-                // need only the first.
-                let needed = match kind {
-                    Kind::Positions => filter_cols.clone(),
-                    _ => projection(plan).unwrap_or_default(),
-                };
-                let two_phase = filter_cols.len() < needed.len() && !dense.load(Ordering::Relaxed);
-                if !always && (matches!(kind, Kind::Positions) || two_phase) {
-                    let mask = columns_mask(&filter_cols, b.schema(), b.parquet_schema());
-                    let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
-                    let mut hits = Partial::Positions(Vec::new());
-                    let mut n = 0;
-                    for batch in reader {
-                        let batch = batch?;
-                        add_batch(plan, &Kind::Positions, &getters, &directs, &batch, &mut hits, n, false)?;
-                        n += batch.num_rows() as u64;
-                    }
-                    let Partial::Positions(hits) = hits else { unreachable!("positions") };
-                    if let Partial::Positions(p) = &mut part {
-                        p.extend(hits.iter().map(|h| start + h));
-                        return Ok((part, n));
-                    }
-                    // Many scattered rows cost more to select than to read whole (and the next row
-                    // groups are read whole at once).
-                    if hits.len() as u64 * 8 > rg_rows {
-                        dense.store(true, Ordering::Relaxed);
-                        let b = builder()?;
-                        let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
-                        let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
-                        for batch in reader {
-                            add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, false)?;
-                        }
-                    } else if !hits.is_empty() {
-                        let b = builder()?;
-                        let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
-                        let ranges = hits.iter().map(|&r| r as usize..r as usize + 1);
-                        let selection = RowSelection::from_consecutive_ranges(ranges, rg_rows as usize);
-                        let reader = b
-                            .with_projection(mask)
-                            .with_row_groups(vec![g])
-                            .with_row_selection(selection)
-                            .with_batch_size(8192)
-                            .build()?;
-                        for batch in reader {
-                            add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, true)?;
-                        }
-                    }
-                    return Ok((part, n));
-                }
                 let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
                 let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
-                let mut n = 0;
                 for batch in reader {
-                    let batch = batch?;
-                    add_batch(plan, kind, &getters, &directs, &batch, &mut part, start + n, false)?;
-                    n += batch.num_rows() as u64;
+                    add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, false)?;
                 }
-                Ok((part, n))
-            };
-            *results[j].lock().expect("unpoisoned") = Some(job().map_err(|e| perr(path, e)));
+            } else if !hits.is_empty() {
+                let b = builder()?;
+                let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
+                let ranges = hits.iter().map(|&r| r as usize..r as usize + 1);
+                let selection = RowSelection::from_consecutive_ranges(ranges, rg_rows as usize);
+                let reader = b
+                    .with_projection(mask)
+                    .with_row_groups(vec![g])
+                    .with_row_selection(selection)
+                    .with_batch_size(8192)
+                    .build()?;
+                for batch in reader {
+                    add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, true)?;
+                }
+            }
+            return Ok((part, n));
         }
-    };
-    std::thread::scope(|s| {
-        for _ in 1..threads.min(jobs.len().max(1)) {
-            s.spawn(work);
+        let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
+        let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
+        let mut n = 0;
+        for batch in reader {
+            let batch = batch?;
+            add_batch(plan, kind, &getters, &directs, &batch, &mut part, start + n, false)?;
+            n += batch.num_rows() as u64;
         }
-        work();
-    });
+        Ok((part, n))
+    })?;
     let mut rows_read = 0;
     let mut counts: HashMap<Vec<Val<'static>>, i64> = HashMap::new();
     let mut buckets: HashMap<(i64, Val<'static>), i64> = HashMap::new();
     let mut rows = Vec::new();
     let mut positions = Vec::new();
-    for r in results {
-        let (part, n) = r.into_inner().expect("unpoisoned").expect("every job ran")?;
+    for (part, n) in results {
         rows_read += n;
         match part {
             Partial::Count(c) => {

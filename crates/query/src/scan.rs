@@ -460,15 +460,68 @@ fn scan_parquet(
     read: &ReadOptions,
     collect: &mut Collector,
 ) -> Result<u64, ScanError> {
-    let threads = read.threads.max(1);
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let found = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), |job| {
+        let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+        let mask = projection_mask(handler.plan, b.schema(), b.parquet_schema());
+        let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
+        let mut found = Found::default();
+        let mut n = 0;
+        for batch in reader {
+            if read.cancelled() {
+                break; // the whole scan reports Cancelled
+            }
+            let batch = batch?;
+            let cols = kaq_columnar::Columns::projected(&batch)?;
+            for i in 0..batch.num_rows() {
+                handler.handle(&mut found, &cols.event(i)?, None);
+            }
+            n += batch.num_rows() as u64;
+        }
+        Ok((found, n))
+    })?;
+    if read.cancelled() {
+        return Err(ScanError::Cancelled);
+    }
+    let mut rows = 0;
+    for (f, n) in found {
+        rows += n;
+        collect.add(f);
+    }
+    Ok(rows)
+}
+
+/// One row group of a file a Parquet scan reads ([`par_row_groups`]).
+pub(crate) struct RowGroupJob<'a> {
+    /// The file, opened before any reading.
+    pub file: &'a SharedFile,
+    pub group: usize,
+    /// The group's first row in its file.
+    pub first_row: u64,
+    /// Rows in the group.
+    pub rows: u64,
+    /// Whether the file has exactly kaq's columns (then dictionaries can be asked for).
+    pub kaq_schema: bool,
+}
+
+/// Runs `job` on every row group of kaq Parquet `files`, on `threads` threads, and returns the
+/// results in file and row-group order. Every file is opened once, before any reading: a handle
+/// keeps a file readable even if a store writer removes it meanwhile (after a compaction).
+/// `cancel` is checked before each row group.
+pub(crate) fn par_row_groups<T: Send>(
+    files: &[PathBuf],
+    threads: usize,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+    job: impl Fn(&RowGroupJob<'_>) -> Result<T, kaq_columnar::Error> + Sync,
+) -> Result<Vec<T>, ScanError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let perr = |path: &Path, e: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error: e };
-    // Every file is opened once, before any reading: a handle keeps a file readable even if a
-    // store writer removes it meanwhile (after a compaction). Jobs are (file, row group).
+    let audit = kaq_columnar::audit_schema();
     let mut handles: Vec<SharedFile> = Vec::new();
-    let mut jobs: Vec<(usize, usize)> = Vec::new();
+    // (file, group, first row, rows, kaq schema)
+    let mut jobs: Vec<(usize, usize, u64, u64, bool)> = Vec::new();
     for (f, path) in files.iter().enumerate() {
         let file = std::fs::File::open(path)
             .map_err(|e| perr(path, kaq_columnar::Error::Io { path: path.clone(), error: e }))?;
@@ -478,43 +531,29 @@ fn scan_parquet(
             // Scans read only some columns: check what Columns::new would for the whole file.
             return Err(perr(path, kaq_columnar::Error::NotKaqParquet("it has no `id` column".into())));
         }
-        jobs.extend((0..b.metadata().num_row_groups()).map(|g| (f, g)));
+        let exact = b.schema().fields().iter().map(|f| f.name()).eq(audit.fields().iter().map(|f| f.name()));
+        let mut start = 0u64;
+        for (g, rg) in b.metadata().row_groups().iter().enumerate() {
+            let rows = rg.num_rows() as u64;
+            jobs.push((f, g, start, rows, exact));
+            start += rows;
+        }
         handles.push(shared);
     }
-    type Slot = Mutex<Option<Result<(Found, u64), ScanError>>>;
-    let results: Vec<Slot> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    type Slot<T> = Mutex<Option<Result<T, ScanError>>>;
+    let results: Vec<Slot<T>> = jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let work = || {
         loop {
             let j = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(f, g)) = jobs.get(j) else { return };
-            let path = &files[f];
-            if read.cancelled() {
-                *results[j].lock().expect("unpoisoned") = Some(Err(ScanError::Cancelled));
-                continue;
-            }
-            let run = || -> Result<(Found, u64), kaq_columnar::Error> {
-                let file =
-                    std::fs::File::open(path).map_err(|e| kaq_columnar::Error::Io { path: path.clone(), error: e })?;
-                let b = ParquetRecordBatchReaderBuilder::try_new(file)?;
-                let mask = projection_mask(handler.plan, b.schema(), b.parquet_schema());
-                let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
-                let mut found = Found::default();
-                let mut n = 0;
-                for batch in reader {
-                    if read.cancelled() {
-                        break; // the whole scan reports Cancelled
-                    }
-                    let batch = batch?;
-                    let cols = kaq_columnar::Columns::projected(&batch)?;
-                    for i in 0..batch.num_rows() {
-                        handler.handle(&mut found, &cols.event(i)?, None);
-                    }
-                    n += batch.num_rows() as u64;
-                }
-                Ok((found, n))
+            let Some(&(f, group, first_row, rows, kaq_schema)) = jobs.get(j) else { return };
+            let r = if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                Err(ScanError::Cancelled)
+            } else {
+                job(&RowGroupJob { file: &handles[f], group, first_row, rows, kaq_schema })
+                    .map_err(|e| perr(&files[f], e))
             };
-            *results[j].lock().expect("unpoisoned") = Some(run().map_err(|e| perr(path, e)));
+            *results[j].lock().expect("unpoisoned") = Some(r);
         }
     };
     std::thread::scope(|s| {
@@ -523,13 +562,7 @@ fn scan_parquet(
         }
         work();
     });
-    let mut rows = 0;
-    for r in results {
-        let (found, n) = r.into_inner().expect("unpoisoned").expect("every job ran")?;
-        rows += n;
-        collect.add(found);
-    }
-    Ok(rows)
+    results.into_iter().map(|r| r.into_inner().expect("unpoisoned").expect("every job ran")).collect()
 }
 
 /// An open file that several threads read at once, by position (`pread`): parquet's reader for

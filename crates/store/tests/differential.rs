@@ -10,6 +10,27 @@ use kaq_store::{IngestOptions, Store};
 use proptest::prelude::*;
 use serde_json::Value;
 
+/// The store's answer to `q` equals the oracle's over `events` (in the store's reading order).
+fn same_as_oracle(store: &Store, q: &str, events: &[Value], all: bool) -> Result<(), TestCaseError> {
+    let opts = kaq_query::Options { now_us: NOW, all_stages: all, ..Default::default() };
+    let plan = kaq_query::compile(q, &opts).unwrap();
+    let got = store.run(&plan, &Default::default()).unwrap();
+    let got: Vec<Value> = got
+        .rows
+        .iter()
+        .map(|r| serde_json::from_str(&kaq_query::output::json_line(r, &got.columns)).unwrap())
+        .collect();
+    let want = match kaq_oracle::run(q, events, &kaq_oracle::Options { now_us: NOW, all_stages: all }) {
+        Answer::Events(e) => e,
+        Answer::Rows(r) => r.into_iter().map(|r| Value::Object(r.into_iter().collect())).collect(),
+    };
+    prop_assert_eq!(got.len(), want.len(), "`{}`: {:?} vs {:?}", q, got, want);
+    for (g, w) in got.iter().zip(&want) {
+        prop_assert!(kaq_oracle::same_json(g, w), "`{}`: {} vs {}", q, g, w);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -59,22 +80,7 @@ proptest! {
         let store = Store::open(dir.path().join("store")).unwrap();
         prop_assert_eq!(store.manifest().rows(), events.len() as u64);
         for q in &queries {
-            let opts = kaq_query::Options { now_us: NOW, all_stages: all, ..Default::default() };
-            let plan = kaq_query::compile(q, &opts).unwrap();
-            let got = store.run(&plan, &Default::default()).unwrap();
-            let got: Vec<Value> = got
-                .rows
-                .iter()
-                .map(|r| serde_json::from_str(&kaq_query::output::json_line(r, &got.columns)).unwrap())
-                .collect();
-            let want = match kaq_oracle::run(q, &store_order, &kaq_oracle::Options { now_us: NOW, all_stages: all }) {
-                Answer::Events(e) => e,
-                Answer::Rows(r) => r.into_iter().map(|r| Value::Object(r.into_iter().collect())).collect(),
-            };
-            prop_assert_eq!(got.len(), want.len(), "`{}`: {:?} vs {:?}", q, got, want);
-            for (g, w) in got.iter().zip(&want) {
-                prop_assert!(kaq_oracle::same_json(g, w), "`{}`: {} vs {}", q, g, w);
-            }
+            same_as_oracle(&store, q, &store_order, all)?;
         }
     }
 }
@@ -113,21 +119,7 @@ proptest! {
         let mut order = events.clone();
         order.sort_by(|a, b| a["requestReceivedTimestamp"].as_str().cmp(&b["requestReceivedTimestamp"].as_str()));
         for q in COLUMNAR {
-            let plan = kaq_query::compile(q, &kaq_query::Options { now_us: NOW, ..Default::default() }).unwrap();
-            let got = store.run(&plan, &Default::default()).unwrap();
-            let got: Vec<Value> = got
-                .rows
-                .iter()
-                .map(|r| serde_json::from_str(&kaq_query::output::json_line(r, &got.columns)).unwrap())
-                .collect();
-            let want = match kaq_oracle::run(q, &order, &kaq_oracle::Options { now_us: NOW, all_stages: false }) {
-                Answer::Events(e) => e,
-                Answer::Rows(r) => r.into_iter().map(|r| Value::Object(r.into_iter().collect())).collect(),
-            };
-            prop_assert_eq!(got.len(), want.len(), "`{}`: {:?} vs {:?}", q, got, want);
-            for (g, w) in got.iter().zip(&want) {
-                prop_assert!(kaq_oracle::same_json(g, w), "`{}`: {} vs {}", q, g, w);
-            }
+            same_as_oracle(&store, q, &order, false)?;
         }
     }
 }

@@ -146,7 +146,7 @@ fn tree(q: &Query, line: &str, k: &mut [Kind]) {
     }
     for st in &q.stages {
         // The stage's first word is its name (as written: `fields` is a `table`).
-        let at = stage_span(st).start.min(line.len());
+        let at = st.span().start.min(line.len());
         let end = at + line[at..].bytes().take_while(u8::is_ascii_alphabetic).count();
         paint(k, at, end, Kind::Stage);
         match st {
@@ -170,21 +170,6 @@ fn tree(q: &Query, line: &str, k: &mut [Kind]) {
             Stage::Timeline { by, .. } => by.iter().for_each(|f| field(f, k)),
             Stage::Head { .. } => {}
         }
-    }
-}
-
-fn stage_span(st: &Stage) -> kaq_syntax::Span {
-    match st {
-        Stage::Where { span, .. }
-        | Stage::Table { span, .. }
-        | Stage::Sort { span, .. }
-        | Stage::Head { span, .. }
-        | Stage::Count { span, .. }
-        | Stage::Stats { span, .. }
-        | Stage::Top { span, .. }
-        | Stage::Rare { span, .. }
-        | Stage::Timeline { span, .. }
-        | Stage::Dedup { span, .. } => *span,
     }
 }
 
