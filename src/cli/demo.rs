@@ -46,7 +46,8 @@ pub struct DemoArgs {
     keep: Option<PathBuf>,
 }
 
-/// Removes the temporary store when the demo ends, however it ends (but a kill).
+/// Removes the temporary store when the demo ends, however it ends (but a kill): on return, and
+/// on Ctrl-C between queries without a terminal (`repl::remove_on_interrupt`).
 struct Cleanup(Option<PathBuf>);
 
 impl Drop for Cleanup {
@@ -64,6 +65,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         None => {
             let dir = std::env::temp_dir().join(format!("kaq-demo-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir); // a leftover of an earlier process with our pid
+            super::repl::remove_on_interrupt(&dir);
             (dir.clone(), Cleanup(Some(dir)))
         }
     };

@@ -24,7 +24,7 @@ use crate::eval::{Columns, eval};
 use crate::extract::Getter;
 use crate::pipeline::{self, Row};
 use crate::plan::{Agg, Plan, Pred, Step};
-use crate::scan::{ScanError, columns_mask, par_row_groups, projection};
+use crate::scan::{ScanError, columns_mask, par_row_groups};
 use crate::value::Val;
 
 /// A getter that reads its value straight from one or more columns.
@@ -47,6 +47,19 @@ enum Direct {
 }
 
 impl Direct {
+    /// Adds the columns it reads to `out`.
+    fn columns(self, out: &mut Vec<&'static str>) {
+        match self {
+            Direct::Str(name) | Direct::List(name) => out.push(name),
+            Direct::UserKind => out.push("user_kind"),
+            Direct::Code => out.push("code"),
+            Direct::Time => out.push("time"),
+            Direct::StageTime => out.push("stage_time"),
+            Direct::Latency => out.extend(["time", "stage_time", "unmapped"]),
+            Direct::ListEnd(_) => out.push("ip"),
+        }
+    }
+
     fn of(g: &Getter) -> Option<Direct> {
         Some(match g {
             Getter::Time => Direct::Time,
@@ -77,6 +90,10 @@ impl Direct {
             | Getter::Message
             | Getter::ExecCommand => Direct::Str(g.columns()[0]),
             Getter::Ip | Getter::Groups | Getter::AsGroups => Direct::List(g.columns()[0]),
+            // kaq's writer copies these two annotations (the first of each key, as the getter
+            // reads) into columns of their own.
+            Getter::Annotation(k) if k == crate::extract::DECISION => Direct::Str("decision"),
+            Getter::Annotation(k) if k == crate::extract::AUTHZ_REASON => Direct::Str("authz_reason"),
             Getter::ClientIp => Direct::ListEnd(true),
             Getter::PeerIp => Direct::ListEnd(false),
             _ => return None,
@@ -278,7 +295,8 @@ impl<'a> ColRef<'a> {
                     Val::Str(Cow::Borrowed(v.value(if *first { a } else { b - 1 })))
                 }
             }
-            ColRef::Missing => Val::Null,
+            // A file without the column (another writer's): the restored event tells.
+            ColRef::Missing => return None,
         })
     }
 }
@@ -401,7 +419,7 @@ fn run(
         // need only the first.
         let needed = match kind {
             Kind::Positions => filter_cols.clone(),
-            _ => projection(plan).unwrap_or_default(),
+            _ => columns_of(plan, &(0..plan.slots.len()).collect::<Vec<_>>()),
         };
         let two_phase = filter_cols.len() < needed.len() && !dense.load(Ordering::Relaxed);
         if !always && (matches!(kind, Kind::Positions) || two_phase) {
@@ -486,14 +504,19 @@ fn run(
     Ok(Scanned { rows, first_step_done: !matches!(kind, Kind::Rows | Kind::Positions), rows_read, positions })
 }
 
-/// The columns `plan`'s filter reads (at least one, for the row count).
+/// The columns `plan`'s filter reads from (at least one, for the row count).
 pub fn filter_columns(plan: &Plan) -> Vec<&'static str> {
     let mut slots = Vec::new();
     filter_slots(&plan.filter, &mut slots);
-    let mut cols: Vec<&'static str> = slots
-        .iter()
-        .flat_map(|&c| Getter::new(plan.slots[c].key.as_ref().expect("event fields")).columns().iter().copied())
-        .collect();
+    columns_of(plan, &slots)
+}
+
+/// The columns the direct getters of some slots read, sorted (at least one).
+fn columns_of(plan: &Plan, slots: &[usize]) -> Vec<&'static str> {
+    let mut cols = Vec::new();
+    if let Some(directs) = directs(plan) {
+        slots.iter().for_each(|&c| directs[c].columns(&mut cols));
+    }
     cols.sort_unstable();
     cols.dedup();
     if cols.is_empty() {

@@ -56,8 +56,9 @@ pub enum Getter {
     HostPath,
 }
 
-const DECISION: &str = "authorization.k8s.io/decision";
-const AUTHZ_REASON: &str = "authorization.k8s.io/reason";
+/// The annotations kaq's Parquet also keeps as columns (`decision`, `authz_reason`).
+pub const DECISION: &str = "authorization.k8s.io/decision";
+pub const AUTHZ_REASON: &str = "authorization.k8s.io/reason";
 
 impl Getter {
     pub fn new(key: &FieldKey) -> Getter {
@@ -151,6 +152,9 @@ impl Getter {
             Getter::Status => &["status"],
             Getter::Reason => &["reason"],
             Getter::Message => &["message"],
+            // The two the columns repeat: also their column, which the columnar path reads.
+            Getter::Annotation(k) if k == DECISION => &["annotations", "decision"],
+            Getter::Annotation(k) if k == AUTHZ_REASON => &["annotations", "authz_reason"],
             Getter::Annotations | Getter::Annotation(_) => &["annotations"],
             Getter::Body(false, _) => &["request"],
             Getter::Body(true, _) => &["response"],

@@ -26,8 +26,8 @@ use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, T
 /// version is not used, its segment is scanned). 1: built from restored events, with `client_ip`
 /// and `peer_ip` fields and addresses as written. 2: built from the Arrow batches as they are
 /// written; addresses normalised, one `ip` field for every address. 3: without the dense keyword
-/// fields and `code`.
-pub const VERSION: u32 = 3;
+/// fields and `code`. 4: values too long for a term also get the [`LONG`] term.
+pub const VERSION: u32 = 4;
 
 /// Keyword fields indexed whole; each is the column of the same name (list columns: each
 /// element). `ip` holds every source address, normalised (`client_ip` and `peer_ip` are narrowed
@@ -42,6 +42,13 @@ const TEXTS: &[&str] = &["uri", "message", "exec_command"];
 /// costs one term instead of ten or twenty words.
 const VALUE_TEXTS: &[&str] = &["ua", "authz_reason"];
 const TOKENIZER: &str = "kaq_words";
+/// tantivy drops terms longer than this silently; a value this long is indexed as [`LONG`] too
+/// (a raw value would be lost whole, a text could hold a word that long).
+const MAX_TERM: usize = 65_530;
+/// The term a too-long value also gets, in its field: every search of that field also takes the
+/// rows that have it (letters and digits only, so the word tokenizer keeps it whole; a real word
+/// equal to it only adds candidates, which the filter then tests).
+const LONG: &str = "kaq0value0too0long0for0the0index";
 
 fn schema() -> Schema {
     let mut b = Schema::builder();
@@ -263,7 +270,11 @@ fn add_batch(
             match col {
                 Col::Str(a) => {
                     if a.is_valid(i) {
-                        doc.add_text(*f, a.value(i));
+                        let v = a.value(i);
+                        doc.add_text(*f, v);
+                        if v.len() > MAX_TERM {
+                            doc.add_text(*f, LONG);
+                        }
                     }
                 }
                 Col::List(l, values) => {
@@ -272,7 +283,14 @@ fn add_batch(
                         for j in offsets[i] as usize..offsets[i + 1] as usize {
                             if values.is_valid(j) {
                                 let v = values.value(j);
-                                if *ip { doc.add_text(*f, ip_term(v)) } else { doc.add_text(*f, v) }
+                                if *ip {
+                                    doc.add_text(*f, ip_term(v))
+                                } else {
+                                    doc.add_text(*f, v)
+                                }
+                                if v.len() > MAX_TERM {
+                                    doc.add_text(*f, LONG);
+                                }
                             }
                         }
                     }
@@ -368,6 +386,7 @@ impl SegmentIndex {
                         }
                     }
                 }
+                terms.push(Term::from_field_text(f, LONG));
                 Box::new(TermSetQuery::new(terms))
             }
             Cand::And(items) => Box::new(BooleanQuery::intersection(
@@ -420,8 +439,11 @@ fn translate(p: &Pred, plan: &Plan) -> Option<Cand> {
 
 fn leaf(name: &str, test: &Test) -> Option<Cand> {
     let s = schema_ref();
+    // The term, or a value too long to be indexed.
     let term = |f: Field, t: &str| {
-        Cand::Query(Box::new(TermQuery::new(Term::from_field_text(f, t), IndexRecordOption::Basic)))
+        let q =
+            |t: &str| Box::new(TermQuery::new(Term::from_field_text(f, t), IndexRecordOption::Basic)) as Box<dyn Query>;
+        Cand::Query(Box::new(BooleanQuery::union(vec![q(t), q(LONG)])))
     };
     if name == "id" {
         return match test {

@@ -255,15 +255,32 @@ pub fn is_complete(text: &str) -> bool {
         return false;
     }
     let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
-    for c in t.chars() {
+    let mut chars = t.chars().peekable();
+    let mut prev = ' ';
+    while let Some(c) = chars.next() {
         match c {
             _ if escaped => escaped = false,
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
+            // A value that starts with `/` is a regex: its brackets and quotes are its own.
+            '/' if !quoted && (prev.is_whitespace() || matches!(prev, ':' | '(' | '=' | '<' | '>' | '!' | '~')) => {
+                let mut esc = false;
+                for r in chars.by_ref() {
+                    match r {
+                        _ if esc => esc = false,
+                        '\\' => esc = true,
+                        '/' => break,
+                        _ => {}
+                    }
+                }
+                prev = '/';
+                continue;
+            }
             '(' if !quoted => depth += 1,
             ')' if !quoted => depth -= 1,
             _ => {}
         }
+        prev = c;
     }
     !quoted && depth <= 0
 }
@@ -319,6 +336,12 @@ mod tests {
         assert!(!is_complete("verb:(get OR"));
         assert!(!is_complete("message:\"is forb"));
         assert!(is_complete("message:\"a ( b\""));
+        // Brackets and quotes inside a regex are the regex's.
+        assert!(is_complete("uri:/[(]/ | count"));
+        assert!(is_complete(r"uri:/\(/"));
+        assert!(is_complete("uri:/\"/ | count"));
+        assert!(is_complete("/deni(ed|al/ OR forbidden"));
+        assert!(!is_complete("(uri:/[)]/"));
         assert!(is_complete(".format json"));
     }
 }

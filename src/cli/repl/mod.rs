@@ -217,6 +217,15 @@ pub fn start(source: Source, settings: Settings, welcome: Option<String>) -> any
 /// Whether a query (or a print) is under way: Ctrl-C then cancels it instead of ending kaq.
 static BUSY: AtomicBool = AtomicBool::new(false);
 static HANDLER: OnceLock<()> = OnceLock::new();
+/// A directory removed when Ctrl-C ends kaq between queries (`kaq demo`'s temporary store).
+static REMOVE_ON_INTERRUPT: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Removes `dir` if Ctrl-C ends kaq between queries (a normal exit is the caller's to clean).
+pub fn remove_on_interrupt(dir: &std::path::Path) {
+    if let Ok(mut d) = REMOVE_ON_INTERRUPT.lock() {
+        *d = Some(dir.to_path_buf());
+    }
+}
 
 /// Ctrl-C cancels the running query. Between queries the line editor reads Ctrl-C as a key
 /// (the terminal is in raw mode then), so a SIGINT there comes just before or after it reads:
@@ -227,6 +236,10 @@ fn install_ctrl_c(cancel: Arc<AtomicBool>, exit_when_idle: bool) {
             if BUSY.load(Ordering::SeqCst) {
                 cancel.store(true, Ordering::SeqCst);
             } else if exit_when_idle {
+                // Exiting here runs no destructors: remove what must not outlive kaq first.
+                if let Some(dir) = REMOVE_ON_INTERRUPT.lock().ok().and_then(|d| d.clone()) {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 std::process::exit(130);
             }
         });
