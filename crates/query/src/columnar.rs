@@ -419,7 +419,7 @@ fn run(
         // need only the first.
         let needed = match kind {
             Kind::Positions => filter_cols.clone(),
-            _ => columns_of(plan, &(0..plan.slots.len()).collect::<Vec<_>>()),
+            _ => read_columns(plan),
         };
         let two_phase = filter_cols.len() < needed.len() && !dense.load(Ordering::Relaxed);
         if !always && (matches!(kind, Kind::Positions) || two_phase) {
@@ -502,6 +502,11 @@ fn run(
         Kind::Rows | Kind::Positions => rows,
     };
     Ok(Scanned { rows, first_step_done: !matches!(kind, Kind::Rows | Kind::Positions), rows_read, positions })
+}
+
+/// The columns [`scan`] reads for `plan`'s fields.
+pub fn read_columns(plan: &Plan) -> Vec<&'static str> {
+    columns_of(plan, &(0..plan.slots.len()).collect::<Vec<_>>())
 }
 
 /// The columns `plan`'s filter reads from (at least one, for the row count).

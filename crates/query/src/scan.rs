@@ -413,7 +413,7 @@ pub fn projection(plan: &Plan) -> Option<Vec<&'static str>> {
 }
 
 /// The columns of `plan`'s fields, and with `latest` those the latest-stage rule reads.
-pub fn slot_columns(plan: &Plan, latest: bool) -> Vec<&'static str> {
+fn slot_columns(plan: &Plan, latest: bool) -> Vec<&'static str> {
     let mut cols: Vec<&'static str> = plan
         .slots
         .iter()

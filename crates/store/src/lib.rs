@@ -785,7 +785,7 @@ impl Store {
             kaq_query::columnar::scan(plan, &paths, read.threads.max(1), read.cancel.as_deref())
         {
             let scanned = scanned?;
-            let cols = kaq_query::scan::slot_columns(plan, false).join(", ");
+            let cols = kaq_query::columnar::read_columns(plan).join(", ");
             if scanned.first_step_done {
                 steps.remove(0);
                 trace.push(format!(
