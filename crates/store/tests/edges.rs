@@ -35,7 +35,7 @@ fn values_too_long_for_a_term_are_still_found() {
     let log = dir.path().join("a.log");
     std::fs::write(&log, &text).unwrap();
     let mut store = Store::create(dir.path().join("s")).unwrap();
-    store.ingest_paths(&[log.clone()], &IngestOptions::default()).unwrap();
+    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
     for (q, want) in
         [("ua:agent | count", 1), ("agent | count", 1), ("ua:kubectl | count", 301), ("name:web | count", 1)]
     {
