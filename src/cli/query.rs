@@ -75,7 +75,9 @@ pub struct QueryArgs {
     #[arg(long)]
     all_stages: bool,
 
-    /// Show how the query would run (fields, filter, prefilter, stages) instead of running it.
+    /// Show how the query runs (fields, filter, prefilter, stages) instead of its rows. Over a store
+    /// the query is run and each step is shown with its row counts: segments read, rows the index
+    /// or the columns found, other stages read, rows after each stage.
     #[arg(long)]
     explain: bool,
 
