@@ -398,7 +398,10 @@ fn run(
     let dict = dictionary_schema();
     // Set when a row group's filter matched too many rows for two phases to pay.
     let dense = std::sync::atomic::AtomicBool::new(false);
-    let results = par_row_groups(files, threads, cancel, |job| {
+    // Each row is tested on its own here: row groups wholly outside the filter's time bounds
+    // cannot hold a match.
+    let bounds = crate::plan::time_bounds(plan);
+    let results = par_row_groups(files, threads, cancel, bounds, |job| {
         let (g, start, rg_rows) = (job.group, job.first_row, job.rows);
         // Dictionaries only for a file of exactly kaq's schema (older files read as strings).
         let opts = if job.kaq_schema {

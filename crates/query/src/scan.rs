@@ -461,7 +461,8 @@ fn scan_parquet(
     collect: &mut Collector,
 ) -> Result<u64, ScanError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let found = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), |job| {
+    // No row group is skipped here: under the latest-stage rule any row may be a later stage.
+    let found = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), (None, None), |job| {
         let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
         let mask = projection_mask(handler.plan, b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
@@ -491,6 +492,24 @@ fn scan_parquet(
     Ok(rows)
 }
 
+/// Whether a row group's `time` statistics put every row with a time outside `[lo, hi)` (rows
+/// without a time match no time condition). No statistics: not outside.
+fn time_outside(
+    rg: &parquet::file::metadata::RowGroupMetaData,
+    leaf: Option<usize>,
+    (lo, hi): (Option<i64>, Option<i64>),
+) -> bool {
+    use parquet::file::statistics::Statistics;
+    if lo.is_none() && hi.is_none() {
+        return false;
+    }
+    let Some(Statistics::Int64(st)) = leaf.and_then(|l| rg.column(l).statistics()) else { return false };
+    match (st.min_opt(), st.max_opt()) {
+        (Some(&min), Some(&max)) => hi.is_some_and(|h| min >= h) || lo.is_some_and(|l| max < l),
+        _ => false,
+    }
+}
+
 /// One row group of a file a Parquet scan reads ([`par_row_groups`]).
 pub(crate) struct RowGroupJob<'a> {
     /// The file, opened before any reading.
@@ -507,11 +526,14 @@ pub(crate) struct RowGroupJob<'a> {
 /// Runs `job` on every row group of kaq Parquet `files`, on `threads` threads, and returns the
 /// results in file and row-group order. Every file is opened once, before any reading: a handle
 /// keeps a file readable even if a store writer removes it meanwhile (after a compaction).
-/// `cancel` is checked before each row group.
+/// `cancel` is checked before each row group. Row groups whose `time` statistics lie wholly
+/// outside `time` (`lo` inclusive, `hi` exclusive) are skipped: only for callers that test each
+/// row on its own against a filter holding those bounds.
 pub(crate) fn par_row_groups<T: Send>(
     files: &[PathBuf],
     threads: usize,
     cancel: Option<&std::sync::atomic::AtomicBool>,
+    time: (Option<i64>, Option<i64>),
     job: impl Fn(&RowGroupJob<'_>) -> Result<T, kaq_columnar::Error> + Sync,
 ) -> Result<Vec<T>, ScanError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -532,10 +554,13 @@ pub(crate) fn par_row_groups<T: Send>(
             return Err(perr(path, kaq_columnar::Error::NotKaqParquet("it has no `id` column".into())));
         }
         let exact = b.schema().fields().iter().map(|f| f.name()).eq(audit.fields().iter().map(|f| f.name()));
+        let time_leaf = b.parquet_schema().columns().iter().position(|c| c.path().string() == "time");
         let mut start = 0u64;
         for (g, rg) in b.metadata().row_groups().iter().enumerate() {
             let rows = rg.num_rows() as u64;
-            jobs.push((f, g, start, rows, exact));
+            if !time_outside(rg, time_leaf, time) {
+                jobs.push((f, g, start, rows, exact));
+            }
             start += rows;
         }
         handles.push(shared);

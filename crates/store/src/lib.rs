@@ -706,7 +706,7 @@ impl Store {
     }
 
     fn live_segments_for(&self, plan: &kaq_query::Plan) -> (Vec<(&Segment, PathBuf)>, usize) {
-        let (lo, hi) = time_bounds(plan);
+        let (lo, hi) = kaq_query::plan::time_bounds(plan);
         let mut paths = Vec::new();
         let mut pruned = 0;
         for (s, p) in self.manifest.segments.iter().zip(self.segment_paths()) {
@@ -842,13 +842,17 @@ impl Store {
         let handler = kaq_query::scan::Scan::new(plan, false);
         let ierr = |path: &Path, why: String| Error::Index { path: path.to_path_buf(), why };
         let mut seen_rows = Vec::new();
+        // Rows whose columns were tested (Narrow::Columns: row groups outside the time bounds are not).
+        let mut tested = 0u64;
         for (s, path) in segs {
             if let Some(e) = cancelled() {
                 return Err(e);
             }
             if how == Narrow::Columns {
                 let found = kaq_query::columnar::matching_rows(plan, path, read.threads.max(1), read.cancel.as_deref());
-                seen_rows.push(found.expect("checked by columnar::filters")?.positions);
+                let found = found.expect("checked by columnar::filters")?;
+                tested += found.rows_read;
+                seen_rows.push(found.positions);
                 continue;
             }
             let dir = self.dir.join(SEGMENTS).join(s.usable_index().expect("indexed"));
@@ -874,7 +878,7 @@ impl Store {
         trace.push(match how {
             Narrow::Index => format!("index: {candidates} candidate rows, read and tested"),
             Narrow::Columns => format!(
-                "columns: {} of {total} rows tested: {candidates} rows match, read whole",
+                "columns: {} of {tested} rows tested (of {total}; the rest outside the time bounds): {candidates} rows match, read whole",
                 kaq_query::columnar::filter_columns(plan).join(", ")
             ),
         });
@@ -980,37 +984,6 @@ fn read_selected(
 /// that is missing, so for now time pruning applies only when every stage is kept.
 fn needs_every_segment(plan: &kaq_query::Plan) -> bool {
     !plan.all_stages
-}
-
-/// The `time` bounds every match must lie in, from top-level conditions of the filter.
-fn time_bounds(plan: &kaq_query::Plan) -> (Option<i64>, Option<i64>) {
-    use kaq_query::plan::{Cmp, FieldKey, Pred, Test};
-    let time_col = plan.slots.iter().position(|c| matches!(&c.key, Some(FieldKey::Field(f)) if f.name == "time"));
-    let (mut lo, mut hi): (Option<i64>, Option<i64>) = (None, None);
-    let mut visit = |p: &Pred| {
-        if let Pred::Field { col, test: Test::Time(op, a, b) } = p
-            && Some(*col) == time_col
-        {
-            let (l, h) = match op {
-                Cmp::Eq => (Some(*a), Some(*b)),
-                Cmp::Ge => (Some(*a), None),
-                Cmp::Gt => (Some(*b), None),
-                Cmp::Lt => (None, Some(*a)),
-                Cmp::Le => (None, Some(*b)),
-            };
-            if let Some(l) = l {
-                lo = Some(lo.map_or(l, |x: i64| x.max(l)));
-            }
-            if let Some(h) = h {
-                hi = Some(hi.map_or(h, |x: i64| x.min(h)));
-            }
-        }
-    };
-    match &plan.filter {
-        Pred::And(items) => items.iter().for_each(&mut visit),
-        p => visit(p),
-    }
-    (lo, hi)
 }
 
 /// A query's answer over a store.

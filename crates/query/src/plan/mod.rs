@@ -297,3 +297,34 @@ impl Plan {
         self.steps.last().map_or(&self.slots, |(_, c)| c)
     }
 }
+
+/// The `time` bounds every match must lie in, from top-level conditions of the filter: `lo`
+/// inclusive, `hi` exclusive (a store prunes segments, a scan row groups, outside them).
+pub fn time_bounds(plan: &Plan) -> (Option<i64>, Option<i64>) {
+    let time_col = plan.slots.iter().position(|c| matches!(&c.key, Some(FieldKey::Field(f)) if f.name == "time"));
+    let (mut lo, mut hi): (Option<i64>, Option<i64>) = (None, None);
+    let mut visit = |p: &Pred| {
+        if let Pred::Field { col, test: Test::Time(op, a, b) } = p
+            && Some(*col) == time_col
+        {
+            let (l, h) = match op {
+                Cmp::Eq => (Some(*a), Some(*b)),
+                Cmp::Ge => (Some(*a), None),
+                Cmp::Gt => (Some(*b), None),
+                Cmp::Lt => (None, Some(*a)),
+                Cmp::Le => (None, Some(*b)),
+            };
+            if let Some(l) = l {
+                lo = Some(lo.map_or(l, |x: i64| x.max(l)));
+            }
+            if let Some(h) = h {
+                hi = Some(hi.map_or(h, |x: i64| x.min(h)));
+            }
+        }
+    };
+    match &plan.filter {
+        Pred::And(items) => items.iter().for_each(&mut visit),
+        p => visit(p),
+    }
+    (lo, hi)
+}
