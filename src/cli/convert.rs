@@ -235,14 +235,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     let start = Instant::now();
     let expanded = kaq_input::expand(&args.inputs)?;
-    if let Some(first) = expanded.skipped.first() {
-        eprintln!(
-            "kaq: note: skipped {} file(s) in the input directories whose names do not look like logs ({}{}); name a file to read it anyway",
-            expanded.skipped.len(),
-            first.display(),
-            if expanded.skipped.len() > 1 { ", …" } else { "" }
-        );
-    }
+    super::report::note_skipped(&expanded.skipped);
     let sources = expanded.sources;
     if sources.is_empty() {
         bail!(

@@ -85,3 +85,15 @@ pub fn human_bytes(n: u64) -> String {
     }
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
+
+/// The note for files of input directories skipped because their names do not look like logs.
+pub fn note_skipped(skipped: &[std::path::PathBuf]) {
+    if let Some(first) = skipped.first() {
+        eprintln!(
+            "kaq: note: skipped {} file(s) in the input directories whose names do not look like logs ({}{}); name a file to read it anyway",
+            skipped.len(),
+            first.display(),
+            if skipped.len() > 1 { ", …" } else { "" }
+        );
+    }
+}

@@ -98,14 +98,7 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     rejects
         .finish(&Report { read_errors: report.read_errors.clone(), ..Report::default() }, args.rejects.as_deref())?;
-    if let Some(first) = report.skipped.first() {
-        eprintln!(
-            "kaq: note: skipped {} file(s) whose names do not look like logs ({}{})",
-            report.skipped.len(),
-            first.display(),
-            if report.skipped.len() > 1 { ", …" } else { "" }
-        );
-    }
+    super::report::note_skipped(&report.skipped);
     if !args.quiet {
         let c = report.counts;
         let secs = start.elapsed().as_secs_f64();
