@@ -401,6 +401,12 @@ fn run(
     // Each row is tested on its own here: row groups wholly outside the filter's time bounds
     // cannot hold a match.
     let bounds = crate::plan::time_bounds(plan);
+    // Two phases when the filter needs fewer columns than the rest: the filter's columns for
+    // every row, then the others for the matching rows only. Positions need only the first.
+    let needed = match kind {
+        Kind::Positions => filter_cols.clone(),
+        _ => read_columns(plan),
+    };
     let results = par_row_groups(files, threads, cancel, bounds, |job| {
         let (g, start, rg_rows) = (job.group, job.first_row, job.rows);
         // Dictionaries only for a file of exactly kaq's schema (older files read as strings).
@@ -409,28 +415,27 @@ fn run(
         } else {
             ArrowReaderOptions::new()
         };
-        let builder = || ParquetRecordBatchReaderBuilder::try_new_with_options(job.file.clone(), opts.clone());
-        let b = builder()?;
+        // The row group's `cols`, all rows or the selected ones.
+        let read = |cols: &[&str], selection: Option<RowSelection>| {
+            let b = ParquetRecordBatchReaderBuilder::try_new_with_options(job.file.clone(), opts.clone())?;
+            let mask = columns_mask(cols, b.schema(), b.parquet_schema());
+            let b = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192);
+            match selection {
+                Some(s) => b.with_row_selection(s).build(),
+                None => b.build(),
+            }
+        };
         let mut part = match kind {
             Kind::Count { .. } => Partial::Count(HashMap::new()),
             Kind::Timeline { .. } => Partial::Timeline(HashMap::new()),
             Kind::Rows => Partial::Rows(Vec::new()),
             Kind::Positions => Partial::Positions(Vec::new()),
         };
-        // Two phases when the filter needs fewer columns than the rest: the filter's
-        // columns for every row, then the others for the matching rows only. Positions
-        // need only the first.
-        let needed = match kind {
-            Kind::Positions => filter_cols.clone(),
-            _ => read_columns(plan),
-        };
         let two_phase = filter_cols.len() < needed.len() && !dense.load(Ordering::Relaxed);
         if !always && (matches!(kind, Kind::Positions) || two_phase) {
-            let mask = columns_mask(&filter_cols, b.schema(), b.parquet_schema());
-            let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
             let mut hits = Partial::Positions(Vec::new());
             let mut n = 0;
-            for batch in reader {
+            for batch in read(&filter_cols, None)? {
                 let batch = batch?;
                 add_batch(plan, &Kind::Positions, &getters, &directs, &batch, &mut hits, n, false)?;
                 n += batch.num_rows() as u64;
@@ -440,37 +445,23 @@ fn run(
                 p.extend(hits.iter().map(|h| start + h));
                 return Ok((part, n));
             }
-            // Many scattered rows cost more to select than to read whole (and the next row
-            // groups are read whole at once).
+            // Many scattered rows cost more to select than to read whole: this row group and the
+            // next ones are read whole (below).
             if hits.len() as u64 * 8 > rg_rows {
                 dense.store(true, Ordering::Relaxed);
-                let b = builder()?;
-                let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
-                let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
-                for batch in reader {
-                    add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, false)?;
+            } else {
+                if !hits.is_empty() {
+                    let ranges = hits.iter().map(|&r| r as usize..r as usize + 1);
+                    let selection = RowSelection::from_consecutive_ranges(ranges, rg_rows as usize);
+                    for batch in read(&needed, Some(selection))? {
+                        add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, true)?;
+                    }
                 }
-            } else if !hits.is_empty() {
-                let b = builder()?;
-                let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
-                let ranges = hits.iter().map(|&r| r as usize..r as usize + 1);
-                let selection = RowSelection::from_consecutive_ranges(ranges, rg_rows as usize);
-                let reader = b
-                    .with_projection(mask)
-                    .with_row_groups(vec![g])
-                    .with_row_selection(selection)
-                    .with_batch_size(8192)
-                    .build()?;
-                for batch in reader {
-                    add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, true)?;
-                }
+                return Ok((part, n));
             }
-            return Ok((part, n));
         }
-        let mask = columns_mask(&needed, b.schema(), b.parquet_schema());
-        let reader = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192).build()?;
         let mut n = 0;
-        for batch in reader {
+        for batch in read(&needed, None)? {
             let batch = batch?;
             add_batch(plan, kind, &getters, &directs, &batch, &mut part, start + n, false)?;
             n += batch.num_rows() as u64;
