@@ -1,5 +1,6 @@
 //! `kaq ingest` and `kaq info`: the store (crates/store).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -21,11 +22,20 @@ pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
 
 /// Ingest audit logs into a store, to query them later without reading the logs again.
 ///
-/// The store is a directory (created private to you) of time-sorted Parquet segments and a
-/// manifest. Each run adds one segment (more past 4M events) and commits it atomically: if kaq is
-/// killed, the store keeps everything committed before, exactly once. Files ingested before
-/// (same path, size and first 64 KiB) are skipped, so re-running the same command adds nothing.
+/// The store is a directory (created private to you) of time-sorted Parquet segments, each with
+/// a search index, and a manifest. Each run adds one segment (more past 4M events) and commits it
+/// atomically: if kaq is killed, the store keeps everything committed before, exactly once.
 /// One ingest at a time may write to a store; queries may run during it.
+///
+/// The store remembers how much of each file it read, and recognises files by their first bytes,
+/// whatever their name: re-running the same command adds nothing; a file that grew is read from
+/// where the last ingest stopped; a log renamed or compressed by rotation adds only what the store
+/// has not seen. A last line still being written (no newline, not whole JSON) is left for later.
+///
+/// With --follow, kaq keeps reading what is appended to the files, commits every --commit-every,
+/// follows rotation (renamed: the old file is finished first; truncated: read from the start),
+/// and stops on Ctrl-C after a last commit. Restarted, it resumes where it stopped, finishing
+/// first a file rotated away meanwhile. Small segments are merged as it goes.
 ///
 /// Every line is ingested or rejected, as in `kaq convert`; Secret values are redacted.
 ///
@@ -34,6 +44,8 @@ pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
 ///   kaq ingest /var/log/kubernetes/audit/            (into ./kaq-store, or $KAQ_STORE)
 ///
 ///   kaq ingest audit-*.log.gz --store /srv/kaq
+///
+///   kaq ingest --follow /var/log/kubernetes/audit/audit.log --store /srv/kaq
 ///
 ///   kaq query 'verb:delete ns:prod*' --store /srv/kaq
 #[derive(Args)]
@@ -62,13 +74,37 @@ pub struct IngestArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Keep reading what is appended to the files (through rotation) until Ctrl-C.
+    #[arg(long, short = 'f')]
+    follow: bool,
+
+    /// With --follow: how often to commit what was read (each commit makes a segment; small ones
+    /// are merged as they pile up).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, requires = "follow")]
+    commit_every: std::time::Duration,
+
+    /// With --follow: how often to look at the files.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, requires = "follow")]
+    poll: std::time::Duration,
+
     /// Close and commit a segment after the input that takes it to N events (tests use 1: a commit
     /// per input).
     #[arg(long, value_name = "N", default_value_t = kaq_store::SEGMENT_EVENTS, hide = true)]
     segment_events: u64,
 }
 
+/// A duration such as `500ms`, `10s` or `1m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match kaq_query::plan::literal::parse_duration(text) {
+        Some(us) if us > 0 => Ok(std::time::Duration::from_micros(us as u64)),
+        _ => Err(format!("`{text}` is not a positive duration (for example 500ms, 10s, 1m)")),
+    }
+}
+
 pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    if args.follow {
+        return follow(args);
+    }
     let start = Instant::now();
     let dir = store_dir(args.store.as_ref());
     let mut store = Store::open_writer(&dir)?;
@@ -99,6 +135,7 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     rejects
         .finish(&Report { read_errors: report.read_errors.clone(), ..Report::default() }, args.rejects.as_deref())?;
     super::report::note_skipped(&report.skipped);
+    note_unread(&report.unread);
     if !args.quiet {
         let c = report.counts;
         let secs = start.elapsed().as_secs_f64();
@@ -121,6 +158,97 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Says which files end in a line still being written, left for the next ingest.
+fn note_unread(unread: &[(String, u64)]) {
+    for (path, bytes) in unread {
+        eprintln!(
+            "kaq: {path}: its last line ({}) is incomplete (no newline, not whole JSON); left for the next ingest",
+            human_bytes(*bytes)
+        );
+    }
+}
+
+/// `kaq ingest --follow`: ingest, then keep reading until Ctrl-C.
+fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = store_dir(args.store.as_ref());
+    let mut store = Store::open_writer(&dir)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
+    }
+    let mut rejects = Rejects::new(args.rejects.as_deref())?;
+    let progress = indicatif::ProgressBar::hidden();
+    let opts = kaq_store::FollowOptions {
+        ingest: IngestOptions {
+            read: ReadOptions {
+                decode: DecodeOptions::default(),
+                input_format: args.input.format(),
+                threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads).max(1),
+                ..ReadOptions::default()
+            },
+            segment_events: args.segment_events,
+        },
+        poll: args.poll,
+        commit_every: args.commit_every,
+        ..kaq_store::FollowOptions::default()
+    };
+    if !args.quiet {
+        let names: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("kaq: following {} into {} (Ctrl-C to stop)", names.join(", "), dir.display());
+    }
+    let mut reject_error = None;
+    let quiet = args.quiet;
+    let report = store.follow(
+        &args.inputs,
+        &opts,
+        &stop,
+        &mut |_, rj| {
+            for r in rj {
+                if let Err(e) = rejects.add(r, &progress) {
+                    reject_error.get_or_insert(e);
+                }
+            }
+        },
+        &mut |c| {
+            if quiet {
+                return;
+            }
+            for r in &c.rotated {
+                eprintln!("kaq: rotated: {r} read to its end");
+            }
+            let merged = if c.merged > 0 { format!("; merged {} small segments", c.merged) } else { String::new() };
+            eprintln!(
+                "kaq: {} committed {} events ({} since start){merged}",
+                chrono::Local::now().format("%H:%M:%S"),
+                thousands(c.events),
+                thousands(c.total_events)
+            );
+        },
+    )?;
+    if let Some(e) = reject_error {
+        return Err(e);
+    }
+    rejects
+        .finish(&Report { read_errors: report.read_errors.clone(), ..Report::default() }, args.rejects.as_deref())?;
+    super::report::note_skipped(&report.skipped);
+    if !args.quiet {
+        let c = report.counts;
+        let m = store.manifest();
+        eprintln!(
+            "kaq: stopped following; read {} events, rejected {}; {} now holds {} events in {} segment(s)",
+            thousands(c.events),
+            thousands(c.rejected),
+            dir.display(),
+            thousands(m.rows()),
+            m.segments.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Show what a store holds: events, segments, sizes, time range, ingested inputs.
 #[derive(Args)]
 pub struct InfoArgs {
@@ -137,28 +265,31 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let dir = store_dir(args.store.as_ref());
     let store = Store::open(&dir)?;
     let m = store.manifest();
+    // Written as a whole, so that `kaq info | head` ends quietly (a closed pipe is not an error).
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(m)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(m)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let (lo, hi) = m.time_range();
     let t = |x: Option<i64>| x.map_or_else(|| "-".to_string(), kaq_schema::time::format_micros);
     let bytes: u64 = m.segments.iter().map(|s| s.bytes).sum();
-    println!("store:     {}", dir.display());
-    println!("format:    {} v{} (generation {})", m.format, m.version, m.generation);
-    println!("events:    {}", thousands(m.rows()));
-    println!("segments:  {} ({})", m.segments.len(), human_bytes(bytes));
-    println!("time:      {} … {}", t(lo), t(hi));
-    println!("inputs:    {} ingested", m.sources.len());
+    writeln!(out, "store:     {}", dir.display())?;
+    writeln!(out, "format:    {} v{} (generation {})", m.format, m.version, m.generation)?;
+    writeln!(out, "events:    {}", thousands(m.rows()))?;
+    writeln!(out, "segments:  {} ({})", m.segments.len(), human_bytes(bytes))?;
+    writeln!(out, "time:      {} … {}", t(lo), t(hi))?;
+    writeln!(out, "inputs:    {} ingested", m.sources.len())?;
     for s in &m.segments {
-        println!(
+        writeln!(
+            out,
             "  {}  {:>12} events  {:>10}  {} … {}",
             s.file,
             thousands(s.rows),
             human_bytes(s.bytes),
             t(s.min_time),
             t(s.max_time)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -48,4 +48,4 @@ mod sources;
 pub use error::InputError;
 pub use formats::{InputFormat, Record, decode_input};
 pub use read::{Chunk, Counts, EventHandler, ReadOptions, Reject, Report, is_gzip, read};
-pub use sources::{Expanded, Source, expand, looks_like_log, rotation_key};
+pub use sources::{Expanded, FilePart, Source, expand, looks_like_log, rotation_key};

@@ -213,13 +213,14 @@ where
         }
         drop(res_tx);
         drop(job_rx);
-        collect(res_rx, &mut report, &mut consume)
+        collect(res_rx, sources, &mut report, &mut consume)
     })?;
     Ok(report)
 }
 
 fn collect<O, E>(
     rx: Receiver<Msg<O>>,
+    sources: &[Source],
     report: &mut Report,
     consume: &mut impl FnMut(Chunk<O>) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -240,7 +241,14 @@ fn collect<O, E>(
                 Msg::Chunk(_, mut chunk) => {
                     if source.as_ref() != Some(&chunk.source) {
                         source = Some(chunk.source.clone());
-                        base = 0;
+                        // A part of a file numbers its lines from where it starts.
+                        base = sources
+                            .iter()
+                            .find_map(|s| match s {
+                                Source::Part(part) if *s.display_name() == *chunk.source => Some(part.lines_before),
+                                _ => None,
+                            })
+                            .unwrap_or(0);
                     }
                     for r in &mut chunk.rejects {
                         r.line += base;
@@ -435,10 +443,34 @@ fn open(source: &Source) -> std::io::Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> = match source {
         Source::Stdin => Box::new(std::io::stdin()),
         Source::File(p) => Box::new(File::open(p)?),
+        Source::Part(part) => return open_part(&part.path, part.start, part.end),
     };
     let mut r = BufReader::with_capacity(256 << 10, raw);
     let gz = r.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     Ok(if gz { Box::new(BufReader::with_capacity(256 << 10, MultiGzDecoder::new(r))) } else { Box::new(r) })
+}
+
+/// The content of `path` from `start` to `end`: a seek in a plain file; in a gzip file, the
+/// decompressed bytes before `start` are skipped.
+fn open_part(path: &std::path::Path, start: u64, end: Option<u64>) -> std::io::Result<Box<dyn Read + Send>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let content: Box<dyn Read + Send> = if is_gzip(path) {
+        let mut r = BufReader::with_capacity(256 << 10, MultiGzDecoder::new(BufReader::with_capacity(256 << 10, f)));
+        let skipped = std::io::copy(&mut (&mut r).take(start), &mut std::io::sink())?;
+        if skipped < start {
+            let why = format!("holds {skipped} bytes once decompressed, fewer than the {start} to skip");
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, why));
+        }
+        Box::new(r)
+    } else {
+        f.seek(SeekFrom::Start(start))?;
+        Box::new(BufReader::with_capacity(256 << 10, f))
+    };
+    Ok(match end {
+        Some(end) => Box::new(content.take(end.saturating_sub(start))),
+        None => content,
+    })
 }
 
 #[derive(PartialEq, Clone, Copy)]
@@ -506,7 +538,8 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
         };
         let mut buf: Vec<u8> = pool.get(chunk_bytes);
         let mut mode: Option<Mode> = None;
-        let mut bom_checked = false;
+        // A byte-order mark can only open a file.
+        let mut bom_checked = matches!(source, Source::Part(part) if part.start > 0);
         loop {
             if opts.cancelled() {
                 return;

@@ -9,6 +9,23 @@ use crate::error::InputError;
 pub enum Source {
     Stdin,
     File(PathBuf),
+    /// Part of a file: how a store resumes a file that grew, or reads only the complete lines of
+    /// a file still being written.
+    Part(FilePart),
+}
+
+/// Part of a file's content (decompressed, for gzip).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePart {
+    /// The file to open (may be `/proc/self/fd/N`, to read a file that was renamed since).
+    pub path: PathBuf,
+    /// Its bytes from `start` to `end` (to the end of the file when `None`).
+    pub start: u64,
+    pub end: Option<u64>,
+    /// Lines before `start`, so that lines are numbered as in the whole file.
+    pub lines_before: u64,
+    /// The name used in messages and rejects, when not `path`.
+    pub name: Option<String>,
 }
 
 impl Source {
@@ -17,6 +34,7 @@ impl Source {
         match self {
             Source::Stdin => "<stdin>".into(),
             Source::File(p) => p.display().to_string(),
+            Source::Part(part) => part.name.clone().unwrap_or_else(|| part.path.display().to_string()),
         }
     }
 
@@ -25,6 +43,10 @@ impl Source {
         match self {
             Source::Stdin => None,
             Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Source::Part(part) => {
+                let len = std::fs::metadata(&part.path).ok()?.len();
+                Some(part.end.unwrap_or(len).min(len).saturating_sub(part.start))
+            }
         }
     }
 }

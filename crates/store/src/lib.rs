@@ -15,8 +15,10 @@
 //!   renamed over the old one. Killed at any moment, the store opens with the last manifest: every
 //!   committed event exactly once, and no partial segment (files no manifest names are removed by
 //!   the next writer).
-//! - **Resumable ingest.** Each ingested file is remembered by path, size and a hash of its first
-//!   64 KiB, in the same commit as its events; ingesting it again adds nothing.
+//! - **Resumable ingest.** What was read of each file (bytes, lines, a hash of its first 64 KiB)
+//!   is recorded in the same commit as its events; files are recognised by content, so ingesting
+//!   one again adds nothing, and a file that grew or was rotated (renamed, compressed) adds only
+//!   what follows (`inputs`). [`Store::follow`] keeps reading files as they grow (`follow`).
 //! - **One writer** (an exclusive lock on `LOCK`, with a clear error for the second), any number of
 //!   readers, also during a commit: readers take the manifest as it was when they opened, and
 //!   segments are never changed in place.
@@ -38,7 +40,6 @@ use arrow_array::{Array, TimestampMicrosecondArray};
 use kaq_columnar::{SortedParquetWriter, ToBatch, WriteOptions};
 use kaq_input::{Counts, ReadOptions, Reject, Source};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The manifest's format name and version. Version 1: Parquet segments only.
 pub const FORMAT: &str = "kaq-store";
@@ -69,10 +70,8 @@ pub enum Error {
     Locked { path: PathBuf, holder: String },
     #[error("{path}: index: {why}")]
     Index { path: PathBuf, why: String },
-    #[error(
-        "{path} has grown since it was ingested ({was} bytes, now {now}); growing files need `--follow` (not built yet)"
-    )]
-    Grown { path: PathBuf, was: u64, now: u64 },
+    #[error("{path}: cannot follow: {why}")]
+    Follow { path: PathBuf, why: String },
     #[error(transparent)]
     Input(#[from] kaq_input::InputError),
     #[error(transparent)]
@@ -84,9 +83,12 @@ pub enum Error {
     Query(Vec<kaq_syntax::Diagnostic>),
 }
 
+mod follow;
 mod ids;
 pub mod index;
+mod inputs;
 mod terms;
+pub use follow::{FollowCommit, FollowOptions};
 pub use terms::Terms;
 
 use kaq_query::plan::Options;
@@ -160,18 +162,25 @@ impl Rewrite {
     }
 }
 
-/// One ingested input file.
+/// One ingested input file (see [`inputs`](crate::inputs) for how files are recognised).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ingested {
-    /// The path as given, made absolute.
+    /// The path as given, made absolute (when it was last read).
     pub path: String,
+    /// Bytes of it read: of a plain file, up to its last complete line; of a gzip file, the file.
     pub size: u64,
-    /// SHA-256 of its first 64 KiB, hex.
+    /// SHA-256 of its first `min(64 KiB, size)` bytes, hex.
     pub head: String,
     pub events: u64,
     pub rejected: u64,
-    /// The segment holding its events (none when it had none).
+    /// The segment holding its (latest) events (none when it had none).
     pub segment: Option<u64>,
+    /// Lines read (numbering the lines of what follows, when it grows).
+    #[serde(default)]
+    pub lines: u64,
+    /// A gzip file, remembered by its compressed bytes (it cannot grow).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gzip: bool,
 }
 
 /// The manifest: what the store holds.
@@ -233,6 +242,9 @@ pub struct IngestReport {
     pub skipped: Vec<PathBuf>,
     /// Read errors (inputs that broke off), as messages.
     pub read_errors: Vec<String>,
+    /// Files whose last line was incomplete (being written), and its bytes: left for the next
+    /// ingest.
+    pub unread: Vec<(String, u64)>,
 }
 
 /// How to ingest.
@@ -432,10 +444,13 @@ impl Store {
             events,
             rejected: report.counts.rejected,
             segment: (events > 0).then_some(seg.id),
+            lines: report.counts.lines,
+            gzip: false,
         };
         report.read.push(name.to_string());
         report.segments = usize::from(events > 0);
-        self.close_segment(seg, vec![src])?;
+        let mut open = Pending { segment: Some(seg), updates: vec![Update { replaces: None, rec: src }] };
+        self.commit_pending(&mut open)?;
         Ok(report)
     }
 
@@ -452,60 +467,176 @@ impl Store {
         }
         let expanded = kaq_input::expand(inputs)?;
         let mut report = IngestReport { skipped: expanded.skipped.clone(), ..IngestReport::default() };
-        let mut open: Option<OpenSegment> = None;
-        let mut pending: Vec<Ingested> = Vec::new();
+        let mut open = Pending::default();
         for source in expanded.sources {
-            let identity = match &source {
-                Source::File(p) => Some(identify(p)?),
-                Source::Stdin => None,
+            let mut to_read = match &source {
+                Source::File(p) => match self.what_to_read(p, &open.updates, false)? {
+                    Some(r) => r,
+                    None => {
+                        report.already.push(p.display().to_string());
+                        continue;
+                    }
+                },
+                _ => ToRead::stream(source),
             };
-            if let Some(id) = &identity
-                && let Some(prev) = self.manifest.sources.iter().chain(&pending).find(|s| s.path == id.path)
-            {
-                if prev.head == id.head && prev.size == id.size {
-                    report.already.push(id.path.clone());
-                    continue;
-                }
-                if prev.head == id.head && id.size > prev.size {
-                    return Err(Error::Grown { path: PathBuf::from(&id.path), was: prev.size, now: id.size });
-                }
-                // Same path, other content (rotated and replaced): a new file.
+            if let Some(pending) = to_read.unread.take() {
+                report.unread.push(pending);
             }
-            let seg = match &mut open {
-                Some(s) => s,
-                None => open.insert(self.start_segment()?),
-            };
-            let name = source.display_name();
-            let r = kaq_input::read(std::slice::from_ref(&source), &opts.read, &ToBatch::default(), |chunk| {
-                on_chunk(&chunk.counts, &chunk.rejects);
-                if let Some(batch) = chunk.output {
-                    seg.add(batch)?;
-                }
-                Ok::<(), Error>(())
-            })?;
-            report.counts.add(&r.counts);
-            report.read_errors.extend(r.read_errors);
-            report.read.push(name.clone());
-            let id = identity.unwrap_or(Identity { path: name, size: r.counts.bytes, head: String::new() });
-            pending.push(Ingested {
-                path: id.path,
-                size: id.size,
-                head: id.head,
-                events: r.counts.events,
-                rejected: r.counts.rejected,
-                segment: (r.counts.events > 0).then_some(seg.id),
-            });
-            if seg.rows >= opts.segment_events.max(1) {
-                self.close_segment(open.take().expect("open"), std::mem::take(&mut pending))?;
-                report.segments += 1;
+            if to_read.source.is_none() {
+                continue;
+            }
+            self.read_into(&mut open, to_read, opts, on_chunk, &mut report)?;
+            if open.rows() >= opts.segment_events.max(1) {
+                report.segments += usize::from(self.commit_pending(&mut open)?);
             }
         }
-        if let Some(seg) = open.take() {
-            let had_rows = seg.rows > 0;
-            self.close_segment(seg, std::mem::take(&mut pending))?;
-            report.segments += usize::from(had_rows);
-        }
+        report.segments += usize::from(self.commit_pending(&mut open)?);
         Ok(report)
+    }
+
+    /// What is new in the file `p`, given what the store and `pending` hold: `None` when nothing
+    /// is. With `whole`, a half last line is read too (a rotated file: it will not be finished).
+    fn what_to_read(&self, p: &Path, pending: &[Update], whole: bool) -> Result<Option<ToRead>, Error> {
+        self.what_to_read_as(p, None, pending, whole)
+    }
+
+    /// [`what_to_read`](Self::what_to_read) for the file at `p`, named `name` in messages and
+    /// records (for a renamed file read through `/proc/self/fd`).
+    fn what_to_read_as(
+        &self,
+        p: &Path,
+        name: Option<&str>,
+        pending: &[Update],
+        whole: bool,
+    ) -> Result<Option<ToRead>, Error> {
+        let id = inputs::identify(p, name)?;
+        let known = self.manifest.sources.iter().chain(pending.iter().map(|u| &u.rec));
+        let (start, lines_before, continues) = match inputs::standing(&id, known.clone())? {
+            inputs::Standing::Already => return Ok(None),
+            inputs::Standing::Grown { rec, from, lines } => {
+                let same_path = known.clone().nth(rec).is_some_and(|r| r.path == id.path);
+                (from, lines, same_path.then_some(rec))
+            }
+            inputs::Standing::New => (0, 0, None),
+        };
+        let mut rec = Ingested {
+            path: id.path.clone(),
+            size: id.size,
+            head: id.head.clone(),
+            events: 0,
+            rejected: 0,
+            segment: None,
+            lines: 0,
+            gzip: id.gzip,
+        };
+        let mut unread = None;
+        let end = if id.gzip {
+            None // read to its end: a gzip file is finished
+        } else {
+            let end = inputs::readable_end(p, start, id.size, whole)?;
+            if end < id.size {
+                unread = Some((id.path.clone(), id.size - end));
+            }
+            if end == start {
+                return Ok((unread.is_some()).then_some(ToRead { source: None, continues, rec, unread }));
+            }
+            rec.size = end;
+            if end < id.size && end < HEAD_BYTES {
+                rec.head = inputs::content_head(p, end, false)?.expect("the file holds `end` bytes");
+            }
+            Some(end)
+        };
+        let source = if start == 0 && end.is_none() && name.is_none() {
+            Source::File(p.to_path_buf())
+        } else {
+            Source::Part(kaq_input::FilePart {
+                path: p.to_path_buf(),
+                start,
+                end,
+                lines_before,
+                name: name.map(str::to_string),
+            })
+        };
+        Ok(Some(ToRead { source: Some(source), continues, rec, unread }))
+    }
+
+    /// Reads `r` into the open segment of `open` (started when needed) and notes its record.
+    fn read_into(
+        &mut self,
+        open: &mut Pending,
+        r: ToRead,
+        opts: &IngestOptions,
+        on_chunk: &mut dyn FnMut(&Counts, &[Reject]),
+        report: &mut IngestReport,
+    ) -> Result<(), Error> {
+        let Some(source) = r.source else { return Ok(()) };
+        let seg = match &mut open.segment {
+            Some(s) => s,
+            None => open.segment.insert(self.start_segment()?),
+        };
+        let name = source.display_name();
+        let read = kaq_input::read(std::slice::from_ref(&source), &opts.read, &ToBatch::default(), |chunk| {
+            on_chunk(&chunk.counts, &chunk.rejects);
+            if let Some(batch) = chunk.output {
+                seg.add(batch)?;
+            }
+            Ok::<(), Error>(())
+        })?;
+        report.counts.add(&read.counts);
+        report.read_errors.extend(read.read_errors);
+        report.read.push(name.clone());
+        let c = &read.counts;
+        let mut rec = r.rec;
+        if matches!(source, Source::Stdin) {
+            rec.size = c.bytes;
+        }
+        let here = (c.events > 0).then_some(seg.id);
+        let known = self.manifest.sources.len();
+        match r.continues {
+            Some(i) => {
+                let (old, replaces) = match i.checked_sub(known) {
+                    Some(j) => {
+                        let u = open.updates.remove(j);
+                        (u.rec, u.replaces)
+                    }
+                    None => (self.manifest.sources[i].clone(), Some(i)),
+                };
+                rec.events += old.events + c.events;
+                rec.rejected += old.rejected + c.rejected;
+                rec.lines += old.lines + c.lines;
+                rec.segment = here.or(old.segment);
+                open.updates.push(Update { replaces, rec });
+            }
+            None => {
+                rec.events = c.events;
+                rec.rejected = c.rejected;
+                rec.lines = c.lines;
+                rec.segment = here;
+                open.updates.push(Update { replaces: None, rec });
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits what `open` holds (its segment, when it has rows, and its records); returns
+    /// whether a segment was committed.
+    fn commit_pending(&mut self, open: &mut Pending) -> Result<bool, Error> {
+        let updates = std::mem::take(&mut open.updates);
+        let Some(seg) = open.segment.take() else {
+            if updates.is_empty() {
+                return Ok(false);
+            }
+            let mut m = self.manifest.clone();
+            apply(&mut m.sources, updates);
+            self.commit(m)?;
+            return Ok(false);
+        };
+        let had_rows = seg.rows > 0;
+        let mut m = self.manifest.clone();
+        apply(&mut m.sources, updates);
+        let at = m.segments.len();
+        self.close_segment_at(seg, m, at)?;
+        Ok(had_rows)
     }
 
     fn start_segment(&mut self) -> Result<OpenSegment, Error> {
@@ -531,15 +662,6 @@ impl Store {
             min: None,
             max: None,
         })
-    }
-
-    /// Finishes a segment and commits it with the sources it holds (or, when it holds no rows,
-    /// commits only the sources).
-    fn close_segment(&mut self, seg: OpenSegment, sources: Vec<Ingested>) -> Result<(), Error> {
-        let mut m = self.manifest.clone();
-        m.sources.extend(sources);
-        let at = m.segments.len();
-        self.close_segment_at(seg, m, at)
     }
 
     /// Finishes a segment and commits `m` with it inserted at `at` (nothing inserted when empty).
@@ -1018,6 +1140,64 @@ impl QueryResult {
     }
 }
 
+/// What an ingest has read and not yet committed: an open segment and the records of the inputs
+/// read into it.
+#[derive(Default)]
+struct Pending {
+    segment: Option<OpenSegment>,
+    updates: Vec<Update>,
+}
+
+impl Pending {
+    fn rows(&self) -> u64 {
+        self.segment.as_ref().map_or(0, |s| s.rows)
+    }
+}
+
+/// A record of what was read of an input: new, or replacing `sources[replaces]` (the same file,
+/// grown).
+struct Update {
+    replaces: Option<usize>,
+    rec: Ingested,
+}
+
+fn apply(sources: &mut Vec<Ingested>, updates: Vec<Update>) {
+    for u in updates {
+        match u.replaces {
+            Some(i) => sources[i] = u.rec,
+            None => sources.push(u.rec),
+        }
+    }
+}
+
+/// What to read of an input, and its record once read.
+struct ToRead {
+    /// `None` when nothing is complete yet (a half line).
+    source: Option<Source>,
+    /// The record it continues (an index into the manifest's records, then the pending ones).
+    continues: Option<usize>,
+    rec: Ingested,
+    /// A half last line left for later: the file and its bytes.
+    unread: Option<(String, u64)>,
+}
+
+impl ToRead {
+    /// Standard input: read whole, remembered by name only.
+    fn stream(source: Source) -> ToRead {
+        let rec = Ingested {
+            path: source.display_name(),
+            size: 0,
+            head: String::new(),
+            events: 0,
+            rejected: 0,
+            segment: None,
+            lines: 0,
+            gzip: false,
+        };
+        ToRead { source: Some(source), continues: None, rec, unread: None }
+    }
+}
+
 struct OpenSegment {
     id: u64,
     file: String,
@@ -1050,21 +1230,6 @@ impl OpenSegment {
         self.writer.as_mut().expect("open").write(batch)?;
         Ok(())
     }
-}
-
-struct Identity {
-    path: String,
-    size: u64,
-    head: String,
-}
-
-fn identify(p: &Path) -> Result<Identity, Error> {
-    let abs = fs::canonicalize(p).at(p)?;
-    let size = fs::metadata(&abs).at(p)?.len();
-    let mut head = Vec::new();
-    File::open(&abs).and_then(|f| f.take(HEAD_BYTES).read_to_end(&mut head)).at(p)?;
-    let hash = Sha256::digest(&head);
-    Ok(Identity { path: abs.display().to_string(), size, head: hash.iter().map(|b| format!("{b:02x}")).collect() })
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest, Error> {

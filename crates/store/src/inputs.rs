@@ -1,0 +1,227 @@
+//! What the store knows of its input files: how much of each was read, recognised by content.
+//!
+//! A file is remembered ([`Ingested`]) by the bytes read of it (`size`) and a hash of its first
+//! `min(64 KiB, size)` bytes (`head`). A file is the same as a remembered one when its first bytes
+//! hash the same, whatever its name now: a log renamed by rotation (`audit.log` →
+//! `audit-2026-11-20T10-00-00.000.log`), compressed (`….log.gz`) or copied is recognised, and
+//! only what follows the bytes already read is new. Audit events carry unique auditIDs and times,
+//! so two logs that share their first line are the same log.
+//!
+//! A plain file still being written may end in half a line: only complete lines are read
+//! ([`readable_end`]); the rest waits for the next ingest, or for `--follow`'s next look.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::{At, Error, HEAD_BYTES, Ingested};
+
+/// A file about to be ingested: its path (absolute), raw size and raw head.
+pub(crate) struct Identity {
+    pub path: String,
+    pub size: u64,
+    pub head: String,
+    pub gzip: bool,
+}
+
+/// Identifies the file at `p`, named by its absolute path or by `name` (for a file read through
+/// `/proc/self/fd/N`).
+pub(crate) fn identify(p: &Path, name: Option<&str>) -> Result<Identity, Error> {
+    let path = match name {
+        Some(n) => n.to_string(),
+        None => std::fs::canonicalize(p).at(p)?.display().to_string(),
+    };
+    let size = std::fs::metadata(p).at(p)?.len();
+    let gzip = kaq_input::is_gzip(p);
+    let mut head = Vec::new();
+    File::open(p).and_then(|f| f.take(HEAD_BYTES).read_to_end(&mut head)).at(p)?;
+    Ok(Identity { path, size, head: hex(&Sha256::digest(&head)), gzip })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash of the first `n` bytes of a file's content (decompressed, for gzip), or `None` when
+/// it has fewer.
+pub(crate) fn content_head(path: &Path, n: u64, gzip: bool) -> Result<Option<String>, Error> {
+    let f = File::open(path).at(path)?;
+    let mut head = Vec::with_capacity(n as usize);
+    if gzip {
+        let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+        gz.take(n).read_to_end(&mut head).at(path)?;
+    } else {
+        f.take(n).read_to_end(&mut head).at(path)?;
+    }
+    Ok((head.len() as u64 == n).then(|| hex(&Sha256::digest(&head))))
+}
+
+/// Where a file stands against what the store has read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// All of it was read before.
+    Already,
+    /// The first `from` bytes of its content were read before (as `sources[rec]`, counting the
+    /// records of the manifest then the pending ones); the rest is new.
+    Grown { rec: usize, from: u64, lines: u64 },
+    /// Nothing of it was read.
+    New,
+}
+
+/// Finds what was read of the file `id` among `known` records.
+pub(crate) fn standing<'a>(
+    id: &Identity,
+    known: impl Iterator<Item = &'a Ingested> + Clone,
+) -> Result<Standing, Error> {
+    // The same bytes, whole (also how gzip files, remembered by their raw bytes, are recognised).
+    if known.clone().any(|r| r.head == id.head && r.size == id.size) {
+        return Ok(Standing::Already);
+    }
+    // An earlier copy of a plain file read further (its first 64 KiB are the same).
+    if !id.gzip && id.size >= HEAD_BYTES && known.clone().any(|r| !r.gzip && r.head == id.head && r.size > id.size) {
+        return Ok(Standing::Already);
+    }
+    // The beginning of a plain file read before: the longest one wins.
+    let mut candidates: Vec<(usize, &Ingested)> =
+        known.enumerate().filter(|(_, r)| !r.gzip && r.size > 0 && (id.gzip || r.size < id.size)).collect();
+    candidates.sort_by_key(|(_, r)| std::cmp::Reverse(r.size));
+    let mut hashed: Vec<(u64, Option<String>)> = Vec::new();
+    let path = Path::new(&id.path);
+    for (i, r) in candidates {
+        let n = r.size.min(HEAD_BYTES);
+        let h = match hashed.iter().find(|(len, _)| *len == n) {
+            Some((_, h)) => h.clone(),
+            None => {
+                let h = content_head(path, n, id.gzip)?;
+                hashed.push((n, h.clone()));
+                h
+            }
+        };
+        if h.as_deref() == Some(r.head.as_str()) {
+            return Ok(Standing::Grown { rec: i, from: r.size, lines: r.lines });
+        }
+    }
+    Ok(Standing::New)
+}
+
+/// Where reading a plain file that is `size` bytes long should stop, from `start`: after its last
+/// complete line. A last line without its newline is read too when it is whole JSON (a file that
+/// simply does not end in a newline); otherwise it is being written, and waits. With `whole`,
+/// everything is read (a rotated file: nothing more will come). A file whose first line is not
+/// JSON on its own (a pretty-printed document) is read whole too.
+pub(crate) fn readable_end(path: &Path, start: u64, size: u64, whole: bool) -> Result<u64, Error> {
+    if whole || size <= start {
+        return Ok(size.max(start));
+    }
+    let mut f = File::open(path).at(path)?;
+    if start == 0 && !first_line_is_json(&mut f).at(path)? {
+        return Ok(size);
+    }
+    // The last newline, looked for backwards a block at a time.
+    let mut end = size;
+    let mut block = vec![0u8; 64 << 10];
+    let last_nl = loop {
+        if end == start {
+            break None;
+        }
+        let from = end.saturating_sub(block.len() as u64).max(start);
+        let buf = &mut block[..(end - from) as usize];
+        f.seek(SeekFrom::Start(from)).at(path)?;
+        f.read_exact(buf).at(path)?;
+        if let Some(i) = memchr::memrchr(b'\n', buf) {
+            break Some(from + i as u64);
+        }
+        end = from;
+    };
+    let tail_start = last_nl.map_or(start, |i| i + 1);
+    if tail_start == size {
+        return Ok(size);
+    }
+    let mut tail = Vec::with_capacity((size - tail_start) as usize);
+    f.seek(SeekFrom::Start(tail_start)).at(path)?;
+    (&mut f).take(size - tail_start).read_to_end(&mut tail).at(path)?;
+    let whole_json = serde_json::from_slice::<serde::de::IgnoredAny>(&tail).is_ok();
+    Ok(if whole_json { size } else { tail_start })
+}
+
+/// Whether the first non-blank line of a file is a JSON value by itself (JSON lines), as opposed
+/// to the start of a pretty-printed document. A first line not yet ended counts as JSON lines.
+fn first_line_is_json(f: &mut File) -> std::io::Result<bool> {
+    f.seek(SeekFrom::Start(0))?;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = f.read(&mut chunk)?;
+        buf.extend_from_slice(&chunk[..n]);
+        let body = buf.trim_ascii_start();
+        if let Some(i) = memchr::memchr(b'\n', body) {
+            return Ok(serde_json::from_slice::<serde::de::IgnoredAny>(&body[..i]).is_ok());
+        }
+        if n == 0 || buf.len() > 16 << 20 {
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_to_the_last_complete_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "{\"a\":1}\n{\"a\":2}\n{\"a\":";
+        let p = write(dir.path(), "x.log", text);
+        let n = text.len() as u64;
+        assert_eq!(readable_end(&p, 0, n, false).unwrap(), 16, "the half line waits");
+        assert_eq!(readable_end(&p, 0, n, true).unwrap(), n, "a rotated file is read whole");
+        assert_eq!(readable_end(&p, 16, n, false).unwrap(), 16, "nothing complete after 16");
+        let p = write(dir.path(), "y.log", "{\"a\":1}\n{\"a\":2}");
+        assert_eq!(readable_end(&p, 0, 15, false).unwrap(), 15, "whole JSON without its newline");
+        assert_eq!(readable_end(&p, 8, 15, false).unwrap(), 15);
+        let p = write(dir.path(), "z.json", "{\n  \"kind\": \"EventList\",\n  \"items\": []\n}");
+        assert_eq!(readable_end(&p, 0, 40, false).unwrap(), 40, "a document is read whole");
+        let p = write(dir.path(), "w.log", "{\"a\":");
+        assert_eq!(readable_end(&p, 0, 5, false).unwrap(), 0, "one half line: nothing yet");
+    }
+
+    #[test]
+    fn recognises_a_file_by_its_beginning() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "audit.log", "{\"a\":1}\n");
+        let id = identify(&p, None).unwrap();
+        let rec = Ingested {
+            path: id.path.clone(),
+            size: id.size,
+            head: id.head.clone(),
+            events: 1,
+            rejected: 0,
+            segment: Some(1),
+            lines: 1,
+            gzip: false,
+        };
+        let known = [rec];
+        assert_eq!(standing(&id, known.iter()).unwrap(), Standing::Already);
+        let p2 = write(dir.path(), "audit-1.log", "{\"a\":1}\n{\"a\":2}\n");
+        let grown = identify(&p2, None).unwrap();
+        assert_eq!(standing(&grown, known.iter()).unwrap(), Standing::Grown { rec: 0, from: 8, lines: 1 });
+        let other = identify(&write(dir.path(), "b.log", "{\"b\":1}\n{\"a\":2}\n"), None).unwrap();
+        assert_eq!(standing(&other, known.iter()).unwrap(), Standing::New);
+        // Compressed by rotation: recognised by its content.
+        let gz = dir.path().join("audit-1.log.gz");
+        let mut e = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, b"{\"a\":1}\n{\"a\":2}\n").unwrap();
+        e.finish().unwrap();
+        let gid = identify(&gz, None).unwrap();
+        assert!(gid.gzip);
+        assert_eq!(standing(&gid, known.iter()).unwrap(), Standing::Grown { rec: 0, from: 8, lines: 1 });
+    }
+}
