@@ -44,7 +44,7 @@ prop_compose! {
         groups in proptest::collection::vec(0..4usize, 0..3), ns in 0..NSS.len(), res in 0..RESOURCES.len(),
         sub in 0..SUBRESOURCES.len(), name in 0..NAMES.len(), code in 0..CODES.len(),
         ips in proptest::collection::vec(0..IPS.len(), 0..3), ua in 0..UAS.len(), msg in 0..MESSAGES.len(),
-        decision in 0..3usize, at in 0i64..7200, latency_ms in 0i64..3000, body in 0..4usize,
+        decision in 0..3usize, at in 0i64..7200, latency_ms in 0i64..3000, body in 0..5usize,
         replicas in 0i64..6, host_network in any::<bool>(), privileged in any::<bool>(), imp in 0..4usize,
     ) -> Value {
         let received = NOW - 7_200_000_000 + at * 1_000_000;
@@ -78,6 +78,9 @@ prop_compose! {
             1 => e["requestObject"] = json!({"kind": "Deployment", "spec": {"replicas": replicas, "template": {"spec": {
                 "hostNetwork": host_network, "containers": [{"name": "a", "image": "nginx", "securityContext": {"privileged": privileged}}]}}}}),
             2 => e["requestObject"] = json!({"kind": "ClusterRoleBinding", "roleRef": {"name": if replicas > 2 { "cluster-admin" } else { "view" }}}),
+            // A response: an empty object, a float, strings that read as numbers or booleans.
+            3 => e["responseObject"] = json!({"kind": "Deployment", "status": {}, "spec": {"replicas": replicas as f64 + 0.5 * (replicas % 2) as f64},
+                "metadata": {"labels": {"tier": if privileged { "3" } else { "true" }}}}),
             _ => {}
         }
         if imp == 1 { e["impersonatedUser"] = json!({"username": "bob", "groups": ["system:masters"]}); }
@@ -133,6 +136,16 @@ const TERMS: &[&str] = &[
     "host_network:true",
     "privileged:true",
     "request:*",
+    "request.kind:Deployment",
+    "request.spec.replicas:3",
+    "request.spec.template:*",
+    "request.roleRef:*",
+    "response.status:*",
+    "response.spec.replicas:2.5",
+    "response.spec.replicas:2",
+    "response.metadata.labels.tier:3",
+    "response.metadata.labels.tier:true",
+    "response.metadata.labels.nope:*",
     "resource:secrets",
     "resource:(secrets OR configmaps)",
     "subresource:exec",

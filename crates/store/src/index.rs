@@ -26,8 +26,20 @@ use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, T
 /// version is not used, its segment is scanned). 1: built from restored events, with `client_ip`
 /// and `peer_ip` fields and addresses as written. 2: built from the Arrow batches as they are
 /// written; addresses normalised, one `ip` field for every address. 3: without the dense keyword
-/// fields and `code`. 4: values too long for a term also get the [`LONG`] term.
-pub const VERSION: u32 = 4;
+/// fields and `code`. 4: values too long for a term also get the [`LONG`] term. 5: the request and
+/// response objects' values by path ([`BODIES`]). Indexes of versions 4 and 5 are used (a
+/// version 4 index narrows no body condition).
+pub const VERSION: u32 = 5;
+
+/// Whether an index of this version is used.
+pub fn usable(version: u32) -> bool {
+    matches!(version, 4 | 5)
+}
+
+/// Whether an index of this version holds the bodies' values.
+pub fn has_bodies(version: u32) -> bool {
+    version >= 5
+}
 
 /// Keyword fields indexed whole; each is the column of the same name (list columns: each
 /// element). `ip` holds every source address, normalised (`client_ip` and `peer_ip` are narrowed
@@ -49,6 +61,14 @@ const MAX_TERM: usize = 65_530;
 /// rows that have it (letters and digits only, so the word tokenizer keeps it whole; a real word
 /// equal to it only adds candidates, which the filter then tests).
 const LONG: &str = "kaq0value0too0long0for0the0index";
+/// The request and response objects (columns of JSON text): every scalar value as the term
+/// `PATH=VALUE` (strings and booleans as written) or `PATH#NUMBER` (numbers as `f64`, as the
+/// language compares them), with arrays entered element by element, as `request.PATH` reaches
+/// them; an empty object is `PATH={}` (it is present). A body with more than [`BODY_TERMS`] values, or a value too long for a term, gets
+/// [`BODY_UNINDEXED`] instead, which every body search takes.
+const BODIES: &[&str] = &["request", "response"];
+const BODY_TERMS: usize = 4096;
+const BODY_UNINDEXED: &str = "\u{0}kaq body not indexed";
 
 fn schema() -> Schema {
     let mut b = Schema::builder();
@@ -72,6 +92,9 @@ fn schema() -> Schema {
     );
     for t in TEXTS {
         b.add_text_field(t, words.clone());
+    }
+    for k in BODIES {
+        b.add_text_field(k, keyword.clone());
     }
     b.build()
 }
@@ -196,6 +219,8 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, String> {
         .map(|k| (field(&s, k), column_index(k).expect("an indexed field is a column"), *k == "ip"))
         .collect();
     let row_f = field(&s, "row");
+    let bodies: Vec<(Field, usize)> =
+        BODIES.iter().map(|k| (field(&s, k), column_index(k).expect("a body is a column"))).collect();
     let id_col = column_index("id").expect("id column");
     let mut row = 0u64;
     // auditIDs seen, by a 64-bit hash (a collision only makes `ids_unique` false: slower, exact).
@@ -220,7 +245,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, String> {
                     let a = batch.column(id_col).as_string::<i32>();
                     ids_unique = a.iter().flatten().all(|id| ids.insert(hash(id)));
                 }
-                add_batch(&w, &batch, &keywords, row_f, &mut row)
+                add_batch(&w, &batch, &keywords, &bodies, row_f, &mut row)
             }
         };
         if let Err(e) = r {
@@ -245,9 +270,13 @@ fn add_batch(
     w: &IndexWriter,
     batch: &RecordBatch,
     fields: &[(Field, usize, bool)],
+    bodies: &[(Field, usize)],
     row_f: Field,
     row: &mut u64,
 ) -> Result<(), String> {
+    let body_cols: Vec<(Field, &StringArray)> =
+        bodies.iter().map(|&(f, c)| (f, batch.column(c).as_string::<i32>())).collect();
+    let mut terms = Vec::new();
     enum Col<'a> {
         Str(&'a StringArray),
         List(&'a ListArray, &'a StringArray),
@@ -297,10 +326,70 @@ fn add_batch(
                 }
             }
         }
+        for (f, a) in &body_cols {
+            if a.is_valid(i) {
+                terms.clear();
+                if !body_terms(a.value(i), &mut terms) {
+                    terms.clear();
+                    terms.push(BODY_UNINDEXED.to_string());
+                }
+                for t in &terms {
+                    doc.add_text(*f, t);
+                }
+            }
+        }
         w.add_document(doc).map_err(|e| e.to_string())?;
         *row += 1;
     }
     Ok(())
+}
+
+/// The terms of a body ([`BODIES`]) into `out`; false when it has too many values, a value too
+/// long, or is not JSON.
+fn body_terms(text: &str, out: &mut Vec<String>) -> bool {
+    fn walk(v: &serde_json::Value, path: &mut String, out: &mut Vec<String>) -> bool {
+        use serde_json::Value;
+        let term = match v {
+            Value::Object(m) if m.is_empty() => format!("{path}={{}}"),
+            Value::Object(m) => {
+                for (k, c) in m {
+                    let len = path.len();
+                    if len > 0 {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    let ok = walk(c, path, out);
+                    path.truncate(len);
+                    if !ok {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            Value::Array(items) => return items.iter().all(|c| walk(c, path, out)),
+            Value::String(s) => format!("{path}={s}"),
+            Value::Bool(b) => format!("{path}={b}"),
+            Value::Number(n) => match n.as_f64() {
+                Some(x) => format!("{path}#{}", number(x)),
+                None => return false,
+            },
+            Value::Null => return true,
+        };
+        if term.len() > MAX_TERM || out.len() >= BODY_TERMS {
+            return false;
+        }
+        out.push(term);
+        true
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => walk(&v, &mut String::new(), out),
+        Err(_) => false,
+    }
+}
+
+/// A number as body terms spell it (`-0` is `0`).
+fn number(x: f64) -> String {
+    if x == 0.0 { "0".into() } else { x.to_string() }
 }
 
 /// Gives the rows (sorted) holding some auditIDs.
@@ -318,6 +407,9 @@ pub enum Cand {
     Query(Box<dyn Query>),
     /// Rows whose value of the field (a term) has every one of these words.
     ValueWords(&'static str, Vec<String>),
+    /// Rows with a term of the field that starts with one of these prefixes, or is one of the
+    /// exact terms.
+    Prefixes(&'static str, Vec<String>, Vec<String>),
     Ids(Vec<String>),
     And(Vec<Cand>),
     Or(Vec<Cand>),
@@ -332,9 +424,10 @@ impl SegmentIndex {
     }
 
     /// The rows that may match `plan`'s filter, or `None` when the index cannot narrow it;
-    /// `ids` gives the rows holding some auditIDs.
-    pub fn candidates(&self, plan: &Plan, ids: &mut IdRows<'_>) -> Result<Option<Vec<u64>>, String> {
-        let Some(cand) = translate(&plan.filter, plan) else { return Ok(None) };
+    /// `ids` gives the rows holding some auditIDs. With `bodies`, conditions on the request and
+    /// response objects are narrowed too (indexes of version 5).
+    pub fn candidates(&self, plan: &Plan, bodies: bool, ids: &mut IdRows<'_>) -> Result<Option<Vec<u64>>, String> {
+        let Some(cand) = translate(&plan.filter, plan, bodies) else { return Ok(None) };
         let searcher = self.index.reader().map_err(|e| e.to_string())?.searcher();
         self.rows(&searcher, cand, ids).map(Some)
     }
@@ -364,7 +457,7 @@ impl SegmentIndex {
                 out.dedup();
                 Ok(out)
             }
-            Cand::Query(_) | Cand::ValueWords(..) => unreachable!("no auditIDs"),
+            Cand::Query(_) | Cand::ValueWords(..) | Cand::Prefixes(..) => unreachable!("no auditIDs"),
         }
     }
 
@@ -389,6 +482,27 @@ impl SegmentIndex {
                 terms.push(Term::from_field_text(f, LONG));
                 Box::new(TermSetQuery::new(terms))
             }
+            Cand::Prefixes(name, prefixes, exact) => {
+                let f = field(&self.schema, name);
+                let mut terms: Vec<Term> = exact.iter().map(|t| Term::from_field_text(f, t)).collect();
+                for seg in searcher.segment_readers() {
+                    let inv = seg.inverted_index(f).map_err(|e| e.to_string())?;
+                    for p in &prefixes {
+                        let range = inv.terms().range().ge(p.as_bytes());
+                        let range = match crate::terms::prefix_end(p.as_bytes()) {
+                            Some(end) => range.lt(end),
+                            None => range,
+                        };
+                        let mut stream = range.into_stream().map_err(|e| e.to_string())?;
+                        while stream.advance() {
+                            if let Ok(t) = std::str::from_utf8(stream.key()) {
+                                terms.push(Term::from_field_text(f, t));
+                            }
+                        }
+                    }
+                }
+                Box::new(TermSetQuery::new(terms))
+            }
             Cand::And(items) => Box::new(BooleanQuery::intersection(
                 items.into_iter().map(|c| self.query(searcher, c)).collect::<Result<_, _>>()?,
             )),
@@ -410,22 +524,24 @@ impl Cand {
     }
 }
 
-/// Whether a plan's filter can be narrowed by the index at all.
-pub fn indexable(plan: &Plan) -> bool {
-    translate(&plan.filter, plan).is_some()
+/// Whether a plan's filter can be narrowed by the index at all (`bodies`: see
+/// [`SegmentIndex::candidates`]).
+pub fn indexable(plan: &Plan, bodies: bool) -> bool {
+    translate(&plan.filter, plan, bodies).is_some()
 }
 
 /// What narrows `p` to a superset of the rows where it holds, or `None`.
-fn translate(p: &Pred, plan: &Plan) -> Option<Cand> {
+fn translate(p: &Pred, plan: &Plan, bodies: bool) -> Option<Cand> {
     match p {
         Pred::And(items) => {
-            let qs: Vec<Cand> = items.iter().filter_map(|i| translate(i, plan)).collect();
+            let qs: Vec<Cand> = items.iter().filter_map(|i| translate(i, plan, bodies)).collect();
             (!qs.is_empty()).then_some(Cand::And(qs))
         }
-        Pred::Or(items) => items.iter().map(|i| translate(i, plan)).collect::<Option<Vec<_>>>().map(Cand::Or),
+        Pred::Or(items) => items.iter().map(|i| translate(i, plan, bodies)).collect::<Option<Vec<_>>>().map(Cand::Or),
         Pred::Field { col, test } => {
             let name = match &plan.slots[*col].key {
                 Some(FieldKey::Field(f)) => f.name,
+                Some(FieldKey::Json { response, path }) if bodies => return body_leaf(*response, path, test),
                 _ => return None,
             };
             leaf(name, test)
@@ -483,6 +599,35 @@ fn leaf(name: &str, test: &Test) -> Option<Cand> {
         };
     }
     None
+}
+
+/// `request.PATH:VALUE` / `response.PATH:VALUE`: the rows whose body has VALUE at PATH as a string
+/// or boolean, or as a number equal to it, and those whose body was not indexed. Not narrowed:
+/// the whole body, numbered paths (`containers.0.image`: an index or a key), and values that
+/// could equal an object's or array's text, or a missing value's.
+fn body_leaf(response: bool, path: &[String], test: &Test) -> Option<Cand> {
+    if path.is_empty() || path.iter().any(|p| p.parse::<usize>().is_ok()) {
+        return None;
+    }
+    let name = if response { "response" } else { "request" };
+    let p = path.join(".");
+    if let Test::Exists = test {
+        // A value at PATH, or under it (an object); an empty object is the term `PATH={}`.
+        let prefixes = vec![format!("{p}="), format!("{p}#"), format!("{p}.")];
+        return Some(Cand::Prefixes(name, prefixes, vec![BODY_UNINDEXED.to_string()]));
+    }
+    let Test::Dynamic(v) = test else { return None };
+    if v.is_empty() || v.starts_with(['{', '[']) {
+        return None;
+    }
+    let f = field(schema_ref(), name);
+    let mut terms = vec![Term::from_field_text(f, &format!("{p}={v}")), Term::from_field_text(f, BODY_UNINDEXED)];
+    if let Ok(x) = v.trim().parse::<f64>()
+        && x.is_finite()
+    {
+        terms.push(Term::from_field_text(f, &format!("{p}#{}", number(x))));
+    }
+    Some(Cand::Query(Box::new(TermSetQuery::new(terms))))
 }
 
 fn schema_ref() -> &'static Schema {

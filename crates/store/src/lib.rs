@@ -133,7 +133,7 @@ pub struct Segment {
 impl Segment {
     /// The segment's index directory name, when it has an index this kaq can use.
     pub fn usable_index(&self) -> Option<&str> {
-        self.index.as_deref().filter(|_| self.index_version.unwrap_or(1) == index::VERSION)
+        self.index.as_deref().filter(|_| index::usable(self.index_version.unwrap_or(1)))
     }
 
     /// Rows with a `time`; when unknown, assume some have none (so prune keeps the segment whole).
@@ -870,8 +870,9 @@ impl Store {
         } else {
             plan
         };
+        let bodies = all_have_bodies(&segs);
         let indexed =
-            !segs.is_empty() && segs.iter().all(|(s, _)| s.usable_index().is_some()) && index::indexable(plan);
+            !segs.is_empty() && segs.iter().all(|(s, _)| s.usable_index().is_some()) && index::indexable(plan, bodies);
         let mut steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
         let paths: Vec<PathBuf> = segs.iter().map(|(_, p)| p.clone()).collect();
         // The index narrows what it can; otherwise, for whole events or the latest-stage rule, the
@@ -980,7 +981,8 @@ impl Store {
             let dir = self.dir.join(SEGMENTS).join(s.usable_index().expect("indexed"));
             let idx = index::SegmentIndex::open(&dir).map_err(|w| ierr(&dir, w))?;
             let mut by_id = |ids: &[String]| ids::rows_with_ids(path, ids).map_err(|e| e.to_string());
-            seen_rows.push(idx.candidates(plan, &mut by_id).map_err(|w| ierr(&dir, w))?.unwrap_or_default());
+            let bodies = all_have_bodies(segs);
+            seen_rows.push(idx.candidates(plan, bodies, &mut by_id).map_err(|w| ierr(&dir, w))?.unwrap_or_default());
         }
         // Reading rows one by one costs more than reading columns whole past about one row in
         // sixteen: then the columnar scan, when the query can take it, is faster.
@@ -1054,6 +1056,11 @@ impl Store {
         trace.push(format!("kept: {} rows", rows.len()));
         Ok(Some((rows, read_rows)))
     }
+}
+
+/// Whether every segment's index holds the bodies' values ([`index::has_bodies`]).
+fn all_have_bodies(segs: &[(&Segment, PathBuf)]) -> bool {
+    segs.iter().all(|(s, _)| index::has_bodies(s.index_version.unwrap_or(1)))
 }
 
 /// How a query's candidate rows are found.

@@ -174,7 +174,7 @@ fn ranked(m: HashMap<Vec<u8>, u64>) -> Vec<(String, u64)> {
 }
 
 /// The smallest byte string greater than every string starting with `prefix` (`None`: no bound).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

@@ -53,3 +53,67 @@ fn values_too_long_for_a_term_are_still_found() {
     assert_eq!(terms, [("allow".to_string(), 202), ("forbid".to_string(), 100)]);
     assert_eq!(store.top_terms("decision", "fo", 5).unwrap(), [("forbid".to_string(), 100)]);
 }
+
+/// Request and response objects are searched through the index (`request.PATH:VALUE`, `:*`), with
+/// the language's comparisons: strings exactly, numbers by value (`2` finds `2.0`), booleans,
+/// arrays entered, an empty object present; a body with too many values is still found.
+#[test]
+fn bodies_are_searched_through_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    let bodies = [
+        serde_json::json!({"kind": "Deployment", "spec": {"replicas": 2.0, "template": {"spec": {"hostNetwork": true,
+            "containers": [{"image": "nginx:1.25"}, {"image": "busybox"}]}}}}),
+        serde_json::json!({"kind": "Deployment", "spec": {"replicas": 3, "template": {"spec": {}}}}),
+        serde_json::json!({"kind": "ClusterRoleBinding", "roleRef": {"name": "cluster-admin"}, "metadata": {"labels": {}}}),
+        serde_json::json!({"kind": "ConfigMap", "data": {"replicas": "2", "flag": "true"}}),
+        // More values than the index takes for one body.
+        serde_json::json!({"kind": "List", "items": (0..5000).map(|i| serde_json::json!({"n": i})).collect::<Vec<_>>()}),
+    ];
+    for i in 0..400 {
+        let mut e: serde_json::Value =
+            serde_json::from_str(&event(i, "kubectl/v1.29.0", &format!("p{i}"), "allow")).unwrap();
+        if i % 7 < bodies.len() {
+            e[if i % 2 == 0 { "requestObject" } else { "responseObject" }] = bodies[i % 7].clone();
+        }
+        text.push_str(&format!("{e}\n"));
+    }
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, &text).unwrap();
+    let mut store = Store::create(dir.path().join("s")).unwrap();
+    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
+    let total = store.manifest().rows();
+    for q in [
+        "request.kind:Deployment",
+        "response.kind:Deployment",
+        "request.spec.replicas:2",
+        "request.spec.replicas:2.0",
+        "response.spec.replicas:3",
+        "request.data.replicas:2",
+        "response.data.flag:true",
+        "request.spec.template.spec.hostNetwork:true",
+        "request.spec.template.spec.containers.image:busybox",
+        "response.roleRef.name:cluster-admin",
+        "request.metadata.labels:*",
+        "response.spec.template.spec:*",
+        "request.roleRef:*",
+        "response.items.n:4321",
+        "request.items.n:*",
+        "request.nothing.here:*",
+    ] {
+        let got = store.query(q).unwrap();
+        assert!(got.trace.iter().any(|t| t.starts_with("index: ")), "`{q}` uses the index: {:?}", got.trace);
+        assert!(got.rows_read < total / 2, "`{q}`: {} rows read of {total}", got.rows_read);
+        let plan = kaq_query::compile(q, &Default::default()).unwrap();
+        let scanned =
+            kaq_query::scan::scan(&plan, std::slice::from_ref(&log), &Default::default(), 0, &mut |_| {}).unwrap();
+        let mut want: Vec<String> = scanned.rows.iter().map(|r| format!("{:?}", r.vals)).collect();
+        let mut have: Vec<String> = got.rows.iter().map(|r| format!("{:?}", r.vals)).collect();
+        want.sort();
+        have.sort();
+        assert_eq!(have.len(), want.len(), "`{q}`");
+        assert_eq!(have, want, "`{q}`");
+        let found = want.len();
+        assert!(found > 0 || q.contains("nothing"), "`{q}` finds something");
+    }
+}
