@@ -51,7 +51,8 @@ pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct IngestArgs {
-    /// Files, directories or `-` (stdin) to read.
+    /// Files (audit logs, plain or gzip, or kaq Parquet from `kaq convert`), directories or `-`
+    /// (stdin) to read.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 

@@ -398,3 +398,24 @@ fn follow_killed_and_restarted_never_loses_or_duplicates() {
     let per_stage = query_store(&store, "| count by id, stage | where count > 1 | count");
     assert_eq!(per_stage[0]["count"].as_u64().unwrap(), 0, "no (auditID, stage) twice");
 }
+
+/// kaq Parquet (from `kaq convert`) ingests as the log it came from would, once.
+#[test]
+fn converted_parquet_ingests_like_its_log() {
+    let dir = tmp();
+    let log = repo().join("tests/data/audit2rbac_demo.log");
+    let pq = dir.path().join("demo.parquet");
+    let o = run(&["convert", log.to_str().unwrap(), "-o", pq.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = dir.path().join("store");
+    let o = ingest(&store, &[&pq]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for q in QUERIES {
+        same(query_store(&store, q), query_files(&[&log], q), q);
+    }
+    let before = rows(&store);
+    assert!(before > 0);
+    let o = kaq().args(["ingest", "--store", store.to_str().unwrap()]).arg(&pq).output().unwrap();
+    assert!(o.status.success() && stderr(&o).contains("1 input(s) already"), "{}", stderr(&o));
+    assert_eq!(rows(&store), before);
+}

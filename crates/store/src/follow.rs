@@ -217,7 +217,8 @@ impl Store {
     /// The file a followed path was rotated to while kaq was stopped: the path's last record
     /// names other bytes than the path holds now, and a file beside it begins with them.
     fn rotated_while_stopped(&self, t: &Tail) -> Result<Option<PathBuf>, Error> {
-        let Some(last) = self.manifest.sources.iter().rev().find(|r| r.path == t.name && !r.gzip && r.size > 0) else {
+        let Some(last) = self.manifest.sources.iter().rev().find(|r| r.path == t.name && !r.sealed && r.size > 0)
+        else {
             return Ok(None);
         };
         let n = last.size.min(crate::HEAD_BYTES);

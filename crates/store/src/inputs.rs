@@ -24,6 +24,8 @@ pub(crate) struct Identity {
     pub size: u64,
     pub head: String,
     pub gzip: bool,
+    /// kaq Parquet (from `kaq convert`): read whole, remembered by its bytes.
+    pub parquet: bool,
 }
 
 /// Identifies the file at `p`, named by its absolute path or by `name` (for a file read through
@@ -35,9 +37,10 @@ pub(crate) fn identify(p: &Path, name: Option<&str>) -> Result<Identity, Error> 
     };
     let size = std::fs::metadata(p).at(p)?.len();
     let gzip = kaq_input::is_gzip(p);
+    let parquet = kaq_columnar::read::is_parquet(p);
     let mut head = Vec::new();
     File::open(p).and_then(|f| f.take(HEAD_BYTES).read_to_end(&mut head)).at(p)?;
-    Ok(Identity { path, size, head: hex(&Sha256::digest(&head)), gzip })
+    Ok(Identity { path, size, head: hex(&Sha256::digest(&head)), gzip, parquet })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -80,12 +83,15 @@ pub(crate) fn standing<'a>(
         return Ok(Standing::Already);
     }
     // An earlier copy of a plain file read further (its first 64 KiB are the same).
-    if !id.gzip && id.size >= HEAD_BYTES && known.clone().any(|r| !r.gzip && r.head == id.head && r.size > id.size) {
+    if !id.gzip && id.size >= HEAD_BYTES && known.clone().any(|r| !r.sealed && r.head == id.head && r.size > id.size) {
         return Ok(Standing::Already);
+    }
+    if id.parquet {
+        return Ok(Standing::New);
     }
     // The beginning of a plain file read before: the longest one wins.
     let mut candidates: Vec<(usize, &Ingested)> =
-        known.enumerate().filter(|(_, r)| !r.gzip && r.size > 0 && (id.gzip || r.size < id.size)).collect();
+        known.enumerate().filter(|(_, r)| !r.sealed && r.size > 0 && (id.gzip || r.size < id.size)).collect();
     candidates.sort_by_key(|(_, r)| std::cmp::Reverse(r.size));
     let mut hashed: Vec<(u64, Option<String>)> = Vec::new();
     let path = Path::new(&id.path);
@@ -206,7 +212,7 @@ mod tests {
             rejected: 0,
             segment: Some(1),
             lines: 1,
-            gzip: false,
+            sealed: false,
         };
         let known = [rec];
         assert_eq!(standing(&id, known.iter()).unwrap(), Standing::Already);

@@ -178,9 +178,9 @@ pub struct Ingested {
     /// Lines read (numbering the lines of what follows, when it grows).
     #[serde(default)]
     pub lines: u64,
-    /// A gzip file, remembered by its compressed bytes (it cannot grow).
+    /// A gzip or Parquet file, remembered by its own bytes (it cannot grow).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub gzip: bool,
+    pub sealed: bool,
 }
 
 /// The manifest: what the store holds.
@@ -445,7 +445,7 @@ impl Store {
             rejected: report.counts.rejected,
             segment: (events > 0).then_some(seg.id),
             lines: report.counts.lines,
-            gzip: false,
+            sealed: false,
         };
         report.read.push(name.to_string());
         report.segments = usize::from(events > 0);
@@ -527,11 +527,11 @@ impl Store {
             rejected: 0,
             segment: None,
             lines: 0,
-            gzip: id.gzip,
+            sealed: id.gzip || id.parquet,
         };
         let mut unread = None;
-        let end = if id.gzip {
-            None // read to its end: a gzip file is finished
+        let end = if id.gzip || id.parquet {
+            None // read to its end: a gzip or Parquet file is finished
         } else {
             let end = inputs::readable_end(p, start, id.size, whole)?;
             if end < id.size {
@@ -575,13 +575,16 @@ impl Store {
             None => open.segment.insert(self.start_segment()?),
         };
         let name = source.display_name();
-        let read = kaq_input::read(std::slice::from_ref(&source), &opts.read, &ToBatch::default(), |chunk| {
-            on_chunk(&chunk.counts, &chunk.rejects);
-            if let Some(batch) = chunk.output {
-                seg.add(batch)?;
-            }
-            Ok::<(), Error>(())
-        })?;
+        let read = match &source {
+            Source::File(p) if kaq_columnar::read::is_parquet(p) => read_parquet(p, seg, &opts.read.decode, on_chunk)?,
+            _ => kaq_input::read(std::slice::from_ref(&source), &opts.read, &ToBatch::default(), |chunk| {
+                on_chunk(&chunk.counts, &chunk.rejects);
+                if let Some(batch) = chunk.output {
+                    seg.add(batch)?;
+                }
+                Ok::<(), Error>(())
+            })?,
+        };
         report.counts.add(&read.counts);
         report.read_errors.extend(read.read_errors);
         report.read.push(name.clone());
@@ -1058,6 +1061,35 @@ impl Store {
     }
 }
 
+/// Reads a kaq Parquet file (`kaq convert`'s output, of any kaq version) into a segment, its
+/// events re-encoded in this kaq's schema and redacted as logs are.
+fn read_parquet(
+    p: &Path,
+    seg: &mut OpenSegment,
+    decode: &kaq_schema::DecodeOptions,
+    on_chunk: &mut dyn FnMut(&Counts, &[Reject]),
+) -> Result<kaq_input::Report, Error> {
+    let mut report = kaq_input::Report { sources: 1, ..Default::default() };
+    for batch in kaq_columnar::read::open(p, 8192)? {
+        let batch = batch.map_err(|e| Error::Columnar(e.into()))?;
+        let cols = kaq_columnar::Columns::new(&batch)?;
+        let mut b = kaq_columnar::EventBatchBuilder::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            let mut ev = cols.event(i)?;
+            if !decode.keep_secrets {
+                kaq_schema::redact::redact_event(&mut ev);
+            }
+            b.append(&ev);
+        }
+        let c = Counts { events: batch.num_rows() as u64, ..Counts::default() };
+        on_chunk(&c, &[]);
+        report.counts.add(&c);
+        seg.add(b.finish())?;
+    }
+    report.counts.bytes = fs::metadata(p).at(p)?.len();
+    Ok(report)
+}
+
 /// Whether every segment's index holds the bodies' values ([`index::has_bodies`]).
 fn all_have_bodies(segs: &[(&Segment, PathBuf)]) -> bool {
     segs.iter().all(|(s, _)| index::has_bodies(s.index_version.unwrap_or(1)))
@@ -1199,7 +1231,7 @@ impl ToRead {
             rejected: 0,
             segment: None,
             lines: 0,
-            gzip: false,
+            sealed: false,
         };
         ToRead { source: Some(source), continues: None, rec, unread: None }
     }
