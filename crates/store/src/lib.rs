@@ -465,7 +465,12 @@ impl Store {
         if self.lock.is_none() {
             *self = Store::open_writer(&self.dir)?;
         }
-        let expanded = kaq_input::expand(inputs)?;
+        let mut expanded = kaq_input::expand(inputs)?;
+        // The store's own files, when a directory holding it is ingested, are not input.
+        let own = fs::canonicalize(&self.dir).at(&self.dir)?;
+        let inside = |p: &Path| fs::canonicalize(p).is_ok_and(|c| c.starts_with(&own));
+        expanded.sources.retain(|s| !matches!(s, Source::File(p) if inside(p)));
+        expanded.skipped.retain(|p| !inside(p));
         let mut report = IngestReport { skipped: expanded.skipped.clone(), ..IngestReport::default() };
         let mut open = Pending::default();
         for source in expanded.sources {
