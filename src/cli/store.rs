@@ -111,15 +111,7 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut store = Store::open_writer(&dir)?;
     let progress = bytes_bar(None, args.quiet);
     let mut rejects = Rejects::new(args.rejects.as_deref())?;
-    let opts = IngestOptions {
-        read: ReadOptions {
-            decode: DecodeOptions::default(),
-            input_format: args.input.format(),
-            threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads).max(1),
-            ..ReadOptions::default()
-        },
-        segment_events: args.segment_events,
-    };
+    let opts = ingest_options(&args);
     let mut reject_error = None;
     let report = store.ingest_with(&args.inputs, &opts, &mut |counts, rj| {
         progress.inc(counts.bytes);
@@ -159,6 +151,18 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn ingest_options(args: &IngestArgs) -> IngestOptions {
+    IngestOptions {
+        read: ReadOptions {
+            decode: DecodeOptions::default(),
+            input_format: args.input.format(),
+            threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads).max(1),
+            ..ReadOptions::default()
+        },
+        segment_events: args.segment_events,
+    }
+}
+
 /// Says which files end in a line still being written, left for the next ingest.
 fn note_unread(unread: &[(String, u64)]) {
     for (path, bytes) in unread {
@@ -183,15 +187,7 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut rejects = Rejects::new(args.rejects.as_deref())?;
     let progress = indicatif::ProgressBar::hidden();
     let opts = kaq_store::FollowOptions {
-        ingest: IngestOptions {
-            read: ReadOptions {
-                decode: DecodeOptions::default(),
-                input_format: args.input.format(),
-                threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads).max(1),
-                ..ReadOptions::default()
-            },
-            segment_events: args.segment_events,
-        },
+        ingest: ingest_options(&args),
         poll: args.poll,
         commit_every: args.commit_every,
         ..kaq_store::FollowOptions::default()

@@ -16,6 +16,7 @@
 //! 4. The stages run in order over the rows.
 
 pub mod arb;
+pub mod corpus;
 
 use std::collections::HashMap;
 
@@ -146,6 +147,14 @@ pub fn same_json(a: &J, b: &J) -> bool {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
+    }
+}
+
+/// The oracle's answer as JSON values: whole events, or each row as an object of its columns.
+pub fn answer(query: &str, events: &[J], opts: &Options) -> Vec<J> {
+    match run(query, events, opts) {
+        Answer::Events(e) => e,
+        Answer::Rows(rows) => rows.into_iter().map(|r| J::Object(r.into_iter().collect())).collect(),
     }
 }
 

@@ -4,14 +4,13 @@
 //! one stage per request): a segment then knows its auditIDs are distinct, and a store of one such
 //! segment answers from the columns it needs (`kaq_query::columnar`).
 
-use kaq_oracle::Answer;
 use kaq_oracle::arb::{NOW, event, query};
 use kaq_store::{IngestOptions, Store};
 use proptest::prelude::*;
 use serde_json::Value;
 
-/// The store's answer to `q` equals the oracle's over `events` (in the store's reading order).
-fn same_as_oracle(store: &Store, q: &str, events: &[Value], all: bool) -> Result<(), TestCaseError> {
+/// The store's answer to `q` and the oracle's over `events`, as JSON values.
+fn answers(store: &Store, q: &str, events: &[Value], all: bool) -> (Vec<Value>, Vec<Value>) {
     let opts = kaq_query::Options { now_us: NOW, all_stages: all, ..Default::default() };
     let plan = kaq_query::compile(q, &opts).unwrap();
     let got = store.run(&plan, &Default::default()).unwrap();
@@ -20,10 +19,12 @@ fn same_as_oracle(store: &Store, q: &str, events: &[Value], all: bool) -> Result
         .iter()
         .map(|r| serde_json::from_str(&kaq_query::output::json_line(r, &got.columns)).unwrap())
         .collect();
-    let want = match kaq_oracle::run(q, events, &kaq_oracle::Options { now_us: NOW, all_stages: all }) {
-        Answer::Events(e) => e,
-        Answer::Rows(r) => r.into_iter().map(|r| Value::Object(r.into_iter().collect())).collect(),
-    };
+    (got, kaq_oracle::answer(q, events, &kaq_oracle::Options { now_us: NOW, all_stages: all }))
+}
+
+/// The store's answer to `q` equals the oracle's over `events` (in the store's reading order).
+fn same_as_oracle(store: &Store, q: &str, events: &[Value], all: bool) -> Result<(), TestCaseError> {
+    let (got, want) = answers(store, q, events, all);
     prop_assert_eq!(got.len(), want.len(), "`{}`: {:?} vs {:?}", q, got, want);
     for (g, w) in got.iter().zip(&want) {
         prop_assert!(kaq_oracle::same_json(g, w), "`{}`: {} vs {}", q, g, w);
@@ -129,20 +130,10 @@ proptest! {
 /// stage. Whole events and rows are compared as sets (a store reads by time, segment by segment).
 #[test]
 fn corpus_in_a_store_equals_the_oracle() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
-    let mut text = String::new();
-    for dir in [&root, &data] {
-        for f in walk(dir) {
-            if let Ok(t) = std::fs::read_to_string(&f) {
-                // One event per line: the pretty-printed corpus files are read by the CLI tests.
-                text.extend(t.lines().filter(|l| l.trim_start().starts_with('{')).map(|l| format!("{l}\n")));
-            }
-        }
-    }
+    let (text, dirs) = kaq_oracle::corpus::lines();
     let events = kaq_oracle::events_of(&text);
     if events.len() < 100 {
-        println!("SKIPPED: only {} corpus events found at {} and tests/data", events.len(), root.display());
+        println!("SKIPPED: only {} corpus events in {dirs:?}", events.len());
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -155,7 +146,8 @@ fn corpus_in_a_store_equals_the_oracle() {
     }
     let store = Store::open(dir.path().join("store")).unwrap();
     assert!(store.manifest().segments.len() >= 3);
-    let mut queries = product_examples();
+    let mut queries: Vec<String> =
+        kaq_oracle::corpus::product_examples().into_iter().filter(|q| !q.starts_with('@')).collect();
     queries.extend(
         [
             "request.kind:Pod",
@@ -175,56 +167,12 @@ fn corpus_in_a_store_equals_the_oracle() {
     };
     for q in &queries {
         for all in [false, true] {
-            let opts = kaq_query::Options { now_us: NOW, all_stages: all, ..Default::default() };
-            let plan = kaq_query::compile(q, &opts).unwrap();
-            let got = store.run(&plan, &Default::default()).unwrap();
-            let got: Vec<Value> = got
-                .rows
-                .iter()
-                .map(|r| serde_json::from_str(&kaq_query::output::json_line(r, &got.columns)).unwrap())
-                .collect();
-            let want = match kaq_oracle::run(q, &events, &kaq_oracle::Options { now_us: NOW, all_stages: all }) {
-                Answer::Events(e) => e,
-                Answer::Rows(r) => r.into_iter().map(|r| Value::Object(r.into_iter().collect())).collect(),
-            };
+            let (got, want) = answers(&store, q, &events, all);
             let (got, want) = (as_set(got), as_set(want));
             assert_eq!(got.len(), want.len(), "`{q}` (all stages: {all})");
             for (g, w) in got.iter().zip(&want) {
                 assert!(kaq_oracle::same_json(g, w), "`{q}` (all stages: {all}): {g} vs {w}");
             }
         }
-    }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
-    let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else if p.extension().is_none_or(|e| e != "md" && e != "gz") {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// The query lines of PRODUCT.md §4.
-fn product_examples() -> Vec<String> {
-    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/PRODUCT.md");
-    let text = std::fs::read_to_string(spec).unwrap_or_default();
-    match text.split_once("These forms must work") {
-        Some((_, rest)) => rest
-            .split("```")
-            .nth(1)
-            .unwrap_or("")
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('@'))
-            .map(str::to_string)
-            .collect(),
-        None => Vec::new(),
     }
 }
