@@ -1,12 +1,13 @@
 //! Queries straight from Parquet columns: the filter tested on values read from the columns the
-//! query names (string columns as dictionaries), no event restored; `count by …` and `timeline`
-//! counted as they are read, without a row per event.
+//! query names (string columns as dictionaries), no event restored; `count by …`, `stats … by …`
+//! (by scalar fields) and `timeline` computed as they are read, without a row per event.
 //!
 //! Applies when every stage of every request counts as a row (`--all-stages`, or a store segment
 //! whose auditIDs are all distinct) and the plan's fields are plain columns ([`Direct`]). The
-//! filter is the same [`crate::eval::eval`]; counts go through the same finishing code as the row
-//! path ([`pipeline::count_rows`], [`pipeline::timeline_rows`]). Anything else takes the row path
-//! ([`crate::scan`]).
+//! filter is the same [`crate::eval::eval`]; counts and aggregates go through the same code as the
+//! row path ([`pipeline::count_rows`], [`pipeline::Acc`] and [`pipeline::aggregate_rows`],
+//! [`pipeline::timeline_rows`]), each group's accumulators fed its rows in the same order. Anything
+//! else takes the row path ([`crate::scan`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderB
 
 use crate::eval::{Columns, eval};
 use crate::extract::Getter;
-use crate::pipeline::{self, Row};
+use crate::pipeline::{self, Acc, Row};
 use crate::plan::{Agg, Plan, Pred, Step};
 use crate::scan::{ScanError, columns_mask, par_row_groups};
 use crate::value::Val;
@@ -105,6 +106,8 @@ impl Direct {
 enum Kind {
     /// The first step, `count by` the slots `by` (every aggregate a bare count).
     Count { by: Vec<usize>, aggs: usize },
+    /// The first step, `stats` of any aggregates by the slots `by`.
+    Stats { by: Vec<usize>, aggs: Vec<Agg> },
     /// The first step, `timeline` without `by`.
     Timeline { interval: i64, col: usize },
     /// The matching rows (the steps are run on them as after any scan).
@@ -134,6 +137,9 @@ fn kind(plan: &Plan) -> Option<Kind> {
     match first {
         Step::Aggregate { by, aggs } if aggs.iter().all(|a: &Agg| a.col.is_none()) && by.iter().all(scalar) => {
             Some(Kind::Count { by: by.clone(), aggs: aggs.len() })
+        }
+        Step::Aggregate { by, aggs } if by.iter().all(scalar) => {
+            Some(Kind::Stats { by: by.clone(), aggs: aggs.clone() })
         }
         Step::Timeline { interval, col, by: None } => Some(Kind::Timeline { interval: *interval, col: *col }),
         _ => Some(Kind::Rows),
@@ -333,9 +339,32 @@ impl<'a> Columns<'a> for RowView<'a, '_> {
     }
 }
 
+/// Each group's accumulators (one per aggregate), by key.
+type Accs<'a> = HashMap<Vec<Val<'a>>, Vec<Acc<'a>>>;
+
+/// Adds a group's accumulators over later rows to `accs`.
+fn add_group<'a>(accs: &mut Accs<'a>, key: Vec<Val<'a>>, later: Vec<Acc<'a>>) {
+    match accs.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut e) => {
+            e.get_mut().iter_mut().zip(later).for_each(|(x, y)| x.merge(y));
+        }
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(later);
+        }
+    }
+}
+
+/// Adds the groups of `later` rows to those of `accs`.
+fn merge_accs(accs: &mut Accs<'static>, later: Accs<'_>) {
+    for (k, a) in later {
+        add_group(accs, k.into_iter().map(Val::into_owned).collect(), a.into_iter().map(Acc::into_owned).collect());
+    }
+}
+
 /// A row group's partial result.
 enum Partial {
     Count(HashMap<Vec<Val<'static>>, i64>),
+    Stats(Accs<'static>),
     Timeline(HashMap<i64, i64>),
     Rows(Vec<Row>),
     Positions(Vec<u64>),
@@ -370,7 +399,7 @@ pub fn matching_rows(
     filters(plan).then(|| run(plan, &Kind::Positions, &[file.to_path_buf()], threads, cancel))
 }
 
-/// Runs `plan`'s filter, and its first step when that is a count or a timeline, over kaq Parquet
+/// Runs `plan`'s filter, and its first step when that is an aggregation or a timeline, over kaq Parquet
 /// `files` from their columns; `None` when the plan does not take this path ([`applies`]).
 /// Setting `cancel` stops it between row groups with [`ScanError::Cancelled`].
 pub fn scan(
@@ -427,6 +456,7 @@ fn run(
         };
         let mut part = match kind {
             Kind::Count { .. } => Partial::Count(HashMap::new()),
+            Kind::Stats { .. } => Partial::Stats(HashMap::new()),
             Kind::Timeline { .. } => Partial::Timeline(HashMap::new()),
             Kind::Rows => Partial::Rows(Vec::new()),
             Kind::Positions => Partial::Positions(Vec::new()),
@@ -470,6 +500,8 @@ fn run(
     })?;
     let mut rows_read = 0;
     let mut counts: HashMap<Vec<Val<'static>>, i64> = HashMap::new();
+    // Merged in row-group order: each group's accumulators see its rows in order.
+    let mut stats: Accs<'static> = HashMap::new();
     let mut buckets: HashMap<(i64, Val<'static>), i64> = HashMap::new();
     let mut rows = Vec::new();
     let mut positions = Vec::new();
@@ -481,6 +513,7 @@ fn run(
                     *counts.entry(k).or_default() += v;
                 }
             }
+            Partial::Stats(a) => merge_accs(&mut stats, a),
             Partial::Timeline(c) => {
                 for (k, v) in c {
                     *buckets.entry((k, Val::Null)).or_default() += v;
@@ -492,6 +525,14 @@ fn run(
     }
     let rows = match kind {
         Kind::Count { by, aggs } => pipeline::count_rows(counts.into_iter().collect(), by.len(), *aggs),
+        Kind::Stats { .. } if stats.values().flatten().any(|a| !a.exact()) => {
+            // A float sum added in parts could round otherwise than in one pass: the rows, then
+            // the step.
+            let mut again = run(plan, &Kind::Rows, files, threads, cancel)?;
+            again.rows_read += rows_read;
+            return Ok(again);
+        }
+        Kind::Stats { by, aggs } => pipeline::aggregate_rows(stats.into_iter().collect(), by.len(), aggs),
         Kind::Timeline { interval, .. } => pipeline::timeline_rows(&buckets, *interval, false),
         Kind::Rows | Kind::Positions => rows,
     };
@@ -586,6 +627,22 @@ fn add_batch(
         return Ok(());
     }
     let mut local: HashMap<Vec<Val<'_>>, i64> = HashMap::new();
+    let mut local_accs: Accs<'_> = HashMap::new();
+    let mut key: Vec<Val<'_>> = Vec::new();
+    // `stats` by one dictionary column: each row's group found by its dictionary key (the last
+    // slot for null), named afterwards.
+    let mut by_key = match kind {
+        Kind::Stats { by, .. } => match by.as_slice() {
+            [c] => match &arrays[*c] {
+                (ColRef::Dict(d, values), false) => {
+                    Some((*d, *values, (0..=values.len()).map(|_| None).collect::<Vec<_>>()))
+                }
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    };
     let mut row = RowView { arrays: &arrays, getters, restored: &restored, i: 0, cache: vec![None; arrays.len()] };
     for i in 0..batch.num_rows() {
         row.i = i;
@@ -597,6 +654,25 @@ fn add_batch(
             (Kind::Count { by, .. }, Partial::Count(_)) => {
                 let key: Vec<Val<'_>> = by.iter().map(|&c| row.get(c).clone()).collect();
                 *local.entry(key).or_default() += 1;
+            }
+            (Kind::Stats { by, aggs }, Partial::Stats(_)) => {
+                let accs = if let Some((d, _, slots)) = &mut by_key {
+                    let k = if d.is_valid(i) { d.keys().value(i) as usize } else { slots.len() - 1 };
+                    slots[k].get_or_insert_with(|| aggs.iter().map(Acc::new).collect())
+                } else {
+                    key.clear();
+                    key.extend(by.iter().map(|&c| row.get(c).clone()));
+                    if !local_accs.contains_key(key.as_slice()) {
+                        local_accs.insert(key.clone(), aggs.iter().map(Acc::new).collect());
+                    }
+                    local_accs.get_mut(key.as_slice()).expect("just inserted")
+                };
+                for (acc, a) in accs.iter_mut().zip(aggs) {
+                    match a.col {
+                        Some(c) => acc.add(row.get(c)),
+                        None => acc.add(&Val::Null),
+                    }
+                }
             }
             (Kind::Timeline { interval, col }, Partial::Timeline(b)) => {
                 if let Val::Time(t) = row.get(*col) {
@@ -611,10 +687,26 @@ fn add_batch(
             _ => unreachable!("the partial matches the kind"),
         }
     }
-    if let Partial::Count(counts) = part {
-        for (k, n) in local {
-            *counts.entry(k.into_iter().map(Val::into_owned).collect()).or_default() += n;
+    match part {
+        Partial::Count(counts) => {
+            for (k, n) in local {
+                *counts.entry(k.into_iter().map(Val::into_owned).collect()).or_default() += n;
+            }
         }
+        Partial::Stats(accs) => {
+            if let Some((_, values, slots)) = by_key {
+                let null = slots.len() - 1;
+                for (k, group) in slots.into_iter().enumerate() {
+                    // The key's value as the column reads it ([`ColRef::get`]).
+                    let v = if k == null { Val::Null } else { Val::Str(Cow::Borrowed(values.value(k))) };
+                    if let Some(group) = group {
+                        add_group(&mut local_accs, vec![v], group);
+                    }
+                }
+            }
+            merge_accs(accs, local_accs);
+        }
+        _ => {}
     }
     Ok(())
 }

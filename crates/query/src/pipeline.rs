@@ -128,88 +128,365 @@ fn groups(rows: &[Row], by: &[usize]) -> Vec<(Vec<Val<'static>>, Vec<usize>)> {
     out
 }
 
+/// The rows of an `Aggregate` step: each row's aggregated values fed, in row order, to the
+/// accumulators of every group its key (lists fanned out) falls in.
 fn aggregate(rows: &[Row], by: &[usize], aggs: &[Agg]) -> Vec<Row> {
-    groups(rows, by)
-        .into_iter()
-        .map(|(mut key, members)| {
-            for a in aggs {
-                key.push(agg(a, rows, &members));
+    let mut groups: HashMap<Vec<Val<'static>>, Vec<Acc<'static>>> = HashMap::new();
+    for r in rows {
+        for k in keys(r, by) {
+            let accs = groups.entry(k).or_insert_with(|| aggs.iter().map(Acc::new).collect());
+            for (acc, a) in accs.iter_mut().zip(aggs) {
+                acc.add(a.col.map_or(&Val::Null, |c| &r.vals[c]));
             }
+        }
+    }
+    aggregate_rows(groups.into_iter().collect(), by.len(), aggs)
+}
+
+/// The rows of an `Aggregate` step from each group's key and accumulators (one per aggregate, fed
+/// every row of the group in order): groups in key order, and without `by` one group even when
+/// there are no rows.
+pub fn aggregate_rows(mut groups: Vec<(Vec<Val<'static>>, Vec<Acc<'static>>)>, by: usize, aggs: &[Agg]) -> Vec<Row> {
+    if by == 0 && groups.is_empty() {
+        groups.push((Vec::new(), aggs.iter().map(Acc::new).collect()));
+    }
+    groups.sort_by(|a, b| cmp_keys(&a.0, &b.0));
+    groups
+        .into_iter()
+        .map(|(mut key, accs)| {
+            key.extend(accs.into_iter().map(Acc::finish));
             Row { vals: key, raw: None }
         })
         .collect()
 }
 
-/// The non-null values of a column over some rows, lists flattened.
-fn values<'r>(rows: &'r [Row], members: &[usize], col: usize) -> Vec<&'r Val<'static>> {
-    let mut out = Vec::new();
-    for &i in members {
-        match &rows[i].vals[col] {
-            Val::Null => {}
-            Val::List(items) => out.extend(items.iter().filter(|v| !v.is_null())),
-            v => out.push(v),
-        }
-    }
-    out
-}
-
 /// One aggregate over the rows of a group (definitions in docs/query.md).
 pub fn agg(a: &Agg, rows: &[Row], members: &[usize]) -> Val<'static> {
-    let Some(col) = a.col else { return Val::Int(members.len() as i64) };
-    match a.func {
-        AggFunc::Count => Val::Int(
-            members.iter().filter(|&&i| crate::eval::test_val(&crate::plan::Test::Exists, &rows[i].vals[col])).count()
-                as i64,
-        ),
-        AggFunc::Dc => Val::Int(values(rows, members, col).into_iter().collect::<HashSet<_>>().len() as i64),
-        AggFunc::Values => {
-            let mut v: Vec<Val<'static>> =
-                values(rows, members, col).into_iter().collect::<HashSet<_>>().into_iter().cloned().collect();
-            v.sort_by(|a, b| a.total_cmp(b));
-            Val::List(v)
+    let mut acc = Acc::new(a);
+    for &i in members {
+        acc.add(a.col.map_or(&Val::Null, |c| &rows[i].vals[c]));
+    }
+    acc.finish()
+}
+
+/// One aggregate's running state over a group's rows (definitions in docs/query.md): fed each
+/// row's value in row order ([`Acc::add`]), or joined with the state of the rows that follow
+/// ([`Acc::merge`]), then finished into the aggregate's value ([`Acc::finish`]).
+///
+/// Aggregates of values (all but `count`) read the non-null values, lists flattened. Ties keep
+/// what a pass in row order keeps: `min` the first of equal values, `max` the last, `values` and
+/// `dc` the first seen, percentiles the first in a stable sort.
+#[derive(Debug, Clone)]
+pub struct Acc<'a> {
+    func: AggFunc,
+    state: State<'a>,
+}
+
+#[derive(Debug, Clone)]
+enum State<'a> {
+    /// `count` (every row) or `count(f)` (rows where `f` is present).
+    Count {
+        bare: bool,
+        n: i64,
+    },
+    /// `dc`, `values`: the distinct values, each as first seen.
+    Distinct(HashSet<Val<'a>>),
+    /// `min`, `max`: the value kept so far.
+    Extreme(Option<Val<'a>>),
+    Sum(Sum),
+    /// Percentiles: every value.
+    Sample(Sample<'a>),
+}
+
+/// `sum` and `avg`: over the numbers (integers, floats, durations).
+#[derive(Debug, Clone)]
+struct Sum {
+    n: usize,
+    all_dur: bool,
+    all_int: bool,
+    /// The durations' sum (used when every number is one).
+    durs: i128,
+    /// The integers' sum, and of their magnitudes (used when every number is one).
+    ints: i128,
+    ints_abs: u128,
+    /// The numbers as f64 (durations in seconds), added in row order.
+    float: f64,
+    /// Whether `float` is what adding in row order gives (not after a merge that could round
+    /// differently).
+    float_exact: bool,
+}
+
+/// Values of one kind of 64-bit number kept as numbers (they sort as they compare); anything
+/// else as values.
+#[derive(Debug, Clone)]
+enum Sample<'a> {
+    Nums(NumKind, Vec<i64>),
+    Vals(Vec<Val<'a>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NumKind {
+    Int,
+    Dur,
+    Time,
+}
+
+impl NumKind {
+    fn of(v: &Val<'_>) -> Option<(NumKind, i64)> {
+        match v {
+            Val::Int(i) => Some((NumKind::Int, *i)),
+            Val::Dur(d) => Some((NumKind::Dur, *d)),
+            Val::Time(t) => Some((NumKind::Time, *t)),
+            _ => None,
         }
-        AggFunc::Min => {
-            values(rows, members, col).into_iter().min_by(|a, b| a.total_cmp(b)).cloned().unwrap_or(Val::Null)
+    }
+
+    fn val(self, x: i64) -> Val<'static> {
+        match self {
+            NumKind::Int => Val::Int(x),
+            NumKind::Dur => Val::Dur(x),
+            NumKind::Time => Val::Time(x),
         }
-        AggFunc::Max => {
-            values(rows, members, col).into_iter().max_by(|a, b| a.total_cmp(b)).cloned().unwrap_or(Val::Null)
-        }
-        AggFunc::Sum | AggFunc::Avg => {
-            let nums: Vec<&Val<'static>> = values(rows, members, col)
-                .into_iter()
-                .filter(|v| matches!(v, Val::Int(_) | Val::Float(_) | Val::Dur(_)))
-                .collect();
-            if nums.is_empty() {
-                return if a.func == AggFunc::Sum { Val::Int(0) } else { Val::Null };
+    }
+}
+
+/// An exact integer that f64 holds exactly, as does every integer of smaller magnitude.
+const F64_EXACT: u128 = 1 << 53;
+
+impl<'a> Sample<'a> {
+    fn push(&mut self, v: &Val<'a>) {
+        if let Sample::Nums(kind, xs) = self {
+            match NumKind::of(v) {
+                Some((k, x)) if k == *kind || xs.is_empty() => {
+                    *kind = k;
+                    xs.push(x);
+                    return;
+                }
+                _ => *self = Sample::Vals(xs.iter().map(|&x| kind.val(x)).collect()),
             }
-            let n = nums.len() as f64;
-            if nums.iter().all(|v| matches!(v, Val::Dur(_))) {
-                let sum: i128 = nums.iter().map(|v| if let Val::Dur(d) = v { i128::from(*d) } else { 0 }).sum();
-                return match a.func {
-                    AggFunc::Sum => Val::Dur(clamp(sum)),
-                    _ => Val::Dur((sum as f64 / n).round() as i64),
+        }
+        if let Sample::Vals(vs) = self {
+            vs.push(v.clone());
+        }
+    }
+
+    fn append(&mut self, other: Sample<'a>) {
+        match (&mut *self, other) {
+            (Sample::Nums(k, xs), Sample::Nums(j, ys)) if *k == j || xs.is_empty() || ys.is_empty() => {
+                if xs.is_empty() {
+                    *k = j;
+                }
+                xs.extend(ys);
+            }
+            (_, Sample::Nums(j, ys)) => ys.into_iter().for_each(|y| self.push(&j.val(y))),
+            (_, Sample::Vals(vs)) => vs.iter().for_each(|v| self.push(v)),
+        }
+    }
+}
+
+impl Sum {
+    fn new() -> Sum {
+        // Where `Iterator::sum` of f64 starts.
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        Sum { n: 0, all_dur: true, all_int: true, durs: 0, ints: 0, ints_abs: 0, float: zero, float_exact: true }
+    }
+
+    fn add(&mut self, v: &Val<'_>) {
+        let Some(f) = v.as_f64().filter(|_| matches!(v, Val::Int(_) | Val::Float(_) | Val::Dur(_))) else {
+            return;
+        };
+        self.n += 1;
+        match v {
+            Val::Dur(d) => self.durs += i128::from(*d),
+            _ => self.all_dur = false,
+        }
+        match v {
+            Val::Int(i) => {
+                self.ints += i128::from(*i);
+                self.ints_abs += u128::from(i.unsigned_abs());
+            }
+            _ => self.all_int = false,
+        }
+        self.float += f;
+    }
+
+    fn merge(&mut self, o: Sum) {
+        if o.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = o;
+            return;
+        }
+        self.n += o.n;
+        self.all_dur &= o.all_dur;
+        self.all_int &= o.all_int;
+        self.durs += o.durs;
+        self.ints += o.ints;
+        self.ints_abs += o.ints_abs;
+        self.float_exact &= o.float_exact;
+        if self.all_int && self.ints_abs <= F64_EXACT {
+            // Integers whose magnitudes sum within f64's exact range add exactly in any order.
+            self.float = self.ints as f64;
+        } else {
+            self.float += o.float;
+            self.float_exact = false;
+        }
+    }
+}
+
+impl<'a> Acc<'a> {
+    pub fn new(a: &Agg) -> Acc<'a> {
+        let state = match a.func {
+            AggFunc::Count => State::Count { bare: a.col.is_none(), n: 0 },
+            AggFunc::Dc | AggFunc::Values => State::Distinct(HashSet::new()),
+            AggFunc::Min | AggFunc::Max => State::Extreme(None),
+            AggFunc::Sum | AggFunc::Avg => State::Sum(Sum::new()),
+            AggFunc::P50 | AggFunc::P90 | AggFunc::P95 | AggFunc::P99 => {
+                State::Sample(Sample::Nums(NumKind::Int, Vec::new()))
+            }
+        };
+        Acc { func: a.func, state }
+    }
+
+    /// Adds one row's value of the aggregated column (any value for a bare `count`).
+    pub fn add(&mut self, v: &Val<'a>) {
+        if let State::Count { bare, n } = &mut self.state {
+            if *bare || crate::eval::test_val(&crate::plan::Test::Exists, v) {
+                *n += 1;
+            }
+            return;
+        }
+        match v {
+            Val::Null => {}
+            Val::List(items) => items.iter().filter(|v| !v.is_null()).for_each(|v| self.add_value(v)),
+            v => self.add_value(v),
+        }
+    }
+
+    fn add_value(&mut self, v: &Val<'a>) {
+        match &mut self.state {
+            State::Count { .. } => unreachable!("counted in add"),
+            State::Distinct(set) => {
+                if !set.contains(v) {
+                    set.insert(v.clone());
+                }
+            }
+            State::Extreme(kept) => {
+                let replace = match kept {
+                    None => true,
+                    // `min`: the first of equal values; `max`: the last.
+                    Some(k) if self.func == AggFunc::Min => v.total_cmp(k).is_lt(),
+                    Some(k) => v.total_cmp(k).is_ge(),
                 };
+                if replace {
+                    *kept = Some(v.clone());
+                }
             }
-            if a.func == AggFunc::Sum && nums.iter().all(|v| matches!(v, Val::Int(_))) {
-                let sum: i128 = nums.iter().map(|v| if let Val::Int(i) = v { i128::from(*i) } else { 0 }).sum();
-                return Val::Int(clamp(sum));
-            }
-            let sum: f64 = nums.iter().filter_map(|v| v.as_f64()).sum();
-            Val::Float(if a.func == AggFunc::Sum { sum } else { sum / n })
+            State::Sum(s) => s.add(v),
+            State::Sample(s) => s.push(v),
         }
-        AggFunc::P50 | AggFunc::P90 | AggFunc::P95 | AggFunc::P99 => {
-            let p = match a.func {
-                AggFunc::P50 => 50,
-                AggFunc::P90 => 90,
-                AggFunc::P95 => 95,
-                _ => 99,
-            };
-            let mut v = values(rows, members, col);
-            if v.is_empty() {
-                return Val::Null;
+    }
+
+    /// Joins the state of the rows that follow this one's (of the same aggregate).
+    pub fn merge(&mut self, other: Acc<'a>) {
+        match (&mut self.state, other.state) {
+            (State::Count { n, .. }, State::Count { n: m, .. }) => *n += m,
+            (State::Distinct(set), State::Distinct(o)) => {
+                // `insert` keeps the value already there: the first seen.
+                o.into_iter().for_each(|v| {
+                    set.insert(v);
+                });
             }
-            v.sort_by(|a, b| a.total_cmp(b));
-            v[nearest_rank(p, v.len())].clone()
+            (State::Extreme(_), State::Extreme(None)) => {}
+            (State::Extreme(kept), State::Extreme(Some(v))) => {
+                let replace = match kept {
+                    None => true,
+                    Some(k) if self.func == AggFunc::Min => v.total_cmp(k).is_lt(),
+                    Some(k) => v.total_cmp(k).is_ge(),
+                };
+                if replace {
+                    *kept = Some(v);
+                }
+            }
+            (State::Sum(s), State::Sum(o)) => s.merge(o),
+            (State::Sample(s), State::Sample(o)) => s.append(o),
+            _ => unreachable!("states of the same aggregate"),
+        }
+    }
+
+    /// Whether [`finish`](Self::finish) gives what one pass over the rows in order gives: not so
+    /// for a float `sum`/`avg` merged from parts whose sums could round differently.
+    pub fn exact(&self) -> bool {
+        match &self.state {
+            State::Sum(s) => s.float_exact || s.all_dur || (self.func == AggFunc::Sum && s.all_int),
+            _ => true,
+        }
+    }
+
+    /// A copy that owns its strings.
+    pub fn into_owned(self) -> Acc<'static> {
+        let state = match self.state {
+            State::Count { bare, n } => State::Count { bare, n },
+            State::Distinct(set) => State::Distinct(set.into_iter().map(Val::into_owned).collect()),
+            State::Extreme(v) => State::Extreme(v.map(Val::into_owned)),
+            State::Sum(s) => State::Sum(s),
+            State::Sample(Sample::Nums(k, xs)) => State::Sample(Sample::Nums(k, xs)),
+            State::Sample(Sample::Vals(vs)) => {
+                State::Sample(Sample::Vals(vs.into_iter().map(Val::into_owned).collect()))
+            }
+        };
+        Acc { func: self.func, state }
+    }
+
+    /// The aggregate's value.
+    pub fn finish(self) -> Val<'static> {
+        match self.state {
+            State::Count { n, .. } => Val::Int(n),
+            State::Distinct(set) if self.func == AggFunc::Dc => Val::Int(set.len() as i64),
+            State::Distinct(set) => {
+                let mut v: Vec<Val<'static>> = set.into_iter().map(Val::into_owned).collect();
+                v.sort_by(|a, b| a.total_cmp(b));
+                Val::List(v)
+            }
+            State::Extreme(v) => v.map_or(Val::Null, Val::into_owned),
+            State::Sum(s) => {
+                if s.n == 0 {
+                    return if self.func == AggFunc::Sum { Val::Int(0) } else { Val::Null };
+                }
+                let n = s.n as f64;
+                if s.all_dur {
+                    return match self.func {
+                        AggFunc::Sum => Val::Dur(clamp(s.durs)),
+                        _ => Val::Dur((s.durs as f64 / n).round() as i64),
+                    };
+                }
+                if self.func == AggFunc::Sum && s.all_int {
+                    return Val::Int(clamp(s.ints));
+                }
+                Val::Float(if self.func == AggFunc::Sum { s.float } else { s.float / n })
+            }
+            State::Sample(s) => {
+                let p = match self.func {
+                    AggFunc::P50 => 50,
+                    AggFunc::P90 => 90,
+                    AggFunc::P95 => 95,
+                    _ => 99,
+                };
+                match s {
+                    Sample::Nums(_, xs) if xs.is_empty() => Val::Null,
+                    Sample::Nums(kind, mut xs) => {
+                        let r = nearest_rank(p, xs.len());
+                        kind.val(*xs.select_nth_unstable(r).1)
+                    }
+                    Sample::Vals(vs) if vs.is_empty() => Val::Null,
+                    Sample::Vals(mut vs) => {
+                        vs.sort_by(|a, b| a.total_cmp(b));
+                        let r = nearest_rank(p, vs.len());
+                        vs.swap_remove(r).into_owned()
+                    }
+                }
+            }
         }
     }
 }
@@ -326,5 +603,34 @@ mod tests {
         assert_eq!(nearest_rank(99, 100), 98);
         assert_eq!(nearest_rank(99, 101), 99);
         assert_eq!(nearest_rank(90, 10), 8);
+    }
+
+    /// Accumulators merged from parts give what one pass gives; a float sum merged from parts
+    /// says it may not.
+    #[test]
+    fn merged_accumulators_equal_one_pass() {
+        use kaq_syntax::AggFunc::*;
+        let ints: Vec<Val<'static>> = (0..100).map(|i| Val::Int((i * 37) % 101 - 50)).collect();
+        let durs: Vec<Val<'static>> =
+            (0..100).map(|i| if i % 7 == 0 { Val::Null } else { Val::Dur(i * 1234) }).collect();
+        let floats: Vec<Val<'static>> = (0..100).map(|i| Val::Float(0.1 * f64::from(i))).collect();
+        for vals in [&ints, &durs, &floats] {
+            for func in [Count, Dc, Values, Min, Max, Avg, Sum, P50, P90, P95, P99] {
+                let a = Agg { func, col: Some(0) };
+                let mut one = Acc::new(&a);
+                vals.iter().for_each(|v| one.add(v));
+                let mut parts = Acc::new(&a);
+                for chunk in vals.chunks(30) {
+                    let mut p = Acc::new(&a);
+                    chunk.iter().for_each(|v| p.add(v));
+                    parts.merge(p);
+                }
+                let float_sum = matches!(vals[0], Val::Float(_)) && matches!(func, Sum | Avg);
+                assert_eq!(parts.exact(), !float_sum, "{func:?}");
+                if parts.exact() {
+                    assert_eq!(parts.finish(), one.finish(), "{func:?}");
+                }
+            }
+        }
     }
 }

@@ -7,15 +7,16 @@ use kaq_query::{Options, Row, compile, pipeline};
 
 const START: i64 = 1_795_154_400_000_000; // 2026-11-20T06:00:00Z
 
-/// 1000 events, one a second from 06:00:00, in row groups of 50.
-fn file(dir: &std::path::Path) -> std::path::PathBuf {
+/// 1000 events, one a second from 06:00:00, in row groups of 50. With `gaps`, some events lack a
+/// status code, a stage timestamp (so a latency), a namespace or source IPs.
+fn file(dir: &std::path::Path, gaps: bool) -> std::path::PathBuf {
     let verbs = ["get", "list", "delete", "watch"];
     let mut builder = EventBatchBuilder::with_capacity(1000);
     let lines: Vec<String> = (0..1000i64)
         .map(|i| {
             let t = kaq_schema::time::format_micros(START + i * 1_000_000);
             let done = kaq_schema::time::format_micros(START + i * 1_000_000 + (i % 7) * 400_000);
-            serde_json::json!({
+            let mut e = serde_json::json!({
                 "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
                 "auditID": format!("id-{i}"), "stage": "ResponseComplete",
                 "requestURI": "/api/v1/pods", "verb": verbs[(i % 4) as usize],
@@ -23,8 +24,24 @@ fn file(dir: &std::path::Path) -> std::path::PathBuf {
                 "objectRef": {"resource": "pods", "namespace": if i % 2 == 0 { "prod" } else { "dev" }},
                 "responseStatus": {"code": if i % 9 == 0 { 401 } else { 200 }},
                 "requestReceivedTimestamp": t, "stageTimestamp": done,
-            })
-            .to_string()
+            });
+            let o = e.as_object_mut().unwrap();
+            if gaps && i % 11 == 0 {
+                o.remove("responseStatus");
+            }
+            if gaps && i % 13 == 0 {
+                o.remove("stageTimestamp");
+            }
+            if gaps && i % 23 == 0 {
+                o["objectRef"].as_object_mut().unwrap().remove("namespace");
+            }
+            if gaps && i % 17 == 0 {
+                o.remove("sourceIPs");
+            }
+            if gaps && i % 19 == 0 {
+                o.insert("responseStatus".into(), serde_json::json!({"code": 500 + i % 3}));
+            }
+            e.to_string()
         })
         .collect();
     for l in &lines {
@@ -41,7 +58,7 @@ fn file(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn columnar_scan_equals_event_scan_and_skips_row_groups_out_of_time() {
     let dir = tempfile::tempdir().unwrap();
-    let path = file(dir.path());
+    let path = file(dir.path(), false);
     let files = [path];
     for (q, pruned) in [
         ("| count by user", false),
@@ -69,5 +86,36 @@ fn columnar_scan_equals_event_scan_and_skips_row_groups_out_of_time() {
         let m = kaq_query::columnar::matching_rows(&plan, &files[0], 2, None).unwrap().unwrap();
         let by_rows = kaq_query::scan::scan(&plan, &files, &Default::default(), 0, &mut |_| {}).unwrap();
         assert_eq!(m.positions.len(), by_rows.rows.len(), "`{q}`");
+    }
+}
+
+/// `stats` as the first step is computed from the columns as they are read (no row per event), and
+/// gives exactly the rows the event scan and the pipeline's `stats` give: values, types, order.
+#[test]
+fn columnar_stats_equal_pipeline_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [file(dir.path(), true)];
+    for q in [
+        "| stats p50(latency), p90(latency), p95(latency), p99(latency) by verb",
+        "| stats avg(latency), sum(latency), min(latency), max(latency), count(latency), count by verb, ns",
+        "| stats count, count(code), avg(code), sum(code), p50(code), p99(code), min(code), max(code)",
+        "latency>1s | stats p99(latency) by verb",
+        "code>=400 | stats dc(user), values(user), dc(ip), values(ip), min(user), max(user) by code",
+        "| stats min(time), max(time), p50(time), p90(time), values(verb), dc(verb) by user",
+        "| stats p95(latency), avg(code), values(code), count(ip), min(ip), max(client_ip) by ns, user",
+        "verb:delete | stats avg(latency), p99(code), values(user), dc(ns)",
+        "| stats p99(latency), avg(code), values(user), count by ns",
+        "time>2026-11-20T07:00:00Z | stats avg(latency), sum(code), p99(latency), values(user), count",
+        "time>2026-11-20T07:00:00Z | stats avg(latency) by verb",
+        "time>=2026-11-20T06:10:00Z | stats p99(latency) as p, avg(latency) by verb | sort -p | head 2",
+    ] {
+        let opts = Options { all_stages: true, ..Options::default() };
+        let plan = compile(q, &opts).unwrap();
+        let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
+        let scanned = kaq_query::scan::scan(&plan, &files, &Default::default(), 0, &mut |_| {}).unwrap();
+        let want: Vec<Row> = pipeline::run(&steps, scanned.rows);
+        let col = kaq_query::columnar::scan(&plan, &files, 2, None).expect("a columnar plan").unwrap();
+        assert!(col.first_step_done, "`{q}`: stats computed from the columns");
+        assert_eq!(pipeline::run(&steps[1..], col.rows), want, "`{q}`");
     }
 }

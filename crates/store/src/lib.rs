@@ -919,9 +919,12 @@ impl Store {
             let cols = kaq_query::columnar::read_columns(plan).join(", ");
             if scanned.first_step_done {
                 steps.remove(0);
+                let aggregates = matches!(&plan.steps[0].0, kaq_query::plan::Step::Aggregate { aggs, .. }
+                    if aggs.iter().any(|a| a.col.is_some()));
                 trace.push(format!(
-                    "columns: {cols} of {} rows read; step 1 counted from them: {} rows",
+                    "columns: {cols} of {} rows read; step 1 {} from them: {} rows",
                     scanned.rows_read,
+                    if aggregates { "aggregated" } else { "counted" },
                     scanned.rows.len()
                 ));
             } else {
