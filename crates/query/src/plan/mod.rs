@@ -477,3 +477,48 @@ fn test_bound(t: &Test) -> Option<Bound> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bounds of a query's filter, as (field, bound).
+    fn bounds(q: &str) -> Vec<(String, Bound)> {
+        let plan = compile(q, &Options::default()).unwrap();
+        column_bounds(&plan).into_iter().map(|b| (plan.slots[b.col].name.clone(), b.bound)).collect()
+    }
+
+    fn s(v: &str, incl: bool) -> Option<(String, bool)> {
+        Some((v.to_string(), incl))
+    }
+
+    #[test]
+    fn bounds_of_and_ed_plain_conditions_only() {
+        let eq = |v: &str| Bound::Str(s(v, true), s(v, true));
+        assert_eq!(bounds("verb:delete ns:prod"), [("verb".into(), eq("delete")), ("ns".into(), eq("prod"))]);
+        // Case is kept: `eval` compares exactly.
+        assert_eq!(bounds("verb:DELETE"), [("verb".into(), eq("DELETE"))]);
+        assert_eq!(bounds("code:4xx"), [("code".into(), Bound::Num(Some((400.0, true)), Some((499.0, true))))]);
+        assert_eq!(bounds("code>500"), [("code".into(), Bound::Num(Some((500.0, false)), None))]);
+        assert_eq!(bounds("latency>1s"), [("latency".into(), Bound::Dur(Some(1_000_001), None))]);
+        assert_eq!(bounds("ns<b"), [("ns".into(), Bound::Str(None, s("b", false)))]);
+        assert_eq!(bounds("ns:*"), [("ns".into(), Bound::Present)]);
+        // An OR of one field: the hull; of two fields, or under NOT, or a glob: nothing.
+        assert_eq!(bounds("verb:(get OR delete)"), [("verb".into(), Bound::Str(s("delete", true), s("get", true)))]);
+        assert_eq!(
+            bounds("code:401 OR code:500"),
+            [("code".into(), Bound::Num(Some((401.0, true)), Some((500.0, true))))]
+        );
+        assert!(bounds("verb:get OR code:500").is_empty());
+        assert!(bounds("NOT verb:get").is_empty());
+        assert!(bounds("verb:del*").is_empty());
+        assert!(bounds("forbidden").is_empty());
+        // `time<=T` takes in the whole of T (here a day): up to its last microsecond.
+        let day = 1_795_132_800_000_000; // 2026-11-20T00:00:00Z
+        assert_eq!(bounds("time<=2026-11-20"), [("time".into(), Bound::Time(None, Some(day + 86_400_000_000 - 1)))]);
+        assert_eq!(
+            bounds("time:2026-11-20"),
+            [("time".into(), Bound::Time(Some(day), Some(day + 86_400_000_000 - 1)))]
+        );
+    }
+}
