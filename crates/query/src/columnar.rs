@@ -25,7 +25,7 @@ use crate::eval::{Columns, eval};
 use crate::extract::Getter;
 use crate::pipeline::{self, Acc, Row};
 use crate::plan::{Agg, Plan, Pred, Step};
-use crate::scan::{ScanError, columns_mask, par_row_groups};
+use crate::scan::{ScanError, StatBound, columns_mask, par_row_groups};
 use crate::value::Val;
 
 /// A getter that reads its value straight from one or more columns.
@@ -160,6 +160,9 @@ pub struct Scanned {
     pub rows_read: u64,
     /// For [`matching_rows`]: the numbers of the matching rows, in order.
     pub positions: Vec<u64>,
+    /// Row groups skipped unread: their column statistics prove no row passes the filter
+    /// ([`stat_bounds`]).
+    pub groups_skipped: u64,
 }
 
 /// A column of a batch as a [`Direct`] getter reads it.
@@ -427,16 +430,16 @@ fn run(
     let dict = dictionary_schema();
     // Set when a row group's filter matched too many rows for two phases to pay.
     let dense = std::sync::atomic::AtomicBool::new(false);
-    // Each row is tested on its own here: row groups wholly outside the filter's time bounds
-    // cannot hold a match.
-    let bounds = crate::plan::time_bounds(plan);
+    // Each row is tested on its own here: row groups whose statistics prove that no row passes
+    // the filter cannot hold a match.
+    let bounds = stat_bounds(plan);
     // Two phases when the filter needs fewer columns than the rest: the filter's columns for
     // every row, then the others for the matching rows only. Positions need only the first.
     let needed = match kind {
         Kind::Positions => filter_cols.clone(),
         _ => read_columns(plan),
     };
-    let results = par_row_groups(files, threads, cancel, bounds, |job| {
+    let (results, groups_skipped) = par_row_groups(files, threads, cancel, &bounds, |job| {
         let (g, start, rg_rows) = (job.group, job.first_row, job.rows);
         // Dictionaries only for a file of exactly kaq's schema (older files read as strings).
         let opts = if job.kaq_schema {
@@ -536,7 +539,64 @@ fn run(
         Kind::Timeline { interval, .. } => pipeline::timeline_rows(&buckets, *interval, false),
         Kind::Rows | Kind::Positions => rows,
     };
-    Ok(Scanned { rows, first_step_done: !matches!(kind, Kind::Rows | Kind::Positions), rows_read, positions })
+    let first_step_done = !matches!(kind, Kind::Rows | Kind::Positions);
+    Ok(Scanned { rows, first_step_done, rows_read, positions, groups_skipped })
+}
+
+/// The bounds of `plan`'s filter ([`crate::plan::column_bounds`]) that a row group's statistics
+/// can test, on the columns the direct getters read. Only where a column's values are exactly
+/// what the filter reads, compared as the statistics order them:
+/// - `time`, `stage_time`: the column is the value (`Val::Time`);
+/// - `code`: the column is the value (`Val::Int`, an INT32), so numeric ends become integer ends;
+/// - `latency`: no column of its own; when not null it is `stage_time − time` of the row (also
+///   for rows the getter restores: their restored event has those two timestamps), so a row
+///   group's latencies lie within `min(stage_time) − max(time) ..= max(stage_time) − min(time)`;
+/// - string columns (`verb`, `ns`, `user`, the `decision` annotation, …): `Val::Str` of the column's
+///   text, compared byte-wise by `Test::Eq`/`Test::Cmp` as by the byte-array statistics
+///   (`user_kind`, which reads unknown kinds as null, only narrows further);
+/// - lists (`ip`, `groups`, the ends of `ip`): nothing (a test passes on any element).
+///
+/// Presence (`field:*`) skips row groups where the column is all null.
+pub fn stat_bounds(plan: &Plan) -> Vec<StatBound> {
+    use crate::plan::Bound;
+    let Some(directs) = directs(plan) else { return Vec::new() };
+    let mut out = Vec::new();
+    for b in crate::plan::column_bounds(plan) {
+        let d = directs[b.col];
+        let column = match d {
+            Direct::Str(name) => name,
+            Direct::UserKind => "user_kind",
+            Direct::Code => "code",
+            Direct::Time => "time",
+            Direct::StageTime => "stage_time",
+            Direct::Latency => {
+                if let Bound::Dur(lo, hi) = b.bound {
+                    out.push(StatBound::Latency { lo, hi });
+                }
+                continue;
+            }
+            Direct::List(_) | Direct::ListEnd(_) => continue,
+        };
+        let bound = match (d, b.bound) {
+            (_, Bound::Present) => StatBound::Present { column },
+            (Direct::Time | Direct::StageTime, Bound::Time(lo, hi)) => StatBound::Int { column, lo, hi },
+            (Direct::Code, Bound::Num(lo, hi)) => {
+                // The integers within the ends (clamped: the column is an INT32).
+                let clamp = |x: f64| x.clamp(-(1i64 << 40) as f64, (1i64 << 40) as f64) as i64;
+                let lo = lo.map(|(x, incl)| clamp(if incl { x.ceil() } else { x.floor() + 1.0 }));
+                let hi = hi.map(|(x, incl)| clamp(if incl { x.floor() } else { x.ceil() - 1.0 }));
+                StatBound::Int { column, lo, hi }
+            }
+            (Direct::Str(_) | Direct::UserKind, Bound::Str(lo, hi)) => {
+                let bytes = |e: Option<(String, bool)>| e.map(|(s, incl)| (s.into_bytes(), incl));
+                StatBound::Bytes { column, lo: bytes(lo), hi: bytes(hi) }
+            }
+            // Any other bound on a present value: still not null.
+            _ => StatBound::Present { column },
+        };
+        out.push(bound);
+    }
+    out
 }
 
 /// The columns [`scan`] reads for `plan`'s fields.

@@ -462,7 +462,7 @@ fn scan_parquet(
 ) -> Result<u64, ScanError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     // No row group is skipped here: under the latest-stage rule any row may be a later stage.
-    let found = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), (None, None), |job| {
+    let (found, _) = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), &[], |job| {
         let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
         let mask = projection_mask(handler.plan, b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
@@ -492,21 +492,87 @@ fn scan_parquet(
     Ok(rows)
 }
 
-/// Whether a row group's `time` statistics put every row with a time outside `[lo, hi)` (rows
-/// without a time match no time condition). No statistics: not outside.
-fn time_outside(
+/// A condition every row that can pass a caller's filter meets, checked against a row group's
+/// column statistics ([`par_row_groups`]): a row group whose statistics prove no row meets it is
+/// skipped. Each holds on the file's column values exactly as the caller's filter reads them
+/// (the caller maps its bounds, [`crate::plan::column_bounds`], to the columns).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatBound {
+    /// The value of an integer column (INT32, or INT64 such as the timestamps) is in `lo..=hi`.
+    Int { column: &'static str, lo: Option<i64>, hi: Option<i64> },
+    /// The value of a byte-array (UTF-8) column lies within these ends, `(bytes, inclusive)`,
+    /// compared byte-wise (as `str` compares).
+    Bytes { column: &'static str, lo: Option<(Vec<u8>, bool)>, hi: Option<(Vec<u8>, bool)> },
+    /// The column is not null.
+    Present { column: &'static str },
+    /// `stage_time − time` (both not null) is in `lo..=hi`.
+    Latency { lo: Option<i64>, hi: Option<i64> },
+}
+
+/// Whether a row group's statistics prove that no row meets `bound`. No statistics, or
+/// statistics whose order is not the one the bound compares by: not proved.
+fn stats_rule_out(
     rg: &parquet::file::metadata::RowGroupMetaData,
-    leaf: Option<usize>,
-    (lo, hi): (Option<i64>, Option<i64>),
+    meta: &parquet::file::metadata::FileMetaData,
+    bound: &StatBound,
 ) -> bool {
+    use parquet::basic::{ColumnOrder, SortOrder};
     use parquet::file::statistics::Statistics;
-    if lo.is_none() && hi.is_none() {
-        return false;
-    }
-    let Some(Statistics::Int64(st)) = leaf.and_then(|l| rg.column(l).statistics()) else { return false };
-    match (st.min_opt(), st.max_opt()) {
-        (Some(&min), Some(&max)) => hi.is_some_and(|h| min >= h) || lo.is_some_and(|l| max < l),
-        _ => false,
+    let rows = rg.num_rows() as u64;
+    let leaf = |name: &str| meta.schema_descr().columns().iter().position(|c| c.path().string() == name);
+    let stats = |name: &str| leaf(name).and_then(|l| rg.column(l).statistics().map(|s| (l, s)));
+    // Every row null: nothing is in any range, nothing is present.
+    let all_null = |st: &Statistics| rows > 0 && st.null_count_opt() == Some(rows);
+    // Integer min/max, when compared as signed numbers (the order of kaq's integer columns).
+    let ints = |l: usize, st: &Statistics| -> Option<(i64, i64)> {
+        if matches!(meta.column_order(l), ColumnOrder::TYPE_DEFINED_ORDER(SortOrder::UNSIGNED)) {
+            return None;
+        }
+        match st {
+            Statistics::Int32(v) => Some((i64::from(*v.min_opt()?), i64::from(*v.max_opt()?))),
+            Statistics::Int64(v) => Some((*v.min_opt()?, *v.max_opt()?)),
+            _ => None,
+        }
+    };
+    let outside = |(min, max): (i64, i64), lo: Option<i64>, hi: Option<i64>| {
+        hi.is_some_and(|h| min > h) || lo.is_some_and(|l| max < l)
+    };
+    match bound {
+        StatBound::Present { column } => stats(column).is_some_and(|(_, st)| all_null(st)),
+        StatBound::Int { column, lo, hi } => {
+            stats(column).is_some_and(|(l, st)| all_null(st) || ints(l, st).is_some_and(|mm| outside(mm, *lo, *hi)))
+        }
+        StatBound::Bytes { column, lo, hi } => stats(column).is_some_and(|(l, st)| {
+            if all_null(st) {
+                return true;
+            }
+            // Byte-wise (unsigned) order, in the current fields: a truncated min is a prefix of
+            // the min, a truncated max is rounded up, so both still bound the values.
+            let unsigned = matches!(meta.column_order(l), ColumnOrder::TYPE_DEFINED_ORDER(SortOrder::UNSIGNED));
+            let Statistics::ByteArray(v) = st else { return false };
+            if !unsigned || st.is_min_max_deprecated() {
+                return false;
+            }
+            let (Some(min), Some(max)) = (v.min_opt(), v.max_opt()) else { return false };
+            let (min, max) = (min.data(), max.data());
+            let above =
+                hi.as_ref().is_some_and(|(h, incl)| if *incl { min > h.as_slice() } else { min >= h.as_slice() });
+            let below =
+                lo.as_ref().is_some_and(|(l, incl)| if *incl { max < l.as_slice() } else { max <= l.as_slice() });
+            above || below
+        }),
+        StatBound::Latency { lo, hi } => {
+            let (Some((lt, t)), Some((ls, s))) = (stats("time"), stats("stage_time")) else { return false };
+            if all_null(t) || all_null(s) {
+                return true;
+            }
+            let (Some((t_min, t_max)), Some((s_min, s_max))) = (ints(lt, t), ints(ls, s)) else { return false };
+            // A row's latency is its stage_time − its time: within these.
+            match (s_min.checked_sub(t_max), s_max.checked_sub(t_min)) {
+                (Some(min), Some(max)) => outside((min, max), *lo, *hi),
+                _ => false,
+            }
+        }
     }
 }
 
@@ -526,16 +592,16 @@ pub(crate) struct RowGroupJob<'a> {
 /// Runs `job` on every row group of kaq Parquet `files`, on `threads` threads, and returns the
 /// results in file and row-group order. Every file is opened once, before any reading: a handle
 /// keeps a file readable even if a store writer removes it meanwhile (after a compaction).
-/// `cancel` is checked before each row group. Row groups whose `time` statistics lie wholly
-/// outside `time` (`lo` inclusive, `hi` exclusive) are skipped: only for callers that test each
-/// row on its own against a filter holding those bounds.
+/// `cancel` is checked before each row group. Row groups whose column statistics prove that no
+/// row meets one of `prune` are skipped ([`StatBound`]): only for callers that test each row on
+/// its own against a filter that implies those bounds. Also returns the number skipped.
 pub(crate) fn par_row_groups<T: Send>(
     files: &[PathBuf],
     threads: usize,
     cancel: Option<&std::sync::atomic::AtomicBool>,
-    time: (Option<i64>, Option<i64>),
+    prune: &[StatBound],
     job: impl Fn(&RowGroupJob<'_>) -> Result<T, kaq_columnar::Error> + Sync,
-) -> Result<Vec<T>, ScanError> {
+) -> Result<(Vec<T>, u64), ScanError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -544,6 +610,7 @@ pub(crate) fn par_row_groups<T: Send>(
     let mut handles: Vec<SharedFile> = Vec::new();
     // (file, group, first row, rows, kaq schema)
     let mut jobs: Vec<(usize, usize, u64, u64, bool)> = Vec::new();
+    let mut skipped = 0u64;
     for (f, path) in files.iter().enumerate() {
         let file = std::fs::File::open(path)
             .map_err(|e| perr(path, kaq_columnar::Error::Io { path: path.clone(), error: e }))?;
@@ -554,11 +621,13 @@ pub(crate) fn par_row_groups<T: Send>(
             return Err(perr(path, kaq_columnar::Error::NotKaqParquet("it has no `id` column".into())));
         }
         let exact = b.schema().fields().iter().map(|f| f.name()).eq(audit.fields().iter().map(|f| f.name()));
-        let time_leaf = b.parquet_schema().columns().iter().position(|c| c.path().string() == "time");
         let mut start = 0u64;
+        let meta = b.metadata().file_metadata();
         for (g, rg) in b.metadata().row_groups().iter().enumerate() {
             let rows = rg.num_rows() as u64;
-            if !time_outside(rg, time_leaf, time) {
+            if prune.iter().any(|p| stats_rule_out(rg, meta, p)) {
+                skipped += 1;
+            } else {
                 jobs.push((f, g, start, rows, exact));
             }
             start += rows;
@@ -587,7 +656,8 @@ pub(crate) fn par_row_groups<T: Send>(
         }
         work();
     });
-    results.into_iter().map(|r| r.into_inner().expect("unpoisoned").expect("every job ran")).collect()
+    let results = results.into_iter().map(|r| r.into_inner().expect("unpoisoned").expect("every job ran"));
+    Ok((results.collect::<Result<Vec<T>, ScanError>>()?, skipped))
 }
 
 /// An open file that several threads read at once, by position (`pread`): parquet's reader for

@@ -829,34 +829,27 @@ impl Store {
         Ok(s)
     }
 
-    /// The live segments a plan must read, and how many were pruned by time.
-    fn segments_for(&self, plan: &kaq_query::Plan) -> (Vec<PathBuf>, usize) {
-        let (segs, pruned) = self.live_segments_for(plan);
-        (segs.into_iter().map(|(_, p)| p).collect(), pruned)
-    }
-
-    fn live_segments_for(&self, plan: &kaq_query::Plan) -> (Vec<(&Segment, PathBuf)>, usize) {
+    /// Every live segment, in manifest order, with whether its time range can hold a row that
+    /// passes the filter's time bounds (`plan::time_bounds`; rows without a time pass no time
+    /// condition). Which of them are read depends on the path ([`Store::run_segments`]).
+    fn live_segments_for(&self, plan: &kaq_query::Plan) -> Vec<(&Segment, PathBuf, bool)> {
         let (lo, hi) = kaq_query::plan::time_bounds(plan);
-        let mut paths = Vec::new();
-        let mut pruned = 0;
+        let mut out = Vec::new();
         for (s, p) in self.manifest.segments.iter().zip(self.segment_paths()) {
             let outside = match (s.min_time, s.max_time) {
                 (Some(min), Some(max)) => hi.is_some_and(|h| min >= h) || lo.is_some_and(|l| max < l),
                 _ => false,
             };
-            if outside && !needs_every_segment(plan) {
-                pruned += 1;
-            } else {
-                paths.push((s, p));
-            }
+            out.push((s, p, !outside));
         }
-        (paths, pruned)
+        out
     }
 
-    /// Runs a compiled plan over the live segments whose time range can hold a match.
+    /// Runs a compiled plan over the live segments whose time range can hold a match (and, for
+    /// the latest-stage rule, the others' rows of the matching requests).
     pub fn run(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
-        let (paths, _) = self.segments_for(plan);
-        if paths.iter().any(|p| !p.exists()) {
+        // Under the latest-stage rule any live segment may be read, if only for later stages.
+        if self.segment_paths().iter().any(|p| !p.exists()) {
             // A compaction or prune replaced segments since this handle read the manifest: read
             // the current one (its files stay until the next such commit).
             let fresh = Store::open(&self.dir)?;
@@ -866,7 +859,6 @@ impl Store {
     }
 
     fn run_segments(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
-        let (segs, pruned) = self.live_segments_for(plan);
         // In a store of one segment whose auditIDs are all distinct, every row is its request's
         // only record, so its latest: the rule needs no reading (nor the columns it reads).
         let single;
@@ -878,11 +870,15 @@ impl Store {
         } else {
             plan
         };
-        let bodies = all_have_bodies(&segs);
+        let live = self.live_segments_for(plan);
+        let pruned = live.iter().filter(|(_, _, in_range)| !in_range).count();
+        // The segments searched for matches: those whose time range meets the bounds.
+        let segs: Vec<(&Segment, PathBuf)> =
+            live.iter().filter(|(_, _, in_range)| *in_range).map(|(s, p, _)| (*s, p.clone())).collect();
+        let bodies = all_have_bodies(segs.iter().map(|x| x.0));
         let indexed =
             !segs.is_empty() && segs.iter().all(|(s, _)| s.usable_index().is_some()) && index::indexable(plan, bodies);
         let mut steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
-        let paths: Vec<PathBuf> = segs.iter().map(|(_, p)| p.clone()).collect();
         // The index narrows what it can; otherwise, for whole events or the latest-stage rule, the
         // rows found from the columns of the query's fields are read whole.
         let narrow = if indexed {
@@ -892,20 +888,43 @@ impl Store {
         } else {
             None
         };
-        let total: u64 = segs.iter().map(|(s, _)| s.rows).sum();
-        let mut trace = vec![format!(
-            "segments: {} of {} read ({} pruned by time), {total} rows",
-            segs.len(),
-            self.manifest.segments.len(),
-            pruned
-        )];
+        let full_scan_all = needs_every_segment(plan, narrow.is_some()) && !segs.is_empty();
+        let (paths, searched): (Vec<PathBuf>, usize) = if full_scan_all {
+            (live.iter().map(|(_, p, _)| p.clone()).collect(), live.len())
+        } else {
+            (segs.iter().map(|(_, p)| p.clone()).collect(), segs.len())
+        };
+        let total: u64 = if full_scan_all {
+            live.iter().map(|(s, _, _)| s.rows).sum()
+        } else {
+            segs.iter().map(|(s, _)| s.rows).sum()
+        };
+        let m = self.manifest.segments.len();
+        let mut trace = vec![if full_scan_all && pruned > 0 {
+            format!(
+                "segments: {m} of {m} read ({pruned} outside the time bounds, read for later stages of matching requests), {total} rows"
+            )
+        } else if !plan.all_stages && narrow.is_some() && pruned > 0 {
+            format!(
+                "segments: {} of {m} searched for matches ({pruned} pruned by time), {total} rows; later stages of matching requests looked up in all {m}",
+                segs.len()
+            )
+        } else {
+            format!("segments: {searched} of {m} read ({pruned} pruned by time), {total} rows")
+        }];
+        let pruned = if full_scan_all { 0 } else { pruned };
         if only_records {
             trace.push(
                 "latest stage: one segment of distinct auditIDs, so every row is its request's only record".into(),
             );
         }
         let by_index = match narrow {
-            Some(how) => self.run_narrowed(plan, &segs, read, how, &mut trace)?,
+            Some(how) => {
+                // Every segment for the latest-stage pass; with every stage kept, those in range.
+                let all: Vec<(&Segment, PathBuf, bool)> =
+                    live.into_iter().filter(|(_, _, in_range)| !plan.all_stages || *in_range).collect();
+                self.run_narrowed(plan, &all, read, how, &mut trace)?
+            }
             None => None,
         };
         let (rows, rows_read) = if segs.is_empty() {
@@ -917,19 +936,20 @@ impl Store {
         {
             let scanned = scanned?;
             let cols = kaq_query::columnar::read_columns(plan).join(", ");
+            let skipped = groups_skipped(scanned.groups_skipped);
             if scanned.first_step_done {
                 steps.remove(0);
                 let aggregates = matches!(&plan.steps[0].0, kaq_query::plan::Step::Aggregate { aggs, .. }
                     if aggs.iter().any(|a| a.col.is_some()));
                 trace.push(format!(
-                    "columns: {cols} of {} rows read; step 1 {} from them: {} rows",
+                    "columns: {cols} of {} rows read{skipped}; step 1 {} from them: {} rows",
                     scanned.rows_read,
                     if aggregates { "aggregated" } else { "counted" },
                     scanned.rows.len()
                 ));
             } else {
                 trace.push(format!(
-                    "columns: {cols} of {} rows read and tested: {} rows match",
+                    "columns: {cols} of {} rows read{skipped} and tested: {} rows match",
                     scanned.rows_read,
                     scanned.rows.len()
                 ));
@@ -954,20 +974,23 @@ impl Store {
             columns: plan.output_columns().to_vec(),
             whole_events: plan.whole_events,
             rows,
-            segments_read: segs.len(),
+            segments_read: searched,
             segments_pruned: pruned,
             rows_read,
             trace,
         })
     }
 
-    /// The index (or the columns of the query's fields) gives each segment's candidate rows; only
-    /// those are read and tested. Then, for the latest-stage rule, every row of every segment with
-    /// a matching auditID is read too.
+    /// The index (or the columns of the query's fields) gives each searched segment's candidate
+    /// rows (`segs`: the segments in order, with whether each is searched for matches; the others
+    /// lie outside the filter's time bounds, so none of their rows matches); only those are read
+    /// and tested. Then, for the latest-stage rule, every row of every segment, searched or not,
+    /// with a matching auditID is read too: a later stage of a matching request may lie outside
+    /// the bounds.
     fn run_narrowed(
         &self,
         plan: &kaq_query::Plan,
-        segs: &[(&Segment, PathBuf)],
+        segs: &[(&Segment, PathBuf, bool)],
         read: &ReadOptions,
         how: Narrow,
         trace: &mut Vec<String>,
@@ -976,29 +999,37 @@ impl Store {
         let handler = kaq_query::scan::Scan::new(plan, false);
         let ierr = |path: &Path, why: String| Error::Index { path: path.to_path_buf(), why };
         let mut seen_rows = Vec::new();
-        // Rows whose columns were tested (Narrow::Columns: row groups outside the time bounds are not).
+        // Rows whose columns were tested (Narrow::Columns: row groups whose statistics rule out a
+        // match are not).
         let mut tested = 0u64;
-        for (s, path) in segs {
+        let mut groups_skipped = 0u64;
+        for (s, path, searched) in segs {
             if let Some(e) = cancelled() {
                 return Err(e);
+            }
+            if !searched {
+                seen_rows.push(Vec::new());
+                continue;
             }
             if how == Narrow::Columns {
                 let found = kaq_query::columnar::matching_rows(plan, path, read.threads.max(1), read.cancel.as_deref());
                 let found = found.expect("checked by columnar::filters")?;
                 tested += found.rows_read;
+                groups_skipped += found.groups_skipped;
                 seen_rows.push(found.positions);
                 continue;
             }
             let dir = self.dir.join(SEGMENTS).join(s.usable_index().expect("indexed"));
             let idx = index::SegmentIndex::open(&dir).map_err(|w| ierr(&dir, w))?;
             let mut by_id = |ids: &[String]| ids::rows_with_ids(path, ids).map_err(|e| e.to_string());
-            let bodies = all_have_bodies(segs);
+            // As decided for the segments searched (`run_segments`).
+            let bodies = all_have_bodies(segs.iter().filter(|x| x.2).map(|x| x.0));
             seen_rows.push(idx.candidates(plan, bodies, &mut by_id).map_err(|w| ierr(&dir, w))?.unwrap_or_default());
         }
         // Reading rows one by one costs more than reading columns whole past about one row in
         // sixteen: then the columnar scan, when the query can take it, is faster.
         let candidates: u64 = seen_rows.iter().map(|r| r.len() as u64).sum();
-        let total: u64 = segs.iter().map(|(s, _)| s.rows).sum();
+        let total: u64 = segs.iter().filter(|(_, _, searched)| *searched).map(|(s, _, _)| s.rows).sum();
         if how == Narrow::Index && candidates * 16 > total {
             if kaq_query::columnar::applies(plan) {
                 trace.push(format!("index: {candidates} candidate rows, too many to read one by one"));
@@ -1013,22 +1044,26 @@ impl Store {
         trace.push(match how {
             Narrow::Index => format!("index: {candidates} candidate rows, read and tested"),
             Narrow::Columns => format!(
-                "columns: {} of {tested} rows tested (of {total}; the rest outside the time bounds): {candidates} rows match, read whole",
-                kaq_query::columnar::filter_columns(plan).join(", ")
+                "columns: {} of {tested} rows tested (of {total}{}): {candidates} rows match, read whole",
+                kaq_query::columnar::filter_columns(plan).join(", "),
+                groups_skipped_in(groups_skipped),
             ),
         });
         let mut founds = Vec::new();
         let mut read_rows = candidates;
-        for ((s, path), rows) in segs.iter().zip(&seen_rows) {
+        // Segments not searched give no rows, but count theirs: positions stay row numbers of
+        // the whole store, so the latest-stage rule orders records as the full scan does.
+        for ((s, path, _), rows) in segs.iter().zip(&seen_rows) {
             founds.push(read_selected(plan, &handler, path, rows, s.rows)?);
         }
         if !plan.all_stages {
             let before = read_rows;
-            // The other stages of every matching request, wherever they are: in each segment, the
-            // rows of the auditIDs matched elsewhere, and of those matched in it unless its
-            // auditIDs are all distinct.
+            let mut outside = (0u64, 0usize);
+            // The other stages of every matching request, wherever they are: in each segment
+            // (those outside the time bounds too), the rows of the auditIDs matched elsewhere,
+            // and of those matched in it unless its auditIDs are all distinct.
             let hit_ids: Vec<Vec<String>> = founds.iter().map(|f| f.hit_ids().map(|i| i.text()).collect()).collect();
-            for (k, (s, path)) in segs.iter().enumerate() {
+            for (k, (s, path, searched)) in segs.iter().enumerate() {
                 if let Some(e) = cancelled() {
                     return Err(e);
                 }
@@ -1048,13 +1083,25 @@ impl Store {
                 let more: Vec<u64> = more.into_iter().filter(|r| seen.binary_search(r).is_err()).collect();
                 if !more.is_empty() {
                     read_rows += more.len() as u64;
+                    if !searched {
+                        outside.0 += more.len() as u64;
+                        outside.1 += 1;
+                    }
                     founds[k].merge(read_selected(plan, &handler, path, &more, s.rows)?);
                 }
             }
-            trace.push(format!(
-                "latest stage: {} rows of the same requests read (auditID bloom filters)",
-                read_rows - before
-            ));
+            let pruned = segs.iter().filter(|(_, _, searched)| !searched).count();
+            trace.push(if pruned > 0 {
+                format!(
+                    "latest stage: {} rows of the same requests read (auditID bloom filters, in all {} segments: {} rows from {} of the {pruned} pruned by time)",
+                    read_rows - before,
+                    segs.len(),
+                    outside.0,
+                    outside.1
+                )
+            } else {
+                format!("latest stage: {} rows of the same requests read (auditID bloom filters)", read_rows - before)
+            });
         }
         let mut collect = kaq_query::scan::Collector::default();
         for f in founds {
@@ -1099,8 +1146,18 @@ fn read_parquet(
 }
 
 /// Whether every segment's index holds the bodies' values ([`index::has_bodies`]).
-fn all_have_bodies(segs: &[(&Segment, PathBuf)]) -> bool {
-    segs.iter().all(|(s, _)| index::has_bodies(s.index_version.unwrap_or(1)))
+fn all_have_bodies<'a>(mut segs: impl Iterator<Item = &'a Segment>) -> bool {
+    segs.all(|s| index::has_bodies(s.index_version.unwrap_or(1)))
+}
+
+/// ` (N row groups skipped by their statistics)` when N > 0.
+fn groups_skipped(n: u64) -> String {
+    if n == 0 { String::new() } else { format!(" ({n} row groups skipped by their statistics)") }
+}
+
+/// `, N row groups skipped by their statistics` when N > 0.
+fn groups_skipped_in(n: u64) -> String {
+    if n == 0 { String::new() } else { format!(", {n} row groups skipped by their statistics") }
 }
 
 /// How a query's candidate rows are found.
@@ -1147,12 +1204,17 @@ fn read_selected(
     Ok(found)
 }
 
-/// Whether every segment must be read whatever its time range. Under the latest-stage rule, a
-/// pruned segment could hold a later stage of a matching request; the stages of one request share
-/// `time` (requestReceivedTimestamp) in real logs, but `time` falls back to other timestamps when
-/// that is missing, so for now time pruning applies only when every stage is kept.
-fn needs_every_segment(plan: &kaq_query::Plan) -> bool {
-    !plan.all_stages
+/// Whether every live segment must be read whole, whatever its time range. Under the
+/// latest-stage rule a later stage of a matching request may lie in a segment outside the time
+/// bounds: its rows pass no time condition, but they still supersede the earlier stage (`time`
+/// is requestReceivedTimestamp, shared by a request's stages in real logs, but it falls back to
+/// other timestamps when that is missing, so stages can be far apart). The narrowed paths
+/// (index, columns) search only the segments in range for matches, then look the matching
+/// auditIDs up in every segment (`run_narrowed`); the full scan (path 4, every row restored and
+/// tested in order) keeps it simple and reads every segment. With every stage kept, a segment
+/// outside the bounds is never read.
+fn needs_every_segment(plan: &kaq_query::Plan, narrowed: bool) -> bool {
+    !plan.all_stages && !narrowed
 }
 
 /// A query's answer over a store.
@@ -1162,7 +1224,10 @@ pub struct QueryResult {
     pub rows: Vec<kaq_query::Row>,
     /// Whether rows are whole events (their JSON in [`kaq_query::Row::raw`]).
     pub whole_events: bool,
+    /// Segments whose rows were searched for matches.
     pub segments_read: usize,
+    /// Segments not searched, their time range outside the filter's time bounds. Under the
+    /// latest-stage rule the rows of matching requests are still looked up in them.
     pub segments_pruned: usize,
     pub rows_read: u64,
     /// How the rows were found and what each step left, with row counts (`kaq query --explain`).

@@ -2,7 +2,9 @@
 //! with the events spread over several ingest runs (so several segments, and the stages of one
 //! request in different segments). With `unique`, every event gets its own auditID (as in a log of
 //! one stage per request): a segment then knows its auditIDs are distinct, and a store of one such
-//! segment answers from the columns it needs (`kaq_query::columnar`).
+//! segment answers from the columns it needs (`kaq_query::columnar`). With `sorted`, the events
+//! are cut into segments in time order, so segments cover separate time ranges, and a query with
+//! a time bound prunes some of them while later stages of its matches may lie in those.
 
 use kaq_oracle::arb::{NOW, event, query};
 use kaq_store::{IngestOptions, Store};
@@ -32,8 +34,29 @@ fn same_as_oracle(store: &Store, q: &str, events: &[Value], all: bool) -> Result
     Ok(())
 }
 
+/// Time bounds AND-ed to a query (the events' times lie in 04:00..06:00).
+const TIME_BOUNDS: &[&str] = &[
+    "time>=2026-11-20T05:00:00Z",
+    "time<2026-11-20T04:40Z",
+    "time:2026-11-20T05",
+    "time>2026-11-20T05:30:00Z",
+    "time<=2026-11-20T04:59:59Z",
+    "time>=2026-11-20T05:20Z time<2026-11-20T05:40Z",
+    "time>-30m",
+    "time:2026-11-20T04:30",
+];
+
+/// `q` with `bound` AND-ed to its search (a condition at the top level of the filter).
+fn bounded(q: &str, bound: &str) -> String {
+    let (search, rest) = match q.find('|') {
+        Some(i) => (q[..i].trim(), &q[i..]),
+        None => (q.trim(), ""),
+    };
+    if search.is_empty() { format!("{bound} {rest}") } else { format!("{bound} ({search}) {rest}") }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn store_equals_oracle(
@@ -43,12 +66,17 @@ proptest! {
         all in any::<bool>(),
         compact in any::<bool>(),
         unique in any::<bool>(),
+        sorted in any::<bool>(),
+        time_bounds in proptest::collection::vec(proptest::option::of(0..TIME_BOUNDS.len()), 4),
     ) {
         let mut events = events;
         if unique {
             for (i, e) in events.iter_mut().enumerate() {
                 e["auditID"] = Value::String(format!("0b2f1c7e-1111-4a2b-9c3d-{:012}", i + 1));
             }
+        }
+        if sorted {
+            events.sort_by(|a, b| a["requestReceivedTimestamp"].as_str().cmp(&b["requestReceivedTimestamp"].as_str()));
         }
         let dir = tempfile::tempdir().unwrap();
         // The events, in order, over up to four files ingested by separate runs.
@@ -80,8 +108,62 @@ proptest! {
         }
         let store = Store::open(dir.path().join("store")).unwrap();
         prop_assert_eq!(store.manifest().rows(), events.len() as u64);
-        for q in &queries {
-            same_as_oracle(&store, q, &store_order, all)?;
+        for (q, b) in queries.iter().zip(time_bounds) {
+            let q = match b {
+                Some(b) => bounded(q, TIME_BOUNDS[b]),
+                None => q.clone(),
+            };
+            same_as_oracle(&store, &q, &store_order, all)?;
+        }
+    }
+}
+
+/// Searches of plain columns (the paths that prune segments by time under the latest-stage rule:
+/// the index, or the filter's columns), with and without steps.
+const PLAIN: &[&str] = &[
+    "verb:delete",
+    "verb:(get OR list)",
+    "code>=400",
+    "code:401",
+    "ns:prod",
+    "user_kind:human",
+    "latency>1s",
+    "user:bob",
+    "name:web | table time, id, stage",
+    "| count by verb",
+    "resource:secrets | count",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Events cut in time order into three or four segments, so that time bounds prune some,
+    /// and requests (eight auditIDs) have stages in several: each request's latest stage, even
+    /// in a pruned segment, decides as the oracle's does.
+    #[test]
+    fn pruned_segments_keep_the_latest_stage_rule(
+        events in proptest::collection::vec(event(), 8..80),
+        cuts in proptest::collection::vec(1usize..79, 2..4),
+        queries in proptest::collection::vec((0..PLAIN.len(), 0..TIME_BOUNDS.len()), 6),
+    ) {
+        let mut events = events;
+        events.sort_by(|a, b| a["requestReceivedTimestamp"].as_str().cmp(&b["requestReceivedTimestamp"].as_str()));
+        let dir = tempfile::tempdir().unwrap();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(events.len())).collect();
+        cuts.sort();
+        cuts.dedup();
+        let mut bounds = vec![0];
+        bounds.extend(cuts);
+        bounds.push(events.len());
+        let mut store = Store::create(dir.path().join("store")).unwrap();
+        for (i, w) in bounds.windows(2).enumerate() {
+            let f = dir.path().join(format!("part-{i}.log"));
+            std::fs::write(&f, events[w[0]..w[1]].iter().map(|e| format!("{e}\n")).collect::<String>()).unwrap();
+            store.ingest_paths(&[f], &IngestOptions::default()).unwrap();
+        }
+        let store = Store::open(dir.path().join("store")).unwrap();
+        for (q, b) in queries {
+            same_as_oracle(&store, &bounded(PLAIN[q], TIME_BOUNDS[b]), &events, false)?;
         }
     }
 }

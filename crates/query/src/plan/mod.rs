@@ -328,3 +328,197 @@ pub fn time_bounds(plan: &Plan) -> (Option<i64>, Option<i64>) {
     }
     (lo, hi)
 }
+
+/// What every value of one slot that passes a filter must be (a necessary condition, read from
+/// the filter by [`column_bounds`]). Every bound also says the value is not null: no test passes
+/// on a null.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound {
+    /// Present (not null).
+    Present,
+    /// A time (`Val::Time`, µs) in `lo..=hi`.
+    Time(Option<i64>, Option<i64>),
+    /// A duration (`Val::Dur`, µs) in `lo..=hi`.
+    Dur(Option<i64>, Option<i64>),
+    /// A number (`Val::Int`, `Val::Float`) within these ends, each `(value, inclusive)`; never
+    /// NaN.
+    Num(Option<(f64, bool)>, Option<(f64, bool)>),
+    /// A value whose text (a `Val::Str`'s string) lies within these ends, each `(value,
+    /// inclusive)`, compared byte-wise as `Test::Eq` and `Test::Cmp` compare: exactly,
+    /// case-sensitively (`verb:DELETE` does not match `delete`).
+    Str(Option<(String, bool)>, Option<(String, bool)>),
+}
+
+/// A [`Bound`] on the values of slot `col`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnBound {
+    pub col: usize,
+    pub bound: Bound,
+}
+
+/// Bounds every row that passes `plan`'s filter meets, from the conditions AND-ed at its top
+/// level (an OR gives the hull of its branches when each bounds the same slot the same way).
+/// Only tests whose meaning is a plain range of the value are read: exact text (`verb:delete`,
+/// not globs, words or regexes), integer ranges and comparisons (`code:4xx`, `code>=500`),
+/// times and durations (`latency>1s`). Anything else (NOT, free text, lists aside) gives no
+/// bound: fewer bounds only mean less pruning. Lists (a test passes when any element does) are
+/// bounded like scalars: the caller decides which statistics hold for them.
+pub fn column_bounds(plan: &Plan) -> Vec<ColumnBound> {
+    let mut out = Vec::new();
+    conjunct_bounds(&plan.filter, &mut out);
+    out
+}
+
+fn conjunct_bounds(p: &Pred, out: &mut Vec<ColumnBound>) {
+    match p {
+        Pred::And(items) => items.iter().for_each(|i| conjunct_bounds(i, out)),
+        Pred::Field { col, test } => {
+            if let Some(bound) = test_bound(test) {
+                out.push(ColumnBound { col: *col, bound });
+            }
+        }
+        Pred::Or(items) => {
+            // A bound every branch gives (same slot, same kind), widened to hold them all.
+            let branches: Vec<Vec<ColumnBound>> = items
+                .iter()
+                .map(|i| {
+                    let mut b = Vec::new();
+                    conjunct_bounds(i, &mut b);
+                    b
+                })
+                .collect();
+            let Some((first, rest)) = branches.split_first() else { return };
+            for b in first {
+                let mut hull = Some(b.clone());
+                for branch in rest {
+                    hull = hull.and_then(|h| branch.iter().find_map(|o| widen(&h, o)));
+                }
+                out.extend(hull);
+            }
+        }
+        Pred::Not(_) | Pred::Text { .. } | Pred::Const(_) => {}
+    }
+}
+
+/// The smallest bound holding both, when they bound the same slot the same way.
+fn widen(a: &ColumnBound, b: &ColumnBound) -> Option<ColumnBound> {
+    if a.col != b.col {
+        return None;
+    }
+    fn lo<T: PartialOrd + Clone>(x: &Option<(T, bool)>, y: &Option<(T, bool)>) -> Option<(T, bool)> {
+        match (x, y) {
+            (Some(x), Some(y)) if x.0 < y.0 => Some(x.clone()),
+            (Some(x), Some(y)) if y.0 < x.0 => Some(y.clone()),
+            (Some(x), Some(y)) => Some((x.0.clone(), x.1 || y.1)),
+            _ => None,
+        }
+    }
+    fn hi<T: PartialOrd + Clone>(x: &Option<(T, bool)>, y: &Option<(T, bool)>) -> Option<(T, bool)> {
+        match (x, y) {
+            (Some(x), Some(y)) if x.0 > y.0 => Some(x.clone()),
+            (Some(x), Some(y)) if y.0 > x.0 => Some(y.clone()),
+            (Some(x), Some(y)) => Some((x.0.clone(), x.1 || y.1)),
+            _ => None,
+        }
+    }
+    let min = |x: Option<i64>, y: Option<i64>| x.zip(y).map(|(x, y)| x.min(y));
+    let max = |x: Option<i64>, y: Option<i64>| x.zip(y).map(|(x, y)| x.max(y));
+    let bound = match (&a.bound, &b.bound) {
+        (Bound::Time(l1, h1), Bound::Time(l2, h2)) => Bound::Time(min(*l1, *l2), max(*h1, *h2)),
+        (Bound::Dur(l1, h1), Bound::Dur(l2, h2)) => Bound::Dur(min(*l1, *l2), max(*h1, *h2)),
+        (Bound::Num(l1, h1), Bound::Num(l2, h2)) => Bound::Num(lo(l1, l2), hi(h1, h2)),
+        (Bound::Str(l1, h1), Bound::Str(l2, h2)) => Bound::Str(lo(l1, l2), hi(h1, h2)),
+        // Every bound implies presence.
+        (_, _) => Bound::Present,
+    };
+    Some(ColumnBound { col: a.col, bound })
+}
+
+/// The bound a test puts on the values it passes, when it is a plain range.
+fn test_bound(t: &Test) -> Option<Bound> {
+    let both = |v: (f64, bool)| Bound::Num(Some(v), Some(v));
+    Some(match t {
+        Test::Exists => Bound::Present,
+        Test::Eq(s) => Bound::Str(Some((s.clone(), true)), Some((s.clone(), true))),
+        Test::IntRange(lo, hi) => Bound::Num(Some((*lo as f64, true)), Some((*hi as f64, true))),
+        Test::Time(op, a, b) => {
+            // As `eval` compares: `=` is lo..hi, `<` before lo, `>=` from lo, `>` from hi, `<=` before hi.
+            let (l, h) = match op {
+                Cmp::Eq => (Some(*a), Some(b.checked_sub(1)?)),
+                Cmp::Ge => (Some(*a), None),
+                Cmp::Gt => (Some(*b), None),
+                Cmp::Lt => (None, Some(a.checked_sub(1)?)),
+                Cmp::Le => (None, Some(b.checked_sub(1)?)),
+            };
+            Bound::Time(l, h)
+        }
+        Test::Cmp(op, Lit::Dur(x)) => match op {
+            Cmp::Eq => Bound::Dur(Some(*x), Some(*x)),
+            Cmp::Ge => Bound::Dur(Some(*x), None),
+            Cmp::Gt => Bound::Dur(Some(x.checked_add(1)?), None),
+            Cmp::Le => Bound::Dur(None, Some(*x)),
+            Cmp::Lt => Bound::Dur(None, Some(x.checked_sub(1)?)),
+        },
+        Test::Cmp(op, Lit::Num(x)) if !x.is_nan() => match op {
+            Cmp::Eq => both((*x, true)),
+            Cmp::Ge => Bound::Num(Some((*x, true)), None),
+            Cmp::Gt => Bound::Num(Some((*x, false)), None),
+            Cmp::Le => Bound::Num(None, Some((*x, true))),
+            Cmp::Lt => Bound::Num(None, Some((*x, false))),
+        },
+        Test::Cmp(op, Lit::Str(s)) => {
+            let s = || Some((s.clone(), !matches!(op, Cmp::Lt | Cmp::Gt)));
+            match op {
+                Cmp::Eq => Bound::Str(s(), s()),
+                Cmp::Ge | Cmp::Gt => Bound::Str(s(), None),
+                Cmp::Le | Cmp::Lt => Bound::Str(None, s()),
+            }
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bounds of a query's filter, as (field, bound).
+    fn bounds(q: &str) -> Vec<(String, Bound)> {
+        let plan = compile(q, &Options::default()).unwrap();
+        column_bounds(&plan).into_iter().map(|b| (plan.slots[b.col].name.clone(), b.bound)).collect()
+    }
+
+    fn s(v: &str, incl: bool) -> Option<(String, bool)> {
+        Some((v.to_string(), incl))
+    }
+
+    #[test]
+    fn bounds_of_and_ed_plain_conditions_only() {
+        let eq = |v: &str| Bound::Str(s(v, true), s(v, true));
+        assert_eq!(bounds("verb:delete ns:prod"), [("verb".into(), eq("delete")), ("ns".into(), eq("prod"))]);
+        // Case is kept: `eval` compares exactly.
+        assert_eq!(bounds("verb:DELETE"), [("verb".into(), eq("DELETE"))]);
+        assert_eq!(bounds("code:4xx"), [("code".into(), Bound::Num(Some((400.0, true)), Some((499.0, true))))]);
+        assert_eq!(bounds("code>500"), [("code".into(), Bound::Num(Some((500.0, false)), None))]);
+        assert_eq!(bounds("latency>1s"), [("latency".into(), Bound::Dur(Some(1_000_001), None))]);
+        assert_eq!(bounds("ns<b"), [("ns".into(), Bound::Str(None, s("b", false)))]);
+        assert_eq!(bounds("ns:*"), [("ns".into(), Bound::Present)]);
+        // An OR of one field: the hull; of two fields, or under NOT, or a glob: nothing.
+        assert_eq!(bounds("verb:(get OR delete)"), [("verb".into(), Bound::Str(s("delete", true), s("get", true)))]);
+        assert_eq!(
+            bounds("code:401 OR code:500"),
+            [("code".into(), Bound::Num(Some((401.0, true)), Some((500.0, true))))]
+        );
+        assert!(bounds("verb:get OR code:500").is_empty());
+        assert!(bounds("NOT verb:get").is_empty());
+        assert!(bounds("verb:del*").is_empty());
+        assert!(bounds("forbidden").is_empty());
+        // `time<=T` takes in the whole of T (here a day): up to its last microsecond.
+        let day = 1_795_132_800_000_000; // 2026-11-20T00:00:00Z
+        assert_eq!(bounds("time<=2026-11-20"), [("time".into(), Bound::Time(None, Some(day + 86_400_000_000 - 1)))]);
+        assert_eq!(
+            bounds("time:2026-11-20"),
+            [("time".into(), Bound::Time(Some(day), Some(day + 86_400_000_000 - 1)))]
+        );
+    }
+}
