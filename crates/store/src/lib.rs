@@ -117,8 +117,8 @@ pub struct Segment {
     /// those segments are scanned whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
-    /// What the index holds ([`index::VERSION`]; absent: version 1). An index of another version
-    /// is not used: its segment is scanned until `kaq compact` rebuilds it.
+    /// What the index holds ([`index::VERSION`]; absent: version 1). An index this kaq cannot use
+    /// ([`index::usable`]) is not: its segment is scanned until `kaq compact` rebuilds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_version: Option<u32>,
     /// No auditID is on two of its rows (known from the index build; false when unknown).
