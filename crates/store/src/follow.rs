@@ -161,11 +161,13 @@ impl Store {
                     t.open = None;
                 }
                 if t.open.is_none()
-                    && let Some(ino) = now_there
+                    && now_there.is_some()
                     && let Ok(f) = File::open(&t.path)
+                    && let Ok(m) = f.metadata()
                 {
-                    // Opened after the look: if it was rotated in between, the next look sees so.
-                    t.open = Some((f, ino));
+                    // The inode of what was opened: if a rotation came between the look and the
+                    // open, this is the new file, as the path says.
+                    t.open = Some((f, (m.dev(), m.ino())));
                 }
                 if let Some((f, _)) = &t.open {
                     let fd = fd_path(f);
@@ -225,14 +227,14 @@ impl Store {
         if t.path.exists() && inputs::content_head(&t.path, n, false)?.as_deref() == Some(last.head.as_str()) {
             return Ok(None); // still there
         }
-        let Some(dir) = t.path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }) else {
-            return Ok(None);
-        };
+        // Beside the file itself (the path may be a link to it).
+        let real = Path::new(&t.name);
+        let Some(dir) = real.parent() else { return Ok(None) };
         let Ok(entries) = std::fs::read_dir(dir) else { return Ok(None) };
         let mut siblings: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_file() && kaq_input::looks_like_log(p) && p.file_name() != t.path.file_name())
+            .filter(|p| p.is_file() && kaq_input::looks_like_log(p) && p.file_name() != real.file_name())
             .collect();
         siblings.sort();
         for p in siblings {

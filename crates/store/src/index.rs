@@ -64,7 +64,8 @@ const LONG: &str = "kaq0value0too0long0for0the0index";
 /// The request and response objects (columns of JSON text): every scalar value as the term
 /// `PATH=VALUE` (strings and booleans as written) or `PATH#NUMBER` (numbers as `f64`, as the
 /// language compares them), with arrays entered element by element, as `request.PATH` reaches
-/// them; an empty object is `PATH={}` (it is present). A body with more than [`BODY_TERMS`] values, or a value too long for a term, gets
+/// them; an object with no such value under it is `PATH={}`, an array in an array with none
+/// `PATH=[]` (both are present, as their text). A body with more than [`BODY_TERMS`] values, or a value too long for a term, gets
 /// [`BODY_UNINDEXED`] instead, which every body search takes.
 const BODIES: &[&str] = &["request", "response"];
 const BODY_TERMS: usize = 4096;
@@ -349,8 +350,8 @@ fn add_batch(
 fn body_terms(text: &str, out: &mut Vec<String>) -> bool {
     fn walk(v: &serde_json::Value, path: &mut String, out: &mut Vec<String>) -> bool {
         use serde_json::Value;
+        let before = out.len();
         let term = match v {
-            Value::Object(m) if m.is_empty() => format!("{path}={{}}"),
             Value::Object(m) => {
                 for (k, c) in m {
                     let len = path.len();
@@ -364,9 +365,24 @@ fn body_terms(text: &str, out: &mut Vec<String>) -> bool {
                         return false;
                     }
                 }
+                if out.len() > before {
+                    return true;
+                }
+                // Present all the same (its text is `{…}`): empty, or of nulls and empty arrays.
+                format!("{path}={{}}")
+            }
+            Value::Array(items) => {
+                for c in items {
+                    if !walk(c, path, out) {
+                        return false;
+                    }
+                    if matches!(c, Value::Array(_)) && out.len() == before {
+                        // An array in an array is an element present as its text (`[…]`).
+                        out.push(format!("{path}=[]"));
+                    }
+                }
                 return true;
             }
-            Value::Array(items) => return items.iter().all(|c| walk(c, path, out)),
             Value::String(s) => format!("{path}={s}"),
             Value::Bool(b) => format!("{path}={b}"),
             Value::Number(n) => match n.as_f64() {

@@ -70,6 +70,10 @@ pub enum Error {
     Locked { path: PathBuf, holder: String },
     #[error("{path}: index: {why}")]
     Index { path: PathBuf, why: String },
+    #[error(
+        "{path} was ingested before ({was} bytes) and has changed since ({now} bytes); a JSON document or Parquet file cannot be resumed: ingest it into another store"
+    )]
+    Changed { path: PathBuf, was: u64, now: u64 },
     #[error("{path}: cannot follow: {why}")]
     Follow { path: PathBuf, why: String },
     #[error(transparent)]
@@ -167,7 +171,8 @@ impl Rewrite {
 pub struct Ingested {
     /// The path as given, made absolute (when it was last read).
     pub path: String,
-    /// Bytes of it read: of a plain file, up to its last complete line; of a gzip file, the file.
+    /// Bytes of its content read (decompressed, for gzip): of a log still being written, up to its
+    /// last complete line.
     pub size: u64,
     /// SHA-256 of its first `min(64 KiB, size)` bytes, hex.
     pub head: String,
@@ -178,9 +183,15 @@ pub struct Ingested {
     /// Lines read (numbering the lines of what follows, when it grows).
     #[serde(default)]
     pub lines: u64,
-    /// A gzip or Parquet file, remembered by its own bytes (it cannot grow).
+    /// A JSON document or a Parquet file: remembered by its own bytes, it cannot grow (a changed
+    /// one is refused).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sealed: bool,
+    /// A gzip file's own size and head hash (`size` and `head` are of its decompressed content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_head: Option<String>,
 }
 
 /// The manifest: what the store holds.
@@ -446,6 +457,8 @@ impl Store {
             segment: (events > 0).then_some(seg.id),
             lines: report.counts.lines,
             sealed: false,
+            raw_size: None,
+            raw_head: None,
         };
         report.read.push(name.to_string());
         report.segments = usize::from(events > 0);
@@ -532,22 +545,29 @@ impl Store {
             rejected: 0,
             segment: None,
             lines: 0,
-            sealed: id.gzip || id.parquet,
+            sealed: id.parquet,
+            raw_size: None,
+            raw_head: None,
         };
         let mut unread = None;
-        let end = if id.gzip || id.parquet {
-            None // read to its end: a gzip or Parquet file is finished
+        let end = if id.parquet {
+            None // read whole: remembered by its bytes
+        } else if id.gzip {
+            // Read to its end; remembered by its content (how much, once read) and its own bytes.
+            rec.raw_size = Some(id.size);
+            rec.raw_head = Some(id.head.clone());
+            None
         } else {
-            let end = inputs::readable_end(p, start, id.size, whole)?;
+            let (end, document) = inputs::readable_end(p, start, id.size, whole)?;
+            rec.sealed = document;
             if end < id.size {
                 unread = Some((id.path.clone(), id.size - end));
             }
-            if end == start {
-                return Ok((unread.is_some()).then_some(ToRead { source: None, continues, rec, unread }));
-            }
             rec.size = end;
-            if end < id.size && end < HEAD_BYTES {
-                rec.head = inputs::content_head(p, end, false)?.expect("the file holds `end` bytes");
+            rec.head = id.head_of(end);
+            if end == start {
+                let r = ToRead { source: None, continues, rec, unread, start, end: Some(end), id: None };
+                return Ok(unread_some(r));
             }
             Some(end)
         };
@@ -562,7 +582,7 @@ impl Store {
                 name: name.map(str::to_string),
             })
         };
-        Ok(Some(ToRead { source: Some(source), continues, rec, unread }))
+        Ok(Some(ToRead { source: Some(source), continues, rec, unread, start, end, id: Some(id) }))
     }
 
     /// Reads `r` into the open segment of `open` (started when needed) and notes its record.
@@ -597,6 +617,21 @@ impl Store {
         let mut rec = r.rec;
         if matches!(source, Source::Stdin) {
             rec.size = c.bytes;
+        }
+        if let Some(id) = r.id.as_ref().filter(|id| !id.parquet) {
+            // What was read of the content (a byte-order mark is not counted as read).
+            let bom = usize::from(r.start == 0 && id.head_bytes.starts_with(b"\xEF\xBB\xBF")) as u64 * 3;
+            let read_to = r.start + c.bytes + bom;
+            if id.gzip {
+                rec.size = read_to;
+                let n = read_to.min(HEAD_BYTES);
+                rec.head = inputs::content_head(&id.file, n, true)?.unwrap_or_else(|| id.head.clone());
+            } else if r.end.is_some_and(|end| read_to < end) {
+                // Shorter than it was (truncated while read: copy-and-truncate rotation): only
+                // what was read is recorded, so its copy gives the rest.
+                rec.size = read_to;
+                rec.head = id.head_of(read_to);
+            }
         }
         let here = (c.events > 0).then_some(seg.id);
         let known = self.manifest.sources.len();
@@ -1291,6 +1326,16 @@ struct ToRead {
     rec: Ingested,
     /// A half last line left for later: the file and its bytes.
     unread: Option<(String, u64)>,
+    /// Where the read starts and should end, in the content.
+    start: u64,
+    end: Option<u64>,
+    /// The file as identified (none for a stream).
+    id: Option<inputs::Identity>,
+}
+
+/// `Some(r)` when `r` says a half line was left (for the report), else nothing to do.
+fn unread_some(r: ToRead) -> Option<ToRead> {
+    r.unread.is_some().then_some(r)
 }
 
 impl ToRead {
@@ -1305,8 +1350,10 @@ impl ToRead {
             segment: None,
             lines: 0,
             sealed: false,
+            raw_size: None,
+            raw_head: None,
         };
-        ToRead { source: Some(source), continues: None, rec, unread: None }
+        ToRead { source: Some(source), continues: None, rec, unread: None, start: 0, end: None, id: None }
     }
 }
 

@@ -243,3 +243,139 @@ fn streams_cannot_be_followed() {
     let e = s.follow(&["-".into()], &FollowOptions::default(), &stop, &mut |_, _| {}, &mut |_| {}).unwrap_err();
     assert!(matches!(e, kaq_store::Error::Follow { .. }), "{e}");
 }
+
+fn gzip(path: &Path, bytes: &[u8]) {
+    let mut e = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap();
+}
+
+#[test]
+fn gzip_files_are_known_by_their_content() {
+    let lines = sample_lines();
+    let dir = tempfile::tempdir().unwrap();
+    let full = lines[..2000].concat();
+    let store = dir.path().join("s");
+    let mut s = Store::create(&store).unwrap();
+    // A gzip file cut short (being written by the compressor), then whole: only the rest is read.
+    let whole = dir.path().join("whole.gz");
+    gzip(&whole, full.as_bytes());
+    let gz = dir.path().join("audit-1.log.gz");
+    let bytes = std::fs::read(&whole).unwrap();
+    std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
+    let r = s.ingest_paths(std::slice::from_ref(&gz), &opts()).unwrap();
+    assert!(!r.read_errors.is_empty(), "a cut gzip file says so");
+    let first = r.counts.events;
+    assert!(first > 0 && first < 2000, "{first}");
+    std::fs::copy(&whole, &gz).unwrap();
+    let r = s.ingest_paths(std::slice::from_ref(&gz), &opts()).unwrap();
+    assert!(r.counts.events + first >= 1999, "{} + {first}", r.counts.events);
+    // The event cut in two at the break is rejected (and said), not duplicated.
+    let keys = keys_in(&store);
+    let mut dedup = keys.clone();
+    dedup.dedup();
+    assert_eq!(keys, dedup, "no event twice");
+    // Read again: nothing; decompressed beside it: nothing either.
+    let r = s.ingest_paths(std::slice::from_ref(&gz), &opts()).unwrap();
+    assert_eq!((r.counts.events, r.already.len()), (0, 1));
+    let plain = dir.path().join("audit-1.log");
+    std::fs::write(&plain, &full).unwrap();
+    let r = s.ingest_paths(std::slice::from_ref(&plain), &opts()).unwrap();
+    assert_eq!((r.counts.events, r.already.len()), (0, 1), "{r:?}");
+}
+
+#[test]
+fn a_bad_first_line_does_not_make_a_log_a_document() {
+    let lines = sample_lines();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    append(&log, "not JSON at all\n");
+    append(&log, &lines[..10].concat());
+    append(&log, &lines[10][..40]);
+    let mut s = Store::create(dir.path().join("s")).unwrap();
+    let r = s.ingest_paths(std::slice::from_ref(&log), &opts()).unwrap();
+    assert_eq!((r.counts.events, r.counts.rejected, r.unread.len()), (10, 1, 1));
+    append(&log, &lines[10][40..]);
+    append(&log, &lines[11..20].concat());
+    let r = s.ingest_paths(std::slice::from_ref(&log), &opts()).unwrap();
+    assert_eq!((r.counts.events, r.counts.rejected), (10, 0));
+    assert_eq!(keys_in(&dir.path().join("s")), keys_of(&lines[..20]));
+}
+
+#[test]
+fn a_changed_document_is_refused() {
+    let lines = sample_lines();
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("events.json");
+    let list = |n: usize| {
+        let items: Vec<serde_json::Value> = lines[..n].iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        serde_json::to_string_pretty(
+            &serde_json::json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}),
+        )
+        .unwrap()
+    };
+    std::fs::write(&doc, list(300)).unwrap();
+    let mut s = Store::create(dir.path().join("s")).unwrap();
+    let r = s.ingest_paths(std::slice::from_ref(&doc), &opts()).unwrap();
+    assert_eq!(r.counts.events, 300);
+    let r = s.ingest_paths(std::slice::from_ref(&doc), &opts()).unwrap();
+    assert_eq!(r.already.len(), 1);
+    std::fs::write(&doc, list(600)).unwrap();
+    let e = s.ingest_paths(std::slice::from_ref(&doc), &opts()).unwrap_err();
+    assert!(matches!(e, kaq_store::Error::Changed { .. }), "{e}");
+    assert_eq!(s.manifest().rows(), 300);
+}
+
+#[test]
+fn follow_survives_a_file_removed_or_compressed_away() {
+    let lines = sample_lines();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let store = dir.path().join("s");
+    Store::create(&store).unwrap();
+    append(&log, &lines[..300].concat());
+    let (stop, handle) = start_following(&store, vec![log.clone()], 16);
+    wait_for_rows(&store, 300);
+    // Lines written, then the file removed before kaq looks: read through its handle.
+    append(&log, &lines[300..400].concat());
+    std::fs::remove_file(&log).unwrap();
+    append(&log, &lines[400..500].concat());
+    wait_for_rows(&store, 500);
+    // Rotated and compressed at once (kube-apiserver's --audit-log-compress).
+    append(&log, &lines[500..600].concat());
+    let rotated = dir.path().join("audit-1.log");
+    std::fs::rename(&log, &rotated).unwrap();
+    gzip(&dir.path().join("audit-1.log.gz"), &std::fs::read(&rotated).unwrap());
+    std::fs::remove_file(&rotated).unwrap();
+    append(&log, &lines[600..700].concat());
+    wait_for_rows(&store, 700);
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+    assert_eq!(keys_in(&store), keys_of(&lines[..700]));
+}
+
+#[test]
+fn a_followed_link_finds_its_file_rotated_while_stopped() {
+    let lines = sample_lines();
+    let dir = tempfile::tempdir().unwrap();
+    let real_dir = dir.path().join("real");
+    std::fs::create_dir(&real_dir).unwrap();
+    let real = real_dir.join("audit.log");
+    let link = dir.path().join("audit.log");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let store = dir.path().join("s");
+    Store::create(&store).unwrap();
+    append(&real, &lines[..100].concat());
+    let (stop, handle) = start_following(&store, vec![link.clone()], 16);
+    wait_for_rows(&store, 100);
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+    append(&real, &lines[100..150].concat());
+    std::fs::rename(&real, real_dir.join("audit-1.log")).unwrap();
+    append(&real, &lines[150..160].concat());
+    let (stop, handle) = start_following(&store, vec![link.clone()], 16);
+    wait_for_rows(&store, 160);
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+    assert_eq!(keys_in(&store), keys_of(&lines[..160]));
+}
