@@ -47,12 +47,16 @@ fn file(dir: &std::path::Path, gaps: bool) -> std::path::PathBuf {
     for l in &lines {
         builder.append(&kaq_schema::decode_event(l, &Default::default()).unwrap());
     }
-    let path = dir.join("events.parquet");
+    in_row_groups_of_50(builder, &dir.join("events.parquet"))
+}
+
+/// Writes the events as a kaq Parquet file of 50-row row groups.
+fn in_row_groups_of_50(mut builder: EventBatchBuilder, path: &std::path::Path) -> std::path::PathBuf {
     let opts = WriteOptions { row_group_rows: 50, run_rows: 50, ..WriteOptions::default() };
-    let mut w = SortedParquetWriter::create(&path, opts).unwrap();
+    let mut w = SortedParquetWriter::create(path, opts).unwrap();
     w.write(builder.finish()).unwrap();
     w.finish().unwrap();
-    path
+    path.to_path_buf()
 }
 
 #[test]
@@ -151,12 +155,7 @@ fn grouped_file(dir: &std::path::Path) -> std::path::PathBuf {
         .to_string();
         builder.append(&kaq_schema::decode_event(&line, &Default::default()).unwrap());
     }
-    let path = dir.join("grouped.parquet");
-    let opts = WriteOptions { row_group_rows: 50, run_rows: 50, ..WriteOptions::default() };
-    let mut w = SortedParquetWriter::create(&path, opts).unwrap();
-    w.write(builder.finish()).unwrap();
-    w.finish().unwrap();
-    path
+    in_row_groups_of_50(builder, &dir.join("grouped.parquet"))
 }
 
 /// Row groups skipped by the statistics of `code`, `latency` (from `time` and `stage_time`) and

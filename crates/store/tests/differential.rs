@@ -11,6 +11,17 @@ use kaq_store::{IngestOptions, Store};
 use proptest::prelude::*;
 use serde_json::Value;
 
+/// `0`, the cuts (sorted, once each, at most `len`), `len`: where the parts of a log begin and end.
+fn bounds(cuts: Vec<usize>, len: usize) -> Vec<usize> {
+    let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(len)).collect();
+    cuts.sort();
+    cuts.dedup();
+    let mut b = vec![0];
+    b.extend(cuts);
+    b.push(len);
+    b
+}
+
 /// The store's answer to `q` and the oracle's over `events`, as JSON values.
 fn answers(store: &Store, q: &str, events: &[Value], all: bool) -> (Vec<Value>, Vec<Value>) {
     let opts = kaq_query::Options { now_us: NOW, all_stages: all, ..Default::default() };
@@ -80,12 +91,7 @@ proptest! {
         }
         let dir = tempfile::tempdir().unwrap();
         // The events, in order, over up to four files ingested by separate runs.
-        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(events.len())).collect();
-        cuts.sort();
-        cuts.dedup();
-        let mut bounds = vec![0];
-        bounds.extend(cuts);
-        bounds.push(events.len());
+        let bounds = bounds(cuts, events.len());
         let mut store = Store::create(dir.path().join("store")).unwrap();
         // The order a store reads its events in: run by run (segment by segment), each run sorted
         // by time (stable: equal times keep the order read). The oracle reads them in that order,
@@ -149,12 +155,7 @@ proptest! {
         let mut events = events;
         events.sort_by(|a, b| a["requestReceivedTimestamp"].as_str().cmp(&b["requestReceivedTimestamp"].as_str()));
         let dir = tempfile::tempdir().unwrap();
-        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(events.len())).collect();
-        cuts.sort();
-        cuts.dedup();
-        let mut bounds = vec![0];
-        bounds.extend(cuts);
-        bounds.push(events.len());
+        let bounds = bounds(cuts, events.len());
         let mut store = Store::create(dir.path().join("store")).unwrap();
         for (i, w) in bounds.windows(2).enumerate() {
             let f = dir.path().join(format!("part-{i}.log"));
