@@ -3,7 +3,8 @@
 //! query's time bounds.
 
 use kaq_columnar::{EventBatchBuilder, SortedParquetWriter, WriteOptions};
-use kaq_query::{Options, Row, compile, pipeline};
+use kaq_query::columnar::Scanned;
+use kaq_query::{Options, Plan, Row, compile, pipeline};
 
 const START: i64 = 1_795_154_400_000_000; // 2026-11-20T06:00:00Z
 
@@ -59,6 +60,22 @@ fn in_row_groups_of_50(mut builder: EventBatchBuilder, path: &std::path::Path) -
     path.to_path_buf()
 }
 
+/// `q` (every stage) over `files` by the event scan and the pipeline, and by the column scan: the
+/// plan, the rows the event scan matched and its rows read, and the column scan (its `rows` taken
+/// out), after asserting that both give the same answer.
+fn both_ways(q: &str, files: &[std::path::PathBuf]) -> (Plan, usize, u64, Scanned) {
+    let opts = Options { all_stages: true, ..Options::default() };
+    let plan = compile(q, &opts).unwrap();
+    let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
+    let scanned = kaq_query::scan::scan(&plan, files, &Default::default(), 0, &mut |_| {}).unwrap();
+    let matched = scanned.rows.len();
+    let want: Vec<Row> = pipeline::run(&steps, scanned.rows);
+    let mut col = kaq_query::columnar::scan(&plan, files, 2, None).expect("a columnar plan").unwrap();
+    let rest = if col.first_step_done { &steps[1..] } else { &steps[..] };
+    assert_eq!(pipeline::run(rest, std::mem::take(&mut col.rows)), want, "`{q}`");
+    (plan, matched, scanned.parquet_rows, col)
+}
+
 #[test]
 fn columnar_scan_equals_event_scan_and_skips_row_groups_out_of_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,14 +90,7 @@ fn columnar_scan_equals_event_scan_and_skips_row_groups_out_of_time() {
         ("time>2026-11-20T07:00:00Z | count", true),
         ("verb:delete ns:prod | table time, user", false),
     ] {
-        let opts = Options { all_stages: true, ..Options::default() };
-        let plan = compile(q, &opts).unwrap();
-        let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-        let scanned = kaq_query::scan::scan(&plan, &files, &Default::default(), 0, &mut |_| {}).unwrap();
-        let want: Vec<Row> = pipeline::run(&steps, scanned.rows);
-        let col = kaq_query::columnar::scan(&plan, &files, 2, None).expect("a columnar plan").unwrap();
-        let rest = if col.first_step_done { &steps[1..] } else { &steps[..] };
-        assert_eq!(pipeline::run(rest, col.rows), want, "`{q}`");
+        let (plan, matched, _, col) = both_ways(q, &files);
         if pruned {
             assert!(col.rows_read < 1000, "`{q}` read {} rows", col.rows_read);
         } else {
@@ -88,8 +98,7 @@ fn columnar_scan_equals_event_scan_and_skips_row_groups_out_of_time() {
         }
         // The rows a store would read whole: the same, found from the filter's columns.
         let m = kaq_query::columnar::matching_rows(&plan, &files[0], 2, None).unwrap().unwrap();
-        let by_rows = kaq_query::scan::scan(&plan, &files, &Default::default(), 0, &mut |_| {}).unwrap();
-        assert_eq!(m.positions.len(), by_rows.rows.len(), "`{q}`");
+        assert_eq!(m.positions.len(), matched, "`{q}`");
     }
 }
 
@@ -113,14 +122,8 @@ fn columnar_stats_equal_pipeline_stats() {
         "time>2026-11-20T07:00:00Z | stats avg(latency) by verb",
         "time>=2026-11-20T06:10:00Z | stats p99(latency) as p, avg(latency) by verb | sort -p | head 2",
     ] {
-        let opts = Options { all_stages: true, ..Options::default() };
-        let plan = compile(q, &opts).unwrap();
-        let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-        let scanned = kaq_query::scan::scan(&plan, &files, &Default::default(), 0, &mut |_| {}).unwrap();
-        let want: Vec<Row> = pipeline::run(&steps, scanned.rows);
-        let col = kaq_query::columnar::scan(&plan, &files, 2, None).expect("a columnar plan").unwrap();
+        let (_, _, _, col) = both_ways(q, &files);
         assert!(col.first_step_done, "`{q}`: stats computed from the columns");
-        assert_eq!(pipeline::run(&steps[1..], col.rows), want, "`{q}`");
     }
 }
 
@@ -193,21 +196,13 @@ fn columnar_scan_skips_row_groups_by_column_statistics() {
         ("verb:delete time>=2026-11-20T06:00:02Z | count", 50),
         ("ns:* | count", 1000),
     ] {
-        let opts = Options { all_stages: true, ..Options::default() };
-        let plan = compile(q, &opts).unwrap();
-        let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-        let scanned = kaq_query::scan::scan(&plan, &files, &Default::default(), 0, &mut |_| {}).unwrap();
-        assert_eq!(scanned.parquet_rows, 1000);
-        let want: Vec<Row> = pipeline::run(&steps, scanned.rows);
-        let col = kaq_query::columnar::scan(&plan, &files, 2, None).expect("a columnar plan").unwrap();
-        let rest = if col.first_step_done { &steps[1..] } else { &steps[..] };
-        assert_eq!(pipeline::run(rest, col.rows), want, "`{q}`");
+        let (plan, matched, parquet_rows, col) = both_ways(q, &files);
+        assert_eq!(parquet_rows, 1000);
         assert_eq!(col.rows_read, rows_read, "`{q}`");
         assert_eq!(col.groups_skipped, 20 - rows_read / 50, "`{q}`");
         // The rows a store would read whole: the same, found from the filter's columns.
         let m = kaq_query::columnar::matching_rows(&plan, &files[0], 2, None).unwrap().unwrap();
-        let by_rows = kaq_query::scan::scan(&plan, &files, &Default::default(), 0, &mut |_| {}).unwrap();
-        assert_eq!(m.positions.len(), by_rows.rows.len(), "`{q}`");
+        assert_eq!(m.positions.len(), matched, "`{q}`");
         assert_eq!(m.groups_skipped, col.groups_skipped, "`{q}`");
     }
 }
