@@ -99,9 +99,7 @@ fn an_ingest_resumes_a_grown_file_and_waits_for_a_half_line() {
     // rename is.
     append(&log, &b[2000..2100].concat());
     let gz = dir.path().join("audit-1.log.gz");
-    let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
-    e.write_all(&std::fs::read(&log).unwrap()).unwrap();
-    e.finish().unwrap();
+    gzip(&gz, &std::fs::read(&log).unwrap());
     std::fs::remove_file(&log).unwrap();
     let r = s.ingest_paths(&[dir.path().to_path_buf()], &opts()).unwrap();
     assert_eq!(r.counts.events, 100, "{r:?}");
@@ -127,12 +125,22 @@ fn an_earlier_copy_of_a_log_read_further_adds_nothing() {
     assert_eq!(keys_in(&store), keys_of(&lines[..3000]));
 }
 
-/// Runs `follow` on a thread until `stop`, with short intervals; returns its handle.
-fn start_following(
-    store: &Path,
-    files: Vec<PathBuf>,
-    merge_after: usize,
-) -> (Arc<AtomicBool>, std::thread::JoinHandle<kaq_store::IngestReport>) {
+/// `follow` running on a thread.
+struct Following {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<kaq_store::IngestReport>,
+}
+
+impl Following {
+    /// Sets the stop flag and waits for the last commit.
+    fn stop(self) -> kaq_store::IngestReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+/// Runs `follow` on a thread until stopped, with short intervals.
+fn start_following(store: &Path, files: Vec<PathBuf>, merge_after: usize) -> Following {
     let stop = Arc::new(AtomicBool::new(false));
     let (store, flag) = (store.to_path_buf(), stop.clone());
     let handle = std::thread::spawn(move || {
@@ -146,7 +154,7 @@ fn start_following(
         };
         s.follow(&files, &o, &flag, &mut |_, _| {}, &mut |_| {}).unwrap()
     });
-    (stop, handle)
+    Following { stop, handle }
 }
 
 /// Waits until the store holds `n` rows (or fails after a while).
@@ -168,7 +176,7 @@ fn follow_reads_appends_half_lines_and_both_rotations() {
     let store = dir.path().join("s");
     Store::create(&store).unwrap();
     append(&log, &lines[..500].concat());
-    let (stop, handle) = start_following(&store, vec![log.clone()], 4);
+    let following = start_following(&store, vec![log.clone()], 4);
     wait_for_rows(&store, 500);
     // Appends, one of them in two halves.
     append(&log, &lines[500..1000].concat());
@@ -193,8 +201,7 @@ fn follow_reads_appends_half_lines_and_both_rotations() {
     std::thread::sleep(Duration::from_millis(100));
     append(&log, &lines[2000..2600].concat());
     wait_for_rows(&store, 2600);
-    stop.store(true, Ordering::Relaxed);
-    let report = handle.join().unwrap();
+    let report = following.stop();
     assert_eq!(report.counts.events, 2600);
     assert_eq!(keys_in(&store), keys_of(&lines[..2600]));
     let s = Store::open(&store).unwrap();
@@ -214,24 +221,20 @@ fn a_restarted_follow_finishes_a_file_rotated_while_it_was_stopped() {
     let store = dir.path().join("s");
     Store::create(&store).unwrap();
     append(&log, &lines[..1000].concat());
-    let (stop, handle) = start_following(&store, vec![log.clone()], 16);
+    let following = start_following(&store, vec![log.clone()], 16);
     wait_for_rows(&store, 1000);
-    stop.store(true, Ordering::Relaxed);
-    handle.join().unwrap();
+    following.stop();
     // While stopped: more lines, then rotation with compression, then a new file.
     append(&log, &lines[1000..1500].concat());
     let gz = dir.path().join("audit-2026-11-20T10-00-00.000.log.gz");
-    let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
-    e.write_all(&std::fs::read(&log).unwrap()).unwrap();
-    e.finish().unwrap();
+    gzip(&gz, &std::fs::read(&log).unwrap());
     std::fs::remove_file(&log).unwrap();
     append(&log, &lines[1500..1800].concat());
-    let (stop, handle) = start_following(&store, vec![log.clone()], 16);
+    let following = start_following(&store, vec![log.clone()], 16);
     wait_for_rows(&store, 1800);
     append(&log, &lines[1800..2000].concat());
     wait_for_rows(&store, 2000);
-    stop.store(true, Ordering::Relaxed);
-    handle.join().unwrap();
+    following.stop();
     assert_eq!(keys_in(&store), keys_of(&lines[..2000]));
 }
 
@@ -334,7 +337,7 @@ fn follow_survives_a_file_removed_or_compressed_away() {
     let store = dir.path().join("s");
     Store::create(&store).unwrap();
     append(&log, &lines[..300].concat());
-    let (stop, handle) = start_following(&store, vec![log.clone()], 16);
+    let following = start_following(&store, vec![log.clone()], 16);
     wait_for_rows(&store, 300);
     // Lines written, then the file removed before kaq looks: read through its handle.
     append(&log, &lines[300..400].concat());
@@ -349,8 +352,7 @@ fn follow_survives_a_file_removed_or_compressed_away() {
     std::fs::remove_file(&rotated).unwrap();
     append(&log, &lines[600..700].concat());
     wait_for_rows(&store, 700);
-    stop.store(true, Ordering::Relaxed);
-    handle.join().unwrap();
+    following.stop();
     assert_eq!(keys_in(&store), keys_of(&lines[..700]));
 }
 
@@ -366,16 +368,14 @@ fn a_followed_link_finds_its_file_rotated_while_stopped() {
     let store = dir.path().join("s");
     Store::create(&store).unwrap();
     append(&real, &lines[..100].concat());
-    let (stop, handle) = start_following(&store, vec![link.clone()], 16);
+    let following = start_following(&store, vec![link.clone()], 16);
     wait_for_rows(&store, 100);
-    stop.store(true, Ordering::Relaxed);
-    handle.join().unwrap();
+    following.stop();
     append(&real, &lines[100..150].concat());
     std::fs::rename(&real, real_dir.join("audit-1.log")).unwrap();
     append(&real, &lines[150..160].concat());
-    let (stop, handle) = start_following(&store, vec![link.clone()], 16);
+    let following = start_following(&store, vec![link.clone()], 16);
     wait_for_rows(&store, 160);
-    stop.store(true, Ordering::Relaxed);
-    handle.join().unwrap();
+    following.stop();
     assert_eq!(keys_in(&store), keys_of(&lines[..160]));
 }
