@@ -154,7 +154,7 @@ impl Store {
                         .map(|p| p.display().to_string())
                         .filter(|p| !p.ends_with(" (deleted)"))
                         .unwrap_or_else(|| format!("{} (rotated)", t.name));
-                    if let Some(r) = self.what_to_read_as(&fd, Some(&name), &open.updates, true)? {
+                    if let Some(r) = self.what_to_read(&fd, Some(&name), &open.updates, true)? {
                         self.read_into(&mut open, r, &opts.ingest, on_chunk, &mut report)?;
                     }
                     rotated.push(name);
@@ -171,7 +171,7 @@ impl Store {
                 }
                 if let Some((f, _)) = &t.open {
                     let fd = fd_path(f);
-                    let to_read = self.what_to_read_as(&fd, Some(&t.name), &open.updates, false)?;
+                    let to_read = self.what_to_read(&fd, Some(&t.name), &open.updates, false)?;
                     if let Some(r) = to_read {
                         self.read_into(&mut open, r, &opts.ingest, on_chunk, &mut report)?;
                     }
@@ -180,18 +180,14 @@ impl Store {
             let due = last_commit.elapsed() >= opts.commit_every || open.rows() >= opts.ingest.segment_events.max(1);
             if due || stopping {
                 let events = open.rows();
-                let had_any = open.segment.is_some() || !open.updates.is_empty();
-                if had_any {
-                    report.segments += usize::from(self.commit_pending(&mut open)?);
-                }
-                let merged = if had_any { self.merge_small_tail(opts, &mut retired)? } else { 0 };
+                let committed = self.commit_pending(&mut open)?;
+                report.segments += usize::from(committed);
+                let merged = if committed { self.merge_small_tail(opts, &mut retired)? } else { 0 };
                 retired.retain(|(when, files)| {
                     // Left to the next writer when kaq stops sooner (`remove_orphans`).
                     let old = when.elapsed() >= Duration::from_secs(60);
                     if old {
-                        for f in files {
-                            let _ = if f.is_dir() { std::fs::remove_dir_all(f) } else { std::fs::remove_file(f) };
-                        }
+                        files.iter().for_each(|f| crate::remove_path(f));
                     }
                     !old
                 });

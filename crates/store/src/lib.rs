@@ -290,6 +290,12 @@ fn set_private(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Removes a file or a directory (a segment's index), if it can: what is left is removed by the
+/// next writer (`remove_orphans`).
+fn remove_path(p: &Path) {
+    let _ = if p.is_dir() { fs::remove_dir_all(p) } else { fs::remove_file(p) };
+}
+
 fn sync_dir(p: &Path) -> Result<(), Error> {
     File::open(p).and_then(|d| d.sync_all()).at(p)
 }
@@ -358,8 +364,7 @@ impl Store {
         for e in fs::read_dir(&seg_dir).at(&seg_dir)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !live.contains(name.as_str()) {
-                let p = e.path();
-                let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+                remove_path(&e.path());
             }
         }
         for e in fs::read_dir(&self.dir).at(&self.dir)?.flatten() {
@@ -488,7 +493,7 @@ impl Store {
         let mut open = Pending::default();
         for source in expanded.sources {
             let mut to_read = match &source {
-                Source::File(p) => match self.what_to_read(p, &open.updates, false)? {
+                Source::File(p) => match self.what_to_read(p, None, &open.updates, false)? {
                     Some(r) => r,
                     None => {
                         report.already.push(p.display().to_string());
@@ -513,14 +518,10 @@ impl Store {
     }
 
     /// What is new in the file `p`, given what the store and `pending` hold: `None` when nothing
-    /// is. With `whole`, a half last line is read too (a rotated file: it will not be finished).
-    fn what_to_read(&self, p: &Path, pending: &[Update], whole: bool) -> Result<Option<ToRead>, Error> {
-        self.what_to_read_as(p, None, pending, whole)
-    }
-
-    /// [`what_to_read`](Self::what_to_read) for the file at `p`, named `name` in messages and
-    /// records (for a renamed file read through `/proc/self/fd`).
-    fn what_to_read_as(
+    /// is. It is named `name` in messages and records when given (a file read through
+    /// `/proc/self/fd`), else by its absolute path. With `whole`, a half last line is read too (a
+    /// rotated file: it will not be finished).
+    fn what_to_read(
         &self,
         p: &Path,
         name: Option<&str>,
@@ -566,8 +567,9 @@ impl Store {
             rec.size = end;
             rec.head = id.head_of(end);
             if end == start {
+                // Only a half line: nothing to read, but the report says it waits.
                 let r = ToRead { source: None, continues, rec, unread, start, end: Some(end), id: None };
-                return Ok(unread_some(r));
+                return Ok(r.unread.is_some().then_some(r));
             }
             Some(end)
         };
@@ -665,21 +667,21 @@ impl Store {
     /// whether a segment was committed.
     fn commit_pending(&mut self, open: &mut Pending) -> Result<bool, Error> {
         let updates = std::mem::take(&mut open.updates);
-        let Some(seg) = open.segment.take() else {
-            if updates.is_empty() {
-                return Ok(false);
-            }
-            let mut m = self.manifest.clone();
-            apply(&mut m.sources, updates);
-            self.commit(m)?;
+        let segment = open.segment.take();
+        if segment.is_none() && updates.is_empty() {
             return Ok(false);
-        };
-        let had_rows = seg.rows > 0;
+        }
         let mut m = self.manifest.clone();
         apply(&mut m.sources, updates);
-        let at = m.segments.len();
-        self.close_segment_at(seg, m, at)?;
-        Ok(had_rows)
+        match segment {
+            Some(seg) => {
+                let had_rows = seg.rows > 0;
+                let at = m.segments.len();
+                self.close_segment_at(seg, m, at)?;
+                Ok(had_rows)
+            }
+            None => self.commit(m).map(|()| false),
+        }
     }
 
     fn start_segment(&mut self) -> Result<OpenSegment, Error> {
@@ -1331,11 +1333,6 @@ struct ToRead {
     end: Option<u64>,
     /// The file as identified (none for a stream).
     id: Option<inputs::Identity>,
-}
-
-/// `Some(r)` when `r` says a half line was left (for the report), else nothing to do.
-fn unread_some(r: ToRead) -> Option<ToRead> {
-    r.unread.is_some().then_some(r)
 }
 
 impl ToRead {
