@@ -1,5 +1,8 @@
 //! Random events and queries for differential tests (proptest strategies): a small vocabulary,
-//! so that queries find things; auditIDs shared between events, so that requests have stages.
+//! so that queries find things; auditIDs shared between events, so that requests have stages
+//! (two thirds of the events are stages of their auditID's one request: same received time, verb,
+//! URI and user) and auditIDs are reused (the other third are requests of their own that carry
+//! an auditID another request also carries).
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -46,7 +49,11 @@ prop_compose! {
         ips in proptest::collection::vec(0..IPS.len(), 0..3), ua in 0..UAS.len(), msg in 0..MESSAGES.len(),
         decision in 0..3usize, at in 0i64..7200, latency_ms in 0i64..3000, body in 0..5usize,
         replicas in 0i64..6, host_network in any::<bool>(), privileged in any::<bool>(), imp in 0..4usize,
+        own_request in 0..3usize,
     ) -> Value {
+        // A stage of the auditID's request shares its identity; the others are other requests.
+        let stage_of_id = own_request < 2;
+        let (at, verb, user) = if stage_of_id { ((id as i64 * 977) % 7200, id % VERBS.len(), (id * 5) % USERS.len()) } else { (at, verb, user) };
         let received = NOW - 7_200_000_000 + at * 1_000_000;
         let t = |us: i64| kaq_schema::time::format_micros(us);
         let mut e = json!({
@@ -65,7 +72,7 @@ prop_compose! {
         if let Some(s) = SUBRESOURCES[sub] { o["subresource"] = json!(s); }
         let uri = format!("/api/v1/namespaces/{}/{}/{}{}", NSS[ns].unwrap_or("default"), RESOURCES[res],
             NAMES[name].unwrap_or(""), if SUBRESOURCES[sub] == Some("exec") { "/exec?command=sh&command=-c&command=id" } else { "" });
-        e["requestURI"] = json!(uri);
+        e["requestURI"] = json!(if stage_of_id { format!("/api/v1/namespaces/prod/pods/request-{id}") } else { uri });
         if let Some(c) = CODES[code] {
             e["responseStatus"] = json!({"metadata": {}, "code": c});
             if let Some(m) = MESSAGES[msg] { e["responseStatus"]["message"] = json!(m); }

@@ -172,6 +172,20 @@ pub fn events_of(text: &str) -> Vec<J> {
     out
 }
 
+/// A request's identity: auditID, requestReceivedTimestamp (as an instant), verb, requestURI and
+/// user.username.
+type Request<'e> = (&'e str, Option<i64>, Option<&'e str>, Option<&'e str>, Option<&'e str>);
+
+fn request_of(e: &J) -> Request<'_> {
+    (
+        e["auditID"].as_str().unwrap_or(""),
+        time_of(&e["requestReceivedTimestamp"]),
+        e["verb"].as_str(),
+        e["requestURI"].as_str(),
+        e["user"]["username"].as_str(),
+    )
+}
+
 /// Runs `query` over `events`. Panics on queries kaq-query rejects (callers compile first).
 pub fn run(query: &str, events: &[J], opts: &Options) -> Answer {
     let q = kaq_syntax::parse(query).expect("the oracle runs valid queries");
@@ -181,7 +195,8 @@ pub fn run(query: &str, events: &[J], opts: &Options) -> Answer {
             Stage::Where { expr, .. } => mentions_stage(expr),
             _ => false,
         });
-    // 2. Latest stage per auditID.
+    // 2. Latest stage per request: the auditID and what every stage of a request repeats (its
+    // received time, verb, URI and user), compared whole.
     let mut pool: Vec<&J> = events.iter().collect();
     if !(opts.all_stages || uses_stage) {
         // Highest stage rank, then latest stageTimestamp, then latest time (absent first), then
@@ -190,21 +205,15 @@ pub fn run(query: &str, events: &[J], opts: &Options) -> Answer {
             let t = |v: O| if let O::T(t) = v { t } else { i64::MIN };
             (rank(e["stage"].as_str()), t(field(e, "stage_time")), t(field(e, "time")), i)
         };
-        let mut latest: HashMap<&str, (u8, i64, i64, usize)> = HashMap::new();
+        let mut latest: HashMap<Request, (u8, i64, i64, usize)> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
-            let id = e["auditID"].as_str().unwrap_or("");
             let k = key(i, e);
-            let slot = latest.entry(id).or_insert(k);
+            let slot = latest.entry(request_of(e)).or_insert(k);
             if k >= *slot {
                 *slot = k;
             }
         }
-        pool = events
-            .iter()
-            .enumerate()
-            .filter(|(i, e)| latest[e["auditID"].as_str().unwrap_or("")].3 == *i)
-            .map(|(_, e)| e)
-            .collect();
+        pool = events.iter().enumerate().filter(|(i, e)| latest[&request_of(e)].3 == *i).map(|(_, e)| e).collect();
     }
     // 3. The search and leading wheres.
     let mut stages = q.stages.as_slice();

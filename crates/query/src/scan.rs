@@ -3,8 +3,14 @@
 //!
 //! Latest stage per request: each event gets a global position (its order in the input). Events
 //! that match keep their row; events that do not match (or lines the prefilter skipped) leave only
-//! their auditID and [`Latest`] key. At the end, a matching event is kept when no other event of
-//! its auditID is later by (stage rank, stageTimestamp, time, position).
+//! their request's identity ([`RequestKey`]) and [`Latest`] key. At the end, a matching event is
+//! kept when no other record of its request is later by (stage rank, stageTimestamp, time,
+//! position).
+//!
+//! A request is its auditID *and* what every stage of one request repeats: the received time,
+//! the verb, the URI and the user. The API server takes the auditID from the client's `Audit-ID`
+//! header when one is sent, so two requests can carry one auditID; keyed by the auditID alone,
+//! one would hide the other.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -92,6 +98,40 @@ fn parse_uuid(s: &str) -> Option<u128> {
     (bad & 0xF0 == 0).then_some(v)
 }
 
+/// The identity of a request: its auditID, and a digest of what all stages of one request share
+/// (`requestReceivedTimestamp`, `verb`, `requestURI`, `user.username`). Records are stages of one
+/// request exactly when their keys are equal. The digest is SipHash under a key drawn at random
+/// per process, so a log cannot be written to make two requests collide (and the key is never
+/// stored: it only compares records read by one process).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestKey {
+    pub id: IdKey,
+    pub request: u64,
+}
+
+impl RequestKey {
+    pub fn of(ev: &Event<'_>) -> RequestKey {
+        RequestKey { id: IdKey::new(ev.audit_id.as_deref().unwrap_or("")), request: request_digest(ev) }
+    }
+}
+
+/// The digest of what every stage of one request repeats ([`RequestKey`]).
+pub fn request_digest(ev: &Event<'_>) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: LazyLock<std::collections::hash_map::RandomState> =
+        LazyLock::new(std::collections::hash_map::RandomState::new);
+    KEY.hash_one((
+        ev.request_received,
+        ev.verb.as_deref(),
+        ev.request_uri.as_deref(),
+        ev.user.as_ref().and_then(|u| u.username.as_deref()),
+    ))
+}
+
+/// The columns of kaq's Parquet schema that [`RequestKey::of`] and [`Latest`] read from a
+/// restored event (`unmapped` says whether `requestReceivedTimestamp` was absent).
+pub const IDENTITY_COLUMNS: &[&str] = &["id", "stage", "stage_time", "time", "verb", "uri", "user", "unmapped"];
+
 /// What decides which record of a request is its latest: the stage's rank, then the latest
 /// `stageTimestamp`, then the latest `time` (absent ones first); the position read decides last.
 /// Positions alone would do for logs, but a store's segments are sorted by time: with the
@@ -106,7 +146,7 @@ fn latest_of(ev: &Event<'_>) -> Latest {
 /// A matching event.
 struct Hit {
     pos: u64,
-    id: IdKey,
+    key: RequestKey,
     rank: Latest,
     row: Row,
 }
@@ -114,11 +154,13 @@ struct Hit {
 /// An event that did not match: only what decides which stage is the latest.
 struct Stage {
     pos: u64,
-    id: IdKey,
+    /// For a `quick` line, only the auditID is known: `request` is 0 and not compared.
+    key: RequestKey,
     rank: Latest,
-    /// A line the prefilter skipped: its stage was read by byte search, its timestamps were not,
-    /// and it was not validated. If it could be the latest record of a matching request, the scan
-    /// is redone without the prefilter ([`NeedsRescan`]).
+    /// A line the prefilter skipped: its auditID and stage were read by byte search, its
+    /// timestamps and the rest of its identity were not, and it was not validated. If it could be
+    /// the latest record of a matching request (it shares the auditID of one, at the same stage
+    /// or later), the scan is redone without the prefilter ([`NeedsRescan`]).
     quick: bool,
 }
 
@@ -145,7 +187,7 @@ impl Found {
 
     /// The auditIDs of the matching events so far.
     pub fn hit_ids(&self) -> impl Iterator<Item = &IdKey> {
-        self.hits.iter().map(|h| &h.id)
+        self.hits.iter().map(|h| &h.key.id)
     }
 
     /// Adds the findings of another pass over the same chunk (other rows of the same file).
@@ -202,15 +244,15 @@ impl<'p> Scan<'p> {
         if !hit && self.plan.all_stages {
             return;
         }
-        let id = IdKey::new(ev.audit_id.as_deref().unwrap_or(""));
+        let key = RequestKey::of(ev);
         let rank = latest_of(ev);
         if !hit {
-            found.others.push(Stage { pos, id, rank, quick: false });
+            found.others.push(Stage { pos, key, rank, quick: false });
             return;
         }
         let vals = (0..self.getters.len()).map(|c| cols.get(c).clone().into_owned()).collect();
         let raw = self.plan.whole_events.then(|| self.event_json(ev, text));
-        found.hits.push(Hit { pos, id, rank, row: Row { vals, raw } });
+        found.hits.push(Hit { pos, key, rank, row: Row { vals, raw } });
     }
 
     /// The event's JSON as written, unless redaction changed the event (then as re-encoded).
@@ -258,7 +300,8 @@ impl EventHandler for Scan<'_> {
         match quick_id_stage(line) {
             Some((id, stage)) => {
                 let rank = (stage, i64::MIN, i64::MIN);
-                found.others.push(Stage { pos: found.n, id: IdKey::new(id), rank, quick: true });
+                let key = RequestKey { id: IdKey::new(id), request: 0 };
+                found.others.push(Stage { pos: found.n, key, rank, quick: true });
                 found.n += 1;
                 true
             }
@@ -343,6 +386,8 @@ pub struct Scanned {
     pub parquet_rows: u64,
     /// The first rejected records (at most `max_rejects`).
     pub rejects: Vec<Reject>,
+    /// Rows whose auditID another request also carries ([`Finished::ids_reused`]).
+    pub ids_reused: u64,
 }
 
 /// Errors of a scan.
@@ -395,8 +440,10 @@ pub fn scan(
         if read.cancelled() {
             return Err(ScanError::Cancelled);
         }
-        match collect.finish(plan.all_stages) {
-            Ok(rows) => return Ok(Scanned { rows, report, parquet_rows, rejects }),
+        match collect.finish_counting(plan.all_stages) {
+            Ok(Finished { rows, ids_reused }) => {
+                return Ok(Scanned { rows, report, parquet_rows, rejects, ids_reused });
+            }
             // Rare: a skipped line may be the latest stage of a matching request. Decode all.
             Err(NeedsRescan) => {
                 handler = handler.without_prefilter();
@@ -420,7 +467,7 @@ fn slot_columns(plan: &Plan, latest: bool) -> Vec<&'static str> {
         .flat_map(|s| Getter::new(s.key.as_ref().expect("slots are event fields")).columns().iter().copied())
         .collect();
     if latest {
-        cols.extend(["id", "stage", "stage_time", "time"]);
+        cols.extend(IDENTITY_COLUMNS);
     }
     cols.sort_unstable();
     cols.dedup();
@@ -738,24 +785,57 @@ impl Collector {
 
     /// The rows kept: every hit with all stages, else the hits that are their request's latest.
     pub fn finish(self, all_stages: bool) -> Result<Vec<Row>, NeedsRescan> {
-        if all_stages {
-            return Ok(self.hits.into_iter().map(|h| h.row).collect());
+        self.finish_counting(all_stages).map(|f| f.rows)
+    }
+
+    /// [`Collector::finish`], and how many of the requests kept share their auditID with another
+    /// request among the records read.
+    pub fn finish_counting(self, all_stages: bool) -> Result<Finished, NeedsRescan> {
+        // Requests per auditID among the records read whole (hits, and others decoded).
+        let mut requests: HashMap<&IdKey, (u64, bool)> = HashMap::new();
+        fn note<'k>(requests: &mut HashMap<&'k IdKey, (u64, bool)>, k: &'k RequestKey) {
+            let e = requests.entry(&k.id).or_insert((k.request, false));
+            e.1 |= e.0 != k.request;
         }
-        // The latest (rank, position) per auditID among hits, then among the others.
-        let mut best: HashMap<&IdKey, (Latest, u64)> = HashMap::with_capacity(self.hits.len());
         for h in &self.hits {
-            let e = best.entry(&h.id).or_insert((h.rank, h.pos));
+            note(&mut requests, &h.key);
+        }
+        if all_stages {
+            for o in self.others.iter().filter(|o| !o.quick) {
+                note(&mut requests, &o.key);
+            }
+            let reused = |h: &Hit| requests.get(&h.key.id).is_some_and(|r| r.1);
+            let ids_reused = self.hits.iter().filter(|h| reused(h)).count() as u64;
+            return Ok(Finished { rows: self.hits.into_iter().map(|h| h.row).collect(), ids_reused });
+        }
+        // The latest (rank, position) per request among hits, then among the others.
+        let mut best: HashMap<&RequestKey, (Latest, u64)> = HashMap::with_capacity(self.hits.len());
+        for h in &self.hits {
+            let e = best.entry(&h.key).or_insert((h.rank, h.pos));
             *e = (*e).max((h.rank, h.pos));
         }
-        let mut superseded: std::collections::HashSet<&IdKey> = std::collections::HashSet::new();
+        // A skipped line is known by its auditID only: it may be a record of any matching
+        // request of that auditID.
+        let mut lowest_stage: HashMap<&IdKey, u8> = HashMap::with_capacity(best.len());
+        for (k, b) in &best {
+            let e = lowest_stage.entry(&k.id).or_insert(b.0.0);
+            *e = (*e).min(b.0.0);
+        }
+        let mut superseded: std::collections::HashSet<&RequestKey> = std::collections::HashSet::new();
         if !best.is_empty() {
             for o in &self.others {
-                if let Some(b) = best.get(&o.id) {
-                    if o.quick && o.rank.0 >= b.0.0 {
+                if o.quick {
+                    if lowest_stage.get(&o.key.id).is_some_and(|s| o.rank.0 >= *s) {
                         return Err(NeedsRescan);
                     }
+                    continue;
+                }
+                if lowest_stage.contains_key(&o.key.id) {
+                    note(&mut requests, &o.key);
+                }
+                if let Some(b) = best.get(&o.key) {
                     if (o.rank, o.pos) > *b {
-                        superseded.insert(&o.id);
+                        superseded.insert(&o.key);
                     }
                 }
             }
@@ -763,10 +843,21 @@ impl Collector {
         let keep: Vec<bool> = self
             .hits
             .iter()
-            .map(|h| !superseded.contains(&h.id) && best.get(&h.id) == Some(&(h.rank, h.pos)))
+            .map(|h| !superseded.contains(&h.key) && best.get(&h.key) == Some(&(h.rank, h.pos)))
             .collect();
-        Ok(self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row).collect())
+        let reused = |h: &Hit| requests.get(&h.key.id).is_some_and(|r| r.1);
+        let ids_reused = self.hits.iter().zip(&keep).filter(|(h, k)| **k && reused(h)).count() as u64;
+        let rows = self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row).collect();
+        Ok(Finished { rows, ids_reused })
     }
+}
+
+/// What [`Collector::finish_counting`] keeps.
+pub struct Finished {
+    pub rows: Vec<Row>,
+    /// Rows kept whose auditID another request also carries (among the records read: with every
+    /// stage kept, among the matching ones).
+    pub ids_reused: u64,
 }
 
 #[cfg(test)]

@@ -964,10 +964,12 @@ impl Store {
             }
             None => None,
         };
+        let mut ids_reused = 0;
         let (rows, rows_read) = if segs.is_empty() {
             (Vec::new(), 0)
-        } else if let Some(found) = by_index {
-            found
+        } else if let Some((rows, rows_read, reused)) = by_index {
+            ids_reused = reused;
+            (rows, rows_read)
         } else if let Some(scanned) =
             kaq_query::columnar::scan(plan, &paths, read.threads.max(1), read.cancel.as_deref())
         {
@@ -994,6 +996,7 @@ impl Store {
             (scanned.rows, scanned.rows_read)
         } else {
             let scanned = kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?;
+            ids_reused = scanned.ids_reused;
             trace.push(format!(
                 "scan: {} rows restored and tested: {} rows kept",
                 scanned.parquet_rows,
@@ -1014,6 +1017,7 @@ impl Store {
             segments_read: searched,
             segments_pruned: pruned,
             rows_read,
+            ids_reused,
             trace,
         })
     }
@@ -1031,7 +1035,7 @@ impl Store {
         read: &ReadOptions,
         how: Narrow,
         trace: &mut Vec<String>,
-    ) -> Result<Option<(Vec<kaq_query::Row>, u64)>, Error> {
+    ) -> Result<Option<(Vec<kaq_query::Row>, u64, u64)>, Error> {
         let cancelled = || read.cancelled().then_some(Error::Scan(kaq_query::scan::ScanError::Cancelled));
         let handler = kaq_query::scan::Scan::new(plan, false);
         let ierr = |path: &Path, why: String| Error::Index { path: path.to_path_buf(), why };
@@ -1144,12 +1148,12 @@ impl Store {
         for f in founds {
             collect.add(f);
         }
-        let rows = collect.finish(plan.all_stages).map_err(|_| Error::Index {
+        let finished = collect.finish_counting(plan.all_stages).map_err(|_| Error::Index {
             path: self.dir.clone(),
             why: "a row was skipped without being read (never happens on segments)".into(),
         })?;
-        trace.push(format!("kept: {} rows", rows.len()));
-        Ok(Some((rows, read_rows)))
+        trace.push(format!("kept: {} rows", finished.rows.len()));
+        Ok(Some((finished.rows, read_rows, finished.ids_reused)))
     }
 }
 
@@ -1267,6 +1271,9 @@ pub struct QueryResult {
     /// latest-stage rule the rows of matching requests are still looked up in them.
     pub segments_pruned: usize,
     pub rows_read: u64,
+    /// Matching requests whose auditID another request also carries (`id_reused`), when the
+    /// rows were read one by one (0 when counted or aggregated from the columns).
+    pub ids_reused: u64,
     /// How the rows were found and what each step left, with row counts (`kaq query --explain`).
     pub trace: Vec<String>,
 }
