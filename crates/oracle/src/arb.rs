@@ -142,6 +142,8 @@ const TERMS: &[&str] = &[
     "request.spec.template.spec.containers.0.securityContext.privileged:true",
     "host_network:true",
     "privileged:true",
+    "id_reused:true",
+    "-id_reused:true",
     "request:*",
     "request.kind:Deployment",
     "request.spec.replicas:3",
@@ -206,6 +208,7 @@ const SHAPES: &[(&str, &[&str])] = &[
     ("timeline 1h by verb", &["sort -count"]),
     ("table time, user, verb, ns, ip", &["where ip:203.0.113.0/24", "sort user", "dedup user", "head 4"]),
     ("table user, code, latency", &["where latency > 1s", "sort -latency"]),
+    ("table id, id_reused, verb, user", &["where id_reused:true", "dedup id"]),
 ];
 
 /// A valid query: terms from `TERMS`, stages from `EVENT_STAGES` and `SHAPES`.

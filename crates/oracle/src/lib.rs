@@ -176,6 +176,11 @@ pub fn events_of(text: &str) -> Vec<J> {
 /// user.username.
 type Request<'e> = (&'e str, Option<i64>, Option<&'e str>, Option<&'e str>, Option<&'e str>);
 
+thread_local! {
+    /// The auditIDs several requests carry in the events of the running query (`id_reused`).
+    static REUSED: std::cell::RefCell<std::collections::HashSet<String>> = Default::default();
+}
+
 fn request_of(e: &J) -> Request<'_> {
     (
         e["auditID"].as_str().unwrap_or(""),
@@ -195,6 +200,16 @@ pub fn run(query: &str, events: &[J], opts: &Options) -> Answer {
             Stage::Where { expr, .. } => mentions_stage(expr),
             _ => false,
         });
+    // `id_reused`: the auditIDs that more than one request carries, over every event.
+    let mut requests: HashMap<&str, Vec<Request>> = HashMap::new();
+    for e in events {
+        let r = request_of(e);
+        let v = requests.entry(r.0).or_default();
+        if !v.contains(&r) {
+            v.push(r);
+        }
+    }
+    REUSED.with(|s| *s.borrow_mut() = requests.iter().filter(|(_, v)| v.len() > 1).map(|(k, _)| k.to_string()).collect());
     // 2. Latest stage per request: the auditID and what every stage of a request repeats (its
     // received time, verb, URI and user), compared whole.
     let mut pool: Vec<&J> = events.iter().collect();
@@ -503,6 +518,7 @@ fn field(e: &J, name: &str) -> O {
             _ => O::Null,
         },
         "id" => s_of(&e["auditID"]),
+        "id_reused" => O::B(REUSED.with(|s| s.borrow().contains(e["auditID"].as_str().unwrap_or("")))),
         "stage" | "level" | "verb" => s_of(&e[name]),
         "uri" => s_of(&e["requestURI"]),
         "user" => s_of(&u["username"]),

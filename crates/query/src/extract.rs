@@ -16,6 +16,9 @@ pub enum Getter {
     StageTime,
     Latency,
     Id,
+    /// Whether another request carries the event's auditID: known only from the whole input
+    /// ([`crate::Plan::reused_ids`]), so the scan answers it, not [`Getter::get`].
+    IdReused,
     Stage,
     Level,
     Verb,
@@ -71,6 +74,7 @@ impl Getter {
                 "stage_time" => Getter::StageTime,
                 "latency" => Getter::Latency,
                 "id" => Getter::Id,
+                "id_reused" => Getter::IdReused,
                 "stage" => Getter::Stage,
                 "level" => Getter::Level,
                 "verb" => Getter::Verb,
@@ -126,6 +130,7 @@ impl Getter {
             // another timestamp and there is no latency).
             Getter::Latency => &["time", "stage_time", "unmapped"],
             Getter::Id => &["id"],
+            Getter::IdReused => crate::scan::IDENTITY_COLUMNS,
             Getter::Stage => &["stage"],
             Getter::Level => &["level"],
             Getter::Verb => &["verb"],
@@ -184,6 +189,7 @@ impl Getter {
             Getter::StageTime => ev.stage_timestamp.map_or(Val::Null, Val::Time),
             Getter::Latency => ev.derived.latency_us.map_or(Val::Null, Val::Dur),
             Getter::Id => s(ev.audit_id.as_ref()),
+            Getter::IdReused => Val::Null,
             Getter::Stage => s(ev.stage.as_ref()),
             Getter::Level => s(ev.level.as_ref()),
             Getter::Verb => s(ev.verb.as_ref()),

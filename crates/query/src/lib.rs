@@ -60,6 +60,22 @@ pub fn run_on_text(plan: &Plan, text: &str) -> Vec<Row> {
         }
         scan::finish_one(found, plan.all_stages)
     };
+    let with_reused;
+    let plan = if plan.needs_reused_ids() {
+        let mut ids = scan::Identities::default();
+        let opts = kaq_schema::DecodeOptions::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            kaq_schema::decode_records_with_text(line, &opts, &mut |r| {
+                if let Ok((ev, _)) = r {
+                    ids.add(&ev);
+                }
+            });
+        }
+        with_reused = Plan { reused_ids: Some(std::sync::Arc::new(ids.reused())), ..plan.clone() };
+        &with_reused
+    } else {
+        plan
+    };
     let handler = scan::Scan::new(plan, false);
     let rows = run(&handler).or_else(|_| run(&handler.without_prefilter())).expect("no prefilter, no rescan");
     pipeline::run(&plan.steps.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), rows)

@@ -217,13 +217,20 @@ impl Scan<'_> {
 struct EventCols<'e, 'g> {
     ev: &'e Event<'e>,
     getters: &'g [Getter],
+    reused: Option<&'g std::collections::HashSet<IdKey>>,
     cache: Vec<Option<Val<'e>>>,
 }
 
 impl<'e> Columns<'e> for EventCols<'e, '_> {
     fn get(&mut self, col: usize) -> &Val<'e> {
-        let ev = self.ev;
-        self.cache[col].get_or_insert_with(|| self.getters[col].get(ev))
+        let (ev, reused) = (self.ev, self.reused);
+        self.cache[col].get_or_insert_with(|| match &self.getters[col] {
+            Getter::IdReused => {
+                let reused = reused.expect("the executor sets Plan::reused_ids for plans that read it");
+                Val::Bool(reused.contains(&IdKey::new(ev.audit_id.as_deref().unwrap_or(""))))
+            }
+            g => g.get(ev),
+        })
     }
 }
 
@@ -239,7 +246,8 @@ impl<'p> Scan<'p> {
         found.n += 1;
         // Shorten the event's lifetime to this call: columns borrow from it.
         let ev: &Event<'_> = ev;
-        let mut cols = EventCols { ev, getters: &self.getters, cache: vec![None; self.getters.len()] };
+        let reused = self.plan.reused_ids.as_deref();
+        let mut cols = EventCols { ev, getters: &self.getters, reused, cache: vec![None; self.getters.len()] };
         let hit = eval(&self.plan.filter, &mut cols);
         if !hit && self.plan.all_stages {
             return;
@@ -400,6 +408,129 @@ pub enum ScanError {
     /// [`ReadOptions::cancel`] was set: the scan stopped early and its rows are dropped.
     #[error("cancelled")]
     Cancelled,
+    /// The query cannot run over this input.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The requests of an input, by identity ([`RequestKey`]): how many records, how many
+/// requests, and which auditIDs more than one request carries.
+#[derive(Debug, Default)]
+pub struct Identities {
+    /// Records read.
+    pub records: u64,
+    /// The requests of each auditID (for an auditID carried by one request, one).
+    requests: HashMap<IdKey, Vec<u64>>,
+}
+
+impl Identities {
+    pub fn add(&mut self, ev: &Event<'_>) {
+        self.records += 1;
+        let k = RequestKey::of(ev);
+        let r = self.requests.entry(k.id).or_default();
+        if !r.contains(&k.request) {
+            r.push(k.request);
+        }
+    }
+
+    fn merge(&mut self, other: Identities) {
+        self.records += other.records;
+        for (id, rs) in other.requests {
+            let r = self.requests.entry(id).or_default();
+            for q in rs {
+                if !r.contains(&q) {
+                    r.push(q);
+                }
+            }
+        }
+    }
+
+    /// Distinct requests.
+    pub fn requests(&self) -> u64 {
+        self.requests.values().map(|r| r.len() as u64).sum()
+    }
+
+    /// The auditIDs that more than one request carries.
+    pub fn reused(&self) -> std::collections::HashSet<IdKey> {
+        self.requests.iter().filter(|(_, r)| r.len() > 1).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Requests whose auditID another request also carries.
+    pub fn requests_sharing_an_id(&self) -> u64 {
+        self.requests.values().filter(|r| r.len() > 1).map(|r| r.len() as u64).sum()
+    }
+}
+
+/// Gathers identities on the decode threads.
+struct IdentityHandler;
+
+impl EventHandler for IdentityHandler {
+    type State = Identities;
+    type Output = Identities;
+
+    fn start(&self) -> Identities {
+        Identities::default()
+    }
+
+    fn event(&self, ids: &mut Identities, ev: &Event<'_>) {
+        ids.add(ev);
+    }
+
+    fn finish(&self, ids: Identities) -> Identities {
+        ids
+    }
+}
+
+/// Every record's request identity in `inputs` (logs, directories and kaq Parquet files; rejected
+/// records are not events and count nowhere).
+pub fn identities(inputs: &[PathBuf], read: &ReadOptions) -> Result<Identities, ScanError> {
+    let expanded = kaq_input::expand(inputs)?;
+    let (parquet, logs): (Vec<Source>, Vec<Source>) =
+        expanded.sources.into_iter().partition(|s| matches!(s, Source::File(p) if kaq_columnar::read::is_parquet(p)));
+    let mut all = Identities::default();
+    kaq_input::read(&logs, read, &IdentityHandler, |chunk| {
+        if let Some(ids) = chunk.output {
+            all.merge(ids);
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .unwrap_or_else(|e| match e {});
+    let files: Vec<PathBuf> =
+        parquet.into_iter().filter_map(|s| if let Source::File(p) = s { Some(p) } else { None }).collect();
+    all.merge(parquet_identities(&files, read.threads.max(1), read.cancel.as_deref())?);
+    if read.cancelled() {
+        return Err(ScanError::Cancelled);
+    }
+    Ok(all)
+}
+
+/// Every row's request identity in kaq Parquet `files` (a store's segments), reading only the
+/// columns identity needs.
+pub fn parquet_identities(
+    files: &[PathBuf],
+    threads: usize,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<Identities, ScanError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let (found, _) = par_row_groups(files, threads, cancel, &[], |job| {
+        let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+        let mask = columns_mask(IDENTITY_COLUMNS, b.schema(), b.parquet_schema());
+        let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
+        let mut ids = Identities::default();
+        for batch in reader {
+            let batch = batch?;
+            let cols = kaq_columnar::Columns::projected(&batch)?;
+            for i in 0..batch.num_rows() {
+                ids.add(&cols.event(i)?);
+            }
+        }
+        Ok(ids)
+    })?;
+    let mut all = Identities::default();
+    for f in found {
+        all.merge(f);
+    }
+    Ok(all)
 }
 
 /// Scans `inputs` (files, directories, `-`) with `plan`'s filter.
@@ -410,6 +541,20 @@ pub fn scan(
     max_rejects: usize,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> Result<Scanned, ScanError> {
+    let with_reused;
+    let plan = if plan.needs_reused_ids() {
+        if inputs.iter().any(|p| p.as_os_str() == "-") {
+            return Err(ScanError::Unsupported(
+                "`id_reused` reads the input twice (once to find the auditIDs several requests carry): give files, not stdin"
+                    .into(),
+            ));
+        }
+        let ids = identities(inputs, read)?;
+        with_reused = Plan { reused_ids: Some(std::sync::Arc::new(ids.reused())), ..plan.clone() };
+        &with_reused
+    } else {
+        plan
+    };
     let expanded = kaq_input::expand(inputs)?;
     let (parquet, logs): (Vec<Source>, Vec<Source>) =
         expanded.sources.into_iter().partition(|s| matches!(s, Source::File(p) if kaq_columnar::read::is_parquet(p)));

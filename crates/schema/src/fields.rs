@@ -74,6 +74,7 @@ pub static FIELDS: &[Field] = &[
     f!("stage_time", ["stageTimestamp"], "stageTimestamp", Timestamp, list=false, derived=false, Some("stage_time"), "when this stage was logged"),
     f!("latency", ["duration"], "stageTimestamp − requestReceivedTimestamp", Duration, list=false, derived=true, None, "time from request to this stage (stage_time − time)"),
     f!("id", ["auditID", "audit_id"], "auditID", Keyword, list=false, derived=false, Some("id"), "the request's audit ID, shared by its stages"),
+    f!("id_reused", [], "auditID, request identity", Bool, list=false, derived=true, None, "another request carries the same auditID (clients may choose it: the Audit-ID header)"),
     f!("stage", [], "stage", Keyword, list=false, derived=false, Some("stage"), "RequestReceived, ResponseStarted, ResponseComplete or Panic"),
     f!("level", [], "level", Keyword, list=false, derived=false, Some("level"), "None, Metadata, Request or RequestResponse"),
     f!("verb", [], "verb", Keyword, list=false, derived=false, Some("verb"), "get, list, watch, create, update, patch, delete, deletecollection…"),

@@ -890,9 +890,20 @@ impl Store {
             // A compaction or prune replaced segments since this handle read the manifest: read
             // the current one (its files stay until the next such commit).
             let fresh = Store::open(&self.dir)?;
-            return fresh.run_segments(plan, read);
+            return fresh.run(plan, read);
+        }
+        if plan.needs_reused_ids() {
+            // `id_reused` is a property of the whole store: the identities of every record first.
+            let ids = self.identities(read)?;
+            let plan = kaq_query::Plan { reused_ids: Some(std::sync::Arc::new(ids.reused())), ..plan.clone() };
+            return self.run_segments(&plan, read);
         }
         self.run_segments(plan, read)
+    }
+
+    /// Every record's request identity: records, requests, auditIDs several requests carry.
+    pub fn identities(&self, read: &ReadOptions) -> Result<kaq_query::scan::Identities, Error> {
+        Ok(kaq_query::scan::parquet_identities(&self.segment_paths(), read.threads.max(1), read.cancel.as_deref())?)
     }
 
     fn run_segments(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {

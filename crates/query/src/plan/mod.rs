@@ -289,9 +289,19 @@ pub struct Plan {
     pub prefilter: Vec<Vec<Vec<u8>>>,
     /// The query as canonical text, macros expanded.
     pub canonical: String,
+    /// For a plan that reads `id_reused`: the auditIDs that more than one request carries in the
+    /// whole input, found before the scan ([`crate::scan::identities`]); `None` until then.
+    pub reused_ids: Option<std::sync::Arc<std::collections::HashSet<crate::scan::IdKey>>>,
 }
 
 impl Plan {
+    /// Whether the plan reads `id_reused`: an executor must then set
+    /// [`reused_ids`](Self::reused_ids) from every record of its input before scanning.
+    pub fn needs_reused_ids(&self) -> bool {
+        self.slots.iter().any(|s| matches!(&s.key, Some(FieldKey::Field(f)) if f.name == "id_reused"))
+            && self.reused_ids.is_none()
+    }
+
     /// The columns of the result.
     pub fn output_columns(&self) -> &[Column] {
         self.steps.last().map_or(&self.slots, |(_, c)| c)
