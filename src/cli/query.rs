@@ -177,9 +177,11 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let hidden = indicatif::ProgressBar::hidden();
     let mut reject_error = None;
     let steps: Vec<Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
+    let ids_reused;
     let (rows, matched, counts, parquet_rows) = if use_store {
         let store = kaq_store::Store::open(&store_dir)?;
         let r = store.run(&plan, &read)?;
+        ids_reused = r.ids_reused;
         (r.rows, None, kaq_input::Counts::default(), r.rows_read)
     } else {
         let scanned = kaq_query::scan::scan(&plan, &inputs, &read, 0, &mut |r| {
@@ -191,6 +193,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
         rejects.finish(&scanned.report, None)?;
+        ids_reused = scanned.ids_reused;
         let matched = scanned.rows.len();
         (kaq_query::pipeline::run(&steps, scanned.rows), Some(matched), scanned.report.counts, scanned.parquet_rows)
     };
@@ -210,6 +213,15 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             write_rows(&mut out, format, &plan, &rows, &shown)?;
             out.flush()?;
         }
+    }
+    if !args.quiet && ids_reused > 0 {
+        // Not an error, but worth knowing: a client chose these auditIDs (the Audit-ID header),
+        // or logs were merged. Each request is still counted and found on its own.
+        eprintln!(
+            "kaq: note: {} of the requests matched carr{} an auditID that another request also carries (`id_reused:true` finds them all)",
+            thousands(ids_reused),
+            if ids_reused == 1 { "ies" } else { "y" }
+        );
     }
     if !args.quiet && std::io::stderr().is_terminal() {
         let c = counts;

@@ -273,14 +273,30 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let bytes: u64 = m.segments.iter().map(|s| s.bytes).sum();
     writeln!(out, "store:     {}", dir.display())?;
     writeln!(out, "format:    {} v{} (generation {})", m.format, m.version, m.generation)?;
-    writeln!(out, "events:    {}", thousands(m.rows()))?;
+    // Records are what the store holds; requests are what `| count` counts (each at its latest
+    // stage, keyed by auditID and request).
+    let ids = store.identities(&kaq_input::ReadOptions::default())?;
+    writeln!(out, "records:   {} (every stage of every request)", thousands(ids.records))?;
+    writeln!(
+        out,
+        "requests:  {} (what `| count` counts: each request once, at its latest stage)",
+        thousands(ids.requests())
+    )?;
+    let sharing = ids.requests_sharing_an_id();
+    if sharing > 0 {
+        writeln!(
+            out,
+            "reused auditIDs: {} requests carry an auditID another request also carries (`id_reused:true` lists them)",
+            thousands(sharing)
+        )?;
+    }
     writeln!(out, "segments:  {} ({})", m.segments.len(), human_bytes(bytes))?;
     writeln!(out, "time:      {} … {}", t(lo), t(hi))?;
     writeln!(out, "inputs:    {} ingested", m.sources.len())?;
     for s in &m.segments {
         writeln!(
             out,
-            "  {}  {:>12} events  {:>10}  {} … {}",
+            "  {}  {:>12} records  {:>10}  {} … {}",
             s.file,
             thousands(s.rows),
             human_bytes(s.bytes),

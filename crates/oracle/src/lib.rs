@@ -209,7 +209,8 @@ pub fn run(query: &str, events: &[J], opts: &Options) -> Answer {
             v.push(r);
         }
     }
-    REUSED.with(|s| *s.borrow_mut() = requests.iter().filter(|(_, v)| v.len() > 1).map(|(k, _)| k.to_string()).collect());
+    REUSED
+        .with(|s| *s.borrow_mut() = requests.iter().filter(|(_, v)| v.len() > 1).map(|(k, _)| k.to_string()).collect());
     // 2. Latest stage per request: the auditID and what every stage of a request repeats (its
     // received time, verb, URI and user), compared whole.
     let mut pool: Vec<&J> = events.iter().collect();

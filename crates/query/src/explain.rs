@@ -23,7 +23,7 @@ pub fn explain(plan: &Plan) -> String {
     s.push_str(if plan.all_stages {
         "stages:    every stage of each request\n"
     } else {
-        "stages:    the latest stage of each auditID (RequestReceived < ResponseStarted < ResponseComplete < Panic)\n"
+        "stages:    the latest stage of each request (RequestReceived < ResponseStarted < ResponseComplete < Panic)\n"
     });
     for (i, (step, cols)) in plan.steps.iter().enumerate() {
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();

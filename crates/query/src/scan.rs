@@ -978,10 +978,8 @@ impl Collector {
                 if lowest_stage.contains_key(&o.key.id) {
                     note(&mut requests, &o.key);
                 }
-                if let Some(b) = best.get(&o.key) {
-                    if (o.rank, o.pos) > *b {
-                        superseded.insert(&o.key);
-                    }
+                if best.get(&o.key).is_some_and(|b| (o.rank, o.pos) > *b) {
+                    superseded.insert(&o.key);
                 }
             }
         }

@@ -370,6 +370,13 @@ impl Session {
                 thousands(answer.rejected)
             );
         }
+        if answer.ids_reused > 0 {
+            eprintln!(
+                "note: {} of the requests matched carr{} an auditID that another request also carries (`id_reused:true` finds them all)",
+                thousands(answer.ids_reused),
+                if answer.ids_reused == 1 { "ies" } else { "y" }
+            );
+        }
         if self.timing {
             eprintln!(
                 "{} row{} in {:.3}s ({} records read)",

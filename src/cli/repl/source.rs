@@ -48,6 +48,8 @@ pub struct Answer {
     /// Rows (store, Parquet) or events (logs) read.
     pub read: u64,
     pub rejected: u64,
+    /// Matching requests whose auditID another request also carries.
+    pub ids_reused: u64,
 }
 
 impl Source {
@@ -97,7 +99,7 @@ impl Source {
         match self {
             Source::Store { store, .. } => {
                 let r = store.run(plan, read)?;
-                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0 })
+                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0, ids_reused: r.ids_reused })
             }
             Source::Files { inputs, .. } => {
                 let scanned = kaq_query::scan::scan(plan, inputs, read, 0, &mut |_| {})?;
@@ -107,6 +109,7 @@ impl Source {
                     rows: kaq_query::pipeline::run(&steps, scanned.rows),
                     read: c.events + c.skipped + scanned.parquet_rows,
                     rejected: c.rejected,
+                    ids_reused: scanned.ids_reused,
                 })
             }
         }

@@ -276,7 +276,7 @@ pub struct Plan {
     /// The condition every event must meet (search, leading `where`s, `--since/--until`).
     pub filter: Pred,
     /// Every stage of a request is a row (`stage:` in the search, or `--all-stages`); otherwise
-    /// only the latest stage of each auditID.
+    /// only the latest stage of each request (auditID and request identity, `scan::RequestKey`).
     pub all_stages: bool,
     /// The stages after the scan, each with the columns it produces.
     pub steps: Vec<(Step, Vec<Column>)>,
