@@ -133,8 +133,13 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         let c = report.counts;
         let secs = start.elapsed().as_secs_f64();
         let m = store.manifest();
+        let held = if report.duplicates > 0 {
+            format!("; {} records already held, not added again", thousands(report.duplicates))
+        } else {
+            String::new()
+        };
         eprintln!(
-            "kaq: ingested {} events from {} input(s), rejected {}, skipped {} empty lines; {} input(s) already in the store; read {} in {:.2} s ({}/s); {} now holds {} events in {} segment(s)",
+            "kaq: ingested {} events from {} input(s), rejected {}, skipped {} empty lines; {} input(s) already in the store{held}; read {} in {:.2} s ({}/s); {} now holds {} events in {} segment(s)",
             thousands(c.events),
             report.read.len(),
             thousands(c.rejected),

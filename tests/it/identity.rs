@@ -68,3 +68,33 @@ fn id_reused_needs_files_it_can_read_twice() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("`id_reused` reads the input twice"), "{}", stderr(&o));
 }
+
+/// A Parquet converted from a log already ingested, and the log piped in again, add nothing: the
+/// store recognises records it holds, not only files it has read.
+#[test]
+fn records_held_are_not_added_again_however_they_arrive() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    let Some(_) = crate::common::gen_audit(&["--events", "300", "--seed", "5"], &log) else { return };
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let l = log.to_str().unwrap();
+    let o = run(&["ingest", l, "--store", s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let held = |s: &str| {
+        let o = run(&["info", "--store", s]);
+        let info = String::from_utf8_lossy(&o.stdout).into_owned();
+        info.lines().find(|l| l.starts_with("records:")).unwrap().to_string()
+    };
+    let before = held(s);
+    let pq = dir.path().join("audit.parquet");
+    let o = run(&["convert", l, "-o", pq.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["ingest", pq.to_str().unwrap(), "--store", s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("records already held, not added again"), "{}", stderr(&o));
+    assert_eq!(held(s), before);
+    let o = kaq().args(["ingest", "-", "--store", s]).stdin(std::fs::File::open(&log).unwrap()).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(held(s), before);
+}

@@ -87,6 +87,7 @@ pub enum Error {
     Query(Vec<kaq_syntax::Diagnostic>),
 }
 
+mod dedup;
 mod follow;
 mod ids;
 pub mod index;
@@ -236,6 +237,8 @@ pub struct Store {
     manifest: Manifest,
     /// Held while this handle may write.
     lock: Option<std::sync::Arc<File>>,
+    /// The records held, as far as a writer has needed to know ([`dedup`]).
+    dedup: std::sync::Arc<std::sync::Mutex<dedup::Dedup>>,
 }
 
 /// What an ingest did.
@@ -256,6 +259,8 @@ pub struct IngestReport {
     /// Files whose last line was incomplete (being written), and its bytes: left for the next
     /// ingest.
     pub unread: Vec<(String, u64)>,
+    /// Records read that the store already held (equal in every field), not added again.
+    pub duplicates: u64,
 }
 
 /// How to ingest.
@@ -314,7 +319,7 @@ impl Store {
         if dir.join(MANIFEST).exists() {
             return Err(Error::AlreadyAStore(dir)); // another writer created it meanwhile
         }
-        let mut store = Store { dir, manifest: Manifest::empty(), lock: Some(lock) };
+        let mut store = Store { dir, manifest: Manifest::empty(), lock: Some(lock), dedup: Default::default() };
         store.commit(Manifest::empty())?;
         Ok(store)
     }
@@ -323,7 +328,7 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>) -> Result<Store, Error> {
         let dir = dir.as_ref().to_path_buf();
         let manifest = read_manifest(&dir)?;
-        Ok(Store { dir, manifest, lock: None })
+        Ok(Store { dir, manifest, lock: None, dedup: Default::default() })
     }
 
     /// Opens a store for writing (creating it when missing): takes the lock, rereads the manifest,
@@ -335,7 +340,7 @@ impl Store {
         }
         let lock = lock(&dir)?;
         let manifest = read_manifest(&dir)?;
-        let store = Store { dir, manifest, lock: Some(lock) };
+        let store = Store { dir, manifest, lock: Some(lock), dedup: Default::default() };
         store.remove_orphans()?;
         Ok(store)
     }
@@ -452,6 +457,7 @@ impl Store {
         if !builder.is_empty() {
             seg.add(builder.finish())?;
         }
+        report.duplicates = seg.duplicates;
         let events = report.counts.events;
         let src = Ingested {
             path: name.to_string(),
@@ -459,7 +465,7 @@ impl Store {
             head: String::new(),
             events,
             rejected: report.counts.rejected,
-            segment: (events > 0).then_some(seg.id),
+            segment: (seg.rows > 0).then_some(seg.id),
             lines: report.counts.lines,
             sealed: false,
             raw_size: None,
@@ -602,6 +608,7 @@ impl Store {
             None => open.segment.insert(self.start_segment()?),
         };
         let name = source.display_name();
+        let (duplicates_before, rows_before) = (seg.duplicates, seg.rows);
         let read = match &source {
             Source::File(p) if kaq_columnar::read::is_parquet(p) => read_parquet(p, seg, &opts.read.decode, on_chunk)?,
             _ => kaq_input::read(std::slice::from_ref(&source), &opts.read, &ToBatch::default(), |chunk| {
@@ -612,6 +619,7 @@ impl Store {
                 Ok::<(), Error>(())
             })?,
         };
+        report.duplicates += seg.duplicates - duplicates_before;
         report.counts.add(&read.counts);
         report.read_errors.extend(read.read_errors);
         report.read.push(name.clone());
@@ -635,7 +643,8 @@ impl Store {
                 rec.head = id.head_of(read_to);
             }
         }
-        let here = (c.events > 0).then_some(seg.id);
+        // The segment holds records of this source (all could have been held already).
+        let here = (seg.rows > rows_before).then_some(seg.id);
         let known = self.manifest.sources.len();
         match r.continues {
             Some(i) => {
@@ -684,7 +693,28 @@ impl Store {
         }
     }
 
+    /// A segment for new records: those the store already holds are left out of it ([`dedup`]).
     fn start_segment(&mut self) -> Result<OpenSegment, Error> {
+        let live = self
+            .manifest
+            .segments
+            .iter()
+            .map(|s| dedup::Held {
+                id: s.id,
+                path: self.dir.join(SEGMENTS).join(&s.file),
+                min: s.min_time,
+                max: s.max_time,
+                untimed: s.timed_rows != Some(s.rows),
+            })
+            .collect();
+        self.dedup.lock().expect("unpoisoned").set_live(live);
+        let mut seg = self.start_plain_segment()?;
+        seg.dedup = Some(self.dedup.clone());
+        Ok(seg)
+    }
+
+    /// A segment that takes every row it is given (compaction and prune rewrite held records).
+    fn start_plain_segment(&mut self) -> Result<OpenSegment, Error> {
         let id = self.manifest.next_segment;
         // Reserve the number in memory; it is committed with the segment.
         self.manifest.next_segment += 1;
@@ -706,6 +736,8 @@ impl Store {
             timed: 0,
             min: None,
             max: None,
+            dedup: None,
+            duplicates: 0,
         })
     }
 
@@ -791,6 +823,8 @@ impl Store {
             *self = Store::open_writer(&self.dir)?;
         }
         let before = Rewrite::same(&self.manifest);
+        // Records may be dropped (prune): an ingest after it may add them again.
+        self.dedup.lock().expect("unpoisoned").forget_added();
         let old: Vec<Segment> = self
             .manifest
             .segments
@@ -798,7 +832,7 @@ impl Store {
             .filter(|s| rewrite.contains(&s.id) || drop.contains(&s.id))
             .cloned()
             .collect();
-        let mut seg = self.start_segment()?;
+        let mut seg = self.start_plain_segment()?;
         let time_col = kaq_columnar::column_index("time").expect("time column");
         for s in old.iter().filter(|s| rewrite.contains(&s.id)) {
             let path = self.dir.join(SEGMENTS).join(&s.file);
@@ -1385,10 +1419,32 @@ struct OpenSegment {
     timed: u64,
     min: Option<i64>,
     max: Option<i64>,
+    /// For new records: what the store holds, so that a record held is not added again.
+    dedup: Option<std::sync::Arc<std::sync::Mutex<dedup::Dedup>>>,
+    /// Records left out, already held.
+    duplicates: u64,
 }
 
 impl OpenSegment {
     fn add(&mut self, batch: arrow_array::RecordBatch) -> Result<(), Error> {
+        let batch = match &self.dedup {
+            Some(d) => {
+                let keep = d.lock().expect("unpoisoned").keep(&batch)?;
+                let dropped = keep.iter().filter(|k| !**k).count();
+                if dropped == 0 {
+                    batch
+                } else {
+                    self.duplicates += dropped as u64;
+                    let mask = arrow_array::BooleanArray::from(keep);
+                    arrow_select::filter::filter_record_batch(&batch, &mask)
+                        .map_err(|e| Error::Columnar(kaq_columnar::Error::from(e)))?
+                }
+            }
+            None => batch,
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         let col = kaq_columnar::column_index("time").expect("time column");
         if let Some(t) = batch.column(col).as_any().downcast_ref::<TimestampMicrosecondArray>() {
             for i in 0..t.len() {

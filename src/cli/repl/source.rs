@@ -37,6 +37,8 @@ const SAMPLE_MAX_VALUES: usize = 20_000;
 
 type Values = HashMap<&'static str, Vec<(String, u64)>>;
 
+// One per REPL session: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Source {
     Store { store: kaq_store::Store, terms: Option<kaq_store::Terms> },
     Files { inputs: Vec<PathBuf>, sample: Arc<Mutex<Option<Values>>> },
