@@ -8,8 +8,8 @@
 //! kept — the latest-stage rule decides between them at query time — so nothing a log holds is
 //! ever hidden by dropping a look-alike.
 //!
-//! Each record is known by a 128-bit digest of its row (two SipHash keys drawn at random per
-//! process: a log cannot be written to make two different records collide). Equal records have
+//! Each record is known by a 128-bit digest of its row: SipHash-1-3 and aHash, each under a key
+//! drawn at random per process, so a log cannot be written to make two different records collide. Equal records have
 //! equal `time`s, so only the segments whose time range takes in an arriving record's time (or
 //! that hold rows without a time, for one without) are read for their digests, once per writer:
 //! an ingest of new logs, later than what the store holds, reads none.
@@ -101,90 +101,137 @@ fn segment_digests(path: &std::path::Path) -> Result<HashSet<u128>, Error> {
     Ok(out)
 }
 
-static KEYS: LazyLock<(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState)> =
-    LazyLock::new(|| (Default::default(), Default::default()));
+/// The two keys: SipHash-1-3 (std) and aHash, each drawn at random per process.
+static KEYS: LazyLock<(std::collections::hash_map::RandomState, ahash::RandomState)> =
+    LazyLock::new(|| (Default::default(), ahash::RandomState::new()));
+
+/// A column as [`digests`] reads it.
+enum Col<'a> {
+    Str(&'a arrow_array::StringArray),
+    Time(&'a arrow_array::TimestampMicrosecondArray),
+    I32(&'a arrow_array::Int32Array),
+    Bool(&'a arrow_array::BooleanArray),
+    List(&'a arrow_array::ListArray),
+    Map(&'a arrow_array::MapArray),
+    Other(&'a dyn Array),
+}
+
+impl<'a> Col<'a> {
+    fn of(a: &'a dyn Array) -> Col<'a> {
+        match a.data_type() {
+            DataType::Utf8 => Col::Str(a.as_string::<i32>()),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => Col::Time(a.as_primitive::<TimestampMicrosecondType>()),
+            DataType::Int32 => Col::I32(a.as_primitive::<Int32Type>()),
+            DataType::Boolean => Col::Bool(a.as_boolean()),
+            DataType::List(f) if f.data_type() == &DataType::Utf8 => Col::List(a.as_list::<i32>()),
+            DataType::Map(_, _) if Self::string_map(a) => Col::Map(a.as_map()),
+            _ => Col::Other(a),
+        }
+    }
+
+    fn string_map(a: &dyn Array) -> bool {
+        let m = a.as_map();
+        m.keys().data_type() == &DataType::Utf8 && m.values().data_type() == &DataType::Utf8
+    }
+
+    /// Appends cell `i`: a tag (0 for null), then the value, strings with their lengths.
+    fn encode(&self, i: usize, out: &mut Vec<u8>) {
+        let str = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        };
+        let a: &dyn Array = match self {
+            Col::Str(a) => *a,
+            Col::Time(a) => *a,
+            Col::I32(a) => *a,
+            Col::Bool(a) => *a,
+            Col::List(a) => *a,
+            Col::Map(a) => *a,
+            Col::Other(a) => *a,
+        };
+        if a.is_null(i) {
+            out.push(0);
+            return;
+        }
+        match self {
+            Col::Str(a) => {
+                out.push(1);
+                str(out, a.value(i));
+            }
+            Col::Time(a) => {
+                out.push(2);
+                out.extend_from_slice(&a.value(i).to_le_bytes());
+            }
+            Col::I32(a) => {
+                out.push(3);
+                out.extend_from_slice(&a.value(i).to_le_bytes());
+            }
+            Col::Bool(a) => out.extend_from_slice(&[4, u8::from(a.value(i))]),
+            Col::List(a) => {
+                out.push(5);
+                let (start, end) = (a.value_offsets()[i] as usize, a.value_offsets()[i + 1] as usize);
+                out.extend_from_slice(&((end - start) as u64).to_le_bytes());
+                let values = a.values().as_string::<i32>();
+                for j in start..end {
+                    if values.is_null(j) {
+                        out.push(0);
+                    } else {
+                        out.push(1);
+                        str(out, values.value(j));
+                    }
+                }
+            }
+            Col::Map(m) => {
+                out.push(6);
+                let (start, end) = (m.value_offsets()[i] as usize, m.value_offsets()[i + 1] as usize);
+                out.extend_from_slice(&((end - start) as u64).to_le_bytes());
+                let (keys, values) = (m.keys().as_string::<i32>(), m.values().as_string::<i32>());
+                for j in start..end {
+                    str(out, keys.value(j));
+                    if values.is_null(j) {
+                        out.push(0);
+                    } else {
+                        out.push(1);
+                        str(out, values.value(j));
+                    }
+                }
+            }
+            Col::Other(a) => {
+                // Not in kaq's schema: the value's debug form still tells values apart.
+                out.push(7);
+                str(out, &format!("{:?}{:?}", a.data_type(), a.slice(i, 1)));
+            }
+        }
+    }
+}
 
 /// One 128-bit digest per row of `batch`, over every column (by name, so a file's column order
-/// does not matter), nulls distinct from empty values.
+/// does not matter), nulls distinct from empty values. Each row is encoded once into a buffer and
+/// hashed with both keys.
 pub(crate) fn digests(batch: &RecordBatch) -> Vec<u128> {
-    let n = batch.num_rows();
-    let mut hs: Vec<(std::hash::DefaultHasher, std::hash::DefaultHasher)> =
-        (0..n).map(|_| (KEYS.0.build_hasher(), KEYS.1.build_hasher())).collect();
-    let mut cols: Vec<(&str, &dyn Array)> = batch
+    let mut cols: Vec<(&str, Col<'_>)> = batch
         .schema_ref()
         .fields()
         .iter()
         .map(|f| f.name().as_str())
-        .zip(batch.columns().iter().map(|c| c.as_ref()))
+        .zip(batch.columns().iter().map(|c| Col::of(c.as_ref())))
         .collect();
     cols.sort_by_key(|(name, _)| *name);
-    for (name, a) in cols {
-        for (i, h) in hs.iter_mut().enumerate() {
-            write(h, name.as_bytes());
-            hash_cell(h, a, i);
-        }
-    }
-    hs.into_iter().map(|(a, b)| (u128::from(a.finish()) << 64) | u128::from(b.finish())).collect()
-}
-
-fn write(h: &mut (std::hash::DefaultHasher, std::hash::DefaultHasher), bytes: &[u8]) {
-    for x in [&mut h.0, &mut h.1] {
-        x.write_usize(bytes.len());
-        x.write(bytes);
-    }
-}
-
-fn tag(h: &mut (std::hash::DefaultHasher, std::hash::DefaultHasher), t: u8) {
-    h.0.write_u8(t);
-    h.1.write_u8(t);
-}
-
-/// Feeds one cell: a tag for null or the value's kind, then the value (strings with lengths).
-fn hash_cell(h: &mut (std::hash::DefaultHasher, std::hash::DefaultHasher), a: &dyn Array, i: usize) {
-    if a.is_null(i) {
-        return tag(h, 0);
-    }
-    match a.data_type() {
-        DataType::Utf8 => {
-            tag(h, 1);
-            write(h, a.as_string::<i32>().value(i).as_bytes());
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            tag(h, 2);
-            write(h, &a.as_primitive::<TimestampMicrosecondType>().value(i).to_le_bytes());
-        }
-        DataType::Int32 => {
-            tag(h, 3);
-            write(h, &a.as_primitive::<Int32Type>().value(i).to_le_bytes());
-        }
-        DataType::Boolean => {
-            tag(h, 4);
-            write(h, &[u8::from(a.as_boolean().value(i))]);
-        }
-        DataType::List(_) => {
-            tag(h, 5);
-            let items = a.as_list::<i32>().value(i);
-            write(h, &items.len().to_le_bytes());
-            for j in 0..items.len() {
-                hash_cell(h, items.as_ref(), j);
+    let mut buf = Vec::with_capacity(4096);
+    (0..batch.num_rows())
+        .map(|i| {
+            buf.clear();
+            for (name, c) in &cols {
+                buf.extend_from_slice(name.as_bytes());
+                buf.push(b'=');
+                c.encode(i, &mut buf);
             }
-        }
-        DataType::Map(_, _) => {
-            tag(h, 6);
-            let m = a.as_map();
-            let (start, end) = (m.value_offsets()[i] as usize, m.value_offsets()[i + 1] as usize);
-            write(h, &(end - start).to_le_bytes());
-            for j in start..end {
-                hash_cell(h, m.keys().as_ref(), j);
-                hash_cell(h, m.values().as_ref(), j);
-            }
-        }
-        other => {
-            // Not in kaq's schema: the value's debug form still tells values apart.
-            tag(h, 7);
-            write(h, format!("{other:?}{:?}", a.slice(i, 1)).as_bytes());
-        }
-    }
+            let mut a = KEYS.0.build_hasher();
+            a.write(&buf);
+            let b = KEYS.1.hash_one(&buf[..]);
+            (u128::from(a.finish()) << 64) | u128::from(b)
+        })
+        .collect()
 }
 
 #[cfg(test)]
