@@ -37,7 +37,7 @@ pub mod value;
 
 pub use explain::explain;
 pub use pipeline::Row;
-pub use plan::{Column, Options, Plan, compile};
+pub use plan::{Column, KnownValues, Options, Plan, Warning, compile, query_warnings, time_warning};
 pub use value::Val;
 
 /// Runs `plan` over native audit JSON lines in memory (single-threaded; for tests, examples and

@@ -134,6 +134,8 @@ pub struct Found {
     others: Vec<Stage>,
     /// Events (and skipped lines) seen in the chunk.
     n: u64,
+    /// The earliest and latest `time` of the events tested (not of lines the prefilter skipped).
+    times: Option<(i64, i64)>,
 }
 
 impl Found {
@@ -153,6 +155,15 @@ impl Found {
         self.hits.append(&mut other.hits);
         self.others.append(&mut other.others);
         self.n = self.n.max(other.n);
+        self.times = widen_times(self.times, other.times);
+    }
+}
+
+/// The smallest range holding both.
+fn widen_times(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    match (a, b) {
+        (Some((l1, h1)), Some((l2, h2))) => Some((l1.min(l2), h1.max(h2))),
+        (a, b) => a.or(b),
     }
 }
 
@@ -195,6 +206,9 @@ impl<'p> Scan<'p> {
     pub fn handle(&self, found: &mut Found, ev: &Event<'_>, text: Option<&str>) {
         let pos = found.n;
         found.n += 1;
+        if let Some(t) = ev.derived.time {
+            found.times = widen_times(found.times, Some((t, t)));
+        }
         // Shorten the event's lifetime to this call: columns borrow from it.
         let ev: &Event<'_> = ev;
         let mut cols = EventCols { ev, getters: &self.getters, cache: vec![None; self.getters.len()] };
@@ -343,6 +357,9 @@ pub struct Scanned {
     pub parquet_rows: u64,
     /// The first rejected records (at most `max_rejects`).
     pub rejects: Vec<Reject>,
+    /// The earliest and latest `time` of the events tested: every event read, but for the lines
+    /// the prefilter skipped (which cannot match); for [`plan::warn::time_warning`](crate::plan::warn::time_warning).
+    pub time_range: Option<(i64, i64)>,
 }
 
 /// Errors of a scan.
@@ -395,8 +412,9 @@ pub fn scan(
         if read.cancelled() {
             return Err(ScanError::Cancelled);
         }
+        let time_range = collect.times;
         match collect.finish(plan.all_stages) {
-            Ok(rows) => return Ok(Scanned { rows, report, parquet_rows, rejects }),
+            Ok(rows) => return Ok(Scanned { rows, report, parquet_rows, rejects, time_range }),
             // Rare: a skipped line may be the latest stage of a matching request. Decode all.
             Err(NeedsRescan) => {
                 handler = handler.without_prefilter();
@@ -718,6 +736,7 @@ pub fn finish_one(found: Found, all_stages: bool) -> Result<Vec<Row>, NeedsResca
 #[derive(Default)]
 pub struct Collector {
     base: u64,
+    times: Option<(i64, i64)>,
     hits: Vec<Hit>,
     others: Vec<Stage>,
 }
@@ -732,6 +751,7 @@ impl Collector {
             o.pos += self.base;
         }
         self.base += f.n;
+        self.times = widen_times(self.times, f.times);
         self.hits.append(&mut f.hits);
         self.others.append(&mut f.others);
     }

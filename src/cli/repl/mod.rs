@@ -312,9 +312,13 @@ impl Session {
 
     /// Runs a query and prints its answer; a closed stdout ends the session.
     fn query(&mut self, text: &str) -> Flow {
-        let plan = match compile(text, &self.options()) {
+        let opts = self.options();
+        let known: &dyn kaq_query::KnownValues = &*self.source;
+        let mut warnings = kaq_query::query_warnings(text, &opts, Some(known));
+        let plan = match compile(text, &opts) {
             Ok(p) => p,
             Err(diags) => {
+                super::query::print_warnings(text, &warnings);
                 for d in &diags {
                     super::query::render_diagnostic(text, d);
                 }
@@ -356,6 +360,9 @@ impl Session {
             Ok(Ok(a)) => a,
         };
         let elapsed = started.elapsed();
+        // Warnings come before the answer they are about.
+        warnings.extend(answer.data_range.and_then(|(d, what)| kaq_query::time_warning(&plan, Some(d), what)));
+        super::query::print_warnings(text, &warnings);
         let printed = self.print(&plan, &answer.rows, &cancel);
         BUSY.store(false, Ordering::SeqCst);
         match printed {

@@ -5,6 +5,7 @@
 pub mod literal;
 pub mod macros;
 mod resolve;
+pub mod warn;
 
 use std::fmt;
 
@@ -14,6 +15,7 @@ use regex::Regex;
 use crate::plan::literal::{Cidr, Glob};
 
 pub use resolve::{Options, compile};
+pub use warn::{KnownValues, Warning, WarningKind, query_warnings, time_warning};
 
 /// What a slot takes from an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
