@@ -120,7 +120,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         until: args.until.clone(),
         macros: Default::default(),
     };
-    let plan = match compile(&args.query, &opts) {
+    let mut plan = match compile(&args.query, &opts) {
         Ok(p) => p,
         Err(diags) => {
             // `count by ip | where count > 20` fails for want of a `|`: say so first.
@@ -145,12 +145,19 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         bail!("give either INPUT files or --store, not both");
     }
     let store = if use_store { Some(kaq_store::Store::open(&store_dir)?) } else { None };
-    if !args.quiet {
-        let known = store.as_ref().map(|s| s.known_values());
-        let known = known.as_ref().map(|k| k as &dyn kaq_query::KnownValues);
-        print_warnings(&args.query, &kaq_query::query_warnings(&args.query, &opts, known));
+    // A store knows its values before running; logs tell after the scan whether they hold a
+    // value outside a field's vocabulary (a forged `decision:deny`), if it watches those fields.
+    let mut warnings = match &store {
+        Some(s) => kaq_query::query_warnings(&args.query, &opts, Some(&s.known_values())),
+        None => kaq_query::query_warnings(&args.query, &opts, None),
+    };
+    if store.is_none() && warnings.iter().any(|w| w.kind == kaq_query::WarningKind::UnknownValue) {
+        plan.watch = kaq_query::vocabulary_slots(&plan);
     }
     if args.explain {
+        if !args.quiet {
+            print_warnings(&args.query, &warnings);
+        }
         // Over a store, the query runs to count what each step reads and keeps.
         if let Some(store) = &store {
             print!("{}", store.explain_plan(&plan, &ReadOptions::default())?);
@@ -207,6 +214,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         }
         rejects.finish(&scanned.report, None)?;
         let matched = scanned.rows.len();
+        let all_read = scanned.report.counts.skipped == 0;
+        let seen = kaq_query::SeenValues { plan: &plan, seen: &scanned.seen, all_read };
+        warnings = kaq_query::query_warnings(&args.query, &opts, Some(&seen));
         let what = if scanned.report.counts.skipped > 0 {
             "the events read (the lines the prefilter skipped aside)"
         } else {
@@ -221,10 +231,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             data,
         )
     };
-    if !args.quiet
-        && let Some(w) = data_range.and_then(|(d, what)| kaq_query::time_warning(&plan, Some(d), what))
-    {
-        print_warnings(&args.query, &[w]);
+    if !args.quiet {
+        warnings.extend(data_range.and_then(|(d, what)| kaq_query::time_warning(&plan, Some(d), what)));
+        print_warnings(&args.query, &warnings);
     }
 
     let columns = plan.output_columns();

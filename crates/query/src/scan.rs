@@ -7,7 +7,7 @@
 //! its auditID is later by (stage rank, stageTimestamp, time, position).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -136,6 +136,57 @@ pub struct Found {
     n: u64,
     /// The earliest and latest `time` of the events tested (not of lines the prefilter skipped).
     times: Option<(i64, i64)>,
+    /// The distinct values of each of [`Plan::watch`]'s slots among the events tested.
+    seen: Seen,
+}
+
+/// Distinct values of the watched slots ([`Plan::watch`], in its order) among the events tested;
+/// `None` for a slot with more than [`SEEN_MAX`] of them.
+#[derive(Debug, Default, Clone)]
+pub struct Seen(pub Vec<Option<HashSet<String>>>);
+
+/// Distinct values kept per watched slot: the fields watched have a few each.
+const SEEN_MAX: usize = 1000;
+
+impl Seen {
+    fn add(&mut self, i: usize, v: &Val<'_>) {
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || Some(HashSet::new()));
+        }
+        let Some(set) = &mut self.0[i] else { return };
+        let mut put = |s: &str| {
+            if !set.contains(s) {
+                set.insert(s.to_string());
+            }
+        };
+        match v {
+            Val::Str(s) => put(s),
+            Val::List(l) => l.iter().for_each(|x| {
+                if let Val::Str(s) = x {
+                    put(s)
+                }
+            }),
+            _ => {}
+        }
+        if set.len() > SEEN_MAX {
+            self.0[i] = None;
+        }
+    }
+
+    fn merge(&mut self, other: Seen) {
+        if self.0.len() < other.0.len() {
+            self.0.resize_with(other.0.len(), || Some(HashSet::new()));
+        }
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine = match (mine.take(), theirs) {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    (a.len() <= SEEN_MAX).then_some(a)
+                }
+                _ => None,
+            };
+        }
+    }
 }
 
 impl Found {
@@ -156,6 +207,7 @@ impl Found {
         self.others.append(&mut other.others);
         self.n = self.n.max(other.n);
         self.times = widen_times(self.times, other.times);
+        self.seen.merge(other.seen);
     }
 }
 
@@ -212,6 +264,9 @@ impl<'p> Scan<'p> {
         // Shorten the event's lifetime to this call: columns borrow from it.
         let ev: &Event<'_> = ev;
         let mut cols = EventCols { ev, getters: &self.getters, cache: vec![None; self.getters.len()] };
+        for (i, &slot) in self.plan.watch.iter().enumerate() {
+            found.seen.add(i, cols.get(slot));
+        }
         let hit = eval(&self.plan.filter, &mut cols);
         if !hit && self.plan.all_stages {
             return;
@@ -360,6 +415,8 @@ pub struct Scanned {
     /// The earliest and latest `time` of the events tested: every event read, but for the lines
     /// the prefilter skipped (which cannot match); for [`plan::warn::time_warning`](crate::plan::warn::time_warning).
     pub time_range: Option<(i64, i64)>,
+    /// The distinct values of [`Plan::watch`]'s slots among the same events.
+    pub seen: Seen,
 }
 
 /// Errors of a scan.
@@ -412,9 +469,9 @@ pub fn scan(
         if read.cancelled() {
             return Err(ScanError::Cancelled);
         }
-        let time_range = collect.times;
+        let (time_range, seen) = (collect.times, std::mem::take(&mut collect.seen));
         match collect.finish(plan.all_stages) {
-            Ok(rows) => return Ok(Scanned { rows, report, parquet_rows, rejects, time_range }),
+            Ok(rows) => return Ok(Scanned { rows, report, parquet_rows, rejects, time_range, seen }),
             // Rare: a skipped line may be the latest stage of a matching request. Decode all.
             Err(NeedsRescan) => {
                 handler = handler.without_prefilter();
@@ -737,6 +794,7 @@ pub fn finish_one(found: Found, all_stages: bool) -> Result<Vec<Row>, NeedsResca
 pub struct Collector {
     base: u64,
     times: Option<(i64, i64)>,
+    seen: Seen,
     hits: Vec<Hit>,
     others: Vec<Stage>,
 }
@@ -752,6 +810,7 @@ impl Collector {
         }
         self.base += f.n;
         self.times = widen_times(self.times, f.times);
+        self.seen.merge(std::mem::take(&mut f.seen));
         self.hits.append(&mut f.hits);
         self.others.append(&mut f.others);
     }

@@ -20,8 +20,19 @@ const SUBSTRING_SCAN: usize = 200_000;
 /// Keyword fields the index leaves out whose values are few (tens to thousands): a query's value
 /// for one of them is checked against the values counted from their columns (once per [`Terms`]).
 /// Not `id`, `uid`, `object_uid` or `resource_version`: nearly every row has its own.
-const COUNTED: &[&str] =
-    &["verb", "resource", "stage", "level", "decision", "user_kind", "status", "apigroup", "apiversion", "groups", "as_groups"];
+const COUNTED: &[&str] = &[
+    "verb",
+    "resource",
+    "stage",
+    "level",
+    "decision",
+    "user_kind",
+    "status",
+    "apigroup",
+    "apiversion",
+    "groups",
+    "as_groups",
+];
 /// Longer values are indexed as a marker term, not as themselves: no look-up can tell.
 const MAX_TERM: usize = 65_530;
 

@@ -37,16 +37,9 @@ const SAMPLE_MAX_VALUES: usize = 20_000;
 
 type Values = HashMap<&'static str, Vec<(String, u64)>>;
 
-/// Values sampled from files, and the files' total size then (a file that has grown since may
-/// hold values the sample lacks).
-pub struct Sample {
-    values: Values,
-    size: u64,
-}
-
 pub enum Source {
     Store { store: kaq_store::Store, terms: Option<kaq_store::Terms> },
-    Files { inputs: Vec<PathBuf>, sample: Arc<Mutex<Option<Sample>>> },
+    Files { inputs: Vec<PathBuf>, sample: Arc<Mutex<Option<Values>>> },
 }
 
 /// A query's rows and what it read.
@@ -58,6 +51,9 @@ pub struct Answer {
     /// The earliest and latest event time of the data (a store's), or of the events read (files),
     /// and what the range is of, for [`kaq_query::time_warning`].
     pub data_range: Option<((i64, i64), &'static str)>,
+    /// Files: the values of the plan's watched slots among the events read, and whether every
+    /// line was read (for [`kaq_query::SeenValues`]).
+    pub seen: Option<(kaq_query::scan::Seen, bool)>,
 }
 
 impl Source {
@@ -75,9 +71,8 @@ impl Source {
             std::thread::Builder::new()
                 .name("kaq-sample".into())
                 .spawn(move || {
-                    let size = inputs.iter().map(|p| size_of(p)).sum();
                     let values = sample_values(&inputs);
-                    *sample.lock().expect("unpoisoned") = Some(Sample { values, size });
+                    *sample.lock().expect("unpoisoned") = Some(values);
                 })
                 .expect("spawning a thread");
         }
@@ -112,7 +107,7 @@ impl Source {
                     (Some(lo), Some(hi)) => Some(((lo, hi), "the store's events")),
                     _ => None,
                 };
-                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0, data_range })
+                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0, data_range, seen: None })
             }
             Source::Files { inputs, .. } => {
                 let scanned = kaq_query::scan::scan(plan, inputs, read, 0, &mut |_| {})?;
@@ -128,6 +123,7 @@ impl Source {
                     read: c.events + c.skipped + scanned.parquet_rows,
                     rejected: c.rejected,
                     data_range: scanned.time_range.map(|d| (d, what)),
+                    seen: Some((scanned.seen, c.skipped == 0)),
                 })
             }
         }
@@ -141,7 +137,7 @@ impl Source {
             Source::Store { terms: None, .. } => Vec::new(),
             Source::Files { sample, .. } => {
                 let guard = sample.lock().expect("unpoisoned");
-                let Some(all) = guard.as_ref().and_then(|s| s.values.get(field)) else { return Vec::new() };
+                let Some(all) = guard.as_ref().and_then(|v| v.get(field)) else { return Vec::new() };
                 let lower = prefix.to_lowercase();
                 let starts = all.iter().filter(|(v, _)| v.starts_with(prefix));
                 let contains = all.iter().filter(|(v, _)| !v.starts_with(prefix) && v.to_lowercase().contains(&lower));
@@ -150,48 +146,20 @@ impl Source {
         }
     }
 
+    /// What a query's warnings ask before running: a store's values (see [`kaq_store::Terms`]).
+    /// Files answer after the scan ([`Answer::seen`]).
+    pub fn known_values(&self) -> Option<&dyn kaq_query::KnownValues> {
+        match self {
+            Source::Store { terms: Some(t), .. } => Some(t),
+            _ => None,
+        }
+    }
+
     /// Whether values are known (a store with indexes, or a finished sample).
     pub fn has_values(&self) -> bool {
         match self {
             Source::Store { terms, .. } => terms.is_some(),
             Source::Files { sample, .. } => sample.lock().expect("unpoisoned").is_some(),
-        }
-    }
-}
-
-/// What a query's warnings ask: a store's values (see [`kaq_store::Terms`]), or the files'
-/// sample while it is whole (fewer distinct values than it keeps) and the files have not grown.
-impl kaq_query::KnownValues for Source {
-    fn holds(&self, field: &str, value: &str) -> Option<bool> {
-        match self {
-            Source::Store { terms, .. } => terms.as_ref()?.holds(field, value),
-            Source::Files { inputs, sample } => {
-                let guard = sample.lock().expect("unpoisoned");
-                let s = guard.as_ref()?;
-                let all = s.values.get(field).filter(|v| v.len() < SAMPLE_MAX_VALUES)?;
-                if inputs.iter().map(|p| size_of(p)).sum::<u64>() != s.size {
-                    return None;
-                }
-                Some(all.iter().any(|(v, _)| v == value))
-            }
-        }
-    }
-
-    fn near(&self, field: &str, value: &str) -> Vec<String> {
-        match self {
-            Source::Store { terms, .. } => terms.as_ref().map(|t| t.near(field, value)).unwrap_or_default(),
-            Source::Files { sample, .. } => {
-                let guard = sample.lock().expect("unpoisoned");
-                let all = guard.as_ref().and_then(|s| s.values.get(field));
-                all.map(|v| v.iter().map(|(v, _)| v.clone()).collect()).unwrap_or_default()
-            }
-        }
-    }
-
-    fn describe(&self) -> &str {
-        match self {
-            Source::Store { .. } => "the store",
-            Source::Files { .. } => "the logs",
         }
     }
 }

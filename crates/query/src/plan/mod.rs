@@ -15,7 +15,7 @@ use regex::Regex;
 use crate::plan::literal::{Cidr, Glob};
 
 pub use resolve::{Options, compile};
-pub use warn::{KnownValues, Warning, WarningKind, query_warnings, time_warning};
+pub use warn::{KnownValues, SeenValues, Warning, WarningKind, query_warnings, time_warning, vocabulary_slots};
 
 /// What a slot takes from an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,6 +291,10 @@ pub struct Plan {
     pub prefilter: Vec<Vec<Vec<u8>>>,
     /// The query as canonical text, macros expanded.
     pub canonical: String,
+    /// Slots whose distinct values a scan records ([`crate::scan::Scanned::seen`]), so that a
+    /// warning about a value no event holds is not given when one does
+    /// ([`warn::vocabulary_slots`]); empty unless the caller sets it.
+    pub watch: Vec<usize>,
 }
 
 impl Plan {

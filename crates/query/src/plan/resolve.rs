@@ -144,6 +144,7 @@ impl<'o> Resolver<'o> {
             display,
             prefilter,
             canonical,
+            watch: Vec::new(),
         })
     }
 

@@ -12,7 +12,8 @@
 use kaq_schema::{FieldType, lookup, vocabulary};
 use kaq_syntax::{CmpOp, STAGE_NAMES, Search, Span, Stage, Term, Value, ValueKind, did_you_mean, parse};
 
-use super::{Options, Plan, compile, time_bounds};
+use super::{FieldKey, Options, Plan, compile, time_bounds};
+use crate::scan::Seen;
 
 /// What a warning is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,60 @@ pub trait KnownValues {
     fn near(&self, field: &str, value: &str) -> Vec<String>;
     /// Where the values come from, for messages: "the store", "the logs".
     fn describe(&self) -> &str;
+}
+
+/// The slots of `plan` whose fields have a vocabulary: what a scan over logs watches
+/// ([`Plan::watch`]) when [`query_warnings`] finds a value outside one, so that [`SeenValues`] can
+/// tell whether the logs hold it after all (a value no kube-apiserver writes, in a forged or
+/// foreign log).
+pub fn vocabulary_slots(plan: &Plan) -> Vec<usize> {
+    (0..plan.slots.len())
+        .filter(|&i| matches!(&plan.slots[i].key, Some(FieldKey::Field(f)) if vocabulary(f.name).is_some()))
+        .collect()
+}
+
+/// What a scan of logs saw of the watched slots ([`crate::scan::Scanned::seen`]): a value seen
+/// exists; one not seen does not when every line was decoded (`all_read`: no prefilter skipped
+/// any), else the scan cannot tell.
+pub struct SeenValues<'a> {
+    pub plan: &'a Plan,
+    pub seen: &'a Seen,
+    pub all_read: bool,
+}
+
+impl SeenValues<'_> {
+    /// The values seen of `field`, `None` when it was not watched or had too many.
+    fn values(&self, field: &str) -> Option<Vec<&str>> {
+        let slots = &self.plan.slots;
+        let i = self
+            .plan
+            .watch
+            .iter()
+            .position(|&s| matches!(&slots[s].key, Some(FieldKey::Field(f)) if f.name == field))?;
+        match self.seen.0.get(i) {
+            None => Some(Vec::new()), // no event tested
+            Some(set) => Some(set.as_ref()?.iter().map(String::as_str).collect()),
+        }
+    }
+}
+
+impl KnownValues for SeenValues<'_> {
+    fn holds(&self, field: &str, value: &str) -> Option<bool> {
+        match self.values(field)?.contains(&value) {
+            true => Some(true),
+            false => self.all_read.then_some(false),
+        }
+    }
+
+    fn near(&self, field: &str, _: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.values(field).unwrap_or_default().into_iter().map(str::to_string).collect();
+        v.sort();
+        v
+    }
+
+    fn describe(&self) -> &str {
+        "the events read"
+    }
 }
 
 /// Warnings about `text` found before running it: unknown values (checked against `known` too
@@ -232,11 +287,7 @@ pub fn time_warning(plan: &Plan, data: Option<(i64, i64)>, what: &str) -> Option
     };
     Some(Warning {
         kind: WarningKind::TimeOutsideData,
-        message: format!(
-            "the time bounds ({bounds}) leave nothing: {what} run from {} to {}",
-            t(min),
-            t(max)
-        ),
+        message: format!("the time bounds ({bounds}) leave nothing: {what} run from {} to {}", t(min), t(max)),
         span: None,
         suggestion: None,
     })
@@ -317,7 +368,10 @@ mod tests {
             query_warnings(q, &Options::default(), Some(&data)).iter().map(Warning::text).collect()
         };
         assert_eq!(warn("ns:prd"), ["no ns is `prd` in the store; did you mean `prod`?"]);
-        assert_eq!(warn("ns:staging"), ["no ns is `staging` in the store (values are case-sensitive); did you mean `Staging`?"]);
+        assert_eq!(
+            warn("ns:staging"),
+            ["no ns is `staging` in the store (values are case-sensitive); did you mean `Staging`?"]
+        );
         assert_eq!(warn("ns:kube-system"), ["no ns is `kube-system` in the store"]);
         // A value outside the vocabulary that the data holds is no typo.
         assert!(warn("verb:impersonate ns:prod").is_empty());
@@ -346,7 +400,12 @@ mod tests {
         );
         let opts = Options { until: Some("2026-11-20".into()), ..Default::default() };
         let plan = compile("", &opts).unwrap();
-        assert!(time_warning(&plan, data, "x").unwrap().message.starts_with("the time bounds (time < 2026-11-20T00:00:00Z)"));
+        assert!(
+            time_warning(&plan, data, "x")
+                .unwrap()
+                .message
+                .starts_with("the time bounds (time < 2026-11-20T00:00:00Z)")
+        );
         // Bounds that meet the data, no bounds, a time under OR, no data: nothing to say.
         let plan = compile("time>=2026-11-20T01:00:00.5Z", &Options::default()).unwrap();
         assert!(time_warning(&plan, data, "x").is_none());
@@ -358,22 +417,41 @@ mod tests {
 
     #[test]
     fn missing_pipes() {
-        assert_eq!(warn("code:401 count by ip"), ["`count by ip` is searched for as words, not run as a stage; did you mean `| count by ip`?"]);
+        assert_eq!(
+            warn("code:401 count by ip"),
+            ["`count by ip` is searched for as words, not run as a stage; did you mean `| count by ip`?"]
+        );
         assert_eq!(
             warn("stats p99(latency) by verb"),
-            ["`stats p99(latency) by verb` is searched for as words, not run as a stage; did you mean `| stats p99(latency) by verb`?"]
+            [
+                "`stats p99(latency) by verb` is searched for as words, not run as a stage; did you mean `| stats p99(latency) by verb`?"
+            ]
         );
-        assert_eq!(warn("verb:get table user")[0], "`table user` is searched for as words, not run as a stage; did you mean `| table user`?");
+        assert_eq!(
+            warn("verb:get table user")[0],
+            "`table user` is searched for as words, not run as a stage; did you mean `| table user`?"
+        );
         // Later stages make the fixed query; a query that fails for want of the `|` gets it too.
         assert_eq!(warn("code:401 count by ip | sort -count").len(), 1);
         assert_eq!(warn("code:401 count by ip | where count > 20").len(), 1);
-        for q in ["verb:get where code>400", "head 10", "top 5 user", "timeline 5m", "user:bob sort -time", "dedup user"] {
+        for q in
+            ["verb:get where code>400", "head 10", "top 5 user", "timeline 5m", "user:bob sort -time", "dedup user"]
+        {
             assert_eq!(warn(q).len(), 1, "{q}");
         }
         let w = query_warnings("code:401 count by ip", &Options::default(), None);
         assert_eq!(w[0].span, Some(Span::new(9, 20)));
         // A stage name alone, or followed by words that make no stage, is a word.
-        for q in ["code:401 table", "count", "head", "error table of contents", "where is my pod", "\"count by ip\"", "(count by ip)", "count*"] {
+        for q in [
+            "code:401 table",
+            "count",
+            "head",
+            "error table of contents",
+            "where is my pod",
+            "\"count by ip\"",
+            "(count by ip)",
+            "count*",
+        ] {
             assert!(warn(q).is_empty(), "{q}");
         }
     }
