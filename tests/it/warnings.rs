@@ -194,9 +194,9 @@ fn time_bounds_outside_the_data_show_both_ranges() {
     assert_warns(
         "verb:delete",
         &[l, "--until", "2026-11-19"],
-        &[&format!(
-            "the time bounds (time < 2026-11-19T00:00:00Z) leave nothing: the events read (the lines the prefilter skipped aside) run from 2026-11-20T05:02:00Z to 2026-11-20T05:10:00Z"
-        )],
+        &[
+            "the time bounds (time < 2026-11-19T00:00:00Z) leave nothing: the events read (the lines the prefilter skipped aside) run from 2026-11-20T05:02:00Z to 2026-11-20T05:10:00Z",
+        ],
     );
     // Bounds that meet the data: nothing said, even with no rows.
     assert_warns("verb:watch", &[l, "--since", "2026-11-20T05:05Z"], &[]);
