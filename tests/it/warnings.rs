@@ -142,7 +142,7 @@ fn a_stage_without_its_pipe_is_pointed_out() {
     let o = assert_warns(
         "code:401 count by ip",
         &[l],
-        &["`count by ip` is searched for as words, not run as a stage; did you mean `| count by ip`?"],
+        &["`count by ip` is read as part of the search, not as a stage; did you mean `| count by ip`?"],
     );
     // The free-text search it is: the event whose message has those words.
     let rows = json_lines(&o);
@@ -153,13 +153,13 @@ fn a_stage_without_its_pipe_is_pointed_out() {
         "stats p99(latency) by verb",
         &[l],
         &[
-            "`stats p99(latency) by verb` is searched for as words, not run as a stage; did you mean `| stats p99(latency) by verb`?",
+            "`stats p99(latency) by verb` is read as part of the search, not as a stage; did you mean `| stats p99(latency) by verb`?",
         ],
     );
     assert_warns(
         "verb:get table user",
         &[l],
-        &["`table user` is searched for as words, not run as a stage; did you mean `| table user`?"],
+        &["`table user` is read as part of the search, not as a stage; did you mean `| table user`?"],
     );
     // A stage name alone, or with words that make no stage, is a word like any other.
     for q in ["code:401 count", "table", "limit count exceeded", "\"count by ip\""] {
@@ -253,7 +253,7 @@ fn the_repl_warns_before_the_answer() {
         let w = warnings(&o);
         let what = if source[0] == "--store" { "the store's events" } else { "the events read" };
         let mut want = vec![
-            "kaq: warning: `count by ip` is searched for as words, not run as a stage; did you mean `| count by ip`?"
+            "kaq: warning: `count by ip` is read as part of the search, not as a stage; did you mean `| count by ip`?"
                 .to_string(),
         ];
         if source[0] == "--store" {

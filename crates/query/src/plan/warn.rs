@@ -255,7 +255,7 @@ fn missing_pipe(text: &str, search: &Search, opts: &Options) -> Option<Warning> 
         let stage = text[at.start..end].trim_end();
         Some(Warning {
             kind: WarningKind::MissingPipe,
-            message: format!("`{stage}` is searched for as words, not run as a stage"),
+            message: format!("`{stage}` is read as part of the search, not as a stage"),
             span: Some(Span::new(at.start, at.start + stage.len())),
             suggestion: Some(format!("| {stage}")),
         })
@@ -419,17 +419,17 @@ mod tests {
     fn missing_pipes() {
         assert_eq!(
             warn("code:401 count by ip"),
-            ["`count by ip` is searched for as words, not run as a stage; did you mean `| count by ip`?"]
+            ["`count by ip` is read as part of the search, not as a stage; did you mean `| count by ip`?"]
         );
         assert_eq!(
             warn("stats p99(latency) by verb"),
             [
-                "`stats p99(latency) by verb` is searched for as words, not run as a stage; did you mean `| stats p99(latency) by verb`?"
+                "`stats p99(latency) by verb` is read as part of the search, not as a stage; did you mean `| stats p99(latency) by verb`?"
             ]
         );
         assert_eq!(
             warn("verb:get table user")[0],
-            "`table user` is searched for as words, not run as a stage; did you mean `| table user`?"
+            "`table user` is read as part of the search, not as a stage; did you mean `| table user`?"
         );
         // Later stages make the fixed query; a query that fails for want of the `|` gets it too.
         assert_eq!(warn("code:401 count by ip | sort -count").len(), 1);
