@@ -853,6 +853,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn seen_values_are_merged_and_capped() {
+        let (mut a, mut b) = (Seen::default(), Seen::default());
+        a.add(0, &Val::Str("get".into()));
+        b.add(1, &Val::List(vec![Val::Str("x".into()), Val::Str("y".into())]));
+        b.add(0, &Val::Str("list".into()));
+        a.merge(b);
+        let sorted = |s: &Option<HashSet<String>>| {
+            let mut v: Vec<String> = s.clone().unwrap().into_iter().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&a.0[0]), ["get", "list"]);
+        assert_eq!(sorted(&a.0[1]), ["x", "y"]);
+        for i in 0..=SEEN_MAX {
+            a.add(1, &Val::Str(i.to_string().into()));
+        }
+        assert!(a.0[1].is_none(), "past the cap: unknown");
+        a.add(1, &Val::Str("z".into()));
+        a.merge(Seen(vec![Some(HashSet::new()), Some(HashSet::new())]));
+        assert!(a.0[1].is_none() && a.0[0].is_some());
+    }
+
+    #[test]
     fn quick_id_and_stage() {
         let t = r#""requestReceivedTimestamp":"1970-01-01T00:00:01.000000Z","stageTimestamp":"1970-01-01T00:00:02.000000Z""#;
         let line = format!(r#"{{"kind":"Event","auditID":"7c1a","stage" : "ResponseComplete","verb":"get",{t}}}"#);

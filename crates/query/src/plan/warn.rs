@@ -416,6 +416,33 @@ mod tests {
     }
 
     #[test]
+    fn values_a_scan_saw() {
+        let q = "decision:deny verb:lsit";
+        let mut plan = compile(q, &Options::default()).unwrap();
+        plan.watch = vocabulary_slots(&plan);
+        let names: Vec<&str> = plan.watch.iter().map(|&s| plan.slots[s].name.as_str()).collect();
+        assert_eq!(names, ["decision", "verb"]);
+        let set = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
+        let seen = Seen(vec![set(&["allow", "deny"]), set(&["get", "list"])]);
+        let warn = |all_read| -> Vec<String> {
+            let known = SeenValues { plan: &plan, seen: &seen, all_read };
+            query_warnings(q, &Options::default(), Some(&known)).iter().map(Warning::text).collect()
+        };
+        // `deny` was seen: no typo. `lsit` was not: with every line read, the logs lack it.
+        assert_eq!(warn(true), ["no verb is `lsit` in the events read; did you mean `list`?"]);
+        assert_eq!(warn(false), ["no verb is `lsit`; did you mean `list`?"]);
+        // Too many values to keep, or nothing read.
+        let seen = Seen(vec![None, set(&[])]);
+        let known = SeenValues { plan: &plan, seen: &seen, all_read: true };
+        assert_eq!(known.holds("decision", "deny"), None);
+        assert_eq!(known.holds("verb", "get"), Some(false));
+        let seen = Seen(Vec::new());
+        let known = SeenValues { plan: &plan, seen: &seen, all_read: true };
+        assert_eq!(known.holds("verb", "get"), Some(false));
+        assert_eq!(known.holds("ns", "prod"), None, "not watched");
+    }
+
+    #[test]
     fn missing_pipes() {
         assert_eq!(
             warn("code:401 count by ip"),
