@@ -32,7 +32,10 @@ use super::report::{Rejects, thousands};
 ///
 /// Output is a table on a terminal and JSON lines otherwise: whole events as their original JSON
 /// (Secret values redacted), other rows as objects keyed by column. Errors in the query are shown
-/// with a caret under the spot and exit with status 2; no rows is not an error.
+/// with a caret under the spot and exit with status 2; no rows is not an error. Warnings go to
+/// stderr as `kaq: warning:` lines and never change the answer: a value no event holds
+/// (verb:delet: did you mean delete?), a stage typed without its `|` (code:401 count by ip), time
+/// bounds that miss the data's time range.
 ///
 /// A query that starts with `-` goes after `--`: kaq query -- '-user_kind:node' audit.log
 ///
@@ -92,7 +95,7 @@ pub struct QueryArgs {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 
-    /// No summary line on stderr.
+    /// No summary line and no warnings on stderr.
     #[arg(short, long)]
     quiet: bool,
 }
@@ -117,9 +120,13 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         until: args.until.clone(),
         macros: Default::default(),
     };
-    let plan = match compile(&args.query, &opts) {
+    let mut plan = match compile(&args.query, &opts) {
         Ok(p) => p,
         Err(diags) => {
+            // `count by ip | where count > 20` fails for want of a `|`: say so first.
+            if !args.quiet {
+                print_warnings(&args.query, &kaq_query::query_warnings(&args.query, &opts, None));
+            }
             for d in &diags {
                 render_diagnostic(&args.query, d);
             }
@@ -137,10 +144,22 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if args.store.is_some() && !args.inputs.is_empty() {
         bail!("give either INPUT files or --store, not both");
     }
+    let store = if use_store { Some(kaq_store::Store::open(&store_dir)?) } else { None };
+    // A store knows its values before running; logs tell after the scan whether they hold a
+    // value outside a field's vocabulary (a forged `decision:deny`), if it watches those fields.
+    let mut warnings = match &store {
+        Some(s) => kaq_query::query_warnings(&args.query, &opts, Some(&s.known_values())),
+        None => kaq_query::query_warnings(&args.query, &opts, None),
+    };
+    if store.is_none() && warnings.iter().any(|w| w.kind == kaq_query::WarningKind::UnknownValue) {
+        plan.watch = kaq_query::vocabulary_slots(&plan);
+    }
     if args.explain {
+        if !args.quiet {
+            print_warnings(&args.query, &warnings);
+        }
         // Over a store, the query runs to count what each step reads and keeps.
-        if use_store {
-            let store = kaq_store::Store::open(&store_dir)?;
+        if let Some(store) = &store {
             print!("{}", store.explain_plan(&plan, &ReadOptions::default())?);
         } else {
             print!("{}", kaq_query::explain(&plan));
@@ -178,11 +197,14 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let mut reject_error = None;
     let steps: Vec<Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
     let ids_reused;
-    let (rows, matched, counts, parquet_rows) = if use_store {
-        let store = kaq_store::Store::open(&store_dir)?;
+    let (rows, matched, counts, parquet_rows, data_range) = if let Some(store) = &store {
         let r = store.run(&plan, &read)?;
         ids_reused = r.ids_reused;
-        (r.rows, None, kaq_input::Counts::default(), r.rows_read)
+        let data = match store.manifest().time_range() {
+            (Some(lo), Some(hi)) => Some((lo, hi)),
+            _ => None,
+        };
+        (r.rows, None, kaq_input::Counts::default(), r.rows_read, data.map(|d| (d, "the store's events")))
     } else {
         let scanned = kaq_query::scan::scan(&plan, &inputs, &read, 0, &mut |r| {
             if let Err(e) = rejects.add(r, &hidden) {
@@ -195,8 +217,27 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         rejects.finish(&scanned.report, None)?;
         ids_reused = scanned.ids_reused;
         let matched = scanned.rows.len();
-        (kaq_query::pipeline::run(&steps, scanned.rows), Some(matched), scanned.report.counts, scanned.parquet_rows)
+        let all_read = scanned.report.counts.skipped == 0;
+        let seen = kaq_query::SeenValues { plan: &plan, seen: &scanned.seen, all_read };
+        warnings = kaq_query::query_warnings(&args.query, &opts, Some(&seen));
+        let what = if scanned.report.counts.skipped > 0 {
+            "the events read (the lines the prefilter skipped aside)"
+        } else {
+            "the events read"
+        };
+        let data = scanned.time_range.map(|d| (d, what));
+        (
+            kaq_query::pipeline::run(&steps, scanned.rows),
+            Some(matched),
+            scanned.report.counts,
+            scanned.parquet_rows,
+            data,
+        )
     };
+    if !args.quiet {
+        warnings.extend(data_range.and_then(|(d, what)| kaq_query::time_warning(&plan, Some(d), what)));
+        print_warnings(&args.query, &warnings);
+    }
 
     let columns = plan.output_columns();
     let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
@@ -261,6 +302,37 @@ fn write_table(out: &mut dyn Write, rows: &[Row], plan: &Plan, shown: &[usize]) 
         footer: false,
     };
     super::repl::render::table(out, plan.output_columns(), rows, shown, super::repl::render::Chart::None, &look)
+}
+
+/// Prints warnings to stderr (see [`warning_text`]).
+pub(crate) fn print_warnings(src: &str, warnings: &[kaq_query::Warning]) {
+    let mut err = std::io::stderr().lock();
+    for w in warnings {
+        let _ = write!(err, "{}", warning_text(src, w));
+    }
+}
+
+/// `kaq: warning: …`, then, when it is about a part of the query, that line of the query with
+/// carets under the part.
+pub(crate) fn warning_text(src: &str, w: &kaq_query::Warning) -> String {
+    let mut out = format!("kaq: warning: {}\n", w.text());
+    let Some(span) = w.span else { return out };
+    let start = span.start.min(src.len());
+    if !src.is_char_boundary(start) {
+        return out;
+    }
+    let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
+    let end = span.end.clamp(start, line_end);
+    let (Some(line), Some(before), Some(under)) =
+        (src.get(line_start..line_end), src.get(line_start..start), src.get(start..end))
+    else {
+        return out;
+    };
+    let pad = " ".repeat(before.chars().count());
+    let carets = "^".repeat(under.chars().count().max(1));
+    out.push_str(&format!("  | {line}\n  | {pad}{carets}\n"));
+    out
 }
 
 /// Renders a query error with a caret under the spot (ariadne), to stderr.

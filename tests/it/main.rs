@@ -13,3 +13,4 @@ mod repl;
 mod roundtrip;
 mod secrets;
 mod store;
+mod warnings;

@@ -37,7 +37,10 @@ pub mod value;
 
 pub use explain::explain;
 pub use pipeline::Row;
-pub use plan::{Column, Options, Plan, compile};
+pub use plan::{
+    Column, KnownValues, Options, Plan, SeenValues, Warning, WarningKind, compile, query_warnings, time_warning,
+    vocabulary_slots,
+};
 pub use value::Val;
 
 /// Runs `plan` over native audit JSON lines in memory (single-threaded; for tests, examples and

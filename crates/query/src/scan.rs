@@ -13,7 +13,7 @@
 //! one would hide the other.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -176,6 +176,59 @@ pub struct Found {
     others: Vec<Stage>,
     /// Events (and skipped lines) seen in the chunk.
     n: u64,
+    /// The earliest and latest `time` of the events tested (not of lines the prefilter skipped).
+    times: Option<(i64, i64)>,
+    /// The distinct values of each of [`Plan::watch`]'s slots among the events tested.
+    seen: Seen,
+}
+
+/// Distinct values of the watched slots ([`Plan::watch`], in its order) among the events tested;
+/// `None` for a slot with more than [`SEEN_MAX`] of them.
+#[derive(Debug, Default, Clone)]
+pub struct Seen(pub Vec<Option<HashSet<String>>>);
+
+/// Distinct values kept per watched slot: the fields watched have a few each.
+const SEEN_MAX: usize = 1000;
+
+impl Seen {
+    fn add(&mut self, i: usize, v: &Val<'_>) {
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || Some(HashSet::new()));
+        }
+        let Some(set) = &mut self.0[i] else { return };
+        let mut put = |s: &str| {
+            if !set.contains(s) {
+                set.insert(s.to_string());
+            }
+        };
+        match v {
+            Val::Str(s) => put(s),
+            Val::List(l) => l.iter().for_each(|x| {
+                if let Val::Str(s) = x {
+                    put(s)
+                }
+            }),
+            _ => {}
+        }
+        if set.len() > SEEN_MAX {
+            self.0[i] = None;
+        }
+    }
+
+    fn merge(&mut self, other: Seen) {
+        if self.0.len() < other.0.len() {
+            self.0.resize_with(other.0.len(), || Some(HashSet::new()));
+        }
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine = match (mine.take(), theirs) {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    (a.len() <= SEEN_MAX).then_some(a)
+                }
+                _ => None,
+            };
+        }
+    }
 }
 
 impl Found {
@@ -195,6 +248,16 @@ impl Found {
         self.hits.append(&mut other.hits);
         self.others.append(&mut other.others);
         self.n = self.n.max(other.n);
+        self.times = widen_times(self.times, other.times);
+        self.seen.merge(other.seen);
+    }
+}
+
+/// The smallest range holding both.
+fn widen_times(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    match (a, b) {
+        (Some((l1, h1)), Some((l2, h2))) => Some((l1.min(l2), h1.max(h2))),
+        (a, b) => a.or(b),
     }
 }
 
@@ -244,10 +307,16 @@ impl<'p> Scan<'p> {
     pub fn handle(&self, found: &mut Found, ev: &Event<'_>, text: Option<&str>) {
         let pos = found.n;
         found.n += 1;
+        if let Some(t) = ev.derived.time {
+            found.times = widen_times(found.times, Some((t, t)));
+        }
         // Shorten the event's lifetime to this call: columns borrow from it.
         let ev: &Event<'_> = ev;
         let reused = self.plan.reused_ids.as_deref();
         let mut cols = EventCols { ev, getters: &self.getters, reused, cache: vec![None; self.getters.len()] };
+        for (i, &slot) in self.plan.watch.iter().enumerate() {
+            found.seen.add(i, cols.get(slot));
+        }
         let hit = eval(&self.plan.filter, &mut cols);
         if !hit && self.plan.all_stages {
             return;
@@ -396,6 +465,11 @@ pub struct Scanned {
     pub rejects: Vec<Reject>,
     /// Rows whose auditID another request also carries ([`Finished::ids_reused`]).
     pub ids_reused: u64,
+    /// The earliest and latest `time` of the events tested: every event read, but for the lines
+    /// the prefilter skipped (which cannot match); for [`plan::warn::time_warning`](crate::plan::warn::time_warning).
+    pub time_range: Option<(i64, i64)>,
+    /// The distinct values of [`Plan::watch`]'s slots among the same events.
+    pub seen: Seen,
 }
 
 /// Errors of a scan.
@@ -585,9 +659,10 @@ pub fn scan(
         if read.cancelled() {
             return Err(ScanError::Cancelled);
         }
+        let (time_range, seen) = (collect.times, std::mem::take(&mut collect.seen));
         match collect.finish_counting(plan.all_stages) {
             Ok(Finished { rows, ids_reused }) => {
-                return Ok(Scanned { rows, report, parquet_rows, rejects, ids_reused });
+                return Ok(Scanned { rows, report, parquet_rows, rejects, ids_reused, time_range, seen });
             }
             // Rare: a skipped line may be the latest stage of a matching request. Decode all.
             Err(NeedsRescan) => {
@@ -910,6 +985,8 @@ pub fn finish_one(found: Found, all_stages: bool) -> Result<Vec<Row>, NeedsResca
 #[derive(Default)]
 pub struct Collector {
     base: u64,
+    times: Option<(i64, i64)>,
+    seen: Seen,
     hits: Vec<Hit>,
     others: Vec<Stage>,
 }
@@ -924,6 +1001,8 @@ impl Collector {
             o.pos += self.base;
         }
         self.base += f.n;
+        self.times = widen_times(self.times, f.times);
+        self.seen.merge(std::mem::take(&mut f.seen));
         self.hits.append(&mut f.hits);
         self.others.append(&mut f.others);
     }
@@ -1006,6 +1085,29 @@ pub struct Finished {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seen_values_are_merged_and_capped() {
+        let (mut a, mut b) = (Seen::default(), Seen::default());
+        a.add(0, &Val::Str("get".into()));
+        b.add(1, &Val::List(vec![Val::Str("x".into()), Val::Str("y".into())]));
+        b.add(0, &Val::Str("list".into()));
+        a.merge(b);
+        let sorted = |s: &Option<HashSet<String>>| {
+            let mut v: Vec<String> = s.clone().unwrap().into_iter().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&a.0[0]), ["get", "list"]);
+        assert_eq!(sorted(&a.0[1]), ["x", "y"]);
+        for i in 0..=SEEN_MAX {
+            a.add(1, &Val::Str(i.to_string().into()));
+        }
+        assert!(a.0[1].is_none(), "past the cap: unknown");
+        a.add(1, &Val::Str("z".into()));
+        a.merge(Seen(vec![Some(HashSet::new()), Some(HashSet::new())]));
+        assert!(a.0[1].is_none() && a.0[0].is_some());
+    }
 
     #[test]
     fn quick_id_and_stage() {

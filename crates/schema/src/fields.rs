@@ -122,6 +122,39 @@ pub fn lookup(name: &str) -> Option<&'static Field> {
     FIELDS.iter().find(|f| f.name == name || f.aliases.contains(&name))
 }
 
+/// The values a keyword field can hold, for the fields whose values the audit API or kaq itself
+/// fixes: `stage` and `level` (audit.k8s.io/v1), `verb` (what kube-apiserver's request info gives:
+/// the resource verbs, and the lowercased HTTP methods of non-resource requests), `decision` (the
+/// authorizer's annotation) and `user_kind` (kaq's classes). A search for another value of these
+/// finds nothing, so the planner warns and names the nearest. `None` for every other field
+/// (`status`, for one, also holds other servers' texts such as `OK (inferred)`).
+pub fn vocabulary(field: &str) -> Option<&'static [&'static str]> {
+    Some(match lookup(field)?.name {
+        "stage" => &["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"],
+        "level" => &["None", "Metadata", "Request", "RequestResponse"],
+        "verb" => &[
+            "get",
+            "list",
+            "watch",
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+            "proxy",
+            "post",
+            "put",
+            "head",
+            "options",
+            "connect",
+            "trace",
+        ],
+        "decision" => &["allow", "forbid"],
+        "user_kind" => &["anonymous", "node", "serviceaccount", "system", "human"],
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +169,17 @@ mod tests {
         }
         assert_eq!(lookup("namespace").unwrap().name, "ns");
         assert!(lookup("usr").is_none());
+    }
+
+    #[test]
+    fn vocabularies_of_keyword_fields() {
+        let kinds: Vec<&str> = crate::UserKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(vocabulary("user_kind").unwrap(), kinds);
+        assert!(vocabulary("verb").unwrap().contains(&"deletecollection"));
+        assert_eq!(vocabulary("stageTimestamp"), None);
+        assert_eq!(vocabulary("ns"), None);
+        for f in FIELDS.iter().filter(|f| vocabulary(f.name).is_some()) {
+            assert_eq!(f.ty, FieldType::Keyword, "{}", f.name);
+        }
     }
 }

@@ -30,4 +30,4 @@ pub mod time;
 pub use decode::{DecodeError, DecodeOptions, Rejected, decode_event, decode_records, decode_records_with_text};
 pub use derive::{Derived, PodFlags, UserKind};
 pub use event::{Event, ObjectRef, Status, UserInfo, merge};
-pub use fields::{FIELDS, Field, FieldType, lookup};
+pub use fields::{FIELDS, Field, FieldType, lookup, vocabulary};

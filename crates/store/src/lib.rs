@@ -94,7 +94,7 @@ pub mod index;
 mod inputs;
 mod terms;
 pub use follow::{FollowCommit, FollowOptions};
-pub use terms::Terms;
+pub use terms::{StoreValues, Terms};
 
 use kaq_query::plan::Options;
 

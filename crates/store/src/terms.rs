@@ -17,6 +17,25 @@ use crate::{Error, SEGMENTS, Store};
 /// (after those that start with it): enough for names and users, bounded for `id`-like fields.
 const SUBSTRING_SCAN: usize = 200_000;
 
+/// Keyword fields the index leaves out whose values are few (tens to thousands): a query's value
+/// for one of them is checked against the values counted from their columns (once per [`Terms`]).
+/// Not `id`, `uid`, `object_uid` or `resource_version`: nearly every row has its own.
+const COUNTED: &[&str] = &[
+    "verb",
+    "resource",
+    "stage",
+    "level",
+    "decision",
+    "user_kind",
+    "status",
+    "apigroup",
+    "apiversion",
+    "groups",
+    "as_groups",
+];
+/// Longer values are indexed as a marker term, not as themselves: no look-up can tell.
+const MAX_TERM: usize = 65_530;
+
 /// The term dictionaries of a store's segments, opened once for many look-ups.
 pub struct Terms {
     readers: Vec<tantivy::Searcher>,
@@ -140,6 +159,92 @@ impl Terms {
                 })
                 .collect(),
         )
+    }
+}
+
+/// What a query's warnings ask of a store: whether a keyword value occurs in it, from the term
+/// dictionaries for indexed fields (every live segment must have its index) and from the columns
+/// for the fields in [`COUNTED`]. Other fields: `None`.
+impl kaq_query::KnownValues for Terms {
+    fn holds(&self, field: &str, value: &str) -> Option<bool> {
+        if self.segments.is_empty() || value.len() > MAX_TERM || field == "ip" {
+            return None;
+        }
+        if COUNTED.contains(&field) {
+            let mut counted = self.counted.lock().expect("unpoisoned");
+            if !counted.contains_key(field) {
+                counted.insert(field.to_string(), self.count(field)?);
+            }
+            return Some(counted[field].contains_key(value.as_bytes()));
+        }
+        if self.readers.len() != self.segments.len() {
+            return None; // a segment without an index could hold it
+        }
+        for searcher in &self.readers {
+            let f = searcher.schema().get_field(field).ok().filter(|f| is_raw(searcher, *f))?;
+            for seg in searcher.segment_readers() {
+                let dict = seg.inverted_index(f).ok()?;
+                if dict.terms().get(value.as_bytes()).ok()?.is_some() {
+                    return Some(true);
+                }
+            }
+        }
+        Some(false)
+    }
+
+    fn near(&self, field: &str, value: &str) -> Vec<String> {
+        if COUNTED.contains(&field) {
+            return self.top(field, "", 100_000).into_iter().map(|(v, _)| v).collect();
+        }
+        // Values sharing the first letter (in either case), then those containing it: a typo
+        // seldom starts a word.
+        let Some(first) = value.chars().next() else { return Vec::new() };
+        let mut out: Vec<String> = Vec::new();
+        for c in [first.to_lowercase().to_string(), first.to_uppercase().to_string()] {
+            for (v, _) in self.top(field, &c, 2_000) {
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    fn describe(&self) -> &str {
+        "the store"
+    }
+}
+
+/// [`Terms`] opened on the first question: a query whose values need no look-up opens no index.
+pub struct StoreValues<'s> {
+    store: &'s Store,
+    terms: std::sync::OnceLock<Option<Terms>>,
+}
+
+impl Store {
+    /// The values this store holds, for [`kaq_query::query_warnings`].
+    pub fn known_values(&self) -> StoreValues<'_> {
+        StoreValues { store: self, terms: std::sync::OnceLock::new() }
+    }
+}
+
+impl StoreValues<'_> {
+    fn terms(&self) -> Option<&Terms> {
+        self.terms.get_or_init(|| self.store.terms().ok()).as_ref()
+    }
+}
+
+impl kaq_query::KnownValues for StoreValues<'_> {
+    fn holds(&self, field: &str, value: &str) -> Option<bool> {
+        self.terms()?.holds(field, value)
+    }
+
+    fn near(&self, field: &str, value: &str) -> Vec<String> {
+        self.terms().map(|t| t.near(field, value)).unwrap_or_default()
+    }
+
+    fn describe(&self) -> &str {
+        "the store"
     }
 }
 

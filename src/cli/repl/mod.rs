@@ -312,9 +312,12 @@ impl Session {
 
     /// Runs a query and prints its answer; a closed stdout ends the session.
     fn query(&mut self, text: &str) -> Flow {
-        let plan = match compile(text, &self.options()) {
+        let opts = self.options();
+        let before = kaq_query::query_warnings(text, &opts, self.source.known_values());
+        let mut plan = match compile(text, &opts) {
             Ok(p) => p,
             Err(diags) => {
+                super::query::print_warnings(text, &before);
                 for d in &diags {
                     super::query::render_diagnostic(text, d);
                 }
@@ -322,6 +325,12 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        // Over files, the scan tells whether they hold a value outside a field's vocabulary.
+        if matches!(*self.source, Source::Files { .. })
+            && before.iter().any(|w| w.kind == kaq_query::WarningKind::UnknownValue)
+        {
+            plan.watch = kaq_query::vocabulary_slots(&plan);
+        }
         let started = Instant::now();
         let cancel = self.read.cancel.clone().expect("set at start");
         cancel.store(false, Ordering::SeqCst);
@@ -356,6 +365,16 @@ impl Session {
             Ok(Ok(a)) => a,
         };
         let elapsed = started.elapsed();
+        // Warnings come before the answer they are about.
+        let mut warnings = match &answer.seen {
+            Some((seen, all_read)) => {
+                let seen = kaq_query::SeenValues { plan: &plan, seen, all_read: *all_read };
+                kaq_query::query_warnings(text, &opts, Some(&seen))
+            }
+            None => before,
+        };
+        warnings.extend(answer.data_range.and_then(|(d, what)| kaq_query::time_warning(&plan, Some(d), what)));
+        super::query::print_warnings(text, &warnings);
         let printed = self.print(&plan, &answer.rows, &cancel);
         BUSY.store(false, Ordering::SeqCst);
         match printed {

@@ -52,6 +52,12 @@ pub struct Answer {
     pub rejected: u64,
     /// Matching requests whose auditID another request also carries.
     pub ids_reused: u64,
+    /// The earliest and latest event time of the data (a store's), or of the events read (files),
+    /// and what the range is of, for [`kaq_query::time_warning`].
+    pub data_range: Option<((i64, i64), &'static str)>,
+    /// Files: the values of the plan's watched slots among the events read, and whether every
+    /// line was read (for [`kaq_query::SeenValues`]).
+    pub seen: Option<(kaq_query::scan::Seen, bool)>,
 }
 
 impl Source {
@@ -101,17 +107,28 @@ impl Source {
         match self {
             Source::Store { store, .. } => {
                 let r = store.run(plan, read)?;
-                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0, ids_reused: r.ids_reused })
+                let data_range = match store.manifest().time_range() {
+                    (Some(lo), Some(hi)) => Some(((lo, hi), "the store's events")),
+                    _ => None,
+                };
+                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0, ids_reused: r.ids_reused, data_range, seen: None })
             }
             Source::Files { inputs, .. } => {
                 let scanned = kaq_query::scan::scan(plan, inputs, read, 0, &mut |_| {})?;
                 let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
                 let c = scanned.report.counts;
+                let what = if c.skipped > 0 {
+                    "the events read (the lines the prefilter skipped aside)"
+                } else {
+                    "the events read"
+                };
                 Ok(Answer {
                     rows: kaq_query::pipeline::run(&steps, scanned.rows),
                     read: c.events + c.skipped + scanned.parquet_rows,
                     rejected: c.rejected,
                     ids_reused: scanned.ids_reused,
+                    data_range: scanned.time_range.map(|d| (d, what)),
+                    seen: Some((scanned.seen, c.skipped == 0)),
                 })
             }
         }
@@ -131,6 +148,15 @@ impl Source {
                 let contains = all.iter().filter(|(v, _)| !v.starts_with(prefix) && v.to_lowercase().contains(&lower));
                 starts.chain(contains).take(limit).cloned().collect()
             }
+        }
+    }
+
+    /// What a query's warnings ask before running: a store's values (see [`kaq_store::Terms`]).
+    /// Files answer after the scan ([`Answer::seen`]).
+    pub fn known_values(&self) -> Option<&dyn kaq_query::KnownValues> {
+        match self {
+            Source::Store { terms: Some(t), .. } => Some(t),
+            _ => None,
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod literal;
 pub mod macros;
 mod resolve;
+pub mod warn;
 
 use std::fmt;
 
@@ -14,6 +15,7 @@ use regex::Regex;
 use crate::plan::literal::{Cidr, Glob};
 
 pub use resolve::{Options, compile};
+pub use warn::{KnownValues, SeenValues, Warning, WarningKind, query_warnings, time_warning, vocabulary_slots};
 
 /// What a slot takes from an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,6 +294,10 @@ pub struct Plan {
     /// For a plan that reads `id_reused`: the auditIDs that more than one request carries in the
     /// whole input, found before the scan ([`crate::scan::identities`]); `None` until then.
     pub reused_ids: Option<std::sync::Arc<std::collections::HashSet<crate::scan::IdKey>>>,
+    /// Slots whose distinct values a scan records ([`crate::scan::Scanned::seen`]), so that a
+    /// warning about a value no event holds is not given when one does
+    /// ([`warn::vocabulary_slots`]); empty unless the caller sets it.
+    pub watch: Vec<usize>,
 }
 
 impl Plan {

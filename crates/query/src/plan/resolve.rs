@@ -145,6 +145,7 @@ impl<'o> Resolver<'o> {
             prefilter,
             canonical,
             reused_ids: None,
+            watch: Vec::new(),
         })
     }
 
