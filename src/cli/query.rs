@@ -85,6 +85,12 @@ pub struct QueryArgs {
     #[arg(long)]
     keep_secrets: bool,
 
+    /// Write every rejected record (a line that is not an audit event), whole, to FILE (0600),
+    /// as `kaq convert --rejects` does; the first ones are shown on stderr either way. Not with
+    /// a store: its rejects were reported by `kaq ingest`.
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+
     #[command(flatten)]
     input: super::input::InputArgs,
 
@@ -117,7 +123,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         until: args.until.clone(),
         macros: Default::default(),
     };
-    let plan = match compile(&args.query, &opts) {
+    let mut plan = match compile(&args.query, &opts) {
         Ok(p) => p,
         Err(diags) => {
             for d in &diags {
@@ -136,6 +142,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             || store_dir.join("MANIFEST.json").exists());
     if args.store.is_some() && !args.inputs.is_empty() {
         bail!("give either INPUT files or --store, not both");
+    }
+    if use_store && args.rejects.is_some() {
+        bail!("--rejects lists the rejected records of INPUT files; a store's were reported by `kaq ingest --rejects`");
     }
     if args.explain {
         // Over a store, the query runs to count what each step reads and keeps.
@@ -166,6 +175,11 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if format == Format::Parquet && args.output.is_none() {
         bail!("--format parquet needs -o FILE.parquet");
     }
+    if args.rejects.is_some() {
+        // The prefilter skips lines without validating them: decode every line, so that the file
+        // lists every reject, as `kaq convert --rejects` does.
+        plan.prefilter.clear();
+    }
     let read = ReadOptions {
         decode: DecodeOptions { keep_secrets: args.keep_secrets },
         input_format: args.input.format(),
@@ -173,13 +187,15 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         ..ReadOptions::default()
     };
     let started = Instant::now();
-    let mut rejects = Rejects::new(None)?;
+    let mut rejects = Rejects::new(if use_store { None } else { args.rejects.as_deref() })?;
     let hidden = indicatif::ProgressBar::hidden();
     let mut reject_error = None;
     let steps: Vec<Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
+    let mut notes = Vec::new();
     let (rows, matched, counts, parquet_rows) = if use_store {
         let store = kaq_store::Store::open(&store_dir)?;
         let r = store.run(&plan, &read)?;
+        notes = r.notes;
         (r.rows, None, kaq_input::Counts::default(), r.rows_read)
     } else {
         let scanned = kaq_query::scan::scan(&plan, &inputs, &read, 0, &mut |r| {
@@ -190,9 +206,10 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = reject_error {
             return Err(e);
         }
-        rejects.finish(&scanned.report, None)?;
+        rejects.finish(&scanned.report, args.rejects.as_deref())?;
         let matched = scanned.rows.len();
-        (kaq_query::pipeline::run(&steps, scanned.rows), Some(matched), scanned.report.counts, scanned.parquet_rows)
+        let rows = kaq_query::pipeline::run_noting(&steps, scanned.rows, &mut notes);
+        (rows, Some(matched), scanned.report.counts, scanned.parquet_rows)
     };
 
     let columns = plan.output_columns();
@@ -210,6 +227,10 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             write_rows(&mut out, format, &plan, &rows, &shown)?;
             out.flush()?;
         }
+    }
+    // Notes say what the rows do not (they never change an answer): shown even with --quiet.
+    for n in &notes {
+        eprintln!("kaq: warning: {n}");
     }
     if !args.quiet && std::io::stderr().is_terminal() {
         let c = counts;

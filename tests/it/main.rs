@@ -12,3 +12,4 @@ mod repl;
 mod roundtrip;
 mod secrets;
 mod store;
+mod traps;

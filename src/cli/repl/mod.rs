@@ -356,7 +356,7 @@ impl Session {
             Ok(Ok(a)) => a,
         };
         let elapsed = started.elapsed();
-        let printed = self.print(&plan, &answer.rows, &cancel);
+        let printed = self.print(&plan, &answer.rows, &answer.notes, &cancel);
         BUSY.store(false, Ordering::SeqCst);
         match printed {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Flow::Quit,
@@ -366,7 +366,7 @@ impl Session {
         if answer.rejected > 0 && !self.warned_rejects {
             self.warned_rejects = true;
             eprintln!(
-                "kaq: {} records in the inputs are not audit events and were skipped (`kaq convert --rejects FILE` lists them)",
+                "kaq: {} records in the inputs are not audit events and were skipped (`kaq query '*' --rejects FILE LOGS…` lists them)",
                 thousands(answer.rejected)
             );
         }
@@ -382,7 +382,15 @@ impl Session {
         Flow::Continue
     }
 
-    fn print(&self, plan: &kaq_query::Plan, rows: &[kaq_query::Row], cancel: &AtomicBool) -> std::io::Result<()> {
+    /// Prints the rows, then the notes: under a table (dimmed), on stderr otherwise, where they
+    /// stay out of JSON and CSV.
+    fn print(
+        &self,
+        plan: &kaq_query::Plan,
+        rows: &[kaq_query::Row],
+        notes: &[kaq_query::pipeline::Note],
+        cancel: &AtomicBool,
+    ) -> std::io::Result<()> {
         let columns = plan.output_columns();
         let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
         let mut out = BufWriter::new(std::io::stdout().lock());
@@ -397,6 +405,11 @@ impl Session {
                     footer: true,
                 };
                 render::table(&mut out, columns, rows, &shown, render::chart_for(plan), &look)?;
+                for n in notes {
+                    let text = format!("note: {n}");
+                    let text = if self.color { nu_ansi_term::Color::Yellow.paint(text).to_string() } else { text };
+                    writeln!(out, "{text}")?;
+                }
             }
             // In slices, so that Ctrl-C stops a long print too.
             OutFormat::Json => {
@@ -421,7 +434,13 @@ impl Session {
                 }
             }
         }
-        out.flush()
+        out.flush()?;
+        if self.format != OutFormat::Table {
+            for n in notes {
+                eprintln!("kaq: warning: {n}");
+            }
+        }
+        Ok(())
     }
 
     fn meta(&mut self, m: Meta) -> Flow {

@@ -48,6 +48,8 @@ pub struct Answer {
     /// Rows (store, Parquet) or events (logs) read.
     pub read: u64,
     pub rejected: u64,
+    /// What the steps did that the rows do not show.
+    pub notes: Vec<kaq_query::pipeline::Note>,
 }
 
 impl Source {
@@ -97,16 +99,18 @@ impl Source {
         match self {
             Source::Store { store, .. } => {
                 let r = store.run(plan, read)?;
-                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0 })
+                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0, notes: r.notes })
             }
             Source::Files { inputs, .. } => {
                 let scanned = kaq_query::scan::scan(plan, inputs, read, 0, &mut |_| {})?;
                 let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
                 let c = scanned.report.counts;
+                let mut notes = Vec::new();
                 Ok(Answer {
-                    rows: kaq_query::pipeline::run(&steps, scanned.rows),
+                    rows: kaq_query::pipeline::run_noting(&steps, scanned.rows, &mut notes),
                     read: c.events + c.skipped + scanned.parquet_rows,
                     rejected: c.rejected,
+                    notes,
                 })
             }
         }

@@ -1,0 +1,166 @@
+//! Traps a new user fell into (issue 12): `kaq query --rejects`, `@slow` and long-running
+//! requests, a timeline too long to fill, saved searches shared with `kaq query`, and tables on a
+//! narrow terminal that cut times.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::common::{kaq, run, stderr, tmp};
+
+/// One audit event: `verb` on `uri` (with `subresource`), received at `time`, lasting `latency`
+/// seconds.
+fn event(id: &str, verb: &str, uri: &str, subresource: Option<&str>, time: &str, latency: f64) -> String {
+    let start = chrono::DateTime::parse_from_rfc3339(time).unwrap();
+    let end = start + chrono::Duration::microseconds((latency * 1e6).round() as i64);
+    let mut object = json!({"resource": "pods", "namespace": "default", "name": "web", "apiVersion": "v1"});
+    if let Some(s) = subresource {
+        object["subresource"] = json!(s);
+    }
+    json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
+        "stage": "ResponseComplete", "requestURI": uri, "verb": verb, "user": {"username": "alice"},
+        "objectRef": object, "responseStatus": {"code": 200},
+        "requestReceivedTimestamp": start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "stageTimestamp": end.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    })
+    .to_string()
+}
+
+fn write_log(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    assert!(o.status.success(), "{}", stderr(o));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// `kaq query` suggested `--rejects FILE` without accepting it. It now writes every rejected
+/// record whole, private, as `kaq convert` does — lines the prefilter would skip included.
+#[test]
+fn query_writes_rejects_to_a_private_file() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    let t = "2026-11-20T05:00:00Z";
+    let bad_json = r#"{"kind":"Event","auditID":"broken"#;
+    let bad_verb = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"v","stage":"ResponseComplete","verb":7}"#;
+    write_log(
+        &log,
+        &[
+            event("a", "delete", "/api/v1/namespaces/default/pods/web", None, t, 0.1),
+            bad_json.to_string(),
+            event("b", "get", "/api/v1/namespaces/default/pods/web", None, t, 0.1),
+            bad_verb.to_string(),
+        ],
+    );
+    let rejects = dir.path().join("rejects.jsonl");
+    // An existing file is replaced and made private.
+    std::fs::write(&rejects, "old\n").unwrap();
+    std::fs::set_permissions(&rejects, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // `verb:delete` has a prefilter that would skip both bad lines undecoded.
+    let o = run(&["query", "verb:delete | table id", log.to_str().unwrap(), "--rejects", rejects.to_str().unwrap()]);
+    assert_eq!(json_lines(&o), vec![json!({"id": "a"})]);
+    let err = stderr(&o);
+    assert!(err.contains("audit.log:2:") && err.contains("audit.log:4:"), "{err}");
+    assert_eq!(std::fs::read_to_string(&rejects).unwrap(), format!("{bad_json}\n{bad_verb}\n"));
+    assert_eq!(std::fs::metadata(&rejects).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let o = run(&["query", "--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--rejects <FILE>"));
+    // A store's rejects were reported when it was made.
+    let o = run(&["query", "*", "--store", dir.path().join("none").to_str().unwrap(), "--rejects", "r"]);
+    assert!(!o.status.success() && stderr(&o).contains("kaq ingest --rejects"), "{}", stderr(&o));
+}
+
+/// `@slow` found watches and execs, which last as long as the client keeps them open: it leaves
+/// out what the API server counts as long-running.
+#[test]
+fn slow_leaves_out_long_running_requests() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    let t = "2026-11-20T05:00:00Z";
+    let pod = "/api/v1/namespaces/default/pods/web";
+    write_log(
+        &log,
+        &[
+            event("watch", "watch", "/api/v1/namespaces/default/pods?watch=true", None, t, 300.0),
+            event("exec", "create", &format!("{pod}/exec?command=sh&stdin=true"), Some("exec"), t, 120.0),
+            event("get", "get", pod, None, t, 2.5),
+            event("fast-get", "get", pod, None, t, 0.2),
+            event("attach", "create", &format!("{pod}/attach"), Some("attach"), t, 60.0),
+            event("portforward", "create", &format!("{pod}/portforward"), Some("portforward"), t, 60.0),
+            event("proxy", "get", &format!("{pod}/proxy/metrics"), Some("proxy"), t, 5.0),
+            event("log-follow", "get", &format!("{pod}/log?container=app&follow=true"), Some("log"), t, 90.0),
+            event("log-follow-bare", "get", &format!("{pod}/log?follow"), Some("log"), t, 90.0),
+            event("log", "get", &format!("{pod}/log?container=app"), Some("log"), t, 3.0),
+            event("log-no-follow", "get", &format!("{pod}/log?follow=False"), Some("log"), t, 3.0),
+        ],
+    );
+    let ids = |q: &str| -> Vec<String> {
+        let rows = json_lines(&run(&["query", q, log.to_str().unwrap()]));
+        rows.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids("@slow | table id"), ["get", "log", "log-no-follow"]);
+    // Without the named query, all of them are there.
+    assert_eq!(ids("latency>1s | table id").len(), 10);
+    // The same from a store.
+    let store = dir.path().join("store");
+    assert!(run(&["ingest", "--store", store.to_str().unwrap(), "--quiet", log.to_str().unwrap()]).status.success());
+    let rows = json_lines(&run(&["query", "@slow | table id | sort id", "--store", store.to_str().unwrap()]));
+    assert_eq!(rows, vec![json!({"id": "get"}), json!({"id": "log"}), json!({"id": "log-no-follow"})]);
+}
+
+/// A timeline without `by` fills empty buckets only up to 100,000 of them; past that it says so.
+#[test]
+fn a_timeline_too_long_to_fill_says_so() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    let pod = "/api/v1/namespaces/default/pods/web";
+    // A year apart: 525,600 one-minute buckets, 365 one-day ones.
+    write_log(
+        &log,
+        &[
+            event("a", "get", pod, None, "2025-11-20T05:00:00Z", 0.1),
+            event("b", "get", pod, None, "2026-11-20T05:00:00Z", 0.1),
+        ],
+    );
+    let l = log.to_str().unwrap();
+    let o = run(&["query", "| timeline 1m", l]);
+    assert_eq!(json_lines(&o).len(), 2, "only the buckets with events");
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "kaq: warning: timeline: the events span 525601 intervals, more than 100000: empty buckets are left out"
+        ),
+        "{err}"
+    );
+    // Filled: no warning.
+    let o = run(&["query", "| timeline 1d", l]);
+    assert_eq!(json_lines(&o).len(), 366);
+    assert!(!stderr(&o).contains("timeline"), "{}", stderr(&o));
+    // After other stages too, and from a store (where the columns count the timeline).
+    let store = dir.path().join("store");
+    assert!(run(&["ingest", "--store", store.to_str().unwrap(), "--quiet", l]).status.success());
+    let o = run(&["query", "| timeline 1m | sort -count | head 1", "--store", store.to_str().unwrap()]);
+    assert_eq!(json_lines(&o).len(), 1);
+    assert!(stderr(&o).contains("more than 100000: empty buckets are left out"), "{}", stderr(&o));
+
+    // The REPL says it under the table.
+    let mut child = kaq()
+        .args(["repl", l])
+        .env("KAQ_HISTORY", "")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b".format table\n| timeline 1m\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("2 rows") && out.contains("note: timeline: the events span 525601 intervals"), "{out}");
+}
