@@ -36,6 +36,10 @@ use super::report::{Rejects, thousands};
 ///
 /// A query that starts with `-` goes after `--`: kaq query -- '-user_kind:node' audit.log
 ///
+/// `@NAME` is a built-in named query (`@slow`, `@prod-deletes`…) or a search saved with `.save` in
+/// `kaq repl`, kept in $KAQ_CONFIG_DIR/queries.toml (else $XDG_CONFIG_HOME/kaq/queries.toml, or
+/// ~/.config/kaq/queries.toml).
+///
 /// The language is described in docs/query.md and grammar/README.md.
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
@@ -123,7 +127,18 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         until: args.until.clone(),
         macros: Default::default(),
     };
-    let mut plan = match compile(&args.query, &opts) {
+    let mut compiled = compile(&args.query, &opts);
+    // An `@NAME` that is not built in may be a search saved in the REPL: read them, and again.
+    if let Err(diags) = &compiled
+        && diags.iter().any(|d| d.code == kaq_syntax::Code::UnknownMacro)
+        && let Some(path) = super::saved::path()
+    {
+        let macros = super::saved::load(&path)?;
+        if !macros.is_empty() {
+            compiled = compile(&args.query, &Options { macros, ..opts });
+        }
+    }
+    let mut plan = match compiled {
         Ok(p) => p,
         Err(diags) => {
             for d in &diags {

@@ -164,3 +164,112 @@ fn a_timeline_too_long_to_fill_says_so() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.contains("2 rows") && out.contains("note: timeline: the events span 525601 intervals"), "{out}");
 }
+
+/// Runs `kaq ARGS` with `input` on stdin and `KAQ_CONFIG_DIR=config`.
+fn with_config(args: &[&str], config: &Path, input: &str) -> Output {
+    let mut child = kaq()
+        .args(args)
+        .env("KAQ_CONFIG_DIR", config)
+        .env("KAQ_HISTORY", "")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `.save` names lived only in that REPL session: they are kept in `queries.toml` in the
+/// configuration directory, where `kaq query` and later sessions find them.
+#[test]
+fn saved_searches_outlive_the_session_and_reach_kaq_query() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    let t = "2026-11-20T05:00:00Z";
+    let pod = "/api/v1/namespaces/default/pods/web";
+    write_log(
+        &log,
+        &[
+            event("a", "delete", pod, None, t, 0.1),
+            event("b", "get", pod, None, t, 0.1),
+            event("c", "delete", pod, None, t, 0.1),
+        ],
+    );
+    let l = log.to_str().unwrap();
+    let config = dir.path().join("config/kaq");
+    let file = config.join("queries.toml");
+    // Issue 15 keeps more in the same file: other tables are kept.
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(&file, "[lists]\nadmins = [\"alice\"]\n").unwrap();
+
+    let o = with_config(
+        &["repl", l],
+        &config,
+        ".save dels verb:delete\n.save slow latency>5s\n.save gets verb:get\n@dels | count\n",
+    );
+    assert_eq!(o.status.code(), Some(2), "the refused name fails the session: {}", stderr(&o));
+    assert!(stderr(&o).contains("`@slow` is a built-in named query; choose another name"), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out, "saved: @dels\nsaved: @gets\n{\"count\":2}\n");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("[queries]\ndels = \"verb:delete\"\ngets = \"verb:get\"\n"), "{text}");
+    assert!(text.contains("[lists]\nadmins = [\"alice\"]"), "{text}");
+    assert!(!text.contains("slow"), "{text}");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_dir(&config).unwrap().count(), 1, "no temporary file left");
+
+    // `kaq query` finds it.
+    let o = kaq().args(["query", "@dels | table id", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+    assert_eq!(json_lines(&o), vec![json!({"id": "a"}), json!({"id": "c"})]);
+    // A later session too; `.forget` removes one.
+    let o = with_config(&["repl", l], &config, "@gets | table id\n.forget gets\n.save\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("{\"id\":\"b\"}\nforgot @gets\n@dels"), "{out}");
+    let o = kaq().args(["query", "@gets", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no named query `@gets`"), "{}", stderr(&o));
+    // Without the configuration directory, the name is unknown.
+    let o = kaq().args(["query", "@dels", l]).env("KAQ_CONFIG_DIR", dir.path().join("elsewhere")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// A saved-searches file kaq cannot read is an error naming its line, and is never overwritten.
+#[test]
+fn a_broken_saved_searches_file_names_its_line() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    write_log(&log, &[event("a", "delete", "/api/v1/namespaces/default/pods/web", None, "2026-11-20T05:00:00Z", 0.1)]);
+    let l = log.to_str().unwrap();
+    let config = dir.path().join("cfg");
+    std::fs::create_dir_all(&config).unwrap();
+    let file = config.join("queries.toml");
+    let broken = "[queries]\ndels = \"verb:delete\"\nmine = \"user:alice\n";
+    std::fs::write(&file, broken).unwrap();
+    let where_ = format!("{}:3: not valid TOML", file.display());
+
+    let o = kaq().args(["query", "@dels | count", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with(&format!("kaq: error: {where_}")), "{}", stderr(&o));
+    // A query without saved names does not read it.
+    let o = kaq().args(["query", "@prod-deletes | count", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The REPL warns, and refuses to overwrite it.
+    let o = with_config(&["repl", l], &config, ".save gets verb:get\nverb:delete | count\n");
+    let err = stderr(&o);
+    assert!(err.contains(&format!("kaq: warning: {where_}")), "{err}");
+    assert!(err.contains("this change holds for this session only"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "saved: @gets\n{\"count\":1}\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), broken);
+
+    // A value that is not a string, a name that hides a built-in: the line too.
+    std::fs::write(&file, "[queries]\n\ndels = 3\n").unwrap();
+    let o = kaq().args(["query", "@dels", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+    let want = format!("{}:3: `dels`: the search must be a string, not integer", file.display());
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    std::fs::write(&file, "[queries]\nexec = \"verb:create\"\n").unwrap();
+    let o = kaq().args(["query", "@mine", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+    assert!(stderr(&o).contains(":2: `@exec` is a built-in named query"), "{}", stderr(&o));
+}
