@@ -62,7 +62,9 @@ pub struct QueryArgs {
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     until: Option<String>,
 
-    /// Output format [default: table on a terminal, json otherwise].
+    /// Output format [default: table on a terminal, json otherwise]. A table fits the terminal
+    /// ($COLUMNS when written to a pipe or file); times are never cut, other columns narrow first,
+    /// then the last ones are left out (and named under the table).
     #[arg(long, value_enum)]
     format: Option<Format>,
 
@@ -274,7 +276,7 @@ fn write_rows(out: &mut dyn Write, format: Format, plan: &Plan, rows: &[Row], sh
 }
 
 /// An aligned table (the REPL's renderer without colours or charts): sized to the terminal when
-/// stdout is one, else each cell cut at 60 characters with `…`.
+/// stdout is one (else to `$COLUMNS`, else each cell cut at 60 characters with `…`).
 fn write_table(out: &mut dyn Write, rows: &[Row], plan: &Plan, shown: &[usize]) -> std::io::Result<()> {
     let look = super::repl::render::Look {
         width: super::repl::terminal_width(),

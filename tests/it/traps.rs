@@ -273,3 +273,82 @@ fn a_broken_saved_searches_file_names_its_line() {
     let o = kaq().args(["query", "@mine", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
     assert!(stderr(&o).contains(":2: `@exec` is a built-in named query"), "{}", stderr(&o));
 }
+
+/// On an 80-column terminal the `time` column was cut to `2026-12-0…`: times are never cut;
+/// other columns narrow, then the last ones are left out, and the table says which.
+#[test]
+fn narrow_tables_never_cut_times() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    let long_uri =
+        format!("/apis/apps/v1/namespaces/{}/deployments/web?fieldManager=kubectl-client-side-apply", "x".repeat(40));
+    let lines: Vec<String> = (0..3)
+        .map(|i| {
+            let mut e: Value = serde_json::from_str(&event(
+                &format!("id{i}"),
+                "create",
+                &long_uri,
+                None,
+                &format!("2026-12-0{}T05:00:00.25{i}Z", i + 1),
+                0.5,
+            ))
+            .unwrap();
+            e["user"]["username"] = json!("system:serviceaccount:kube-system:replicaset-controller");
+            e["userAgent"] = json!("kubectl/v1.31.0 (linux/amd64) kubernetes/abcdef0 some-long-suffix");
+            e.to_string()
+        })
+        .collect();
+    write_log(&log, &lines);
+    let l = log.to_str().unwrap();
+    let table = |q: &str, width: &str| -> String {
+        let o = kaq().args(["query", q, l, "--format", "table"]).env("COLUMNS", width).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let times = ["2026-12-01 05:00:00.250", "2026-12-02 05:00:00.251", "2026-12-03 05:00:00.252"];
+    let ends = ["2026-12-01 05:00:00.750", "2026-12-02 05:00:00.751", "2026-12-03 05:00:00.752"];
+    let fits = |t: &str, w: usize| {
+        // The table's lines; the note under it may wrap.
+        for line in t.lines().filter(|l| !l.starts_with("(left out")) {
+            assert!(line.chars().count() <= w, "wider than {w}: {line:?}\n{t}");
+        }
+    };
+
+    // Whole events: every column fits in 80 once the others narrow.
+    let t = table("verb:create", "80");
+    fits(&t, 80);
+    assert!(times.iter().all(|x| t.contains(x)), "{t}");
+    assert!(t.contains("system:servicea") && !t.contains("replicaset-controller"), "the user narrows: {t}");
+    assert!(!t.contains("left out"), "{t}");
+
+    // Too many columns: the last ones (not times) are left out, and named.
+    let t = table("* | table time, user, verb, uri, ua, stage_time", "80");
+    fits(&t, 80);
+    assert!(times.iter().chain(&ends).all(|x| t.contains(x)), "{t}");
+    assert!(t.starts_with("time "), "{t}");
+    assert!(t.contains("(left out to fit 80 columns: ua;"), "{t}");
+    let t = table("* | table time, user, verb, uri, ua, stage_time", "50");
+    fits(&t, 50);
+    assert!(times.iter().chain(&ends).all(|x| t.contains(x)), "{t}");
+    assert!(t.contains("(left out to fit 50 columns: user, verb, uri, ua;"), "{t}");
+    // Times alone wider than the width: drawn whole all the same.
+    let t = table("* | table time, stage_time", "30");
+    assert!(times.iter().chain(&ends).all(|x| t.contains(x)), "{t}");
+
+    // The REPL draws its tables the same way (bars go before columns).
+    let mut child = kaq()
+        .args(["repl", l])
+        .env("KAQ_HISTORY", "")
+        .env("COLUMNS", "80")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b".format table\n* | table time, user, uri, ua, name, stage_time\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let t = String::from_utf8_lossy(&o.stdout);
+    fits(&t, 80);
+    assert!(times.iter().chain(&ends).all(|x| t.contains(x)), "{t}");
+    assert!(t.contains("(left out to fit 80 columns: name;") && t.contains("(3 rows)"), "{t}");
+}

@@ -633,13 +633,15 @@ impl Session {
     }
 }
 
-/// The terminal's width, or 0 when stdout is not a terminal.
+/// The width tables are drawn to: the terminal's; when stdout is not a terminal, `$COLUMNS` if it
+/// is a number, else 0 (no limit; each cell cut at 60 characters).
 pub fn terminal_width() -> usize {
+    let columns = || std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|&w| w > 0);
     if !std::io::stdout().is_terminal() {
-        return 0;
+        return columns().unwrap_or(0);
     }
     match crossterm::terminal::size() {
         Ok((w, _)) if w > 0 => w as usize,
-        _ => 80,
+        _ => columns().unwrap_or(80),
     }
 }
