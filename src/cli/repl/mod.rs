@@ -57,8 +57,10 @@ use meta::Meta;
 /// Ctrl-C cancels a running query and returns to the prompt; Ctrl-D leaves. History is kept in
 /// $XDG_STATE_HOME/kaq/history (~/.local/state/kaq/history; $KAQ_HISTORY to choose the file,
 /// empty for none). Saved searches are kept in $KAQ_CONFIG_DIR/queries.toml, else
-/// $XDG_CONFIG_HOME/kaq/queries.toml (~/.config/kaq/queries.toml). Without a terminal, queries are read from stdin,
-/// one per line, and answered in turn (JSON lines when stdout is not a terminal either).
+/// $XDG_CONFIG_HOME/kaq/queries.toml (~/.config/kaq/queries.toml).
+///
+/// Without a terminal, queries are read from stdin, one per line, and answered in turn (JSON
+/// lines when stdout is not a terminal either; tables as wide as $COLUMNS).
 ///
 /// More: docs/repl.md, and the language in docs/query.md.
 #[derive(Args)]
