@@ -73,7 +73,7 @@ pub struct ConvertArgs {
     #[arg(long, requires = "out_dir")]
     append: bool,
 
-    /// Write every rejected line, whole, to FILE.
+    /// Write every rejected line, whole, to FILE (created private, 0600).
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
 

@@ -39,6 +39,10 @@ use super::report::{Rejects, thousands};
 ///
 /// A query that starts with `-` goes after `--`: kaq query -- '-user_kind:node' audit.log
 ///
+/// `@NAME` is a built-in named query (`@slow`, `@prod-deletes`…) or a search saved with `.save` in
+/// `kaq repl`, kept in $KAQ_CONFIG_DIR/queries.toml (else $XDG_CONFIG_HOME/kaq/queries.toml, or
+/// ~/.config/kaq/queries.toml).
+///
 /// The language is described in docs/query.md and grammar/README.md.
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
@@ -61,7 +65,9 @@ pub struct QueryArgs {
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     until: Option<String>,
 
-    /// Output format [default: table on a terminal, json otherwise].
+    /// Output format [default: table on a terminal, json otherwise]. A table fits the terminal
+    /// ($COLUMNS when written to a pipe or file); times are never cut, other columns narrow first,
+    /// then the last ones are left out (and named under the table).
     #[arg(long, value_enum)]
     format: Option<Format>,
 
@@ -88,6 +94,12 @@ pub struct QueryArgs {
     #[arg(long)]
     keep_secrets: bool,
 
+    /// Write every rejected record (a line that is not an audit event), whole, to FILE (0600),
+    /// as `kaq convert --rejects` does; the first ones are shown on stderr either way. Not with
+    /// a store: its rejects were reported by `kaq ingest`.
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+
     #[command(flatten)]
     input: super::input::InputArgs,
 
@@ -113,14 +125,26 @@ const TABLE_ROWS: usize = 200;
 
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let now_us = chrono::Utc::now().timestamp_micros();
-    let opts = Options {
+    let mut opts = Options {
         now_us,
         all_stages: args.all_stages,
         since: args.since.clone(),
         until: args.until.clone(),
         macros: Default::default(),
     };
-    let mut plan = match compile(&args.query, &opts) {
+    let mut compiled = compile(&args.query, &opts);
+    // An `@NAME` that is not built in may be a search saved in the REPL: read them, and again.
+    if let Err(diags) = &compiled
+        && diags.iter().any(|d| d.code == kaq_syntax::Code::UnknownMacro)
+        && let Some(path) = super::saved::path()
+    {
+        let macros = super::saved::load(&path)?;
+        if !macros.is_empty() {
+            opts.macros = macros;
+            compiled = compile(&args.query, &opts);
+        }
+    }
+    let mut plan = match compiled {
         Ok(p) => p,
         Err(diags) => {
             // `count by ip | where count > 20` fails for want of a `|`: say so first.
@@ -154,6 +178,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if store.is_none() && warnings.iter().any(|w| w.kind == kaq_query::WarningKind::UnknownValue) {
         plan.watch = kaq_query::vocabulary_slots(&plan);
     }
+    if use_store && args.rejects.is_some() {
+        bail!("--rejects lists the rejected records of INPUT files; a store's were reported by `kaq ingest --rejects`");
+    }
     if args.explain {
         if !args.quiet {
             print_warnings(&args.query, &warnings);
@@ -185,6 +212,11 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if format == Format::Parquet && args.output.is_none() {
         bail!("--format parquet needs -o FILE.parquet");
     }
+    if args.rejects.is_some() {
+        // The prefilter skips lines without validating them: decode every line, so that the file
+        // lists every reject, as `kaq convert --rejects` does.
+        plan.prefilter.clear();
+    }
     let read = ReadOptions {
         decode: DecodeOptions { keep_secrets: args.keep_secrets },
         input_format: args.input.format(),
@@ -192,14 +224,16 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         ..ReadOptions::default()
     };
     let started = Instant::now();
-    let mut rejects = Rejects::new(None)?;
+    let mut rejects = Rejects::new(if use_store { None } else { args.rejects.as_deref() })?;
     let hidden = indicatif::ProgressBar::hidden();
     let mut reject_error = None;
     let steps: Vec<Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
     let ids_reused;
+    let mut notes = Vec::new();
     let (rows, matched, counts, parquet_rows, data_range) = if let Some(store) = &store {
         let r = store.run(&plan, &read)?;
         ids_reused = r.ids_reused;
+        notes = r.notes;
         let data = match store.manifest().time_range() {
             (Some(lo), Some(hi)) => Some((lo, hi)),
             _ => None,
@@ -214,7 +248,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = reject_error {
             return Err(e);
         }
-        rejects.finish(&scanned.report, None)?;
+        rejects.finish(&scanned.report, args.rejects.as_deref())?;
         ids_reused = scanned.ids_reused;
         let matched = scanned.rows.len();
         let all_read = scanned.report.counts.skipped == 0;
@@ -226,13 +260,8 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             "the events read"
         };
         let data = scanned.time_range.map(|d| (d, what));
-        (
-            kaq_query::pipeline::run(&steps, scanned.rows),
-            Some(matched),
-            scanned.report.counts,
-            scanned.parquet_rows,
-            data,
-        )
+        let rows = kaq_query::pipeline::run_noting(&steps, scanned.rows, &mut notes);
+        (rows, Some(matched), scanned.report.counts, scanned.parquet_rows, data)
     };
     if !args.quiet {
         warnings.extend(data_range.and_then(|(d, what)| kaq_query::time_warning(&plan, Some(d), what)));
@@ -264,6 +293,10 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             if ids_reused == 1 { "ies" } else { "y" }
         );
     }
+    // Notes say what the rows do not (they never change an answer): shown even with --quiet.
+    for n in &notes {
+        eprintln!("kaq: warning: {n}");
+    }
     if !args.quiet && std::io::stderr().is_terminal() {
         let c = counts;
         let events = c.events + c.skipped + parquet_rows;
@@ -291,7 +324,7 @@ fn write_rows(out: &mut dyn Write, format: Format, plan: &Plan, rows: &[Row], sh
 }
 
 /// An aligned table (the REPL's renderer without colours or charts): sized to the terminal when
-/// stdout is one, else each cell cut at 60 characters with `…`.
+/// stdout is one (else to `$COLUMNS`, else each cell cut at 60 characters with `…`).
 fn write_table(out: &mut dyn Write, rows: &[Row], plan: &Plan, shown: &[usize]) -> std::io::Result<()> {
     let look = super::repl::render::Look {
         width: super::repl::terminal_width(),

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
@@ -17,9 +18,19 @@ pub struct Rejects {
 }
 
 impl Rejects {
+    /// Opens the rejects file, private (0600: rejected records are raw log text, which may hold
+    /// what redaction could not recognise), or none.
     pub fn new(path: Option<&Path>) -> anyhow::Result<Self> {
         let file = match path {
-            Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+            Some(p) => {
+                let create = || -> std::io::Result<File> {
+                    let f = File::options().write(true).create(true).truncate(true).mode(0o600).open(p)?;
+                    // `mode` applies only to a new file: an existing one is made private too.
+                    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                    Ok(f)
+                };
+                Some(BufWriter::new(create().with_context(|| format!("creating {}", p.display()))?))
+            }
             None => None,
         };
         Ok(Rejects { shown: 0, file, total: 0 })

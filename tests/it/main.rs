@@ -14,3 +14,4 @@ mod roundtrip;
 mod secrets;
 mod store;
 mod warnings;
+mod traps;

@@ -254,6 +254,7 @@ fn repl_answers_queries_piped_on_stdin() {
     let store = sample_store(dir.path());
     let s = store.to_str().unwrap();
     let history = dir.path().join("h/history");
+    let config = dir.path().join("config");
     let deletes = json_rows(&["query", "verb:delete ns:prod* | count by user", "--store", s]);
     let top = json_rows(&["query", "| top 2 verb", "--store", s]);
     let input = "verb:delete ns:prod* | count by user\n\
@@ -267,6 +268,7 @@ fn repl_answers_queries_piped_on_stdin() {
     let mut child = kaq()
         .args(["repl", "--store", s])
         .env("KAQ_HISTORY", &history)
+        .env("KAQ_CONFIG_DIR", &config)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -301,9 +303,9 @@ fn repl_answers_queries_piped_on_stdin() {
     assert!(explain.contains("store:     step 1: "), "{explain}");
     // `.fields ns`: the namespaces seen most, with their rows.
     assert!(rest.iter().any(|l| l.starts_with("ns ") && l.contains("kube-system (")), "{explain}");
-    // Saved searches are kept beside the history.
-    let saved = std::fs::read_to_string(dir.path().join("h/saved-queries.json")).unwrap();
-    assert!(saved.contains("\"dels\": \"verb:delete ns:prod*\""), "{saved}");
+    // Saved searches are kept in the configuration directory.
+    let saved = std::fs::read_to_string(config.join("queries.toml")).unwrap();
+    assert!(saved.contains("[queries]\ndels = \"verb:delete ns:prod*\"\n"), "{saved}");
 }
 
 /// The README's first command: `kaq demo` lands in the REPL on the demo store, and "who deleted

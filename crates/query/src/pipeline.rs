@@ -24,6 +24,52 @@ pub fn run(steps: &[Step], mut rows: Vec<Row>) -> Vec<Row> {
     rows
 }
 
+/// Something a step did that its rows do not show, which the user should be told (on stderr by
+/// `kaq query`, under the answer in the REPL). Never changes an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A `timeline` without `by` spans `buckets` intervals, more than [`MAX_FILL`]: empty buckets
+    /// are left out, only those with events are listed.
+    TimelineNotFilled { buckets: i64 },
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::TimelineNotFilled { buckets } => write!(
+                f,
+                "timeline: the events span {buckets} intervals, more than {MAX_FILL}: empty buckets are \
+                 left out (only intervals with events are listed); a longer interval fills them"
+            ),
+        }
+    }
+}
+
+/// The note `step` leaves, given the rows it produced.
+pub fn note(step: &Step, out: &[Row]) -> Option<Note> {
+    match step {
+        Step::Timeline { interval, by: None, .. } => {
+            let time = |r: &Row| match r.vals[0] {
+                Val::Time(t) => Some(t),
+                _ => None,
+            };
+            let (lo, hi) = (time(out.first()?)?, time(out.last()?)?);
+            let buckets = (hi - lo) / interval;
+            (buckets >= MAX_FILL).then_some(Note::TimelineNotFilled { buckets: buckets + 1 })
+        }
+        _ => None,
+    }
+}
+
+/// Runs `steps` over `rows` as [`run`] does, adding the notes they leave to `notes`.
+pub fn run_noting(steps: &[Step], mut rows: Vec<Row>, notes: &mut Vec<Note>) -> Vec<Row> {
+    for step in steps {
+        rows = apply(step, rows);
+        notes.extend(note(step, &rows));
+    }
+    rows
+}
+
 fn apply(step: &Step, mut rows: Vec<Row>) -> Vec<Row> {
     match step {
         Step::Where(p) => {
@@ -529,8 +575,8 @@ pub fn percent(n: usize, total: usize) -> f64 {
     if total == 0 { 0.0 } else { (n as f64 * 10000.0 / total as f64).round() / 100.0 }
 }
 
-/// Zero-filled buckets only for a single series, and only this many.
-const MAX_FILL: i64 = 100_000;
+/// Zero-filled buckets only for a single series, and only this many (past it, [`Note`]).
+pub const MAX_FILL: i64 = 100_000;
 
 fn timeline(rows: &[Row], interval: i64, col: usize, by: Option<usize>) -> Vec<Row> {
     let mut counts: HashMap<(i64, Val<'static>), i64> = HashMap::new();

@@ -981,6 +981,7 @@ impl Store {
         } else {
             segs.iter().map(|(s, _)| s.rows).sum()
         };
+        let mut notes = Vec::new();
         let m = self.manifest.segments.len();
         let mut trace = vec![if full_scan_all && pruned > 0 {
             format!(
@@ -1022,7 +1023,7 @@ impl Store {
             let cols = kaq_query::columnar::read_columns(plan).join(", ");
             let skipped = groups_skipped(scanned.groups_skipped);
             if scanned.first_step_done {
-                steps.remove(0);
+                notes.extend(kaq_query::pipeline::note(&steps.remove(0), &scanned.rows));
                 let aggregates = matches!(&plan.steps[0].0, kaq_query::plan::Step::Aggregate { aggs, .. }
                     if aggs.iter().any(|a| a.col.is_some()));
                 trace.push(format!(
@@ -1052,7 +1053,7 @@ impl Store {
         let first = plan.steps.len() - steps.len();
         let mut rows = rows;
         for (i, step) in steps.iter().enumerate() {
-            rows = kaq_query::pipeline::run(std::slice::from_ref(step), rows);
+            rows = kaq_query::pipeline::run_noting(std::slice::from_ref(step), rows, &mut notes);
             trace.push(format!("step {}: {} rows", first + i + 1, rows.len()));
         }
         Ok(QueryResult {
@@ -1064,6 +1065,7 @@ impl Store {
             rows_read,
             ids_reused,
             trace,
+            notes,
         })
     }
 
@@ -1321,6 +1323,8 @@ pub struct QueryResult {
     pub ids_reused: u64,
     /// How the rows were found and what each step left, with row counts (`kaq query --explain`).
     pub trace: Vec<String>,
+    /// What steps did that the rows do not show (a timeline too long to fill), for the user.
+    pub notes: Vec<kaq_query::pipeline::Note>,
 }
 
 impl QueryResult {

@@ -9,7 +9,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (".since", "TIME|off", "only events at or after TIME (2h, 7d, 2026-11-20T05:00Z)"),
     (".until", "TIME|off", "only events before TIME"),
     (".timing", "[on|off]", "print how long each query took"),
-    (".save", "NAME SEARCH", "name a search; use it as @NAME (no arguments: list them)"),
+    (".save", "NAME SEARCH", "name a search: @NAME here, later and in kaq query (alone: list them)"),
+    (".forget", "NAME", "remove a saved search"),
     (".quit", "", "leave (also .exit, Ctrl-D)"),
 ];
 
@@ -24,6 +25,7 @@ pub enum Meta {
     Until(String),
     Timing(String),
     Save(String, String),
+    Forget(String),
     Quit,
     Unknown(String),
 }
@@ -45,6 +47,7 @@ pub fn parse(line: &str) -> Meta {
             let (name, q) = rest.split_once(char::is_whitespace).unwrap_or((&rest, ""));
             Meta::Save(name.trim_start_matches('@').to_string(), q.trim().to_string())
         }
+        ".forget" => Meta::Forget(rest),
         ".quit" | ".exit" | ".q" => Meta::Quit,
         other => Meta::Unknown(other.to_string()),
     }
@@ -84,6 +87,7 @@ mod tests {
         assert_eq!(parse(".save @mine verb:delete ns:prod*"), Meta::Save("mine".into(), "verb:delete ns:prod*".into()));
         assert_eq!(parse(".explain code:401 | count by ip"), Meta::Explain("code:401 | count by ip".into()));
         assert_eq!(parse(".exit"), Meta::Quit);
+        assert_eq!(parse(".forget @mine"), Meta::Forget("@mine".into()));
         assert_eq!(parse(".frmat"), Meta::Unknown(".frmat".into()));
         assert!(help().contains(".save NAME SEARCH"));
     }

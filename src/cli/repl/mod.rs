@@ -50,13 +50,17 @@ use meta::Meta;
 ///   kaq> code:401 | count by ip | sort -count
 ///
 /// Commands start with a dot: .help, .fields, .explain QUERY, .format table|json|csv,
-/// .since 2h, .until TIME, .timing, .save NAME SEARCH (then @NAME in queries), .quit.
+/// .since 2h, .until TIME, .timing, .save NAME SEARCH (then @NAME in queries, here, in later
+/// sessions and in `kaq query`), .forget NAME, .quit.
 /// A line ending in `|` or with an open `(` or quote goes on on the next line.
 ///
 /// Ctrl-C cancels a running query and returns to the prompt; Ctrl-D leaves. History is kept in
 /// $XDG_STATE_HOME/kaq/history (~/.local/state/kaq/history; $KAQ_HISTORY to choose the file,
-/// empty for none); saved searches beside it. Without a terminal, queries are read from stdin,
-/// one per line, and answered in turn (JSON lines when stdout is not a terminal either).
+/// empty for none). Saved searches are kept in $KAQ_CONFIG_DIR/queries.toml, else
+/// $XDG_CONFIG_HOME/kaq/queries.toml (~/.config/kaq/queries.toml).
+///
+/// Without a terminal, queries are read from stdin, one per line, and answered in turn (JSON
+/// lines when stdout is not a terminal either; tables as wide as $COLUMNS).
 ///
 /// More: docs/repl.md, and the language in docs/query.md.
 #[derive(Args)]
@@ -162,8 +166,13 @@ pub struct Settings {
 pub fn start(source: Source, settings: Settings, welcome: Option<String>) -> anyhow::Result<ExitCode> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let history = history_path();
-    let saved = history.as_ref().map(|h| h.with_file_name("saved-queries.json"));
-    let macros = Arc::new(Mutex::new(saved.as_ref().map(|p| load_saved(p)).unwrap_or_default()));
+    let saved = super::saved::path();
+    // A file that cannot be read is reported, and left as it is: `.save` refuses to overwrite it.
+    let loaded = saved.as_deref().map(super::saved::load).transpose().unwrap_or_else(|e| {
+        eprintln!("kaq: warning: {e:#}; saved searches are unavailable until it is fixed");
+        None
+    });
+    let macros = Arc::new(Mutex::new(loaded.unwrap_or_default()));
     let mut s = Session {
         source: Arc::new(source),
         format: settings.format.unwrap_or(if std::io::stdout().is_terminal() {
@@ -260,10 +269,6 @@ fn history_path() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
     Some(state.join("kaq").join("history"))
-}
-
-fn load_saved(p: &std::path::Path) -> HashMap<String, String> {
-    std::fs::read_to_string(p).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
 }
 
 #[derive(PartialEq, Eq)]
@@ -375,7 +380,7 @@ impl Session {
         };
         warnings.extend(answer.data_range.and_then(|(d, what)| kaq_query::time_warning(&plan, Some(d), what)));
         super::query::print_warnings(text, &warnings);
-        let printed = self.print(&plan, &answer.rows, &cancel);
+        let printed = self.print(&plan, &answer.rows, &answer.notes, &cancel);
         BUSY.store(false, Ordering::SeqCst);
         match printed {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Flow::Quit,
@@ -385,7 +390,7 @@ impl Session {
         if answer.rejected > 0 && !self.warned_rejects {
             self.warned_rejects = true;
             eprintln!(
-                "kaq: {} records in the inputs are not audit events and were skipped (`kaq convert --rejects FILE` lists them)",
+                "kaq: {} records in the inputs are not audit events and were skipped (`kaq query '*' --rejects FILE LOGS…` lists them)",
                 thousands(answer.rejected)
             );
         }
@@ -408,7 +413,15 @@ impl Session {
         Flow::Continue
     }
 
-    fn print(&self, plan: &kaq_query::Plan, rows: &[kaq_query::Row], cancel: &AtomicBool) -> std::io::Result<()> {
+    /// Prints the rows, then the notes: under a table (dimmed), on stderr otherwise, where they
+    /// stay out of JSON and CSV.
+    fn print(
+        &self,
+        plan: &kaq_query::Plan,
+        rows: &[kaq_query::Row],
+        notes: &[kaq_query::pipeline::Note],
+        cancel: &AtomicBool,
+    ) -> std::io::Result<()> {
         let columns = plan.output_columns();
         let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
         let mut out = BufWriter::new(std::io::stdout().lock());
@@ -423,6 +436,11 @@ impl Session {
                     footer: true,
                 };
                 render::table(&mut out, columns, rows, &shown, render::chart_for(plan), &look)?;
+                for n in notes {
+                    let text = format!("note: {n}");
+                    let text = if self.color { nu_ansi_term::Color::Yellow.paint(text).to_string() } else { text };
+                    writeln!(out, "{text}")?;
+                }
             }
             // In slices, so that Ctrl-C stops a long print too.
             OutFormat::Json => {
@@ -447,7 +465,13 @@ impl Session {
                 }
             }
         }
-        out.flush()
+        out.flush()?;
+        if self.format != OutFormat::Table {
+            for n in notes {
+                eprintln!("kaq: warning: {n}");
+            }
+        }
+        Ok(())
     }
 
     fn meta(&mut self, m: Meta) -> Flow {
@@ -489,6 +513,7 @@ impl Session {
                 other => self.fail(&format!("`.timing {other}`: on or off")),
             },
             Meta::Save(name, q) => self.save(name, q),
+            Meta::Forget(name) => self.forget(name),
             Meta::Unknown(c) => {
                 let names: Vec<&str> = meta::COMMANDS.iter().map(|(c, _, _)| *c).collect();
                 let hint =
@@ -525,6 +550,8 @@ impl Session {
         }
     }
 
+    /// `.save`: lists the saved searches; `.save NAME`: shows one; `.save NAME SEARCH`: saves it
+    /// in the file (and for this session, should writing fail).
     fn save(&mut self, name: String, q: String) {
         if name.is_empty() {
             let m = self.macros.lock().expect("unpoisoned");
@@ -538,43 +565,65 @@ impl Session {
             }
             return;
         }
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return self.fail(&format!("`{name}`: a name is letters, digits, `_` and `-`"));
+        if let Err(why) = super::saved::check_name(&name) {
+            return self.fail(&why);
         }
         if q.is_empty() {
-            let removed = self.macros.lock().expect("unpoisoned").remove(&name).is_some();
-            if removed {
-                println!("forgot @{name}");
-            } else {
-                return self.fail(&format!("no saved search @{name}; .save NAME SEARCH names one"));
+            let known = self.macros.lock().expect("unpoisoned").get(&name).cloned();
+            return match known {
+                Some(q) => println!("@{name} = {q}"),
+                None => self.fail(&format!("no saved search @{name}; .save NAME SEARCH names one")),
+            };
+        }
+        match kaq_syntax::parse(&q) {
+            Ok(p) if !p.stages.is_empty() || p.search.is_none() => {
+                return self.fail("a saved query is a search, without stages: add the stages after @NAME");
             }
-        } else {
-            match kaq_syntax::parse(&q) {
-                Ok(p) if !p.stages.is_empty() || p.search.is_none() => {
-                    return self.fail("a saved query is a search, without stages: add the stages after @NAME");
-                }
-                Err(d) => {
-                    d.iter().for_each(|d| super::query::render_diagnostic(&q, d));
-                    self.failed = true;
-                    return;
-                }
-                Ok(_) => {}
-            }
-            if let Err(d) = compile(&q, &self.options()) {
+            Err(d) => {
                 d.iter().for_each(|d| super::query::render_diagnostic(&q, d));
                 self.failed = true;
                 return;
             }
-            self.macros.lock().expect("unpoisoned").insert(name.clone(), q);
-            println!("saved: @{name}");
+            Ok(_) => {}
         }
-        if let Some(p) = &self.saved {
-            let m = self.macros.lock().expect("unpoisoned").clone();
-            let text = serde_json::to_string_pretty(&m).expect("a map of strings");
-            if let Err(e) = std::fs::create_dir_all(p.parent().unwrap_or(std::path::Path::new(".")))
-                .and_then(|()| std::fs::write(p, text))
-            {
-                eprintln!("kaq: warning: {}: {e} (saved for this session only)", p.display());
+        if let Err(d) = compile(&q, &self.options()) {
+            d.iter().for_each(|d| super::query::render_diagnostic(&q, d));
+            self.failed = true;
+            return;
+        }
+        self.store_saved(&name, Some(&q));
+        println!("saved: @{name}");
+    }
+
+    /// `.forget NAME`: removes a saved search.
+    fn forget(&mut self, name: String) {
+        let name = name.trim_start_matches('@').to_string();
+        if name.is_empty() {
+            return self.fail("usage: .forget NAME");
+        }
+        if !self.macros.lock().expect("unpoisoned").contains_key(&name) {
+            return self.fail(&format!("no saved search @{name} (.save lists them)"));
+        }
+        self.store_saved(&name, None);
+        println!("forgot @{name}");
+    }
+
+    /// Writes a change to the saved searches' file, then takes the file's searches (other
+    /// sessions' saves too); if it cannot be written, the change holds for this session only.
+    fn store_saved(&mut self, name: &str, search: Option<&str>) {
+        let updated = match &self.saved {
+            Some(p) => super::saved::update(p, name, search).map_err(|e| format!("{e:#}")),
+            None => Err("no configuration directory (set KAQ_CONFIG_DIR or HOME)".to_string()),
+        };
+        let mut m = self.macros.lock().expect("unpoisoned");
+        match updated {
+            Ok(all) => *m = all,
+            Err(e) => {
+                eprintln!("kaq: warning: {e} (this change holds for this session only)");
+                match search {
+                    Some(s) => m.insert(name.to_string(), s.to_string()),
+                    None => m.remove(name),
+                };
             }
         }
     }
@@ -612,13 +661,15 @@ impl Session {
     }
 }
 
-/// The terminal's width, or 0 when stdout is not a terminal.
+/// The width tables are drawn to: the terminal's; when stdout is not a terminal, `$COLUMNS` if it
+/// is a number, else 0 (no limit; each cell cut at 60 characters).
 pub fn terminal_width() -> usize {
+    let columns = || std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|&w| w > 0);
     if !std::io::stdout().is_terminal() {
-        return 0;
+        return columns().unwrap_or(0);
     }
     match crossterm::terminal::size() {
         Ok((w, _)) if w > 0 => w as usize,
-        _ => 80,
+        _ => columns().unwrap_or(80),
     }
 }

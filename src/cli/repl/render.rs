@@ -158,25 +158,62 @@ pub fn table(
     }
     let paint = |style: Style, s: &str| if look.color { style.paint(s).to_string() } else { s.to_string() };
     let body_rows = &rows[..rows.len().min(look.max_rows)];
-    let head: Vec<String> = shown.iter().map(|&c| columns[c].name.clone()).collect();
-    let mut body: Vec<Vec<String>> =
-        body_rows.iter().map(|r| shown.iter().map(|&c| cell(&r.vals[c])).collect()).collect();
-    let right: Vec<bool> = shown.iter().map(|&c| body_rows.iter().any(|r| number(&r.vals[c]).is_some())).collect();
-    let chart_col = match chart {
+    let mut chart_col = match chart {
         Chart::Bars(c) | Chart::Timeline { count: c, .. } if look.charts => Some(c),
         _ => None,
     };
-    let (lens, mut width) = natural_widths(&head, &body);
+    // Times are never cut: other columns narrow first, then bars go, then columns from the right.
+    let head_all: Vec<String> = shown.iter().map(|&c| columns[c].name.clone()).collect();
+    let body_all: Vec<Vec<String>> =
+        body_rows.iter().map(|r| shown.iter().map(|&c| cell(&r.vals[c])).collect()).collect();
+    let is_time: Vec<bool> =
+        shown.iter().map(|&c| body_rows.iter().any(|r| matches!(r.vals[c], Val::Time(_)))).collect();
+    let (natural, _) = natural_widths(&head_all, &body_all);
+    let floor: Vec<usize> = natural
+        .iter()
+        .zip(&head_all)
+        .zip(&is_time)
+        .map(|((n, h), time)| if *time { *n } else { (*n).min(MIN_CELL.max(h.chars().count().min(12))) })
+        .collect();
+    let mut keep: Vec<usize> = (0..shown.len()).collect();
+    if look.width > 0 {
+        loop {
+            let bars = chart_col.map_or(0, |_| BAR_MIN + 2);
+            let need = keep.iter().map(|&i| floor[i]).sum::<usize>() + 2 * keep.len().saturating_sub(1) + bars;
+            if need <= look.width {
+                break;
+            }
+            if chart_col.is_some() {
+                chart_col = None;
+                continue;
+            }
+            let droppable = keep.iter().rposition(|&i| !is_time[i]);
+            match droppable {
+                Some(p) if keep.len() > 1 => {
+                    keep.remove(p);
+                }
+                _ => break, // only times left: drawn whole, wider than the terminal
+            }
+        }
+    }
+    let dropped: Vec<&str> = (0..shown.len()).filter(|i| !keep.contains(i)).map(|i| head_all[i].as_str()).collect();
+    let shown: Vec<usize> = keep.iter().map(|&i| shown[i]).collect();
+    let head: Vec<String> = keep.iter().map(|&i| head_all[i].clone()).collect();
+    let mut body: Vec<Vec<String>> = body_all.iter().map(|r| keep.iter().map(|&i| r[i].clone()).collect()).collect();
+    let floor: Vec<usize> = keep.iter().map(|&i| floor[i]).collect();
+    let right: Vec<bool> = shown.iter().map(|&c| body_rows.iter().any(|r| number(&r.vals[c]).is_some())).collect();
+    let (_, mut width) = natural_widths(&head, &body);
     let gaps = 2 * shown.len().saturating_sub(1);
     let bar_width = chart_col.map(|_| match look.width {
         0 => 30,
         w => w.saturating_sub(width.iter().sum::<usize>() + gaps + 2).clamp(BAR_MIN, BAR_MAX),
     });
     if look.width == 0 {
-        width.iter_mut().for_each(|w| *w = (*w).min(CELL));
+        let time_cols: Vec<bool> = keep.iter().map(|&i| is_time[i]).collect();
+        width.iter_mut().zip(time_cols).filter(|(_, t)| !t).for_each(|(w, _)| *w = (*w).min(CELL));
     } else {
         let budget = look.width.saturating_sub(gaps + bar_width.map_or(0, |b| b + 2));
-        squeeze(&mut width, &lens, &head, budget);
+        squeeze(&mut width, &floor, budget);
     }
     for r in &mut body {
         for (cell, w) in r.iter_mut().zip(&width) {
@@ -226,6 +263,14 @@ pub fn table(
         }
         writeln!(out, "{text}")?;
     }
+    if !dropped.is_empty() {
+        let note = format!(
+            "(left out to fit {} columns: {}; choose columns with | table, or --format json)",
+            look.width,
+            dropped.join(", ")
+        );
+        writeln!(out, "{}", paint(Color::DarkGray.normal(), &note))?;
+    }
     if rows.len() > body_rows.len() {
         let more = format!("… {} more rows ({})", thousands((rows.len() - body_rows.len()) as u64), look.more);
         writeln!(out, "{}", paint(Color::DarkGray.normal(), &more))?;
@@ -262,11 +307,9 @@ fn natural_widths(head: &[String], body: &[Vec<String>]) -> (Vec<usize>, Vec<usi
     (w.clone(), w)
 }
 
-/// Narrows the widest columns until the row fits `budget`, none below its floor: the narrower of
-/// its natural width and [`MIN_CELL`] (or its header, up to 12).
-fn squeeze(width: &mut [usize], natural: &[usize], head: &[String], budget: usize) {
-    let floor: Vec<usize> =
-        natural.iter().zip(head).map(|(n, h)| (*n).min(MIN_CELL.max(h.chars().count().min(12)))).collect();
+/// Narrows the widest columns until the row fits `budget`, none below its floor (for a time, its
+/// whole width; else the narrower of its natural width and [`MIN_CELL`], or its header up to 12).
+fn squeeze(width: &mut [usize], floor: &[usize], budget: usize) {
     while width.iter().sum::<usize>() > budget {
         let Some((i, _)) = width.iter().enumerate().filter(|(i, w)| **w > floor[*i]).max_by_key(|(_, w)| **w) else {
             return;
@@ -307,9 +350,12 @@ mod tests {
 
     #[test]
     fn squeezes_the_widest() {
-        let natural = vec![20, 60, 5];
-        let mut w = natural.clone();
-        squeeze(&mut w, &natural, &["time".into(), "uri".into(), "code".into()], 50);
+        let mut w = vec![20, 60, 5];
+        squeeze(&mut w, &[20, 8, 4], 50);
         assert_eq!(w, vec![20, 25, 5]);
+        // A floor is never crossed: the row stays wider than the budget.
+        let mut w = vec![23, 60];
+        squeeze(&mut w, &[23, 8], 20);
+        assert_eq!(w, vec![23, 8]);
     }
 }

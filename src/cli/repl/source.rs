@@ -58,6 +58,8 @@ pub struct Answer {
     /// Files: the values of the plan's watched slots among the events read, and whether every
     /// line was read (for [`kaq_query::SeenValues`]).
     pub seen: Option<(kaq_query::scan::Seen, bool)>,
+    /// What the steps did that the rows do not show.
+    pub notes: Vec<kaq_query::pipeline::Note>,
 }
 
 impl Source {
@@ -111,7 +113,7 @@ impl Source {
                     (Some(lo), Some(hi)) => Some(((lo, hi), "the store's events")),
                     _ => None,
                 };
-                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0, ids_reused: r.ids_reused, data_range, seen: None })
+                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0, ids_reused: r.ids_reused, data_range, seen: None, notes: r.notes })
             }
             Source::Files { inputs, .. } => {
                 let scanned = kaq_query::scan::scan(plan, inputs, read, 0, &mut |_| {})?;
@@ -122,13 +124,15 @@ impl Source {
                 } else {
                     "the events read"
                 };
+                let mut notes = Vec::new();
                 Ok(Answer {
-                    rows: kaq_query::pipeline::run(&steps, scanned.rows),
+                    rows: kaq_query::pipeline::run_noting(&steps, scanned.rows, &mut notes),
                     read: c.events + c.skipped + scanned.parquet_rows,
                     rejected: c.rejected,
                     ids_reused: scanned.ids_reused,
                     data_range: scanned.time_range.map(|d| (d, what)),
                     seen: Some((scanned.seen, c.skipped == 0)),
+                    notes,
                 })
             }
         }
