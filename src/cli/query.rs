@@ -168,6 +168,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if args.store.is_some() && !args.inputs.is_empty() {
         bail!("give either INPUT files or --store, not both");
     }
+    if use_store && args.rejects.is_some() {
+        bail!("--rejects lists the rejected records of INPUT files; a store's were reported by `kaq ingest --rejects`");
+    }
     let store = if use_store { Some(kaq_store::Store::open(&store_dir)?) } else { None };
     // A store knows its values before running; logs tell after the scan whether they hold a
     // value outside a field's vocabulary (a forged `decision:deny`), if it watches those fields.
@@ -177,9 +180,6 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     };
     if store.is_none() && warnings.iter().any(|w| w.kind == kaq_query::WarningKind::UnknownValue) {
         plan.watch = kaq_query::vocabulary_slots(&plan);
-    }
-    if use_store && args.rejects.is_some() {
-        bail!("--rejects lists the rejected records of INPUT files; a store's were reported by `kaq ingest --rejects`");
     }
     if args.explain {
         if !args.quiet {
