@@ -312,13 +312,14 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         };
         let size = if bytes_out > 0 { format!(" ({})", human_bytes(bytes_out)) } else { String::new() };
         eprintln!(
-            "kaq: converted {} events, rejected {}, skipped {} empty lines; read {}{on_disk} in {:.2} s ({}/s); wrote {written}{size}",
+            "kaq: converted {} events, rejected {}, skipped {} empty lines; read {}{on_disk} in {:.2} s ({}/s); wrote {}{size}",
             thousands(c.events),
             thousands(c.rejected),
             thousands(c.blank),
             human_bytes(read),
             secs,
             human_bytes((read as f64 / secs.max(1e-9)) as u64),
+            kaq_schema::visible(&written),
         );
     }
     let failed = c.rejected > 0 || !report.read_errors.is_empty();

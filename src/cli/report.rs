@@ -1,11 +1,14 @@
-//! Reporting what was rejected: the first few on stderr, all of them in `--rejects FILE`.
+//! Reporting what was rejected: the first few on stderr, all of them in `--rejects FILE`; and
+//! [`shown`], how every message names a file.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::Context;
 use kaq_input::{Reject, Report};
+use kaq_schema::visible;
 
 /// How many rejects are shown on stderr.
 pub const SHOWN: usize = 10;
@@ -17,9 +20,11 @@ pub struct Rejects {
 }
 
 impl Rejects {
+    /// Starts the report; `path` is the rejects file (`--rejects`), created private (0600): it
+    /// holds raw log lines. A file that exists already (or `/dev/stderr`) keeps its mode.
     pub fn new(path: Option<&Path>) -> anyhow::Result<Self> {
         let file = match path {
-            Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+            Some(p) => Some(BufWriter::new(private_file(p).with_context(|| format!("creating {}", shown(p)))?)),
             None => None,
         };
         Ok(Rejects { shown: 0, file, total: 0 })
@@ -31,7 +36,7 @@ impl Rejects {
         self.total += 1;
         if self.shown < SHOWN {
             self.shown += 1;
-            progress.suspend(|| eprintln!("kaq: rejected {}:{}: {}", r.source, r.line, r.reason));
+            progress.suspend(|| eprintln!("kaq: rejected {}:{}: {}", visible(&r.source), r.line, visible(&r.reason)));
         }
         if let Some(f) = &mut self.file {
             f.write_all(&r.raw)?;
@@ -50,12 +55,12 @@ impl Rejects {
         let hidden = self.total.saturating_sub(self.shown as u64);
         if hidden > 0 {
             match rejects_path {
-                Some(p) => eprintln!("kaq: … and {hidden} more rejected (all {} are in {})", self.total, p.display()),
+                Some(p) => eprintln!("kaq: … and {hidden} more rejected (all {} are in {})", self.total, shown(p)),
                 None => eprintln!("kaq: … and {hidden} more rejected (use --rejects FILE to keep them all)"),
             }
         }
         for e in &report.read_errors {
-            eprintln!("kaq: warning: {e}");
+            eprintln!("kaq: warning: {}", visible(e));
         }
         Ok(())
     }
@@ -92,8 +97,20 @@ pub fn note_skipped(skipped: &[std::path::PathBuf]) {
         eprintln!(
             "kaq: note: skipped {} file(s) in the input directories whose names do not look like logs ({}{}); name a file to read it anyway",
             skipped.len(),
-            first.display(),
+            shown(first),
             if skipped.len() > 1 { ", …" } else { "" }
         );
     }
+}
+
+/// A path as messages show it: control characters and bidi overrides in its name as escapes
+/// (`kaq_schema::visible`), so that a file named to drive a terminal cannot.
+pub fn shown(p: &Path) -> String {
+    visible::visible_owned(p.display().to_string())
+}
+
+/// Opens `p` for writing (truncated), created 0600 when it does not exist: for files that hold
+/// log lines or queries (the rejects file, the REPL's history and saved searches).
+pub fn private_file(p: &Path) -> std::io::Result<File> {
+    OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p)
 }

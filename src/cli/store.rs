@@ -11,7 +11,7 @@ use kaq_schema::DecodeOptions;
 use kaq_store::{IngestOptions, Store};
 
 use super::progress::bytes_bar;
-use super::report::{Rejects, human_bytes, thousands};
+use super::report::{Rejects, human_bytes, shown, thousands};
 
 /// The store directory: --store, else $KAQ_STORE, else ./kaq-store.
 pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
@@ -143,7 +143,7 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
             human_bytes(c.bytes),
             secs,
             human_bytes((c.bytes as f64 / secs.max(1e-9)) as u64),
-            dir.display(),
+            shown(&dir),
             thousands(m.rows()),
             m.segments.len(),
         );
@@ -167,7 +167,8 @@ fn ingest_options(args: &IngestArgs) -> IngestOptions {
 fn note_unread(unread: &[(String, u64)]) {
     for (path, bytes) in unread {
         eprintln!(
-            "kaq: {path}: its last line ({}) is incomplete (no newline, not whole JSON); left for the next ingest",
+            "kaq: {}: its last line ({}) is incomplete (no newline, not whole JSON); left for the next ingest",
+            kaq_schema::visible(path),
             human_bytes(*bytes)
         );
     }
@@ -193,8 +194,8 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
         ..kaq_store::FollowOptions::default()
     };
     if !args.quiet {
-        let names: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
-        eprintln!("kaq: following {} into {} (Ctrl-C to stop)", names.join(", "), dir.display());
+        let names: Vec<String> = args.inputs.iter().map(|p| shown(p)).collect();
+        eprintln!("kaq: following {} into {} (Ctrl-C to stop)", names.join(", "), shown(&dir));
     }
     let mut reject_error = None;
     let quiet = args.quiet;
@@ -214,7 +215,7 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 return;
             }
             for r in &c.rotated {
-                eprintln!("kaq: rotated: {r} read to its end");
+                eprintln!("kaq: rotated: {} read to its end", kaq_schema::visible(r));
             }
             let merged = if c.merged > 0 { format!("; merged {} small segments", c.merged) } else { String::new() };
             eprintln!(
@@ -238,7 +239,7 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
             "kaq: stopped following; read {} events, rejected {}; {} now holds {} events in {} segment(s)",
             thousands(c.events),
             thousands(c.rejected),
-            dir.display(),
+            shown(&dir),
             thousands(m.rows()),
             m.segments.len()
         );
@@ -271,7 +272,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let (lo, hi) = m.time_range();
     let t = |x: Option<i64>| x.map_or_else(|| "-".to_string(), kaq_schema::time::format_micros);
     let bytes: u64 = m.segments.iter().map(|s| s.bytes).sum();
-    writeln!(out, "store:     {}", dir.display())?;
+    writeln!(out, "store:     {}", shown(&dir))?;
     writeln!(out, "format:    {} v{} (generation {})", m.format, m.version, m.generation)?;
     writeln!(out, "events:    {}", thousands(m.rows()))?;
     writeln!(out, "segments:  {} ({})", m.segments.len(), human_bytes(bytes))?;

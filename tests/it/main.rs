@@ -4,6 +4,7 @@ mod accounting;
 mod cli;
 mod common;
 mod corpus;
+mod hostile;
 mod inputs;
 mod partition;
 mod python;

@@ -96,7 +96,7 @@ fn editor(s: &Session, history: Option<PathBuf>) -> anyhow::Result<Reedline> {
         }
         match FileBackedHistory::with_file(HISTORY, path.clone()) {
             Ok(h) => ed = ed.with_history(Box::new(h)),
-            Err(e) => eprintln!("kaq: warning: history {}: {e} (not kept)", path.display()),
+            Err(e) => eprintln!("kaq: warning: history {}: {e} (not kept)", crate::cli::report::shown(&path)),
         }
     }
     Ok(ed)

@@ -80,7 +80,9 @@ fn number(v: &Val<'_>) -> Option<f64> {
 }
 
 /// A value as a table shows it: counts with thousands separators, times to the millisecond in
-/// UTC without the `T` and `Z` (JSON and CSV keep RFC 3339), the rest as `Val::to_display`.
+/// UTC without the `T` and `Z` (JSON and CSV keep RFC 3339), the rest as `Val::to_display`, with
+/// control characters and bidi overrides shown as escapes (`kaq_schema::visible`): a value from a
+/// log must not drive the terminal.
 pub fn cell(v: &Val<'_>) -> String {
     match v {
         Val::Int(i) => {
@@ -91,7 +93,7 @@ pub fn cell(v: &Val<'_>) -> String {
             Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
             None => v.to_display(),
         },
-        v => v.to_display(),
+        v => kaq_schema::visible::visible_owned(v.to_display()),
     }
 }
 
@@ -158,7 +160,7 @@ pub fn table(
     }
     let paint = |style: Style, s: &str| if look.color { style.paint(s).to_string() } else { s.to_string() };
     let body_rows = &rows[..rows.len().min(look.max_rows)];
-    let head: Vec<String> = shown.iter().map(|&c| columns[c].name.clone()).collect();
+    let head: Vec<String> = shown.iter().map(|&c| kaq_schema::visible(&columns[c].name).into_owned()).collect();
     let mut body: Vec<Vec<String>> =
         body_rows.iter().map(|r| shown.iter().map(|&c| cell(&r.vals[c])).collect()).collect();
     let right: Vec<bool> = shown.iter().map(|&c| body_rows.iter().any(|r| number(&r.vals[c]).is_some())).collect();
@@ -286,6 +288,9 @@ mod tests {
         assert_eq!(cell(&Val::Int(1234567)), "1,234,567");
         assert_eq!(cell(&Val::Time(1_795_150_800_000_000)), "2026-11-20 05:00:00");
         assert_eq!(cell(&Val::Time(1_795_150_800_250_000)), "2026-11-20 05:00:00.250");
+        assert_eq!(cell(&Val::Str("\x1b]0;pwned\x07".into())), r"\x1b]0;pwned\x07");
+        let list = Val::List(vec![Val::Str("a\u{202e}b".into()), Val::Str("c\n".into())]);
+        assert_eq!(cell(&list), r"a\u202eb, c\n");
     }
 
     #[test]

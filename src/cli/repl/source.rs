@@ -114,9 +114,12 @@ impl Source {
 
     /// The most frequent values of `field` (a catalogue name) starting with `prefix` (then those
     /// containing it, any case), with their counts.
+    /// Values holding control characters or bidi overrides are left out: the completion menu and
+    /// `.fields` would print them as they are, and nobody types them.
     pub fn values(&self, field: &str, prefix: &str, limit: usize) -> Vec<(String, u64)> {
+        let shown = |(v, _): &(String, u64)| !kaq_schema::visible::has_hidden(v);
         match self {
-            Source::Store { terms: Some(t), .. } => t.top(field, prefix, limit),
+            Source::Store { terms: Some(t), .. } => t.top(field, prefix, limit).into_iter().filter(shown).collect(),
             Source::Store { terms: None, .. } => Vec::new(),
             Source::Files { sample, .. } => {
                 let guard = sample.lock().expect("unpoisoned");
@@ -124,7 +127,7 @@ impl Source {
                 let lower = prefix.to_lowercase();
                 let starts = all.iter().filter(|(v, _)| v.starts_with(prefix));
                 let contains = all.iter().filter(|(v, _)| !v.starts_with(prefix) && v.to_lowercase().contains(&lower));
-                starts.chain(contains).take(limit).cloned().collect()
+                starts.chain(contains).filter(|v| shown(v)).take(limit).cloned().collect()
             }
         }
     }
