@@ -294,8 +294,8 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
 
 /// Merge a store's segments into one (after many small ingests): fewer files per query.
 ///
-/// Committed atomically like an ingest; queries running meanwhile keep reading the old segments,
-/// which the next writer (ingest, compact, prune) removes.
+/// Committed atomically like an ingest; the old segments' files are deleted right after (queries
+/// running meanwhile finish on the files they opened, or start again on the new segment).
 #[derive(Args)]
 pub struct CompactArgs {
     /// The store directory [default: $KAQ_STORE, else ./kaq-store].
@@ -309,14 +309,29 @@ pub fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
     let mut store = Store::open_writer(&dir)?;
     let r = store.compact()?;
     eprintln!(
-        "kaq: compacted {}: {} segment(s) → {}, {} events, in {:.2} s",
-        dir.display(),
+        "kaq: compacted {}: {} segment(s) → {}, {} events, in {:.2} s; {}",
+        shown(&dir),
         r.segments_before,
         r.segments_after,
         thousands(r.rows_after),
-        start.elapsed().as_secs_f64()
+        start.elapsed().as_secs_f64(),
+        freed(&r)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a compaction or prune did on disk: `deleted 3 segments (7.2 MB), wrote 1.1 MB`.
+fn freed(r: &kaq_store::Rewrite) -> String {
+    let mut s = format!(
+        "deleted {} segment{} ({})",
+        r.segments_deleted,
+        if r.segments_deleted == 1 { "" } else { "s" },
+        human_bytes(r.bytes_freed)
+    );
+    if r.bytes_written > 0 {
+        s.push_str(&format!(", wrote {}", human_bytes(r.bytes_written)));
+    }
+    s
 }
 
 /// Drop old events from a store (retention).
@@ -328,7 +343,8 @@ pub fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
 ///   kaq prune --before 2026-01-01
 ///
 /// Events with no time are kept. Segments entirely older are dropped; segments that straddle
-/// the cutoff are rewritten without the old events; all in one atomic commit.
+/// the cutoff are rewritten without the old events; all in one atomic commit, after which the
+/// files of the segments dropped or rewritten are deleted. kaq says how much it freed.
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct PruneArgs {
@@ -363,12 +379,13 @@ pub fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let mut store = Store::open_writer(&dir)?;
     let r = store.prune_before(cutoff)?;
     eprintln!(
-        "kaq: pruned {} events before {} from {}: {} events left in {} segment(s)",
+        "kaq: pruned {} events before {} from {}: {} events left in {} segment(s); {}",
         thousands(r.rows_before - r.rows_after),
         kaq_schema::time::format_micros(cutoff),
-        dir.display(),
+        shown(&dir),
         thousands(r.rows_after),
-        r.segments_after
+        r.segments_after,
+        freed(&r)
     );
     Ok(ExitCode::SUCCESS)
 }

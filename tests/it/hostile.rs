@@ -184,3 +184,77 @@ fn csv_cells_that_a_spreadsheet_would_run_get_a_quote_unless_csv_raw() {
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
+
+/// Names under a store's `segments/`, and the ones its manifest names.
+fn segment_files(store: &Path) -> (Vec<String>, Vec<String>) {
+    let mut on_disk: Vec<String> = std::fs::read_dir(store.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(store.join("MANIFEST.json")).unwrap()).unwrap();
+    let mut named: Vec<String> = m["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| [s["file"].as_str().unwrap().to_string(), s["index"].as_str().unwrap().to_string()])
+        .collect();
+    named.sort();
+    (on_disk, named)
+}
+
+#[test]
+fn prune_deletes_the_dropped_segments_and_says_what_it_freed() {
+    let dir = tmp();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let mut inputs = Vec::new();
+    for day in [18, 19, 20] {
+        let lines: Vec<String> = (0..50)
+            .map(|i| event(i, "alice", "kubectl", "web", 200).replace("2026-11-20T", &format!("2026-11-{day}T")))
+            .collect();
+        let p = dir.path().join(format!("day-{day}.log"));
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        inputs.push(p);
+    }
+    for p in &inputs {
+        let o = run(&["ingest", p.to_str().unwrap(), "--store", s]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (before, _) = segment_files(&store);
+    assert_eq!(before.len(), 6, "{before:?}");
+    let dropped: u64 = before
+        .iter()
+        .filter(|n| n.starts_with("seg-000001") || n.starts_with("seg-000002"))
+        .map(|n| {
+            let p = store.join("segments").join(n);
+            if p.is_dir() {
+                std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+            } else {
+                std::fs::metadata(&p).unwrap().len()
+            }
+        })
+        .sum();
+    let o = run(&["prune", "--before", "2026-11-20", "--store", s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (on_disk, named) = segment_files(&store);
+    assert_eq!(on_disk, named, "the dropped segments' files are gone");
+    assert_eq!(named.len(), 2);
+    let err = stderr(&o);
+    let freed = format!("deleted 2 segments ({})", human_bytes(dropped));
+    assert!(err.contains("pruned 100 events") && err.contains(&freed), "{freed} not in {err}");
+    // `kaq info` and the disk agree.
+    let info = String::from_utf8(run(&["info", "--store", s]).stdout).unwrap();
+    assert!(info.contains("events:    50\n") && info.contains("segments:  1 ("), "{info}");
+}
+
+/// Bytes as kaq's summaries show them (1000-based units, one decimal).
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KB", "MB", "GB"];
+    let (mut v, mut u) = (n as f64, 0);
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
+}
