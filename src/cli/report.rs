@@ -110,7 +110,27 @@ pub fn shown(p: &Path) -> String {
 }
 
 /// Opens `p` for writing (truncated), created 0600 when it does not exist: for files that hold
-/// log lines or queries (the rejects file, the REPL's history and saved searches).
+/// log lines or queries (the rejects file, the REPL's saved searches).
 pub fn private_file(p: &Path) -> std::io::Result<File> {
     OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p)
+}
+
+/// Makes `p` a private file (0600) without touching its content: created empty when missing,
+/// its mode tightened when others may read it. For the REPL's history, which the line editor
+/// opens itself. `dir` (its directory) is created 0700 when missing.
+pub fn keep_private(p: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    match std::fs::metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            OpenOptions::new().write(true).create_new(true).mode(0o600).open(p).map(drop)
+        }
+        Err(e) => Err(e),
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+        }
+        Ok(_) => Ok(()),
+    }
 }

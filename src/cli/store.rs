@@ -22,7 +22,8 @@ pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
 
 /// Ingest audit logs into a store, to query them later without reading the logs again.
 ///
-/// The store is a directory (created private to you) of time-sorted Parquet segments, each with
+/// The store is a directory (private to you: 0700, its files 0600; an existing directory is
+/// changed to 0700, and kaq says so) of time-sorted Parquet segments, each with
 /// a search index, and a manifest. Each run adds one segment (more past 4M events) and commits it
 /// atomically: if kaq is killed, the store keeps everything committed before, exactly once.
 /// One ingest at a time may write to a store; queries may run during it.
@@ -109,6 +110,7 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let dir = store_dir(args.store.as_ref());
     let mut store = Store::open_writer(&dir)?;
+    note_made_private(&store);
     let progress = bytes_bar(None, args.quiet);
     let mut rejects = Rejects::new(args.rejects.as_deref())?;
     let opts = ingest_options(&args);
@@ -163,6 +165,16 @@ fn ingest_options(args: &IngestArgs) -> IngestOptions {
     }
 }
 
+/// Says that the store was made in an existing directory whose mode kaq changed to 0700.
+fn note_made_private(store: &Store) {
+    if let Some(was) = store.made_private() {
+        eprintln!(
+            "kaq: note: {} was mode {was:04o}; kaq made it 0700 (private to you), as a store holds audit events",
+            shown(store.dir())
+        );
+    }
+}
+
 /// Says which files end in a line still being written, left for the next ingest.
 fn note_unread(unread: &[(String, u64)]) {
     for (path, bytes) in unread {
@@ -180,6 +192,7 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = store_dir(args.store.as_ref());
     let mut store = Store::open_writer(&dir)?;
+    note_made_private(&store);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

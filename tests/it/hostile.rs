@@ -12,7 +12,10 @@ use crate::common::*;
 
 /// An event whose strings are given; `code` may be negative (a number that must stay one).
 fn event(i: u32, user: &str, ua: &str, name: &str, code: i64) -> String {
-    let t = format!("2026-11-20T05:00:{:02}.000000Z", i % 60);
+    event_at(i, user, ua, name, code, &format!("2026-11-20T05:00:{:02}.000000Z", i % 60))
+}
+
+fn event_at(i: u32, user: &str, ua: &str, name: &str, code: i64, t: &str) -> String {
     json!({"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":format!("id-{i}"),
         "stage":"ResponseComplete","verb":"get","user":{"username":user},"userAgent":ua,
         "objectRef":{"resource":"pods","namespace":"prod","name":name},"responseStatus":{"code":code},
@@ -211,7 +214,7 @@ fn prune_deletes_the_dropped_segments_and_says_what_it_freed() {
     let mut inputs = Vec::new();
     for day in [18, 19, 20] {
         let lines: Vec<String> = (0..50)
-            .map(|i| event(i, "alice", "kubectl", "web", 200).replace("2026-11-20T", &format!("2026-11-{day}T")))
+            .map(|i| event_at(i, "alice", "kubectl", "web", 200, &format!("2026-11-{day}T05:00:{i:02}.000000Z")))
             .collect();
         let p = dir.path().join(format!("day-{day}.log"));
         std::fs::write(&p, lines.join("\n") + "\n").unwrap();
@@ -257,4 +260,115 @@ fn human_bytes(n: u64) -> String {
         u += 1;
     }
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
+}
+
+/// Every file under `dir`, relative, sorted (hidden ones too).
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_failed_partitioned_convert_publishes_nothing() {
+    let dir = tmp();
+    // 70 hours: more hourly partitions than files kept open (64), so some are closed early.
+    let lines: Vec<String> = (0..70)
+        .map(|h| {
+            let t = format!("2026-11-{:02}T{:02}:00:00.000000Z", 20 + h / 24, h % 24);
+            event_at(h, "alice", "kubectl", "web", 200, &t)
+        })
+        .collect();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    // A Parquet input that cannot be read, after the log: the run fails at the end.
+    let bad = dir.path().join("bad.parquet");
+    std::fs::write(&bad, b"PAR1 not really parquet").unwrap();
+    let out = dir.path().join("out");
+    let o = run(&[
+        "convert",
+        log.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--partition-by",
+        "hour",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!out.exists() || tree(&out).is_empty(), "a failed run left {:?}", tree(&out));
+    assert!(!out.exists(), "the directories it made are removed too");
+
+    // The same without the bad input: every partition, once.
+    let o = run(&["convert", log.to_str().unwrap(), "--out-dir", out.to_str().unwrap(), "--partition-by", "hour"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = tree(&out);
+    assert_eq!(files.len(), 70, "{files:?}");
+    assert!(files.iter().all(|f| f.ends_with("/part-0.parquet")), "{files:?}");
+    // A failed --append leaves what was there as it was.
+    let o = run(&[
+        "convert",
+        log.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--partition-by",
+        "hour",
+        "--append",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(tree(&out), files);
+}
+
+#[test]
+fn rejects_files_saved_searches_and_new_stores_are_private() {
+    let dir = tmp();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, event(1, "alice", "kubectl", "web", 200) + "\nnot json\n").unwrap();
+    let rejects = dir.path().join("rejects.txt");
+    let o = run(&["convert", log.to_str().unwrap(), "-o", "-", "--rejects", rejects.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&rejects).unwrap(), "not json\n");
+    assert_eq!(mode(&rejects), 0o600, "raw log lines are private");
+
+    // Saved searches (beside the history): the directory made 0700, the file 0600.
+    let history = dir.path().join("state/kaq/history");
+    let mut child = kaq()
+        .args(["repl", log.to_str().unwrap()])
+        .env("KAQ_HISTORY", &history)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b".save mine user:alice\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved = dir.path().join("state/kaq/saved-queries.json");
+    assert!(std::fs::read_to_string(&saved).unwrap().contains("user:alice"));
+    assert_eq!((mode(&saved), mode(saved.parent().unwrap())), (0o600, 0o700));
+
+    // A store made in an existing directory: made private, and kaq says so, once.
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = run(&["ingest", log.to_str().unwrap(), "--store", store.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(mode(&store), 0o700);
+    let note = "was mode 0755; kaq made it 0700 (private to you)";
+    assert_eq!(stderr(&o).matches(note).count(), 1, "{}", stderr(&o));
+    let more = dir.path().join("b.log");
+    std::fs::write(&more, event(2, "bob", "kubectl", "web", 200) + "\n").unwrap();
+    let o = run(&["ingest", more.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    assert!(o.status.success() && !stderr(&o).contains("made it 0700"), "{}", stderr(&o));
 }

@@ -33,7 +33,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, TimestampMicrosecondArray};
@@ -245,6 +245,8 @@ pub struct Store {
     manifest: Manifest,
     /// Held while this handle may write.
     lock: Option<std::sync::Arc<File>>,
+    /// The mode the directory had when [`Store::create`] found it and made it private.
+    made_private: Option<u32>,
 }
 
 /// What an ingest did.
@@ -281,9 +283,13 @@ impl Default for IngestOptions {
     }
 }
 
-fn private_dir(p: &Path) -> Result<(), Error> {
-    fs::create_dir_all(p).at(p)?;
-    fs::set_permissions(p, fs::Permissions::from_mode(0o700)).at(p)
+/// Makes `p` (if missing) and sets it to 0700; returns the mode it had when it existed with
+/// another one.
+fn private_dir(p: &Path) -> Result<Option<u32>, Error> {
+    let was = fs::metadata(p).ok().filter(|m| m.is_dir()).map(|m| m.permissions().mode() & 0o7777);
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(p).at(p)?;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o700)).at(p)?;
+    Ok(was.filter(|&m| m != 0o700))
 }
 
 /// Makes a directory and its files private (0700/0600), and syncs the files.
@@ -335,13 +341,13 @@ impl Store {
         if dir.join(MANIFEST).exists() {
             return Err(Error::AlreadyAStore(dir));
         }
-        private_dir(&dir)?;
+        let made_private = private_dir(&dir)?;
         private_dir(&dir.join(SEGMENTS))?;
         let lock = lock(&dir)?;
         if dir.join(MANIFEST).exists() {
             return Err(Error::AlreadyAStore(dir)); // another writer created it meanwhile
         }
-        let mut store = Store { dir, manifest: Manifest::empty(), lock: Some(lock) };
+        let mut store = Store { dir, manifest: Manifest::empty(), lock: Some(lock), made_private };
         store.commit(Manifest::empty())?;
         Ok(store)
     }
@@ -350,7 +356,7 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>) -> Result<Store, Error> {
         let dir = dir.as_ref().to_path_buf();
         let manifest = read_manifest(&dir)?;
-        Ok(Store { dir, manifest, lock: None })
+        Ok(Store { dir, manifest, lock: None, made_private: None })
     }
 
     /// Opens a store for writing (creating it when missing): takes the lock, rereads the manifest,
@@ -362,7 +368,7 @@ impl Store {
         }
         let lock = lock(&dir)?;
         let manifest = read_manifest(&dir)?;
-        let store = Store { dir, manifest, lock: Some(lock) };
+        let store = Store { dir, manifest, lock: Some(lock), made_private: None };
         store.remove_orphans()?;
         Ok(store)
     }
@@ -373,6 +379,12 @@ impl Store {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// When this handle created the store in a directory that existed with another mode than
+    /// 0700: that mode (the directory is 0700 now, since it holds audit events). The CLI says so.
+    pub fn made_private(&self) -> Option<u32> {
+        self.made_private
     }
 
     /// The live segments' files, in manifest order.

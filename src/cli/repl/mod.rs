@@ -545,9 +545,11 @@ impl Session {
         if let Some(p) = &self.saved {
             let m = self.macros.lock().expect("unpoisoned").clone();
             let text = serde_json::to_string_pretty(&m).expect("a map of strings");
-            if let Err(e) = std::fs::create_dir_all(p.parent().unwrap_or(std::path::Path::new(".")))
-                .and_then(|()| std::fs::write(p, text))
-            {
+            // Private, like the history beside it.
+            let written = super::report::keep_private(p)
+                .and_then(|()| super::report::private_file(p))
+                .and_then(|mut f| f.write_all(text.as_bytes()));
+            if let Err(e) = written {
                 eprintln!("kaq: warning: {}: {e} (saved for this session only)", super::report::shown(p));
             }
         }
