@@ -61,7 +61,9 @@ pub struct ConvertArgs {
     )]
     output: Option<PathBuf>,
 
-    /// Write Hive-partitioned Parquet under DIR (date=YYYY-MM-DD/[hour=HH/]part-N.parquet).
+    /// Write Hive-partitioned Parquet under DIR (date=YYYY-MM-DD/[hour=HH/]part-N.parquet). The
+    /// files are put in place together at the end: a run that fails leaves none (so running it
+    /// again with --append cannot duplicate a part).
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
 
@@ -73,7 +75,7 @@ pub struct ConvertArgs {
     #[arg(long, requires = "out_dir")]
     append: bool,
 
-    /// Write every rejected line, whole, to FILE.
+    /// Write every rejected line, whole, to FILE (created private: 0600).
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
 

@@ -61,7 +61,7 @@ pub struct IngestArgs {
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
 
-    /// Write every rejected line, whole, to FILE.
+    /// Write every rejected line, whole, to FILE (created private: 0600).
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
 
