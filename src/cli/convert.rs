@@ -1,7 +1,7 @@
 //! `kaq convert`: audit logs → Parquet (one file or Hive partitions), and Parquet → JSON lines.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -116,6 +116,8 @@ struct JsonSink {
     out: Box<dyn Write>,
     /// (temporary file, final path) for file output.
     rename: Option<(PathBuf, PathBuf)>,
+    /// Stdout is a terminal: DEL, C1 and bidi characters written as `\u` escapes (the same JSON).
+    visible: bool,
 }
 
 impl Sink {
@@ -126,7 +128,12 @@ impl Sink {
             Sink::Json(j) => {
                 let cols = Columns::new(&batch)?;
                 for i in 0..batch.num_rows() {
-                    serde_json::to_writer(&mut j.out, &cols.event(i)?.to_json())?;
+                    if j.visible {
+                        let line = serde_json::to_string(&cols.event(i)?.to_json())?;
+                        j.out.write_all(kaq_schema::visible::visible_json(&line).as_bytes())?;
+                    } else {
+                        serde_json::to_writer(&mut j.out, &cols.event(i)?.to_json())?;
+                    }
                     j.out.write_all(b"\n")?;
                 }
             }
@@ -176,7 +183,11 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
     }
     let out = args.output.as_ref().expect("clap requires -o or --out-dir");
     if out == Path::new("-") {
-        return Ok(Sink::Json(JsonSink { out: Box::new(BufWriter::new(std::io::stdout().lock())), rename: None }));
+        return Ok(Sink::Json(JsonSink {
+            out: Box::new(BufWriter::new(std::io::stdout().lock())),
+            rename: None,
+            visible: std::io::stdout().is_terminal(),
+        }));
     }
     let name = out.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     let (stem, gz) = match name.strip_suffix(".gz") {
@@ -200,7 +211,7 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
         } else {
             Box::new(file)
         };
-        return Ok(Sink::Json(JsonSink { out: w, rename: Some((tmp, out.clone())) }));
+        return Ok(Sink::Json(JsonSink { out: w, rename: Some((tmp, out.clone())), visible: false }));
     }
     bail!(
         "{}: unknown output type; name it .parquet for Parquet, or .jsonl / .json / .log (optionally .gz) for JSON lines, or use --out-dir",

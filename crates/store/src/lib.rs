@@ -22,6 +22,9 @@
 //! - **One writer** (an exclusive lock on `LOCK`, with a clear error for the second), any number of
 //!   readers, also during a commit: readers take the manifest as it was when they opened, and
 //!   segments are never changed in place.
+//! - **Retention means deletion.** A compaction or prune deletes the files of the segments it
+//!   replaced right after its commit, and reports what it freed ([`Rewrite`]); a reader that finds
+//!   a file of its manifest gone starts again on the new one ([`Store::run`]).
 //!
 //! ```no_run
 //! let mut store = kaq_store::Store::create("kaq-store")?;
