@@ -279,7 +279,8 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     // Written as a whole, so that `kaq info | head` ends quietly (a closed pipe is not an error).
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(m)?)?;
+        // Ingested files' names are anyone's: DEL, C1 and bidi characters as `\u` escapes.
+        writeln!(out, "{}", kaq_schema::visible::visible_json(&serde_json::to_string_pretty(m)?))?;
         return Ok(ExitCode::SUCCESS);
     }
     let (lo, hi) = m.time_range();
@@ -295,7 +296,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "  {}  {:>12} events  {:>10}  {} … {}",
-            s.file,
+            kaq_schema::visible(&s.file),
             thousands(s.rows),
             human_bytes(s.bytes),
             t(s.min_time),
