@@ -982,7 +982,7 @@ impl Store {
     }
 
     /// Whether a file (segment or index) of this handle's manifest is no longer there.
-    fn files_missing(&self) -> bool {
+    pub(crate) fn files_missing(&self) -> bool {
         let dir = self.dir.join(SEGMENTS);
         self.manifest
             .segments

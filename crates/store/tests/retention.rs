@@ -92,6 +92,9 @@ fn prune_deletes_what_it_drops_and_says_how_much() {
     assert!(r.bytes_freed > 0 && r.bytes_written > 0, "{r:?}");
     assert_eq!(on_disk(&path), named(&store));
     assert_eq!(count(&reader), 450);
+    // The REPL's completion values too: from the current segments' dictionaries.
+    let users: u64 = reader.top_terms("user", "u", 10).unwrap().iter().map(|(_, n)| n).sum();
+    assert_eq!(users, 450);
 }
 
 /// While a writer ingests and compacts over and over (each compaction deleting the files it
