@@ -52,7 +52,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kaq: error: {e:#}");
+            // Errors name files and quote input: shown with their control characters escaped.
+            eprintln!("kaq: error: {}", kaq_schema::visible(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -1,7 +1,7 @@
 //! `kaq convert`: audit logs → Parquet (one file or Hive partitions), and Parquet → JSON lines.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -61,7 +61,9 @@ pub struct ConvertArgs {
     )]
     output: Option<PathBuf>,
 
-    /// Write Hive-partitioned Parquet under DIR (date=YYYY-MM-DD/[hour=HH/]part-N.parquet).
+    /// Write Hive-partitioned Parquet under DIR (date=YYYY-MM-DD/[hour=HH/]part-N.parquet). The
+    /// files are put in place together at the end: a run that fails leaves none (so running it
+    /// again with --append cannot duplicate a part).
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
 
@@ -114,6 +116,8 @@ struct JsonSink {
     out: Box<dyn Write>,
     /// (temporary file, final path) for file output.
     rename: Option<(PathBuf, PathBuf)>,
+    /// Stdout is a terminal: DEL, C1 and bidi characters written as `\u` escapes (the same JSON).
+    visible: bool,
 }
 
 impl Sink {
@@ -124,7 +128,12 @@ impl Sink {
             Sink::Json(j) => {
                 let cols = Columns::new(&batch)?;
                 for i in 0..batch.num_rows() {
-                    serde_json::to_writer(&mut j.out, &cols.event(i)?.to_json())?;
+                    if j.visible {
+                        let line = serde_json::to_string(&cols.event(i)?.to_json())?;
+                        j.out.write_all(kaq_schema::visible::visible_json(&line).as_bytes())?;
+                    } else {
+                        serde_json::to_writer(&mut j.out, &cols.event(i)?.to_json())?;
+                    }
                     j.out.write_all(b"\n")?;
                 }
             }
@@ -174,7 +183,11 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
     }
     let out = args.output.as_ref().expect("clap requires -o or --out-dir");
     if out == Path::new("-") {
-        return Ok(Sink::Json(JsonSink { out: Box::new(BufWriter::new(std::io::stdout().lock())), rename: None }));
+        return Ok(Sink::Json(JsonSink {
+            out: Box::new(BufWriter::new(std::io::stdout().lock())),
+            rename: None,
+            visible: std::io::stdout().is_terminal(),
+        }));
     }
     let name = out.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     let (stem, gz) = match name.strip_suffix(".gz") {
@@ -198,7 +211,7 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
         } else {
             Box::new(file)
         };
-        return Ok(Sink::Json(JsonSink { out: w, rename: Some((tmp, out.clone())) }));
+        return Ok(Sink::Json(JsonSink { out: w, rename: Some((tmp, out.clone())), visible: false }));
     }
     bail!(
         "{}: unknown output type; name it .parquet for Parquet, or .jsonl / .json / .log (optionally .gz) for JSON lines, or use --out-dir",
@@ -312,13 +325,14 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         };
         let size = if bytes_out > 0 { format!(" ({})", human_bytes(bytes_out)) } else { String::new() };
         eprintln!(
-            "kaq: converted {} events, rejected {}, skipped {} empty lines; read {}{on_disk} in {:.2} s ({}/s); wrote {written}{size}",
+            "kaq: converted {} events, rejected {}, skipped {} empty lines; read {}{on_disk} in {:.2} s ({}/s); wrote {}{size}",
             thousands(c.events),
             thousands(c.rejected),
             thousands(c.blank),
             human_bytes(read),
             secs,
             human_bytes((read as f64 / secs.max(1e-9)) as u64),
+            kaq_schema::visible(&written),
         );
     }
     let failed = c.rejected > 0 || !report.read_errors.is_empty();

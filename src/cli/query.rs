@@ -37,6 +37,10 @@ use super::report::{Rejects, thousands};
 /// (verb:delet: did you mean delete?), a stage typed without its `|` (code:401 count by ip), time
 /// bounds that miss the data's time range.
 ///
+/// Log text is shown safely: in tables and messages, control characters and bidi overrides are
+/// shown as escapes (`\x1b`, `\u202e`); in JSON they are `\u` escapes; CSV text cells that a
+/// spreadsheet would run as formulas get a `'` in front (--csv-raw: as they are).
+///
 /// A query that starts with `-` goes after `--`: kaq query -- '-user_kind:node' audit.log
 ///
 /// `@NAME` is a built-in named query (`@slow`, `@prod-deletes`…) or a search saved with `.save` in
@@ -99,6 +103,11 @@ pub struct QueryArgs {
     /// a store: its rejects were reported by `kaq ingest`.
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
+    /// With --format csv: write text cells as they are. By default a text cell starting with
+    /// `=`, `+`, `-`, `@`, a tab or a carriage return (and not a plain number such as -5) gets a
+    /// `'` in front, so that a spreadsheet shows it instead of running it as a formula.
+    #[arg(long)]
+    csv_raw: bool,
 
     #[command(flatten)]
     input: super::input::InputArgs,
@@ -275,12 +284,14 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         (_, Some(path)) => {
             let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut out = BufWriter::new(file);
-            write_rows(&mut out, format, &plan, &rows, &shown)?;
+            let csv = output::CsvOptions { raw: args.csv_raw, visible: false };
+            write_rows(&mut out, format, csv, &plan, &rows, &shown)?;
             out.flush()?;
         }
         (_, None) => {
+            let csv = output::CsvOptions { raw: args.csv_raw, visible: std::io::stdout().is_terminal() };
             let mut out = BufWriter::new(std::io::stdout().lock());
-            write_rows(&mut out, format, &plan, &rows, &shown)?;
+            write_rows(&mut out, format, csv, &plan, &rows, &shown)?;
             out.flush()?;
         }
     }
@@ -313,11 +324,18 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_rows(out: &mut dyn Write, format: Format, plan: &Plan, rows: &[Row], shown: &[usize]) -> anyhow::Result<()> {
+fn write_rows(
+    out: &mut dyn Write,
+    format: Format,
+    csv: output::CsvOptions,
+    plan: &Plan,
+    rows: &[Row],
+    shown: &[usize],
+) -> anyhow::Result<()> {
     let columns = plan.output_columns();
     match format {
         Format::Json | Format::Parquet => output::write_json(out, rows, columns)?,
-        Format::Csv => output::write_csv(out, rows, columns, shown)?,
+        Format::Csv => output::write_csv(out, rows, columns, shown, csv)?,
         Format::Table => write_table(out, rows, plan, shown)?,
     }
     Ok(())

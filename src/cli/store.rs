@@ -11,7 +11,7 @@ use kaq_schema::DecodeOptions;
 use kaq_store::{IngestOptions, Store};
 
 use super::progress::bytes_bar;
-use super::report::{Rejects, human_bytes, thousands};
+use super::report::{Rejects, human_bytes, shown, thousands};
 
 /// The store directory: --store, else $KAQ_STORE, else ./kaq-store.
 pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
@@ -22,7 +22,8 @@ pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
 
 /// Ingest audit logs into a store, to query them later without reading the logs again.
 ///
-/// The store is a directory (created private to you) of time-sorted Parquet segments, each with
+/// The store is a directory (private to you: 0700, its files 0600; an existing directory is
+/// changed to 0700, and kaq says so) of time-sorted Parquet segments, each with
 /// a search index, and a manifest. Each run adds one segment (more past 4M events) and commits it
 /// atomically: if kaq is killed, the store keeps everything committed before, exactly once.
 /// One ingest at a time may write to a store; queries may run during it.
@@ -109,6 +110,7 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let dir = store_dir(args.store.as_ref());
     let mut store = Store::open_writer(&dir)?;
+    note_made_private(&store);
     let progress = bytes_bar(None, args.quiet);
     let mut rejects = Rejects::new(args.rejects.as_deref())?;
     let opts = ingest_options(&args);
@@ -148,7 +150,7 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
             human_bytes(c.bytes),
             secs,
             human_bytes((c.bytes as f64 / secs.max(1e-9)) as u64),
-            dir.display(),
+            shown(&dir),
             thousands(m.rows()),
             m.segments.len(),
         );
@@ -168,11 +170,22 @@ fn ingest_options(args: &IngestArgs) -> IngestOptions {
     }
 }
 
+/// Says that the store was made in an existing directory whose mode kaq changed to 0700.
+fn note_made_private(store: &Store) {
+    if let Some(was) = store.made_private() {
+        eprintln!(
+            "kaq: note: {} was mode {was:04o}; kaq made it 0700 (private to you), as a store holds audit events",
+            shown(store.dir())
+        );
+    }
+}
+
 /// Says which files end in a line still being written, left for the next ingest.
 fn note_unread(unread: &[(String, u64)]) {
     for (path, bytes) in unread {
         eprintln!(
-            "kaq: {path}: its last line ({}) is incomplete (no newline, not whole JSON); left for the next ingest",
+            "kaq: {}: its last line ({}) is incomplete (no newline, not whole JSON); left for the next ingest",
+            kaq_schema::visible(path),
             human_bytes(*bytes)
         );
     }
@@ -184,6 +197,7 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = store_dir(args.store.as_ref());
     let mut store = Store::open_writer(&dir)?;
+    note_made_private(&store);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -198,8 +212,8 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
         ..kaq_store::FollowOptions::default()
     };
     if !args.quiet {
-        let names: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
-        eprintln!("kaq: following {} into {} (Ctrl-C to stop)", names.join(", "), dir.display());
+        let names: Vec<String> = args.inputs.iter().map(|p| shown(p)).collect();
+        eprintln!("kaq: following {} into {} (Ctrl-C to stop)", names.join(", "), shown(&dir));
     }
     let mut reject_error = None;
     let quiet = args.quiet;
@@ -219,7 +233,7 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 return;
             }
             for r in &c.rotated {
-                eprintln!("kaq: rotated: {r} read to its end");
+                eprintln!("kaq: rotated: {} read to its end", kaq_schema::visible(r));
             }
             let merged = if c.merged > 0 { format!("; merged {} small segments", c.merged) } else { String::new() };
             eprintln!(
@@ -243,7 +257,7 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
             "kaq: stopped following; read {} events, rejected {}; {} now holds {} events in {} segment(s)",
             thousands(c.events),
             thousands(c.rejected),
-            dir.display(),
+            shown(&dir),
             thousands(m.rows()),
             m.segments.len()
         );
@@ -270,13 +284,14 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     // Written as a whole, so that `kaq info | head` ends quietly (a closed pipe is not an error).
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(m)?)?;
+        // Ingested files' names are anyone's: DEL, C1 and bidi characters as `\u` escapes.
+        writeln!(out, "{}", kaq_schema::visible::visible_json(&serde_json::to_string_pretty(m)?))?;
         return Ok(ExitCode::SUCCESS);
     }
     let (lo, hi) = m.time_range();
     let t = |x: Option<i64>| x.map_or_else(|| "-".to_string(), kaq_schema::time::format_micros);
     let bytes: u64 = m.segments.iter().map(|s| s.bytes).sum();
-    writeln!(out, "store:     {}", dir.display())?;
+    writeln!(out, "store:     {}", shown(&dir))?;
     writeln!(out, "format:    {} v{} (generation {})", m.format, m.version, m.generation)?;
     // Records are what the store holds; requests are what `| count` counts (each at its latest
     // stage, keyed by auditID and request).
@@ -302,7 +317,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "  {}  {:>12} records  {:>10}  {} … {}",
-            s.file,
+            kaq_schema::visible(&s.file),
             thousands(s.rows),
             human_bytes(s.bytes),
             t(s.min_time),
@@ -314,8 +329,8 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
 
 /// Merge a store's segments into one (after many small ingests): fewer files per query.
 ///
-/// Committed atomically like an ingest; queries running meanwhile keep reading the old segments,
-/// which the next writer (ingest, compact, prune) removes.
+/// Committed atomically like an ingest; the old segments' files are deleted right after (queries
+/// running meanwhile finish on the files they opened, or start again on the new segment).
 #[derive(Args)]
 pub struct CompactArgs {
     /// The store directory [default: $KAQ_STORE, else ./kaq-store].
@@ -329,14 +344,29 @@ pub fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
     let mut store = Store::open_writer(&dir)?;
     let r = store.compact()?;
     eprintln!(
-        "kaq: compacted {}: {} segment(s) → {}, {} events, in {:.2} s",
-        dir.display(),
+        "kaq: compacted {}: {} segment(s) → {}, {} events, in {:.2} s; {}",
+        shown(&dir),
         r.segments_before,
         r.segments_after,
         thousands(r.rows_after),
-        start.elapsed().as_secs_f64()
+        start.elapsed().as_secs_f64(),
+        freed(&r)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a compaction or prune did on disk: `deleted 3 segments (7.2 MB), wrote 1.1 MB`.
+fn freed(r: &kaq_store::Rewrite) -> String {
+    let mut s = format!(
+        "deleted {} segment{} ({})",
+        r.segments_deleted,
+        if r.segments_deleted == 1 { "" } else { "s" },
+        human_bytes(r.bytes_freed)
+    );
+    if r.bytes_written > 0 {
+        s.push_str(&format!(", wrote {}", human_bytes(r.bytes_written)));
+    }
+    s
 }
 
 /// Drop old events from a store (retention).
@@ -348,7 +378,8 @@ pub fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
 ///   kaq prune --before 2026-01-01
 ///
 /// Events with no time are kept. Segments entirely older are dropped; segments that straddle
-/// the cutoff are rewritten without the old events; all in one atomic commit.
+/// the cutoff are rewritten without the old events; all in one atomic commit, after which the
+/// files of the segments dropped or rewritten are deleted. kaq says how much it freed.
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct PruneArgs {
@@ -383,12 +414,13 @@ pub fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let mut store = Store::open_writer(&dir)?;
     let r = store.prune_before(cutoff)?;
     eprintln!(
-        "kaq: pruned {} events before {} from {}: {} events left in {} segment(s)",
+        "kaq: pruned {} events before {} from {}: {} events left in {} segment(s); {}",
         thousands(r.rows_before - r.rows_after),
         kaq_schema::time::format_micros(cutoff),
-        dir.display(),
+        shown(&dir),
         thousands(r.rows_after),
-        r.segments_after
+        r.segments_after,
+        freed(&r)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod corpus;
 mod identity;
+mod hostile;
 mod inputs;
 mod partition;
 mod python;

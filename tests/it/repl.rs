@@ -236,6 +236,10 @@ fn repl_history_persists_across_runs() {
     exited_ok(t.quit());
     let text = std::fs::read_to_string(&history).unwrap();
     assert!(text.contains("verb:create | count"), "{text}");
+    // Private, like a shell's history: the file 0600, the directory kaq made 0700.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&history), mode(history.parent().unwrap())), (0o600, 0o700));
 
     // A new run: Up brings the query back from the file.
     let mut t = Term::start(&["repl", "--store", s], &env);

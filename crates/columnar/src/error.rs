@@ -16,6 +16,9 @@ pub enum Error {
     /// `--out-dir` holds files already and appending was not asked for.
     #[error("{0}: the output directory is not empty (use --append to add files beside what is there)")]
     OutDirNotEmpty(PathBuf),
+    /// Publishing the files of a partitioned output failed part way: `published` are in place.
+    #[error("{error}; {} file(s) had been put in place before this error, remove them before running again with --append: {}", published.len(), published.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    PartlyPublished { published: Vec<PathBuf>, error: Box<Error> },
     /// A [`RowSink`](crate::RowSink) failed (building an index beside the file).
     #[error("{0}")]
     Sink(String),

@@ -38,4 +38,4 @@ pub use handler::ToBatch;
 pub use partition::{DEFAULT_PARTITION, PartitionedWriter, Partitioning};
 pub use restore::{Columns, batch_to_json};
 pub use schema::{ABSENT_KEY, COLUMNS, Col, SCHEMA_VERSION, SCHEMA_VERSION_KEY, audit_schema, column_index, data_type};
-pub use write::{RowSink, SortedParquetWriter, WriteOptions};
+pub use write::{RowSink, SortedParquetWriter, Staged, WriteOptions};

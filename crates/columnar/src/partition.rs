@@ -1,5 +1,11 @@
 //! Hive-partitioned output: `date=2026-11-20/part-0.parquet` or
 //! `date=2026-11-20/hour=05/part-0.parquet`, each file sorted by time.
+//!
+//! All or nothing: every file is completed under a hidden temporary name (also those closed early
+//! to bound the open files) and only [`PartitionedWriter::finish`] renames them into place, all
+//! at the end; a run that fails before leaves no file (the temporaries are removed), so running
+//! it again with `--append` cannot duplicate a part. Should a rename itself fail, the error names
+//! the files already in place.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +15,7 @@ use arrow_select::take::take_record_batch;
 use kaq_schema::time::date_hour;
 
 use crate::error::{Error, IoContext};
-use crate::write::{SortedParquetWriter, WriteOptions, times};
+use crate::write::{SortedParquetWriter, Staged, WriteOptions, times};
 
 /// How to split files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +33,12 @@ pub struct PartitionedWriter {
     by: Partitioning,
     opts: WriteOptions,
     writers: BTreeMap<String, (SortedParquetWriter, u64)>,
+    /// Every file of this run, in the order started (their names are taken).
     files: Vec<PathBuf>,
+    /// Files complete and waiting to be published by `finish`.
+    staged: Vec<Staged>,
+    /// Directories this run made (removed again, when empty, if it fails).
+    made: Vec<PathBuf>,
     /// Ticks for least-recently-used closing.
     clock: u64,
 }
@@ -41,6 +52,7 @@ impl PartitionedWriter {
     /// Starts writing under `dir` (created if missing). Unless `append`, `dir` must be empty, so
     /// that a second run cannot silently double the data.
     pub fn create(dir: &Path, by: Partitioning, opts: WriteOptions, append: bool) -> Result<Self, Error> {
+        let made = if dir.exists() { Vec::new() } else { vec![dir.to_path_buf()] };
         std::fs::create_dir_all(dir).at(dir)?;
         // Hidden kaq temporaries (`.part-0.parquet.kaq-tmp`) left by a killed run do not count.
         let is_ours_tmp = |n: &str| n.starts_with('.') && n.contains(".kaq-");
@@ -54,6 +66,8 @@ impl PartitionedWriter {
             opts,
             writers: BTreeMap::new(),
             files: Vec::new(),
+            staged: Vec::new(),
+            made,
             clock: 0,
         })
     }
@@ -118,12 +132,20 @@ impl PartitionedWriter {
             if self.writers.len() >= MAX_OPEN {
                 let oldest = self.writers.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone());
                 if let Some((w, _)) = oldest.and_then(|k| self.writers.remove(&k)) {
-                    w.finish()?;
+                    self.staged.push(w.finish_staged()?);
                 }
             }
             let dir = self.dir.join(part);
+            // `date=…` then `date=…/hour=…`, each when new.
+            let new: Vec<PathBuf> =
+                dir.ancestors().take_while(|d| *d != self.dir).filter(|d| !d.exists()).map(Path::to_path_buf).collect();
+            self.made.extend(new.into_iter().rev());
             std::fs::create_dir_all(&dir).at(&dir)?;
-            let path = (0..).map(|n| dir.join(format!("part-{n}.parquet"))).find(|p| !p.exists()).expect("a free name");
+            // Not a name on disk, nor one this run has staged (published only at the end).
+            let path = (0..)
+                .map(|n| dir.join(format!("part-{n}.parquet")))
+                .find(|p| !p.exists() && !self.files.contains(p))
+                .expect("a free name");
             self.files.push(path.clone());
             self.writers.insert(part.to_string(), (SortedParquetWriter::create(&path, self.opts.clone())?, 0));
         }
@@ -132,11 +154,32 @@ impl PartitionedWriter {
         Ok(&mut entry.0)
     }
 
-    /// Finishes every file; returns their paths.
-    pub fn finish(self) -> Result<Vec<PathBuf>, Error> {
-        for (_, (w, _)) in self.writers {
-            w.finish()?;
+    /// Finishes every file, then puts them all in place; returns their paths. On an error
+    /// before the renames nothing is published; should a rename fail, the error lists the files
+    /// published before it ([`Error::PartlyPublished`]).
+    pub fn finish(mut self) -> Result<Vec<PathBuf>, Error> {
+        for (_, (w, _)) in std::mem::take(&mut self.writers) {
+            self.staged.push(w.finish_staged()?);
         }
-        Ok(self.files)
+        let mut published = Vec::new();
+        self.made.clear(); // from here on, what was made holds what was published
+        for staged in std::mem::take(&mut self.staged) {
+            match staged.publish() {
+                Ok(p) => published.push(p),
+                Err(error) => return Err(Error::PartlyPublished { published, error: Box::new(error) }),
+            }
+        }
+        Ok(published)
+    }
+}
+
+impl Drop for PartitionedWriter {
+    /// A run that fails leaves nothing: its temporary files, then the directories it made.
+    fn drop(&mut self) {
+        self.writers.clear();
+        self.staged.clear();
+        for d in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(d); // only when empty
+        }
     }
 }

@@ -307,11 +307,27 @@ impl SortedParquetWriter {
     }
 
     /// Writes what is left, merges spilled runs if any, and puts the file in place.
-    pub fn finish(mut self) -> Result<u64, Error> {
+    pub fn finish(self) -> Result<u64, Error> {
+        let rows = self.rows;
+        self.finish_staged()?.publish()?;
+        Ok(rows)
+    }
+
+    /// Writes what is left and merges spilled runs, leaving the complete file under its hidden
+    /// temporary name: [`Staged::publish`] puts it in place, dropping the `Staged` removes it.
+    /// For outputs of several files published together (`PartitionedWriter`).
+    pub fn finish_staged(mut self) -> Result<Staged, Error> {
+        let done = self.complete()?;
+        self.done = true;
+        Ok(Staged { tmp: Some(done), path: self.path.clone() })
+    }
+
+    /// Everything [`finish`](Self::finish) does but the rename: returns the complete file.
+    fn complete(&mut self) -> Result<PathBuf, Error> {
         self.flush_run(true)?;
         self.writer.take().expect("open until finish").close()?;
         if self.runs.is_empty() {
-            std::fs::rename(&self.tmp, &self.path).at(&self.path)?;
+            Ok(self.tmp.clone())
         } else {
             // The output so far is the first run; merge at most MERGE_WIDTH files at a time so
             // that a huge out-of-order input never holds too many files open.
@@ -337,10 +353,41 @@ impl SortedParquetWriter {
             }
             merge_sorted(&inputs, &merged, &self.opts, true, &mut self.sink)?;
             remove_all(&inputs)?;
-            std::fs::rename(&merged, &self.path).at(&self.path)?;
+            Ok(merged)
         }
-        self.done = true;
-        Ok(self.rows)
+    }
+}
+
+/// A complete file under a hidden temporary name, not yet in place
+/// ([`SortedParquetWriter::finish_staged`]). Dropped unpublished, it is removed.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: Option<PathBuf>,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Where [`publish`](Self::publish) puts it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Puts the file in place (a rename); returns its path.
+    pub fn publish(mut self) -> Result<PathBuf, Error> {
+        let tmp = self.tmp.take().expect("published once");
+        if let Err(e) = std::fs::rename(&tmp, &self.path) {
+            self.tmp = Some(tmp);
+            return Err(e).at(&self.path);
+        }
+        Ok(std::mem::take(&mut self.path))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(t) = &self.tmp {
+            let _ = std::fs::remove_file(t);
+        }
     }
 }
 

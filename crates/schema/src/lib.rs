@@ -6,7 +6,9 @@
 //!   strict about known fields, keeping unknown ones, redacting secrets ([`redact`]) and computing
 //!   the derived fields ([`Derived`]);
 //! - [`Event::to_json`]: back to audit JSON, semantically equal to the input;
-//! - [`FIELDS`]: the one catalogue of queryable fields.
+//! - [`FIELDS`]: the one catalogue of queryable fields;
+//! - [`visible`]: log text made safe to show on a terminal (control characters and bidi overrides
+//!   as escapes), JSON kept JSON, CSV cells kept from running as formulas.
 //!
 //! ```
 //! use kaq_schema::{decode_event, DecodeOptions, UserKind};
@@ -26,8 +28,10 @@ pub mod event;
 pub mod fields;
 pub mod redact;
 pub mod time;
+pub mod visible;
 
 pub use decode::{DecodeError, DecodeOptions, Rejected, decode_event, decode_records, decode_records_with_text};
 pub use derive::{Derived, PodFlags, UserKind};
 pub use event::{Event, ObjectRef, Status, UserInfo, merge};
 pub use fields::{FIELDS, Field, FieldType, lookup, vocabulary};
+pub use visible::visible;

@@ -12,8 +12,8 @@
 //!   than what was read or begins with other bytes (the copy, ingested later, adds only what the
 //!   store has not seen);
 //! - what was read is committed every `commit_every` as a segment; small segments at the end of
-//!   the store are merged once there are `merge_after` of them (old files are removed a minute
-//!   later, so that running queries can finish reading them).
+//!   the store are merged once there are `merge_after` of them (the old files are deleted after
+//!   the commit; a query that had not opened them yet starts again on the new manifest).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use kaq_input::{Counts, Reject, Source};
 
-use crate::{Error, IngestOptions, IngestReport, Pending, SEGMENTS, Store, inputs};
+use crate::{Error, IngestOptions, IngestReport, Pending, Store, inputs};
 
 /// How to follow.
 #[derive(Debug, Clone)]
@@ -139,7 +139,6 @@ impl Store {
         let mut open = Pending::default();
         let mut last_commit = Instant::now();
         let mut rotated = Vec::new();
-        let mut retired: Vec<(Instant, Vec<PathBuf>)> = Vec::new();
         loop {
             let stopping = stop.load(Ordering::Relaxed);
             for t in &mut tails {
@@ -182,15 +181,7 @@ impl Store {
                 let events = open.rows();
                 let committed = self.commit_pending(&mut open)?;
                 report.segments += usize::from(committed);
-                let merged = if committed { self.merge_small_tail(opts, &mut retired)? } else { 0 };
-                retired.retain(|(when, files)| {
-                    // Left to the next writer when kaq stops sooner (`remove_orphans`).
-                    let old = when.elapsed() >= Duration::from_secs(60);
-                    if old {
-                        files.iter().for_each(|f| crate::remove_path(f));
-                    }
-                    !old
-                });
+                let merged = if committed { self.merge_small_tail(opts)? } else { 0 };
                 if events > 0 || merged > 0 || !rotated.is_empty() {
                     on_commit(&FollowCommit {
                         events,
@@ -242,28 +233,15 @@ impl Store {
         Ok(None)
     }
 
-    /// Merges the small segments at the end of the store once there are enough of them; the
-    /// files they replace are kept a while for queries still reading them (`retired`).
-    fn merge_small_tail(
-        &mut self,
-        opts: &FollowOptions,
-        retired: &mut Vec<(Instant, Vec<PathBuf>)>,
-    ) -> Result<usize, Error> {
+    /// Merges the small segments at the end of the store once there are enough of them (their
+    /// files are deleted after the commit, as by `compact`).
+    fn merge_small_tail(&mut self, opts: &FollowOptions) -> Result<usize, Error> {
         let small: Vec<u64> =
             self.manifest.segments.iter().rev().take_while(|s| s.rows < opts.small_rows.max(1)).map(|s| s.id).collect();
         if small.len() < opts.merge_after.max(2) {
             return Ok(0);
         }
-        let dir = self.dir.join(SEGMENTS);
-        let files: Vec<PathBuf> = self
-            .manifest
-            .segments
-            .iter()
-            .filter(|s| small.contains(&s.id))
-            .flat_map(|s| std::iter::once(dir.join(&s.file)).chain(s.index.as_ref().map(|i| dir.join(i))))
-            .collect();
         self.rewrite(&small, &[], None)?;
-        retired.push((Instant::now(), files));
         Ok(small.len())
     }
 }

@@ -9,6 +9,7 @@
 //! fields…) reads the whole segment.
 
 use std::net::IpAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender};
 
@@ -205,7 +206,13 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, String> {
     let s = schema();
     let start = || -> Result<IndexWriter, String> {
         let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // Private from the start (the store's own directories are 0700): what tantivy writes in
+        // it is out of reach of others until the segment is committed and its files made 0600.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
         let index = Index::create_in_dir(dir, schema()).map_err(|e| e.to_string())?;
         register(&index);
         let w: IndexWriter = index.writer_with_num_threads(2, 1 << 30).map_err(|e| e.to_string())?;

@@ -22,6 +22,9 @@
 //! - **One writer** (an exclusive lock on `LOCK`, with a clear error for the second), any number of
 //!   readers, also during a commit: readers take the manifest as it was when they opened, and
 //!   segments are never changed in place.
+//! - **Retention means deletion.** A compaction or prune deletes the files of the segments it
+//!   replaced right after its commit, and reports what it freed ([`Rewrite`]); a reader that finds
+//!   a file of its manifest gone starts again on the new one ([`Store::run`]).
 //!
 //! ```no_run
 //! let mut store = kaq_store::Store::create("kaq-store")?;
@@ -33,7 +36,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, TimestampMicrosecondArray};
@@ -154,6 +157,12 @@ pub struct Rewrite {
     pub segments_after: usize,
     pub rows_before: u64,
     pub rows_after: u64,
+    /// Segments replaced or dropped whose files were deleted after the commit.
+    pub segments_deleted: usize,
+    /// Bytes on disk those files (and their indexes) held.
+    pub bytes_freed: u64,
+    /// Bytes of the segment written in their place (with its index; 0 when none was).
+    pub bytes_written: u64,
 }
 
 impl Rewrite {
@@ -163,6 +172,9 @@ impl Rewrite {
             segments_after: m.segments.len(),
             rows_before: m.rows(),
             rows_after: m.rows(),
+            segments_deleted: 0,
+            bytes_freed: 0,
+            bytes_written: 0,
         }
     }
 }
@@ -239,6 +251,8 @@ pub struct Store {
     lock: Option<std::sync::Arc<File>>,
     /// The records held, as far as a writer has needed to know ([`dedup`]).
     dedup: std::sync::Arc<std::sync::Mutex<dedup::Dedup>>,
+    /// The mode the directory had when [`Store::create`] found it and made it private.
+    made_private: Option<u32>,
 }
 
 /// What an ingest did.
@@ -277,9 +291,13 @@ impl Default for IngestOptions {
     }
 }
 
-fn private_dir(p: &Path) -> Result<(), Error> {
-    fs::create_dir_all(p).at(p)?;
-    fs::set_permissions(p, fs::Permissions::from_mode(0o700)).at(p)
+/// Makes `p` (if missing) and sets it to 0700; returns the mode it had when it existed with
+/// another one.
+fn private_dir(p: &Path) -> Result<Option<u32>, Error> {
+    let was = fs::metadata(p).ok().filter(|m| m.is_dir()).map(|m| m.permissions().mode() & 0o7777);
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(p).at(p)?;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o700)).at(p)?;
+    Ok(was.filter(|&m| m != 0o700))
 }
 
 /// Makes a directory and its files private (0700/0600), and syncs the files.
@@ -296,9 +314,27 @@ fn set_private(dir: &Path) -> Result<(), Error> {
 }
 
 /// Removes a file or a directory (a segment's index), if it can: what is left is removed by the
-/// next writer (`remove_orphans`).
-fn remove_path(p: &Path) {
-    let _ = if p.is_dir() { fs::remove_dir_all(p) } else { fs::remove_file(p) };
+/// next writer (`remove_orphans`). Returns the bytes freed, when it was removed.
+fn remove_path(p: &Path) -> Option<u64> {
+    let bytes = disk_bytes(p);
+    if !p.is_dir() {
+        return fs::remove_file(p).ok().map(|()| bytes);
+    }
+    // An index is renamed away first: a reader opening it takes a lock file in it, which would
+    // make the removal fail (directory not empty) if it came between the listing and the rmdir.
+    let name = p.file_name()?.to_string_lossy();
+    let gone = p.with_file_name(format!(".{name}.deleted"));
+    fs::rename(p, &gone).ok()?;
+    (0..3).any(|_| fs::remove_dir_all(&gone).is_ok()).then_some(bytes)
+}
+
+/// Bytes of a file, or of the files under a directory.
+fn disk_bytes(p: &Path) -> u64 {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::read_dir(p).map_or(0, |d| d.flatten().map(|e| disk_bytes(&e.path())).sum()),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
 }
 
 fn sync_dir(p: &Path) -> Result<(), Error> {
@@ -313,13 +349,14 @@ impl Store {
         if dir.join(MANIFEST).exists() {
             return Err(Error::AlreadyAStore(dir));
         }
-        private_dir(&dir)?;
+        let made_private = private_dir(&dir)?;
         private_dir(&dir.join(SEGMENTS))?;
         let lock = lock(&dir)?;
         if dir.join(MANIFEST).exists() {
             return Err(Error::AlreadyAStore(dir)); // another writer created it meanwhile
         }
-        let mut store = Store { dir, manifest: Manifest::empty(), lock: Some(lock), dedup: Default::default() };
+        let mut store =
+            Store { dir, manifest: Manifest::empty(), lock: Some(lock), dedup: Default::default(), made_private };
         store.commit(Manifest::empty())?;
         Ok(store)
     }
@@ -328,7 +365,7 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>) -> Result<Store, Error> {
         let dir = dir.as_ref().to_path_buf();
         let manifest = read_manifest(&dir)?;
-        Ok(Store { dir, manifest, lock: None, dedup: Default::default() })
+        Ok(Store { dir, manifest, lock: None, dedup: Default::default(), made_private: None })
     }
 
     /// Opens a store for writing (creating it when missing): takes the lock, rereads the manifest,
@@ -340,7 +377,7 @@ impl Store {
         }
         let lock = lock(&dir)?;
         let manifest = read_manifest(&dir)?;
-        let store = Store { dir, manifest, lock: Some(lock), dedup: Default::default() };
+        let store = Store { dir, manifest, lock: Some(lock), dedup: Default::default(), made_private: None };
         store.remove_orphans()?;
         Ok(store)
     }
@@ -351,6 +388,12 @@ impl Store {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// When this handle created the store in a directory that existed with another mode than
+    /// 0700: that mode (the directory is 0700 now, since it holds audit events). The CLI says so.
+    pub fn made_private(&self) -> Option<u32> {
+        self.made_private
     }
 
     /// The live segments' files, in manifest order.
@@ -369,7 +412,7 @@ impl Store {
         for e in fs::read_dir(&seg_dir).at(&seg_dir)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !live.contains(name.as_str()) {
-                remove_path(&e.path());
+                let _ = remove_path(&e.path());
             }
         }
         for e in fs::read_dir(&self.dir).at(&self.dir)?.flatten() {
@@ -788,8 +831,8 @@ impl Store {
     }
 
     /// Merges every live segment into one (after `--follow` or many small ingests): fewer files to
-    /// open per query. Committed like an ingest; the old files are removed by the next writer that
-    /// opens the store, so queries that started before the commit can still read them.
+    /// open per query. Committed like an ingest; the old files are deleted right after the commit
+    /// (a query that read the old manifest starts again on the new one, [`Store::run`]).
     pub fn compact(&mut self) -> Result<Rewrite, Error> {
         let all: Vec<u64> = self.manifest.segments.iter().map(|s| s.id).collect();
         if all.len() < 2 {
@@ -865,11 +908,34 @@ impl Store {
         let pos = at.unwrap_or(m.segments.len()).min(m.segments.len());
         let segment_at = pos;
         self.close_segment_at(seg, m, segment_at)?;
-        // The replaced files stay until the next writer opens the store (`remove_orphans`): a
-        // query that read the old manifest may still be about to open them.
+        // Retention means deletion: the files the manifest no longer names go now. A query that
+        // read the old manifest and opened them reads on (an unlinked file stays readable through
+        // its open handles); one that had not opened them yet finds one gone and starts again on
+        // the new manifest (`Store::run`). What cannot be removed now, the next writer removes.
+        let seg_dir = self.dir.join(SEGMENTS);
+        let (mut segments_deleted, mut bytes_freed) = (0, 0);
+        for s in &old {
+            if let Some(n) = remove_path(&seg_dir.join(&s.file)) {
+                segments_deleted += 1;
+                bytes_freed += n;
+            }
+            if let Some(i) = &s.index {
+                bytes_freed += remove_path(&seg_dir.join(i)).unwrap_or(0);
+            }
+        }
+        let bytes_written = self
+            .manifest
+            .segments
+            .iter()
+            .filter(|s| Some(s.id) == new_id)
+            .map(|s| s.bytes + s.index.as_ref().map_or(0, |i| disk_bytes(&seg_dir.join(i))))
+            .sum();
         Ok(Rewrite {
             segments_before: before.segments_after,
             rows_before: before.rows_after,
+            segments_deleted,
+            bytes_freed,
+            bytes_written,
             ..Rewrite::same(&self.manifest)
         })
     }
@@ -918,14 +984,40 @@ impl Store {
 
     /// Runs a compiled plan over the live segments whose time range can hold a match (and, for
     /// the latest-stage rule, the others' rows of the matching requests).
+    ///
+    /// A compaction or prune commits a new manifest and then deletes the files of the segments it
+    /// replaced. A handle holding an older manifest (opened before, or a query that reaches a file
+    /// just deleted) reads the current manifest and starts again: a file gone is a newer commit,
+    /// never a missing answer.
     pub fn run(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
-        // Under the latest-stage rule any live segment may be read, if only for later stages.
-        if self.segment_paths().iter().any(|p| !p.exists()) {
-            // A compaction or prune replaced segments since this handle read the manifest: read
-            // the current one (its files stay until the next such commit).
-            let fresh = Store::open(&self.dir)?;
-            return fresh.run(plan, read);
+        /// Newer manifests taken before giving up (each is a commit that replaced segments during
+        /// this query).
+        const RETRIES: usize = 16;
+        let mut fresh: Option<Store> = None;
+        for _ in 0..RETRIES {
+            let store = fresh.as_ref().unwrap_or(self);
+            // Under the latest-stage rule any live segment may be read, if only for later stages.
+            if !store.files_missing() {
+                match store.run_once(plan, read) {
+                    Ok(r) => return Ok(r),
+                    Err(e) if !store.files_missing() => return Err(e),
+                    Err(e) if read.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) => {
+                        return Err(e);
+                    }
+                    Err(_) => {} // a file went away meanwhile
+                }
+            }
+            let next = Store::open(&self.dir)?;
+            if next.manifest.generation == store.manifest.generation {
+                break; // gone without a newer commit: the error below names the file
+            }
+            fresh = Some(next);
         }
+        fresh.as_ref().unwrap_or(self).run_once(plan, read)
+    }
+
+    /// One run over this handle's manifest.
+    fn run_once(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
         if plan.needs_reused_ids() {
             // `id_reused` is a property of the whole store: the identities of every record first.
             let ids = self.identities(read)?;
@@ -933,6 +1025,15 @@ impl Store {
             return self.run_segments(&plan, read);
         }
         self.run_segments(plan, read)
+    }
+
+    /// Whether a file (segment or index) of this handle's manifest is no longer there.
+    pub(crate) fn files_missing(&self) -> bool {
+        let dir = self.dir.join(SEGMENTS);
+        self.manifest
+            .segments
+            .iter()
+            .any(|s| !dir.join(&s.file).exists() || s.index.as_ref().is_some_and(|i| !dir.join(i).exists()))
     }
 
     /// Every record's request identity: records, requests, auditIDs several requests carry.

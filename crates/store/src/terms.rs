@@ -61,8 +61,16 @@ impl Store {
         Ok(self.terms()?.top(field, prefix, limit))
     }
 
-    /// Opens the term dictionaries of every live, indexed segment.
+    /// Opens the term dictionaries of every live, indexed segment (of the current manifest, when
+    /// a compaction or prune deleted files of this handle's).
     pub fn terms(&self) -> Result<Terms, Error> {
+        match self.terms_of_manifest() {
+            Err(_) if self.files_missing() => Store::open(&self.dir)?.terms_of_manifest(),
+            r => r,
+        }
+    }
+
+    fn terms_of_manifest(&self) -> Result<Terms, Error> {
         let mut readers = Vec::new();
         for s in &self.manifest.segments {
             let Some(name) = &s.index else { continue };

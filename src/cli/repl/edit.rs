@@ -91,12 +91,14 @@ fn editor(s: &Session, history: Option<PathBuf>) -> anyhow::Result<Reedline> {
         .with_hinter(Box::new(DefaultHinter::default().with_style(hint_style)))
         .with_validator(Box::new(KaqValidator));
     if let Some(path) = history {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        // Queries name users, namespaces and objects: the history is private (0600, in a 0700
+        // directory when kaq makes it), like a shell's.
+        if let Err(e) = crate::cli::report::keep_private(&path) {
+            eprintln!("kaq: warning: history {}: {e}", crate::cli::report::shown(&path));
         }
         match FileBackedHistory::with_file(HISTORY, path.clone()) {
             Ok(h) => ed = ed.with_history(Box::new(h)),
-            Err(e) => eprintln!("kaq: warning: history {}: {e} (not kept)", path.display()),
+            Err(e) => eprintln!("kaq: warning: history {}: {e} (not kept)", crate::cli::report::shown(&path)),
         }
     }
     Ok(ed)

@@ -194,7 +194,7 @@ pub fn start(source: Source, settings: Settings, welcome: Option<String>) -> any
     s.read.cancel = Some(cancel.clone());
     install_ctrl_c(cancel, !interactive);
     if interactive {
-        println!("kaq {} — {}", env!("CARGO_PKG_VERSION"), s.source.describe());
+        println!("kaq {} — {}", env!("CARGO_PKG_VERSION"), kaq_schema::visible(&s.source.describe()));
         println!("Type a query, .help for help; Tab completes fields and values; Ctrl-D leaves.");
         if let Some(w) = welcome {
             println!("\n{w}");
@@ -363,7 +363,7 @@ impl Session {
             }
             Ok(Err(e)) => {
                 BUSY.store(false, Ordering::SeqCst);
-                eprintln!("kaq: error: {e:#}");
+                eprintln!("kaq: error: {}", kaq_schema::visible(&format!("{e:#}")));
                 self.failed = true;
                 return Flow::Continue;
             }
@@ -384,7 +384,7 @@ impl Session {
         BUSY.store(false, Ordering::SeqCst);
         match printed {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Flow::Quit,
-            Err(e) => eprintln!("kaq: error: {e}"),
+            Err(e) => eprintln!("kaq: error: {}", kaq_schema::visible(&e.to_string())),
             Ok(()) => {}
         }
         if answer.rejected > 0 && !self.warned_rejects {
@@ -452,15 +452,15 @@ impl Session {
                 }
             }
             OutFormat::Csv => {
-                output::write_csv(&mut out, &rows[..rows.len().min(1000)], columns, &shown)?;
+                // Formulas guarded as `kaq query` does; escapes shown on a terminal.
+                let csv = output::CsvOptions { raw: false, visible: std::io::stdout().is_terminal() };
+                output::write_csv(&mut out, &rows[..rows.len().min(1000)], columns, &shown, csv)?;
                 for chunk in rows.get(1000..).unwrap_or_default().chunks(1000) {
                     if cancel.load(Ordering::SeqCst) {
                         break;
                     }
                     for r in chunk {
-                        let cells: Vec<String> =
-                            shown.iter().map(|&c| output::csv_cell(&r.vals[c].to_text())).collect();
-                        writeln!(out, "{}", cells.join(","))?;
+                        writeln!(out, "{}", output::csv_line(r, &shown, csv))?;
                     }
                 }
             }
@@ -486,7 +486,7 @@ impl Session {
                     Source::Store { store, .. } => match store.explain_plan(&plan, &Default::default()) {
                         Ok(text) => print!("{text}"),
                         Err(e) => {
-                            eprintln!("error: {e}");
+                            eprintln!("kaq: error: {}", kaq_schema::visible(&e.to_string()));
                             self.failed = true;
                         }
                     },
@@ -525,7 +525,7 @@ impl Session {
     }
 
     fn fail(&mut self, msg: &str) {
-        eprintln!("kaq: {msg}");
+        eprintln!("kaq: {}", kaq_schema::visible(msg));
         self.failed = true;
     }
 

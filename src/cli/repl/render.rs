@@ -80,7 +80,9 @@ fn number(v: &Val<'_>) -> Option<f64> {
 }
 
 /// A value as a table shows it: counts with thousands separators, times to the millisecond in
-/// UTC without the `T` and `Z` (JSON and CSV keep RFC 3339), the rest as `Val::to_display`.
+/// UTC without the `T` and `Z` (JSON and CSV keep RFC 3339), the rest as `Val::to_display`, with
+/// control characters and bidi overrides shown as escapes (`kaq_schema::visible`): a value from a
+/// log must not drive the terminal.
 pub fn cell(v: &Val<'_>) -> String {
     match v {
         Val::Int(i) => {
@@ -91,7 +93,7 @@ pub fn cell(v: &Val<'_>) -> String {
             Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
             None => v.to_display(),
         },
-        v => v.to_display(),
+        v => kaq_schema::visible::visible_owned(v.to_display()),
     }
 }
 
@@ -163,7 +165,7 @@ pub fn table(
         _ => None,
     };
     // Times are never cut: other columns narrow first, then bars go, then columns from the right.
-    let head_all: Vec<String> = shown.iter().map(|&c| columns[c].name.clone()).collect();
+    let head_all: Vec<String> = shown.iter().map(|&c| kaq_schema::visible(&columns[c].name).into_owned()).collect();
     let body_all: Vec<Vec<String>> =
         body_rows.iter().map(|r| shown.iter().map(|&c| cell(&r.vals[c])).collect()).collect();
     let is_time: Vec<bool> =
@@ -329,6 +331,9 @@ mod tests {
         assert_eq!(cell(&Val::Int(1234567)), "1,234,567");
         assert_eq!(cell(&Val::Time(1_795_150_800_000_000)), "2026-11-20 05:00:00");
         assert_eq!(cell(&Val::Time(1_795_150_800_250_000)), "2026-11-20 05:00:00.250");
+        assert_eq!(cell(&Val::Str("\x1b]0;pwned\x07".into())), r"\x1b]0;pwned\x07");
+        let list = Val::List(vec![Val::Str("a\u{202e}b".into()), Val::Str("c\n".into())]);
+        assert_eq!(cell(&list), r"a\u202eb, c\n");
     }
 
     #[test]

@@ -40,7 +40,7 @@ type Values = HashMap<&'static str, Vec<(String, u64)>>;
 // One per REPL session: its size does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Source {
-    Store { store: kaq_store::Store, terms: Option<kaq_store::Terms> },
+    Store { store: Box<kaq_store::Store>, terms: Option<kaq_store::Terms> },
     Files { inputs: Vec<PathBuf>, sample: Arc<Mutex<Option<Values>>> },
 }
 
@@ -65,7 +65,7 @@ pub struct Answer {
 impl Source {
     pub fn store(store: kaq_store::Store) -> Source {
         let terms = store.terms().ok();
-        Source::Store { store, terms }
+        Source::Store { store: Box::new(store), terms }
     }
 
     /// Files; their values are sampled on a background thread when they are small enough.
@@ -140,9 +140,12 @@ impl Source {
 
     /// The most frequent values of `field` (a catalogue name) starting with `prefix` (then those
     /// containing it, any case), with their counts.
+    /// Values holding control characters or bidi overrides are left out: the completion menu and
+    /// `.fields` would print them as they are, and nobody types them.
     pub fn values(&self, field: &str, prefix: &str, limit: usize) -> Vec<(String, u64)> {
+        let shown = |(v, _): &(String, u64)| !kaq_schema::visible::has_hidden(v);
         match self {
-            Source::Store { terms: Some(t), .. } => t.top(field, prefix, limit),
+            Source::Store { terms: Some(t), .. } => t.top(field, prefix, limit).into_iter().filter(shown).collect(),
             Source::Store { terms: None, .. } => Vec::new(),
             Source::Files { sample, .. } => {
                 let guard = sample.lock().expect("unpoisoned");
@@ -150,7 +153,7 @@ impl Source {
                 let lower = prefix.to_lowercase();
                 let starts = all.iter().filter(|(v, _)| v.starts_with(prefix));
                 let contains = all.iter().filter(|(v, _)| !v.starts_with(prefix) && v.to_lowercase().contains(&lower));
-                starts.chain(contains).take(limit).cloned().collect()
+                starts.chain(contains).filter(|v| shown(v)).take(limit).cloned().collect()
             }
         }
     }
