@@ -248,7 +248,7 @@ fn prune_deletes_the_dropped_segments_and_says_what_it_freed() {
     assert!(err.contains("pruned 100 events") && err.contains(&freed), "{freed} not in {err}");
     // `kaq info` and the disk agree.
     let info = String::from_utf8(run(&["info", "--store", s]).stdout).unwrap();
-    assert!(info.contains("events:    50\n") && info.contains("segments:  1 ("), "{info}");
+    assert!(info.contains("records:   50 (") && info.contains("segments:  1 ("), "{info}");
 }
 
 /// Bytes as kaq's summaries show them (1000-based units, one decimal).
@@ -346,6 +346,7 @@ fn rejects_files_saved_searches_and_new_stores_are_private() {
     let mut child = kaq()
         .args(["repl", log.to_str().unwrap()])
         .env("KAQ_HISTORY", &history)
+        .env("KAQ_CONFIG_DIR", dir.path().join("state/kaq"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -354,7 +355,7 @@ fn rejects_files_saved_searches_and_new_stores_are_private() {
     child.stdin.take().unwrap().write_all(b".save mine user:alice\n").unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let saved = dir.path().join("state/kaq/saved-queries.json");
+    let saved = dir.path().join("state/kaq/queries.toml");
     assert!(std::fs::read_to_string(&saved).unwrap().contains("user:alice"));
     assert_eq!((mode(&saved), mode(saved.parent().unwrap())), (0o600, 0o700));
 
