@@ -24,6 +24,7 @@ pub mod decode;
 pub mod derive;
 pub mod event;
 pub mod fields;
+pub mod json;
 pub mod redact;
 pub mod time;
 
