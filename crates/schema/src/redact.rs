@@ -195,9 +195,10 @@ fn percent_decode(s: &str) -> String {
 /// JSON is redacted as a decoded event would be, and so are the events a cloud wrapper holds
 /// (GKE's `protoPayload.request`/`response`, an AKS record's `properties.log`, an EKS log event's
 /// `message`, an AKSAudit row's `RequestObject`…), whether as objects or as JSON text in a string.
-/// Text that is not JSON (a truncated line) has every `data`/`stringData` object that follows a
-/// mention of secrets masked whole, keys included: without a parse, keys and values cannot be
-/// told apart safely. `None` when nothing changed.
+/// Text that is not JSON (a truncated line) and mentions secrets (or holds a `\\u` escape) has
+/// every `data`/`stringData` object masked whole, keys included, and every other string value
+/// masked: without a parse no shape can be trusted (a JSON patch, an escaped key, a Secret held as
+/// JSON text). `None` when nothing changed.
 pub fn redact_raw(text: &[u8]) -> Option<Vec<u8>> {
     static SECRET: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"ecret"));
     if SECRET.find(text).is_none() && !may_hold_secret(text) {
@@ -210,7 +211,44 @@ pub fn redact_raw(text: &[u8]) -> Option<Vec<u8>> {
         changed |= redact_value(&mut v, false);
         return changed.then(|| v.to_string().into_bytes());
     }
-    mask_data_objects(text)
+    // Too broken to parse (cut short, nested past serde's limit, not UTF-8): no shape can be
+    // trusted, so every string value is masked, keys kept.
+    let masked = mask_data_objects(text);
+    Some(mask_string_values(masked.as_deref().unwrap_or(text)))
+}
+
+/// Replaces the content of every JSON string that is not an object key (not followed by `:`)
+/// with `kaq-redacted`, up to the end of a truncated text. Strings holding JSON text are values
+/// too: masked whole.
+fn mask_string_values(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(o) = memchr::memchr(b'"', &text[i..]) {
+        out.extend_from_slice(&text[i..i + o]);
+        let start = i + o;
+        // The closing quote: the first one not escaped (none in a truncated text).
+        let mut j = start + 1;
+        let end = loop {
+            match memchr::memchr2(b'"', b'\\', text.get(j..).unwrap_or_default()) {
+                Some(o) if text[j + o] == b'\\' => j += o + 2,
+                Some(o) => break Some(j + o),
+                None => break None,
+            }
+        };
+        let Some(end) = end else {
+            out.extend_from_slice(b"\"kaq-redacted");
+            return out;
+        };
+        let next = text[end + 1..].iter().find(|c| !c.is_ascii_whitespace());
+        if next == Some(&b':') {
+            out.extend_from_slice(&text[start..=end]);
+        } else {
+            out.extend_from_slice(b"\"kaq-redacted\"");
+        }
+        i = end + 1;
+    }
+    out.extend_from_slice(&text[i..]);
+    out
 }
 
 /// Whether a record (or a wrapper's part) says it is about the `secrets` resource.
@@ -224,8 +262,10 @@ fn about_secrets(m: &serde_json::Map<String, Value>) -> bool {
     };
     let path = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|p| p.split('/').any(|s| s.eq_ignore_ascii_case("secrets")));
     let method = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|p| p.contains(".secrets."));
+    let uri = m.get("requestURI").and_then(Value::as_str).and_then(uri_resource);
     object_ref("objectRef")
         || object_ref("ObjectRef")
+        || uri.is_some_and(|r| r.eq_ignore_ascii_case("secrets"))
         || path("resourceName")
         || path("resource_name")
         || method("methodName")
@@ -498,7 +538,17 @@ mod tests {
         assert!(!out.contains("SEK"), "{out}");
         let closed = br#"{"kind":"Secret","stringData":{"k":"a}b SEKRIT3"},"type":"Opaque""#;
         let out = String::from_utf8(redact_raw(closed).unwrap()).unwrap();
-        assert!(!out.contains("SEKRIT") && out.ends_with(r#""kaq-redacted":true},"type":"Opaque""#), "{out}");
+        assert!(!out.contains("SEKRIT") && out.ends_with(r#""kaq-redacted":true},"type":"kaq-redacted""#), "{out}");
+        // Shapes a text search cannot recognise: every string value is masked, keys kept.
+        let patch = br#"{"objectRef":{"resource":"secrets"},"requestObject":[{"op":"add","path":"/d\u0061ta/k","value":"SEKRIT5"}"#;
+        let out = String::from_utf8(redact_raw(patch).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"{"objectRef":{"resource":"kaq-redacted"},"requestObject":[{"op":"kaq-redacted","path":"kaq-redacted","value":"kaq-redacted"}"#
+        );
+        let deep = format!(r#"{{"requestObject":{{"kind":"Secret","data":{{"k":"SEKRIT6"}},"x":{}}}}}"#, "[".repeat(200) + &"]".repeat(200));
+        let out = String::from_utf8(redact_raw(deep.as_bytes()).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT") && out.contains(r#""kind":"kaq-redacted""#), "{out}");
         let applied = br#"{"kubectl.kubernetes.io/last-applied-configuration":"{\"kind\":\"Secret\",\"data\":{\"k\":\"SEKRIT4\"}}"#;
         let out = String::from_utf8(redact_raw(applied).unwrap()).unwrap();
         assert!(!out.contains("SEKRIT"), "{out}");
