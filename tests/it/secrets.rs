@@ -178,21 +178,32 @@ fn hostile_event(id: &str, sec: u32, resource: Option<&str>, uri: &str, body: &s
     )
 }
 
+/// Which resource an event is about: `objectRef.resource` (if any) and `requestURI`.
+type About = (Option<&'static str>, &'static str);
+
 /// Shapes that once let a Secret value through (issue 13), with the values they hold.
 fn hostile_log(path: &Path) -> Vec<&'static str> {
     let deep = "[".repeat(130) + &"]".repeat(130);
-    let cm = (Some("configmaps"), "/api/v1/namespaces/a/configmaps/b");
-    let sec = (Some("secrets"), "/api/v1/namespaces/a/secrets/b");
-    let shapes: Vec<((Option<&str>, &str), String, &str)> = vec![
+    let cm: About = (Some("configmaps"), "/api/v1/namespaces/a/configmaps/b");
+    let sec: About = (Some("secrets"), "/api/v1/namespaces/a/secrets/b");
+    let shapes: Vec<(About, String, &str)> = vec![
         // A sibling nested past serde_json's limit: the body could not be parsed, and was kept.
         (cm, format!(r#"{{"kind":"Secret","data":{{"k":"REVFUC1TSUJMSU5H"}},"x":{deep}}}"#), "REVFUC1TSUJMSU5H"),
         (sec, format!(r#"{{"data":{{"k":"REVFUC1QQVRDSA=="}},"x":{deep}}}"#), "REVFUC1QQVRDSA=="),
         // An escaped kind outside the secrets resource, alone and in a List.
         (cm, r#"{"kind":"Secr\u0065t","data":{"k":"RVNDQVBFRC1LSU5E"}}"#.into(), "RVNDQVBFRC1LSU5E"),
-        (cm, r#"{"kind":"List","items":[{"kind":"Secr\u0065t","data":{"k":"RVNDQVBFRC1JVEVN"}}]}"#.into(), "RVNDQVBFRC1JVEVN"),
+        (
+            cm,
+            r#"{"kind":"List","items":[{"kind":"Secr\u0065t","data":{"k":"RVNDQVBFRC1JVEVN"}}]}"#.into(),
+            "RVNDQVBFRC1JVEVN",
+        ),
         // A duplicated kind (a first-wins reader sees a Secret), a patch replacing the whole
         // document, a patch found by its path alone.
-        (cm, r#"{"kind":"Secret","kind":"ConfigMap","data":{"k":"RFVQTElDQVRFLUtJTkQ="}}"#.into(), "RFVQTElDQVRFLUtJTkQ="),
+        (
+            cm,
+            r#"{"kind":"Secret","kind":"ConfigMap","data":{"k":"RFVQTElDQVRFLUtJTkQ="}}"#.into(),
+            "RFVQTElDQVRFLUtJTkQ=",
+        ),
         (sec, r#"[{"op":"replace","path":"","value":{"data":{"k":"Uk9PVC1QQVRDSA=="}}}]"#.into(), "Uk9PVC1QQVRDSA=="),
         ((None, "/api/v1/namespaces/a/secrets/b"), r#"{"data":{"k":"Tk8tT0JKRUNUUkVG"}}"#.into(), "Tk8tT0JKRUNUUkVG"),
     ];
@@ -306,7 +317,13 @@ fn bodies_nested_too_deep_read_the_same_everywhere() {
     let log = dir.path().join("d.log");
     let deep = "[".repeat(120) + &"]".repeat(120);
     let lines = [
-        hostile_event("deep", 1, Some("configmaps"), "/api/v1/namespaces/a/configmaps/b", &format!(r#"{{"a":{deep}}}"#)),
+        hostile_event(
+            "deep",
+            1,
+            Some("configmaps"),
+            "/api/v1/namespaces/a/configmaps/b",
+            &format!(r#"{{"a":{deep}}}"#),
+        ),
         hostile_event("flat", 2, Some("configmaps"), "/api/v1/namespaces/a/configmaps/b", r#"{"a":[1]}"#),
     ];
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();

@@ -425,9 +425,13 @@ impl<'de> Visitor<'de> for EventVisitor {
                 "responseStatus" => set(&mut e.response_status, nested(m, "responseStatus", r)?),
                 "requestObject" => set(&mut e.request_object, raw_text(m, "requestObject", r)?),
                 "responseObject" => set(&mut e.response_object, raw_text(m, "responseObject", r)?),
-                "requestReceivedTimestamp" => set(&mut e.request_received, timestamp(m, "requestReceivedTimestamp", r)?),
+                "requestReceivedTimestamp" => {
+                    set(&mut e.request_received, timestamp(m, "requestReceivedTimestamp", r)?)
+                }
                 "stageTimestamp" => set(&mut e.stage_timestamp, timestamp(m, "stageTimestamp", r)?),
-                "annotations" => set(&mut e.annotations, field::<A, Annotations<'de>>(m, "annotations", r)?.map(|a| a.0)),
+                "annotations" => {
+                    set(&mut e.annotations, field::<A, Annotations<'de>>(m, "annotations", r)?.map(|a| a.0))
+                }
                 _ => {
                     let Checked(v) = map.next_value()?;
                     rest.insert(&key, v);

@@ -260,7 +260,9 @@ fn about_secrets(m: &serde_json::Map<String, Value>) -> bool {
         Some(Value::String(t)) => serde_json::from_str::<Value>(t).is_ok_and(|o| is(o.get("resource"))),
         _ => false,
     };
-    let path = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|p| p.split('/').any(|s| s.eq_ignore_ascii_case("secrets")));
+    let path = |k: &str| {
+        m.get(k).and_then(Value::as_str).is_some_and(|p| p.split('/').any(|s| s.eq_ignore_ascii_case("secrets")))
+    };
     let method = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|p| p.contains(".secrets."));
     let uri = m.get("requestURI").and_then(Value::as_str).and_then(uri_resource);
     object_ref("objectRef")
@@ -546,7 +548,10 @@ mod tests {
             out,
             r#"{"objectRef":{"resource":"kaq-redacted"},"requestObject":[{"op":"kaq-redacted","path":"kaq-redacted","value":"kaq-redacted"}"#
         );
-        let deep = format!(r#"{{"requestObject":{{"kind":"Secret","data":{{"k":"SEKRIT6"}},"x":{}}}}}"#, "[".repeat(200) + &"]".repeat(200));
+        let deep = format!(
+            r#"{{"requestObject":{{"kind":"Secret","data":{{"k":"SEKRIT6"}},"x":{}}}}}"#,
+            "[".repeat(200) + &"]".repeat(200)
+        );
         let out = String::from_utf8(redact_raw(deep.as_bytes()).unwrap()).unwrap();
         assert!(!out.contains("SEKRIT") && out.contains(r#""kind":"kaq-redacted""#), "{out}");
         let applied = br#"{"kubectl.kubernetes.io/last-applied-configuration":"{\"kind\":\"Secret\",\"data\":{\"k\":\"SEKRIT4\"}}"#;

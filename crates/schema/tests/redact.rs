@@ -170,7 +170,8 @@ fn secrets_held_as_json_text_in_strings() {
     // A manifest kept in a ConfigMap's data, as JSON text.
     let kept = format!(
         r#"{{"kind":"ConfigMap","data":{{"secret.json":{}}}}}"#,
-        serde_json::to_string(r#"{"apiVersion":"v1","kind":"Secret","stringData":{"p":"SU4tQS1DT05GSUdNQVA="}}"#).unwrap()
+        serde_json::to_string(r#"{"apiVersion":"v1","kind":"Secret","stringData":{"p":"SU4tQS1DT05GSUdNQVA="}}"#)
+            .unwrap()
     );
     assert_hidden(&cm(&kept), "SU4tQS1DT05GSUdNQVA=");
     // A JSON patch setting the annotation.
@@ -184,7 +185,8 @@ fn secrets_held_as_json_text_in_strings() {
 #[test]
 fn bodies_that_do_not_parse_are_replaced() {
     // A number serde_json cannot hold: the body cannot be checked.
-    let line = event(Some("secrets"), "/api/v1/namespaces/a/secrets/b", r#"{"data":{"k":"QklHLU5VTUJFUg=="},"n":1e400}"#);
+    let line =
+        event(Some("secrets"), "/api/v1/namespaces/a/secrets/b", r#"{"data":{"k":"QklHLU5VTUJFUg=="},"n":1e400}"#);
     let out = printed(&line, &REDACT);
     assert!(!out.contains("QklHLU5VTUJFUg==") && out.contains("not checked for secrets"), "{out}");
 }
