@@ -10,7 +10,6 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use kaq_columnar::{
     Columns, EventBatchBuilder, PartitionedWriter, Partitioning, SortedParquetWriter, ToBatch, WriteOptions,
-    audit_schema,
 };
 use kaq_input::{Counts, ReadOptions, Report, Source};
 use kaq_schema::DecodeOptions;
@@ -219,20 +218,16 @@ fn open_sink(args: &ConvertArgs) -> anyhow::Result<Sink> {
     )
 }
 
-/// A Parquet batch in kaq's schema. Rebuilt through the event model unless secrets are kept and
-/// the types already match: a file written with --keep-secrets (or by another tool) is redacted
-/// like any other input.
+/// A Parquet batch in kaq's schema, rebuilt through the event model: a file written with
+/// --keep-secrets (or by another tool, or by an older kaq) is checked like any other input
+/// ([`kaq_schema::redact::sanitize`]: Secrets redacted unless kept, values nested too deep
+/// replaced).
 fn normalize(batch: arrow_array::RecordBatch, keep_secrets: bool) -> anyhow::Result<arrow_array::RecordBatch> {
-    if keep_secrets && let Ok(b) = arrow_array::RecordBatch::try_new(audit_schema(), batch.columns().to_vec()) {
-        return Ok(b);
-    }
     let cols = Columns::new(&batch)?;
     let mut b = EventBatchBuilder::new();
     for i in 0..batch.num_rows() {
         let mut ev = cols.event(i)?;
-        if !keep_secrets {
-            kaq_schema::redact::redact_event(&mut ev);
-        }
+        kaq_schema::redact::sanitize(&mut ev, keep_secrets);
         b.append(&ev);
     }
     Ok(b.finish())

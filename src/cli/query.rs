@@ -94,7 +94,8 @@ pub struct QueryArgs {
     #[arg(long)]
     explain: bool,
 
-    /// Keep the values of Secret data in printed events (redacted by default).
+    /// Keep the values of Secret data in printed events (redacted by default, in logs and in kaq
+    /// Parquet files written with --keep-secrets alike).
     #[arg(long)]
     keep_secrets: bool,
 

@@ -310,6 +310,7 @@ impl<'a> Columns<'a> {
             annotations,
             unmapped,
             derived,
+            rewritten: false,
         })
     }
 }

@@ -12,7 +12,6 @@
 //! header when one is sent, so two requests can carry one auditID; keyed by the auditID alone,
 //! one would hide the other.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -332,12 +331,18 @@ impl<'p> Scan<'p> {
         found.hits.push(Hit { pos, key, rank, row: Row { vals, raw } });
     }
 
-    /// The event's JSON as written, unless redaction changed the event (then as re-encoded).
+    /// Tests an event restored from Parquet, after the checks decoding makes on logs
+    /// ([`kaq_schema::redact::sanitize`]): a file written with `--keep-secrets`, by another tool
+    /// or by an older kaq is redacted unless secrets are kept, before the filter sees it.
+    pub fn handle_restored(&self, found: &mut Found, mut ev: Event<'_>) {
+        kaq_schema::redact::sanitize(&mut ev, self.keep_secrets);
+        self.handle(found, &ev, None);
+    }
+
+    /// The event's JSON as written, unless decoding changed the event (then as re-encoded).
     fn event_json(&self, ev: &Event<'_>, text: Option<&str>) -> Box<str> {
-        let redacted = !self.keep_secrets
-            && (matches!(ev.request_object, Some(Cow::Owned(_))) || matches!(ev.response_object, Some(Cow::Owned(_))));
         match text {
-            Some(t) if !redacted => t.trim().into(),
+            Some(t) if !ev.rewritten => t.trim().into(),
             _ => ev.to_json().to_string().into(),
         }
     }
@@ -689,6 +694,10 @@ fn slot_columns(plan: &Plan, latest: bool) -> Vec<&'static str> {
     if latest {
         cols.extend(IDENTITY_COLUMNS);
     }
+    // Redaction of a restored body reads which resource and path the event is about.
+    if cols.iter().any(|c| matches!(*c, "request" | "response")) {
+        cols.extend(["resource", "uri"]);
+    }
     cols.sort_unstable();
     cols.dedup();
     cols
@@ -742,7 +751,7 @@ fn scan_parquet(
             let batch = batch?;
             let cols = kaq_columnar::Columns::projected(&batch)?;
             for i in 0..batch.num_rows() {
-                handler.handle(&mut found, &cols.event(i)?, None);
+                handler.handle_restored(&mut found, cols.event(i)?);
             }
             n += batch.num_rows() as u64;
         }

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::derive::Derived;
 use crate::event::{Event, ObjectRef, Status, UserInfo};
+use crate::json::{Checked, note_duplicate, take_duplicate};
 use crate::redact;
 use crate::time::parse_rfc3339;
 
@@ -61,6 +62,7 @@ thread_local! {
 /// Decodes one JSON object holding one audit event.
 pub fn decode_event<'a>(text: &'a str, opts: &DecodeOptions) -> Result<Event<'a>, DecodeError> {
     PATH.with(|p| p.borrow_mut().clear());
+    take_duplicate();
     let mut de = serde_json::Deserializer::from_str(text);
     let ev = de.deserialize_map(EventVisitor).and_then(|ev| de.end().map(|()| ev));
     match ev {
@@ -157,9 +159,8 @@ fn finish<'a>(mut ev: Event<'a>, opts: &DecodeOptions) -> Result<Event<'a>, Deco
     if ev.audit_id.is_none() {
         return Err(DecodeError(not_an_event_reason(&ev)));
     }
-    if !opts.keep_secrets {
-        redact::redact_event(&mut ev);
-    }
+    let duplicates = take_duplicate();
+    ev.rewritten = redact::sanitize(&mut ev, opts.keep_secrets) | duplicates;
     ev.derived = Derived::compute(&ev);
     Ok(ev)
 }
@@ -211,8 +212,19 @@ struct Rest(Option<Map<String, Value>>);
 
 impl Rest {
     fn insert(&mut self, k: &str, v: Value) {
-        self.0.get_or_insert_with(Map::new).insert(k.to_string(), v);
+        if self.0.get_or_insert_with(Map::new).insert(k.to_string(), v).is_some() {
+            note_duplicate();
+        }
     }
+}
+
+/// Fills a typed slot, noting a key given twice ([`Event::rewritten`]: the text as written holds
+/// a value the event does not).
+fn set<T>(slot: &mut Option<T>, v: Option<T>) {
+    if slot.is_some() {
+        note_duplicate();
+    }
+    *slot = v;
 }
 
 /// Reads the value of a known key; a JSON `null` is remembered in `rest` and read as absent.
@@ -305,37 +317,45 @@ macro_rules! nested_visitor {
 
 nested_visitor!(UserVisitor, UserInfo, "a UserInfo object", |map, key, u, rest| {
     match key.as_ref() {
-        "username" => u.username = string(&mut map, "username", &mut rest)?,
-        "uid" => u.uid = string(&mut map, "uid", &mut rest)?,
-        "groups" => u.groups = strings(&mut map, "groups", &mut rest)?,
-        "extra" => u.extra = raw_text(&mut map, "extra", &mut rest)?,
-        _ => rest.insert(&key, map.next_value()?),
+        "username" => set(&mut u.username, string(&mut map, "username", &mut rest)?),
+        "uid" => set(&mut u.uid, string(&mut map, "uid", &mut rest)?),
+        "groups" => set(&mut u.groups, strings(&mut map, "groups", &mut rest)?),
+        "extra" => set(&mut u.extra, raw_text(&mut map, "extra", &mut rest)?),
+        _ => rest.insert(&key, map.next_value::<Checked>()?.0),
     }
 });
 
 nested_visitor!(ObjectRefVisitor, ObjectRef, "an ObjectReference object", |map, key, o, rest| {
     match key.as_ref() {
-        "resource" => o.resource = string(&mut map, "resource", &mut rest)?,
-        "namespace" => o.namespace = string(&mut map, "namespace", &mut rest)?,
-        "name" => o.name = string(&mut map, "name", &mut rest)?,
-        "uid" => o.uid = string(&mut map, "uid", &mut rest)?,
-        "apiGroup" => o.api_group = string(&mut map, "apiGroup", &mut rest)?,
-        "apiVersion" => o.api_version = string(&mut map, "apiVersion", &mut rest)?,
-        "resourceVersion" => o.resource_version = string(&mut map, "resourceVersion", &mut rest)?,
-        "subresource" => o.subresource = string(&mut map, "subresource", &mut rest)?,
-        _ => rest.insert(&key, map.next_value()?),
+        "resource" => {
+            // Of two resources, one `secrets` is kept: redaction fails closed.
+            let r = string(&mut map, "resource", &mut rest)?;
+            if o.resource.as_deref().is_some_and(|r| r.eq_ignore_ascii_case("secrets")) {
+                crate::json::note_duplicate();
+            } else {
+                set(&mut o.resource, r);
+            }
+        }
+        "namespace" => set(&mut o.namespace, string(&mut map, "namespace", &mut rest)?),
+        "name" => set(&mut o.name, string(&mut map, "name", &mut rest)?),
+        "uid" => set(&mut o.uid, string(&mut map, "uid", &mut rest)?),
+        "apiGroup" => set(&mut o.api_group, string(&mut map, "apiGroup", &mut rest)?),
+        "apiVersion" => set(&mut o.api_version, string(&mut map, "apiVersion", &mut rest)?),
+        "resourceVersion" => set(&mut o.resource_version, string(&mut map, "resourceVersion", &mut rest)?),
+        "subresource" => set(&mut o.subresource, string(&mut map, "subresource", &mut rest)?),
+        _ => rest.insert(&key, map.next_value::<Checked>()?.0),
     }
 });
 
 nested_visitor!(StatusVisitor, Status, "a Status object", |map, key, s, rest| {
     match key.as_ref() {
-        "metadata" => s.metadata = raw_text(&mut map, "metadata", &mut rest)?,
-        "status" => s.status = string(&mut map, "status", &mut rest)?,
-        "message" => s.message = string(&mut map, "message", &mut rest)?,
-        "reason" => s.reason = string(&mut map, "reason", &mut rest)?,
-        "details" => s.details = raw_text(&mut map, "details", &mut rest)?,
-        "code" => s.code = field(&mut map, "code", &mut rest)?,
-        _ => rest.insert(&key, map.next_value()?),
+        "metadata" => set(&mut s.metadata, raw_text(&mut map, "metadata", &mut rest)?),
+        "status" => set(&mut s.status, string(&mut map, "status", &mut rest)?),
+        "message" => set(&mut s.message, string(&mut map, "message", &mut rest)?),
+        "reason" => set(&mut s.reason, string(&mut map, "reason", &mut rest)?),
+        "details" => set(&mut s.details, raw_text(&mut map, "details", &mut rest)?),
+        "code" => set(&mut s.code, field(&mut map, "code", &mut rest)?),
+        _ => rest.insert(&key, map.next_value::<Checked>()?.0),
     }
 });
 
@@ -390,26 +410,30 @@ impl<'de> Visitor<'de> for EventVisitor {
             let key = key.0;
             let (m, r) = (&mut map, &mut rest);
             match key.as_ref() {
-                "kind" => e.kind = string(m, "kind", r)?,
-                "apiVersion" => e.api_version = string(m, "apiVersion", r)?,
-                "level" => e.level = string(m, "level", r)?,
-                "auditID" => e.audit_id = string(m, "auditID", r)?,
-                "stage" => e.stage = string(m, "stage", r)?,
-                "requestURI" => e.request_uri = string(m, "requestURI", r)?,
-                "verb" => e.verb = string(m, "verb", r)?,
-                "user" => e.user = nested(m, "user", r)?,
-                "impersonatedUser" => e.impersonated_user = nested(m, "impersonatedUser", r)?,
-                "sourceIPs" => e.source_ips = strings(m, "sourceIPs", r)?,
-                "userAgent" => e.user_agent = string(m, "userAgent", r)?,
-                "objectRef" => e.object_ref = nested(m, "objectRef", r)?,
-                "responseStatus" => e.response_status = nested(m, "responseStatus", r)?,
-                "requestObject" => e.request_object = raw_text(m, "requestObject", r)?,
-                "responseObject" => e.response_object = raw_text(m, "responseObject", r)?,
-                "requestReceivedTimestamp" => e.request_received = timestamp(m, "requestReceivedTimestamp", r)?,
-                "stageTimestamp" => e.stage_timestamp = timestamp(m, "stageTimestamp", r)?,
-                "annotations" => e.annotations = field::<A, Annotations<'de>>(m, "annotations", r)?.map(|a| a.0),
+                "kind" => set(&mut e.kind, string(m, "kind", r)?),
+                "apiVersion" => set(&mut e.api_version, string(m, "apiVersion", r)?),
+                "level" => set(&mut e.level, string(m, "level", r)?),
+                "auditID" => set(&mut e.audit_id, string(m, "auditID", r)?),
+                "stage" => set(&mut e.stage, string(m, "stage", r)?),
+                "requestURI" => set(&mut e.request_uri, string(m, "requestURI", r)?),
+                "verb" => set(&mut e.verb, string(m, "verb", r)?),
+                "user" => set(&mut e.user, nested(m, "user", r)?),
+                "impersonatedUser" => set(&mut e.impersonated_user, nested(m, "impersonatedUser", r)?),
+                "sourceIPs" => set(&mut e.source_ips, strings(m, "sourceIPs", r)?),
+                "userAgent" => set(&mut e.user_agent, string(m, "userAgent", r)?),
+                "objectRef" => set(&mut e.object_ref, nested(m, "objectRef", r)?),
+                "responseStatus" => set(&mut e.response_status, nested(m, "responseStatus", r)?),
+                "requestObject" => set(&mut e.request_object, raw_text(m, "requestObject", r)?),
+                "responseObject" => set(&mut e.response_object, raw_text(m, "responseObject", r)?),
+                "requestReceivedTimestamp" => {
+                    set(&mut e.request_received, timestamp(m, "requestReceivedTimestamp", r)?)
+                }
+                "stageTimestamp" => set(&mut e.stage_timestamp, timestamp(m, "stageTimestamp", r)?),
+                "annotations" => {
+                    set(&mut e.annotations, field::<A, Annotations<'de>>(m, "annotations", r)?.map(|a| a.0))
+                }
                 _ => {
-                    let v: Value = map.next_value()?;
+                    let Checked(v) = map.next_value()?;
                     rest.insert(&key, v);
                 }
             }

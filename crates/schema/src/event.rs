@@ -78,6 +78,10 @@ pub struct Event<'a> {
     pub unmapped: Option<Map<String, Value>>,
     /// Fields computed from the others at decode time.
     pub derived: Derived,
+    /// Whether the event differs from the JSON text it was decoded from (a Secret redacted, a
+    /// value nested too deep replaced, a key given twice of which one was dropped): that text
+    /// must not be shown for it, only [`Event::to_json`].
+    pub rewritten: bool,
 }
 
 fn s(v: &Option<Cow<'_, str>>) -> Option<Value> {

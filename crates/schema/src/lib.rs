@@ -26,6 +26,7 @@ pub mod decode;
 pub mod derive;
 pub mod event;
 pub mod fields;
+pub mod json;
 pub mod redact;
 pub mod time;
 pub mod visible;

@@ -14,11 +14,18 @@ use memchr::memmem::Finder;
 use serde_json::Value;
 
 use crate::event::Event;
+use crate::json::{MAX_DEPTH, nested_deeper_than, parse_checked};
 use sha2::{Digest, Sha256};
 
 /// What a redacted value starts with.
 pub const MARKER_PREFIX: &str = "kaq-redacted:sha256:";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What replaces a JSON value kept as text (a body, `user.extra`, `responseStatus.details` or
+/// `metadata`) nested deeper than [`MAX_DEPTH`] levels, with or without `--keep-secrets`: kaq
+/// could neither check it for secrets nor query it, nor could it be printed as an event that
+/// parses again.
+pub const DEEP_MARKER: &str = r#"{"kaq-redacted":"nested deeper than 100 levels: not checked for secrets"}"#;
 
 /// The marker that replaces `value`.
 pub fn marker(value: &str) -> String {
@@ -31,65 +38,236 @@ pub fn marker(value: &str) -> String {
     out
 }
 
-/// Redacts a request or response body given as JSON text. `secrets_resource` says the event's
-/// `objectRef.resource` is `secrets` (then a body without `kind` is a Secret or a patch of one).
-/// Returns the new text, or `None` when nothing needed redacting.
-pub fn redact_json_text(text: &str, secrets_resource: bool) -> Option<String> {
-    static SECRET: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Secret"));
-    static APPLIED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(LAST_APPLIED.as_bytes()));
-    let b = text.as_bytes();
-    if !secrets_resource && SECRET.find(b).is_none() && APPLIED.find(b).is_none() {
-        return None;
-    }
-    let mut v: Value = serde_json::from_str(text).ok()?;
-    redact_value(&mut v, secrets_resource).then(|| v.to_string())
+/// The object that replaces a body that might hold a Secret but could not be parsed to check it.
+fn unchecked_body(why: &serde_json::Error) -> String {
+    serde_json::json!({ "kaq-redacted": format!("not checked for secrets: {why}") }).to_string()
 }
 
-/// Redacts an event's request and response bodies in place.
-pub fn redact_event(ev: &mut Event<'_>) {
-    let secrets = ev.object_ref.as_ref().and_then(|o| o.resource.as_deref()) == Some("secrets");
-    for obj in [&mut ev.request_object, &mut ev.response_object] {
-        if let Some(text) = obj.as_deref()
-            && let Some(redacted) = redact_json_text(text, secrets)
-        {
-            *obj = Some(Cow::Owned(redacted));
+/// The string that replaces a string holding JSON that might hold a Secret but does not parse.
+fn unchecked_string(why: &serde_json::Error) -> String {
+    format!("kaq-redacted: not checked for secrets: {why}")
+}
+
+/// Whether JSON text may hold something redaction acts on, by byte search: a `kind` (any case,
+/// at any level of string escaping) whose value begins with `secret` (any case), the
+/// last-applied annotation, or any `\u` escape (an escaped letter can hide either). A false
+/// `true` costs a parse; a false `false` would leak, so every shape [`redact_value`] acts on is
+/// found here.
+pub fn may_hold_secret(b: &[u8]) -> bool {
+    static ESCAPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
+    static APPLIED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(LAST_APPLIED.as_bytes()));
+    if ESCAPE.find(b).is_some() || APPLIED.find(b).is_some() {
+        return true;
+    }
+    memchr::memchr2_iter(b'k', b'K', b).any(|i| {
+        if !b.get(i + 1..i + 4).is_some_and(|w| w.eq_ignore_ascii_case(b"ind")) {
+            return false;
+        }
+        // Between the key and its value: quotes, a colon, whitespace, and the backslashes of
+        // escaped quotes and whitespace when the object is JSON text inside a string.
+        let mut j = i + 4;
+        loop {
+            match b.get(j) {
+                Some(b' ' | b'\t' | b'\n' | b'\r' | b'"' | b':') => j += 1,
+                Some(b'\\') => j += if matches!(b.get(j + 1), Some(b'n' | b'r' | b't')) { 2 } else { 1 },
+                _ => break,
+            }
+        }
+        b.get(j..j + 6).is_some_and(|w| w.eq_ignore_ascii_case(b"secret"))
+    })
+}
+
+/// Redacts a request or response body given as JSON text. `secrets_resource` says the event is
+/// about the `secrets` resource (then a body without `kind` is a Secret or a patch of one).
+/// Returns the new text, or `None` when nothing needed redacting. Fails closed: a body that may
+/// hold a Secret but does not parse (a number out of range, text that is not JSON in a Parquet
+/// file another tool wrote) is replaced by `{"kaq-redacted":"not checked for secrets: …"}`, and
+/// one with a key given twice in an object is re-encoded from what was checked.
+pub fn redact_json_text(text: &str, secrets_resource: bool) -> Option<String> {
+    if !secrets_resource && !may_hold_secret(text.as_bytes()) {
+        return None;
+    }
+    match parse_checked(text) {
+        Ok((mut v, duplicates)) => (redact_value(&mut v, secrets_resource) | duplicates).then(|| v.to_string()),
+        Err(e) => Some(unchecked_body(&e)),
+    }
+}
+
+/// What every reader does to an event before anything else reads it (decoding, and events
+/// restored from Parquet): a JSON value kept as text nested deeper than [`MAX_DEPTH`] is replaced
+/// by [`DEEP_MARKER`]; unless `keep_secrets`, the values of Secrets in the bodies (and in keys
+/// decoding did not know) are redacted. Returns whether the event changed.
+pub fn sanitize(ev: &mut Event<'_>, keep_secrets: bool) -> bool {
+    let mut changed = false;
+    let mut too_deep = |slot: &mut Option<Cow<'_, str>>| {
+        if slot.as_deref().is_some_and(|t| nested_deeper_than(t.as_bytes(), MAX_DEPTH)) {
+            *slot = Some(Cow::Borrowed(DEEP_MARKER));
+            changed = true;
+        }
+    };
+    too_deep(&mut ev.request_object);
+    too_deep(&mut ev.response_object);
+    for u in [&mut ev.user, &mut ev.impersonated_user].into_iter().flatten() {
+        too_deep(&mut u.extra);
+    }
+    if let Some(st) = &mut ev.response_status {
+        too_deep(&mut st.details);
+        too_deep(&mut st.metadata);
+    }
+    if keep_secrets {
+        return changed;
+    }
+    if ev.request_object.is_some() || ev.response_object.is_some() {
+        let secrets = about_secrets_resource(ev);
+        for obj in [&mut ev.request_object, &mut ev.response_object] {
+            if let Some(text) = obj.as_deref()
+                && let Some(redacted) = redact_json_text(text, secrets)
+            {
+                *obj = Some(Cow::Owned(redacted));
+                changed = true;
+            }
         }
     }
+    for v in ev.unmapped.iter_mut().flat_map(|m| m.values_mut()) {
+        changed |= redact_value(v, false);
+    }
+    changed
+}
+
+/// Redacts an event's request and response bodies in place (as [`sanitize`] without
+/// `--keep-secrets`).
+pub fn redact_event(ev: &mut Event<'_>) {
+    sanitize(ev, false);
+}
+
+/// Whether an event is about the `secrets` resource: its `objectRef.resource`, or the resource
+/// its `requestURI` names (a hostile log may leave `objectRef` out or disagree with the path the
+/// API server routed by). Compared ignoring case, failing closed.
+fn about_secrets_resource(ev: &Event<'_>) -> bool {
+    let is = |r: &str| r.eq_ignore_ascii_case("secrets");
+    ev.object_ref.as_ref().and_then(|o| o.resource.as_deref()).is_some_and(is)
+        || ev.request_uri.as_deref().and_then(uri_resource).is_some_and(|r| is(&r))
+}
+
+/// The resource a request path names: `/api/v1/[watch/][namespaces/NS/]RESOURCE…` or
+/// `/apis/GROUP/VERSION/…` the same way; segments percent-decoded (as the API server routes).
+fn uri_resource(uri: &str) -> Option<String> {
+    let path = uri.split(['?', '#']).next()?;
+    let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    let rest = match segs.first()?.as_str() {
+        "api" => segs.get(2..)?,
+        "apis" => segs.get(3..)?,
+        _ => return None,
+    };
+    let rest = if rest.first().is_some_and(|s| s == "watch") { &rest[1..] } else { rest };
+    let r = match rest {
+        [ns, _, r, ..] if ns == "namespaces" => r,
+        [r, ..] => r,
+        [] => return None,
+    };
+    Some(r.clone())
+}
+
+fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Redacts the text of a record that could not be decoded (for the rejects file). Text that is
 /// JSON is redacted as a decoded event would be, and so are the events a cloud wrapper holds
 /// (GKE's `protoPayload.request`/`response`, an AKS record's `properties.log`, an EKS log event's
 /// `message`, an AKSAudit row's `RequestObject`…), whether as objects or as JSON text in a string.
-/// Text that is not JSON (a truncated line) has every `data`/`stringData` object that follows a
-/// mention of secrets masked whole, keys included: without a parse, keys and values cannot be
-/// told apart safely. `None` when nothing changed.
+/// Text that is not JSON (a truncated line) and mentions secrets (or holds a `\\u` escape) has
+/// every `data`/`stringData` object masked whole, keys included, and every other string value
+/// masked: without a parse no shape can be trusted (a JSON patch, an escaped key, a Secret held as
+/// JSON text). `None` when nothing changed.
 pub fn redact_raw(text: &[u8]) -> Option<Vec<u8>> {
     static SECRET: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"ecret"));
-    if SECRET.find(text).is_none() && memchr::memmem::find(text, LAST_APPLIED.as_bytes()).is_none() {
-        return None; // neither "Secret" nor "secrets" nor last-applied
+    if SECRET.find(text).is_none() && !may_hold_secret(text) {
+        return None; // neither "Secret" nor "secrets" nor last-applied nor an escape
     }
-    if let Ok(mut v) = serde_json::from_slice::<Value>(text) {
-        let mut changed = redact_bodies(&mut v);
+    if let Ok(t) = std::str::from_utf8(text)
+        && let Ok((mut v, duplicates)) = parse_checked(t)
+    {
+        let mut changed = redact_bodies(&mut v) | duplicates;
         changed |= redact_value(&mut v, false);
         return changed.then(|| v.to_string().into_bytes());
     }
-    mask_data_objects(text)
+    // Too broken to parse (cut short, nested past serde's limit, not UTF-8): no shape can be
+    // trusted, so every string value is masked, keys kept.
+    let masked = mask_data_objects(text);
+    Some(mask_string_values(masked.as_deref().unwrap_or(text)))
+}
+
+/// Replaces the content of every JSON string that is not an object key (not followed by `:`)
+/// with `kaq-redacted`, up to the end of a truncated text. Strings holding JSON text are values
+/// too: masked whole.
+fn mask_string_values(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(o) = memchr::memchr(b'"', &text[i..]) {
+        out.extend_from_slice(&text[i..i + o]);
+        let start = i + o;
+        // The closing quote: the first one not escaped (none in a truncated text).
+        let mut j = start + 1;
+        let end = loop {
+            match memchr::memchr2(b'"', b'\\', text.get(j..).unwrap_or_default()) {
+                Some(o) if text[j + o] == b'\\' => j += o + 2,
+                Some(o) => break Some(j + o),
+                None => break None,
+            }
+        };
+        let Some(end) = end else {
+            out.extend_from_slice(b"\"kaq-redacted");
+            return out;
+        };
+        let next = text[end + 1..].iter().find(|c| !c.is_ascii_whitespace());
+        if next == Some(&b':') {
+            out.extend_from_slice(&text[start..=end]);
+        } else {
+            out.extend_from_slice(b"\"kaq-redacted\"");
+        }
+        i = end + 1;
+    }
+    out.extend_from_slice(&text[i..]);
+    out
 }
 
 /// Whether a record (or a wrapper's part) says it is about the `secrets` resource.
 fn about_secrets(m: &serde_json::Map<String, Value>) -> bool {
-    let is = |r: Option<&Value>| r.and_then(Value::as_str) == Some("secrets");
+    let is = |r: Option<&Value>| r.and_then(Value::as_str).is_some_and(|r| r.eq_ignore_ascii_case("secrets"));
     let object_ref = |k: &str| match m.get(k) {
         Some(o @ Value::Object(_)) => is(o.get("resource")),
         // AKSAudit's dynamic columns may come as JSON text.
         Some(Value::String(t)) => serde_json::from_str::<Value>(t).is_ok_and(|o| is(o.get("resource"))),
         _ => false,
     };
-    let path = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|p| p.split('/').any(|s| s == "secrets"));
+    let path = |k: &str| {
+        m.get(k).and_then(Value::as_str).is_some_and(|p| p.split('/').any(|s| s.eq_ignore_ascii_case("secrets")))
+    };
     let method = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|p| p.contains(".secrets."));
+    let uri = m.get("requestURI").and_then(Value::as_str).and_then(uri_resource);
     object_ref("objectRef")
         || object_ref("ObjectRef")
+        || uri.is_some_and(|r| r.eq_ignore_ascii_case("secrets"))
         || path("resourceName")
         || path("resource_name")
         || method("methodName")
@@ -186,28 +364,63 @@ fn mask_data_objects(text: &[u8]) -> Option<Vec<u8>> {
     changed.then_some(out)
 }
 
+/// Whether a `kind` names a Secret (any case: fail closed), or a list of them.
+fn secret_kind(v: &Value) -> (bool, bool) {
+    match v.as_str() {
+        Some(k) => (k.eq_ignore_ascii_case("Secret"), k.eq_ignore_ascii_case("SecretList")),
+        None => (false, false),
+    }
+}
+
+/// Whether a JSON patch `path` reaches into a Secret's values: `/data…`, `/stringData…` (any
+/// case), or the whole document (`""`).
+fn secret_patch_path(p: &str) -> bool {
+    let starts = |prefix: &str| p.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix));
+    p.is_empty() || starts("/data") || starts("/stringData")
+}
+
+/// Of two values given for one key of an object, whether the first is kept (the parse otherwise
+/// keeps the last, as serde_json and Go do): when it is the one that makes the object a Secret or
+/// a patch of one, so that a reader keeping the first finds it redacted too.
+pub(crate) fn keep_first(key: &str, first: &Value) -> bool {
+    if key.eq_ignore_ascii_case("kind") {
+        let (secret, list) = secret_kind(first);
+        return secret || list;
+    }
+    key == "path" && first.as_str().is_some_and(secret_patch_path)
+}
+
 /// Redacts in place; `secret_context` says an object without `kind` is a Secret. Returns whether
-/// anything changed.
+/// anything changed. Kinds, and the keys `kind`, `data`, `stringData` and `items`, are compared
+/// ignoring case (Go's JSON decoding matched field names so, and the API server used it); strings
+/// holding JSON (the last-applied annotation, a manifest kept in a ConfigMap…) are redacted
+/// inside.
 pub fn redact_value(v: &mut Value, secret_context: bool) -> bool {
     match v {
         Value::Object(m) => {
-            let kind = m.get("kind").and_then(Value::as_str);
-            let is_secret = kind == Some("Secret") || (secret_context && kind.is_none());
-            let items_are_secrets =
-                kind == Some("SecretList") || (secret_context && matches!(kind, None | Some("List")));
+            // Every key that reads `kind` counts: a reader may take any of them.
+            let (mut is_secret, mut items_are_secrets, mut has_kind) = (false, false, false);
+            for kind in m.iter().filter(|(k, _)| k.eq_ignore_ascii_case("kind")).map(|(_, v)| v) {
+                let (secret, list) = secret_kind(kind);
+                let plain_list = kind.as_str().is_some_and(|k| k.eq_ignore_ascii_case("List"));
+                is_secret |= secret;
+                items_are_secrets |= list || (secret_context && plain_list);
+                has_kind |= kind.is_string();
+            }
+            is_secret |= secret_context && !has_kind;
+            items_are_secrets |= secret_context && !has_kind;
             let mut changed = false;
             for (k, child) in m.iter_mut() {
-                changed |= match k.as_str() {
-                    "data" | "stringData" if is_secret => redact_all(child),
-                    "items" if items_are_secrets => {
-                        let mut c = false;
-                        for item in child.as_array_mut().into_iter().flatten() {
-                            c |= redact_value(item, true);
-                        }
-                        c
+                let key = |name: &str| k.eq_ignore_ascii_case(name);
+                changed |= if is_secret && (key("data") || key("stringData")) {
+                    redact_all(child)
+                } else if items_are_secrets && key("items") {
+                    match child {
+                        Value::Array(items) => items.iter_mut().fold(false, |c, item| redact_value(item, true) | c),
+                        other => redact_value(other, true),
                     }
-                    LAST_APPLIED => redact_embedded(child),
-                    _ => redact_value(child, false),
+                } else {
+                    redact_value(child, false)
                 };
             }
             changed
@@ -218,16 +431,24 @@ pub fn redact_value(v: &mut Value, secret_context: bool) -> bool {
                 // A JSON patch to a secret: {"op":"replace","path":"/data/password","value":"…"}.
                 let patch_path = el.get("path").and_then(Value::as_str).map(str::to_owned);
                 match (secret_context, patch_path) {
-                    (true, Some(p)) if p.starts_with("/data") || p.starts_with("/stringData") => {
+                    (true, Some(p)) if secret_patch_path(&p) => {
                         if let Some(val) = el.get_mut("value") {
-                            changed |= if p.matches('/').count() >= 2 { redact_one(val) } else { redact_all(val) };
+                            changed |= if p.is_empty() {
+                                redact_value(val, true) // the whole Secret replaced
+                            } else if p.matches('/').count() >= 2 {
+                                redact_one(val)
+                            } else {
+                                redact_all(val)
+                            };
                         }
                     }
+                    (true, None) => changed |= redact_value(el, true),
                     _ => changed |= redact_value(el, false),
                 }
             }
             changed
         }
+        Value::String(s) => redact_embedded(s),
         _ => false,
     }
 }
@@ -258,14 +479,24 @@ fn redact_one(v: &mut Value) -> bool {
     true
 }
 
-/// The last-applied annotation holds an object as JSON text: redact inside it.
-fn redact_embedded(v: &mut Value) -> bool {
-    let Value::String(s) = v else { return redact_value(v, false) };
-    let Ok(mut inner) = serde_json::from_str::<Value>(s) else { return false };
-    if !redact_value(&mut inner, false) {
+/// A string holding JSON (the last-applied annotation holds a whole object so): redacted inside,
+/// when it looks like an object or array and may hold a Secret. One that does not parse is
+/// replaced (fail closed).
+fn redact_embedded(s: &mut String) -> bool {
+    let t = s.trim();
+    let looks_like_json = (t.starts_with('{') && t.ends_with('}')) || (t.starts_with('[') && t.ends_with(']'));
+    if !looks_like_json || !may_hold_secret(t.as_bytes()) {
         return false;
     }
-    *s = inner.to_string();
+    match parse_checked(t) {
+        Ok((mut inner, duplicates)) => {
+            if !(redact_value(&mut inner, false) | duplicates) {
+                return false;
+            }
+            *s = inner.to_string();
+        }
+        Err(e) => *s = unchecked_string(&e),
+    }
     true
 }
 
@@ -309,7 +540,20 @@ mod tests {
         assert!(!out.contains("SEK"), "{out}");
         let closed = br#"{"kind":"Secret","stringData":{"k":"a}b SEKRIT3"},"type":"Opaque""#;
         let out = String::from_utf8(redact_raw(closed).unwrap()).unwrap();
-        assert!(!out.contains("SEKRIT") && out.ends_with(r#""kaq-redacted":true},"type":"Opaque""#), "{out}");
+        assert!(!out.contains("SEKRIT") && out.ends_with(r#""kaq-redacted":true},"type":"kaq-redacted""#), "{out}");
+        // Shapes a text search cannot recognise: every string value is masked, keys kept.
+        let patch = br#"{"objectRef":{"resource":"secrets"},"requestObject":[{"op":"add","path":"/d\u0061ta/k","value":"SEKRIT5"}"#;
+        let out = String::from_utf8(redact_raw(patch).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"{"objectRef":{"resource":"kaq-redacted"},"requestObject":[{"op":"kaq-redacted","path":"kaq-redacted","value":"kaq-redacted"}"#
+        );
+        let deep = format!(
+            r#"{{"requestObject":{{"kind":"Secret","data":{{"k":"SEKRIT6"}},"x":{}}}}}"#,
+            "[".repeat(200) + &"]".repeat(200)
+        );
+        let out = String::from_utf8(redact_raw(deep.as_bytes()).unwrap()).unwrap();
+        assert!(!out.contains("SEKRIT") && out.contains(r#""kind":"kaq-redacted""#), "{out}");
         let applied = br#"{"kubectl.kubernetes.io/last-applied-configuration":"{\"kind\":\"Secret\",\"data\":{\"k\":\"SEKRIT4\"}}"#;
         let out = String::from_utf8(redact_raw(applied).unwrap()).unwrap();
         assert!(!out.contains("SEKRIT"), "{out}");

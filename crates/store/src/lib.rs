@@ -1320,9 +1320,7 @@ fn read_parquet(
         let mut b = kaq_columnar::EventBatchBuilder::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let mut ev = cols.event(i)?;
-            if !decode.keep_secrets {
-                kaq_schema::redact::redact_event(&mut ev);
-            }
+            kaq_schema::redact::sanitize(&mut ev, decode.keep_secrets);
             b.append(&ev);
         }
         let c = Counts { events: batch.num_rows() as u64, ..Counts::default() };
@@ -1384,7 +1382,7 @@ fn read_selected(
             let cols = kaq_columnar::Columns::projected(&batch)?;
             for i in 0..batch.num_rows() {
                 found.seek(rows[k]);
-                handler.handle(&mut found, &cols.event(i)?, None);
+                handler.handle_restored(&mut found, cols.event(i)?);
                 k += 1;
             }
         }
