@@ -210,6 +210,9 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
             }
         },
         &mut |c| {
+            for w in &c.warnings {
+                eprintln!("kaq: warning: {w}");
+            }
             if quiet {
                 return;
             }
