@@ -2,18 +2,27 @@
 //!
 //! Each look at a file reads its complete lines after those the store (or the open segment)
 //! already holds, recognised by content as any ingest does ([`inputs`](crate::inputs)); so a
-//! restart resumes where the last commit ended, without loss or duplicates, and a file that was
-//! rotated while kaq was stopped is finished first (found beside the followed path by its
-//! content). While following:
+//! restart resumes where the last commit ended, without loss or duplicates. Every file is opened
+//! once, when following starts (or when a new file appears at a followed path), and read only
+//! through that handle (`/proc/self/fd/N`): a rename during the catch-up cannot put another file
+//! under the name between a look and a read, and a file removed meanwhile is still read.
 //! - **rename rotation** (kube-apiserver's own: `audit.log` becomes `audit-<time>.log` and a new
-//!   `audit.log` starts): the old file is read to its end through the handle kept open on it
-//!   (`/proc/self/fd`), then the new file from its start;
-//! - **copy-and-truncate rotation**: the file is read from its start again when it is shorter
-//!   than what was read or begins with other bytes (the copy, ingested later, adds only what the
-//!   store has not seen);
+//!   `audit.log` starts): the old file is read to its end through its handle, then the new file
+//!   from its start;
+//! - **copy-and-truncate rotation**: a file that no longer begins with what the last look saw of
+//!   it was truncated; its copy, beside it, begins with those bytes: the copy is read from where
+//!   the store stopped, then the emptied file from its start;
+//! - **rotations between two looks, or while stopped**: the files beside the followed one whose
+//!   names begin like its own, written since the last look (kept in the manifest at each commit,
+//!   [`Manifest::followed`](crate::Manifest::followed)), are read too, as far as the store has
+//!   not read them; on restart, first the file that begins with what the path's last record
+//!   names;
 //! - what was read is committed every `commit_every` as a segment; small segments at the end of
 //!   the store are merged once there are `merge_after` of them (old files are removed a minute
 //!   later, so that running queries can finish reading them).
+//!
+//! What copy-and-truncate itself loses (lines written between the copy and the truncation) is
+//! not in any file: it cannot be read.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -178,16 +187,17 @@ impl Store {
         let mut once: Vec<(File, String)> = Vec::new();
         for p in inputs {
             let files = if p.is_dir() {
+                // The store's own files, when a directory holding it is followed, are not input.
+                let inside = |f: &Path| std::fs::canonicalize(f).is_ok_and(|c| c.starts_with(&own));
                 let expanded = kaq_input::expand(std::slice::from_ref(p))?;
-                pass.report.skipped.extend(expanded.skipped);
+                pass.report.skipped.extend(expanded.skipped.into_iter().filter(|f| !inside(f)));
                 expanded
                     .sources
                     .into_iter()
                     .filter_map(|s| match s {
-                        Source::File(f) => Some(f),
+                        Source::File(f) if !inside(&f) => Some(f),
                         _ => None,
                     })
-                    .filter(|f| !std::fs::canonicalize(f).is_ok_and(|c| c.starts_with(&own)))
                     .collect()
             } else {
                 vec![p.clone()]

@@ -38,7 +38,8 @@ const SAMPLE_MAX_VALUES: usize = 20_000;
 type Values = HashMap<&'static str, Vec<(String, u64)>>;
 
 pub enum Source {
-    Store { store: kaq_store::Store, terms: Option<kaq_store::Terms> },
+    /// Boxed: a store handle (its manifest) is far larger than the other variant.
+    Store { store: Box<kaq_store::Store>, terms: Option<kaq_store::Terms> },
     Files { inputs: Vec<PathBuf>, sample: Arc<Mutex<Option<Values>>> },
 }
 
@@ -53,7 +54,7 @@ pub struct Answer {
 impl Source {
     pub fn store(store: kaq_store::Store) -> Source {
         let terms = store.terms().ok();
-        Source::Store { store, terms }
+        Source::Store { store: Box::new(store), terms }
     }
 
     /// Files; their values are sampled on a background thread when they are small enough.
