@@ -89,6 +89,8 @@ struct Tail {
     /// its size and the hash of its first `min(size, 64 KiB)` bytes. A file that no longer begins
     /// with them was truncated (copy-and-truncate), and its copy begins with them.
     seen: Option<(u64, String)>,
+    /// Its size at the last look (a file found shorter was truncated).
+    size: u64,
     /// When it was last looked at.
     looked: SystemTime,
 }
@@ -132,8 +134,8 @@ impl Tail {
     fn opened(path: PathBuf, name: String, f: File) -> Result<Tail, Error> {
         let looked = SystemTime::now();
         let m = f.metadata().at(&path)?;
-        let seen = seen_of(&inputs::identify(&fd_path(&f), Some(&name))?);
-        Ok(Tail { path, name, open: Some((f, (m.dev(), m.ino()))), seen, looked })
+        let id = inputs::identify(&fd_path(&f), Some(&name))?;
+        Ok(Tail { path, name, open: Some((f, (m.dev(), m.ino()))), seen: seen_of(&id), size: id.size, looked })
     }
 }
 
@@ -215,7 +217,7 @@ impl Store {
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        tails.push(Tail { path: f, name, open: None, seen: None, looked: SystemTime::now() });
+                        tails.push(Tail { path: f, name, open: None, seen: None, size: 0, looked: SystemTime::now() });
                     }
                     Err(e) => return Err(Error::Io { path: f, error: e }),
                 }
@@ -308,6 +310,7 @@ impl Store {
             pass.rotated.push(name);
             t.open = None;
             t.seen = None;
+            t.size = 0;
             rotation = true;
         }
         if t.open.is_none()
@@ -325,9 +328,10 @@ impl Store {
         };
         // Truncated (copy-and-truncate): what was appended since the last look is in the copy.
         let truncated = matches!((&t.seen, &id), (Some(seen), Some(id)) if !continues(id, seen));
+        let shorter = id.as_ref().is_some_and(|id| id.size < t.size);
         // Last seen without a complete line: a whole rotation may have come and gone since.
         let unsure = t.seen.is_none() && id.as_ref().is_some_and(|id| id.size > 0);
-        if rotation || truncated || unsure {
+        if rotation || truncated || shorter || unsure {
             let anchor = if truncated { t.seen.clone() } else { None };
             let found = self.rotated_beside(t, anchor.as_ref(), Some(since))?;
             if truncated && !found.first().is_some_and(|(_, _, anchored)| *anchored) {
@@ -345,6 +349,7 @@ impl Store {
         t.looked = now;
         if let Some(id) = id {
             t.seen = seen_of(&id);
+            t.size = id.size;
             if let Some(r) = self.what_to_read_of(id, true, &pass.open.updates, false)? {
                 self.read_into(&mut pass.open, r, pass.opts, pass.on_chunk, &mut pass.report)?;
             }

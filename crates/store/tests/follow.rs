@@ -795,3 +795,25 @@ fn follow_through_rotations_and_kill_9_stores_every_event_once() {
     let text = child_log();
     assert!(!text.contains("REJECT") && !text.contains("WARNING"), "{text}");
 }
+
+/// A file last seen holding only half a line (nothing to recognise its copy by), then copied and
+/// truncated: found shorter, its copy is looked for among the files written since that look.
+#[test]
+fn a_file_truncated_before_its_first_line_was_whole_is_read_from_its_copy() {
+    let lines = sample_lines();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let store = dir.path().join("s");
+    Store::create(&store).unwrap();
+    let half = lines[0].len() / 2;
+    append(&log, &lines[0][..half]);
+    // Looks further apart than the slack on file times (2 s), so that only the shrinking tells.
+    let f = start_following_with(&store, vec![log.clone()], 16, Duration::from_millis(2500), Box::new(|| {}));
+    std::thread::sleep(Duration::from_millis(300));
+    copy_and_truncate(&log, &dir.path().join("audit.log.1"), &[&lines[0][half..], &lines[1..100].concat()].concat());
+    // Nothing is appended to the emptied file until the copy is read.
+    let f = f.wait_for_rows(&store, 100);
+    append(&log, &lines[100..150].concat());
+    f.wait_for_rows(&store, 150).stop();
+    assert_eq!(keys_in(&store), keys_of(&lines[..150]));
+}
