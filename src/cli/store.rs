@@ -34,9 +34,12 @@ pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
 /// has not seen. A last line still being written (no newline, not whole JSON) is left for later.
 ///
 /// With --follow, kaq keeps reading what is appended to the files, commits every --commit-every,
-/// follows rotation (renamed: the old file is finished first; truncated: read from the start),
-/// and stops on Ctrl-C after a last commit. Restarted, it resumes where it stopped, finishing
-/// first a file rotated away meanwhile. Small segments are merged as it goes.
+/// and stops on Ctrl-C after a last commit. It follows rotation: renamed, the old file is read to
+/// its end through the handle kept on it, then the new one; copied and truncated, the rest is read
+/// from the copy beside it, then the emptied file from its start; rotations between two looks are
+/// found beside the file. Restarted (even after kill -9), it resumes where it stopped, finishing
+/// first the files rotated away meanwhile. Small segments are merged as it goes. Lines written
+/// between a copy and its truncation are in neither file: they cannot be read.
 ///
 /// Every line is ingested or rejected, as in `kaq convert`; Secret values are redacted.
 ///
@@ -229,6 +232,9 @@ fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
             }
         },
         &mut |c| {
+            for w in &c.warnings {
+                eprintln!("kaq: warning: {w}");
+            }
             if quiet {
                 return;
             }

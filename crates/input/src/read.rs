@@ -144,6 +144,10 @@ pub struct Report {
     pub sources: usize,
     /// Inputs that broke off or could not be read, as messages (`file: what happened`).
     pub read_errors: Vec<String>,
+    /// What inputs that broke off (a truncated gzip, a failing read) ended with after their last
+    /// complete line: a half line, rejected as incomplete. Included in `counts`; a caller that
+    /// records how far it read, to resume later, leaves it out: it was not read whole.
+    pub incomplete: Counts,
 }
 
 enum Job {
@@ -179,7 +183,8 @@ impl Pool {
 
 enum Msg<O> {
     Chunk(u64, Chunk<O>),
-    ReadError(u64, String),
+    /// A read error, and the counts of the partial line it left (in the chunk before it).
+    ReadError(u64, String, Counts),
 }
 
 /// Reads every source, decoding on `opts.threads` threads; `consume` gets each chunk in order.
@@ -232,7 +237,7 @@ fn collect<O, E>(
     let mut base = 0u64;
     for msg in rx {
         let seq = match &msg {
-            Msg::Chunk(seq, _) | Msg::ReadError(seq, _) => *seq,
+            Msg::Chunk(seq, _) | Msg::ReadError(seq, ..) => *seq,
         };
         waiting.insert(seq, msg);
         while let Some(msg) = waiting.remove(&next) {
@@ -257,7 +262,10 @@ fn collect<O, E>(
                     report.counts.add(&chunk.counts);
                     consume(chunk)?;
                 }
-                Msg::ReadError(_, e) => report.read_errors.push(e),
+                Msg::ReadError(_, e, tail) => {
+                    report.read_errors.push(e);
+                    report.incomplete.add(&tail);
+                }
             }
         }
     }
@@ -532,19 +540,29 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
         let mut r = match open(source) {
             Ok(r) => r,
             Err(e) => {
-                let _ = errors.send(Msg::ReadError(next_seq(), format!("{name}: {e}")));
+                let _ = errors.send(Msg::ReadError(next_seq(), format!("{name}: {e}"), Counts::default()));
                 continue;
             }
         };
         let mut buf: Vec<u8> = pool.get(chunk_bytes);
         let mut mode: Option<Mode> = None;
+        // A part that ends before its end shrank while read (copy-and-truncate): its last partial
+        // line is not read (the caller finds it, whole, in the copy).
+        let expected = match source {
+            Source::Part(part) => part.end.map(|end| end.saturating_sub(part.start)),
+            _ => None,
+        };
+        let mut got = 0u64;
         // A byte-order mark can only open a file.
         let mut bom_checked = matches!(source, Source::Part(part) if part.start > 0);
         loop {
             if opts.cancelled() {
                 return;
             }
+            let before = buf.len();
             let (ended, err) = fill(&mut *r, &mut buf, chunk_bytes);
+            got += (buf.len() - before) as u64;
+            let short = ended && err.is_none() && expected.is_some_and(|e| got < e);
             if !bom_checked && (buf.len() >= 3 || ended) {
                 if buf.starts_with(BOM) {
                     buf.drain(..3);
@@ -564,7 +582,7 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
             if mode == Mode::Documents && !ended {
                 continue; // documents are decoded once the input is whole
             }
-            let cut = if ended && err.is_none() {
+            let cut = if ended && err.is_none() && !short {
                 buf.len()
             } else {
                 match memchr::memrchr(b'\n', &buf) {
@@ -603,11 +621,11 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
                     return;
                 }
                 let msg = format!("{name}: the input broke off ({e}); everything before the break was read");
-                let _ = errors.send(Msg::ReadError(next_seq(), msg));
+                let _ = errors.send(Msg::ReadError(next_seq(), msg, counts));
                 break;
             }
             if ended {
-                break;
+                break; // a short part's partial line is dropped with `buf`
             }
         }
     }

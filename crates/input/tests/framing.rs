@@ -66,3 +66,61 @@ proptest! {
         prop_assert_eq!(c.lines, lines.len() as u64 - u64::from(lines.last().is_some_and(|l| l.is_empty()) ));
     }
 }
+
+fn read_sources(sources: &[kaq_input::Source], chunk_bytes: usize) -> (Vec<String>, kaq_input::Report) {
+    let opts = ReadOptions { chunk_bytes, threads: 2, ..ReadOptions::default() };
+    let mut ids = Vec::new();
+    let report = read(sources, &opts, &Ids, |c| {
+        ids.extend(c.output.unwrap_or_default());
+        Ok::<(), Infallible>(())
+    })
+    .unwrap();
+    (ids, report)
+}
+
+/// A part of a file that ends before its end (the file shrank while read: copy-and-truncate) is
+/// read to its last complete line; the half line after it is not read (its copy has it whole).
+#[test]
+fn a_part_that_shrank_is_read_to_its_last_whole_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    let text =
+        "{\"kind\":\"Event\",\"auditID\":\"a\"}\n{\"kind\":\"Event\",\"auditID\":\"b\"}\n{\"kind\":\"Event\",\"audi";
+    std::fs::write(&path, text).unwrap();
+    for chunk in [8, 40, 1 << 20] {
+        let part = kaq_input::FilePart {
+            path: path.clone(),
+            start: 0,
+            end: Some(text.len() as u64 + 100),
+            lines_before: 0,
+            name: None,
+        };
+        let (ids, report) = read_sources(&[kaq_input::Source::Part(part)], chunk);
+        assert_eq!(ids, ["a", "b"], "chunk {chunk}");
+        let c = report.counts;
+        let whole = text.rfind('\n').unwrap() as u64 + 1;
+        assert_eq!((c.lines, c.rejected, c.bytes), (2, 0, whole), "chunk {chunk}: {report:?}");
+        assert!(report.read_errors.is_empty());
+    }
+}
+
+/// A gzip input cut short: what came before the break is read, the half line at the break is
+/// rejected, and `Report::incomplete` says what it was (a store does not count it as read).
+#[test]
+fn a_cut_gzip_reports_its_half_line_as_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log.gz");
+    let lines: String = (0..2000).map(|i| format!("{{\"kind\":\"Event\",\"auditID\":\"id-{i:05}\"}}\n")).collect();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(lines.as_bytes()).unwrap();
+    let gz = e.finish().unwrap();
+    std::fs::write(&path, &gz[..gz.len() * 2 / 3]).unwrap();
+    let (ids, report) = read_sources(&expand(&[&path]).unwrap().sources, 4096);
+    assert_eq!(report.read_errors.len(), 1, "{report:?}");
+    let (c, inc) = (report.counts, report.incomplete);
+    assert_eq!(c.events, ids.len() as u64);
+    assert_eq!((inc.lines, inc.rejected), (1, 1), "{report:?}");
+    // What is whole is exactly the events' lines.
+    assert_eq!(c.bytes - inc.bytes, lines.lines().take(ids.len()).map(|l| l.len() as u64 + 1).sum::<u64>());
+    assert!(inc.bytes > 0 && inc.bytes < 40, "{inc:?}");
+}

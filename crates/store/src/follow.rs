@@ -2,29 +2,38 @@
 //!
 //! Each look at a file reads its complete lines after those the store (or the open segment)
 //! already holds, recognised by content as any ingest does ([`inputs`](crate::inputs)); so a
-//! restart resumes where the last commit ended, without loss or duplicates, and a file that was
-//! rotated while kaq was stopped is finished first (found beside the followed path by its
-//! content). While following:
+//! restart resumes where the last commit ended, without loss or duplicates. Every file is opened
+//! once, when following starts (or when a new file appears at a followed path), and read only
+//! through that handle (`/proc/self/fd/N`): a rename during the catch-up cannot put another file
+//! under the name between a look and a read, and a file removed meanwhile is still read.
 //! - **rename rotation** (kube-apiserver's own: `audit.log` becomes `audit-<time>.log` and a new
-//!   `audit.log` starts): the old file is read to its end through the handle kept open on it
-//!   (`/proc/self/fd`), then the new file from its start;
-//! - **copy-and-truncate rotation**: the file is read from its start again when it is shorter
-//!   than what was read or begins with other bytes (the copy, ingested later, adds only what the
-//!   store has not seen);
+//!   `audit.log` starts): the old file is read to its end through its handle, then the new file
+//!   from its start;
+//! - **copy-and-truncate rotation**: a file that no longer begins with what the last look saw of
+//!   it was truncated; its copy, beside it, begins with those bytes: the copy is read from where
+//!   the store stopped, then the emptied file from its start;
+//! - **rotations between two looks, or while stopped**: the files beside the followed one whose
+//!   names begin like its own, written since the last look (kept in the manifest at each commit,
+//!   [`Manifest::followed`](crate::Manifest::followed)), are read too, as far as the store has
+//!   not read them; on restart, first the file that begins with what the path's last record
+//!   names;
 //! - what was read is committed every `commit_every` as a segment; small segments at the end of
 //!   the store are merged once there are `merge_after` of them (the old files are deleted after
 //!   the commit; a query that had not opened them yet starts again on the new manifest).
+//!
+//! What copy-and-truncate itself loses (lines written between the copy and the truncation) is
+//! not in any file: it cannot be read.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use kaq_input::{Counts, Reject, Source};
 
-use crate::{Error, IngestOptions, IngestReport, Pending, Store, inputs};
+use crate::{At, Error, IngestOptions, IngestReport, Pending, Store, inputs};
 
 /// How to follow.
 #[derive(Debug, Clone)]
@@ -61,8 +70,11 @@ pub struct FollowCommit {
     pub total_events: u64,
     /// Segments merged into one after this commit (0: none).
     pub merged: usize,
-    /// Files seen rotated (renamed away) or truncated since the last commit.
+    /// Files read to their end since the last commit: renamed away by rotation, or found beside
+    /// a followed file as its rotation (the copy of a truncated file, a later rotation).
     pub rotated: Vec<String>,
+    /// What may not have been read: a file truncated whose copy was not found beside it.
+    pub warnings: Vec<String>,
 }
 
 /// One followed path.
@@ -73,10 +85,69 @@ struct Tail {
     name: String,
     /// The file being read: its handle and (device, inode).
     open: Option<(File, (u64, u64))>,
+    /// What the file at the handle held at the last look, when that included a complete line:
+    /// its size and the hash of its first `min(size, 64 KiB)` bytes. A file that no longer begins
+    /// with them was truncated (copy-and-truncate), and its copy begins with them.
+    seen: Option<(u64, String)>,
+    /// Its size at the last look (a file found shorter was truncated).
+    size: u64,
+    /// When it was last looked at.
+    looked: SystemTime,
 }
+
+/// How much earlier than the last look a file beside a followed one may have been modified and
+/// still be looked at as a rotation made since (file times are coarser than the clock, and
+/// copy-and-truncate copies before it truncates).
+const SLACK: Duration = Duration::from_secs(2);
 
 fn fd_path(f: &File) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
+}
+
+/// The absolute name of `p`: its canonical path, or (when it is not there) its directory's
+/// followed by its file name.
+fn absolute_name(p: &Path) -> Result<String, Error> {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return Ok(c.display().to_string());
+    }
+    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match (std::fs::canonicalize(parent), p.file_name()) {
+        (Ok(dir), Some(file)) => Ok(dir.join(file).display().to_string()),
+        _ => Err(Error::Follow { path: p.to_path_buf(), why: "neither it nor its directory exists".to_string() }),
+    }
+}
+
+/// Whether the file identified as `id` still begins with what was `seen` of it.
+fn continues(id: &inputs::Identity, seen: &(u64, String)) -> bool {
+    id.size >= seen.0 && id.head_of(seen.0) == seen.1
+}
+
+/// What a look at `id` saw, when its first bytes hold a complete line (fewer cannot tell its
+/// copy from another log's).
+fn seen_of(id: &inputs::Identity) -> Option<(u64, String)> {
+    let n = (id.size.min(crate::HEAD_BYTES) as usize).min(id.head_bytes.len());
+    memchr::memchr(b'\n', &id.head_bytes[..n]).map(|_| (id.size, id.head.clone()))
+}
+
+impl Tail {
+    /// A tail reading `f`, opened at `path` now.
+    fn opened(path: PathBuf, name: String, f: File) -> Result<Tail, Error> {
+        let looked = SystemTime::now();
+        let m = f.metadata().at(&path)?;
+        let id = inputs::identify(&fd_path(&f), Some(&name))?;
+        Ok(Tail { path, name, open: Some((f, (m.dev(), m.ino()))), seen: seen_of(&id), size: id.size, looked })
+    }
+}
+
+/// What one pass reads into: the open segment and its records, the report, the callbacks' news.
+struct Pass<'a> {
+    open: Pending,
+    report: IngestReport,
+    opts: &'a IngestOptions,
+    on_chunk: &'a mut dyn FnMut(&Counts, &[Reject]),
+    /// Files read to their end since the last commit (rotated away), and warnings.
+    rotated: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Store {
@@ -84,6 +155,10 @@ impl Store {
     /// to their plain files, until `stop` is set; commits what was read before returning. Gzip
     /// files are read once (a finished rotation does not grow). `on_chunk` sees every chunk read,
     /// `on_commit` every commit.
+    ///
+    /// Every file is opened once, when following starts, and read only through that handle: a
+    /// rotation during the catch-up (or a file removed meanwhile) cannot put another file under
+    /// a name between a look and a read.
     pub fn follow(
         &mut self,
         inputs: &[PathBuf],
@@ -99,98 +174,100 @@ impl Store {
             let why = "only files can be followed; ingest a stream without --follow".to_string();
             return Err(Error::Follow { path: PathBuf::from("-"), why });
         }
-        // A path not there (yet, or between a rotation's rename and the new file) is waited for.
-        let (present, missing): (Vec<PathBuf>, Vec<PathBuf>) = inputs.iter().cloned().partition(|p| p.exists());
+        let mut pass = Pass {
+            open: Pending::default(),
+            report: IngestReport::default(),
+            opts: &opts.ingest,
+            on_chunk,
+            rotated: Vec::new(),
+            warnings: Vec::new(),
+        };
+        // Plain files are followed; gzip and Parquet files are read once. A path not there (yet,
+        // or between a rotation's rename and the new file) is waited for.
+        let own = std::fs::canonicalize(&self.dir).at(&self.dir)?;
         let mut tails = Vec::new();
-        for p in missing {
-            let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let (Ok(dir), Some(file)) = (std::fs::canonicalize(parent), p.file_name()) else {
-                let why = "neither it nor its directory exists".to_string();
-                return Err(Error::Follow { path: p, why });
+        let mut once: Vec<(File, String)> = Vec::new();
+        for p in inputs {
+            let files = if p.is_dir() {
+                // The store's own files, when a directory holding it is followed, are not input.
+                let inside = |f: &Path| std::fs::canonicalize(f).is_ok_and(|c| c.starts_with(&own));
+                let expanded = kaq_input::expand(std::slice::from_ref(p))?;
+                pass.report.skipped.extend(expanded.skipped.into_iter().filter(|f| !inside(f)));
+                expanded
+                    .sources
+                    .into_iter()
+                    .filter_map(|s| match s {
+                        Source::File(f) if !inside(&f) => Some(f),
+                        _ => None,
+                    })
+                    .collect()
+            } else {
+                vec![p.clone()]
             };
-            tails.push(Tail { name: dir.join(file).display().to_string(), path: p, open: None });
-        }
-        let expanded = kaq_input::expand(&present)?;
-        for s in &expanded.sources {
-            match s {
-                Source::File(p) if !kaq_input::is_gzip(p) && !kaq_columnar::read::is_parquet(p) => {
-                    let name = inputs::identify(p, None)?.path;
-                    tails.push(Tail { path: p.clone(), name, open: None });
+            for f in files {
+                let name = absolute_name(&f)?;
+                match File::open(&f) {
+                    Ok(h) => {
+                        let mut magic = [0u8; 4];
+                        let n = h.read_at(&mut magic, 0).at(&f)?;
+                        if magic[..n].starts_with(&[0x1f, 0x8b]) || &magic[..n] == b"PAR1" {
+                            once.push((h, name));
+                        } else {
+                            tails.push(Tail::opened(f, name, h)?);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        tails.push(Tail { path: f, name, open: None, seen: None, size: 0, looked: SystemTime::now() });
+                    }
+                    Err(e) => return Err(Error::Io { path: f, error: e }),
                 }
-                _ => {} // gzip and Parquet: read once by the catch-up
             }
         }
         // Catch up: first what was rotated away from each followed path since the last run, then
-        // everything named.
-        let mut first: Vec<PathBuf> = Vec::new();
+        // the files read once; the followed files are read by the first look.
         for t in &tails {
-            if let Some(p) = self.rotated_while_stopped(t)? {
-                first.push(p);
+            for (f, name) in self.rotated_while_stopped(t)? {
+                self.read_file(&mut pass, &f, &name, false)?;
             }
         }
-        first.extend(present);
-        let mut report = self.ingest_with(&first, &opts.ingest, on_chunk)?;
-        on_commit(&FollowCommit {
-            events: report.counts.events,
-            total_events: report.counts.events,
-            ..FollowCommit::default()
-        });
+        for (f, name) in &once {
+            self.read_file(&mut pass, f, name, false)?;
+            if pass.open.rows() >= opts.ingest.segment_events.max(1) {
+                pass.report.segments += usize::from(self.commit_pending(&mut pass.open)?);
+            }
+        }
 
-        let mut open = Pending::default();
+        let mut first = true;
         let mut last_commit = Instant::now();
-        let mut rotated = Vec::new();
+        let mut committed_events = 0;
         loop {
             let stopping = stop.load(Ordering::Relaxed);
             for t in &mut tails {
-                let now_there = std::fs::metadata(&t.path).ok().map(|m| (m.dev(), m.ino()));
-                if let Some((f, ino)) = &t.open
-                    && now_there != Some(*ino)
-                {
-                    // Renamed away (or removed): finish it through the handle kept on it.
-                    let fd = fd_path(f);
-                    let name = std::fs::read_link(&fd)
-                        .ok()
-                        .map(|p| p.display().to_string())
-                        .filter(|p| !p.ends_with(" (deleted)"))
-                        .unwrap_or_else(|| format!("{} (rotated)", t.name));
-                    if let Some(r) = self.what_to_read(&fd, Some(&name), &open.updates, true)? {
-                        self.read_into(&mut open, r, &opts.ingest, on_chunk, &mut report)?;
-                    }
-                    rotated.push(name);
-                    t.open = None;
-                }
-                if t.open.is_none()
-                    && now_there.is_some()
-                    && let Ok(f) = File::open(&t.path)
-                    && let Ok(m) = f.metadata()
-                {
-                    // The inode of what was opened: if a rotation came between the look and the
-                    // open, this is the new file, as the path says.
-                    t.open = Some((f, (m.dev(), m.ino())));
-                }
-                if let Some((f, _)) = &t.open {
-                    let fd = fd_path(f);
-                    let to_read = self.what_to_read(&fd, Some(&t.name), &open.updates, false)?;
-                    if let Some(r) = to_read {
-                        self.read_into(&mut open, r, &opts.ingest, on_chunk, &mut report)?;
-                    }
-                }
+                self.look(t, &mut pass)?;
             }
-            let due = last_commit.elapsed() >= opts.commit_every || open.rows() >= opts.ingest.segment_events.max(1);
-            if due || stopping {
-                let events = open.rows();
-                let committed = self.commit_pending(&mut open)?;
-                report.segments += usize::from(committed);
+            let due =
+                last_commit.elapsed() >= opts.commit_every || pass.open.rows() >= opts.ingest.segment_events.max(1);
+            if due || stopping || first {
+                for t in &tails {
+                    let us = t.looked.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+                    self.manifest.followed.insert(t.name.clone(), us);
+                }
+                let committed = self.commit_pending(&mut pass.open)?;
+                pass.report.segments += usize::from(committed);
                 let merged = if committed { self.merge_small_tail(opts)? } else { 0 };
-                if events > 0 || merged > 0 || !rotated.is_empty() {
+                let events = pass.report.counts.events - committed_events;
+                committed_events = pass.report.counts.events;
+                if first || events > 0 || merged > 0 || !pass.rotated.is_empty() || !pass.warnings.is_empty() {
                     on_commit(&FollowCommit {
                         events,
-                        total_events: report.counts.events,
+                        total_events: pass.report.counts.events,
                         merged,
-                        rotated: std::mem::take(&mut rotated),
+                        rotated: std::mem::take(&mut pass.rotated),
+                        warnings: std::mem::take(&mut pass.warnings),
                     });
                 }
                 last_commit = Instant::now();
+                first = false;
             }
             if stopping {
                 break;
@@ -200,37 +277,177 @@ impl Store {
                 std::thread::sleep(opts.poll.min(Duration::from_millis(50)));
             }
         }
-        Ok(report)
+        Ok(pass.report)
     }
 
-    /// The file a followed path was rotated to while kaq was stopped: the path's last record
-    /// names other bytes than the path holds now, and a file beside it begins with them.
-    fn rotated_while_stopped(&self, t: &Tail) -> Result<Option<PathBuf>, Error> {
-        let Some(last) = self.manifest.sources.iter().rev().find(|r| r.path == t.name && !r.sealed && r.size > 0)
-        else {
-            return Ok(None);
-        };
-        let n = last.size.min(crate::HEAD_BYTES);
-        if t.path.exists() && inputs::content_head(&t.path, n, false)?.as_deref() == Some(last.head.as_str()) {
-            return Ok(None); // still there
+    /// One look at a followed path: a file renamed away (or removed) is finished through its
+    /// handle and the new one opened; a truncated file's copy is finished first; other rotations
+    /// made since the last look, found beside it, are read; then what is new in the file.
+    fn look(&mut self, t: &mut Tail, pass: &mut Pass) -> Result<(), Error> {
+        let now = SystemTime::now();
+        let since = t.looked.checked_sub(SLACK).unwrap_or(SystemTime::UNIX_EPOCH);
+        let now_there = std::fs::metadata(&t.path).ok().map(|m| (m.dev(), m.ino()));
+        let mut rotation = false;
+        if let Some((f, ino)) = &t.open
+            && now_there != Some(*ino)
+        {
+            // Renamed away (or removed): finish it through the handle kept on it.
+            let name = std::fs::read_link(fd_path(f))
+                .ok()
+                .map(|p| p.display().to_string())
+                .filter(|p| !p.ends_with(" (deleted)"))
+                .unwrap_or_else(|| format!("{} (rotated)", t.name));
+            self.read_file(pass, f, &name, true)?;
+            pass.rotated.push(name);
+            t.open = None;
+            t.seen = None;
+            t.size = 0;
+            rotation = true;
         }
-        // Beside the file itself (the path may be a link to it).
-        let real = Path::new(&t.name);
-        let Some(dir) = real.parent() else { return Ok(None) };
-        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(None) };
-        let mut siblings: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_file() && kaq_input::looks_like_log(p) && p.file_name() != real.file_name())
-            .collect();
-        siblings.sort();
-        for p in siblings {
-            if inputs::content_head(&p, n, kaq_input::is_gzip(&p)).ok().flatten().as_deref() == Some(last.head.as_str())
-            {
-                return Ok(Some(p));
+        if t.open.is_none()
+            && now_there.is_some()
+            && let Ok(f) = File::open(&t.path)
+            && let Ok(m) = f.metadata()
+        {
+            // The inode of what was opened: if a rotation came between the look and the open,
+            // this is the new file, as the path says.
+            t.open = Some((f, (m.dev(), m.ino())));
+        }
+        let id = match &t.open {
+            Some((f, _)) => Some(inputs::identify(&fd_path(f), Some(&t.name))?),
+            None => None,
+        };
+        // Truncated (copy-and-truncate): what was appended since the last look is in the copy.
+        let truncated = matches!((&t.seen, &id), (Some(seen), Some(id)) if !continues(id, seen));
+        let shorter = id.as_ref().is_some_and(|id| id.size < t.size);
+        // Last seen without a complete line: a whole rotation may have come and gone since.
+        let unsure = t.seen.is_none() && id.as_ref().is_some_and(|id| id.size > 0);
+        if rotation || truncated || shorter || unsure {
+            let anchor = if truncated { t.seen.clone() } else { None };
+            let found = self.rotated_beside(t, anchor.as_ref(), Some(since))?;
+            if truncated && !found.first().is_some_and(|(_, _, anchored)| *anchored) {
+                pass.warnings.push(format!(
+                    "{} was truncated and no copy of it was found beside it: what was appended to it since kaq last looked is not read",
+                    t.name
+                ));
+            }
+            for (f, name, _) in found {
+                if self.read_file(pass, &f, &name, false)? {
+                    pass.rotated.push(name);
+                }
             }
         }
-        Ok(None)
+        t.looked = now;
+        if let Some(id) = id {
+            t.seen = seen_of(&id);
+            t.size = id.size;
+            if let Some(r) = self.what_to_read_of(id, true, &pass.open.updates, false)? {
+                self.read_into(&mut pass.open, r, pass.opts, pass.on_chunk, &mut pass.report)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what is new in the file open as `f` (named `name`); returns whether anything was.
+    fn read_file(&mut self, pass: &mut Pass, f: &File, name: &str, whole: bool) -> Result<bool, Error> {
+        match self.what_to_read(&fd_path(f), Some(name), &pass.open.updates, whole)? {
+            Some(r) if r.source.is_some() => {
+                self.read_into(&mut pass.open, r, pass.opts, pass.on_chunk, &mut pass.report)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The files a followed path was rotated to while kaq was stopped, when the path no longer
+    /// holds the file its last record names: the file beside it that begins with the bytes read,
+    /// and those beside it written since the last look before the last commit (later rotations),
+    /// oldest first.
+    fn rotated_while_stopped(&self, t: &Tail) -> Result<Vec<(File, String)>, Error> {
+        let last = self.manifest.sources.iter().rev().find(|r| r.path == t.name && !r.sealed && r.size > 0);
+        let looked = self.manifest.followed.get(&t.name).map(|us| {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_micros((*us).max(0) as u64);
+            at.checked_sub(SLACK).unwrap_or(SystemTime::UNIX_EPOCH)
+        });
+        let anchor = last.map(|r| (r.size, r.head.clone()));
+        match (&anchor, &t.open) {
+            (None, _) if looked.is_none() => return Ok(Vec::new()), // never read
+            (Some(a), Some((f, _))) if continues(&inputs::identify(&fd_path(f), Some(&t.name))?, a) => {
+                return Ok(Vec::new()); // still there
+            }
+            _ => {}
+        }
+        // Stores written before `followed`: since the file that begins with the bytes read was
+        // last written.
+        let found = self.rotated_beside(t, anchor.as_ref(), looked)?;
+        Ok(found.into_iter().map(|(f, name, _)| (f, name)).collect())
+    }
+
+    /// Files beside a followed one that may hold what a rotation took from it, opened: first
+    /// the one that begins with `anchor` (size, head hash) when there is one (plain before
+    /// gzip), then those of its rotation family (names that begin like its own) modified since
+    /// `since` (or since the anchor was, less [`SLACK`]), oldest first. Each comes with whether
+    /// it is the anchor. The files are recognised by content when read: what the store holds
+    /// of them is not read again.
+    fn rotated_beside(
+        &self,
+        t: &Tail,
+        anchor: Option<&(u64, String)>,
+        since: Option<SystemTime>,
+    ) -> Result<Vec<(File, String, bool)>, Error> {
+        // Beside the file itself (the path may be a link to it).
+        let real = Path::new(&t.name);
+        let (Some(dir), Some(own)) = (real.parent(), real.file_name()) else { return Ok(Vec::new()) };
+        let own = own.to_string_lossy();
+        let stem = own.split('.').next().unwrap_or(&own).to_string();
+        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+        let mut family: Vec<(PathBuf, std::fs::Metadata)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let p = e.path();
+                let keep =
+                    name != own && !name.starts_with('.') && name.starts_with(&stem) && kaq_input::looks_like_log(&p);
+                let m = std::fs::metadata(&p).ok().filter(|m| m.is_file())?;
+                keep.then_some((p, m))
+            })
+            .collect();
+        family.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut found: Vec<(File, String, bool)> = Vec::new();
+        let mut anchor_at: Option<((u64, u64), SystemTime)> = None;
+        if let Some((size, head)) = anchor {
+            let n = (*size).min(crate::HEAD_BYTES);
+            let mut ordered: Vec<&(PathBuf, std::fs::Metadata)> = family.iter().collect();
+            ordered.sort_by_key(|(p, _)| kaq_input::is_gzip(p));
+            for (p, _) in ordered {
+                let Ok(f) = File::open(p) else { continue };
+                let fd = fd_path(&f);
+                let gzip = kaq_input::is_gzip(&fd);
+                if inputs::content_head(&fd, n, gzip).ok().flatten().as_deref() == Some(head.as_str()) {
+                    let m = f.metadata().at(p)?;
+                    anchor_at = Some(((m.dev(), m.ino()), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+                    found.push((f, p.display().to_string(), true));
+                    break;
+                }
+            }
+        }
+        let since = match (since, anchor_at) {
+            (Some(s), _) => s,
+            (None, Some((_, modified))) => modified.checked_sub(SLACK).unwrap_or(SystemTime::UNIX_EPOCH),
+            (None, None) => return Ok(found),
+        };
+        let mut later: Vec<(SystemTime, &PathBuf)> = family
+            .iter()
+            .filter(|(_, m)| anchor_at.is_none_or(|(ino, _)| (m.dev(), m.ino()) != ino))
+            .filter_map(|(p, m)| m.modified().ok().filter(|t| *t >= since).map(|t| (t, p)))
+            .collect();
+        later.sort();
+        for (_, p) in later {
+            if let Ok(f) = File::open(p) {
+                found.push((f, p.display().to_string(), false));
+            }
+        }
+        Ok(found)
     }
 
     /// Merges the small segments at the end of the store once there are enough of them (their

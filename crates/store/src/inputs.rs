@@ -143,7 +143,7 @@ pub(crate) fn standing<'a>(
 /// simply does not end in a newline); otherwise it is being written, and waits. With `whole`,
 /// everything is read (a rotated file: nothing more will come). A file whose first line is not
 /// JSON on its own but opens an object or array (a pretty-printed document) is read whole too, and
-/// said to be one.
+/// said to be one. A file found shorter than `size` (truncated meanwhile) has nothing readable now.
 pub(crate) fn readable_end(path: &Path, start: u64, size: u64, whole: bool) -> Result<(u64, bool), Error> {
     if whole || size <= start {
         return Ok((size.max(start), false));
@@ -162,7 +162,10 @@ pub(crate) fn readable_end(path: &Path, start: u64, size: u64, whole: bool) -> R
         let from = end.saturating_sub(block.len() as u64).max(start);
         let buf = &mut block[..(end - from) as usize];
         f.seek(SeekFrom::Start(from)).at(path)?;
-        f.read_exact(buf).at(path)?;
+        match f.read_exact(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok((start, false)),
+            r => r.at(path)?,
+        }
         if let Some(i) = memchr::memrchr(b'\n', buf) {
             break Some(from + i as u64);
         }

@@ -217,6 +217,11 @@ pub struct Manifest {
     pub next_segment: u64,
     pub segments: Vec<Segment>,
     pub sources: Vec<Ingested>,
+    /// The paths `follow` reads (absolute, as records name them), each with when it last looked
+    /// at it before this commit (µs since the epoch): a restart takes the files beside a path
+    /// written since for rotations it may not have read.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub followed: std::collections::BTreeMap<String, i64>,
 }
 
 impl Manifest {
@@ -228,6 +233,7 @@ impl Manifest {
             next_segment: 1,
             segments: Vec::new(),
             sources: Vec::new(),
+            followed: Default::default(),
         }
     }
 
@@ -577,7 +583,20 @@ impl Store {
         pending: &[Update],
         whole: bool,
     ) -> Result<Option<ToRead>, Error> {
-        let id = inputs::identify(p, name)?;
+        self.what_to_read_of(inputs::identify(p, name)?, name.is_some(), pending, whole)
+    }
+
+    /// [`what_to_read`](Self::what_to_read) of a file already identified (`named`: by a name of
+    /// its own, as a file read through `/proc/self/fd`).
+    fn what_to_read_of(
+        &self,
+        id: inputs::Identity,
+        named: bool,
+        pending: &[Update],
+        whole: bool,
+    ) -> Result<Option<ToRead>, Error> {
+        let file = id.file.clone();
+        let p = file.as_path();
         let known = self.manifest.sources.iter().chain(pending.iter().map(|u| &u.rec));
         let (start, lines_before, continues) = match inputs::standing(&id, known.clone())? {
             inputs::Standing::Already => return Ok(None),
@@ -622,7 +641,7 @@ impl Store {
             }
             Some(end)
         };
-        let source = if start == 0 && end.is_none() && name.is_none() {
+        let source = if start == 0 && end.is_none() && !named {
             Source::File(p.to_path_buf())
         } else {
             Source::Part(kaq_input::FilePart {
@@ -630,7 +649,7 @@ impl Store {
                 start,
                 end,
                 lines_before,
-                name: name.map(str::to_string),
+                name: named.then(|| id.path.clone()),
             })
         };
         Ok(Some(ToRead { source: Some(source), continues, rec, unread, start, end, id: Some(id) }))
@@ -652,8 +671,11 @@ impl Store {
         };
         let name = source.display_name();
         let (duplicates_before, rows_before) = (seg.duplicates, seg.rows);
+        let parquet = r.id.as_ref().is_some_and(|id| id.parquet);
         let read = match &source {
-            Source::File(p) if kaq_columnar::read::is_parquet(p) => read_parquet(p, seg, &opts.read.decode, on_chunk)?,
+            Source::File(p) | Source::Part(kaq_input::FilePart { path: p, .. }) if parquet => {
+                read_parquet(p, seg, &opts.read.decode, on_chunk)?
+            }
             _ => kaq_input::read(std::slice::from_ref(&source), &opts.read, &ToBatch::default(), |chunk| {
                 on_chunk(&chunk.counts, &chunk.rejects);
                 if let Some(batch) = chunk.output {
@@ -666,7 +688,13 @@ impl Store {
         report.counts.add(&read.counts);
         report.read_errors.extend(read.read_errors);
         report.read.push(name.clone());
-        let c = &read.counts;
+        // What was read whole: the half line an input broke off in (a truncated gzip) is not, so
+        // that reading it again, complete, starts where that line does.
+        let mut whole = read.counts;
+        whole.bytes -= read.incomplete.bytes;
+        whole.lines -= read.incomplete.lines;
+        whole.rejected -= read.incomplete.rejected;
+        let c = &whole;
         let mut rec = r.rec;
         if matches!(source, Source::Stdin) {
             rec.size = c.bytes;
