@@ -19,6 +19,9 @@
 //!   is recorded in the same commit as its events; files are recognised by content, so ingesting
 //!   one again adds nothing, and a file that grew or was rotated (renamed, compressed) adds only
 //!   what follows (`inputs`). [`Store::follow`] keeps reading files as they grow (`follow`).
+//! - **Damage found, not answered.** Every segment file's size and CRC-32, and a checksum of the
+//!   manifest itself, are recorded at commit and checked where it is cheap ([`verify`]);
+//!   [`Store::verify`] checks everything.
 //! - **One writer** (an exclusive lock on `LOCK`, with a clear error for the second), any number of
 //!   readers, also during a commit: readers take the manifest as it was when they opened, and
 //!   segments are never changed in place.
@@ -98,8 +101,8 @@ mod inputs;
 mod terms;
 mod verify;
 pub use follow::{FollowCommit, FollowOptions};
-pub use verify::{Checked, FileSum, Found, Verified, digest_file};
 pub use terms::Terms;
+pub use verify::{Checked, FileSum, Found, Verified, digest_file};
 
 use kaq_query::plan::Options;
 

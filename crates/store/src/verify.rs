@@ -92,9 +92,15 @@ pub enum Found {
     NoDigest,
     Missing,
     /// Its size differs from the recorded one.
-    Size { expected: u64, found: u64 },
+    Size {
+        expected: u64,
+        found: u64,
+    },
     /// Its CRC-32 differs from the recorded one.
-    Digest { expected: String, found: String },
+    Digest {
+        expected: String,
+        found: String,
+    },
     /// It could not be read.
     Unreadable(String),
 }
@@ -223,16 +229,23 @@ fn damaged(path: PathBuf, found: &Found) -> Error {
 impl Store {
     /// Checks every file of every live segment against the manifest (sizes and CRC-32s, reading
     /// each file whole) and the manifest against its own checksum. Only a store that cannot be
-    /// opened at all (no manifest, or one that does not parse) is an error; damage is reported
-    /// in the result. Needs no lock: segment files never change once committed.
+    /// opened at all (no manifest, or one newer than this kaq) is an error; damage, a manifest
+    /// that does not parse included, is reported in the result. Needs no lock: segment files never change once committed.
     pub fn verify(dir: impl AsRef<Path>) -> Result<Verified, Error> {
         let dir = dir.as_ref();
         // A writer may replace segments meanwhile: then check the new manifest's.
         let mut tries = 0;
         loop {
-            let (m, text) = crate::read_manifest_text(dir)?;
-            let mut files =
-                vec![Checked { path: dir.join(MANIFEST), segment: None, found: check_manifest(&text, &m) }];
+            let (m, text) = match crate::read_manifest_text(dir) {
+                Ok(x) => x,
+                // Not JSON, or not a manifest: damaged, and nothing else can be checked.
+                Err(Error::BadManifest { path, why }) => {
+                    let files = vec![Checked { path, segment: None, found: Found::Unreadable(why) }];
+                    return Ok(Verified { files, segments: 0 });
+                }
+                Err(e) => return Err(e),
+            };
+            let mut files = vec![Checked { path: dir.join(MANIFEST), segment: None, found: check_manifest(&text, &m) }];
             let seg_dir = dir.join(SEGMENTS);
             for s in &m.segments {
                 files.extend(check_segment(&seg_dir, s));
@@ -251,7 +264,8 @@ impl Store {
     pub(crate) fn check_sizes(&self) -> Result<(), Error> {
         let seg_dir = self.dir.join(SEGMENTS);
         for s in &self.manifest.segments {
-            let sizes = std::iter::once((s.file.as_str(), s.bytes)).chain(s.files.iter().map(|f| (f.name.as_str(), f.size)));
+            let sizes =
+                std::iter::once((s.file.as_str(), s.bytes)).chain(s.files.iter().map(|f| (f.name.as_str(), f.size)));
             for (name, expected) in sizes {
                 let path = seg_dir.join(name);
                 match std::fs::metadata(&path) {

@@ -69,6 +69,10 @@ fn a_clean_store_verifies_and_records_every_file() {
     assert!(v.intact(), "{:?}", v.files);
     assert_eq!(v.files.len(), 1 + seg.files.len());
     assert!(v.files.iter().all(|c| c.found == Found::Intact), "{:?}", v.files);
+    // Reading through the index changes none of its files.
+    assert_eq!(count(&store, "user:user3 | count"), 231);
+    assert!(store.query("user:user3 | count").unwrap().trace.iter().any(|t| t.starts_with("index:")));
+    assert!(Store::verify(&s).unwrap().files.iter().all(|c| c.found == Found::Intact));
     // The full scan checks the digest and answers.
     assert_eq!(count(&store, FULL_SCAN), 1200);
     assert!(store.query(FULL_SCAN).unwrap().trace.iter().any(|t| t.starts_with("scan:")));
@@ -164,6 +168,13 @@ fn a_damaged_manifest_is_refused_naming_it() {
     std::fs::write(&path, text.replace("\"checksum\"", "\"checksun\"")).unwrap();
     let err = Store::open(&s).unwrap_err().to_string();
     assert!(err.contains("checksum is missing"), "{err}");
+    // Not JSON any more: verify reports it (and can check nothing else).
+    let mut bytes = text.clone().into_bytes();
+    bytes[0] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let v = Store::verify(&s).unwrap();
+    assert_eq!(v.files.len(), 1);
+    assert!(matches!(&v.files[0].found, Found::Unreadable(why) if why.contains("line 1")), "{:?}", v.files);
     // Put back, it opens.
     std::fs::write(&path, &text).unwrap();
     assert_eq!(count(&Store::open(&s).unwrap(), "verb:patch | count"), 3000);
