@@ -418,3 +418,64 @@ fn converted_parquet_ingests_like_its_log() {
     assert!(o.status.success() && stderr(&o).contains("1 input(s) already"), "{}", stderr(&o));
     assert_eq!(rows(&store), before);
 }
+
+/// `kaq verify`: a clean store exits 0; a flipped bit in a segment file or in a file of its index
+/// is reported with the file, what was expected and what was found, exit 3; a query that reads
+/// the damaged segment whole errors naming it instead of answering; a store committed before
+/// checksums verifies, saying what has no digest.
+#[test]
+fn verify_reports_damage_by_file_and_queries_refuse_it() {
+    let dir = tmp();
+    let store = dir.path().join("store");
+    assert!(ingest(&store, &[&repo().join("examples/data/sample-audit.log.gz")]).status.success());
+    let s = store.to_str().unwrap();
+    let o = run(&["verify", "--store", s]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.contains("all intact") && !out.contains("DAMAGED"), "{out}");
+
+    let seg = store.join("segments/seg-000001.parquet");
+    let clean = std::fs::read(&seg).unwrap();
+    let mut bytes = clean.clone();
+    bytes[clean.len() / 3] ^= 1;
+    std::fs::write(&seg, &bytes).unwrap();
+    let o = run(&["verify", "--store", s]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{out}{}", stderr(&o));
+    let line = out.lines().find(|l| l.contains("DAMAGED")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.starts_with(&format!("{}: DAMAGED: content changed: crc32:", seg.display())), "{out}");
+    assert!(line.contains(", expected crc32:"), "{out}");
+    assert_eq!(out.matches("DAMAGED").count(), 1, "{out}");
+    assert!(out.contains("1 damaged"), "{out}");
+    // Every row restored (the full scan): the segment's checksum is checked first.
+    let o = run(&["query", "request.spec.replicas>=0 | count", "--store", s]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{}: damaged: content changed", seg.display())), "{err}");
+
+    // A file of the index.
+    std::fs::write(&seg, &clean).unwrap();
+    let index = store.join("segments/seg-000001.index");
+    let largest = std::fs::read_dir(&index)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&largest, &bytes).unwrap();
+    let o = run(&["verify", "--store", s]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains(&format!("{}: DAMAGED: content changed", largest.display())), "{out}");
+
+    // Committed before checksums: intact as far as can be told, saying so.
+    let o = run(&["verify", "--store", repo().join("tests/data/store-v1").to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.contains("seg-000001.parquet: no digest recorded"), "{out}");
+    assert!(out.contains("MANIFEST.json: no digest recorded"), "{out}");
+    assert!(out.contains("all intact (2 with no digest recorded)"), "{out}");
+}

@@ -19,7 +19,7 @@ pub fn rows_with_ids(path: &Path, ids: &[String]) -> Result<Vec<u64>, Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let perr = |e: parquet::errors::ParquetError| Error::Columnar(e.into());
+    let perr = |e: parquet::errors::ParquetError| crate::segment_error(path, e.into());
     let file = File::open(path).at(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
     let leaf = builder.parquet_schema().columns().iter().position(|c| c.name() == "id").expect("id leaf");
@@ -48,7 +48,7 @@ pub fn rows_with_ids(path: &Path, ids: &[String]) -> Result<Vec<u64>, Error> {
     let mut out = Vec::new();
     let (mut g, mut in_group) = (0usize, 0u64);
     for batch in reader {
-        let batch = batch.map_err(|e| Error::Columnar(e.into()))?;
+        let batch = batch.map_err(|e| crate::segment_error(path, e.into()))?;
         let a = batch.column(0).as_string::<i32>();
         for i in 0..a.len() {
             while in_group >= meta.row_group(groups[g]).num_rows() as u64 {

@@ -19,6 +19,9 @@
 //!   is recorded in the same commit as its events; files are recognised by content, so ingesting
 //!   one again adds nothing, and a file that grew or was rotated (renamed, compressed) adds only
 //!   what follows (`inputs`). [`Store::follow`] keeps reading files as they grow (`follow`).
+//! - **Damage found, not answered.** Every segment file's size and CRC-32, and a checksum of the
+//!   manifest itself, are recorded at commit and checked where it is cheap ([`verify`]);
+//!   [`Store::verify`] checks everything.
 //! - **One writer** (an exclusive lock on `LOCK`, with a clear error for the second), any number of
 //!   readers, also during a commit: readers take the manifest as it was when they opened, and
 //!   segments are never changed in place.
@@ -73,6 +76,9 @@ pub enum Error {
     Locked { path: PathBuf, holder: String },
     #[error("{path}: index: {why}")]
     Index { path: PathBuf, why: String },
+    /// A store file is not as committed (its size or CRC-32 differs from the manifest's record).
+    #[error("{path}: damaged: {why}; `kaq verify` checks the whole store")]
+    Damaged { path: PathBuf, why: String },
     #[error(
         "{path} was ingested before ({was} bytes) and has changed since ({now} bytes); a JSON document or Parquet file cannot be resumed: ingest it into another store"
     )]
@@ -96,8 +102,10 @@ mod ids;
 pub mod index;
 mod inputs;
 mod terms;
+mod verify;
 pub use follow::{FollowCommit, FollowOptions};
 pub use terms::{StoreValues, Terms};
+pub use verify::{Checked, FileSum, Found, Verified, digest_file};
 
 use kaq_query::plan::Options;
 
@@ -136,6 +144,10 @@ pub struct Segment {
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
     pub bytes: u64,
+    /// Every file of the segment (the Parquet file, then its index's) with its size and CRC-32,
+    /// recorded at commit ([`verify`]; absent in stores written before: "no digest recorded").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileSum>,
 }
 
 impl Segment {
@@ -222,6 +234,9 @@ pub struct Manifest {
     /// written since for rotations it may not have read.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub followed: std::collections::BTreeMap<String, i64>,
+    /// CRC-32 of the manifest's text without this value ([`verify`]; absent in older stores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 impl Manifest {
@@ -234,6 +249,7 @@ impl Manifest {
             segments: Vec::new(),
             sources: Vec::new(),
             followed: Default::default(),
+            checksum: None,
         }
     }
 
@@ -435,8 +451,8 @@ impl Store {
         m.generation = self.manifest.generation + 1;
         let tmp = self.dir.join(format!(".MANIFEST.{}.tmp", m.generation));
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).at(&tmp)?;
-        let text = serde_json::to_vec_pretty(&m).expect("a manifest serialises");
-        f.write_all(&text).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).at(&tmp)?;
+        let text = verify::seal_manifest(&mut m);
+        f.write_all(&text).and_then(|()| f.sync_all()).at(&tmp)?;
         drop(f);
         let path = self.dir.join(MANIFEST);
         fs::rename(&tmp, &path).at(&path)?;
@@ -835,6 +851,7 @@ impl Store {
             set_private(&tmp)?;
             fs::rename(&tmp, seg_dir.join(&index_name)).at(&tmp)?;
             sync_dir(&seg_dir)?;
+            let files = verify::record(&seg_dir, &seg.file, Some(&index_name))?;
             m.segments.insert(
                 at.min(m.segments.len()),
                 Segment {
@@ -848,6 +865,7 @@ impl Store {
                     min_time: seg.min,
                     max_time: seg.max,
                     bytes,
+                    files,
                 },
             );
         } else {
@@ -907,8 +925,11 @@ impl Store {
         let time_col = kaq_columnar::column_index("time").expect("time column");
         for s in old.iter().filter(|s| rewrite.contains(&s.id)) {
             let path = self.dir.join(SEGMENTS).join(&s.file);
-            for batch in kaq_columnar::read::open(&path, 8192)? {
-                let mut batch = batch.map_err(kaq_columnar::Error::from)?;
+            // Damage is not copied into the new segment.
+            self.check_whole(std::slice::from_ref(&path))?;
+            let named = |e: kaq_columnar::Error| segment_error(&path, e);
+            for batch in kaq_columnar::read::open(&path, 8192).map_err(named)? {
+                let mut batch = batch.map_err(|e| named(e.into()))?;
                 if let Some(cut) = cutoff {
                     let t = batch.column(time_col).as_any().downcast_ref::<TimestampMicrosecondArray>();
                     if let Some(t) = t {
@@ -1046,6 +1067,8 @@ impl Store {
 
     /// One run over this handle's manifest.
     fn run_once(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
+        // Files truncated or grown since their commit are refused (a `stat` each).
+        self.check_sizes()?;
         if plan.needs_reused_ids() {
             // `id_reused` is a property of the whole store: the identities of every record first.
             let ids = self.identities(read)?;
@@ -1170,6 +1193,8 @@ impl Store {
             }
             (scanned.rows, scanned.rows_read)
         } else {
+            // Every row of these files is read: their CRC-32s first, so damage is not answered.
+            self.check_whole(&paths)?;
             let scanned = kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?;
             ids_reused = scanned.ids_reused;
             trace.push(format!(
@@ -1360,6 +1385,11 @@ fn read_parquet(
     Ok(report)
 }
 
+/// An error reading a segment file, naming it.
+fn segment_error(path: &Path, error: kaq_columnar::Error) -> Error {
+    Error::Scan(kaq_query::scan::ScanError::Parquet { path: path.to_path_buf(), error })
+}
+
 /// Whether every segment's index holds the bodies' values ([`index::has_bodies`]).
 fn all_have_bodies<'a>(mut segs: impl Iterator<Item = &'a Segment>) -> bool {
     segs.all(|s| index::has_bodies(s.index_version.unwrap_or(1)))
@@ -1396,7 +1426,7 @@ fn read_selected(
     use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
     let mut found = kaq_query::scan::Found::default();
     if !rows.is_empty() {
-        let perr = |e: parquet::errors::ParquetError| Error::Columnar(e.into());
+        let perr = |e: parquet::errors::ParquetError| segment_error(path, e.into());
         let file = File::open(path).at(path)?;
         let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
         let selection = RowSelection::from_consecutive_ranges(ranges, total as usize);
@@ -1406,11 +1436,11 @@ fn read_selected(
             b.with_projection(mask).with_row_selection(selection).with_batch_size(8192).build().map_err(perr)?;
         let mut k = 0;
         for batch in reader {
-            let batch = batch.map_err(|e| Error::Columnar(e.into()))?;
-            let cols = kaq_columnar::Columns::projected(&batch)?;
+            let batch = batch.map_err(|e| segment_error(path, e.into()))?;
+            let cols = kaq_columnar::Columns::projected(&batch).map_err(|e| segment_error(path, e))?;
             for i in 0..batch.num_rows() {
                 found.seek(rows[k]);
-                handler.handle_restored(&mut found, cols.event(i)?);
+                handler.handle_restored(&mut found, cols.event(i).map_err(|e| segment_error(path, e))?);
                 k += 1;
             }
         }
@@ -1593,7 +1623,19 @@ impl OpenSegment {
     }
 }
 
+/// The manifest, refused when its text does not match its checksum.
 fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
+    let (m, text) = read_manifest_text(dir)?;
+    let found = verify::check_manifest(&text, &m);
+    if found.damaged() {
+        let why = format!("damaged: {found}; `kaq verify` checks the whole store");
+        return Err(Error::BadManifest { path: dir.join(MANIFEST), why });
+    }
+    Ok(m)
+}
+
+/// The manifest and its text, unchecked.
+fn read_manifest_text(dir: &Path) -> Result<(Manifest, Vec<u8>), Error> {
     let path = dir.join(MANIFEST);
     let text = match fs::read(&path) {
         Ok(t) => t,
@@ -1613,7 +1655,8 @@ fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
     if head.version > VERSION {
         return Err(Error::TooNew { path, found: head.version });
     }
-    serde_json::from_slice(&text).map_err(|e| Error::BadManifest { path, why: e.to_string() })
+    let m = serde_json::from_slice(&text).map_err(|e| Error::BadManifest { path, why: e.to_string() })?;
+    Ok((m, text))
 }
 
 /// Takes the writer lock (an exclusive `flock` on `LOCK`, released when the process ends, however
