@@ -195,7 +195,10 @@ impl Walk {
             }
             let path = entry.path();
             match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() => dirs.push((path, m)),
+                Ok(m) if m.is_dir() => {
+                    let link = entry.file_type().is_ok_and(|t| t.is_symlink());
+                    dirs.push((link, path, m));
+                }
                 Ok(m) if m.is_file() => files.push(path),
                 Ok(_) => {} // sockets, FIFOs, devices: not logs
                 Err(e) => {
@@ -206,11 +209,13 @@ impl Walk {
         }
         files.sort_by_key(|p| rotation_key(p));
         self.files.extend(files);
-        dirs.sort_by(|a, b| a.0.cmp(&b.0));
+        // Real subdirectories before links to directories: one reached both ways is named by its
+        // own path.
+        dirs.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         if let Some(id) = id {
             self.path.push((id, dir.to_path_buf()));
         }
-        for (d, m) in dirs {
+        for (_, d, m) in dirs {
             self.dir(&d, &m);
         }
         if id.is_some() {
@@ -307,5 +312,39 @@ mod tests {
                 "audit.log"
             ]
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn bad_entries_are_listed_by_their_own_path_and_passed_over() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("a.log"), "").unwrap();
+        std::fs::write(d.join("sub/b.log"), "").unwrap();
+        symlink(d.join("gone.log"), d.join("dangling.log")).unwrap();
+        symlink("loop2.log", d.join("loop1.log")).unwrap();
+        symlink("loop1.log", d.join("loop2.log")).unwrap();
+        symlink("..", d.join("sub/up")).unwrap();
+        symlink("sub", d.join("again")).unwrap(); // the same directory twice: read once
+        let e = expand(&[d]).unwrap();
+        assert_eq!(e.sources, [Source::File(d.join("a.log")), Source::File(d.join("sub/b.log"))]);
+        let mut bad: Vec<(String, String)> = e
+            .unreadable
+            .iter()
+            .map(|u| (u.path.strip_prefix(d).unwrap().display().to_string(), u.reason.clone()))
+            .collect();
+        bad.sort();
+        assert_eq!(bad.len(), 4, "{bad:?}");
+        assert_eq!(bad[0].0, "dangling.log");
+        assert!(bad[0].1.starts_with("dangling symbolic link (to "), "{}", bad[0].1);
+        assert_eq!((bad[1].0.as_str(), bad[1].1.as_str()), ("loop1.log", "symbolic link loop (to loop2.log)"));
+        assert_eq!((bad[2].0.as_str(), bad[2].1.as_str()), ("loop2.log", "symbolic link loop (to loop1.log)"));
+        assert_eq!(bad[3].0, "sub/up");
+        assert_eq!(bad[3].1, format!("symbolic link loop: leads back to {}", d.display()));
+        assert!(e.check(false).is_ok());
+        let err = e.check(true).unwrap_err().to_string();
+        assert!(err.ends_with("; stopped there (--strict)"), "{err}");
     }
 }
