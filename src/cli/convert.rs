@@ -31,6 +31,11 @@ use super::report::{Rejects, human_bytes, thousands};
 /// rejected: the first rejects are shown on stderr with file:line and the reason, `--rejects
 /// FILE` keeps every rejected record whole, and the summary always adds up. Secret values in
 /// request/response bodies are replaced by a hash marker unless `--keep-secrets` is given.
+/// A line longer than --max-record-size (64 MiB) is rejected and read past without being held.
+///
+/// An input that cannot be read (in a directory: a dangling symbolic link, a symbolic link loop,
+/// a subdirectory that cannot be listed; or a file that cannot be opened) is reported by its own
+/// path with the reason, skipped, and the rest is converted; --strict stops at it instead.
 ///
 /// Examples:
 ///
@@ -78,7 +83,10 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
 
-    /// Exit with status 1 when anything was rejected or an input broke off.
+    /// Stop at the first input that cannot be read (a dangling symbolic link, a symbolic link
+    /// loop, a file or directory that cannot be opened) or that breaks off, with an error (exit
+    /// 1), instead of reporting it, skipping it and going on; and exit with status 1 when
+    /// anything was rejected.
     #[arg(long)]
     strict: bool,
 
@@ -243,9 +251,14 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     let start = Instant::now();
     let expanded = kaq_input::expand(&args.inputs)?;
+    expanded.check(args.strict)?;
     super::report::note_skipped(&expanded.skipped);
+    let unreadable = expanded.messages();
     let sources = expanded.sources;
     if sources.is_empty() {
+        for e in &unreadable {
+            eprintln!("kaq: warning: {e}");
+        }
         bail!(
             "no input files found in {}",
             args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
@@ -261,9 +274,11 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         decode: DecodeOptions { keep_secrets: args.keep_secrets },
         input_format: args.input.format(),
         threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads),
+        max_record_size: args.input.max_record_size,
+        strict: args.strict,
         ..ReadOptions::default()
     };
-    let mut report = Report { sources: sources.len(), ..Report::default() };
+    let mut report = Report { sources: sources.len(), read_errors: unreadable, ..Report::default() };
     let to_batch = ToBatch::default();
 
     // Parquet inputs are read as batches; runs of log inputs between them go through the decoder.
@@ -283,6 +298,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
                 }
                 Ok(())
             })?;
+            r.check(read_opts.strict)?;
             report.counts.add(&r.counts);
             report.read_errors.extend(r.read_errors);
             logs.clear();

@@ -41,6 +41,12 @@ use super::report::{Rejects, thousands};
 /// shown as escapes (`\x1b`, `\u202e`); in JSON they are `\u` escapes; CSV text cells that a
 /// spreadsheet would run as formulas get a `'` in front (--csv-raw: as they are).
 ///
+/// Lines that are not audit events are rejected (shown on stderr with file:line and the reason)
+/// and the rest is read; so is a line longer than --max-record-size (64 MiB), read past without
+/// being held. An input that cannot be read (in a directory: a dangling symbolic link, a symbolic
+/// link loop, a subdirectory that cannot be listed; or a file that cannot be opened) is reported
+/// by its own path with the reason, skipped, and the rest is queried; --strict stops at it.
+///
 /// A query that starts with `-` goes after `--`: kaq query -- '-user_kind:node' audit.log
 ///
 /// `@NAME` is a built-in named query (`@slow`, `@prod-deletes`…) or a search saved with `.save` in
@@ -112,6 +118,12 @@ pub struct QueryArgs {
 
     #[command(flatten)]
     input: super::input::InputArgs,
+
+    /// Stop at the first input that cannot be read (a dangling symbolic link, a symbolic link
+    /// loop, a file or directory that cannot be opened) or that breaks off, with an error (exit
+    /// 1), instead of reporting it, skipping it and going on.
+    #[arg(long)]
+    strict: bool,
 
     /// Decoding threads (default: all cores).
     #[arg(long, value_name = "N")]
@@ -231,6 +243,8 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         decode: DecodeOptions { keep_secrets: args.keep_secrets },
         input_format: args.input.format(),
         threads: args.threads.unwrap_or(ReadOptions::default().threads).max(1),
+        max_record_size: args.input.max_record_size,
+        strict: args.strict,
         ..ReadOptions::default()
     };
     let started = Instant::now();

@@ -41,7 +41,13 @@ pub fn store_dir(flag: Option<&PathBuf>) -> PathBuf {
 /// first the files rotated away meanwhile. Small segments are merged as it goes. Lines written
 /// between a copy and its truncation are in neither file: they cannot be read.
 ///
-/// Every line is ingested or rejected, as in `kaq convert`; Secret values are redacted.
+/// Every line is ingested or rejected, as in `kaq convert`; Secret values are redacted. A line
+/// longer than --max-record-size (64 MiB) is rejected and read past without being held.
+///
+/// An input that cannot be read (in a directory: a dangling symbolic link, a symbolic link loop,
+/// a subdirectory that cannot be listed; or a file that cannot be opened) is reported by its own
+/// path with the reason, skipped, and the rest is ingested; --strict stops at it (exit 1) instead,
+/// committing nothing of this run's open segment.
 ///
 /// Examples:
 ///
@@ -74,6 +80,12 @@ pub struct IngestArgs {
 
     #[command(flatten)]
     input: super::input::InputArgs,
+
+    /// Stop at the first input that cannot be read (a dangling symbolic link, a symbolic link
+    /// loop, a file or directory that cannot be opened) or that breaks off, with an error (exit
+    /// 1), instead of reporting it, skipping it and going on.
+    #[arg(long)]
+    strict: bool,
 
     /// No progress bar and no summary.
     #[arg(short, long)]
@@ -167,6 +179,8 @@ fn ingest_options(args: &IngestArgs) -> IngestOptions {
             decode: DecodeOptions::default(),
             input_format: args.input.format(),
             threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads).max(1),
+            max_record_size: args.input.max_record_size,
+            strict: args.strict,
             ..ReadOptions::default()
         },
         segment_events: args.segment_events,

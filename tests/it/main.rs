@@ -4,6 +4,7 @@ mod accounting;
 mod cli;
 mod common;
 mod corpus;
+mod entries;
 mod identity;
 mod hostile;
 mod inputs;

@@ -47,5 +47,8 @@ mod sources;
 
 pub use error::InputError;
 pub use formats::{InputFormat, Record, decode_input};
-pub use read::{Chunk, Counts, EventHandler, ReadOptions, Reject, Report, is_gzip, read};
-pub use sources::{Expanded, FilePart, Source, expand, looks_like_log, rotation_key};
+pub use read::{
+    Chunk, Counts, DEFAULT_MAX_RECORD_SIZE, EventHandler, ReadOptions, Reject, Report, format_size, is_gzip,
+    parse_size, read,
+};
+pub use sources::{Expanded, FilePart, Source, Unreadable, expand, looks_like_log, rotation_key};

@@ -18,6 +18,7 @@ use flate2::bufread::MultiGzDecoder;
 use kaq_schema::{DecodeOptions, Event};
 use serde::de::IgnoredAny;
 
+use crate::error::InputError;
 use crate::formats::{InputFormat, decode_input, raw_text_is_native};
 use crate::sources::Source;
 
@@ -35,6 +36,53 @@ pub struct ReadOptions {
     /// Set from another thread (a REPL's Ctrl-C) to stop reading: checked before each chunk, so
     /// the read ends within a chunk per worker. Callers learn of it by testing the flag.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The largest record read, in bytes (default [`DEFAULT_MAX_RECORD_SIZE`], 64 MiB): a longer
+    /// line is rejected ("record of N bytes exceeds the limit of …") and read past to its end
+    /// without being held, and the next lines are read; a file of whole documents (pretty-printed
+    /// JSON, read whole) larger than this is read as JSON lines instead. No more than this, plus a
+    /// chunk, is held of any one line; memory stays within a small multiple of it (docs/inputs.md).
+    pub max_record_size: usize,
+    /// Stop at the first input that cannot be opened or that breaks off (the read ends there;
+    /// [`Report::check`] turns it into an error). By default such an input is reported in
+    /// [`Report::read_errors`] and the read goes on with the next.
+    pub strict: bool,
+}
+
+/// The default of [`ReadOptions::max_record_size`]: 64 MiB.
+pub const DEFAULT_MAX_RECORD_SIZE: usize = 64 << 20;
+
+/// A size in the largest binary unit that divides it (`64 MiB`, `1 KiB`), else in bytes.
+pub fn format_size(n: usize) -> String {
+    for (unit, name) in [(1usize << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if n >= unit && n.is_multiple_of(unit) {
+            return format!("{} {name}", n / unit);
+        }
+    }
+    format!("{n} bytes")
+}
+
+/// Parses a size: a number of bytes, or one with a unit (`KiB`, `MiB`, `GiB` or `K`, `M`, `G`:
+/// binary; `KB`, `MB`, `GB`: decimal; `B`), as in `64MiB`, `1KiB`, `500MB`.
+pub fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: usize = t[..digits].parse().ok()?;
+    let mult: usize = match t[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Why a record is rejected for its size.
+fn too_long(bytes: u64, max: usize) -> String {
+    format!("record of {bytes} bytes exceeds the limit of {} (--max-record-size)", format_size(max))
 }
 
 impl ReadOptions {
@@ -52,6 +100,8 @@ impl Default for ReadOptions {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             chunk_bytes: 2 << 20,
             cancel: None,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            strict: false,
         }
     }
 }
@@ -64,7 +114,8 @@ pub struct Reject {
     /// 1-based line number (of the start of the document, for multi-line documents).
     pub line: u64,
     pub reason: String,
-    /// The text of the line (or document), whole.
+    /// The text of the line (or document), whole; empty for a record longer than
+    /// [`ReadOptions::max_record_size`] (never held).
     pub raw: Vec<u8>,
 }
 
@@ -150,6 +201,16 @@ pub struct Report {
     pub incomplete: Counts,
 }
 
+impl Report {
+    /// With `strict`, the first read error as an error ([`InputError::Strict`]).
+    pub fn check(&self, strict: bool) -> Result<(), InputError> {
+        match self.read_errors.first() {
+            Some(e) if strict => Err(InputError::Strict(e.trim_end_matches("; skipped").to_string())),
+            _ => Ok(()),
+        }
+    }
+}
+
 enum Job {
     Lines { source: Arc<str>, data: Vec<u8> },
     Doc { source: Arc<str>, data: Vec<u8> },
@@ -161,12 +222,14 @@ enum Job {
 struct Pool {
     tx: Sender<Vec<u8>>,
     rx: Receiver<Vec<u8>>,
+    /// Buffers larger than this (grown by a long line) are not kept.
+    keep: usize,
 }
 
 impl Pool {
-    fn new(capacity: usize) -> Pool {
+    fn new(capacity: usize, chunk_bytes: usize) -> Pool {
         let (tx, rx) = bounded(capacity);
-        Pool { tx, rx }
+        Pool { tx, rx, keep: 2 * chunk_bytes + (64 << 10) }
     }
 
     fn get(&self, chunk_bytes: usize) -> Vec<u8> {
@@ -177,6 +240,9 @@ impl Pool {
     }
 
     fn put(&self, v: Vec<u8>) {
+        if v.capacity() > self.keep {
+            return;
+        }
         let _ = self.tx.try_send(v); // a full pool drops it
     }
 }
@@ -203,7 +269,7 @@ where
     // Bounded too: when the consumer is the slowest stage, decoding waits for it.
     let (res_tx, res_rx) = bounded::<Msg<H::Output>>(threads * 2);
     let mut report = Report { sources: sources.len(), ..Report::default() };
-    let pool = &Pool::new(threads * 4);
+    let pool = &Pool::new(threads * 4, opts.chunk_bytes);
     std::thread::scope(|s| {
         let reader_res = res_tx.clone();
         let named = |name: String| std::thread::Builder::new().name(name);
@@ -213,7 +279,7 @@ where
         for i in 0..threads {
             let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
             named(format!("kaq-decode-{i}"))
-                .spawn_scoped(s, move || worker(job_rx, res_tx, pool, handler, &opts.decode, opts.input_format))
+                .spawn_scoped(s, move || worker(job_rx, res_tx, pool, handler, opts))
                 .expect("spawning a thread");
         }
         drop(res_tx);
@@ -277,13 +343,13 @@ fn worker<H: EventHandler>(
     out: Sender<Msg<H::Output>>,
     pool: &Pool,
     handler: &H,
-    opts: &DecodeOptions,
-    format: InputFormat,
+    read: &ReadOptions,
 ) {
+    let (opts, format) = (&read.decode, read.input_format);
     for (seq, job) in jobs {
         let chunk = match job {
             Job::Lines { source, data } => {
-                let chunk = decode_lines(source, &data, handler, opts, format);
+                let chunk = decode_lines(source, &data, handler, opts, format, read.max_record_size);
                 pool.put(data);
                 chunk
             }
@@ -330,6 +396,7 @@ fn decode_lines<H: EventHandler>(
     handler: &H,
     opts: &DecodeOptions,
     format: InputFormat,
+    max_record: usize,
 ) -> Chunk<H::Output> {
     let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
     let mut state = handler.start();
@@ -338,6 +405,14 @@ fn decode_lines<H: EventHandler>(
     if !data.is_empty() {
         for (i, line) in lines(body).enumerate() {
             counts.lines += 1;
+            let n = 1 + i as u64;
+            if line.len() > max_record {
+                // Measured as the reader measures a line it reads past (all but the newline).
+                // Not kept: nothing of a record past the limit is held or written.
+                let reason = too_long(line.len() as u64, max_record);
+                rejects.push(Reject { source: source.clone(), line: n, reason, raw: Vec::new() });
+                continue;
+            }
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if is_blank(line) {
                 counts.blank += 1;
@@ -349,7 +424,6 @@ fn decode_lines<H: EventHandler>(
                 counts.skipped += 1;
                 continue;
             }
-            let n = 1 + i as u64;
             match std::str::from_utf8(line) {
                 Ok(text) => {
                     let records = decode_input(text, opts, format, &mut |r| match r {
@@ -525,11 +599,10 @@ fn sniff(buf: &[u8], ended: bool) -> Option<Mode> {
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
-/// The most a document file is buffered before it is read as JSON lines instead.
-const MAX_DOCUMENT_BYTES: usize = 256 << 20;
 
 fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(u64, Job)>, errors: Sender<Msg<O>>) {
     let (chunk_bytes, decode) = (opts.chunk_bytes, &opts.decode);
+    let max_record = opts.max_record_size.max(1);
     let mut seq = 0u64;
     let mut next_seq = || {
         seq += 1;
@@ -540,7 +613,10 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
         let mut r = match open(source) {
             Ok(r) => r,
             Err(e) => {
-                let _ = errors.send(Msg::ReadError(next_seq(), format!("{name}: {e}"), Counts::default()));
+                let _ = errors.send(Msg::ReadError(next_seq(), format!("{name}: cannot be opened ({e}); skipped"), Counts::default()));
+                if opts.strict {
+                    return;
+                }
                 continue;
             }
         };
@@ -555,6 +631,8 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
         let mut got = 0u64;
         // A byte-order mark can only open a file.
         let mut bom_checked = matches!(source, Source::Part(part) if part.start > 0);
+        // The bytes so far of a line longer than `max_record`, read past without being held.
+        let mut skipping: Option<u64> = None;
         loop {
             if opts.cancelled() {
                 return;
@@ -569,12 +647,43 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
                 }
                 bom_checked = true;
             }
+            if let Some(before) = skipping {
+                // The over-long line ends at the next newline (or with the input): reject it,
+                // counting all its bytes, and go on with what follows.
+                let (len, bytes) = match memchr::memchr(b'\n', &buf) {
+                    Some(i) => {
+                        buf.drain(..=i);
+                        (before + i as u64, before + i as u64 + 1)
+                    }
+                    None if !ended => {
+                        skipping = Some(before + buf.len() as u64);
+                        buf.clear();
+                        continue;
+                    }
+                    None => {
+                        let len = before + std::mem::take(&mut buf).len() as u64;
+                        buf = pool.get(chunk_bytes);
+                        (len, len)
+                    }
+                };
+                skipping = None;
+                let counts = Counts { lines: 1, rejected: 1, bytes, ..Counts::default() };
+                let reason = too_long(len, max_record);
+                let rejects = vec![Reject { source: name.clone(), line: 1, reason, raw: Vec::new() }];
+                if jobs.send((next_seq(), Job::Ready { source: name.clone(), rejects, counts })).is_err() {
+                    return;
+                }
+            }
             if mode.is_none() {
                 mode = sniff(&buf, ended);
                 if mode.is_none() {
-                    if buf.len() <= MAX_DOCUMENT_BYTES {
+                    // A whole-document file is held whole: no more than a record's limit.
+                    if buf.len() <= max_record {
                         continue;
                     }
+                    mode = Some(Mode::Lines);
+                }
+                if mode == Some(Mode::Documents) && buf.len() > max_record {
                     mode = Some(Mode::Lines);
                 }
             }
@@ -588,6 +697,13 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
                 match memchr::memrchr(b'\n', &buf) {
                     Some(i) => i + 1,
                     None if ended => 0,
+                    None if buf.len() > max_record => {
+                        // Too long to be a record: read past it to its end without holding it.
+                        skipping = Some(buf.len() as u64);
+                        buf.clear();
+                        buf.shrink_to(chunk_bytes + (64 << 10));
+                        continue;
+                    }
                     None => continue, // a line longer than a chunk: read on
                 }
             };
@@ -622,6 +738,9 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
                 }
                 let msg = format!("{name}: the input broke off ({e}); everything before the break was read");
                 let _ = errors.send(Msg::ReadError(next_seq(), msg, counts));
+                if opts.strict {
+                    return;
+                }
                 break;
             }
             if ended {

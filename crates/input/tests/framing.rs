@@ -23,8 +23,17 @@ impl EventHandler for Ids {
 }
 
 fn read_with(path: &std::path::Path, chunk_bytes: usize, threads: usize) -> (Vec<String>, Vec<(u64, String)>, Counts) {
+    read_limited(path, chunk_bytes, threads, ReadOptions::default().max_record_size)
+}
+
+fn read_limited(
+    path: &std::path::Path,
+    chunk_bytes: usize,
+    threads: usize,
+    max_record_size: usize,
+) -> (Vec<String>, Vec<(u64, String)>, Counts) {
     let sources = expand(&[path]).unwrap().sources;
-    let opts = ReadOptions { chunk_bytes, threads, ..ReadOptions::default() };
+    let opts = ReadOptions { chunk_bytes, threads, max_record_size, ..ReadOptions::default() };
     let (mut ids, mut rejects) = (Vec::new(), Vec::new());
     let report = read(&sources, &opts, &Ids, |c| {
         ids.extend(c.output.unwrap_or_default());
@@ -123,4 +132,91 @@ fn a_cut_gzip_reports_its_half_line_as_incomplete() {
     // What is whole is exactly the events' lines.
     assert_eq!(c.bytes - inc.bytes, lines.lines().take(ids.len()).map(|l| l.len() as u64 + 1).sum::<u64>());
     assert!(inc.bytes > 0 && inc.bytes < 40, "{inc:?}");
+}
+
+/// A line of `n` bytes or more that is an event (were it not too long).
+fn long_event(id: &str, n: usize) -> String {
+    let pad = n.saturating_sub(40);
+    format!(r#"{{"kind":"Event","auditID":"{id}","verb":"get","x":"{}"}}"#, "a".repeat(pad))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Lines past the limit are rejected with their size, wherever chunks are cut (a long line
+    /// may be read past across many chunks, or found whole in one), and nothing else changes.
+    #[test]
+    fn over_long_lines_are_rejected_wherever_chunks_are_cut(
+        lines in proptest::collection::vec(prop_oneof![
+            3 => line(),
+            1 => ("[a-z0-9]{1,8}", 90usize..400).prop_map(|(id, n)| long_event(&id, n)),
+            1 => (90usize..400).prop_map(|n| " ".repeat(n)),
+        ], 0..30),
+        chunk in 1usize..200,
+        crlf: bool,
+    ) {
+        const MAX: usize = 80;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let sep = if crlf { "\r\n" } else { "\n" };
+        let text = lines.join(sep);
+        std::fs::write(&path, &text).unwrap();
+        let whole = read_limited(&path, 1 << 20, 1, MAX);
+        let cut = read_limited(&path, chunk, 3, MAX);
+        prop_assert_eq!(&whole, &cut);
+        let (_, rejects, counts) = whole;
+        // Every byte is counted, and every line.
+        prop_assert_eq!(counts.bytes, text.len() as u64);
+        // The lines rejected for their size are exactly those past the limit (a line is its
+        // bytes but the newline: with CRLF, its `\r` too), with their size.
+        let want: Vec<(u64, String)> = text
+            .split('\n')
+            .enumerate()
+            .filter(|(_, l)| l.len() > MAX)
+            .map(|(i, l)| (1 + i as u64, format!("record of {} bytes exceeds the limit of 80 bytes (--max-record-size)", l.len())))
+            .collect();
+        let got: Vec<(u64, String)> = rejects.iter().filter(|r| r.1.contains("exceeds the limit")).cloned().collect();
+        prop_assert_eq!(got, want);
+    }
+}
+
+/// A line far longer than the limit (many chunks, in a gzip, then a last one without a newline)
+/// is read past without being held: the lines after it are all read, bytes and lines all counted.
+#[test]
+fn a_long_line_is_read_past_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    for gzip in [false, true] {
+        let path = dir.path().join(if gzip { "a.log.gz" } else { "a.log" });
+        let mut text = String::new();
+        text.push_str(&long_event("first", 10));
+        text.push('\n');
+        text.push_str(&"0".repeat(300_000));
+        text.push('\n');
+        for i in 0..50 {
+            text.push_str(&long_event(&format!("after{i}"), 10));
+            text.push('\n');
+        }
+        text.push_str(&"z".repeat(5_000)); // the last line, with no newline
+        let bytes = if gzip {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(text.as_bytes()).unwrap();
+            e.finish().unwrap()
+        } else {
+            text.clone().into_bytes()
+        };
+        std::fs::write(&path, bytes).unwrap();
+        let (ids, rejects, counts) = read_limited(&path, 4096, 2, 1024);
+        assert_eq!(ids.len(), 51, "{ids:?}");
+        assert_eq!(ids[0], "first");
+        assert_eq!(ids[50], "after49");
+        assert_eq!(
+            rejects,
+            [
+                (2, "record of 300000 bytes exceeds the limit of 1 KiB (--max-record-size)".to_string()),
+                (53, "record of 5000 bytes exceeds the limit of 1 KiB (--max-record-size)".to_string()),
+            ]
+        );
+        assert_eq!((counts.lines, counts.events, counts.rejected), (53, 51, 2));
+        assert_eq!(counts.bytes, text.len() as u64);
+    }
 }

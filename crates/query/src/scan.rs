@@ -564,6 +564,7 @@ impl EventHandler for IdentityHandler {
 /// records are not events and count nowhere).
 pub fn identities(inputs: &[PathBuf], read: &ReadOptions) -> Result<Identities, ScanError> {
     let expanded = kaq_input::expand(inputs)?;
+    expanded.check(read.strict)?;
     let (parquet, logs): (Vec<Source>, Vec<Source>) =
         expanded.sources.into_iter().partition(|s| matches!(s, Source::File(p) if kaq_columnar::read::is_parquet(p)));
     let mut all = Identities::default();
@@ -573,7 +574,8 @@ pub fn identities(inputs: &[PathBuf], read: &ReadOptions) -> Result<Identities, 
         }
         Ok::<(), std::convert::Infallible>(())
     })
-    .unwrap_or_else(|e| match e {});
+    .unwrap_or_else(|e| match e {})
+    .check(read.strict)?;
     let files: Vec<PathBuf> =
         parquet.into_iter().filter_map(|s| if let Source::File(p) = s { Some(p) } else { None }).collect();
     all.merge(parquet_identities(&files, read.threads.max(1), read.cancel.as_deref())?);
@@ -635,6 +637,9 @@ pub fn scan(
         plan
     };
     let expanded = kaq_input::expand(inputs)?;
+    // Directory entries that cannot be read are reported with the read errors, and passed over.
+    expanded.check(read.strict)?;
+    let unreadable = expanded.messages();
     let (parquet, logs): (Vec<Source>, Vec<Source>) =
         expanded.sources.into_iter().partition(|s| matches!(s, Source::File(p) if kaq_columnar::read::is_parquet(p)));
     let mut handler = Scan::new(plan, read.decode.keep_secrets);
@@ -647,7 +652,7 @@ pub fn scan(
     let mut first = true;
     loop {
         let mut collect = Collector::default();
-        let report = kaq_input::read(&logs, read, &handler, |chunk| {
+        let mut report = kaq_input::read(&logs, read, &handler, |chunk| {
             for r in chunk.rejects.iter().filter(|_| first) {
                 on_reject(r);
                 if rejects.len() < max_rejects {
@@ -660,6 +665,8 @@ pub fn scan(
             Ok::<(), std::convert::Infallible>(())
         })
         .unwrap_or_else(|e| match e {});
+        report.check(read.strict)?;
+        report.read_errors.splice(0..0, unreadable.iter().cloned());
         let parquet_rows = scan_parquet(&handler, &files, read, &mut collect)?;
         if read.cancelled() {
             return Err(ScanError::Cancelled);

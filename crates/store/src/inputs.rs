@@ -175,10 +175,10 @@ pub(crate) fn readable_end(path: &Path, start: u64, size: u64, whole: bool) -> R
     if tail_start == size {
         return Ok((size, false));
     }
-    let mut tail = Vec::with_capacity((size - tail_start) as usize);
+    // Parsed as it is read, not held: the tail may be a line of any length.
     f.seek(SeekFrom::Start(tail_start)).at(path)?;
-    (&mut f).take(size - tail_start).read_to_end(&mut tail).at(path)?;
-    let whole_json = serde_json::from_slice::<serde::de::IgnoredAny>(&tail).is_ok();
+    let tail = std::io::BufReader::with_capacity(64 << 10, (&mut f).take(size - tail_start));
+    let whole_json = serde_json::from_reader::<_, serde::de::IgnoredAny>(tail).is_ok();
     Ok((if whole_json { size } else { tail_start }, false))
 }
 

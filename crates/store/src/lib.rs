@@ -290,7 +290,8 @@ pub struct IngestReport {
     pub segments: usize,
     /// Inputs in directories skipped because their names do not look like logs.
     pub skipped: Vec<PathBuf>,
-    /// Read errors (inputs that broke off), as messages.
+    /// Read errors (inputs that broke off or could not be opened, directory entries that could
+    /// not be read), as messages.
     pub read_errors: Vec<String>,
     /// Files whose last line was incomplete (being written), and its bytes: left for the next
     /// ingest.
@@ -555,14 +556,31 @@ impl Store {
             *self = Store::open_writer(&self.dir)?;
         }
         let mut expanded = kaq_input::expand(inputs)?;
+        expanded.check(opts.read.strict)?;
         // The store's own files, when a directory holding it is ingested, are not input.
         let own = fs::canonicalize(&self.dir).at(&self.dir)?;
         let inside = |p: &Path| fs::canonicalize(p).is_ok_and(|c| c.starts_with(&own));
         expanded.sources.retain(|s| !matches!(s, Source::File(p) if inside(p)));
         expanded.skipped.retain(|p| !inside(p));
-        let mut report = IngestReport { skipped: expanded.skipped.clone(), ..IngestReport::default() };
+        let mut report = IngestReport {
+            skipped: expanded.skipped.clone(),
+            read_errors: expanded.messages(),
+            ..IngestReport::default()
+        };
         let mut open = Pending::default();
         for source in expanded.sources {
+            // A file that cannot be opened is reported and passed over, like a directory entry
+            // that cannot be read: the other inputs are ingested.
+            if let Source::File(p) = &source
+                && let Err(e) = fs::File::open(p)
+            {
+                let msg = format!("{}: cannot be opened ({e})", p.display());
+                if opts.read.strict {
+                    return Err(kaq_input::InputError::Strict(msg).into());
+                }
+                report.read_errors.push(format!("{msg}; skipped"));
+                continue;
+            }
             let mut to_read = match &source {
                 Source::File(p) => match self.what_to_read(p, None, &open.updates, false)? {
                     Some(r) => r,
@@ -700,6 +718,7 @@ impl Store {
                 Ok::<(), Error>(())
             })?,
         };
+        read.check(opts.read.strict)?;
         report.duplicates += seg.duplicates - duplicates_before;
         report.counts.add(&read.counts);
         report.read_errors.extend(read.read_errors);

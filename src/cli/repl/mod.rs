@@ -146,6 +146,7 @@ pub fn run(args: ReplArgs) -> anyhow::Result<ExitCode> {
         read: ReadOptions {
             input_format: args.input.format(),
             threads: args.threads.unwrap_or(ReadOptions::default().threads).max(1),
+            max_record_size: args.input.max_record_size,
             ..ReadOptions::default()
         },
     };
