@@ -613,7 +613,11 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
         let mut r = match open(source) {
             Ok(r) => r,
             Err(e) => {
-                let _ = errors.send(Msg::ReadError(next_seq(), format!("{name}: cannot be opened ({e}); skipped"), Counts::default()));
+                let _ = errors.send(Msg::ReadError(
+                    next_seq(),
+                    format!("{name}: cannot be opened ({e}); skipped"),
+                    Counts::default(),
+                ));
                 if opts.strict {
                     return;
                 }

@@ -112,7 +112,15 @@ impl Source {
                     (Some(lo), Some(hi)) => Some(((lo, hi), "the store's events")),
                     _ => None,
                 };
-                Ok(Answer { rows: r.rows, read: r.rows_read, rejected: 0, ids_reused: r.ids_reused, data_range, seen: None, notes: r.notes })
+                Ok(Answer {
+                    rows: r.rows,
+                    read: r.rows_read,
+                    rejected: 0,
+                    ids_reused: r.ids_reused,
+                    data_range,
+                    seen: None,
+                    notes: r.notes,
+                })
             }
             Source::Files { inputs, .. } => {
                 let scanned = kaq_query::scan::scan(plan, inputs, read, 0, &mut |_| {})?;
