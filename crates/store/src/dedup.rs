@@ -44,6 +44,8 @@ pub(crate) struct Dedup {
     loaded: HashMap<u64, HashSet<u128>>,
     /// Records added through this writer (in open segments, or committed since).
     added: HashSet<u128>,
+    /// Segments this writer wrote: their records are in `added`, never read back.
+    written: HashSet<u64>,
 }
 
 impl Dedup {
@@ -56,6 +58,12 @@ impl Dedup {
     /// Forgets what this writer added (after a rewrite that may have dropped records).
     pub fn forget_added(&mut self) {
         self.added.clear();
+        self.written.clear();
+    }
+
+    /// A segment of new records this writer committed (its records are in `added`).
+    pub fn wrote(&mut self, id: u64) {
+        self.written.insert(id);
     }
 
     /// Which rows of `batch` are records not held yet (each then counts as held).
@@ -64,10 +72,22 @@ impl Dedup {
         let col = kaq_columnar::column_index("time").expect("time column");
         let times = batch.column(col).as_primitive_opt::<TimestampMicrosecondType>();
         let time = |i: usize| times.and_then(|t| t.is_valid(i).then(|| t.value(i)));
-        // Load the segments any of these rows could be in.
+        // Load the segments any of these rows could be in: first by the batch's time range, then
+        // row by row.
+        let (mut lo, mut hi, mut untimed) = (i64::MAX, i64::MIN, false);
+        for i in 0..batch.num_rows() {
+            match time(i) {
+                Some(t) => (lo, hi) = (lo.min(t), hi.max(t)),
+                None => untimed = true,
+            }
+        }
         let mut need: Vec<usize> = Vec::new();
         for (k, h) in self.live.iter().enumerate() {
-            if self.loaded.contains_key(&h.id) {
+            if self.loaded.contains_key(&h.id) || self.written.contains(&h.id) {
+                continue;
+            }
+            let meets = h.min.is_some_and(|m| m <= hi) && h.max.is_some_and(|m| lo <= m);
+            if !meets && !(untimed && h.untimed) {
                 continue;
             }
             let overlaps = (0..batch.num_rows()).any(|i| match time(i) {

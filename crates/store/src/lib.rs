@@ -850,6 +850,9 @@ impl Store {
     /// Finishes a segment and commits `m` with it inserted at `at` (nothing inserted when empty).
     fn close_segment_at(&mut self, mut seg: OpenSegment, mut m: Manifest, at: usize) -> Result<(), Error> {
         let writer = seg.writer.take().expect("open");
+        if let Some(d) = seg.dedup.as_ref().filter(|_| seg.rows > 0) {
+            d.lock().expect("unpoisoned").wrote(seg.id);
+        }
         m.next_segment = m.next_segment.max(self.manifest.next_segment);
         if seg.rows > 0 {
             writer.finish()?;
