@@ -87,7 +87,7 @@ impl Dedup {
                 continue;
             }
             let meets = h.min.is_some_and(|m| m <= hi) && h.max.is_some_and(|m| lo <= m);
-            if !meets && !(untimed && h.untimed) {
+            if !(meets || untimed && h.untimed) {
                 continue;
             }
             let overlaps = (0..batch.num_rows()).any(|i| match time(i) {
