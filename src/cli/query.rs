@@ -313,11 +313,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet && ids_reused > 0 {
         // Not an error, but worth knowing: a client chose these auditIDs (the Audit-ID header),
         // or logs were merged. Each request is still counted and found on its own.
-        eprintln!(
-            "kaq: note: {} of the requests matched carr{} an auditID that another request also carries (`id_reused:true` finds them all)",
-            thousands(ids_reused),
-            if ids_reused == 1 { "ies" } else { "y" }
-        );
+        eprintln!("kaq: note: {}", reuse_note(ids_reused));
     }
     // Notes say what the rows do not (they never change an answer): shown even with --quiet.
     for n in &notes {
@@ -371,6 +367,16 @@ fn write_table(out: &mut dyn Write, rows: &[Row], plan: &Plan, shown: &[usize]) 
 }
 
 /// Prints warnings to stderr (see [`warning_text`]).
+/// What to say when `n` of the requests matched carry an auditID another request also carries
+/// (`kaq query` on stderr, the REPL after the answer).
+pub(crate) fn reuse_note(n: u64) -> String {
+    format!(
+        "{} of the requests matched carr{} an auditID that another request also carries (`id_reused:true` finds them all)",
+        thousands(n),
+        if n == 1 { "ies" } else { "y" }
+    )
+}
+
 pub(crate) fn print_warnings(src: &str, warnings: &[kaq_query::Warning]) {
     let mut err = std::io::stderr().lock();
     for w in warnings {

@@ -565,10 +565,14 @@ impl EventHandler for IdentityHandler {
 pub fn identities(inputs: &[PathBuf], read: &ReadOptions) -> Result<Identities, ScanError> {
     let expanded = kaq_input::expand(inputs)?;
     expanded.check(read.strict)?;
-    let (parquet, logs): (Vec<Source>, Vec<Source>) =
-        expanded.sources.into_iter().partition(|s| matches!(s, Source::File(p) if kaq_columnar::read::is_parquet(p)));
+    let (files, logs) = parquet_and_logs(expanded.sources);
+    identities_of(&files, &logs, read)
+}
+
+/// The identities of the records of kaq Parquet `files` and of `logs`.
+fn identities_of(files: &[PathBuf], logs: &[Source], read: &ReadOptions) -> Result<Identities, ScanError> {
     let mut all = Identities::default();
-    kaq_input::read(&logs, read, &IdentityHandler, |chunk| {
+    kaq_input::read(logs, read, &IdentityHandler, |chunk| {
         if let Some(ids) = chunk.output {
             all.merge(ids);
         }
@@ -576,13 +580,19 @@ pub fn identities(inputs: &[PathBuf], read: &ReadOptions) -> Result<Identities, 
     })
     .unwrap_or_else(|e| match e {})
     .check(read.strict)?;
-    let files: Vec<PathBuf> =
-        parquet.into_iter().filter_map(|s| if let Source::File(p) = s { Some(p) } else { None }).collect();
-    all.merge(parquet_identities(&files, read.threads.max(1), read.cancel.as_deref())?);
+    all.merge(parquet_identities(files, read.threads.max(1), read.cancel.as_deref())?);
     if read.cancelled() {
         return Err(ScanError::Cancelled);
     }
     Ok(all)
+}
+
+/// An expansion's sources as kaq Parquet files (read by row group) and the rest (logs, stdin).
+fn parquet_and_logs(sources: Vec<Source>) -> (Vec<PathBuf>, Vec<Source>) {
+    let (parquet, logs): (Vec<Source>, Vec<Source>) =
+        sources.into_iter().partition(|s| matches!(s, Source::File(p) if kaq_columnar::read::is_parquet(p)));
+    let files = parquet.into_iter().filter_map(|s| if let Source::File(p) = s { Some(p) } else { None }).collect();
+    (files, logs)
 }
 
 /// Every row's request identity in kaq Parquet `files` (a store's segments), reading only the
@@ -622,32 +632,29 @@ pub fn scan(
     max_rejects: usize,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> Result<Scanned, ScanError> {
+    let expanded = kaq_input::expand(inputs)?;
+    // Directory entries that cannot be read are reported with the read errors, and passed over.
+    expanded.check(read.strict)?;
+    let unreadable = expanded.messages();
+    let (files, logs) = parquet_and_logs(expanded.sources);
     let with_reused;
     let plan = if plan.needs_reused_ids() {
-        if inputs.iter().any(|p| p.as_os_str() == "-") {
+        if logs.iter().any(|s| matches!(s, Source::Stdin)) {
             return Err(ScanError::Unsupported(
                 "`id_reused` reads the input twice (once to find the auditIDs several requests carry): give files, not stdin"
                     .into(),
             ));
         }
-        let ids = identities(inputs, read)?;
+        let ids = identities_of(&files, &logs, read)?;
         with_reused = Plan { reused_ids: Some(std::sync::Arc::new(ids.reused())), ..plan.clone() };
         &with_reused
     } else {
         plan
     };
-    let expanded = kaq_input::expand(inputs)?;
-    // Directory entries that cannot be read are reported with the read errors, and passed over.
-    expanded.check(read.strict)?;
-    let unreadable = expanded.messages();
-    let (parquet, logs): (Vec<Source>, Vec<Source>) =
-        expanded.sources.into_iter().partition(|s| matches!(s, Source::File(p) if kaq_columnar::read::is_parquet(p)));
     let mut handler = Scan::new(plan, read.decode.keep_secrets);
     if logs.iter().any(|s| matches!(s, Source::Stdin)) {
         handler = handler.without_prefilter(); // read once: no second pass possible
     }
-    let files: Vec<PathBuf> =
-        parquet.into_iter().filter_map(|s| if let Source::File(p) = s { Some(p) } else { None }).collect();
     let mut rejects = Vec::new();
     let mut first = true;
     loop {

@@ -396,11 +396,7 @@ impl Session {
             );
         }
         if answer.ids_reused > 0 {
-            eprintln!(
-                "note: {} of the requests matched carr{} an auditID that another request also carries (`id_reused:true` finds them all)",
-                thousands(answer.ids_reused),
-                if answer.ids_reused == 1 { "ies" } else { "y" }
-            );
+            eprintln!("note: {}", super::query::reuse_note(answer.ids_reused));
         }
         if self.timing {
             eprintln!(
