@@ -30,6 +30,16 @@ pub fn run(args: &[&str]) -> Output {
     kaq().args(args).output().expect("kaq runs")
 }
 
+/// Runs `cmd` (made by [`kaq`], with its arguments and environment) with `input` on stdin; returns
+/// the output (any exit status).
+pub fn with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("kaq runs");
+    child.stdin.take().expect("piped").write_all(input).expect("kaq reads its input");
+    child.wait_with_output().expect("kaq runs")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -1,10 +1,8 @@
 //! Hostile input and surprises (issue 13): log text that would drive a terminal or a spreadsheet,
 //! retention that must delete, files that must be private, output published all or nothing.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 
 use serde_json::{Value, json};
 
@@ -59,16 +57,10 @@ fn table_and_repl_show_escape_sequences_instead_of_running_them() {
     }
 
     // The REPL's table (stdin mode draws the same tables) and its CSV.
-    let mut child = kaq()
-        .args(["repl", l])
-        .env("KAQ_HISTORY", dir.path().join("h/history"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b".format table\nverb:get | table user, ua, name\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = with_stdin(
+        kaq().args(["repl", l]).env("KAQ_HISTORY", dir.path().join("h/history")),
+        b".format table\nverb:get | table user, ua, name\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     assert_eq!(raw_controls(&out), Vec::<char>::new(), "{out}");
@@ -343,17 +335,13 @@ fn rejects_files_saved_searches_and_new_stores_are_private() {
 
     // Saved searches (beside the history): the directory made 0700, the file 0600.
     let history = dir.path().join("state/kaq/history");
-    let mut child = kaq()
-        .args(["repl", log.to_str().unwrap()])
-        .env("KAQ_HISTORY", &history)
-        .env("KAQ_CONFIG_DIR", dir.path().join("state/kaq"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b".save mine user:alice\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = with_stdin(
+        kaq()
+            .args(["repl", log.to_str().unwrap()])
+            .env("KAQ_HISTORY", &history)
+            .env("KAQ_CONFIG_DIR", dir.path().join("state/kaq")),
+        b".save mine user:alice\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let saved = dir.path().join("state/kaq/queries.toml");
     assert!(std::fs::read_to_string(&saved).unwrap().contains("user:alice"));

@@ -287,17 +287,10 @@ fn parquet_written_with_keep_secrets_is_redacted_by_every_reader() {
         assert!(with.contains(s), "query --keep-secrets shows {s}");
     }
     // The REPL (stdin mode) over the file.
-    use std::io::Write;
-    let mut child = kaq()
-        .args(["repl", k])
-        .env("KAQ_HISTORY", dir.path().join("history"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b".format json\n*\n* | table request\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = with_stdin(
+        kaq().args(["repl", k]).env("KAQ_HISTORY", dir.path().join("history")),
+        b".format json\n*\n* | table request\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let repl = String::from_utf8_lossy(&o.stdout);
     assert!(repl.matches("kaq-redacted").count() >= kept_values.len(), "{repl}");

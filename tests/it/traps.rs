@@ -2,14 +2,13 @@
 //! requests, a timeline too long to fill, saved searches shared with `kaq query`, and tables on a
 //! narrow terminal that cut times.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::common::{kaq, run, stderr, tmp};
+use crate::common::{kaq, run, stderr, tmp, with_stdin};
 
 /// One audit event: `verb` on `uri` (with `subresource`), received at `time`, lasting `latency`
 /// seconds.
@@ -150,16 +149,7 @@ fn a_timeline_too_long_to_fill_says_so() {
     assert!(stderr(&o).contains("more than 100000: empty buckets are left out"), "{}", stderr(&o));
 
     // The REPL says it under the table.
-    let mut child = kaq()
-        .args(["repl", l])
-        .env("KAQ_HISTORY", "")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b".format table\n| timeline 1m\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = with_stdin(kaq().args(["repl", l]).env("KAQ_HISTORY", ""), b".format table\n| timeline 1m\n");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.contains("2 rows") && out.contains("note: timeline: the events span 525601 intervals"), "{out}");
@@ -167,17 +157,7 @@ fn a_timeline_too_long_to_fill_says_so() {
 
 /// Runs `kaq ARGS` with `input` on stdin and `KAQ_CONFIG_DIR=config`.
 fn with_config(args: &[&str], config: &Path, input: &str) -> Output {
-    let mut child = kaq()
-        .args(args)
-        .env("KAQ_CONFIG_DIR", config)
-        .env("KAQ_HISTORY", "")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    with_stdin(kaq().args(args).env("KAQ_CONFIG_DIR", config).env("KAQ_HISTORY", ""), input.as_bytes())
 }
 
 /// `.save` names lived only in that REPL session: they are kept in `queries.toml` in the
@@ -336,17 +316,10 @@ fn narrow_tables_never_cut_times() {
     assert!(times.iter().chain(&ends).all(|x| t.contains(x)), "{t}");
 
     // The REPL draws its tables the same way (bars go before columns).
-    let mut child = kaq()
-        .args(["repl", l])
-        .env("KAQ_HISTORY", "")
-        .env("COLUMNS", "80")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b".format table\n* | table time, user, uri, ua, name, stage_time\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = with_stdin(
+        kaq().args(["repl", l]).env("KAQ_HISTORY", "").env("COLUMNS", "80"),
+        b".format table\n* | table time, user, uri, ua, name, stage_time\n",
+    );
     let t = String::from_utf8_lossy(&o.stdout);
     fits(&t, 80);
     assert!(times.iter().chain(&ends).all(|x| t.contains(x)), "{t}");

@@ -3,13 +3,12 @@
 //! before the answer (the REPL); the answer on stdout is the same as without it, and the same as
 //! the reference evaluator's.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::common::{kaq, run, stderr, tmp};
+use crate::common::{kaq, run, stderr, tmp, with_stdin};
 
 /// Six requests on 2026-11-20 between 05:00 and 05:10 UTC; one carries a `decision` no
 /// kube-apiserver writes (`deny`), one a message with the words "count by ip".
@@ -237,17 +236,7 @@ fn the_repl_warns_before_the_answer() {
                  .since off\n\
                  verb:delete | count\n";
     for source in [vec!["--store", s], vec![l]] {
-        let mut child = kaq()
-            .arg("repl")
-            .args(&source)
-            .env("KAQ_HISTORY", "")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        let o = child.wait_with_output().unwrap();
+        let o = with_stdin(kaq().arg("repl").args(&source).env("KAQ_HISTORY", ""), input.as_bytes());
         assert!(o.status.success(), "{}", stderr(&o));
         let err = stderr(&o);
         let w = warnings(&o);
