@@ -14,6 +14,15 @@ use kaq_store::{FollowOptions, IngestOptions, Store};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample-audit.log.gz");
 
+/// The sample lines, and in a new temporary directory a log path (`audit.log`, not written yet)
+/// and a new store (`s`).
+fn setup() -> (Vec<String>, tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, store) = (dir.path().join("audit.log"), dir.path().join("s"));
+    Store::create(&store).unwrap();
+    (sample_lines(), dir, log, store)
+}
+
 /// The sample's lines, each with its newline.
 fn sample_lines() -> Vec<String> {
     let mut text = String::new();
@@ -197,11 +206,7 @@ fn wait_for_rows(store: &Path, n: u64) {
 
 #[test]
 fn follow_reads_appends_half_lines_and_both_rotations() {
-    let lines = sample_lines();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let store = dir.path().join("s");
-    Store::create(&store).unwrap();
+    let (lines, dir, log, store) = setup();
     append(&log, &lines[..500].concat());
     let following = start_following(&store, vec![log.clone()], 4);
     wait_for_rows(&store, 500);
@@ -242,11 +247,7 @@ fn follow_reads_appends_half_lines_and_both_rotations() {
 
 #[test]
 fn a_restarted_follow_finishes_a_file_rotated_while_it_was_stopped() {
-    let lines = sample_lines();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let store = dir.path().join("s");
-    Store::create(&store).unwrap();
+    let (lines, dir, log, store) = setup();
     append(&log, &lines[..1000].concat());
     let following = start_following(&store, vec![log.clone()], 16);
     wait_for_rows(&store, 1000);
@@ -360,11 +361,7 @@ fn a_changed_document_is_refused() {
 
 #[test]
 fn follow_survives_a_file_removed_or_compressed_away() {
-    let lines = sample_lines();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let store = dir.path().join("s");
-    Store::create(&store).unwrap();
+    let (lines, dir, log, store) = setup();
     append(&log, &lines[..300].concat());
     let following = start_following(&store, vec![log.clone()], 16);
     wait_for_rows(&store, 300);
@@ -415,11 +412,7 @@ fn a_followed_link_finds_its_file_rotated_while_stopped() {
 /// through it, then the new file.
 #[test]
 fn a_rename_while_catching_up_loses_nothing() {
-    let lines = sample_lines();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let store = dir.path().join("s");
-    Store::create(&store).unwrap();
+    let (lines, _dir, log, store) = setup();
     append(&log, &lines[..3000].concat());
     // While the first chunk of the catch-up is read: more lines, a rename, a new file.
     let (log2, tail, new) = (log.clone(), lines[3000..3300].concat(), lines[3300..3600].concat());
@@ -482,11 +475,7 @@ fn copy_and_truncate(log: &Path, copy: &Path, more: &str) {
 /// either: the files beside it written since the last look are read too.
 #[test]
 fn copy_and_truncate_reads_the_copy_of_what_was_appended_since_the_last_look() {
-    let lines = sample_lines();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let store = dir.path().join("s");
-    Store::create(&store).unwrap();
+    let (lines, dir, log, store) = setup();
     append(&log, &lines[..1000].concat());
     // Looks far apart: each rotation below falls between two of them.
     let f = start_following_with(&store, vec![log.clone()], 16, Duration::from_millis(300), Box::new(|| {}));
@@ -518,11 +507,7 @@ fn copy_and_truncate_reads_the_copy_of_what_was_appended_since_the_last_look() {
 /// begins with what the store last read of the path, and the files beside it written since.
 #[test]
 fn a_restart_finds_every_rotation_made_while_stopped() {
-    let lines = sample_lines();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let store = dir.path().join("s");
-    Store::create(&store).unwrap();
+    let (lines, dir, log, store) = setup();
     append(&log, &lines[..500].concat());
     start_following(&store, vec![log.clone()], 16).wait_for_rows(&store, 500).stop();
     // Stopped: renamed, renamed and compressed, copied and truncated.
@@ -800,11 +785,7 @@ fn follow_through_rotations_and_kill_9_stores_every_event_once() {
 /// truncated: found shorter, its copy is looked for among the files written since that look.
 #[test]
 fn a_file_truncated_before_its_first_line_was_whole_is_read_from_its_copy() {
-    let lines = sample_lines();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let store = dir.path().join("s");
-    Store::create(&store).unwrap();
+    let (lines, dir, log, store) = setup();
     let half = lines[0].len() / 2;
     append(&log, &lines[0][..half]);
     // Looks further apart than the slack on file times (2 s), so that only the shrinking tells.
