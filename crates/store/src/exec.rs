@@ -1,6 +1,7 @@
 //! Running a query over the store's segments.
 
 use super::*;
+use crate::physical::{Access, Fallback, Latest, PhysicalPlan, SegmentPlan, TraceStep, all_have_bodies};
 
 impl Store {
     /// Compiles and runs `query` over the store (latest stage of each request across segments).
@@ -21,32 +22,15 @@ impl Store {
     pub fn explain_plan(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<String, Error> {
         let r = self.run(plan, read)?;
         let mut s = kaq_query::explain(plan);
-        for line in &r.trace {
-            s.push_str("store:     ");
-            s.push_str(line);
-            s.push('\n');
+        s.push_str(&format!("store:     plan: {}\n", self.physical_plan(plan)));
+        for step in &r.trace {
+            s.push_str(&format!("store:     {step}\n"));
         }
         Ok(s)
     }
 
-    /// Every live segment, in manifest order, with whether its time range can hold a row that
-    /// passes the filter's time bounds (`plan::time_bounds`; rows without a time pass no time
-    /// condition). Which of them are read depends on the path ([`Store::run_segments`]).
-    fn live_segments_for(&self, plan: &kaq_query::Plan) -> Vec<(&Segment, PathBuf, bool)> {
-        let (lo, hi) = kaq_query::plan::time_bounds(plan);
-        let mut out = Vec::new();
-        for (s, p) in self.manifest.segments.iter().zip(self.segment_paths()) {
-            let outside = match (s.min_time, s.max_time) {
-                (Some(min), Some(max)) => hi.is_some_and(|h| min >= h) || lo.is_some_and(|l| max < l),
-                _ => false,
-            };
-            out.push((s, p, !outside));
-        }
-        out
-    }
-
-    /// Runs a compiled plan over the live segments whose time range can hold a match (and, for
-    /// the latest-stage rule, the others' rows of the matching requests).
+    /// Runs a compiled plan over the store: [`Store::physical_plan`] decides how, and this carries
+    /// it out.
     ///
     /// A compaction or prune commits a new manifest and then deletes the files of the segments it
     /// replaced. A handle holding an older manifest (opened before, or a query that reaches a file
@@ -64,9 +48,7 @@ impl Store {
                 match store.run_once(plan, read) {
                     Ok(r) => return Ok(r),
                     Err(e) if !store.files_missing() => return Err(e),
-                    Err(e) if read.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) => {
-                        return Err(e);
-                    }
+                    Err(e) if read.cancelled() => return Err(e),
                     Err(_) => {} // a file went away meanwhile
                 }
             }
@@ -80,16 +62,16 @@ impl Store {
     }
 
     /// One run over this handle's manifest.
-    fn run_once(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
+    pub(crate) fn run_once(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
         // Files truncated or grown since their commit are refused (a `stat` each).
         self.check_sizes()?;
-        if plan.needs_reused_ids() {
+        let mut physical = self.physical_plan(plan);
+        if physical.identities_first {
             // `id_reused` is a property of the whole store: the identities of every record first.
             let ids = self.identities(read)?;
-            let plan = kaq_query::Plan { reused_ids: Some(std::sync::Arc::new(ids.reused())), ..plan.clone() };
-            return self.run_segments(&plan, read);
+            physical.plan.reused_ids = Some(std::sync::Arc::new(ids.reused()));
         }
-        self.run_segments(plan, read)
+        self.execute(&physical, read)
     }
 
     /// Whether a file (segment or index) of this handle's manifest is no longer there.
@@ -106,130 +88,84 @@ impl Store {
         Ok(kaq_query::scan::parquet_identities(&self.segment_paths(), read.threads.max(1), read.cancel.as_deref())?)
     }
 
-    fn run_segments(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
-        // In a store of one segment whose auditIDs are all distinct, every row is its request's
-        // only record, so its latest: the rule needs no reading (nor the columns it reads).
-        let single;
-        let only_records =
-            !plan.all_stages && self.manifest.segments.len() == 1 && self.manifest.segments[0].ids_unique;
-        let plan = if only_records {
-            single = kaq_query::Plan { all_stages: true, ..plan.clone() };
-            &single
-        } else {
-            plan
-        };
-        let live = self.live_segments_for(plan);
-        let pruned = live.iter().filter(|(_, _, in_range)| !in_range).count();
-        // The segments searched for matches: those whose time range meets the bounds.
-        let segs: Vec<(&Segment, PathBuf)> =
-            live.iter().filter(|(_, _, in_range)| *in_range).map(|(s, p, _)| (*s, p.clone())).collect();
-        let bodies = all_have_bodies(segs.iter().map(|x| x.0));
-        let indexed =
-            !segs.is_empty() && segs.iter().all(|(s, _)| s.usable_index().is_some()) && index::indexable(plan, bodies);
-        let mut steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
-        // The index narrows what it can; otherwise, for whole events or the latest-stage rule, the
-        // rows found from the columns of the query's fields are read whole.
-        let narrow = if indexed {
-            Some(Narrow::Index)
-        } else if !segs.is_empty() && !kaq_query::columnar::applies(plan) && kaq_query::columnar::filters(plan) {
-            Some(Narrow::Columns)
-        } else {
-            None
-        };
-        let full_scan_all = needs_every_segment(plan, narrow.is_some()) && !segs.is_empty();
-        let (paths, searched): (Vec<PathBuf>, usize) = if full_scan_all {
-            (live.iter().map(|(_, p, _)| p.clone()).collect(), live.len())
-        } else {
-            (segs.iter().map(|(_, p)| p.clone()).collect(), segs.len())
-        };
-        let total: u64 = if full_scan_all {
-            live.iter().map(|(s, _, _)| s.rows).sum()
-        } else {
-            segs.iter().map(|(s, _)| s.rows).sum()
-        };
-        let mut notes = Vec::new();
-        let m = self.manifest.segments.len();
-        let mut trace = vec![if full_scan_all && pruned > 0 {
-            format!(
-                "segments: {m} of {m} read ({pruned} outside the time bounds, read for later stages of matching requests), {total} rows"
-            )
-        } else if !plan.all_stages && narrow.is_some() && pruned > 0 {
-            format!(
-                "segments: {} of {m} searched for matches ({pruned} pruned by time), {total} rows; later stages of matching requests looked up in all {m}",
-                segs.len()
-            )
-        } else {
-            format!("segments: {searched} of {m} read ({pruned} pruned by time), {total} rows")
+    /// Carries out a physical plan: finds the rows (as `physical.access` says), settles the
+    /// latest stage (`physical.latest`), runs the remaining steps, and records each in the trace.
+    fn execute(&self, physical: &PhysicalPlan, read: &ReadOptions) -> Result<QueryResult, Error> {
+        let plan = &physical.plan;
+        let m = physical.segments.len();
+        let pruned = physical.pruned();
+        let searched = m - pruned;
+        // The files the finding step reads: those searched, or every one for the full scan's
+        // latest-stage rule.
+        let all_read = physical.latest == Latest::InScan && physical.access != Access::Nothing;
+        let paths: Vec<PathBuf> =
+            physical.segments.iter().filter(|s| s.searched || all_read).map(|s| s.path.clone()).collect();
+        let rows_in = physical.segments.iter().filter(|s| s.searched || all_read).map(|s| s.rows).sum();
+        let mut trace = vec![TraceStep::Segments {
+            searched: if all_read { m } else { searched },
+            total: m,
+            pruned,
+            rows: rows_in,
+            all_read,
+            lookup: physical.latest == Latest::Lookup,
         }];
-        let pruned = if full_scan_all { 0 } else { pruned };
-        if only_records {
-            trace.push(
-                "latest stage: one segment of distinct auditIDs, so every row is its request's only record".into(),
-            );
+        if physical.latest == Latest::OnlyRecords {
+            trace.push(TraceStep::OnlyRecords);
         }
-        let by_index = match narrow {
-            Some(how) => {
-                // Every segment for the latest-stage pass; with every stage kept, those in range.
-                let all: Vec<(&Segment, PathBuf, bool)> =
-                    live.into_iter().filter(|(_, _, in_range)| !plan.all_stages || *in_range).collect();
-                self.run_narrowed(plan, &all, read, how, &mut trace)?
+        let mut steps: Vec<kaq_query::plan::Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
+        let mut notes = Vec::new();
+        let mut access = physical.access.clone();
+        let mut by_index = None;
+        if matches!(access, Access::Index { .. } | Access::ColumnTest { .. }) {
+            by_index = self.run_narrowed(physical, read, &mut trace)?;
+            if by_index.is_none() {
+                access = Access::Columnar { columns: kaq_query::columnar::read_columns(plan) };
             }
-            None => None,
-        };
+        }
         let mut ids_reused = 0;
-        let (rows, rows_read) = if segs.is_empty() {
+        let (rows, rows_read) = if access == Access::Nothing {
             (Vec::new(), 0)
         } else if let Some((rows, rows_read, reused)) = by_index {
             ids_reused = reused;
             (rows, rows_read)
-        } else if let Some(scanned) =
-            kaq_query::columnar::scan(plan, &paths, read.threads.max(1), read.cancel.as_deref())
-        {
-            let scanned = scanned?;
-            let cols = kaq_query::columnar::read_columns(plan).join(", ");
-            let skipped = groups_skipped(scanned.groups_skipped);
-            if scanned.first_step_done {
+        } else if let Access::Columnar { columns } = &access {
+            let scanned = kaq_query::columnar::scan(plan, &paths, read.threads.max(1), read.cancel.as_deref())
+                .expect("the physical plan chose the columnar path only where it applies")?;
+            let first_step = if scanned.first_step_done {
                 notes.extend(kaq_query::pipeline::note(&steps.remove(0), &scanned.rows));
-                let aggregates = matches!(&plan.steps[0].0, kaq_query::plan::Step::Aggregate { aggs, .. }
-                    if aggs.iter().any(|a| a.col.is_some()));
-                trace.push(format!(
-                    "columns: {cols} of {} rows read{skipped}; step 1 {} from them: {} rows",
-                    scanned.rows_read,
-                    if aggregates { "aggregated" } else { "counted" },
-                    scanned.rows.len()
-                ));
+                Some(matches!(&plan.steps[0].0, kaq_query::plan::Step::Aggregate { aggs, .. }
+                    if aggs.iter().any(|a| a.col.is_some())))
             } else {
-                trace.push(format!(
-                    "columns: {cols} of {} rows read{skipped} and tested: {} rows match",
-                    scanned.rows_read,
-                    scanned.rows.len()
-                ));
-            }
+                None
+            };
+            trace.push(TraceStep::Columnar {
+                columns: columns.clone(),
+                rows_read: scanned.rows_read,
+                groups_skipped: scanned.groups_skipped,
+                first_step,
+                rows: scanned.rows.len() as u64,
+            });
             (scanned.rows, scanned.rows_read)
         } else {
             // Every row of these files is read: their CRC-32s first, so damage is not answered.
             self.check_whole(&paths)?;
             let scanned = kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?;
             ids_reused = scanned.ids_reused;
-            trace.push(format!(
-                "scan: {} rows restored and tested: {} rows kept",
-                scanned.parquet_rows,
-                scanned.rows.len()
-            ));
+            trace.push(TraceStep::Scan { restored: scanned.parquet_rows, kept: scanned.rows.len() as u64 });
             (scanned.rows, scanned.parquet_rows)
         };
         let first = plan.steps.len() - steps.len();
         let mut rows = rows;
         for (i, step) in steps.iter().enumerate() {
             rows = kaq_query::pipeline::run_noting(std::slice::from_ref(step), rows, &mut notes);
-            trace.push(format!("step {}: {} rows", first + i + 1, rows.len()));
+            trace.push(TraceStep::Step { n: first + i + 1, rows: rows.len() as u64 });
         }
         Ok(QueryResult {
             columns: plan.output_columns().to_vec(),
             whole_events: plan.whole_events,
             rows,
-            segments_read: searched,
-            segments_pruned: pruned,
+            segments_read: if all_read { m } else { searched },
+            segments_pruned: if all_read { 0 } else { pruned },
             rows_read,
             ids_reused,
             trace,
@@ -237,39 +173,48 @@ impl Store {
         })
     }
 
-    /// The index (or the columns of the query's fields) gives each searched segment's candidate
-    /// rows (`segs`: the segments in order, with whether each is searched for matches; the others
-    /// lie outside the filter's time bounds, so none of their rows matches); only those are read
-    /// and tested. Then, for the latest-stage rule, every row of every segment, searched or not,
-    /// with a matching auditID is read too: a later stage of a matching request may lie outside
-    /// the bounds.
+    /// The narrowed paths ([`Access::Index`], [`Access::ColumnTest`]): the index (or the
+    /// columns of the filter's fields) gives each searched segment's candidate rows; only those
+    /// are read and tested. Then, for the latest-stage rule, every row of every segment, searched
+    /// or not, with a matching auditID is read too: a later stage of a matching request may lie
+    /// outside the time bounds. `None` when the index found too many candidates and the plan's
+    /// fallback is the columnar answer.
     fn run_narrowed(
         &self,
-        plan: &kaq_query::Plan,
-        segs: &[(&Segment, PathBuf, bool)],
+        physical: &PhysicalPlan,
         read: &ReadOptions,
-        how: Narrow,
-        trace: &mut Vec<String>,
+        trace: &mut Vec<TraceStep>,
     ) -> Result<Option<(Vec<kaq_query::Row>, u64, u64)>, Error> {
+        let plan = &physical.plan;
         let cancelled = || read.cancelled().then_some(Error::Scan(kaq_query::scan::ScanError::Cancelled));
         let handler = kaq_query::scan::Scan::new(plan, false);
         let ierr = |path: &Path, why: String| Error::Index { path: path.to_path_buf(), why };
+        // Every segment for the latest-stage pass; with every stage kept, those searched.
+        let segs: Vec<(&Segment, &SegmentPlan)> = self
+            .manifest
+            .segments
+            .iter()
+            .zip(&physical.segments)
+            .filter(|(_, p)| !plan.all_stages || p.searched)
+            .collect();
+        let by_index = matches!(physical.access, Access::Index { .. });
         let mut seen_rows = Vec::new();
-        // Rows whose columns were tested (Narrow::Columns: row groups whose statistics rule out a
+        // Rows whose columns were tested (column tests: row groups whose statistics rule out a
         // match are not).
         let mut tested = 0u64;
         let mut groups_skipped = 0u64;
-        for (s, path, searched) in segs {
+        for (s, p) in &segs {
             if let Some(e) = cancelled() {
                 return Err(e);
             }
-            if !searched {
+            if !p.searched {
                 seen_rows.push(Vec::new());
                 continue;
             }
-            if how == Narrow::Columns {
-                let found = kaq_query::columnar::matching_rows(plan, path, read.threads.max(1), read.cancel.as_deref());
-                let found = found.expect("checked by columnar::filters")?;
+            if !by_index {
+                let found =
+                    kaq_query::columnar::matching_rows(plan, &p.path, read.threads.max(1), read.cancel.as_deref());
+                let found = found.expect("the physical plan chose column tests only where they apply")?;
                 tested += found.rows_read;
                 groups_skipped += found.groups_skipped;
                 seen_rows.push(found.positions);
@@ -277,40 +222,43 @@ impl Store {
             }
             let dir = self.dir.join(SEGMENTS).join(s.usable_index().expect("indexed"));
             let idx = index::SegmentIndex::open(&dir).map_err(|w| ierr(&dir, w))?;
+            let path = &p.path;
             let mut by_id = |ids: &[String]| ids::rows_with_ids(path, ids).map_err(|e| e.to_string());
-            // As decided for the segments searched (`run_segments`).
-            let bodies = all_have_bodies(segs.iter().filter(|x| x.2).map(|x| x.0));
+            // As decided for the segments searched (`physical_plan`).
+            let bodies = all_have_bodies(segs.iter().filter(|x| x.1.searched).map(|x| x.0));
             seen_rows.push(idx.candidates(plan, bodies, &mut by_id).map_err(|w| ierr(&dir, w))?.unwrap_or_default());
         }
-        // Reading rows one by one costs more than reading columns whole past about one row in
-        // sixteen: then the columnar scan, when the query can take it, is faster.
         let candidates: u64 = seen_rows.iter().map(|r| r.len() as u64).sum();
-        let total: u64 = segs.iter().filter(|(_, _, searched)| *searched).map(|(s, _, _)| s.rows).sum();
-        if how == Narrow::Index && candidates * 16 > total {
-            if kaq_query::columnar::applies(plan) {
-                trace.push(format!("index: {candidates} candidate rows, too many to read one by one"));
-                return Ok(None);
-            }
-            if kaq_query::columnar::filters(plan) {
-                // The whole filter tested on its columns finds fewer rows to read whole.
-                trace.push(format!("index: {candidates} candidate rows, too many to read one by one"));
-                return self.run_narrowed(plan, segs, read, Narrow::Columns, trace);
-            }
+        let total: u64 = segs.iter().filter(|(_, p)| p.searched).map(|(s, _)| s.rows).sum();
+        if let Access::Index { fallback: Some(fallback) } = physical.access
+            && candidates * 16 > total
+        {
+            trace.push(TraceStep::Index { candidates, too_many: true });
+            return match fallback {
+                Fallback::Columnar => Ok(None),
+                Fallback::ColumnTest => {
+                    let columns = kaq_query::columnar::filter_columns(plan);
+                    let tests = PhysicalPlan { access: Access::ColumnTest { columns }, ..physical.clone() };
+                    self.run_narrowed(&tests, read, trace)
+                }
+            };
         }
-        trace.push(match how {
-            Narrow::Index => format!("index: {candidates} candidate rows, read and tested"),
-            Narrow::Columns => format!(
-                "columns: {} of {tested} rows tested (of {total}{}): {candidates} rows match, read whole",
-                kaq_query::columnar::filter_columns(plan).join(", "),
-                groups_skipped_in(groups_skipped),
-            ),
+        trace.push(match &physical.access {
+            Access::ColumnTest { columns } => TraceStep::ColumnTest {
+                columns: columns.clone(),
+                tested,
+                of: total,
+                groups_skipped,
+                matched: candidates,
+            },
+            _ => TraceStep::Index { candidates, too_many: false },
         });
         let mut founds = Vec::new();
         let mut read_rows = candidates;
         // Segments not searched give no rows, but count theirs: positions stay row numbers of
         // the whole store, so the latest-stage rule orders records as the full scan does.
-        for ((s, path, _), rows) in segs.iter().zip(&seen_rows) {
-            founds.push(read_selected(plan, &handler, path, rows, s.rows)?);
+        for ((s, p), rows) in segs.iter().zip(&seen_rows) {
+            founds.push(read_selected(plan, &handler, &p.path, rows, s.rows)?);
         }
         if !plan.all_stages {
             let before = read_rows;
@@ -319,7 +267,7 @@ impl Store {
             // (those outside the time bounds too), the rows of the auditIDs matched elsewhere,
             // and of those matched in it unless its auditIDs are all distinct.
             let hit_ids: Vec<Vec<String>> = founds.iter().map(|f| f.hit_ids().map(|i| i.text()).collect()).collect();
-            for (k, (s, path, searched)) in segs.iter().enumerate() {
+            for (k, (s, p)) in segs.iter().enumerate() {
                 if let Some(e) = cancelled() {
                     return Err(e);
                 }
@@ -335,28 +283,22 @@ impl Store {
                     continue;
                 }
                 let seen = &seen_rows[k];
-                let more = ids::rows_with_ids(path, &ids)?;
+                let more = ids::rows_with_ids(&p.path, &ids)?;
                 let more: Vec<u64> = more.into_iter().filter(|r| seen.binary_search(r).is_err()).collect();
                 if !more.is_empty() {
                     read_rows += more.len() as u64;
-                    if !searched {
+                    if !p.searched {
                         outside.0 += more.len() as u64;
                         outside.1 += 1;
                     }
-                    founds[k].merge(read_selected(plan, &handler, path, &more, s.rows)?);
+                    founds[k].merge(read_selected(plan, &handler, &p.path, &more, s.rows)?);
                 }
             }
-            let pruned = segs.iter().filter(|(_, _, searched)| !searched).count();
-            trace.push(if pruned > 0 {
-                format!(
-                    "latest stage: {} rows of the same requests read (auditID bloom filters, in all {} segments: {} rows from {} of the {pruned} pruned by time)",
-                    read_rows - before,
-                    segs.len(),
-                    outside.0,
-                    outside.1
-                )
-            } else {
-                format!("latest stage: {} rows of the same requests read (auditID bloom filters)", read_rows - before)
+            let pruned = segs.iter().filter(|(_, p)| !p.searched).count();
+            trace.push(TraceStep::Latest {
+                rows: read_rows - before,
+                segments: segs.len(),
+                from_pruned: (pruned > 0).then_some((outside.0, outside.1, pruned)),
             });
         }
         let mut collect = kaq_query::scan::Collector::default();
@@ -367,7 +309,7 @@ impl Store {
             path: self.dir.clone(),
             why: "a row was skipped without being read (never happens on segments)".into(),
         })?;
-        trace.push(format!("kept: {} rows", finished.rows.len()));
+        trace.push(TraceStep::Kept { rows: finished.rows.len() as u64 });
         Ok(Some((finished.rows, read_rows, finished.ids_reused)))
     }
 }
@@ -375,30 +317,6 @@ impl Store {
 /// An error reading a segment file, naming it.
 pub(crate) fn segment_error(path: &Path, error: kaq_columnar::Error) -> Error {
     Error::Scan(kaq_query::scan::ScanError::Parquet { path: path.to_path_buf(), error })
-}
-
-/// Whether every segment's index holds the bodies' values ([`index::has_bodies`]).
-pub(crate) fn all_have_bodies<'a>(mut segs: impl Iterator<Item = &'a Segment>) -> bool {
-    segs.all(|s| index::has_bodies(s.index_version.unwrap_or(1)))
-}
-
-/// ` (N row groups skipped by their statistics)` when N > 0.
-pub(crate) fn groups_skipped(n: u64) -> String {
-    if n == 0 { String::new() } else { format!(" ({n} row groups skipped by their statistics)") }
-}
-
-/// `, N row groups skipped by their statistics` when N > 0.
-pub(crate) fn groups_skipped_in(n: u64) -> String {
-    if n == 0 { String::new() } else { format!(", {n} row groups skipped by their statistics") }
-}
-
-/// How a query's candidate rows are found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Narrow {
-    /// The segments' tantivy indexes (and auditIDs' bloom filters).
-    Index,
-    /// The filter tested on the columns of the query's fields ([`kaq_query::columnar`]).
-    Columns,
 }
 
 /// Reads the given rows (sorted) of a segment file, testing each as the event at position `row`;
@@ -436,19 +354,6 @@ pub(crate) fn read_selected(
     Ok(found)
 }
 
-/// Whether every live segment must be read whole, whatever its time range. Under the
-/// latest-stage rule a later stage of a matching request may lie in a segment outside the time
-/// bounds: its rows pass no time condition, but they still supersede the earlier stage (`time`
-/// is requestReceivedTimestamp, shared by a request's stages in real logs, but it falls back to
-/// other timestamps when that is missing, so stages can be far apart). The narrowed paths
-/// (index, columns) search only the segments in range for matches, then look the matching
-/// auditIDs up in every segment (`run_narrowed`); the full scan (path 4, every row restored and
-/// tested in order) keeps it simple and reads every segment. With every stage kept, a segment
-/// outside the bounds is never read.
-pub(crate) fn needs_every_segment(plan: &kaq_query::Plan, narrowed: bool) -> bool {
-    !plan.all_stages && !narrowed
-}
-
 /// A query's answer over a store.
 #[derive(Debug, Clone)]
 pub struct QueryResult {
@@ -466,7 +371,7 @@ pub struct QueryResult {
     /// rows were read one by one (0 when counted or aggregated from the columns).
     pub ids_reused: u64,
     /// How the rows were found and what each step left, with row counts (`kaq query --explain`).
-    pub trace: Vec<String>,
+    pub trace: Vec<TraceStep>,
     /// What steps did that the rows do not show (a timeline too long to fill), for the user.
     pub notes: Vec<kaq_query::pipeline::Note>,
 }

@@ -99,13 +99,14 @@ pub enum Error {
 // The rooms of the store, one purpose each:
 mod dedup; // each record held once
 mod dir; // the directory: permissions, sync, delete, the writer's lock, the commit
-mod exec; // running a query over the segments (the physical plan and its execution)
+mod exec; // carrying out a physical plan over the segments
 mod follow; // `ingest --follow`: files read as they grow
 mod ids; // rows of given auditIDs (bloom filters)
 pub mod index; // each segment's tantivy index
 mod ingest; // what to read of each input, open segments, commits
 mod inputs; // recognising files again (a hash of the head), rotation
 mod manifest; // the manifest: live segments, ingested sources; read and checked
+mod physical; // how a query runs: the physical plan, decided in one place, and its trace
 mod rewrite; // compact and prune
 mod terms; // the index term dictionaries: values for completion and warnings
 mod verify; // checksums
@@ -207,4 +208,5 @@ use ingest::*;
 pub use ingest::{IngestOptions, IngestReport};
 use manifest::*;
 pub use manifest::{Ingested, Manifest, Segment};
+pub use physical::{Access, Fallback, Latest, PhysicalPlan, SegmentPlan, TraceStep};
 pub use rewrite::Rewrite;

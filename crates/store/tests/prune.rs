@@ -110,7 +110,7 @@ fn a_later_stage_in_a_pruned_segment_supersedes_the_match() {
         ("-request.spec.replicas:* time<2026-11-20T05:30Z", "scan:"),
     ] {
         let r = run(&store, q, false);
-        let trace = r.trace.join("\n");
+        let trace = r.trace.iter().map(|t| t.to_string()).collect::<Vec<_>>().join("\n");
         assert!(trace.lines().any(|l| l.starts_with(path)), "`{q}` takes {path}:\n{trace}");
         let got = ids(&r);
         // A's and B's latest stages (in the third segment) are outside the bounds: neither is
@@ -145,5 +145,10 @@ fn a_later_stage_in_a_pruned_segment_supersedes_the_match() {
     let q = "verb:delete time>=2026-11-20T06:00Z";
     let r = run(&store, q, false);
     assert_eq!(records(&r), oracle(q, &events, false));
-    assert_eq!((r.segments_read, r.segments_pruned), (1, 2), "{}", r.trace.join("\n"));
+    assert_eq!(
+        (r.segments_read, r.segments_pruned),
+        (1, 2),
+        "{}",
+        r.trace.iter().map(|t| t.to_string()).collect::<Vec<_>>().join("\n")
+    );
 }
