@@ -2,10 +2,12 @@
 
 pub mod convert;
 pub mod demo;
+pub mod diagnostics;
 pub mod input;
 pub mod progress;
 pub mod query;
 pub mod query_parquet;
+pub mod render;
 pub mod repl;
 pub mod report;
 pub mod saved;

@@ -8,11 +8,10 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use kaq_input::ReadOptions;
-use kaq_query::plan::Step;
 use kaq_query::{Options, Plan, Row, compile, output};
 use kaq_schema::DecodeOptions;
-use kaq_syntax::Diagnostic;
 
+use super::diagnostics::{print_warnings, render_diagnostic, reuse_note};
 use super::report::{Rejects, thousands};
 
 /// Run a query over audit logs or kaq Parquet files.
@@ -193,35 +192,38 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if use_store && args.rejects.is_some() {
         bail!("--rejects lists the rejected records of INPUT files; a store's were reported by `kaq ingest --rejects`");
     }
-    let store = if use_store { Some(kaq_store::Store::open(&store_dir)?) } else { None };
-    // A store knows its values before running; logs tell after the scan whether they hold a
-    // value outside a field's vocabulary (a forged `decision:deny`), if it watches those fields.
-    let mut warnings = match &store {
-        Some(s) => kaq_query::query_warnings(&args.query, &opts, Some(&s.known_values())),
-        None => kaq_query::query_warnings(&args.query, &opts, None),
-    };
-    if store.is_none() && warnings.iter().any(|w| w.kind == kaq_query::WarningKind::UnknownValue) {
-        plan.watch = kaq_query::vocabulary_slots(&plan);
-    }
-    if args.explain {
-        if !args.quiet {
-            print_warnings(&args.query, &warnings);
-        }
-        // Over a store, the query runs to count what each step reads and keeps.
-        if let Some(store) = &store {
-            print!("{}", store.explain_plan(&plan, &ReadOptions::default())?);
-        } else {
-            print!("{}", kaq_query::explain(&plan));
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if inputs.is_empty() && !use_store {
+    if inputs.is_empty() && !use_store && !args.explain {
         if std::io::stdin().is_terminal() {
             bail!(
                 "no input: give audit logs, directories, `-` for stdin, or kaq Parquet files, or --store DIR (after `kaq ingest`)"
             );
         }
         inputs.push(PathBuf::from("-")); // `zcat audit.log.gz | kaq query …`
+    }
+    let source = if use_store { kaq::Source::store(kaq::Store::open(&store_dir)?) } else { kaq::Source::Files(inputs) };
+    let store = source.as_store().map(|s| s.inner());
+    // A store knows its values before running; logs tell after the scan whether they hold a
+    // value outside a field's vocabulary (a forged `decision:deny`), if it watches those fields.
+    let mut warnings = match store {
+        Some(s) => kaq_query::query_warnings(&args.query, &opts, Some(&s.known_values())),
+        None => kaq_query::query_warnings(&args.query, &opts, None),
+    };
+    if store.is_none() && warnings.iter().any(|w| w.kind == kaq_query::WarningKind::UnknownValue) {
+        plan.watch = kaq_query::vocabulary_slots(&plan);
+    }
+    if args.rejects.is_some() {
+        // The prefilter skips lines without validating them: decode every line, so that the file
+        // lists every reject, as `kaq convert --rejects` does.
+        plan.prefilter.clear();
+    }
+    let query = kaq::Query::from_plan(args.query.clone(), plan);
+    if args.explain {
+        if !args.quiet {
+            print_warnings(&args.query, &warnings);
+        }
+        // Over a store, the query runs to count what each step reads and keeps.
+        print!("{}", source.explain(&query)?);
+        return Ok(ExitCode::SUCCESS);
     }
     let format = match (args.format, &args.output) {
         (Some(f), _) => f,
@@ -233,11 +235,6 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     };
     if format == Format::Parquet && args.output.is_none() {
         bail!("--format parquet needs -o FILE.parquet");
-    }
-    if args.rejects.is_some() {
-        // The prefilter skips lines without validating them: decode every line, so that the file
-        // lists every reject, as `kaq convert --rejects` does.
-        plan.prefilter.clear();
     }
     let read = ReadOptions {
         decode: DecodeOptions { keep_secrets: args.keep_secrets },
@@ -251,62 +248,50 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let mut rejects = Rejects::new(if use_store { None } else { args.rejects.as_deref() })?;
     let hidden = indicatif::ProgressBar::hidden();
     let mut reject_error = None;
-    let steps: Vec<Step> = plan.steps.iter().map(|s| s.0.clone()).collect();
-    let ids_reused;
-    let mut notes = Vec::new();
-    let (rows, matched, counts, parquet_rows, data_range) = if let Some(store) = &store {
-        let r = store.run(&plan, &read)?;
-        ids_reused = r.ids_reused;
-        notes = r.notes;
-        let data = match store.manifest().time_range() {
-            (Some(lo), Some(hi)) => Some((lo, hi)),
-            _ => None,
-        };
-        (r.rows, None, kaq_input::Counts::default(), r.rows_read, data.map(|d| (d, "the store's events")))
-    } else {
-        let scanned = kaq_query::scan::scan(&plan, &inputs, &read, 0, &mut |r| {
-            if let Err(e) = rejects.add(r, &hidden) {
-                reject_error.get_or_insert(e);
-            }
-        })?;
-        if let Some(e) = reject_error {
-            return Err(e);
+    let result = source.run_with(&query, &read, &mut |r| {
+        if let Err(e) = rejects.add(r, &hidden) {
+            reject_error.get_or_insert(e);
         }
-        rejects.finish(&scanned.report, args.rejects.as_deref())?;
-        ids_reused = scanned.ids_reused;
-        let matched = scanned.rows.len();
-        let all_read = scanned.report.counts.skipped == 0;
-        let seen = kaq_query::SeenValues { plan: &plan, seen: &scanned.seen, all_read };
+    })?;
+    if let Some(e) = reject_error {
+        return Err(e);
+    }
+    let plan = query.plan();
+    if !use_store {
+        rejects.finish(&result.report, args.rejects.as_deref())?;
+    }
+    if let Some((seen, all_read)) = &result.seen {
+        let seen = kaq_query::SeenValues { plan, seen, all_read: *all_read };
         warnings = kaq_query::query_warnings(&args.query, &opts, Some(&seen));
-        let what = if scanned.report.counts.skipped > 0 {
-            "the events read (the lines the prefilter skipped aside)"
-        } else {
-            "the events read"
-        };
-        let data = scanned.time_range.map(|d| (d, what));
-        let rows = kaq_query::pipeline::run_noting(&steps, scanned.rows, &mut notes);
-        (rows, Some(matched), scanned.report.counts, scanned.parquet_rows, data)
+    }
+    let (rows, counts, parquet_rows) = if use_store {
+        (result.rows, kaq_input::Counts::default(), result.stats.read)
+    } else {
+        let c = result.report.counts;
+        (result.rows, c, result.stats.read - c.events - c.skipped)
     };
+    let (matched, ids_reused, notes) = (result.stats.matched, result.stats.ids_reused, result.notes);
+    let data_range = result.stats.data_range.map(|d| ((d.lo, d.hi), d.of));
     if !args.quiet {
-        warnings.extend(data_range.and_then(|(d, what)| kaq_query::time_warning(&plan, Some(d), what)));
+        warnings.extend(data_range.and_then(|(d, what)| kaq_query::time_warning(plan, Some(d), what)));
         print_warnings(&args.query, &warnings);
     }
 
     let columns = plan.output_columns();
     let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
     match (format, &args.output) {
-        (Format::Parquet, Some(path)) => super::query_parquet::write(path, &plan, &rows)?,
+        (Format::Parquet, Some(path)) => super::query_parquet::write(path, plan, &rows)?,
         (_, Some(path)) => {
             let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut out = BufWriter::new(file);
             let csv = output::CsvOptions { raw: args.csv_raw, visible: false };
-            write_rows(&mut out, format, csv, &plan, &rows, &shown)?;
+            write_rows(&mut out, format, csv, plan, &rows, &shown)?;
             out.flush()?;
         }
         (_, None) => {
             let csv = output::CsvOptions { raw: args.csv_raw, visible: std::io::stdout().is_terminal() };
             let mut out = BufWriter::new(std::io::stdout().lock());
-            write_rows(&mut out, format, csv, &plan, &rows, &shown)?;
+            write_rows(&mut out, format, csv, plan, &rows, &shown)?;
             out.flush()?;
         }
     }
@@ -355,7 +340,7 @@ fn write_rows(
 /// An aligned table (the REPL's renderer without colours or charts): sized to the terminal when
 /// stdout is one (else to `$COLUMNS`, else each cell cut at 60 characters with `…`).
 fn write_table(out: &mut dyn Write, rows: &[Row], plan: &Plan, shown: &[usize]) -> std::io::Result<()> {
-    let look = super::repl::render::Look {
+    let look = super::render::Look {
         width: super::repl::terminal_width(),
         color: false,
         charts: false,
@@ -363,76 +348,5 @@ fn write_table(out: &mut dyn Write, rows: &[Row], plan: &Plan, shown: &[usize]) 
         more: "add | head N, or --format json",
         footer: false,
     };
-    super::repl::render::table(out, plan.output_columns(), rows, shown, super::repl::render::Chart::None, &look)
-}
-
-/// Prints warnings to stderr (see [`warning_text`]).
-/// What to say when `n` of the requests matched carry an auditID another request also carries
-/// (`kaq query` on stderr, the REPL after the answer).
-pub(crate) fn reuse_note(n: u64) -> String {
-    format!(
-        "{} of the requests matched carr{} an auditID that another request also carries (`id_reused:true` finds them all)",
-        thousands(n),
-        if n == 1 { "ies" } else { "y" }
-    )
-}
-
-pub(crate) fn print_warnings(src: &str, warnings: &[kaq_query::Warning]) {
-    let mut err = std::io::stderr().lock();
-    for w in warnings {
-        let _ = write!(err, "{}", warning_text(src, w));
-    }
-}
-
-/// `kaq: warning: …`, then, when it is about a part of the query, that line of the query with
-/// carets under the part.
-pub(crate) fn warning_text(src: &str, w: &kaq_query::Warning) -> String {
-    let mut out = format!("kaq: warning: {}\n", w.text());
-    let Some(span) = w.span else { return out };
-    let start = span.start.min(src.len());
-    if !src.is_char_boundary(start) {
-        return out;
-    }
-    let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
-    let end = span.end.clamp(start, line_end);
-    let (Some(line), Some(before), Some(under)) =
-        (src.get(line_start..line_end), src.get(line_start..start), src.get(start..end))
-    else {
-        return out;
-    };
-    let pad = " ".repeat(before.chars().count());
-    let carets = "^".repeat(under.chars().count().max(1));
-    out.push_str(&format!("  | {line}\n  | {pad}{carets}\n"));
-    out
-}
-
-/// Renders a query error with a caret under the spot (ariadne), to stderr.
-pub(crate) fn render_diagnostic(src: &str, d: &Diagnostic) {
-    use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let len = src.len();
-    let clamp = |s: kaq_syntax::Span| s.start.min(len)..s.end.min(len).max(s.start.min(len));
-    let mut report = Report::build(ReportKind::Error, ("query", clamp(d.span)))
-        .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte))
-        .with_code(d.code.as_str())
-        .with_message(&d.message)
-        .with_label(Label::new(("query", clamp(d.span))).with_message(short_label(d)));
-    for (span, text) in &d.labels {
-        report = report.with_label(Label::new(("query", clamp(*span))).with_message(text));
-    }
-    for h in d.hints.iter().filter(|h| !h.starts_with("did you mean")) {
-        report = report.with_help(h);
-    }
-    let mut err = std::io::stderr().lock();
-    if report.finish().write(("query", Source::from(src)), &mut err).is_err() {
-        let _ = write!(err, "{}", d.render(src));
-    }
-}
-
-fn short_label(d: &Diagnostic) -> String {
-    match d.hints.first() {
-        Some(h) if h.starts_with("did you mean") => h.clone(),
-        _ => "here".into(),
-    }
+    super::render::table(out, plan.output_columns(), rows, shown, super::render::Chart::None, &look)
 }

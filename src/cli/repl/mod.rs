@@ -24,11 +24,11 @@ mod complete;
 mod edit;
 mod highlight;
 mod meta;
-pub mod render;
 mod source;
 
 pub use source::Source;
 
+use super::render;
 use super::report::thousands;
 use meta::Meta;
 
@@ -323,18 +323,16 @@ impl Session {
         let mut plan = match compile(text, &opts) {
             Ok(p) => p,
             Err(diags) => {
-                super::query::print_warnings(text, &before);
+                super::diagnostics::print_warnings(text, &before);
                 for d in &diags {
-                    super::query::render_diagnostic(text, d);
+                    super::diagnostics::render_diagnostic(text, d);
                 }
                 self.failed = true;
                 return Flow::Continue;
             }
         };
         // Over files, the scan tells whether they hold a value outside a field's vocabulary.
-        if matches!(*self.source, Source::Files { .. })
-            && before.iter().any(|w| w.kind == kaq_query::WarningKind::UnknownValue)
-        {
+        if self.source.is_files() && before.iter().any(|w| w.kind == kaq_query::WarningKind::UnknownValue) {
             plan.watch = kaq_query::vocabulary_slots(&plan);
         }
         let started = Instant::now();
@@ -380,7 +378,7 @@ impl Session {
             None => before,
         };
         warnings.extend(answer.data_range.and_then(|(d, what)| kaq_query::time_warning(&plan, Some(d), what)));
-        super::query::print_warnings(text, &warnings);
+        super::diagnostics::print_warnings(text, &warnings);
         let printed = self.print(&plan, &answer.rows, &answer.notes, &cancel);
         BUSY.store(false, Ordering::SeqCst);
         match printed {
@@ -396,7 +394,7 @@ impl Session {
             );
         }
         if answer.ids_reused > 0 {
-            eprintln!("note: {}", super::query::reuse_note(answer.ids_reused));
+            eprintln!("note: {}", super::diagnostics::reuse_note(answer.ids_reused));
         }
         if self.timing {
             eprintln!(
@@ -478,19 +476,16 @@ impl Session {
             Meta::Fields(prefix) => self.fields(&prefix),
             Meta::Explain(q) if q.is_empty() => eprintln!("usage: .explain QUERY"),
             Meta::Explain(q) => match compile(&q, &self.options()) {
-                Ok(plan) => match &*self.source {
-                    // Over a store, the query runs: each step's rows are counted.
-                    Source::Store { store, .. } => match store.explain_plan(&plan, &Default::default()) {
-                        Ok(text) => print!("{text}"),
-                        Err(e) => {
-                            eprintln!("kaq: error: {}", kaq_schema::visible(&e.to_string()));
-                            self.failed = true;
-                        }
-                    },
-                    _ => print!("{}", kaq_query::explain(&plan)),
+                // Over a store, the query runs: each step's rows are counted.
+                Ok(plan) => match self.source.explain(&plan) {
+                    Ok(explained) => print!("{explained}"),
+                    Err(e) => {
+                        eprintln!("kaq: error: {}", kaq_schema::visible(&e.to_string()));
+                        self.failed = true;
+                    }
                 },
                 Err(diags) => {
-                    diags.iter().for_each(|d| super::query::render_diagnostic(&q, d));
+                    diags.iter().for_each(|d| super::diagnostics::render_diagnostic(&q, d));
                     self.failed = true;
                 }
             },
@@ -577,14 +572,14 @@ impl Session {
                 return self.fail("a saved query is a search, without stages: add the stages after @NAME");
             }
             Err(d) => {
-                d.iter().for_each(|d| super::query::render_diagnostic(&q, d));
+                d.iter().for_each(|d| super::diagnostics::render_diagnostic(&q, d));
                 self.failed = true;
                 return;
             }
             Ok(_) => {}
         }
         if let Err(d) = compile(&q, &self.options()) {
-            d.iter().for_each(|d| super::query::render_diagnostic(&q, d));
+            d.iter().for_each(|d| super::diagnostics::render_diagnostic(&q, d));
             self.failed = true;
             return;
         }

@@ -37,10 +37,13 @@ const SAMPLE_MAX_VALUES: usize = 20_000;
 
 type Values = HashMap<&'static str, Vec<(String, u64)>>;
 
-// The store is boxed: a store handle (its manifest) is far larger than the other variant.
-pub enum Source {
-    Store { store: Box<kaq_store::Store>, terms: Option<kaq_store::Terms> },
-    Files { inputs: Vec<PathBuf>, sample: Arc<Mutex<Option<Values>>> },
+/// What the REPL queries ([`kaq::Source`], which runs the queries) and its values for completion.
+pub struct Source {
+    pub data: kaq::Source,
+    /// A store's index term dictionaries.
+    terms: Option<kaq_store::Terms>,
+    /// Files: their values, sampled in the background.
+    sample: Arc<Mutex<Option<Values>>>,
 }
 
 /// A query's rows and what it read.
@@ -64,7 +67,7 @@ pub struct Answer {
 impl Source {
     pub fn store(store: kaq_store::Store) -> Source {
         let terms = store.terms().ok();
-        Source::Store { store: Box::new(store), terms }
+        Source { data: kaq::Source::store(store.into()), terms, sample: Arc::new(Mutex::new(None)) }
     }
 
     /// Files; their values are sampled on a background thread when they are small enough.
@@ -81,23 +84,27 @@ impl Source {
                 })
                 .expect("spawning a thread");
         }
-        Source::Files { inputs, sample }
+        Source { data: kaq::Source::Files(inputs), terms: None, sample }
+    }
+
+    /// Whether queries read files again each time.
+    pub fn is_files(&self) -> bool {
+        matches!(self.data, kaq::Source::Files(_))
     }
 
     /// A line for the banner: what is being queried.
     pub fn describe(&self) -> String {
-        match self {
-            Source::Store { store, .. } => {
-                let m = store.manifest();
+        match &self.data {
+            kaq::Source::Store(store) => {
                 format!(
                     "store {} ({} events in {} segment{})",
                     store.dir().display(),
-                    super::super::report::thousands(m.rows()),
-                    m.segments.len(),
-                    if m.segments.len() == 1 { "" } else { "s" }
+                    super::super::report::thousands(store.records()),
+                    store.segments(),
+                    if store.segments() == 1 { "" } else { "s" }
                 )
             }
-            Source::Files { inputs, .. } => {
+            kaq::Source::Files(inputs) => {
                 let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
                 format!("{} (read again for each query)", names.join(", "))
             }
@@ -105,44 +112,22 @@ impl Source {
     }
 
     pub fn run(&self, plan: &Plan, read: &ReadOptions) -> anyhow::Result<Answer> {
-        match self {
-            Source::Store { store, .. } => {
-                let r = store.run(plan, read)?;
-                let data_range = match store.manifest().time_range() {
-                    (Some(lo), Some(hi)) => Some(((lo, hi), "the store's events")),
-                    _ => None,
-                };
-                Ok(Answer {
-                    rows: r.rows,
-                    read: r.rows_read,
-                    rejected: 0,
-                    ids_reused: r.ids_reused,
-                    data_range,
-                    seen: None,
-                    notes: r.notes,
-                })
-            }
-            Source::Files { inputs, .. } => {
-                let scanned = kaq_query::scan::scan(plan, inputs, read, 0, &mut |_| {})?;
-                let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-                let c = scanned.report.counts;
-                let what = if c.skipped > 0 {
-                    "the events read (the lines the prefilter skipped aside)"
-                } else {
-                    "the events read"
-                };
-                let mut notes = Vec::new();
-                Ok(Answer {
-                    rows: kaq_query::pipeline::run_noting(&steps, scanned.rows, &mut notes),
-                    read: c.events + c.skipped + scanned.parquet_rows,
-                    rejected: c.rejected,
-                    ids_reused: scanned.ids_reused,
-                    data_range: scanned.time_range.map(|d| (d, what)),
-                    seen: Some((scanned.seen, c.skipped == 0)),
-                    notes,
-                })
-            }
-        }
+        let query = kaq::Query::from_plan(String::new(), plan.clone());
+        let r = self.data.run_with(&query, read, &mut |_| {})?;
+        Ok(Answer {
+            rows: r.rows,
+            read: r.stats.read,
+            rejected: r.report.counts.rejected,
+            ids_reused: r.stats.ids_reused,
+            data_range: r.stats.data_range.map(|d| ((d.lo, d.hi), d.of)),
+            seen: r.seen,
+            notes: r.notes,
+        })
+    }
+
+    /// How `plan` runs (over a store, it runs to count each step's rows).
+    pub fn explain(&self, plan: &Plan) -> anyhow::Result<kaq::Explain> {
+        Ok(self.data.explain(&kaq::Query::from_plan(String::new(), plan.clone()))?)
     }
 
     /// The most frequent values of `field` (a catalogue name) starting with `prefix` (then those
@@ -151,35 +136,29 @@ impl Source {
     /// `.fields` would print them as they are, and nobody types them.
     pub fn values(&self, field: &str, prefix: &str, limit: usize) -> Vec<(String, u64)> {
         let shown = |(v, _): &(String, u64)| !kaq_schema::visible::has_hidden(v);
-        match self {
-            Source::Store { terms: Some(t), .. } => t.top(field, prefix, limit).into_iter().filter(shown).collect(),
-            Source::Store { terms: None, .. } => Vec::new(),
-            Source::Files { sample, .. } => {
-                let guard = sample.lock().expect("unpoisoned");
-                let Some(all) = guard.as_ref().and_then(|v| v.get(field)) else { return Vec::new() };
-                let lower = prefix.to_lowercase();
-                let starts = all.iter().filter(|(v, _)| v.starts_with(prefix));
-                let contains = all.iter().filter(|(v, _)| !v.starts_with(prefix) && v.to_lowercase().contains(&lower));
-                starts.chain(contains).filter(|v| shown(v)).take(limit).cloned().collect()
-            }
+        if !self.is_files() {
+            return self
+                .terms
+                .as_ref()
+                .map_or_else(Vec::new, |t| t.top(field, prefix, limit).into_iter().filter(shown).collect());
         }
+        let guard = self.sample.lock().expect("unpoisoned");
+        let Some(all) = guard.as_ref().and_then(|v| v.get(field)) else { return Vec::new() };
+        let lower = prefix.to_lowercase();
+        let starts = all.iter().filter(|(v, _)| v.starts_with(prefix));
+        let contains = all.iter().filter(|(v, _)| !v.starts_with(prefix) && v.to_lowercase().contains(&lower));
+        starts.chain(contains).filter(|v| shown(v)).take(limit).cloned().collect()
     }
 
     /// What a query's warnings ask before running: a store's values (see [`kaq_store::Terms`]).
     /// Files answer after the scan ([`Answer::seen`]).
     pub fn known_values(&self) -> Option<&dyn kaq_query::KnownValues> {
-        match self {
-            Source::Store { terms: Some(t), .. } => Some(t),
-            _ => None,
-        }
+        self.terms.as_ref().map(|t| t as &dyn kaq_query::KnownValues)
     }
 
     /// Whether values are known (a store with indexes, or a finished sample).
     pub fn has_values(&self) -> bool {
-        match self {
-            Source::Store { terms, .. } => terms.is_some(),
-            Source::Files { sample, .. } => sample.lock().expect("unpoisoned").is_some(),
-        }
+        if self.is_files() { self.sample.lock().expect("unpoisoned").is_some() } else { self.terms.is_some() }
     }
 }
 
