@@ -1,11 +1,11 @@
 //! A secrets-access report written with the library: who read which Secrets, how often, when
-//! first and last, with the auditIDs as evidence — as a Markdown table.
+//! first and last, with the auditIDs as evidence — as a Markdown table. Uses only the `kaq` crate.
 //!
 //!   cargo run --example secrets_report [LOG…]
 //!
 //! Default input: the shipped sample log.
 
-use kaq_query::{Options, Val, compile};
+use kaq::{Query, Source, Val};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut inputs: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
@@ -15,17 +15,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let query = "resource:secrets verb:(get OR list OR watch) -user_kind:node \
                  | stats count, dc(name) as secrets, values(verb) as verbs, min(time) as first, max(time) as last, values(id) as ids by user \
                  | sort -count";
-    let plan = compile(query, &Options::default()).map_err(|d| d[0].render(query))?;
-    let scanned = kaq_query::scan::scan(&plan, &inputs, &Default::default(), 0, &mut |_| {})?;
-    let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-    let rows = kaq_query::pipeline::run(&steps, scanned.rows);
+    let query = Query::new(query).map_err(|e| e.render())?;
+    let result = Source::Files(inputs).run(&query)?;
+    let rows = &result.rows;
 
     println!("# Secret access\n");
-    let c = scanned.report.counts;
-    println!("{} user(s) read Secrets ({} events searched).\n", rows.len(), c.events + c.skipped);
+    println!("{} user(s) read Secrets ({} events searched).\n", rows.len(), result.stats.read);
     println!("| user | reads | secrets | verbs | first | last | evidence (auditIDs) |");
     println!("|---|---:|---:|---|---|---|---|");
-    for r in &rows {
+    for r in rows {
         let cell = |v: &Val<'_>| v.to_display().replace('|', "\\|");
         let ids = match &r.vals[6] {
             Val::List(ids) if ids.len() > 3 => {

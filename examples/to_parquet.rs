@@ -1,13 +1,9 @@
-//! Embedding the converter: read audit logs with `kaq-input`, build Arrow batches with
-//! `kaq-columnar`, write one time-sorted Parquet file, and count what was rejected.
+//! Embedding the converter: audit logs (files, directories, gzip, cloud exports) into one
+//! time-sorted kaq Parquet file, with what was rejected. Uses only the `kaq` crate.
 //!
 //!   cargo run --release --example to_parquet -- examples/data/sample-audit.log.gz /tmp/sample.parquet
 
-use std::convert::Infallible;
 use std::path::PathBuf;
-
-use kaq_columnar::{SortedParquetWriter, ToBatch, WriteOptions};
-use kaq_input::ReadOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -15,24 +11,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: to_parquet INPUT OUTPUT.parquet");
         std::process::exit(2);
     };
-    let sources = kaq_input::expand(&[input])?.sources;
-    let mut writer = SortedParquetWriter::create(output, WriteOptions::default())?;
-    let mut failed = None;
-    let report = kaq_input::read(&sources, &ReadOptions::default(), &ToBatch::default(), |chunk| {
-        for r in &chunk.rejects {
-            eprintln!("{}:{}: {}", r.source, r.line, r.reason);
-        }
-        if let Some(batch) = chunk.output
-            && failed.is_none()
-        {
-            failed = writer.write(batch).err();
-        }
-        Ok::<(), Infallible>(())
+    let converted = kaq::convert(&[input], output, &kaq::ReadOptions::default(), &mut |r| {
+        eprintln!("{}:{}: {}", r.source, r.line, r.reason);
     })?;
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    let rows = writer.finish()?;
-    println!("{rows} events written to {}; {} rejected", output.display(), report.counts.rejected);
+    println!(
+        "{} events written to {}; {} rejected",
+        converted.rows,
+        output.display(),
+        converted.report.counts.rejected
+    );
     Ok(())
 }

@@ -6,7 +6,6 @@ pub mod diagnostics;
 pub mod input;
 pub mod progress;
 pub mod query;
-pub mod query_parquet;
 pub mod render;
 pub mod repl;
 pub mod report;

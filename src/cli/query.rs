@@ -280,7 +280,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let columns = plan.output_columns();
     let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
     match (format, &args.output) {
-        (Format::Parquet, Some(path)) => super::query_parquet::write(path, plan, &rows)?,
+        (Format::Parquet, Some(path)) => kaq::write_parquet(path, plan.output_columns(), &rows, plan.whole_events)?,
         (_, Some(path)) => {
             let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut out = BufWriter::new(file);

@@ -86,12 +86,14 @@
 
 mod convert;
 mod error;
+mod parquet_out;
 mod query;
 mod source;
 mod store;
 
 pub use convert::{Converted, convert};
 pub use error::Error;
+pub use parquet_out::write_parquet;
 pub use query::{Query, QueryError, QueryOptions};
 pub use source::{DataRange, Explain, QueryResult, Source, Stats};
 pub use store::Store;

@@ -82,8 +82,8 @@ impl Query {
         self.plan.all_stages
     }
 
-    /// The catalogue fields the query reads, in order of first use (`user`, `ip`,
-    /// `request.spec.replicas`, …).
+    /// The catalogue fields the query reads, each once (`user`, `ip`, `request.spec.replicas`,
+    /// …), in the order the compiled plan holds them.
     pub fn fields(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         for s in &self.plan.slots {

@@ -182,6 +182,12 @@ impl QueryResult {
     pub fn record_batches(&self) -> Result<Vec<arrow_array::RecordBatch>, arrow_schema::ArrowError> {
         Ok(vec![kaq_query::arrow::record_batch(&self.columns, &self.rows, self.whole_events)?])
     }
+
+    /// Writes the answer to a Parquet file ([`write_parquet`](crate::write_parquet)): whole
+    /// events in kaq's audit schema, other rows as a typed table.
+    pub fn write_parquet(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        crate::write_parquet(path.as_ref(), &self.columns, &self.rows, self.whole_events)
+    }
 }
 
 /// How a query runs: the logical plan, and over a store the physical plan and the steps it took.
