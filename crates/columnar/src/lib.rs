@@ -27,6 +27,7 @@ mod encode;
 mod error;
 mod handler;
 mod partition;
+pub mod prune;
 pub mod read;
 mod restore;
 mod schema;

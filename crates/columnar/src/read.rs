@@ -2,11 +2,12 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::error::{Error, IoContext};
+use crate::prune::{Pruning, RowGroupStats};
 
 /// Whether the file starts with Parquet's magic bytes.
 pub fn is_parquet(path: &Path) -> bool {
@@ -18,4 +19,142 @@ pub fn is_parquet(path: &Path) -> bool {
 pub fn open(path: &Path, batch_rows: usize) -> Result<ParquetRecordBatchReader, Error> {
     let f = File::open(path).at(path)?;
     Ok(ParquetRecordBatchReaderBuilder::try_new(f)?.with_batch_size(batch_rows).build()?)
+}
+
+/// Why [`par_row_groups`] stopped.
+#[derive(Debug)]
+pub enum ParError {
+    /// A file could not be opened or read.
+    File { path: PathBuf, error: Error },
+    /// The caller's cancel flag was set.
+    Cancelled,
+}
+
+pub struct RowGroupJob<'a> {
+    /// The file, opened before any reading.
+    pub file: &'a SharedFile,
+    pub group: usize,
+    /// The group's first row in its file.
+    pub first_row: u64,
+    /// Rows in the group.
+    pub rows: u64,
+    /// Whether the file has exactly kaq's columns (then dictionaries can be asked for).
+    pub kaq_schema: bool,
+}
+
+/// Runs `job` on every row group of kaq Parquet `files`, on `threads` threads, and returns the
+/// results in file and row-group order. Every file is opened once, before any reading: a handle
+/// keeps a file readable even if a store writer removes it meanwhile (after a compaction).
+/// `cancel` is checked before each row group. Row groups whose column statistics prove that no
+/// row meets one of `prune` are skipped ([`Pruning`]): only for callers that test each row on
+/// its own against a filter that implies those bounds. Also returns the number skipped.
+pub fn par_row_groups<T: Send>(
+    files: &[PathBuf],
+    threads: usize,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+    prune: &Pruning,
+    job: impl Fn(&RowGroupJob<'_>) -> Result<T, Error> + Sync,
+) -> Result<(Vec<T>, u64), ParError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let perr = |path: &Path, e: Error| ParError::File { path: path.to_path_buf(), error: e };
+    let audit = crate::audit_schema();
+    let mut handles: Vec<SharedFile> = Vec::new();
+    // (file, group, first row, rows, kaq schema)
+    let mut jobs: Vec<(usize, usize, u64, u64, bool)> = Vec::new();
+    let mut skipped = 0u64;
+    for (f, path) in files.iter().enumerate() {
+        let file = std::fs::File::open(path).map_err(|e| perr(path, Error::Io { path: path.clone(), error: e }))?;
+        let shared = SharedFile::new(file);
+        let b = ParquetRecordBatchReaderBuilder::try_new(shared.clone()).map_err(|e| perr(path, e.into()))?;
+        if b.schema().field_with_name("id").is_err() {
+            // Scans read only some columns: check what Columns::new would for the whole file.
+            return Err(perr(path, Error::NotKaqParquet("it has no `id` column".into())));
+        }
+        let exact = b.schema().fields().iter().map(|f| f.name()).eq(audit.fields().iter().map(|f| f.name()));
+        let mut start = 0u64;
+        let meta = b.metadata().file_metadata();
+        for (g, rg) in b.metadata().row_groups().iter().enumerate() {
+            let rows = rg.num_rows() as u64;
+            if prune.rules_out(&RowGroupStats { group: rg, file: meta }).is_some() {
+                skipped += 1;
+            } else {
+                jobs.push((f, g, start, rows, exact));
+            }
+            start += rows;
+        }
+        handles.push(shared);
+    }
+    type Slot<T> = Mutex<Option<Result<T, ParError>>>;
+    let results: Vec<Slot<T>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let j = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(f, group, first_row, rows, kaq_schema)) = jobs.get(j) else { return };
+            let r = if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                Err(ParError::Cancelled)
+            } else {
+                job(&RowGroupJob { file: &handles[f], group, first_row, rows, kaq_schema })
+                    .map_err(|e| perr(&files[f], e))
+            };
+            *results[j].lock().expect("unpoisoned") = Some(r);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads.min(jobs.len().max(1)) {
+            s.spawn(work);
+        }
+        work();
+    });
+    let results = results.into_iter().map(|r| r.into_inner().expect("unpoisoned").expect("every job ran"));
+    Ok((results.collect::<Result<Vec<T>, ParError>>()?, skipped))
+}
+
+/// An open file that several threads read at once, by position (`pread`): parquet's reader for
+/// `File` shares one file offset between clones, which threads would race on.
+#[derive(Clone)]
+pub struct SharedFile(std::sync::Arc<std::fs::File>);
+
+impl SharedFile {
+    pub fn new(f: std::fs::File) -> SharedFile {
+        SharedFile(std::sync::Arc::new(f))
+    }
+}
+
+impl parquet::file::reader::Length for SharedFile {
+    fn len(&self) -> u64 {
+        self.0.metadata().map_or(0, |m| m.len())
+    }
+}
+
+/// A reader at a position of a [`SharedFile`], reading with `pread`.
+pub struct PositionedRead {
+    file: std::sync::Arc<std::fs::File>,
+    pos: u64,
+}
+
+impl std::io::Read for PositionedRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl parquet::file::reader::ChunkReader for SharedFile {
+    type T = std::io::BufReader<PositionedRead>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(std::io::BufReader::new(PositionedRead { file: self.0.clone(), pos: start }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; length];
+        self.0.read_exact_at(&mut buf, start).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        Ok(bytes::Bytes::from(buf))
+    }
 }

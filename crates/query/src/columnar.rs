@@ -3,7 +3,7 @@
 //! (by scalar fields) and `timeline` computed as they are read, without a row per event.
 //!
 //! Applies when every stage of every request counts as a row (`--all-stages`, or a store segment
-//! whose auditIDs are all distinct) and the plan's fields are plain columns ([`Direct`]). The
+//! whose auditIDs are all distinct) and the plan's fields are plain columns (`Direct`). The
 //! filter is the same [`crate::eval::eval`]; counts and aggregates go through the same code as the
 //! row path ([`pipeline::count_rows`], [`pipeline::Acc`] and [`pipeline::aggregate_rows`],
 //! [`pipeline::timeline_rows`]), each group's accumulators fed its rows in the same order. Anything
@@ -25,8 +25,10 @@ use crate::eval::{Columns, eval};
 use crate::extract::Getter;
 use crate::pipeline::{self, Acc, Row};
 use crate::plan::{Agg, Plan, Pred, Step};
-use crate::scan::{ScanError, StatBound, columns_mask, par_row_groups};
+use crate::scan::{ScanError, StatBound, columns_mask};
 use crate::value::Val;
+use kaq_columnar::prune::Pruning;
+use kaq_columnar::read::par_row_groups;
 
 /// A getter that reads its value straight from one or more columns.
 #[derive(Debug, Clone, Copy)]
@@ -432,7 +434,7 @@ fn run(
     let dense = std::sync::atomic::AtomicBool::new(false);
     // Each row is tested on its own here: row groups whose statistics prove that no row passes
     // the filter cannot hold a match.
-    let bounds = stat_bounds(plan);
+    let bounds = Pruning { bounds: stat_bounds(plan) };
     // Two phases when the filter needs fewer columns than the rest: the filter's columns for
     // every row, then the others for the matching rows only. Positions need only the first.
     let needed = match kind {
@@ -597,6 +599,27 @@ pub fn stat_bounds(plan: &Plan) -> Vec<StatBound> {
         out.push(bound);
     }
     out
+}
+
+/// The bounds every match of `plan` meets, as one [`Pruning`] for every container of rows: the
+/// store's segments (their time ranges) and Parquet row groups (their column statistics). When a
+/// field of the query has no column of its own, only the `time` bounds are given (from the same
+/// [`crate::plan::column_bounds`]).
+pub fn pruning(plan: &Plan) -> Pruning {
+    if directs(plan).is_some() {
+        return Pruning { bounds: stat_bounds(plan) };
+    }
+    let time = |c: usize| matches!(&plan.slots[c].key, Some(crate::plan::FieldKey::Field(f)) if f.name == "time");
+    let bounds = crate::plan::column_bounds(plan)
+        .into_iter()
+        .filter(|b| time(b.col))
+        .filter_map(|b| match b.bound {
+            crate::plan::Bound::Time(lo, hi) => Some(StatBound::Int { column: "time", lo, hi }),
+            crate::plan::Bound::Present => Some(StatBound::Present { column: "time" }),
+            _ => None,
+        })
+        .collect();
+    Pruning { bounds }
 }
 
 /// The columns [`scan`] reads for `plan`'s fields.

@@ -28,6 +28,7 @@ pub mod columnar;
 pub mod eval;
 mod explain;
 pub mod extract;
+pub mod latest;
 pub mod output;
 pub mod pipeline;
 pub mod plan;

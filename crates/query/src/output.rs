@@ -1,4 +1,4 @@
-//! Result rows as JSON lines and CSV (PRODUCT.md §5): whole events print their JSON; other rows are
+//! Result rows as JSON lines and CSV (docs/query.md, "Output"): whole events print their JSON; other rows are
 //! objects keyed by column name, durations in seconds, times in RFC 3339. CSV text cells that a
 //! spreadsheet would run as formulas get a `'` in front unless asked not to ([`CsvOptions`]).
 

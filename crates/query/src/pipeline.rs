@@ -622,7 +622,7 @@ pub fn timeline_rows(counts: &HashMap<(i64, Val<'static>), i64>, interval: i64, 
 }
 
 /// The rows of an `Aggregate` step whose aggregates are all plain `count`, from the size of each
-/// group (keys of scalar values: no list fans out). As [`aggregate`]: groups in key order, and
+/// group (keys of scalar values: no list fans out). As `aggregate`: groups in key order, and
 /// without `by` one group even when there are no rows.
 pub fn count_rows(mut groups: Vec<(Vec<Val<'static>>, i64)>, by: usize, aggs: usize) -> Vec<Row> {
     if by == 0 && groups.is_empty() {

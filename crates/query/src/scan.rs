@@ -1,19 +1,13 @@
-//! The scan: raw logs (through kaq-input's parallel reader) and kaq Parquet files, filtered on the
-//! decode threads, reduced to the latest stage of each request, then handed to the stages.
+//! The scan: raw logs (through kaq-input's parallel reader) and kaq Parquet files (row groups
+//! read in parallel by kaq-columnar's `par_row_groups`), filtered on the decode threads, reduced
+//! to the latest stage of each request ([`crate::latest`]), then handed to the stages.
 //!
-//! Latest stage per request: each event gets a global position (its order in the input). Events
-//! that match keep their row; events that do not match (or lines the prefilter skipped) leave only
-//! their request's identity ([`RequestKey`]) and [`Latest`] key. At the end, a matching event is
-//! kept when no other record of its request is later by (stage rank, stageTimestamp, time,
-//! position).
-//!
-//! A request is its auditID *and* what every stage of one request repeats: the received time,
-//! the verb, the URI and the user. The API server takes the auditID from the client's `Audit-ID`
-//! header when one is sent, so two requests can carry one auditID; keyed by the auditID alone,
-//! one would hide the other.
+//! Each event gets a global position (its order in the input). Events that match keep their row;
+//! events that do not match (or lines the prefilter skipped) leave only their request's identity
+//! and what decides its latest stage; the [`Collector`] settles the rule at the end.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use kaq_input::{EventHandler, ReadOptions, Reject, Report, Source};
@@ -22,167 +16,20 @@ use memchr::memmem::Finder;
 
 use crate::eval::{Columns, eval};
 use crate::extract::Getter;
+pub use crate::latest::{
+    Collector, Finished, Found, IDENTITY_COLUMNS, IdKey, Identities, Latest, NeedsRescan, RequestKey, finish_one,
+    request_digest, stage_rank,
+};
+use crate::latest::{Hit, Stage, latest_of, widen_times};
 use crate::pipeline::Row;
 use crate::plan::Plan;
 use crate::prefilter::Prefilter;
 use crate::value::Val;
-
-/// The order of stages: a request's latest stage is its highest.
-pub fn stage_rank(stage: Option<&str>) -> u8 {
-    match stage {
-        Some("RequestReceived") => 0,
-        Some("ResponseStarted") => 1,
-        Some("Panic") => 3,
-        // ResponseComplete, and anything unknown or missing, counts as a finished request.
-        _ => 2,
-    }
-}
-
-/// An auditID, compactly: UUIDs as 128-bit numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum IdKey {
-    Uuid(u128),
-    Other(Box<str>),
-}
-
-impl IdKey {
-    pub fn new(id: &str) -> IdKey {
-        parse_uuid(id).map_or_else(|| IdKey::Other(id.into()), IdKey::Uuid)
-    }
-
-    /// The auditID as written.
-    pub fn text(&self) -> String {
-        match self {
-            IdKey::Other(s) => s.to_string(),
-            IdKey::Uuid(v) => {
-                let h = format!("{v:032x}");
-                format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-            }
-        }
-    }
-}
-
-/// Lowercase canonical UUIDs only (the API server's form); anything else is kept as text, so two
-/// spellings of one UUID stay different, exactly as their strings are.
-fn parse_uuid(s: &str) -> Option<u128> {
-    /// Hex digit values; 0xFF for anything that is not a lowercase hex digit.
-    const HEX: [u8; 256] = {
-        let mut t = [0xFFu8; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
-    };
-    let b = s.as_bytes();
-    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
-        return None;
-    }
-    let (mut v, mut bad) = (0u128, 0u8);
-    for part in [&b[0..8], &b[9..13], &b[14..18], &b[19..23], &b[24..36]] {
-        let mut x = 0u64;
-        for &c in part {
-            let d = HEX[c as usize];
-            bad |= d;
-            x = (x << 4) | u64::from(d & 0xF);
-        }
-        v = (v << (4 * part.len())) | u128::from(x);
-    }
-    (bad & 0xF0 == 0).then_some(v)
-}
-
-/// The identity of a request: its auditID, and a digest of what all stages of one request share
-/// (`requestReceivedTimestamp`, `verb`, `requestURI`, `user.username`). Records are stages of one
-/// request exactly when their keys are equal. The digest is SipHash under a key drawn at random
-/// per process, so a log cannot be written to make two requests collide (and the key is never
-/// stored: it only compares records read by one process).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestKey {
-    pub id: IdKey,
-    pub request: u64,
-}
-
-impl RequestKey {
-    pub fn of(ev: &Event<'_>) -> RequestKey {
-        RequestKey { id: IdKey::new(ev.audit_id.as_deref().unwrap_or("")), request: request_digest(ev) }
-    }
-}
-
-/// The digest of what every stage of one request repeats ([`RequestKey`]).
-pub fn request_digest(ev: &Event<'_>) -> u64 {
-    use std::hash::BuildHasher;
-    static KEY: LazyLock<std::collections::hash_map::RandomState> =
-        LazyLock::new(std::collections::hash_map::RandomState::new);
-    KEY.hash_one((
-        ev.request_received,
-        ev.verb.as_deref(),
-        ev.request_uri.as_deref(),
-        ev.user.as_ref().and_then(|u| u.username.as_deref()),
-    ))
-}
-
-/// The columns of kaq's Parquet schema that [`RequestKey::of`] and [`Latest`] read from a
-/// restored event (`unmapped` says whether `requestReceivedTimestamp` was absent).
-pub const IDENTITY_COLUMNS: &[&str] = &["id", "stage", "stage_time", "time", "verb", "uri", "user", "unmapped"];
-
-/// What decides which record of a request is its latest: the stage's rank, then the latest
-/// `stageTimestamp`, then the latest `time` (absent ones first); the position read decides last.
-/// Positions alone would do for logs, but a store's segments are sorted by time: with the
-/// timestamps first, files and stores pick the same record (a stable sort by time keeps the order
-/// read among equal times).
-pub type Latest = (u8, i64, i64);
-
-fn latest_of(ev: &Event<'_>) -> Latest {
-    (stage_rank(ev.stage.as_deref()), ev.stage_timestamp.unwrap_or(i64::MIN), ev.derived.time.unwrap_or(i64::MIN))
-}
-
-/// A matching event.
-struct Hit {
-    pos: u64,
-    key: RequestKey,
-    rank: Latest,
-    row: Row,
-}
-
-/// An event that did not match: only what decides which stage is the latest.
-struct Stage {
-    pos: u64,
-    /// For a `quick` line, only the auditID is known: `request` is 0 and not compared.
-    key: RequestKey,
-    rank: Latest,
-    /// A line the prefilter skipped: its auditID and stage were read by byte search, its
-    /// timestamps and the rest of its identity were not, and it was not validated. If it could be
-    /// the latest record of a matching request (it shares the auditID of one, at the same stage
-    /// or later), the scan is redone without the prefilter ([`NeedsRescan`]).
-    quick: bool,
-}
-
-/// A line skipped by the prefilter may decide a matching request's latest stage: the answer needs
-/// a scan that decodes every line.
-#[derive(Debug)]
-pub struct NeedsRescan;
-
-/// One chunk's findings. Positions count from the chunk's start.
-#[derive(Default)]
-pub struct Found {
-    hits: Vec<Hit>,
-    others: Vec<Stage>,
-    /// Events (and skipped lines) seen in the chunk.
-    n: u64,
-    /// The earliest and latest `time` of the events tested (not of lines the prefilter skipped).
-    times: Option<(i64, i64)>,
-    /// The distinct values of each of [`Plan::watch`]'s slots among the events tested.
-    seen: Seen,
-}
+pub use kaq_columnar::prune::StatBound;
+use kaq_columnar::read::{ParError, par_row_groups};
 
 /// Distinct values of the watched slots ([`Plan::watch`], in its order) among the events tested;
-/// `None` for a slot with more than [`SEEN_MAX`] of them.
+/// `None` for a slot with more than `SEEN_MAX` (1000) of them.
 #[derive(Debug, Default, Clone)]
 pub struct Seen(pub Vec<Option<HashSet<String>>>);
 
@@ -214,7 +61,7 @@ impl Seen {
         }
     }
 
-    fn merge(&mut self, other: Seen) {
+    pub(crate) fn merge(&mut self, other: Seen) {
         if self.0.len() < other.0.len() {
             self.0.resize_with(other.0.len(), || Some(HashSet::new()));
         }
@@ -227,36 +74,6 @@ impl Seen {
                 _ => None,
             };
         }
-    }
-}
-
-impl Found {
-    /// Sets the position the next event gets (for callers that test selected rows of a file and
-    /// want positions to be row numbers), and with it the count of events seen.
-    pub fn seek(&mut self, pos: u64) {
-        self.n = pos;
-    }
-
-    /// The auditIDs of the matching events so far.
-    pub fn hit_ids(&self) -> impl Iterator<Item = &IdKey> {
-        self.hits.iter().map(|h| &h.key.id)
-    }
-
-    /// Adds the findings of another pass over the same chunk (other rows of the same file).
-    pub fn merge(&mut self, mut other: Found) {
-        self.hits.append(&mut other.hits);
-        self.others.append(&mut other.others);
-        self.n = self.n.max(other.n);
-        self.times = widen_times(self.times, other.times);
-        self.seen.merge(other.seen);
-    }
-}
-
-/// The smallest range holding both.
-fn widen_times(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
-    match (a, b) {
-        (Some((l1, h1)), Some((l2, h2))) => Some((l1.min(l2), h1.max(h2))),
-        (a, b) => a.or(b),
     }
 }
 
@@ -303,7 +120,7 @@ impl<'p> Scan<'p> {
     }
 
     /// Tests one event; `text` is its JSON as read (`None` for Parquet rows).
-    pub fn handle(&self, found: &mut Found, ev: &Event<'_>, text: Option<&str>) {
+    pub(crate) fn handle(&self, found: &mut Found, ev: &Event<'_>, text: Option<&str>) {
         let pos = found.n;
         found.n += 1;
         if let Some(t) = ev.derived.time {
@@ -334,7 +151,7 @@ impl<'p> Scan<'p> {
     /// Tests an event restored from Parquet, after the checks decoding makes on logs
     /// ([`kaq_schema::redact::sanitize`]): a file written with `--keep-secrets`, by another tool
     /// or by an older kaq is redacted unless secrets are kept, before the filter sees it.
-    pub fn handle_restored(&self, found: &mut Found, mut ev: Event<'_>) {
+    pub(crate) fn handle_restored(&self, found: &mut Found, mut ev: Event<'_>) {
         kaq_schema::redact::sanitize(&mut ev, self.keep_secrets);
         self.handle(found, &ev, None);
     }
@@ -492,51 +309,12 @@ pub enum ScanError {
     Unsupported(String),
 }
 
-/// The requests of an input, by identity ([`RequestKey`]): how many records, how many
-/// requests, and which auditIDs more than one request carries.
-#[derive(Debug, Default)]
-pub struct Identities {
-    /// Records read.
-    pub records: u64,
-    /// The requests of each auditID (for an auditID carried by one request, one).
-    requests: HashMap<IdKey, Vec<u64>>,
-}
-
-impl Identities {
-    pub fn add(&mut self, ev: &Event<'_>) {
-        self.records += 1;
-        let k = RequestKey::of(ev);
-        let r = self.requests.entry(k.id).or_default();
-        if !r.contains(&k.request) {
-            r.push(k.request);
+impl From<ParError> for ScanError {
+    fn from(e: ParError) -> ScanError {
+        match e {
+            ParError::File { path, error } => ScanError::Parquet { path, error },
+            ParError::Cancelled => ScanError::Cancelled,
         }
-    }
-
-    fn merge(&mut self, other: Identities) {
-        self.records += other.records;
-        for (id, rs) in other.requests {
-            let r = self.requests.entry(id).or_default();
-            for q in rs {
-                if !r.contains(&q) {
-                    r.push(q);
-                }
-            }
-        }
-    }
-
-    /// Distinct requests.
-    pub fn requests(&self) -> u64 {
-        self.requests.values().map(|r| r.len() as u64).sum()
-    }
-
-    /// The auditIDs that more than one request carries.
-    pub fn reused(&self) -> std::collections::HashSet<IdKey> {
-        self.requests.iter().filter(|(_, r)| r.len() > 1).map(|(id, _)| id.clone()).collect()
-    }
-
-    /// Requests whose auditID another request also carries.
-    pub fn requests_sharing_an_id(&self) -> u64 {
-        self.requests.values().filter(|r| r.len() > 1).map(|r| r.len() as u64).sum()
     }
 }
 
@@ -603,7 +381,7 @@ pub fn parquet_identities(
     cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<Identities, ScanError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let (found, _) = par_row_groups(files, threads, cancel, &[], |job| {
+    let (found, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| {
         let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
         let mask = columns_mask(IDENTITY_COLUMNS, b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
@@ -718,7 +496,7 @@ fn slot_columns(plan: &Plan, latest: bool) -> Vec<&'static str> {
 }
 
 /// The projection of [`projection`]'s columns in a file's schema.
-pub fn projection_mask(
+pub(crate) fn projection_mask(
     plan: &Plan,
     arrow: &arrow_schema::Schema,
     parquet: &parquet::schema::types::SchemaDescriptor,
@@ -730,7 +508,7 @@ pub fn projection_mask(
 }
 
 /// The projection of the named columns in a file's schema.
-pub fn columns_mask(
+pub(crate) fn columns_mask(
     cols: &[&str],
     arrow: &arrow_schema::Schema,
     parquet: &parquet::schema::types::SchemaDescriptor,
@@ -739,6 +517,43 @@ pub fn columns_mask(
         parquet,
         arrow.fields().iter().enumerate().filter(|(_, f)| cols.contains(&f.name().as_str())).map(|(i, _)| i),
     )
+}
+
+/// Reads the given rows (sorted row numbers) of a kaq Parquet file, only the columns `plan`
+/// needs, and tests each as the event at its row number; the findings count `total` rows, so that
+/// positions stay row numbers when several files' findings are collected (a store's segments, for
+/// the latest-stage rule: [`Collector`]).
+pub fn test_rows(plan: &Plan, path: &std::path::Path, rows: &[u64], total: u64) -> Result<Found, ScanError> {
+    use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+    let named = |error: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error };
+    let mut found = Found::default();
+    if !rows.is_empty() {
+        let handler = Scan::new(plan, false);
+        let file = std::fs::File::open(path)
+            .map_err(|error| named(kaq_columnar::Error::Io { path: path.to_path_buf(), error }))?;
+        let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
+        let selection = RowSelection::from_consecutive_ranges(ranges, total as usize);
+        let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| named(e.into()))?;
+        let mask = projection_mask(plan, b.schema(), b.parquet_schema());
+        let reader = b
+            .with_projection(mask)
+            .with_row_selection(selection)
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| named(e.into()))?;
+        let mut k = 0;
+        for batch in reader {
+            let batch = batch.map_err(|e| named(e.into()))?;
+            let cols = kaq_columnar::Columns::projected(&batch).map_err(named)?;
+            for i in 0..batch.num_rows() {
+                found.seek(rows[k]);
+                handler.handle_restored(&mut found, cols.event(i).map_err(named)?);
+                k += 1;
+            }
+        }
+    }
+    found.seek(total);
+    Ok(found)
 }
 
 /// Reads Parquet files row group by row group on `threads` threads, restoring each row to an
@@ -752,7 +567,7 @@ fn scan_parquet(
 ) -> Result<u64, ScanError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     // No row group is skipped here: under the latest-stage rule any row may be a later stage.
-    let (found, _) = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), &[], |job| {
+    let (found, _) = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), &Default::default(), |job| {
         let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
         let mask = projection_mask(handler.plan, b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
@@ -780,329 +595,6 @@ fn scan_parquet(
         collect.add(f);
     }
     Ok(rows)
-}
-
-/// A condition every row that can pass a caller's filter meets, checked against a row group's
-/// column statistics ([`par_row_groups`]): a row group whose statistics prove no row meets it is
-/// skipped. Each holds on the file's column values exactly as the caller's filter reads them
-/// (the caller maps its bounds, [`crate::plan::column_bounds`], to the columns).
-#[derive(Debug, Clone, PartialEq)]
-pub enum StatBound {
-    /// The value of an integer column (INT32, or INT64 such as the timestamps) is in `lo..=hi`.
-    Int { column: &'static str, lo: Option<i64>, hi: Option<i64> },
-    /// The value of a byte-array (UTF-8) column lies within these ends, `(bytes, inclusive)`,
-    /// compared byte-wise (as `str` compares).
-    Bytes { column: &'static str, lo: Option<(Vec<u8>, bool)>, hi: Option<(Vec<u8>, bool)> },
-    /// The column is not null.
-    Present { column: &'static str },
-    /// `stage_time − time` (both not null) is in `lo..=hi`.
-    Latency { lo: Option<i64>, hi: Option<i64> },
-}
-
-/// Whether a row group's statistics prove that no row meets `bound`. No statistics, or
-/// statistics whose order is not the one the bound compares by: not proved.
-fn stats_rule_out(
-    rg: &parquet::file::metadata::RowGroupMetaData,
-    meta: &parquet::file::metadata::FileMetaData,
-    bound: &StatBound,
-) -> bool {
-    use parquet::basic::{ColumnOrder, SortOrder};
-    use parquet::file::statistics::Statistics;
-    let rows = rg.num_rows() as u64;
-    let leaf = |name: &str| meta.schema_descr().columns().iter().position(|c| c.path().string() == name);
-    let stats = |name: &str| leaf(name).and_then(|l| rg.column(l).statistics().map(|s| (l, s)));
-    // Every row null: nothing is in any range, nothing is present.
-    let all_null = |st: &Statistics| rows > 0 && st.null_count_opt() == Some(rows);
-    // Integer min/max, when compared as signed numbers (the order of kaq's integer columns).
-    let ints = |l: usize, st: &Statistics| -> Option<(i64, i64)> {
-        if matches!(meta.column_order(l), ColumnOrder::TYPE_DEFINED_ORDER(SortOrder::UNSIGNED)) {
-            return None;
-        }
-        match st {
-            Statistics::Int32(v) => Some((i64::from(*v.min_opt()?), i64::from(*v.max_opt()?))),
-            Statistics::Int64(v) => Some((*v.min_opt()?, *v.max_opt()?)),
-            _ => None,
-        }
-    };
-    let outside = |(min, max): (i64, i64), lo: Option<i64>, hi: Option<i64>| {
-        hi.is_some_and(|h| min > h) || lo.is_some_and(|l| max < l)
-    };
-    match bound {
-        StatBound::Present { column } => stats(column).is_some_and(|(_, st)| all_null(st)),
-        StatBound::Int { column, lo, hi } => {
-            stats(column).is_some_and(|(l, st)| all_null(st) || ints(l, st).is_some_and(|mm| outside(mm, *lo, *hi)))
-        }
-        StatBound::Bytes { column, lo, hi } => stats(column).is_some_and(|(l, st)| {
-            if all_null(st) {
-                return true;
-            }
-            // Byte-wise (unsigned) order, in the current fields: a truncated min is a prefix of
-            // the min, a truncated max is rounded up, so both still bound the values.
-            let unsigned = matches!(meta.column_order(l), ColumnOrder::TYPE_DEFINED_ORDER(SortOrder::UNSIGNED));
-            let Statistics::ByteArray(v) = st else { return false };
-            if !unsigned || st.is_min_max_deprecated() {
-                return false;
-            }
-            let (Some(min), Some(max)) = (v.min_opt(), v.max_opt()) else { return false };
-            let (min, max) = (min.data(), max.data());
-            let above =
-                hi.as_ref().is_some_and(|(h, incl)| if *incl { min > h.as_slice() } else { min >= h.as_slice() });
-            let below =
-                lo.as_ref().is_some_and(|(l, incl)| if *incl { max < l.as_slice() } else { max <= l.as_slice() });
-            above || below
-        }),
-        StatBound::Latency { lo, hi } => {
-            let (Some((lt, t)), Some((ls, s))) = (stats("time"), stats("stage_time")) else { return false };
-            if all_null(t) || all_null(s) {
-                return true;
-            }
-            let (Some((t_min, t_max)), Some((s_min, s_max))) = (ints(lt, t), ints(ls, s)) else { return false };
-            // A row's latency is its stage_time − its time: within these.
-            match (s_min.checked_sub(t_max), s_max.checked_sub(t_min)) {
-                (Some(min), Some(max)) => outside((min, max), *lo, *hi),
-                _ => false,
-            }
-        }
-    }
-}
-
-/// One row group of a file a Parquet scan reads ([`par_row_groups`]).
-pub(crate) struct RowGroupJob<'a> {
-    /// The file, opened before any reading.
-    pub file: &'a SharedFile,
-    pub group: usize,
-    /// The group's first row in its file.
-    pub first_row: u64,
-    /// Rows in the group.
-    pub rows: u64,
-    /// Whether the file has exactly kaq's columns (then dictionaries can be asked for).
-    pub kaq_schema: bool,
-}
-
-/// Runs `job` on every row group of kaq Parquet `files`, on `threads` threads, and returns the
-/// results in file and row-group order. Every file is opened once, before any reading: a handle
-/// keeps a file readable even if a store writer removes it meanwhile (after a compaction).
-/// `cancel` is checked before each row group. Row groups whose column statistics prove that no
-/// row meets one of `prune` are skipped ([`StatBound`]): only for callers that test each row on
-/// its own against a filter that implies those bounds. Also returns the number skipped.
-pub(crate) fn par_row_groups<T: Send>(
-    files: &[PathBuf],
-    threads: usize,
-    cancel: Option<&std::sync::atomic::AtomicBool>,
-    prune: &[StatBound],
-    job: impl Fn(&RowGroupJob<'_>) -> Result<T, kaq_columnar::Error> + Sync,
-) -> Result<(Vec<T>, u64), ScanError> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let perr = |path: &Path, e: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error: e };
-    let audit = kaq_columnar::audit_schema();
-    let mut handles: Vec<SharedFile> = Vec::new();
-    // (file, group, first row, rows, kaq schema)
-    let mut jobs: Vec<(usize, usize, u64, u64, bool)> = Vec::new();
-    let mut skipped = 0u64;
-    for (f, path) in files.iter().enumerate() {
-        let file = std::fs::File::open(path)
-            .map_err(|e| perr(path, kaq_columnar::Error::Io { path: path.clone(), error: e }))?;
-        let shared = SharedFile::new(file);
-        let b = ParquetRecordBatchReaderBuilder::try_new(shared.clone()).map_err(|e| perr(path, e.into()))?;
-        if b.schema().field_with_name("id").is_err() {
-            // Scans read only some columns: check what Columns::new would for the whole file.
-            return Err(perr(path, kaq_columnar::Error::NotKaqParquet("it has no `id` column".into())));
-        }
-        let exact = b.schema().fields().iter().map(|f| f.name()).eq(audit.fields().iter().map(|f| f.name()));
-        let mut start = 0u64;
-        let meta = b.metadata().file_metadata();
-        for (g, rg) in b.metadata().row_groups().iter().enumerate() {
-            let rows = rg.num_rows() as u64;
-            if prune.iter().any(|p| stats_rule_out(rg, meta, p)) {
-                skipped += 1;
-            } else {
-                jobs.push((f, g, start, rows, exact));
-            }
-            start += rows;
-        }
-        handles.push(shared);
-    }
-    type Slot<T> = Mutex<Option<Result<T, ScanError>>>;
-    let results: Vec<Slot<T>> = jobs.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let work = || {
-        loop {
-            let j = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(f, group, first_row, rows, kaq_schema)) = jobs.get(j) else { return };
-            let r = if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                Err(ScanError::Cancelled)
-            } else {
-                job(&RowGroupJob { file: &handles[f], group, first_row, rows, kaq_schema })
-                    .map_err(|e| perr(&files[f], e))
-            };
-            *results[j].lock().expect("unpoisoned") = Some(r);
-        }
-    };
-    std::thread::scope(|s| {
-        for _ in 1..threads.min(jobs.len().max(1)) {
-            s.spawn(work);
-        }
-        work();
-    });
-    let results = results.into_iter().map(|r| r.into_inner().expect("unpoisoned").expect("every job ran"));
-    Ok((results.collect::<Result<Vec<T>, ScanError>>()?, skipped))
-}
-
-/// An open file that several threads read at once, by position (`pread`): parquet's reader for
-/// `File` shares one file offset between clones, which threads would race on.
-#[derive(Clone)]
-pub(crate) struct SharedFile(std::sync::Arc<std::fs::File>);
-
-impl SharedFile {
-    pub(crate) fn new(f: std::fs::File) -> SharedFile {
-        SharedFile(std::sync::Arc::new(f))
-    }
-}
-
-impl parquet::file::reader::Length for SharedFile {
-    fn len(&self) -> u64 {
-        self.0.metadata().map_or(0, |m| m.len())
-    }
-}
-
-/// A reader at a position of a [`SharedFile`], reading with `pread`.
-pub(crate) struct PositionedRead {
-    file: std::sync::Arc<std::fs::File>,
-    pos: u64,
-}
-
-impl std::io::Read for PositionedRead {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl parquet::file::reader::ChunkReader for SharedFile {
-    type T = std::io::BufReader<PositionedRead>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        Ok(std::io::BufReader::new(PositionedRead { file: self.0.clone(), pos: start }))
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; length];
-        self.0.read_exact_at(&mut buf, start).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
-        Ok(bytes::Bytes::from(buf))
-    }
-}
-
-/// Resolves the latest stages of one chunk's findings (see [`crate::run_on_text`]).
-pub fn finish_one(found: Found, all_stages: bool) -> Result<Vec<Row>, NeedsRescan> {
-    let mut c = Collector::default();
-    c.add(found);
-    c.finish(all_stages)
-}
-
-/// Gathers chunks in input order and resolves the latest stages at the end.
-#[derive(Default)]
-pub struct Collector {
-    base: u64,
-    times: Option<(i64, i64)>,
-    seen: Seen,
-    hits: Vec<Hit>,
-    others: Vec<Stage>,
-}
-
-impl Collector {
-    /// Adds the next chunk's findings (chunks in input order).
-    pub fn add(&mut self, mut f: Found) {
-        for h in &mut f.hits {
-            h.pos += self.base;
-        }
-        for o in &mut f.others {
-            o.pos += self.base;
-        }
-        self.base += f.n;
-        self.times = widen_times(self.times, f.times);
-        self.seen.merge(std::mem::take(&mut f.seen));
-        self.hits.append(&mut f.hits);
-        self.others.append(&mut f.others);
-    }
-
-    /// The rows kept: every hit with all stages, else the hits that are their request's latest.
-    pub fn finish(self, all_stages: bool) -> Result<Vec<Row>, NeedsRescan> {
-        self.finish_counting(all_stages).map(|f| f.rows)
-    }
-
-    /// [`Collector::finish`], and how many of the requests kept share their auditID with another
-    /// request among the records read.
-    pub fn finish_counting(self, all_stages: bool) -> Result<Finished, NeedsRescan> {
-        // Requests per auditID among the records read whole (hits, and others decoded).
-        let mut requests: HashMap<&IdKey, (u64, bool)> = HashMap::new();
-        fn note<'k>(requests: &mut HashMap<&'k IdKey, (u64, bool)>, k: &'k RequestKey) {
-            let e = requests.entry(&k.id).or_insert((k.request, false));
-            e.1 |= e.0 != k.request;
-        }
-        for h in &self.hits {
-            note(&mut requests, &h.key);
-        }
-        if all_stages {
-            for o in self.others.iter().filter(|o| !o.quick) {
-                note(&mut requests, &o.key);
-            }
-            let reused = |h: &Hit| requests.get(&h.key.id).is_some_and(|r| r.1);
-            let ids_reused = self.hits.iter().filter(|h| reused(h)).count() as u64;
-            return Ok(Finished { rows: self.hits.into_iter().map(|h| h.row).collect(), ids_reused });
-        }
-        // The latest (rank, position) per request among hits, then among the others.
-        let mut best: HashMap<&RequestKey, (Latest, u64)> = HashMap::with_capacity(self.hits.len());
-        for h in &self.hits {
-            let e = best.entry(&h.key).or_insert((h.rank, h.pos));
-            *e = (*e).max((h.rank, h.pos));
-        }
-        // A skipped line is known by its auditID only: it may be a record of any matching
-        // request of that auditID.
-        let mut lowest_stage: HashMap<&IdKey, u8> = HashMap::with_capacity(best.len());
-        for (k, b) in &best {
-            let e = lowest_stage.entry(&k.id).or_insert(b.0.0);
-            *e = (*e).min(b.0.0);
-        }
-        let mut superseded: std::collections::HashSet<&RequestKey> = std::collections::HashSet::new();
-        if !best.is_empty() {
-            for o in &self.others {
-                if o.quick {
-                    if lowest_stage.get(&o.key.id).is_some_and(|s| o.rank.0 >= *s) {
-                        return Err(NeedsRescan);
-                    }
-                    continue;
-                }
-                if lowest_stage.contains_key(&o.key.id) {
-                    note(&mut requests, &o.key);
-                }
-                if best.get(&o.key).is_some_and(|b| (o.rank, o.pos) > *b) {
-                    superseded.insert(&o.key);
-                }
-            }
-        }
-        let keep: Vec<bool> = self
-            .hits
-            .iter()
-            .map(|h| !superseded.contains(&h.key) && best.get(&h.key) == Some(&(h.rank, h.pos)))
-            .collect();
-        let reused = |h: &Hit| requests.get(&h.key.id).is_some_and(|r| r.1);
-        let ids_reused = self.hits.iter().zip(&keep).filter(|(h, k)| **k && reused(h)).count() as u64;
-        let rows = self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row).collect();
-        Ok(Finished { rows, ids_reused })
-    }
-}
-
-/// What [`Collector::finish_counting`] keeps.
-pub struct Finished {
-    pub rows: Vec<Row>,
-    /// Rows kept whose auditID another request also carries (among the records read: with every
-    /// stage kept, among the matching ones).
-    pub ids_reused: u64,
 }
 
 #[cfg(test)]

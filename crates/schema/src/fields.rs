@@ -1,5 +1,5 @@
 //! The field catalogue: the one list of fields that the query language, the Parquet schema, the
-//! index and the REPL's completion all come from (PRODUCT.md §3).
+//! index and the REPL's completion all come from (docs/schema.md, "The field catalogue").
 
 /// The type of a field as the query language sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

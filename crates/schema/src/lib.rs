@@ -7,7 +7,7 @@
 //!   the derived fields ([`Derived`]);
 //! - [`Event::to_json`]: back to audit JSON, semantically equal to the input;
 //! - [`FIELDS`]: the one catalogue of queryable fields;
-//! - [`visible`]: log text made safe to show on a terminal (control characters and bidi overrides
+//! - [`visible`](mod@visible): log text made safe to show on a terminal (control characters and bidi overrides
 //!   as escapes), JSON kept JSON, CSV cells kept from running as formulas.
 //!
 //! ```

@@ -101,7 +101,10 @@ impl Store {
 
     /// Writes `m` as the new manifest, atomically.
     pub(crate) fn commit(&mut self, mut m: Manifest) -> Result<(), Error> {
-        assert!(self.lock.is_some(), "commit without the writer lock");
+        if self.lock.is_none() {
+            // A handle opened for reading: writing through it would race the real writer.
+            return Err(Error::ReadOnly(self.dir.clone()));
+        }
         m.generation = self.manifest.generation + 1;
         let tmp = self.dir.join(format!(".MANIFEST.{}.tmp", m.generation));
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).at(&tmp)?;

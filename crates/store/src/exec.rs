@@ -187,8 +187,7 @@ impl Store {
     ) -> Result<Option<(Vec<kaq_query::Row>, u64, u64)>, Error> {
         let plan = &physical.plan;
         let cancelled = || read.cancelled().then_some(Error::Scan(kaq_query::scan::ScanError::Cancelled));
-        let handler = kaq_query::scan::Scan::new(plan, false);
-        let ierr = |path: &Path, why: String| Error::Index { path: path.to_path_buf(), why };
+        let ierr = |path: &Path, error: index::IndexError| Error::Index { path: path.to_path_buf(), error };
         // Every segment for the latest-stage pass; with every stage kept, those searched.
         let segs: Vec<(&Segment, &SegmentPlan)> = self
             .manifest
@@ -223,7 +222,8 @@ impl Store {
             let dir = self.dir.join(SEGMENTS).join(s.usable_index().expect("indexed"));
             let idx = index::SegmentIndex::open(&dir).map_err(|w| ierr(&dir, w))?;
             let path = &p.path;
-            let mut by_id = |ids: &[String]| ids::rows_with_ids(path, ids).map_err(|e| e.to_string());
+            let mut by_id =
+                |ids: &[String]| ids::rows_with_ids(path, ids).map_err(|e| index::IndexError::Lookup(Box::new(e)));
             // As decided for the segments searched (`physical_plan`).
             let bodies = all_have_bodies(segs.iter().filter(|x| x.1.searched).map(|x| x.0));
             seen_rows.push(idx.candidates(plan, bodies, &mut by_id).map_err(|w| ierr(&dir, w))?.unwrap_or_default());
@@ -258,7 +258,7 @@ impl Store {
         // Segments not searched give no rows, but count theirs: positions stay row numbers of
         // the whole store, so the latest-stage rule orders records as the full scan does.
         for ((s, p), rows) in segs.iter().zip(&seen_rows) {
-            founds.push(read_selected(plan, &handler, &p.path, rows, s.rows)?);
+            founds.push(kaq_query::scan::test_rows(plan, &p.path, rows, s.rows)?);
         }
         if !plan.all_stages {
             let before = read_rows;
@@ -291,7 +291,7 @@ impl Store {
                         outside.0 += more.len() as u64;
                         outside.1 += 1;
                     }
-                    founds[k].merge(read_selected(plan, &handler, &p.path, &more, s.rows)?);
+                    founds[k].merge(kaq_query::scan::test_rows(plan, &p.path, &more, s.rows)?);
                 }
             }
             let pruned = segs.iter().filter(|(_, p)| !p.searched).count();
@@ -305,10 +305,9 @@ impl Store {
         for f in founds {
             collect.add(f);
         }
-        let finished = collect.finish_counting(plan.all_stages).map_err(|_| Error::Index {
-            path: self.dir.clone(),
-            why: "a row was skipped without being read (never happens on segments)".into(),
-        })?;
+        let finished = collect
+            .finish_counting(plan.all_stages)
+            .map_err(|_| Error::Index { path: self.dir.clone(), error: index::IndexError::Skipped })?;
         trace.push(TraceStep::Kept { rows: finished.rows.len() as u64 });
         Ok(Some((finished.rows, read_rows, finished.ids_reused)))
     }
@@ -317,41 +316,6 @@ impl Store {
 /// An error reading a segment file, naming it.
 pub(crate) fn segment_error(path: &Path, error: kaq_columnar::Error) -> Error {
     Error::Scan(kaq_query::scan::ScanError::Parquet { path: path.to_path_buf(), error })
-}
-
-/// Reads the given rows (sorted) of a segment file, testing each as the event at position `row`;
-/// the result counts `total` rows so that positions stay row numbers across segments.
-pub(crate) fn read_selected(
-    plan: &kaq_query::Plan,
-    handler: &kaq_query::scan::Scan<'_>,
-    path: &Path,
-    rows: &[u64],
-    total: u64,
-) -> Result<kaq_query::scan::Found, Error> {
-    use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
-    let mut found = kaq_query::scan::Found::default();
-    if !rows.is_empty() {
-        let perr = |e: parquet::errors::ParquetError| segment_error(path, e.into());
-        let file = File::open(path).at(path)?;
-        let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
-        let selection = RowSelection::from_consecutive_ranges(ranges, total as usize);
-        let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
-        let mask = kaq_query::scan::projection_mask(plan, b.schema(), b.parquet_schema());
-        let reader =
-            b.with_projection(mask).with_row_selection(selection).with_batch_size(8192).build().map_err(perr)?;
-        let mut k = 0;
-        for batch in reader {
-            let batch = batch.map_err(|e| segment_error(path, e.into()))?;
-            let cols = kaq_columnar::Columns::projected(&batch).map_err(|e| segment_error(path, e))?;
-            for i in 0..batch.num_rows() {
-                found.seek(rows[k]);
-                handler.handle_restored(&mut found, cols.event(i).map_err(|e| segment_error(path, e))?);
-                k += 1;
-            }
-        }
-    }
-    found.seek(total);
-    Ok(found)
 }
 
 /// A query's answer over a store.
@@ -388,7 +352,7 @@ impl QueryResult {
         Ok(vec![kaq_query::arrow::record_batch(&self.columns, &self.rows, self.whole_events)?])
     }
 
-    /// The rows as JSON lines (PRODUCT.md §5).
+    /// The rows as JSON lines (docs/query.md, "Output").
     pub fn json_lines(&self) -> Vec<String> {
         self.rows.iter().map(|r| kaq_query::output::json_line(r, &self.columns)).collect()
     }

@@ -27,8 +27,8 @@ use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, T
 /// version is not used, its segment is scanned). 1: built from restored events, with `client_ip`
 /// and `peer_ip` fields and addresses as written. 2: built from the Arrow batches as they are
 /// written; addresses normalised, one `ip` field for every address. 3: without the dense keyword
-/// fields and `code`. 4: values too long for a term also get the [`LONG`] term. 5: the request and
-/// response objects' values by path ([`BODIES`]). Indexes of versions 4 and 5 are used (a
+/// fields and `code`. 4: values too long for a term also get the `LONG` term. 5: the request and
+/// response objects' values by path (`BODIES`). Indexes of versions 4 and 5 are used (a
 /// version 4 index narrows no body condition).
 pub const VERSION: u32 = 5;
 
@@ -130,12 +130,33 @@ fn normalize(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// What went wrong with a segment's index (the store's [`Error::Index`](crate::Error::Index)
+/// names the directory).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the index builder panicked")]
+    Panicked,
+    /// The index and its segment disagree.
+    #[error("holds {indexed} rows, the segment {rows}")]
+    Rows { indexed: u64, rows: u64 },
+    /// A row the index pointed to was skipped without being read (never happens on segments).
+    #[error("a row was skipped without being read")]
+    Skipped,
+    /// Looking up the rows of auditIDs in the segment (its bloom filters) failed.
+    #[error("{0}")]
+    Lookup(Box<crate::Error>),
+}
+
 /// Builds a segment's index from its rows as the segment file is written ([`RowSink`]): the
 /// rows go to a thread that makes the documents and feeds tantivy, in parallel with the Parquet
 /// encoding.
 pub struct Builder {
     tx: Option<SyncSender<Msg>>,
-    thread: Option<std::thread::JoinHandle<Result<Built, String>>>,
+    thread: Option<std::thread::JoinHandle<Result<Built, IndexError>>>,
 }
 
 /// What a [`Builder`] indexed.
@@ -184,11 +205,11 @@ impl Builder {
     }
 
     /// Waits for the index to be written (after the writer, and so every sink, is gone).
-    pub fn finish(mut self) -> Result<Built, String> {
+    pub fn finish(mut self) -> Result<Built, IndexError> {
         drop(self.tx.take());
         match self.thread.take().expect("running").join() {
             Ok(r) => r,
-            Err(_) => Err("the index builder panicked".into()),
+            Err(_) => Err(IndexError::Panicked),
         }
     }
 }
@@ -202,20 +223,16 @@ impl Drop for Builder {
     }
 }
 
-fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, String> {
+fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
     let s = schema();
-    let start = || -> Result<IndexWriter, String> {
+    let start = || -> Result<IndexWriter, IndexError> {
         let _ = std::fs::remove_dir_all(dir);
         // Private from the start (the store's own directories are 0700): what tantivy writes in
         // it is out of reach of others until the segment is committed and its files made 0600.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        let index = Index::create_in_dir(dir, schema()).map_err(|e| e.to_string())?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let index = Index::create_in_dir(dir, schema())?;
         register(&index);
-        let w: IndexWriter = index.writer_with_num_threads(2, 1 << 30).map_err(|e| e.to_string())?;
+        let w: IndexWriter = index.writer_with_num_threads(2, 1 << 30)?;
         w.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
         Ok(w)
     };
@@ -235,7 +252,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, String> {
     let mut ids: std::collections::HashSet<u64> = std::collections::HashSet::new();
     let mut ids_unique = true;
     // Whatever happens, the channel is drained so that the writer never blocks on it.
-    let mut failed: Option<String> = None;
+    let mut failed: Option<IndexError> = None;
     for msg in rx {
         if failed.is_some() {
             continue;
@@ -263,8 +280,8 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, String> {
     if let Some(e) = failed {
         return Err(e);
     }
-    w.commit().map_err(|e| e.to_string())?;
-    w.wait_merging_threads().map_err(|e| e.to_string())?;
+    w.commit()?;
+    w.wait_merging_threads()?;
     Ok(Built { rows: row, ids_unique })
 }
 
@@ -281,7 +298,7 @@ fn add_batch(
     bodies: &[(Field, usize)],
     row_f: Field,
     row: &mut u64,
-) -> Result<(), String> {
+) -> Result<(), IndexError> {
     let body_cols: Vec<(Field, &StringArray)> =
         bodies.iter().map(|&(f, c)| (f, batch.column(c).as_string::<i32>())).collect();
     let mut terms = Vec::new();
@@ -346,7 +363,7 @@ fn add_batch(
                 }
             }
         }
-        w.add_document(doc).map_err(|e| e.to_string())?;
+        w.add_document(doc)?;
         *row += 1;
     }
     Ok(())
@@ -416,7 +433,7 @@ fn number(x: f64) -> String {
 }
 
 /// Gives the rows (sorted) holding some auditIDs.
-pub type IdRows<'a> = dyn FnMut(&[String]) -> Result<Vec<u64>, String> + 'a;
+pub type IdRows<'a> = dyn FnMut(&[String]) -> Result<Vec<u64>, IndexError> + 'a;
 
 /// An opened segment index.
 pub struct SegmentIndex {
@@ -439,8 +456,8 @@ pub enum Cand {
 }
 
 impl SegmentIndex {
-    pub fn open(dir: &Path) -> Result<SegmentIndex, String> {
-        let index = Index::open_in_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    pub fn open(dir: &Path) -> Result<SegmentIndex, IndexError> {
+        let index = Index::open_in_dir(dir)?;
         register(&index);
         let schema = index.schema();
         Ok(SegmentIndex { index, schema })
@@ -449,14 +466,14 @@ impl SegmentIndex {
     /// The rows that may match `plan`'s filter, or `None` when the index cannot narrow it;
     /// `ids` gives the rows holding some auditIDs. With `bodies`, conditions on the request and
     /// response objects are narrowed too (indexes of version 5).
-    pub fn candidates(&self, plan: &Plan, bodies: bool, ids: &mut IdRows<'_>) -> Result<Option<Vec<u64>>, String> {
+    pub fn candidates(&self, plan: &Plan, bodies: bool, ids: &mut IdRows<'_>) -> Result<Option<Vec<u64>>, IndexError> {
         let Some(cand) = translate(&plan.filter, plan, bodies) else { return Ok(None) };
-        let searcher = self.index.reader().map_err(|e| e.to_string())?.searcher();
+        let searcher = self.index.reader()?.searcher();
         self.rows(&searcher, cand, ids).map(Some)
     }
 
-    fn rows(&self, searcher: &tantivy::Searcher, cand: Cand, ids: &mut IdRows<'_>) -> Result<Vec<u64>, String> {
-        let search = |q: &dyn Query| searcher.search(q, &Rows).map_err(|e| e.to_string());
+    fn rows(&self, searcher: &tantivy::Searcher, cand: Cand, ids: &mut IdRows<'_>) -> Result<Vec<u64>, IndexError> {
+        let search = |q: &dyn Query| searcher.search(q, &Rows).map_err(IndexError::from);
         match cand {
             c if !c.has_ids() => search(self.query(searcher, c)?.as_ref()),
             Cand::Ids(list) => ids(&list),
@@ -485,15 +502,15 @@ impl SegmentIndex {
     }
 
     /// The tantivy query of a candidate tree without auditIDs.
-    fn query(&self, searcher: &tantivy::Searcher, cand: Cand) -> Result<Box<dyn Query>, String> {
+    fn query(&self, searcher: &tantivy::Searcher, cand: Cand) -> Result<Box<dyn Query>, IndexError> {
         Ok(match cand {
             Cand::Query(q) => q,
             Cand::ValueWords(name, words) => {
                 let f = field(&self.schema, name);
                 let mut terms = Vec::new();
                 for seg in searcher.segment_readers() {
-                    let inv = seg.inverted_index(f).map_err(|e| e.to_string())?;
-                    let mut stream = inv.terms().stream().map_err(|e| e.to_string())?;
+                    let inv = seg.inverted_index(f)?;
+                    let mut stream = inv.terms().stream()?;
                     while stream.advance() {
                         let Ok(value) = std::str::from_utf8(stream.key()) else { continue };
                         let have: Vec<String> = kaq_query::plan::literal::words(value).collect();
@@ -509,14 +526,14 @@ impl SegmentIndex {
                 let f = field(&self.schema, name);
                 let mut terms: Vec<Term> = exact.iter().map(|t| Term::from_field_text(f, t)).collect();
                 for seg in searcher.segment_readers() {
-                    let inv = seg.inverted_index(f).map_err(|e| e.to_string())?;
+                    let inv = seg.inverted_index(f)?;
                     for p in &prefixes {
                         let range = inv.terms().range().ge(p.as_bytes());
                         let range = match crate::terms::prefix_end(p.as_bytes()) {
                             Some(end) => range.lt(end),
                             None => range,
                         };
-                        let mut stream = range.into_stream().map_err(|e| e.to_string())?;
+                        let mut stream = range.into_stream()?;
                         while stream.advance() {
                             if let Ok(t) = std::str::from_utf8(stream.key()) {
                                 terms.push(Term::from_field_text(f, t));

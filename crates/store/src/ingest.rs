@@ -442,10 +442,10 @@ impl Store {
             // The index over the same rows (row = Parquet row), built while the file was written.
             let tmp = seg.index_tmp.clone();
             let built =
-                seg.index.take().expect("open").finish().map_err(|why| Error::Index { path: tmp.clone(), why })?;
+                seg.index.take().expect("open").finish().map_err(|error| Error::Index { path: tmp.clone(), error })?;
             if built.rows != seg.rows {
-                let why = format!("holds {} rows, the segment {}", built.rows, seg.rows);
-                return Err(Error::Index { path: tmp, why });
+                let error = index::IndexError::Rows { indexed: built.rows, rows: seg.rows };
+                return Err(Error::Index { path: tmp, error });
             }
             let index_name = format!("seg-{:06}.index", seg.id);
             let seg_dir = self.dir.join(SEGMENTS);

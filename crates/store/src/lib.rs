@@ -1,5 +1,5 @@
 //! kaq's store: a directory of immutable, time-sorted Parquet segments and a manifest naming the
-//! live ones (PRODUCT.md §7).
+//! live ones (docs/store.md).
 //!
 //! ```text
 //! kaq-store/                 0700
@@ -20,7 +20,7 @@
 //!   one again adds nothing, and a file that grew or was rotated (renamed, compressed) adds only
 //!   what follows (`inputs`). [`Store::follow`] keeps reading files as they grow (`follow`).
 //! - **Damage found, not answered.** Every segment file's size and CRC-32, and a checksum of the
-//!   manifest itself, are recorded at commit and checked where it is cheap ([`verify`]);
+//!   manifest itself, are recorded at commit and checked where it is cheap (the `verify` module);
 //!   [`Store::verify`] checks everything.
 //! - **One writer** (an exclusive lock on `LOCK`, with a clear error for the second), any number of
 //!   readers, also during a commit: readers take the manifest as it was when they opened, and
@@ -74,8 +74,8 @@ pub enum Error {
     TooNew { path: PathBuf, found: u32 },
     #[error("{path}: another kaq is writing to this store{holder}; try again when it is done")]
     Locked { path: PathBuf, holder: String },
-    #[error("{path}: index: {why}")]
-    Index { path: PathBuf, why: String },
+    #[error("{path}: index: {error}")]
+    Index { path: PathBuf, error: index::IndexError },
     /// A store file is not as committed (its size or CRC-32 differs from the manifest's record).
     #[error("{path}: damaged: {why}; `kaq verify` checks the whole store")]
     Damaged { path: PathBuf, why: String },
@@ -83,6 +83,9 @@ pub enum Error {
         "{path} was ingested before ({was} bytes) and has changed since ({now} bytes); a JSON document or Parquet file cannot be resumed: ingest it into another store"
     )]
     Changed { path: PathBuf, was: u64, now: u64 },
+    /// A write through a handle opened for reading ([`Store::open`]).
+    #[error("{0}: this store handle was opened for reading; open it with `Store::open_writer` to change it")]
+    ReadOnly(PathBuf),
     #[error("{path}: cannot follow: {why}")]
     Follow { path: PathBuf, why: String },
     #[error(transparent)]

@@ -28,7 +28,7 @@ pub struct Segment {
     pub max_time: Option<i64>,
     pub bytes: u64,
     /// Every file of the segment (the Parquet file, then its index's) with its size and CRC-32,
-    /// recorded at commit ([`verify`]; absent in stores written before: "no digest recorded").
+    /// recorded at commit (the `verify` module; absent in stores written before: "no digest recorded").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileSum>,
 }
@@ -45,7 +45,7 @@ impl Segment {
     }
 }
 
-/// One ingested input file (see [`inputs`](crate::inputs) for how files are recognised).
+/// One ingested input file (see the `inputs` module for how files are recognised).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ingested {
     /// The path as given, made absolute (when it was last read).
@@ -88,7 +88,7 @@ pub struct Manifest {
     /// written since for rotations it may not have read.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub followed: std::collections::BTreeMap<String, i64>,
-    /// CRC-32 of the manifest's text without this value ([`verify`]; absent in older stores).
+    /// CRC-32 of the manifest's text without this value (the `verify` module; absent in older stores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
 }

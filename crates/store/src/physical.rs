@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use kaq_columnar::prune::PruningStats;
 use kaq_query::Plan;
 use serde::Serialize;
 
@@ -97,21 +98,18 @@ impl Store {
         let plan = if only_records { Plan { all_stages: true, ..plan.clone() } } else { plan.clone() };
         let identities_first = plan.needs_reused_ids();
 
-        // Segments whose time range cannot hold a match (rows without a time pass no time
-        // condition) are not searched.
-        let (lo, hi) = kaq_query::plan::time_bounds(&plan);
+        // Segments whose statistics (the manifest's time range) rule out every match are not
+        // searched: the same bounds the scans prune row groups with.
+        let pruning = kaq_query::columnar::pruning(&plan);
         let mut segments: Vec<SegmentPlan> = self
             .manifest
             .segments
             .iter()
             .zip(self.segment_paths())
             .map(|(s, path)| {
-                let outside = match (s.min_time, s.max_time) {
-                    (Some(min), Some(max)) => hi.is_some_and(|h| min >= h) || lo.is_some_and(|l| max < l),
-                    _ => false,
-                };
-                let pruned = outside.then(|| "its time range lies outside the time bounds".to_string());
-                SegmentPlan { id: s.id, path, rows: s.rows, searched: !outside, pruned, read: !outside }
+                let pruned = pruning.rules_out(s).map(|b| format!("no row can meet {b}"));
+                let searched = pruned.is_none();
+                SegmentPlan { id: s.id, path, rows: s.rows, searched, pruned, read: searched }
             })
             .collect();
         let searched: Vec<&Segment> =
@@ -174,6 +172,28 @@ impl PhysicalPlan {
     /// The rows of the segments searched.
     pub fn rows_searched(&self) -> u64 {
         self.searched().map(|s| s.rows).sum()
+    }
+}
+
+/// What a segment's manifest entry tells of its rows: the range and presence of `time`.
+impl PruningStats for Segment {
+    fn num_rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn null_count(&self, column: &str) -> Option<u64> {
+        (column == "time").then(|| self.timed_rows.map(|w| self.rows.saturating_sub(w)))?
+    }
+
+    fn int_range(&self, column: &str) -> Option<(i64, i64)> {
+        match (column, self.min_time, self.max_time) {
+            ("time", Some(lo), Some(hi)) => Some((lo, hi)),
+            _ => None,
+        }
+    }
+
+    fn bytes_range(&self, _column: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+        None
     }
 }
 

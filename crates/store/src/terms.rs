@@ -75,7 +75,7 @@ impl Store {
         for s in &self.manifest.segments {
             let Some(name) = &s.index else { continue };
             let dir = self.dir.join(SEGMENTS).join(name);
-            let ierr = |e: tantivy::TantivyError| Error::Index { path: dir.clone(), why: e.to_string() };
+            let ierr = |e: tantivy::TantivyError| Error::Index { path: dir.clone(), error: e.into() };
             let index = Index::open_in_dir(&dir).map_err(ierr)?;
             readers.push(index.reader().map_err(ierr)?.searcher());
         }
@@ -172,7 +172,7 @@ impl Terms {
 
 /// What a query's warnings ask of a store: whether a keyword value occurs in it, from the term
 /// dictionaries for indexed fields (every live segment must have its index) and from the columns
-/// for the fields in [`COUNTED`]. Other fields: `None`.
+/// for the fields in `COUNTED`. Other fields: `None`.
 impl kaq_query::KnownValues for Terms {
     fn holds(&self, field: &str, value: &str) -> Option<bool> {
         if self.segments.is_empty() || value.len() > MAX_TERM || field == "ip" {

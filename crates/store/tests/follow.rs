@@ -1,4 +1,4 @@
-//! Files that grow and rotate: resumed ingests and `follow` (PRODUCT.md §7: re-running an ingest,
+//! Files that grow and rotate: resumed ingests and `follow` (docs/store.md: re-running an ingest,
 //! or restarting `--follow`, resumes without loss or duplicates; `--follow` follows rotation).
 //!
 //! The log is the shipped sample's lines, written out piece by piece; after every scenario the

@@ -1,4 +1,4 @@
-//! The library API of PRODUCT.md §9: create, ingest (a path, a reader), query with typed rows and
+//! The library API of docs/library.md: create, ingest (a path, a reader), query with typed rows and
 //! Arrow batches, explain, and typed errors.
 
 use kaq_query::Val;
