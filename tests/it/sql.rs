@@ -202,3 +202,64 @@ fn since_and_until_prune_hive_partitions() {
     let sql = String::from_utf8(o.stdout).unwrap();
     assert!(sql.contains("CAST(`date` AS STRING) >= '2026-11-20'") && !sql.contains("hour"), "{sql}");
 }
+
+/// The same events spread over three days (each auditID's records moved together, so requests
+/// keep their stages).
+fn over_days(events: Vec<Value>) -> Vec<Value> {
+    let mut ids: Vec<String> = Vec::new();
+    events
+        .into_iter()
+        .map(|mut e| {
+            let id = e["auditID"].as_str().unwrap_or("").to_string();
+            let i = ids.iter().position(|x| *x == id).unwrap_or_else(|| {
+                ids.push(id);
+                ids.len() - 1
+            });
+            let shift = (i % 3) as i64 * 86_400_000_000;
+            for k in ["requestReceivedTimestamp", "stageTimestamp"] {
+                if let Some(t) = e[k].as_str().and_then(kaq_schema::time::parse_rfc3339) {
+                    e[k] = json!(kaq_schema::time::format_micros(t.micros + shift));
+                }
+            }
+            e
+        })
+        .collect()
+}
+
+fn has_spark(py: &str) -> bool {
+    if Command::new("java").arg("-version").output().is_err() {
+        skip("java is not installed (.ci/run installs openjdk-17-jre-headless)");
+        return false;
+    }
+    let ok = Command::new(py).args(["-c", "import pyspark"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        skip("pyspark is not installed in KAQ_PYTHON's environment (.ci/run installs it)");
+    }
+    ok
+}
+
+#[test]
+fn spark_answers_as_kaq_query_does_over_a_hive_archive() {
+    let Some(py) = python() else { return };
+    if !has_spark(&py) {
+        return;
+    }
+    let dir = tmp();
+    let log = write_log(dir.path(), &over_days(events(400)));
+    let pq = dir.path().join("audit.parquet");
+    assert!(convert(&log, &pq, &["-q"]).status.success());
+    let hive = dir.path().join("archive");
+    let o = run(&["convert", log.to_str().unwrap(), "--out-dir", hive.to_str().unwrap(), "--partition-by", "hour", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&hive).unwrap().count(), 3, "three days");
+    // Spark takes seconds a statement: the PRODUCT.md examples, the other forms, and as many
+    // random queries as KAQ_SPARK_QUERIES says (8).
+    let n = std::env::var("KAQ_SPARK_QUERIES").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
+    let mut queries: Vec<String> = EXAMPLES.iter().chain(MORE).map(|s| s.to_string()).collect();
+    queries.extend(random_queries(n));
+    let (cases, refused) = manifest(&queries, &pq, hive.to_str().unwrap(), "spark", &[]);
+    let out = diff(&py, "spark", &cases, dir.path());
+    eprintln!("{out}{refused} statements refused (JSON paths)");
+    assert!(out.contains(&format!("{} passed, 0 failed", cases.len())), "{out}");
+    assert!(cases.len() > queries.len(), "most queries translate");
+}
