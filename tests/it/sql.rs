@@ -263,3 +263,38 @@ fn spark_answers_as_kaq_query_does_over_a_hive_archive() {
     assert!(out.contains(&format!("{} passed, 0 failed", cases.len())), "{out}");
     assert!(cases.len() > queries.len(), "most queries translate");
 }
+
+#[test]
+fn trino_statements_parse_as_trino() {
+    let Some(py) = python() else { return };
+    let ok = Command::new(&py).args(["-c", "import sqlglot"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        skip("sqlglot is not installed in KAQ_PYTHON's environment (.ci/run installs it)");
+        return;
+    }
+    let mut queries: Vec<String> = EXAMPLES.iter().chain(MORE).map(|s| s.to_string()).collect();
+    queries.extend(random_queries(150));
+    let mut statements = Vec::new();
+    for q in &queries {
+        for all in [false, true] {
+            let mut args = vec!["sql", "--dialect", "trino", "--from", "hive.audit.events", "--partitioned-by", "hour"];
+            if all {
+                args.push("--all-stages");
+            }
+            args.extend(["--since", "2026-11-19", "--", q.as_str()]);
+            let o = run(&args);
+            if o.status.code() == Some(2) && stderr(&o).contains("not expressible in trino SQL") {
+                continue;
+            }
+            assert!(o.status.success(), "kaq sql {q:?}: {}", stderr(&o));
+            statements.push(json!({"query": q, "sql": String::from_utf8(o.stdout).unwrap()}));
+        }
+    }
+    assert!(statements.len() > queries.len(), "most queries translate");
+    let dir = tmp();
+    let path = dir.path().join("trino.json");
+    std::fs::write(&path, serde_json::to_vec(&statements).unwrap()).unwrap();
+    let o = Command::new(&py).arg(repo().join("tests/python/sql_parse.py")).arg("trino").arg(&path).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("{} passed, 0 failed", statements.len())), "{out}{}", String::from_utf8_lossy(&o.stderr));
+}
