@@ -10,6 +10,7 @@ pub mod render;
 pub mod repl;
 pub mod report;
 pub mod saved;
+pub mod sql;
 pub mod store;
 
 /// Whether an error comes from writing to a closed pipe (`kaq … | head`): not worth a message.

@@ -182,6 +182,11 @@ impl Glob {
         Glob { pattern: pattern.chars().collect(), prefix }
     }
 
+    /// The pattern as written (`*` any run, `?` one character).
+    pub fn pattern(&self) -> String {
+        self.pattern.iter().collect()
+    }
+
     /// The literal runs between wildcards (for prefilters).
     pub fn literals(&self) -> Vec<String> {
         let s: String = self.pattern.iter().collect();
