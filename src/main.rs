@@ -35,6 +35,7 @@ enum Command {
     Convert(cli::convert::ConvertArgs),
     Repl(cli::repl::ReplArgs),
     Demo(cli::demo::DemoArgs),
+    Report(cli::compliance::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => cli::convert::run(args),
         Command::Repl(args) => cli::repl::run(args),
         Command::Demo(args) => cli::demo::run(args),
+        Command::Report(args) => cli::compliance::run(args),
     };
     match result {
         Ok(code) => code,
