@@ -181,13 +181,8 @@ fn compliance(args: ComplianceArgs) -> anyhow::Result<ExitCode> {
     if lo.is_some_and(|lo| lo >= hi) {
         bail!("the period is empty: --since {} is not before --until ({})", args.since, when(hi));
     }
-    let opts = Options {
-        now_us,
-        all_stages: false,
-        since: lo.map(when),
-        until: Some(when(hi)),
-        macros: Default::default(),
-    };
+    let opts =
+        Options { now_us, all_stages: false, since: lo.map(when), until: Some(when(hi)), macros: Default::default() };
 
     let store_dir = super::store::store_dir(args.store.as_ref());
     let use_store = args.inputs.is_empty()
@@ -223,11 +218,7 @@ fn compliance(args: ComplianceArgs) -> anyhow::Result<ExitCode> {
         max_record_size: args.input.max_record_size,
         ..ReadOptions::default()
     };
-    let period = format!(
-        "{} to {} (end excluded)",
-        lo.map_or_else(|| "the first event".to_string(), when),
-        when(hi)
-    );
+    let period = format!("{} to {} (end excluded)", lo.map_or_else(|| "the first event".to_string(), when), when(hi));
     let mut meta = vec![
         ("Generated".to_string(), when(now_us)),
         ("Period".to_string(), period),

@@ -65,9 +65,11 @@ pub fn read(path: &Path) -> anyhow::Result<Alerts> {
         let group = match m.get("group") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Object(o)) => {
-                o.iter().map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect::<Vec<_>>().join(", ")
-            }
+            Some(Value::Object(o)) => o
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .collect::<Vec<_>>()
+                .join(", "),
             Some(other) => other.to_string(),
         };
         let ids_key = ["ids", "audit_ids", "auditIDs"].into_iter().find(|k| m.contains_key(*k));
@@ -128,7 +130,10 @@ pub fn section(alerts: Option<&Alerts>, since: Option<i64>, until: i64, cap: usi
         let why = "No alerts file was given (--alerts ALERTS.jsonl, as `kaq detect` writes it): this report does not say \
                    whether any detection rule fired.";
         let section = Section { id: "alerts".into(), title, paras: vec![why.into()], chart: None, grids: Vec::new() };
-        return (section, vec![Cell::Text("Alerts".into()), Cell::Status(Status::Info), Cell::Text("no alerts file given".into())]);
+        return (
+            section,
+            vec![Cell::Text("Alerts".into()), Cell::Status(Status::Info), Cell::Text("no alerts file given".into())],
+        );
     };
     let time = |t: &Option<String>| t.as_deref().and_then(kaq_schema::time::parse_rfc3339).map(|p| p.micros);
     let inside = |a: &&Alert| {
@@ -159,7 +164,19 @@ pub fn section(alerts: Option<&Alerts>, since: Option<i64>, until: i64, cap: usi
     }
     let items = by_sev
         .iter()
-        .map(|(s, n)| (s.clone(), *n, if rank(s) <= 1 { Tone::Bad } else if rank(s) == 2 { Tone::Warn } else { Tone::Plain }))
+        .map(|(s, n)| {
+            (
+                s.clone(),
+                *n,
+                if rank(s) <= 1 {
+                    Tone::Bad
+                } else if rank(s) == 2 {
+                    Tone::Warn
+                } else {
+                    Tone::Plain
+                },
+            )
+        })
         .collect();
     let rows = list
         .iter()
@@ -197,7 +214,11 @@ pub fn section(alerts: Option<&Alerts>, since: Option<i64>, until: i64, cap: usi
             empty: "No alert in the period.".into(),
         }],
     };
-    let why = format!("{} alert{} in the period ({high} critical or high)", list.len(), if list.len() == 1 { "" } else { "s" });
+    let why = format!(
+        "{} alert{} in the period ({high} critical or high)",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" }
+    );
     let st = if list.is_empty() { Status::Pass } else { Status::Info };
     (section, vec![Cell::Text("Alerts".into()), Cell::Status(st), Cell::Text(why)])
 }

@@ -220,8 +220,15 @@ fn chart(o: &mut String, c: &Chart) {
                     thousands(n)
                 );
             }
-            for (x, anchor, t) in [(ml, "start", *lo), (ml + pw / 2.0, "middle", lo + (hi - lo) / 2), (ml + pw, "end", *hi)] {
-                let _ = writeln!(o, "<text x=\"{x}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>", h - 10.0, esc(&short(t)));
+            for (x, anchor, t) in
+                [(ml, "start", *lo), (ml + pw / 2.0, "middle", lo + (hi - lo) / 2), (ml + pw, "end", *hi)]
+            {
+                let _ = writeln!(
+                    o,
+                    "<text x=\"{x}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
+                    h - 10.0,
+                    esc(&short(t))
+                );
             }
             o.push_str("</svg>\n");
             let _ = writeln!(

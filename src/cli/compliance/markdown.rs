@@ -28,7 +28,13 @@ pub fn render(r: &Report) -> String {
          the same events. Each command re-runs one with `kaq query`.\n\n",
     );
     for (i, q) in r.queries.iter().enumerate() {
-        let _ = writeln!(o, "<a id=\"q{n}\"></a>**Q{n}**: {}\n\n```sh\n{}\n```\n", md(&q.purpose), code_block(&q.command), n = i + 1);
+        let _ = writeln!(
+            o,
+            "<a id=\"q{n}\"></a>**Q{n}**: {}\n\n```sh\n{}\n```\n",
+            md(&q.purpose),
+            code_block(&q.command),
+            n = i + 1
+        );
     }
     let _ = writeln!(o, "Made by kaq {}.", env!("CARGO_PKG_VERSION"));
     o
@@ -55,7 +61,13 @@ fn grid(o: &mut String, g: &Grid) {
         let heads: Vec<String> = g.header.iter().map(|h| md(h)).collect();
         let _ = writeln!(o, "| {} |", heads.join(" | "));
         let aligns: Vec<&str> = (0..g.header.len())
-            .map(|i| if g.rows.first().is_some_and(|r| matches!(r.get(i), Some(Cell::Num(..) | Cell::Pct(_)))) { "---:" } else { "---" })
+            .map(|i| {
+                if g.rows.first().is_some_and(|r| matches!(r.get(i), Some(Cell::Num(..) | Cell::Pct(_)))) {
+                    "---:"
+                } else {
+                    "---"
+                }
+            })
             .collect();
         let _ = writeln!(o, "|{}|", aligns.join("|"));
         for row in &g.rows {
