@@ -3,10 +3,11 @@
 //! (CIS Kubernetes Benchmark 3.2.2), as one self-contained HTML page or Markdown.
 //!
 //! `engine` runs kaq queries over a store or files and numbers them; `gather` decides what to
-//! ask and builds the report (`model`) from the answers; `alerts` reads an alerts file; `html`
+//! ask and builds the report (`model`) from the answers, `checks` the AU-3 and CIS sections; `alerts` reads an alerts file; `html`
 //! and `markdown` lay it out, escaping every value (`escape`).
 
 mod alerts;
+mod checks;
 mod engine;
 mod escape;
 mod gather;

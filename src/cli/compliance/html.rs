@@ -42,7 +42,7 @@ pub fn render(r: &Report) -> String {
         esc(&r.title)
     );
     for (k, v) in &r.meta {
-        let _ = writeln!(o, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
+        let _ = writeln!(o, "<dt>{}</dt><dd>{}</dd>", esc(k), prose(v));
     }
     o.push_str("</dl>\n<nav><ol>\n<li><a href=\"#summary\">Summary</a></li>\n");
     for s in &r.sections {
@@ -52,7 +52,7 @@ pub fn render(r: &Report) -> String {
     if !r.notes.is_empty() {
         o.push_str("<div class=\"notes\">\n");
         for n in &r.notes {
-            let _ = writeln!(o, "<p>{}</p>", esc(n));
+            let _ = writeln!(o, "<p>{}</p>", prose(n));
         }
         o.push_str("</div>\n");
     }
@@ -86,10 +86,31 @@ pub fn render(r: &Report) -> String {
     o
 }
 
+/// Prose (the report's own sentences, which may quote values): escaped, then each `…` pair of
+/// backticks made a `<code>` element (the text inside is escaped already).
+fn prose(s: &str) -> String {
+    let e = esc(s);
+    let parts: Vec<&str> = e.split('`').collect();
+    if parts.len() % 2 == 0 {
+        return e; // an odd number of backticks: leave them as they are
+    }
+    let mut out = String::with_capacity(e.len() + 16);
+    for (i, p) in parts.iter().enumerate() {
+        if i % 2 == 1 {
+            out.push_str("<code>");
+            out.push_str(p);
+            out.push_str("</code>");
+        } else {
+            out.push_str(p);
+        }
+    }
+    out
+}
+
 fn section(o: &mut String, s: &Section) {
     let _ = writeln!(o, "<section id=\"{}\">\n<h2>{}</h2>", esc(&s.id), esc(&s.title));
     for p in &s.paras {
-        let _ = writeln!(o, "<p>{}</p>", esc(p));
+        let _ = writeln!(o, "<p>{}</p>", prose(p));
     }
     if let Some(c) = &s.chart {
         chart(o, c);
@@ -120,7 +141,7 @@ fn grid(o: &mut String, g: &Grid) {
         o.push_str("</tbody></table>\n");
     }
     if let Some(n) = &g.note {
-        let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(n));
+        let _ = writeln!(o, "<p class=\"note\">{}</p>", prose(n));
     }
     sources(o, &g.queries);
 }
@@ -278,5 +299,16 @@ fn chart(o: &mut String, c: &Chart) {
             o.push_str("</svg>\n");
             sources(o, q);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prose;
+
+    #[test]
+    fn prose_makes_code_of_backticks_and_nothing_else() {
+        assert_eq!(prose("run `kaq query` on <b>"), "run <code>kaq query</code> on &lt;b&gt;");
+        assert_eq!(prose("a `<i>` b `c"), "a `&lt;i&gt;` b `c");
     }
 }
