@@ -40,9 +40,12 @@ enum ReportKind {
     Compliance(ComplianceArgs),
 }
 
-/// Write a compliance report: who touched Secrets, ConfigMaps and RBAC, who exec'd into pods;
-/// what the records carry (NIST SP 800-53 AU-3); what the log shows of the audit policy (CIS
-/// Kubernetes Benchmark 3.2.2); the alerts that fired.
+/// Write a compliance report for auditors, as one HTML page or Markdown.
+///
+/// Who read, listed, changed or deleted Secrets, ConfigMaps and RBAC objects and who exec'd,
+/// attached or port-forwarded into pods, by identity and namespace, over time; what the records
+/// carry (NIST SP 800-53 AU-3); what the log shows of the audit policy (CIS Kubernetes Benchmark
+/// 3.2.2); the alerts that fired.
 ///
 ///   kaq report compliance --store kaq-store -o report.html
 ///

@@ -95,6 +95,10 @@ fn assert_numbers_match(html: &str, src: &[&str]) {
     }
     let bodies = count("resource:secrets (request:* OR response:*)", src);
     assert_eq!(number(html, "n-cis-secret-bodies"), Some(bodies));
+    // gen-audit's forged Audit-ID: the note gives the count of `id_reused:true`.
+    let reused = count("id_reused:true", src);
+    let said = format!("{} request{} in the period carr", thousands(reused), if reused == 1 { "" } else { "s" });
+    assert_eq!(html.contains(&said), reused > 0, "{said}");
 }
 
 #[test]
@@ -301,6 +305,21 @@ fn alerts_are_read_from_a_file_and_their_absence_is_said() {
     std::fs::write(&alerts, "{\"rule\":\"a\",\"count\":\"many\"}\n").unwrap();
     let o = run(&["report", "compliance", l, "--alerts", a, "-o", dir.path().join("x.html").to_str().unwrap()]);
     assert!(stderr(&o).contains(&format!("{a}:1: `count` must be a whole number")), "{}", stderr(&o));
+}
+
+#[test]
+fn an_empty_period_gives_a_report_that_says_so() {
+    let dir = tmp();
+    let log = hostile_log(dir.path());
+    let args = [log.to_str().unwrap(), "--since", "2030-01-01", "--until", "2030-02-01"];
+    let html = report(&args, &dir.path().join("r.html"));
+    assert_eq!(number(&html, "n-all-total"), Some(0));
+    assert_eq!(number(&html, "n-secrets-total"), Some(0));
+    assert!(html.contains("No request in the period"));
+    let checks = &html[html.find("id=\"summary-checks\"").unwrap()..];
+    let checks = &checks[..checks.find("</table>").unwrap()];
+    assert_eq!(checks.matches("Not shown by the log").count(), 5, "{checks}");
+    assert!(!checks.contains(">Pass<") && !checks.contains(">Fail<"), "{checks}");
 }
 
 #[test]

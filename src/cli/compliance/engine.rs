@@ -38,13 +38,11 @@ pub struct Runner {
     /// Over files: lines rejected (not audit events), from the first query (every query reads
     /// the same lines).
     pub rejected: Option<u64>,
-    /// Matching requests, over all queries' first runs, whose auditID another request carries.
-    pub ids_reused: u64,
 }
 
 impl Runner {
     pub fn new(data: Data, opts: Options, read: ReadOptions) -> Runner {
-        Runner { data, opts, read, queries: Vec::new(), rejected: None, ids_reused: 0 }
+        Runner { data, opts, read, queries: Vec::new(), rejected: None }
     }
 
     /// Runs `text` (the kaq language, bounded by the report's `--since`/`--until`).
@@ -55,16 +53,11 @@ impl Runner {
         })?;
         let columns: Vec<String> = plan.output_columns().iter().map(|c| c.name.clone()).collect();
         let rows = match &self.data {
-            Data::Store(store) => {
-                let r = store.run(&plan, &self.read).with_context(|| format!("running `{text}`"))?;
-                self.ids_reused = self.ids_reused.max(r.ids_reused);
-                r.rows
-            }
+            Data::Store(store) => store.run(&plan, &self.read).with_context(|| format!("running `{text}`"))?.rows,
             Data::Files(inputs) => {
                 let scanned = kaq_query::scan::scan(&plan, inputs, &self.read, 0, &mut |_| {})
                     .with_context(|| format!("running `{text}`"))?;
                 self.rejected.get_or_insert(scanned.report.counts.rejected);
-                self.ids_reused = self.ids_reused.max(scanned.ids_reused);
                 let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
                 kaq_query::pipeline::run(&steps, scanned.rows)
             }

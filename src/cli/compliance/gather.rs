@@ -170,12 +170,15 @@ pub fn gather(run: &mut Runner, scope: Scope) -> anyhow::Result<Report> {
             if n == 1 { "is" } else { "are" }
         ));
     }
-    if run.ids_reused > 0 {
+    let reused = run.run("id_reused:true | count", "requests whose auditID another request also carries")?;
+    if reused.count() > 0 {
         notes.push(format!(
-            "Requests counted here carry an auditID that another request also carries ({} at most in one query): \
-             clients can choose auditIDs (the Audit-ID header). Each request is still counted on its own; \
-             `id_reused:true` finds them.",
-            super::model::thousands(run.ids_reused)
+            "{} in the period {} an auditID that another request also carries (Q{}): clients can choose \
+             auditIDs (the Audit-ID header), and merged logs repeat them. Each is still counted as the request \
+             it is; `id_reused:true` lists them.",
+            requests(reused.count()),
+            if reused.count() == 1 { "carries" } else { "carry" },
+            reused.q
         ));
     }
     let queries = run
