@@ -91,7 +91,7 @@ pub fn render(r: &Report) -> String {
 fn prose(s: &str) -> String {
     let e = esc(s);
     let parts: Vec<&str> = e.split('`').collect();
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         return e; // an odd number of backticks: leave them as they are
     }
     let mut out = String::with_capacity(e.len() + 16);
