@@ -9,13 +9,14 @@ use super::model::{Cell, Chart, Grid, Report, Section, Tone, thousands};
 
 const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d232a;margin:0;background:#f6f7f9}
-main{max-width:1100px;margin:0 auto;padding:24px 32px;background:#fff}
+main{max-width:1320px;margin:0 auto;padding:24px 32px;background:#fff}
 h1{font-size:26px;margin:0 0 8px}h2{font-size:20px;border-bottom:2px solid #d8dde3;padding-bottom:4px;margin-top:36px}
 h3{font-size:15px;margin:22px 0 6px}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:8px 0 16px}dl.meta dt{color:#5a6572}dl.meta dd{margin:0}
 nav ol{columns:2;margin:0 0 8px}
-table{border-collapse:collapse;width:100%;margin:4px 0;font-size:13px}
-th,td{border:1px solid #d8dde3;padding:3px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+table{border-collapse:collapse;width:100%;margin:4px 0;font-size:12.5px}
+th,td{border:1px solid #d8dde3;padding:3px 7px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+.tw{overflow-x:auto}
 th{background:#eef1f4;overflow-wrap:normal}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
 p.src{color:#5a6572;font-size:12px;margin:2px 0 0}p.note{color:#5a6572;font-size:12px;margin:2px 0}
@@ -25,7 +26,7 @@ p.src{color:#5a6572;font-size:12px;margin:2px 0 0}p.note{color:#5a6572;font-size
 .st.partial{background:#fff0cf;color:#8a5a00}.st.unknown{background:#e8eaee;color:#3b4450}.st.info{background:#e0ecfa;color:#1b4f8a}
 svg{display:block;margin:6px 0;max-width:100%;height:auto}
 svg text{font:11px system-ui,sans-serif;fill:#3b4450}
-td.q code{white-space:pre-wrap}td.qn{white-space:nowrap}
+td.nw{white-space:nowrap}td.q code{white-space:pre-wrap}td.qn{white-space:nowrap}
 @media print{body{background:#fff}main{padding:0}h2{break-after:avoid}table{break-inside:auto}}
 ";
 
@@ -89,7 +90,7 @@ pub fn render(r: &Report) -> String {
 /// Prose (the report's own sentences, which may quote values): escaped, then each `…` pair of
 /// backticks made a `<code>` element (the text inside is escaped already).
 fn prose(s: &str) -> String {
-    let e = esc(s);
+    let e = link_queries(&esc(s));
     let parts: Vec<&str> = e.split('`').collect();
     if parts.len().is_multiple_of(2) {
         return e; // an odd number of backticks: leave them as they are
@@ -102,6 +103,28 @@ fn prose(s: &str) -> String {
             out.push_str("</code>");
         } else {
             out.push_str(p);
+        }
+    }
+    out
+}
+
+/// `Q12` (a query's number, as a word) as a link to that query.
+fn link_queries(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        let word_start = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let word_end = b.get(i + 1 + digits).is_none_or(|c| !c.is_ascii_alphanumeric());
+        if b[i] == b'Q' && word_start && digits > 0 && word_end {
+            let n = &s[i + 1..i + 1 + digits];
+            out.push_str(&format!("<a href=\"#q{n}\">Q{n}</a>"));
+            i += 1 + digits;
+        } else {
+            let ch = s[i..].chars().next().expect("a char");
+            out.push(ch);
+            i += ch.len_utf8();
         }
     }
     out
@@ -126,7 +149,7 @@ fn grid(o: &mut String, g: &Grid) {
     if g.rows.is_empty() && !g.empty.is_empty() {
         let _ = writeln!(o, "<p id=\"{}\">{}</p>", esc(&g.id), esc(&g.empty));
     } else {
-        let _ = write!(o, "<table id=\"{}\"><thead><tr>", esc(&g.id));
+        let _ = write!(o, "<div class=\"tw\"><table id=\"{}\"><thead><tr>", esc(&g.id));
         for h in &g.header {
             let _ = write!(o, "<th>{}</th>", esc(h));
         }
@@ -138,7 +161,7 @@ fn grid(o: &mut String, g: &Grid) {
             }
             o.push_str("</tr>\n");
         }
-        o.push_str("</tbody></table>\n");
+        o.push_str("</tbody></table></div>\n");
     }
     if let Some(n) = &g.note {
         let _ = writeln!(o, "<p class=\"note\">{}</p>", prose(n));
@@ -157,10 +180,13 @@ fn sources(o: &mut String, qs: &[usize]) {
 fn cell(o: &mut String, c: &Cell) {
     match c {
         Cell::Text(t) => {
-            let _ = write!(o, "<td>{}</td>", esc(t));
+            // Names such as system:serviceaccount:ns:name may break after their colons.
+            let _ = write!(o, "<td>{}</td>", esc(&cut(t)).replace(':', ":<wbr>"));
         }
         Cell::Mono(t) => {
-            let _ = write!(o, "<td class=\"mono\">{}</td>", esc(t));
+            // A time or an auditID stays on one line.
+            let nw = if t.len() <= 40 && !t.contains(char::is_whitespace) { " nw" } else { "" };
+            let _ = write!(o, "<td class=\"mono{nw}\">{}</td>", esc(&cut(t)));
         }
         Cell::Num(n, Some(id)) => {
             let _ = write!(o, "<td class=\"n\" id=\"{}\">{}</td>", esc(id), thousands(*n));
@@ -174,6 +200,17 @@ fn cell(o: &mut String, c: &Cell) {
         Cell::Status(s) => {
             let _ = write!(o, "<td><span class=\"st {}\">{}</span></td>", s.class(), esc(s.label()));
         }
+    }
+}
+
+/// Characters of a cell shown at most: a longer value (a hostile one, most likely) is cut with `…`
+/// rather than stretching the table; the query gives it whole.
+const CELL_MAX: usize = 200;
+
+fn cut(t: &str) -> std::borrow::Cow<'_, str> {
+    match t.char_indices().nth(CELL_MAX) {
+        Some((i, _)) => format!("{}…", &t[..i]).into(),
+        None => t.into(),
     }
 }
 
@@ -310,5 +347,6 @@ mod tests {
     fn prose_makes_code_of_backticks_and_nothing_else() {
         assert_eq!(prose("run `kaq query` on <b>"), "run <code>kaq query</code> on &lt;b&gt;");
         assert_eq!(prose("a `<i>` b `c"), "a `&lt;i&gt;` b `c");
+        assert_eq!(prose("see Q12, not SQ1 or Q1x"), "see <a href=\"#q12\">Q12</a>, not SQ1 or Q1x");
     }
 }
