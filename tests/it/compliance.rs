@@ -197,7 +197,8 @@ fn hostile_log(dir: &Path) -> PathBuf {
         ),
     ];
     let p = dir.join("hostile.log");
-    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    // And a line that is not an audit event.
+    std::fs::write(&p, lines.join("\n") + "\n{\"kind\":\"Event\",<i>not json\n").unwrap();
     p
 }
 
@@ -247,6 +248,8 @@ fn values_from_the_log_and_the_alerts_file_never_become_markup() {
     assert!(html.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
     assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"), "the alert's rule");
     assert!(!has_raw_controls(&html));
+    assert!(html.contains("1 line of the inputs is not an audit event and is not counted"), "the reject said");
+    assert_eq!(number(&html, "n-all-total"), Some(3));
     assert_eq!(number(&html, "n-secrets-total"), Some(1));
     assert_eq!(number(&html, "n-sessions-total"), Some(1));
 

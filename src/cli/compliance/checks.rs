@@ -103,7 +103,6 @@ pub(super) fn au3(run: &mut Runner, events: u64, all_q: usize) -> anyhow::Result
 /// The checks of CIS Kubernetes Benchmark 3.2.2 that the log itself can show.
 pub(super) fn cis(run: &mut Runner, scope: &Scope) -> anyhow::Result<(Section, Vec<Vec<Cell>>)> {
     let mut grids = Vec::new();
-    let mut summary = Vec::new();
     let mut checks = Vec::new();
 
     // 1. Secrets, ConfigMaps and TokenReviews at Metadata level.
@@ -179,7 +178,6 @@ pub(super) fn cis(run: &mut Runner, scope: &Scope) -> anyhow::Result<(Section, V
         (Status::Pass, "no Secret record carries a body".to_string())
     };
     checks.push(("cis-secret-bodies", "No Secret request or response body is in the log", st, why, vec![bodies.q]));
-    summary.push((nb, bodies.q));
 
     // 3. exec, attach, port-forward and proxy are logged.
     let sess = run.run(

@@ -162,13 +162,14 @@ pub fn gather(run: &mut Runner, scope: Scope) -> anyhow::Result<Report> {
         },
     ];
     if let Some(n) = run.rejected.filter(|&n| n > 0) {
-        notes.push(format!(
-            "{} line{} of the inputs {} not audit events and {} not counted (`kaq query` lists them on stderr).",
-            super::model::thousands(n),
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "is" } else { "are" },
-            if n == 1 { "is" } else { "are" }
-        ));
+        notes.push(if n == 1 {
+            "1 line of the inputs is not an audit event and is not counted (`kaq query` shows it on stderr).".into()
+        } else {
+            format!(
+                "{} lines of the inputs are not audit events and are not counted (`kaq query` shows them on stderr).",
+                super::model::thousands(n)
+            )
+        });
     }
     let reused = run.run("id_reused:true | count", "requests whose auditID another request also carries")?;
     if reused.count() > 0 {
