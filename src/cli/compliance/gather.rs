@@ -6,7 +6,7 @@ use kaq_schema::time::format_micros;
 
 use super::alerts::Alerts;
 use super::engine::Runner;
-use super::model::{Cell, Chart, Grid, Report, Section};
+use super::model::{Cell, Chart, Grid, Report, Section, Tone};
 
 /// What the report covers, decided before running.
 pub struct Scope {
@@ -121,8 +121,14 @@ pub fn gather(run: &mut Runner, scope: Scope) -> anyhow::Result<Report> {
     ]];
     let mut summary_q = vec![all.q, who.q];
     let mut sections = Vec::new();
+    let (mut bars, mut bar_q) = (Vec::new(), Vec::new());
     for area in AREAS {
         let (section, row, qs) = access(run, area, &scope, interval, iv, axis)?;
+        // The area's total: the second cell of its row, from its first query (`… | count`).
+        if let (Some(Cell::Num(n, _)), Some(q)) = (row.get(1), qs.first()) {
+            bars.push((area.title.to_string(), *n, Tone::Plain));
+            bar_q.push(*q);
+        }
         summary_rows.push(row);
         summary_q.extend(qs);
         sections.push(section);
@@ -190,7 +196,8 @@ pub fn gather(run: &mut Runner, scope: Scope) -> anyhow::Result<Report> {
             command: format!("kaq query {}{}", shell_quote(&r.text), scope.rerun),
         })
         .collect();
-    Ok(Report { title: scope.title, meta: scope.meta, notes, summary, sections, queries })
+    let summary_chart = Some(Chart::Bars { items: bars, max: 0, q: bar_q, what: "requests per area".into() });
+    Ok(Report { title: scope.title, meta: scope.meta, notes, summary_chart, summary, sections, queries })
 }
 
 /// One area's section, its row of the summary and the queries that row's numbers come from.

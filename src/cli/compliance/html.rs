@@ -57,6 +57,9 @@ pub fn render(r: &Report) -> String {
         }
         o.push_str("</div>\n");
     }
+    if let Some(c) = &r.summary_chart {
+        chart(&mut o, c);
+    }
     for g in &r.summary {
         grid(&mut o, g);
     }
@@ -311,7 +314,8 @@ fn chart(o: &mut String, c: &Chart) {
             );
             for (i, (label, n, tone)) in items.iter().enumerate() {
                 let y = 4.0 + i as f64 * rh;
-                let len = (*n as f64 / top as f64 * bwid).min(bwid);
+                // Any count shows: a bar of at least 2 px.
+                let len = if *n > 0 { (*n as f64 / top as f64 * bwid).clamp(2.0, bwid) } else { 0.0 };
                 let shown: String = if label.chars().count() > 46 {
                     label.chars().take(45).chain(std::iter::once('…')).collect()
                 } else {

@@ -17,6 +17,9 @@ pub fn render(r: &Report) -> String {
     for n in &r.notes {
         let _ = writeln!(o, "> {}\n", md(n));
     }
+    if let Some(c) = &r.summary_chart {
+        chart(&mut o, c);
+    }
     for g in &r.summary {
         grid(&mut o, g);
     }

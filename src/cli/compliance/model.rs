@@ -8,7 +8,8 @@ pub struct Report {
     pub meta: Vec<(String, String)>,
     /// Things the reader must know (rejected lines, reused auditIDs, an empty period).
     pub notes: Vec<String>,
-    /// The first section: key figures and the checks' outcomes.
+    /// The first section: requests per area, key figures and the checks' outcomes.
+    pub summary_chart: Option<Chart>,
     pub summary: Vec<Grid>,
     pub sections: Vec<Section>,
     /// Every query run, in order (`Q1` is the first), with the command that re-runs it.
