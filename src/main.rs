@@ -36,6 +36,7 @@ enum Command {
     Repl(cli::repl::ReplArgs),
     Demo(cli::demo::DemoArgs),
     Sql(cli::sql::SqlArgs),
+    Report(cli::compliance::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         Command::Repl(args) => cli::repl::run(args),
         Command::Demo(args) => cli::demo::run(args),
         Command::Sql(args) => cli::sql::run(args),
+        Command::Report(args) => cli::compliance::run(args),
     };
     match result {
         Ok(code) => code,

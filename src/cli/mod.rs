@@ -1,5 +1,6 @@
 //! Subcommands and the pieces they share.
 
+pub mod compliance;
 pub mod convert;
 pub mod demo;
 pub mod diagnostics;

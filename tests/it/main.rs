@@ -3,6 +3,7 @@
 mod accounting;
 mod cli;
 mod common;
+mod compliance;
 mod corpus;
 mod entries;
 mod hostile;
