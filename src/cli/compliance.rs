@@ -25,7 +25,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use kaq_input::ReadOptions;
 use kaq_query::{Options, compile};
 
-use engine::{Data, Runner};
+use engine::Runner;
 use gather::{Scope, shell_quote, when};
 
 /// Reports over audit logs or a store.
@@ -197,13 +197,13 @@ fn compliance(args: ComplianceArgs) -> anyhow::Result<ExitCode> {
         let store = kaq_store::Store::open(&store_dir)?;
         let m = store.manifest();
         let text = format!("store {} ({} records)", store_dir.display(), model::thousands(m.rows()));
-        (Data::Store(Box::new(store)), text, format!(" --store {}", shell_quote(&store_dir.display().to_string())))
+        (kaq::Source::store(store.into()), text, format!(" --store {}", shell_quote(&store_dir.display().to_string())))
     } else if args.inputs.is_empty() {
         bail!("no input: give audit logs, directories or kaq Parquet files, or --store DIR (after `kaq ingest`)");
     } else {
         let names: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
         let quoted: Vec<String> = names.iter().map(|n| shell_quote(n)).collect();
-        (Data::Files(args.inputs.clone()), names.join(", "), format!(" {}", quoted.join(" ")))
+        (kaq::Source::Files(args.inputs.clone()), names.join(", "), format!(" {}", quoted.join(" ")))
     };
     let mut rerun = String::new();
     if let Some(s) = &opts.since {

@@ -143,7 +143,8 @@ impl Tr<'_> {
         let src = format!("SELECT {src_cols}, {f} AS _f, {r} AS _r FROM {from}{prune}");
         self.ctes.push(("_src".into(), src));
         // id_reused: the auditIDs several requests carry, over the whole source.
-        let reads_reused = self.plan.slots.iter().any(|s| matches!(&s.key, Some(FieldKey::Field(f)) if f.name == "id_reused"));
+        let reads_reused =
+            self.plan.slots.iter().any(|s| matches!(&s.key, Some(FieldKey::Field(f)) if f.name == "id_reused"));
         let rt = self.received();
         if reads_reused {
             let (id, verb, uri, user) = (d.ident("id"), d.ident("verb"), d.ident("uri"), d.ident("user"));
@@ -256,11 +257,9 @@ impl Tr<'_> {
                     "file_row_number".into(),
                 )
             }
-            (Source::Path { path, .. }, Dialect::Spark) => (
-                format!("parquet.{}", d.ident(path)),
-                "_metadata.file_path".into(),
-                "_metadata.row_index".into(),
-            ),
+            (Source::Path { path, .. }, Dialect::Spark) => {
+                (format!("parquet.{}", d.ident(path)), "_metadata.file_path".into(), "_metadata.row_index".into())
+            }
             (Source::Path { path, .. }, Dialect::Trino) => {
                 return Err(Error {
                     message: format!(
@@ -358,7 +357,9 @@ impl Tr<'_> {
                 "as_extra" => (self.object_text(&c("as_extra")), k(Ty::Object)),
                 "request" => (self.object_text(&c("request")), k(Ty::Object)),
                 "response" => (self.object_text(&c("response")), k(Ty::Object)),
-                "annotations" => (format!("CASE WHEN {} IS NULL THEN NULL ELSE '{{}}' END", c("annotations")), k(Ty::Object)),
+                "annotations" => {
+                    (format!("CASE WHEN {} IS NULL THEN NULL ELSE '{{}}' END", c("annotations")), k(Ty::Object))
+                }
                 name => (c(name), k(Ty::of(f.ty))),
             },
         })
@@ -407,9 +408,7 @@ impl Tr<'_> {
             list = self.d.filter(&format!("flatten({mapped})"), &y, &format!("{y} IS NOT NULL"));
         }
         let x = self.var();
-        let last = format!(
-            "CASE WHEN json_type({x}) = 'ARRAY' THEN json_extract({x}, '$[*]') ELSE [{x}] END"
-        );
+        let last = format!("CASE WHEN json_type({x}) = 'ARRAY' THEN json_extract({x}, '$[*]') ELSE [{x}] END");
         let leaves = format!("flatten({})", self.d.transform(&list, &x, &last));
         let y = self.var();
         Ok(self.d.filter(&leaves, &y, &format!("{y} IS NOT NULL AND json_type({y}) <> 'NULL'")))
@@ -650,7 +649,13 @@ impl Tr<'_> {
             Test::Cmp(op, Lit::Str(s)) => {
                 format!("({ty} = 'VARCHAR' AND {string} {} {})", op.as_str(), d.str(s))
             }
-            Test::Eq(_) | Test::Glob(_) | Test::Regex(_) | Test::Words(_) | Test::WordGlob(_) | Test::Ip(_) | Test::Cidr(_) => {
+            Test::Eq(_)
+            | Test::Glob(_)
+            | Test::Regex(_)
+            | Test::Words(_)
+            | Test::WordGlob(_)
+            | Test::Ip(_)
+            | Test::Cidr(_) => {
                 // As on a string: the value's text.
                 let text = self.json_text(v);
                 let k = Kind::scalar(Ty::Keyword);
@@ -744,10 +749,13 @@ impl Tr<'_> {
                     self.plain(&scope[*k], "sort")?;
                 }
                 let order: Vec<String> = keys.iter().map(|(k, desc)| nulls_last(&scope[*k], *desc)).collect();
-                let body = format!("SELECT {all}, row_number() OVER (ORDER BY {}, _o) AS _o FROM {prev}", order.join(", "));
+                let body =
+                    format!("SELECT {all}, row_number() OVER (ORDER BY {}, _o) AS _o FROM {prev}", order.join(", "));
                 (self.cte(body), Vec::new(), false)
             }
-            Step::Head(n) => (self.cte(format!("SELECT {all}, _o FROM {prev} ORDER BY _o LIMIT {n}")), Vec::new(), false),
+            Step::Head(n) => {
+                (self.cte(format!("SELECT {all}, _o FROM {prev} ORDER BY _o LIMIT {n}")), Vec::new(), false)
+            }
             Step::Dedup(keys) => {
                 for k in keys {
                     self.plain(&scope[*k], "dedup")?;
@@ -777,7 +785,11 @@ impl Tr<'_> {
                 for (i, k) in keys.iter().enumerate() {
                     sel.push(format!("{k} AS c{i}"));
                     let c = &scope[by[i]];
-                    made.push(Col { sql: format!("c{i}"), kind: Kind { list: false, ..c.kind }, name: out[i].name.clone() });
+                    made.push(Col {
+                        sql: format!("c{i}"),
+                        kind: Kind { list: false, ..c.kind },
+                        name: out[i].name.clone(),
+                    });
                 }
                 for (j, a) in aggs.iter().enumerate() {
                     let i = keys.len() + j;
@@ -830,7 +842,10 @@ impl Tr<'_> {
                 let part = if kn.is_empty() {
                     String::new()
                 } else {
-                    format!("PARTITION BY {} ", kn.iter().map(|k| format!("{counts}.{k}")).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "PARTITION BY {} ",
+                        kn.iter().map(|k| format!("{counts}.{k}")).collect::<Vec<_>>().join(", ")
+                    )
                 };
                 let ranked = self.cte(format!(
                     "SELECT {}{comma}_val, _n, _m, row_number() OVER ({part}ORDER BY _n {dir}, _val) AS _rk FROM {join}",
@@ -850,13 +865,14 @@ impl Tr<'_> {
                 }
                 let n = kn.len();
                 sel.push(format!("_val AS c{n}"));
-                made.push(Col { sql: format!("c{n}"), kind: Kind { list: false, ..c.kind }, name: out[n].name.clone() });
+                made.push(Col {
+                    sql: format!("c{n}"),
+                    kind: Kind { list: false, ..c.kind },
+                    name: out[n].name.clone(),
+                });
                 sel.push(format!("_n AS c{}", n + 1));
                 made.push(Col { sql: format!("c{}", n + 1), kind: Kind::scalar(Ty::Int), name: "count".into() });
-                sel.push(format!(
-                    "round(CAST(_n AS DOUBLE) * 10000 / CAST(_m AS DOUBLE)) / 100 AS c{}",
-                    n + 2
-                ));
+                sel.push(format!("round(CAST(_n AS DOUBLE) * 10000 / CAST(_m AS DOUBLE)) / 100 AS c{}", n + 2));
                 made.push(Col { sql: format!("c{}", n + 2), kind: Kind::scalar(Ty::Float), name: "percent".into() });
                 order.push(format!("_n {dir}"));
                 order.push("_val".into());
@@ -876,7 +892,11 @@ impl Tr<'_> {
                     Some(b) => {
                         let (from, keys) = self.fan(prev, std::slice::from_ref(b), scope, "timeline")?;
                         let k = &keys[0];
-                        made.push(Col { sql: "c1".into(), kind: Kind { list: false, ..scope[*b].kind }, name: out[1].name.clone() });
+                        made.push(Col {
+                            sql: "c1".into(),
+                            kind: Kind { list: false, ..scope[*b].kind },
+                            name: out[1].name.clone(),
+                        });
                         made.push(Col { sql: "c2".into(), kind: Kind::scalar(Ty::Int), name: "count".into() });
                         let g = self.cte(format!(
                             "SELECT {bucket} AS c0, {k} AS c1, count(*) AS c2 FROM {from} WHERE {t} IS NOT NULL GROUP BY {bucket}, {k}"
@@ -895,8 +915,12 @@ impl Tr<'_> {
                         let few = format!("{} < 100000", d.int_div("(_hi - _lo)", &w.to_string()));
                         let range = d.range("_lo", "_hi", &w.to_string());
                         let filled = match d {
-                            Dialect::DuckDb => format!("SELECT unnest({range}) AS _b FROM {bounds} WHERE _lo IS NOT NULL AND {few}"),
-                            Dialect::Spark => format!("SELECT explode({range}) AS _b FROM {bounds} WHERE _lo IS NOT NULL AND {few}"),
+                            Dialect::DuckDb => {
+                                format!("SELECT unnest({range}) AS _b FROM {bounds} WHERE _lo IS NOT NULL AND {few}")
+                            }
+                            Dialect::Spark => {
+                                format!("SELECT explode({range}) AS _b FROM {bounds} WHERE _lo IS NOT NULL AND {few}")
+                            }
                             Dialect::Trino => format!(
                                 "SELECT _s._b FROM {bounds} CROSS JOIN UNNEST({range}) AS _s(_b) WHERE _lo IS NOT NULL AND {few}"
                             ),
@@ -1007,10 +1031,7 @@ impl Tr<'_> {
                 _ => return Err(self.err(format_args!("`{name}`"))),
             },
             AggFunc::Avg => match c.kind.ty {
-                Ty::Dur => (
-                    format!("CAST(round(CAST(sum({x}) AS DOUBLE) / count({x})) AS BIGINT)"),
-                    elem,
-                ),
+                Ty::Dur => (format!("CAST(round(CAST(sum({x}) AS DOUBLE) / count({x})) AS BIGINT)"), elem),
                 Ty::Int | Ty::Float => (format!("avg(CAST({x} AS DOUBLE))"), Kind::scalar(Ty::Float)),
                 _ => return Err(self.err(format_args!("`{name}`"))),
             },

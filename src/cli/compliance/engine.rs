@@ -2,18 +2,12 @@
 //! over files, exactly as `kaq query` does (so that its numbers are `kaq query`'s), and the
 //! record of every query run, numbered, for the report to print.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, anyhow};
 use kaq_input::ReadOptions;
 use kaq_query::{Options, Row, Val, compile};
 
-/// Where the events are.
-pub enum Data {
-    Store(Box<kaq_store::Store>),
-    /// Logs or kaq Parquet files, read again for each query.
-    Files(Vec<PathBuf>),
-}
+/// Where the events are: a store, or logs and kaq Parquet files read again for each query.
+pub type Data = kaq::Source;
 
 /// A query's answer: its columns (by name) and rows.
 pub struct Answer {
@@ -52,16 +46,13 @@ impl Runner {
             anyhow!("the report's query `{text}` does not compile (a bug in kaq):\n{}", msgs.join("\n"))
         })?;
         let columns: Vec<String> = plan.output_columns().iter().map(|c| c.name.clone()).collect();
-        let rows = match &self.data {
-            Data::Store(store) => store.run(&plan, &self.read).with_context(|| format!("running `{text}`"))?.rows,
-            Data::Files(inputs) => {
-                let scanned = kaq_query::scan::scan(&plan, inputs, &self.read, 0, &mut |_| {})
-                    .with_context(|| format!("running `{text}`"))?;
-                self.rejected.get_or_insert(scanned.report.counts.rejected);
-                let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-                kaq_query::pipeline::run(&steps, scanned.rows)
-            }
-        };
+        let query = kaq::Query::from_plan(text, plan);
+        let answer =
+            self.data.run_with(&query, &self.read, &mut |_| {}).with_context(|| format!("running `{text}`"))?;
+        if self.data.as_store().is_none() {
+            self.rejected.get_or_insert(answer.report.counts.rejected);
+        }
+        let rows = answer.rows;
         self.queries.push(Ran { text: text.to_string(), purpose: purpose.to_string() });
         Ok(Answer { q: self.queries.len(), columns, rows })
     }
