@@ -143,7 +143,8 @@ impl Tr<'_> {
         let src = format!("SELECT {src_cols}, {f} AS _f, {r} AS _r FROM {from}{prune}");
         self.ctes.push(("_src".into(), src));
         // id_reused: the auditIDs several requests carry, over the whole source.
-        let reads_reused = self.plan.slots.iter().any(|s| matches!(&s.key, Some(FieldKey::Field(f)) if f.name == "id_reused"));
+        let reads_reused =
+            self.plan.slots.iter().any(|s| matches!(&s.key, Some(FieldKey::Field(f)) if f.name == "id_reused"));
         let rt = self.received();
         if reads_reused {
             let (id, verb, uri, user) = (d.ident("id"), d.ident("verb"), d.ident("uri"), d.ident("user"));
@@ -256,11 +257,9 @@ impl Tr<'_> {
                     "file_row_number".into(),
                 )
             }
-            (Source::Path { path, .. }, Dialect::Spark) => (
-                format!("parquet.{}", d.ident(path)),
-                "_metadata.file_path".into(),
-                "_metadata.row_index".into(),
-            ),
+            (Source::Path { path, .. }, Dialect::Spark) => {
+                (format!("parquet.{}", d.ident(path)), "_metadata.file_path".into(), "_metadata.row_index".into())
+            }
             (Source::Path { path, .. }, Dialect::Trino) => {
                 return Err(Error {
                     message: format!(
@@ -358,7 +357,9 @@ impl Tr<'_> {
                 "as_extra" => (self.object_text(&c("as_extra")), k(Ty::Object)),
                 "request" => (self.object_text(&c("request")), k(Ty::Object)),
                 "response" => (self.object_text(&c("response")), k(Ty::Object)),
-                "annotations" => (format!("CASE WHEN {} IS NULL THEN NULL ELSE '{{}}' END", c("annotations")), k(Ty::Object)),
+                "annotations" => {
+                    (format!("CASE WHEN {} IS NULL THEN NULL ELSE '{{}}' END", c("annotations")), k(Ty::Object))
+                }
                 name => (c(name), k(Ty::of(f.ty))),
             },
         })
@@ -385,20 +386,29 @@ impl Tr<'_> {
 
     /// The JSON values at `path` in the JSON text `col`, as a list: objects entered by key, arrays
     /// entered element by element (or by a numbered segment), an array at the end giving its
-    /// elements; JSON nulls left out (they match nothing).
+    /// elements; JSON nulls left out (they match nothing). DuckDB's JSON type; Spark 4's VARIANT.
     fn json_path(&mut self, col: &str, path: &[String], name: &str) -> R<String> {
-        if self.d != Dialect::DuckDb {
+        if self.d == Dialect::Trino {
             return Err(self.err(format_args!("`{name}` (a path into a JSON body)")));
         }
-        if path.iter().any(|s| s.contains('"') || s.contains('\\')) {
-            return Err(self.err(format_args!("`{name}` (a JSON key with `\"` or `\\`)")));
+        if path.iter().any(|s| s.contains('"') || s.contains('\\') || s.contains('\'')) {
+            return Err(self.err(format_args!("`{name}` (a JSON key with a quote or backslash)")));
         }
-        let mut list = format!("CASE WHEN {col} IS NULL THEN CAST([] AS JSON[]) ELSE [json({col})] END");
+        let none = self.j_none();
+        let parsed = match self.d {
+            Dialect::DuckDb => format!("json({col})"),
+            _ => format!("try_parse_json({col})"),
+        };
+        let mut list = format!("CASE WHEN {col} IS NULL THEN {none} ELSE {} END", self.d.list_of(&[parsed]));
         for seg in path {
             let x = self.var();
             let step = match seg.parse::<usize>() {
                 Ok(i) => format!(
-                    "CASE json_type({x}) WHEN 'OBJECT' THEN [json_extract({x}, '$.\"{seg}\"')] WHEN 'ARRAY' THEN [json_extract({x}, '$[{i}]')] ELSE CAST([] AS JSON[]) END"
+                    "CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {none} END",
+                    self.j_is(&x, "OBJECT"),
+                    self.d.list_of(&[self.j_member(&x, seg)]),
+                    self.j_is(&x, "ARRAY"),
+                    self.d.list_of(&[self.j_index(&x, i)]),
                 ),
                 Err(_) => self.enter(&x, seg, 3),
             };
@@ -408,26 +418,103 @@ impl Tr<'_> {
         }
         let x = self.var();
         let last = format!(
-            "CASE WHEN json_type({x}) = 'ARRAY' THEN json_extract({x}, '$[*]') ELSE [{x}] END"
+            "CASE WHEN {} THEN {} ELSE {} END",
+            self.j_is(&x, "ARRAY"),
+            self.j_elems(&x),
+            self.d.list_of(&[x.clone()])
         );
         let leaves = format!("flatten({})", self.d.transform(&list, &x, &last));
         let y = self.var();
-        Ok(self.d.filter(&leaves, &y, &format!("{y} IS NOT NULL AND json_type({y}) <> 'NULL'")))
+        let keep = format!("{y} IS NOT NULL AND NOT {}", self.j_is(&y, "NULL"));
+        Ok(self.d.filter(&leaves, &y, &keep))
     }
 
     /// The values under key `seg` of `x`: its member when an object, its elements' (entered
     /// again, to `depth` nested arrays) when an array.
     fn enter(&mut self, x: &str, seg: &str, depth: usize) -> String {
+        let none = self.j_none();
         let array = if depth == 0 {
-            "CAST([] AS JSON[])".to_string()
+            none.clone()
         } else {
             let y = self.var();
             let inner = self.enter(&y, seg, depth - 1);
-            format!("flatten({})", self.d.transform(&format!("json_extract({x}, '$[*]')"), &y, &inner))
+            format!("flatten({})", self.d.transform(&self.j_elems(x), &y, &inner))
         };
         format!(
-            "CASE json_type({x}) WHEN 'OBJECT' THEN [json_extract({x}, '$.\"{seg}\"')] WHEN 'ARRAY' THEN {array} ELSE CAST([] AS JSON[]) END"
+            "CASE WHEN {} THEN {} WHEN {} THEN {array} ELSE {none} END",
+            self.j_is(x, "OBJECT"),
+            self.d.list_of(&[self.j_member(x, seg)]),
+            self.j_is(x, "ARRAY"),
         )
+    }
+
+    /// An empty list of JSON values.
+    fn j_none(&self) -> String {
+        match self.d {
+            Dialect::DuckDb => "CAST([] AS JSON[])".into(),
+            _ => "filter(array(parse_json('null')), _z -> FALSE)".into(),
+        }
+    }
+
+    /// Whether the JSON value `v` is of a kind: OBJECT, ARRAY, STRING, BOOLEAN, NULL or NUMBER.
+    fn j_is(&self, v: &str, kind: &str) -> String {
+        match self.d {
+            Dialect::DuckDb => match kind {
+                "NUMBER" => format!("json_type({v}) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"),
+                "STRING" => format!("json_type({v}) = 'VARCHAR'"),
+                k => format!("json_type({v}) = '{k}'"),
+            },
+            _ => {
+                let t = format!("schema_of_variant({v})");
+                match kind {
+                    "OBJECT" | "ARRAY" => format!("{t} LIKE '{kind}%'"),
+                    "NULL" => format!("{t} = 'VOID'"),
+                    "NUMBER" => format!(
+                        "({t} IN ('BIGINT', 'INT', 'SMALLINT', 'TINYINT', 'DOUBLE', 'FLOAT') OR {t} LIKE 'DECIMAL%')"
+                    ),
+                    k => format!("{t} = '{k}'"),
+                }
+            }
+        }
+    }
+
+    fn j_member(&self, v: &str, key: &str) -> String {
+        match self.d {
+            Dialect::DuckDb => format!("json_extract({v}, '$.\"{key}\"')"),
+            _ => format!("variant_get({v}, {})", self.d.str(&format!("$[\"{key}\"]"))),
+        }
+    }
+
+    fn j_index(&self, v: &str, i: usize) -> String {
+        match self.d {
+            Dialect::DuckDb => format!("json_extract({v}, '$[{i}]')"),
+            _ => format!("variant_get({v}, '$[{i}]')"),
+        }
+    }
+
+    fn j_elems(&self, v: &str) -> String {
+        match self.d {
+            Dialect::DuckDb => format!("json_extract({v}, '$[*]')"),
+            _ => format!("variant_get({v}, '$', 'array<variant>')"),
+        }
+    }
+
+    /// A JSON string's, number's (as DOUBLE) or boolean's value.
+    fn j_value(&self, v: &str, as_: &str) -> String {
+        match (self.d, as_) {
+            (Dialect::DuckDb, "string") => format!("({v}->>'$')"),
+            (Dialect::DuckDb, "double") => format!("CAST({v} AS DOUBLE)"),
+            (Dialect::DuckDb, _) => format!("CAST({v} AS BOOLEAN)"),
+            (_, t) => format!("variant_get({v}, '$', '{t}')"),
+        }
+    }
+
+    /// An object's or array's JSON text.
+    fn j_json(&self, v: &str) -> String {
+        match self.d {
+            Dialect::DuckDb => format!("CAST({v} AS VARCHAR)"),
+            _ => format!("to_json({v})"),
+        }
     }
 
     // ---- conditions ----
@@ -506,8 +593,17 @@ impl Tr<'_> {
     /// The text of a JSON value as kaq reads it: strings unquoted, numbers and booleans as
     /// written, objects and arrays as JSON.
     fn json_text(&self, v: &str) -> String {
+        let st = self.d.string_type();
+        let n = self.j_value(v, "double");
+        let string = self.j_value(v, "string");
         format!(
-            "CASE json_type({v}) WHEN 'NULL' THEN NULL WHEN 'VARCHAR' THEN {v}->>'$' WHEN 'BOOLEAN' THEN {v}->>'$' WHEN 'DOUBLE' THEN (CASE WHEN CAST({v} AS DOUBLE) = floor(CAST({v} AS DOUBLE)) AND abs(CAST({v} AS DOUBLE)) < 1e15 THEN CAST(CAST(CAST({v} AS DOUBLE) AS BIGINT) AS VARCHAR) ELSE CAST(CAST({v} AS DOUBLE) AS VARCHAR) END) ELSE CAST({v} AS VARCHAR) END"
+            "CASE WHEN {} THEN NULL WHEN {} THEN {string} WHEN {} THEN (CASE WHEN {} THEN 'true' ELSE 'false' END) WHEN {} THEN (CASE WHEN {n} = floor({n}) AND abs({n}) < 1e15 THEN CAST(CAST({n} AS BIGINT) AS {st}) ELSE CAST({n} AS {st}) END) ELSE {} END",
+            self.j_is(v, "NULL"),
+            self.j_is(v, "STRING"),
+            self.j_is(v, "BOOLEAN"),
+            self.j_value(v, "boolean"),
+            self.j_is(v, "NUMBER"),
+            self.j_json(v),
         )
     }
 
@@ -614,48 +710,59 @@ impl Tr<'_> {
         }
     }
 
-    /// A test of one JSON value (DuckDB's JSON type).
+    /// A test of one JSON value.
     fn json_test(&mut self, t: &Test, v: &str, name: &str) -> R<String> {
         let d = self.d;
-        let ty = format!("json_type({v})");
-        let numeric = format!("{ty} IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')");
-        let string = format!("({v}->>'$')");
+        let (is_str, is_num, is_bool, is_null) =
+            (self.j_is(v, "STRING"), self.j_is(v, "NUMBER"), self.j_is(v, "BOOLEAN"), self.j_is(v, "NULL"));
+        let string = self.j_value(v, "string");
+        let number = self.j_value(v, "double");
+        let boolean = self.j_value(v, "boolean");
         Ok(match t {
-            Test::Exists => format!("({ty} <> 'NULL' AND NOT ({ty} = 'VARCHAR' AND {string} = ''))"),
+            Test::Exists => format!("(NOT {is_null} AND NOT ({is_str} AND {string} = ''))"),
             Test::Dynamic(s) => {
                 let num = match s.parse::<f64>() {
-                    Ok(n) if !n.is_nan() => format!("CAST({v} AS DOUBLE) = {}", d.double(n)),
+                    Ok(n) if !n.is_nan() => format!("{number} = {}", d.double(n)),
+                    _ => "FALSE".into(),
+                };
+                let b = match s.as_str() {
+                    "true" | "false" => format!("{boolean} = {}", s.to_uppercase()),
                     _ => "FALSE".into(),
                 };
                 format!(
-                    "(CASE WHEN {ty} = 'VARCHAR' THEN {string} = {s_} WHEN {numeric} THEN {num} WHEN {ty} = 'BOOLEAN' THEN {string} = {s_} WHEN {ty} = 'NULL' THEN FALSE ELSE CAST({v} AS VARCHAR) = {s_} END)",
+                    "(CASE WHEN {is_str} THEN {string} = {s_} WHEN {is_num} THEN {num} WHEN {is_bool} THEN {b} WHEN {is_null} THEN FALSE ELSE {} = {s_} END)",
+                    self.j_json(v),
                     s_ = d.str(s)
                 )
             }
             Test::Cmp(op, Lit::Dynamic(s)) => {
                 let o = op.as_str();
                 let num = match s.parse::<f64>() {
-                    Ok(n) if !n.is_nan() => format!("CAST({v} AS DOUBLE) {o} {}", d.double(n)),
+                    Ok(n) if !n.is_nan() => format!("{number} {o} {}", d.double(n)),
                     _ => "FALSE".into(),
                 };
-                let boolean = match s.as_str() {
-                    "true" | "false" => format!("CAST({v} AS BOOLEAN) {o} {}", s.to_uppercase()),
+                let b = match s.as_str() {
+                    "true" | "false" => format!("{boolean} {o} {}", s.to_uppercase()),
                     _ => "FALSE".into(),
                 };
                 format!(
-                    "(CASE WHEN {numeric} THEN {num} WHEN {ty} = 'VARCHAR' THEN {string} {o} {} WHEN {ty} = 'BOOLEAN' THEN {boolean} ELSE FALSE END)",
+                    "(CASE WHEN {is_num} THEN {num} WHEN {is_str} THEN {string} {o} {} WHEN {is_bool} THEN {b} ELSE FALSE END)",
                     d.str(s)
                 )
             }
-            Test::Cmp(op, Lit::Str(s)) => {
-                format!("({ty} = 'VARCHAR' AND {string} {} {})", op.as_str(), d.str(s))
-            }
-            Test::Eq(_) | Test::Glob(_) | Test::Regex(_) | Test::Words(_) | Test::WordGlob(_) | Test::Ip(_) | Test::Cidr(_) => {
+            Test::Cmp(op, Lit::Str(s)) => format!("({is_str} AND {string} {} {})", op.as_str(), d.str(s)),
+            Test::Eq(_)
+            | Test::Glob(_)
+            | Test::Regex(_)
+            | Test::Words(_)
+            | Test::WordGlob(_)
+            | Test::Ip(_)
+            | Test::Cidr(_) => {
                 // As on a string: the value's text.
                 let text = self.json_text(v);
                 let k = Kind::scalar(Ty::Keyword);
                 let inner = self.scalar(t, &text, k, name)?;
-                if matches!(t, Test::Ip(_) | Test::Cidr(_)) { format!("({ty} = 'VARCHAR' AND {inner})") } else { inner }
+                if matches!(t, Test::Ip(_) | Test::Cidr(_)) { format!("({is_str} AND {inner})") } else { inner }
             }
             _ => "FALSE".into(),
         })
@@ -744,10 +851,13 @@ impl Tr<'_> {
                     self.plain(&scope[*k], "sort")?;
                 }
                 let order: Vec<String> = keys.iter().map(|(k, desc)| nulls_last(&scope[*k], *desc)).collect();
-                let body = format!("SELECT {all}, row_number() OVER (ORDER BY {}, _o) AS _o FROM {prev}", order.join(", "));
+                let body =
+                    format!("SELECT {all}, row_number() OVER (ORDER BY {}, _o) AS _o FROM {prev}", order.join(", "));
                 (self.cte(body), Vec::new(), false)
             }
-            Step::Head(n) => (self.cte(format!("SELECT {all}, _o FROM {prev} ORDER BY _o LIMIT {n}")), Vec::new(), false),
+            Step::Head(n) => {
+                (self.cte(format!("SELECT {all}, _o FROM {prev} ORDER BY _o LIMIT {n}")), Vec::new(), false)
+            }
             Step::Dedup(keys) => {
                 for k in keys {
                     self.plain(&scope[*k], "dedup")?;
@@ -777,7 +887,11 @@ impl Tr<'_> {
                 for (i, k) in keys.iter().enumerate() {
                     sel.push(format!("{k} AS c{i}"));
                     let c = &scope[by[i]];
-                    made.push(Col { sql: format!("c{i}"), kind: Kind { list: false, ..c.kind }, name: out[i].name.clone() });
+                    made.push(Col {
+                        sql: format!("c{i}"),
+                        kind: Kind { list: false, ..c.kind },
+                        name: out[i].name.clone(),
+                    });
                 }
                 for (j, a) in aggs.iter().enumerate() {
                     let i = keys.len() + j;
@@ -830,7 +944,10 @@ impl Tr<'_> {
                 let part = if kn.is_empty() {
                     String::new()
                 } else {
-                    format!("PARTITION BY {} ", kn.iter().map(|k| format!("{counts}.{k}")).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "PARTITION BY {} ",
+                        kn.iter().map(|k| format!("{counts}.{k}")).collect::<Vec<_>>().join(", ")
+                    )
                 };
                 let ranked = self.cte(format!(
                     "SELECT {}{comma}_val, _n, _m, row_number() OVER ({part}ORDER BY _n {dir}, _val) AS _rk FROM {join}",
@@ -850,13 +967,14 @@ impl Tr<'_> {
                 }
                 let n = kn.len();
                 sel.push(format!("_val AS c{n}"));
-                made.push(Col { sql: format!("c{n}"), kind: Kind { list: false, ..c.kind }, name: out[n].name.clone() });
+                made.push(Col {
+                    sql: format!("c{n}"),
+                    kind: Kind { list: false, ..c.kind },
+                    name: out[n].name.clone(),
+                });
                 sel.push(format!("_n AS c{}", n + 1));
                 made.push(Col { sql: format!("c{}", n + 1), kind: Kind::scalar(Ty::Int), name: "count".into() });
-                sel.push(format!(
-                    "round(CAST(_n AS DOUBLE) * 10000 / CAST(_m AS DOUBLE)) / 100 AS c{}",
-                    n + 2
-                ));
+                sel.push(format!("round(CAST(_n AS DOUBLE) * 10000 / CAST(_m AS DOUBLE)) / 100 AS c{}", n + 2));
                 made.push(Col { sql: format!("c{}", n + 2), kind: Kind::scalar(Ty::Float), name: "percent".into() });
                 order.push(format!("_n {dir}"));
                 order.push("_val".into());
@@ -876,7 +994,11 @@ impl Tr<'_> {
                     Some(b) => {
                         let (from, keys) = self.fan(prev, std::slice::from_ref(b), scope, "timeline")?;
                         let k = &keys[0];
-                        made.push(Col { sql: "c1".into(), kind: Kind { list: false, ..scope[*b].kind }, name: out[1].name.clone() });
+                        made.push(Col {
+                            sql: "c1".into(),
+                            kind: Kind { list: false, ..scope[*b].kind },
+                            name: out[1].name.clone(),
+                        });
                         made.push(Col { sql: "c2".into(), kind: Kind::scalar(Ty::Int), name: "count".into() });
                         let g = self.cte(format!(
                             "SELECT {bucket} AS c0, {k} AS c1, count(*) AS c2 FROM {from} WHERE {t} IS NOT NULL GROUP BY {bucket}, {k}"
@@ -895,8 +1017,12 @@ impl Tr<'_> {
                         let few = format!("{} < 100000", d.int_div("(_hi - _lo)", &w.to_string()));
                         let range = d.range("_lo", "_hi", &w.to_string());
                         let filled = match d {
-                            Dialect::DuckDb => format!("SELECT unnest({range}) AS _b FROM {bounds} WHERE _lo IS NOT NULL AND {few}"),
-                            Dialect::Spark => format!("SELECT explode({range}) AS _b FROM {bounds} WHERE _lo IS NOT NULL AND {few}"),
+                            Dialect::DuckDb => {
+                                format!("SELECT unnest({range}) AS _b FROM {bounds} WHERE _lo IS NOT NULL AND {few}")
+                            }
+                            Dialect::Spark => {
+                                format!("SELECT explode({range}) AS _b FROM {bounds} WHERE _lo IS NOT NULL AND {few}")
+                            }
                             Dialect::Trino => format!(
                                 "SELECT _s._b FROM {bounds} CROSS JOIN UNNEST({range}) AS _s(_b) WHERE _lo IS NOT NULL AND {few}"
                             ),
@@ -1007,10 +1133,7 @@ impl Tr<'_> {
                 _ => return Err(self.err(format_args!("`{name}`"))),
             },
             AggFunc::Avg => match c.kind.ty {
-                Ty::Dur => (
-                    format!("CAST(round(CAST(sum({x}) AS DOUBLE) / count({x})) AS BIGINT)"),
-                    elem,
-                ),
+                Ty::Dur => (format!("CAST(round(CAST(sum({x}) AS DOUBLE) / count({x})) AS BIGINT)"), elem),
                 Ty::Int | Ty::Float => (format!("avg(CAST({x} AS DOUBLE))"), Kind::scalar(Ty::Float)),
                 _ => return Err(self.err(format_args!("`{name}`"))),
             },
