@@ -244,7 +244,19 @@ impl Tr<'_> {
     fn source(&self) -> R<(String, String, String)> {
         let d = self.d;
         Ok(match (&self.opts.source, d) {
-            (Source::Table(t), _) => (t.clone(), "''".into(), "0".into()),
+            (Source::Table(t), _) => {
+                let ok = !t.is_empty()
+                    && t.split('.')
+                        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+                if !ok {
+                    return Err(Error {
+                        message: format!(
+                            "`{t}` is not a table name (letters, digits, `_` and `-`, parts joined by `.`); a file or URL needs a `/`"
+                        ),
+                    });
+                }
+                (t.clone(), "''".into(), "0".into())
+            }
             (Source::Path { path, directory }, Dialect::DuckDb) => {
                 let (glob, hive) = if *directory {
                     (format!("{}/**/*.parquet", path.trim_end_matches('/')), ", hive_partitioning = true")
@@ -421,7 +433,7 @@ impl Tr<'_> {
             "CASE WHEN {} THEN {} ELSE {} END",
             self.j_is(&x, "ARRAY"),
             self.j_elems(&x),
-            self.d.list_of(&[x.clone()])
+            self.d.list_of(std::slice::from_ref(&x))
         );
         let leaves = format!("flatten({})", self.d.transform(&list, &x, &last));
         let y = self.var();
@@ -1189,4 +1201,54 @@ impl Tr<'_> {
 
 fn key_name(key: &str) -> String {
     format!("extra.{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(q: &str, d: Dialect) -> R<String> {
+        let plan = kaq_query::compile(q, &Default::default()).expect("compiles");
+        translate(&plan, &Options { dialect: d, source: Source::Table("audit".into()), partitions: None })
+    }
+
+    #[test]
+    fn values_are_quoted_for_each_dialect() {
+        let q = r#"user:"it's \\ a" | count"#;
+        assert!(sql(q, Dialect::DuckDb).unwrap().contains(r"= 'it''s \ a')"));
+        assert!(sql(q, Dialect::Spark).unwrap().contains(r"= 'it\'s \\ a')"));
+        assert!(sql(q, Dialect::Trino).unwrap().contains(r"= 'it''s \ a')"));
+        // Names with quotes in them, as output column names.
+        let s = sql(r#"| stats count as "a\"b""#, Dialect::DuckDb).unwrap();
+        assert!(s.contains(r#"AS "a""b""#), "{s}");
+    }
+
+    #[test]
+    fn the_latest_stage_window_is_left_out_for_every_stage() {
+        let latest = sql("verb:get", Dialect::DuckDb).unwrap();
+        assert!(latest.contains("row_number() OVER (PARTITION BY \"id\""), "{latest}");
+        let all = sql("stage:ResponseComplete verb:get", Dialect::DuckDb).unwrap();
+        assert!(!all.contains("PARTITION BY \"id\""), "{all}");
+    }
+
+    #[test]
+    fn globs_become_anchored_regexes() {
+        assert_eq!(Tr::glob_re("system:*:c?.x"), r"\A(?s:system:.*:c.\.x)\z");
+        assert_eq!(Tr::glob_re("a[b]$"), r"\A(?s:a\[b\]\$)\z");
+    }
+
+    #[test]
+    fn what_cannot_be_expressed_is_refused_by_name() {
+        let e = sql("request.spec.replicas>2", Dialect::Trino).unwrap_err();
+        assert_eq!(
+            e.message,
+            "`request.spec.replicas` (a path into a JSON body): not expressible in trino SQL by kaq sql"
+        );
+        let e = sql("ip:2001:db8::/32", Dialect::Spark).unwrap_err();
+        assert!(e.message.contains("IPv6 CIDR block") && e.message.contains("spark"), "{e}");
+        let plan = kaq_query::compile("verb:get", &Default::default()).unwrap();
+        let bad =
+            Options { dialect: Dialect::DuckDb, source: Source::Table("t; DROP TABLE x".into()), partitions: None };
+        assert!(translate(&plan, &bad).unwrap_err().message.contains("is not a table name"));
+    }
 }
