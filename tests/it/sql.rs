@@ -318,3 +318,30 @@ fn trino_statements_parse_as_trino() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn duckdb_answers_as_kaq_query_does_over_a_hive_archive() {
+    let Some(py) = python() else { return };
+    let dir = tmp();
+    let log = write_log(dir.path(), &over_days(events(400)));
+    let pq = dir.path().join("audit.parquet");
+    assert!(convert(&log, &pq, &["-q"]).status.success());
+    let hive = dir.path().join("archive");
+    let o = run(&["convert", log.to_str().unwrap(), "--out-dir", hive.to_str().unwrap(), "--partition-by", "hour", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut queries: Vec<String> = EXAMPLES.iter().chain(MORE).map(|s| s.to_string()).collect();
+    // Time bounds that prune partitions: within a day, across days, and from the search.
+    queries.extend(
+        [
+            "time>=2026-11-20T05:30:00Z time<2026-11-22T04:15:00Z | count by verb",
+            "time:2026-11-21 | timeline 1h",
+            "time>2026-11-21T05 | count by verb",
+        ]
+        .map(String::from),
+    );
+    queries.extend(random_queries(40));
+    let (cases, refused) = manifest(&queries, &pq, hive.to_str().unwrap(), "duckdb", &[]);
+    assert_eq!(refused, 0);
+    let out = diff(&py, "duckdb", &cases, dir.path());
+    assert!(out.contains(&format!("{} passed, 0 failed", cases.len())), "{out}");
+}
