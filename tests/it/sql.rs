@@ -327,7 +327,8 @@ fn duckdb_answers_as_kaq_query_does_over_a_hive_archive() {
     let pq = dir.path().join("audit.parquet");
     assert!(convert(&log, &pq, &["-q"]).status.success());
     let hive = dir.path().join("archive");
-    let o = run(&["convert", log.to_str().unwrap(), "--out-dir", hive.to_str().unwrap(), "--partition-by", "hour", "-q"]);
+    let o =
+        run(&["convert", log.to_str().unwrap(), "--out-dir", hive.to_str().unwrap(), "--partition-by", "hour", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mut queries: Vec<String> = EXAMPLES.iter().chain(MORE).map(|s| s.to_string()).collect();
     // Time bounds that prune partitions: within a day, across days, and from the search.
@@ -343,5 +344,6 @@ fn duckdb_answers_as_kaq_query_does_over_a_hive_archive() {
     let (cases, refused) = manifest(&queries, &pq, hive.to_str().unwrap(), "duckdb", &[]);
     assert_eq!(refused, 0);
     let out = diff(&py, "duckdb", &cases, dir.path());
+    eprintln!("{out}");
     assert!(out.contains(&format!("{} passed, 0 failed", cases.len())), "{out}");
 }
