@@ -14,8 +14,10 @@ use super::diagnostics::render_diagnostic;
 /// The statement reads kaq's Parquet schema (what `kaq convert` writes, `--out-dir` archives
 /// included) and means exactly what `kaq query` answers: each request counted once at its latest
 /// stage (auditID + received time, verb, URI and user, as a window), list fields matching on any
-/// element, wildcards, regexes, CIDR blocks, words of text fields, JSON paths (DuckDB), @named
-/// searches, and every stage. What the engine cannot express is an error naming the construct.
+/// element, wildcards, regexes, CIDR blocks, words of text fields, JSON paths (DuckDB, Spark 4),
+/// @named searches, and every stage. What the engine cannot express is an error naming the
+/// construct and the dialect (exit status 2). Results keep kaq's column names and row order; times
+/// are UTC timestamps, durations seconds.
 ///
 /// Examples:
 ///
@@ -25,13 +27,18 @@ use super::diagnostics::render_diagnostic;
 ///
 ///   kaq sql '@secret-reads | stats dc(name) by user' --dialect trino --from hive.audit.events
 ///
+///   kaq sql --dialect duckdb --from archive/ -- '-user_kind:node | top 5 user'
+///
+/// --since/--until and `time` conditions become fixed instants in the statement, and prune the
+/// `date=`/`hour=` partitions of an archive.
+///
 /// DuckDB needs 1.3 or later; Spark 3.5 or later with spark.sql.session.timeZone=UTC; the Trino
 /// dialect is checked by a parser, not on a live Trino (docs/fleet.md).
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct SqlArgs {
     /// The kaq query, e.g. 'verb:delete ns:prod* | table time, user, name'.
-    #[arg(value_name = "QUERY")]
+    #[arg(value_name = "QUERY", allow_hyphen_values = true)]
     query: String,
 
     /// The engine: duckdb, spark (Spark SQL, Databricks, EMR) or trino (Athena).
@@ -40,7 +47,7 @@ pub struct SqlArgs {
 
     /// What to read: a Parquet file, a glob, a directory of `kaq convert --out-dir` partitions
     /// (read recursively), or an object-store URL (a path when it holds `/` or ends in
-    /// .parquet), else a table name [default: audit].
+    /// .parquet), else a table name.
     #[arg(long, value_name = "PATH_OR_TABLE", default_value = "audit")]
     from: String,
 

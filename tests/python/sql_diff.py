@@ -126,12 +126,23 @@ def main():
         sys.exit(f"unknown engine {engine}")
     passed = failed = 0
     t0 = time.time()
-    for case in cases:
+
+    def check(case):
         try:
             columns, rows = run(case["sql"].rstrip().rstrip(";"))
-            why = compare(case, columns, rows)
+            return compare(case, columns, rows)
         except Exception as e:  # noqa: BLE001 - any engine error is a failure of the case
-            why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+    if engine == "spark":
+        # Two statements at a time: the driver plans one while the executors run the other.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(check, cases))
+    else:
+        results = [check(c) for c in cases]
+    for case, why in zip(cases, results):
         if why is None:
             passed += 1
         else:

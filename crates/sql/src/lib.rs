@@ -244,7 +244,19 @@ impl Tr<'_> {
     fn source(&self) -> R<(String, String, String)> {
         let d = self.d;
         Ok(match (&self.opts.source, d) {
-            (Source::Table(t), _) => (t.clone(), "''".into(), "0".into()),
+            (Source::Table(t), _) => {
+                let ok = !t.is_empty()
+                    && t.split('.')
+                        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+                if !ok {
+                    return Err(Error {
+                        message: format!(
+                            "`{t}` is not a table name (letters, digits, `_` and `-`, parts joined by `.`); a file or URL needs a `/`"
+                        ),
+                    });
+                }
+                (t.clone(), "''".into(), "0".into())
+            }
             (Source::Path { path, directory }, Dialect::DuckDb) => {
                 let (glob, hive) = if *directory {
                     (format!("{}/**/*.parquet", path.trim_end_matches('/')), ", hive_partitioning = true")
@@ -386,20 +398,29 @@ impl Tr<'_> {
 
     /// The JSON values at `path` in the JSON text `col`, as a list: objects entered by key, arrays
     /// entered element by element (or by a numbered segment), an array at the end giving its
-    /// elements; JSON nulls left out (they match nothing).
+    /// elements; JSON nulls left out (they match nothing). DuckDB's JSON type; Spark 4's VARIANT.
     fn json_path(&mut self, col: &str, path: &[String], name: &str) -> R<String> {
-        if self.d != Dialect::DuckDb {
+        if self.d == Dialect::Trino {
             return Err(self.err(format_args!("`{name}` (a path into a JSON body)")));
         }
-        if path.iter().any(|s| s.contains('"') || s.contains('\\')) {
-            return Err(self.err(format_args!("`{name}` (a JSON key with `\"` or `\\`)")));
+        if path.iter().any(|s| s.contains('"') || s.contains('\\') || s.contains('\'')) {
+            return Err(self.err(format_args!("`{name}` (a JSON key with a quote or backslash)")));
         }
-        let mut list = format!("CASE WHEN {col} IS NULL THEN CAST([] AS JSON[]) ELSE [json({col})] END");
+        let none = self.j_none();
+        let parsed = match self.d {
+            Dialect::DuckDb => format!("json({col})"),
+            _ => format!("try_parse_json({col})"),
+        };
+        let mut list = format!("CASE WHEN {col} IS NULL THEN {none} ELSE {} END", self.d.list_of(&[parsed]));
         for seg in path {
             let x = self.var();
             let step = match seg.parse::<usize>() {
                 Ok(i) => format!(
-                    "CASE json_type({x}) WHEN 'OBJECT' THEN [json_extract({x}, '$.\"{seg}\"')] WHEN 'ARRAY' THEN [json_extract({x}, '$[{i}]')] ELSE CAST([] AS JSON[]) END"
+                    "CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {none} END",
+                    self.j_is(&x, "OBJECT"),
+                    self.d.list_of(&[self.j_member(&x, seg)]),
+                    self.j_is(&x, "ARRAY"),
+                    self.d.list_of(&[self.j_index(&x, i)]),
                 ),
                 Err(_) => self.enter(&x, seg, 3),
             };
@@ -408,25 +429,104 @@ impl Tr<'_> {
             list = self.d.filter(&format!("flatten({mapped})"), &y, &format!("{y} IS NOT NULL"));
         }
         let x = self.var();
-        let last = format!("CASE WHEN json_type({x}) = 'ARRAY' THEN json_extract({x}, '$[*]') ELSE [{x}] END");
+        let last = format!(
+            "CASE WHEN {} THEN {} ELSE {} END",
+            self.j_is(&x, "ARRAY"),
+            self.j_elems(&x),
+            self.d.list_of(std::slice::from_ref(&x))
+        );
         let leaves = format!("flatten({})", self.d.transform(&list, &x, &last));
         let y = self.var();
-        Ok(self.d.filter(&leaves, &y, &format!("{y} IS NOT NULL AND json_type({y}) <> 'NULL'")))
+        let keep = format!("{y} IS NOT NULL AND NOT {}", self.j_is(&y, "NULL"));
+        Ok(self.d.filter(&leaves, &y, &keep))
     }
 
     /// The values under key `seg` of `x`: its member when an object, its elements' (entered
     /// again, to `depth` nested arrays) when an array.
     fn enter(&mut self, x: &str, seg: &str, depth: usize) -> String {
+        let none = self.j_none();
         let array = if depth == 0 {
-            "CAST([] AS JSON[])".to_string()
+            none.clone()
         } else {
             let y = self.var();
             let inner = self.enter(&y, seg, depth - 1);
-            format!("flatten({})", self.d.transform(&format!("json_extract({x}, '$[*]')"), &y, &inner))
+            format!("flatten({})", self.d.transform(&self.j_elems(x), &y, &inner))
         };
         format!(
-            "CASE json_type({x}) WHEN 'OBJECT' THEN [json_extract({x}, '$.\"{seg}\"')] WHEN 'ARRAY' THEN {array} ELSE CAST([] AS JSON[]) END"
+            "CASE WHEN {} THEN {} WHEN {} THEN {array} ELSE {none} END",
+            self.j_is(x, "OBJECT"),
+            self.d.list_of(&[self.j_member(x, seg)]),
+            self.j_is(x, "ARRAY"),
         )
+    }
+
+    /// An empty list of JSON values.
+    fn j_none(&self) -> String {
+        match self.d {
+            Dialect::DuckDb => "CAST([] AS JSON[])".into(),
+            _ => "filter(array(parse_json('null')), _z -> FALSE)".into(),
+        }
+    }
+
+    /// Whether the JSON value `v` is of a kind: OBJECT, ARRAY, STRING, BOOLEAN, NULL or NUMBER.
+    fn j_is(&self, v: &str, kind: &str) -> String {
+        match self.d {
+            Dialect::DuckDb => match kind {
+                "NUMBER" => format!("json_type({v}) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"),
+                "STRING" => format!("json_type({v}) = 'VARCHAR'"),
+                k => format!("json_type({v}) = '{k}'"),
+            },
+            _ => {
+                let t = format!("schema_of_variant({v})");
+                match kind {
+                    "OBJECT" | "ARRAY" => format!("{t} LIKE '{kind}%'"),
+                    "NULL" => format!("{t} = 'VOID'"),
+                    "NUMBER" => format!(
+                        "({t} IN ('BIGINT', 'INT', 'SMALLINT', 'TINYINT', 'DOUBLE', 'FLOAT') OR {t} LIKE 'DECIMAL%')"
+                    ),
+                    k => format!("{t} = '{k}'"),
+                }
+            }
+        }
+    }
+
+    fn j_member(&self, v: &str, key: &str) -> String {
+        match self.d {
+            Dialect::DuckDb => format!("json_extract({v}, '$.\"{key}\"')"),
+            _ => format!("variant_get({v}, {})", self.d.str(&format!("$[\"{key}\"]"))),
+        }
+    }
+
+    fn j_index(&self, v: &str, i: usize) -> String {
+        match self.d {
+            Dialect::DuckDb => format!("json_extract({v}, '$[{i}]')"),
+            _ => format!("variant_get({v}, '$[{i}]')"),
+        }
+    }
+
+    fn j_elems(&self, v: &str) -> String {
+        match self.d {
+            Dialect::DuckDb => format!("json_extract({v}, '$[*]')"),
+            _ => format!("variant_get({v}, '$', 'array<variant>')"),
+        }
+    }
+
+    /// A JSON string's, number's (as DOUBLE) or boolean's value.
+    fn j_value(&self, v: &str, as_: &str) -> String {
+        match (self.d, as_) {
+            (Dialect::DuckDb, "string") => format!("({v}->>'$')"),
+            (Dialect::DuckDb, "double") => format!("CAST({v} AS DOUBLE)"),
+            (Dialect::DuckDb, _) => format!("CAST({v} AS BOOLEAN)"),
+            (_, t) => format!("variant_get({v}, '$', '{t}')"),
+        }
+    }
+
+    /// An object's or array's JSON text.
+    fn j_json(&self, v: &str) -> String {
+        match self.d {
+            Dialect::DuckDb => format!("CAST({v} AS VARCHAR)"),
+            _ => format!("to_json({v})"),
+        }
     }
 
     // ---- conditions ----
@@ -505,8 +605,17 @@ impl Tr<'_> {
     /// The text of a JSON value as kaq reads it: strings unquoted, numbers and booleans as
     /// written, objects and arrays as JSON.
     fn json_text(&self, v: &str) -> String {
+        let st = self.d.string_type();
+        let n = self.j_value(v, "double");
+        let string = self.j_value(v, "string");
         format!(
-            "CASE json_type({v}) WHEN 'NULL' THEN NULL WHEN 'VARCHAR' THEN {v}->>'$' WHEN 'BOOLEAN' THEN {v}->>'$' WHEN 'DOUBLE' THEN (CASE WHEN CAST({v} AS DOUBLE) = floor(CAST({v} AS DOUBLE)) AND abs(CAST({v} AS DOUBLE)) < 1e15 THEN CAST(CAST(CAST({v} AS DOUBLE) AS BIGINT) AS VARCHAR) ELSE CAST(CAST({v} AS DOUBLE) AS VARCHAR) END) ELSE CAST({v} AS VARCHAR) END"
+            "CASE WHEN {} THEN NULL WHEN {} THEN {string} WHEN {} THEN (CASE WHEN {} THEN 'true' ELSE 'false' END) WHEN {} THEN (CASE WHEN {n} = floor({n}) AND abs({n}) < 1e15 THEN CAST(CAST({n} AS BIGINT) AS {st}) ELSE CAST({n} AS {st}) END) ELSE {} END",
+            self.j_is(v, "NULL"),
+            self.j_is(v, "STRING"),
+            self.j_is(v, "BOOLEAN"),
+            self.j_value(v, "boolean"),
+            self.j_is(v, "NUMBER"),
+            self.j_json(v),
         )
     }
 
@@ -613,42 +722,47 @@ impl Tr<'_> {
         }
     }
 
-    /// A test of one JSON value (DuckDB's JSON type).
+    /// A test of one JSON value.
     fn json_test(&mut self, t: &Test, v: &str, name: &str) -> R<String> {
         let d = self.d;
-        let ty = format!("json_type({v})");
-        let numeric = format!("{ty} IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')");
-        let string = format!("({v}->>'$')");
+        let (is_str, is_num, is_bool, is_null) =
+            (self.j_is(v, "STRING"), self.j_is(v, "NUMBER"), self.j_is(v, "BOOLEAN"), self.j_is(v, "NULL"));
+        let string = self.j_value(v, "string");
+        let number = self.j_value(v, "double");
+        let boolean = self.j_value(v, "boolean");
         Ok(match t {
-            Test::Exists => format!("({ty} <> 'NULL' AND NOT ({ty} = 'VARCHAR' AND {string} = ''))"),
+            Test::Exists => format!("(NOT {is_null} AND NOT ({is_str} AND {string} = ''))"),
             Test::Dynamic(s) => {
                 let num = match s.parse::<f64>() {
-                    Ok(n) if !n.is_nan() => format!("CAST({v} AS DOUBLE) = {}", d.double(n)),
+                    Ok(n) if !n.is_nan() => format!("{number} = {}", d.double(n)),
+                    _ => "FALSE".into(),
+                };
+                let b = match s.as_str() {
+                    "true" | "false" => format!("{boolean} = {}", s.to_uppercase()),
                     _ => "FALSE".into(),
                 };
                 format!(
-                    "(CASE WHEN {ty} = 'VARCHAR' THEN {string} = {s_} WHEN {numeric} THEN {num} WHEN {ty} = 'BOOLEAN' THEN {string} = {s_} WHEN {ty} = 'NULL' THEN FALSE ELSE CAST({v} AS VARCHAR) = {s_} END)",
+                    "(CASE WHEN {is_str} THEN {string} = {s_} WHEN {is_num} THEN {num} WHEN {is_bool} THEN {b} WHEN {is_null} THEN FALSE ELSE {} = {s_} END)",
+                    self.j_json(v),
                     s_ = d.str(s)
                 )
             }
             Test::Cmp(op, Lit::Dynamic(s)) => {
                 let o = op.as_str();
                 let num = match s.parse::<f64>() {
-                    Ok(n) if !n.is_nan() => format!("CAST({v} AS DOUBLE) {o} {}", d.double(n)),
+                    Ok(n) if !n.is_nan() => format!("{number} {o} {}", d.double(n)),
                     _ => "FALSE".into(),
                 };
-                let boolean = match s.as_str() {
-                    "true" | "false" => format!("CAST({v} AS BOOLEAN) {o} {}", s.to_uppercase()),
+                let b = match s.as_str() {
+                    "true" | "false" => format!("{boolean} {o} {}", s.to_uppercase()),
                     _ => "FALSE".into(),
                 };
                 format!(
-                    "(CASE WHEN {numeric} THEN {num} WHEN {ty} = 'VARCHAR' THEN {string} {o} {} WHEN {ty} = 'BOOLEAN' THEN {boolean} ELSE FALSE END)",
+                    "(CASE WHEN {is_num} THEN {num} WHEN {is_str} THEN {string} {o} {} WHEN {is_bool} THEN {b} ELSE FALSE END)",
                     d.str(s)
                 )
             }
-            Test::Cmp(op, Lit::Str(s)) => {
-                format!("({ty} = 'VARCHAR' AND {string} {} {})", op.as_str(), d.str(s))
-            }
+            Test::Cmp(op, Lit::Str(s)) => format!("({is_str} AND {string} {} {})", op.as_str(), d.str(s)),
             Test::Eq(_)
             | Test::Glob(_)
             | Test::Regex(_)
@@ -660,7 +774,7 @@ impl Tr<'_> {
                 let text = self.json_text(v);
                 let k = Kind::scalar(Ty::Keyword);
                 let inner = self.scalar(t, &text, k, name)?;
-                if matches!(t, Test::Ip(_) | Test::Cidr(_)) { format!("({ty} = 'VARCHAR' AND {inner})") } else { inner }
+                if matches!(t, Test::Ip(_) | Test::Cidr(_)) { format!("({is_str} AND {inner})") } else { inner }
             }
             _ => "FALSE".into(),
         })
@@ -1087,4 +1201,51 @@ impl Tr<'_> {
 
 fn key_name(key: &str) -> String {
     format!("extra.{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(q: &str, d: Dialect) -> R<String> {
+        let plan = kaq_query::compile(q, &Default::default()).expect("compiles");
+        translate(&plan, &Options { dialect: d, source: Source::Table("audit".into()), partitions: None })
+    }
+
+    #[test]
+    fn values_are_quoted_for_each_dialect() {
+        let q = r#"user:"it's \\ a" | count"#;
+        assert!(sql(q, Dialect::DuckDb).unwrap().contains(r"= 'it''s \ a')"));
+        assert!(sql(q, Dialect::Spark).unwrap().contains(r"= 'it\'s \\ a')"));
+        assert!(sql(q, Dialect::Trino).unwrap().contains(r"= 'it''s \ a')"));
+    }
+
+    #[test]
+    fn the_latest_stage_window_is_left_out_for_every_stage() {
+        let latest = sql("verb:get", Dialect::DuckDb).unwrap();
+        assert!(latest.contains("row_number() OVER (PARTITION BY \"id\""), "{latest}");
+        let all = sql("stage:ResponseComplete verb:get", Dialect::DuckDb).unwrap();
+        assert!(!all.contains("PARTITION BY \"id\""), "{all}");
+    }
+
+    #[test]
+    fn globs_become_anchored_regexes() {
+        assert_eq!(Tr::glob_re("system:*:c?.x"), r"\A(?s:system:.*:c.\.x)\z");
+        assert_eq!(Tr::glob_re("a[b]$"), r"\A(?s:a\[b\]\$)\z");
+    }
+
+    #[test]
+    fn what_cannot_be_expressed_is_refused_by_name() {
+        let e = sql("request.spec.replicas>2", Dialect::Trino).unwrap_err();
+        assert_eq!(
+            e.message,
+            "`request.spec.replicas` (a path into a JSON body): not expressible in trino SQL by kaq sql"
+        );
+        let e = sql("ip:2001:db8::/32", Dialect::Spark).unwrap_err();
+        assert!(e.message.contains("IPv6 CIDR block") && e.message.contains("spark"), "{e}");
+        let plan = kaq_query::compile("verb:get", &Default::default()).unwrap();
+        let bad =
+            Options { dialect: Dialect::DuckDb, source: Source::Table("t; DROP TABLE x".into()), partitions: None };
+        assert!(translate(&plan, &bad).unwrap_err().message.contains("is not a table name"));
+    }
 }
