@@ -12,6 +12,7 @@
 #   KAQ_BENCH_DIR=DIR      logs, outputs and results (default target/bench-data)
 #   GEN_AUDIT=PATH         the log generator (default ../shared/tools/gen-audit, from the repo root)
 #   KAQ_BENCHES="a b"      which measurements to run, in order (default: all of BENCHES below)
+#   KAQ_QUESTIONS="a b"    which of QUESTIONS the `queries` measurement asks (default: all)
 #   DUCKDB_THREADS=N       pin DuckDB's thread count (default: DuckDB's own choice)
 #   KAQ_PYENV              where scripts/pyenv.sh keeps the venv with duckdb
 #   KAQ_STORE_RUNS=N       runs of each store query, kaq and the DuckDB CLI alike; the median counts
@@ -45,7 +46,7 @@ BENCHES=(kaq_convert duckdb_convert kaq_convert_completion_order queries kaq_que
 read -r -a selected <<<"${KAQ_BENCHES:-${BENCHES[*]}}"
 
 # Results, by measurement name.
-declare -A SECS=() RSS_KB=() BYTES=() INNER_SECS=()
+declare -A SECS=() CPU_SECS=() RSS_KB=() BYTES=() INNER_SECS=()
 order=()
 store_lines=()
 
@@ -121,6 +122,12 @@ bytes_of() {
     fi
 }
 
+# Reads the log once, so that every measurement reads it from the page cache (on a shared machine
+# it is evicted between runs, and the first peer to read it would pay for the disk).
+warm() {
+    cat -- "$log_file" >/dev/null
+}
+
 # measure NAME OUTPUT CMD...: runs CMD once (OUTPUT, a file or directory, removed first), and records
 # its wall seconds, peak RSS and the bytes of OUTPUT under NAME. CMD's stdout goes to
 # $work_dir/NAME.stdout, its stderr to $work_dir/NAME.stderr.
@@ -143,12 +150,14 @@ measure() {
     SECS[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ {
             n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$tfile")
     RSS_KB[$name]=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tfile")
+    CPU_SECS[$name]=$(awk -F': ' '/User time|System time/ { s += $2 } END { if (NR) printf "%.2f", s }' "$tfile")
     BYTES[$name]=$(bytes_of "$output")
     order+=("$name")
 }
 
 bench_kaq_convert() {
     local out="$out_dir/out_kaq.parquet"
+    warm
     measure kaq "$out" "$kaq" convert "$log_file" -o "$out"
 }
 
@@ -191,6 +200,7 @@ con.execute(f"COPY (SELECT * FROM read_json_auto({q(log)}, sample_size=-1)) "
             f"TO {q(out)} (FORMAT parquet, COMPRESSION zstd)")
 print(f"{time.perf_counter() - t0:.3f}")
 PY
+    warm
     measure duckdb "$out" "$py" "$work_dir/duckdb_convert.py" "$log_file" "$out" "$work_dir/duckdb-tmp"
     INNER_SECS[duckdb]=$(tail -n 1 -- "$work_dir/duckdb.stdout")
 }
@@ -233,7 +243,9 @@ Q_JQ[p99]="$JQ_US"'
 Q_SQL[p99]="SELECT verb, quantile_disc(epoch_us(CAST(stageTimestamp AS TIMESTAMP)) - epoch_us(CAST(requestReceivedTimestamp AS TIMESTAMP)), 0.99) AS p99 FROM LOG WHERE epoch_us(CAST(stageTimestamp AS TIMESTAMP)) - epoch_us(CAST(requestReceivedTimestamp AS TIMESTAMP)) > 1000000 GROUP BY verb"
 
 Q_KAQ[timeline]='| timeline 5m by verb'
-Q_JQ[timeline]='reduce (inputs | [(.requestReceivedTimestamp[0:19] + "Z" | fromdateiso8601 | . - . % 300 | todate), .verb]) as $k
+# The 5-minute bucket by slicing the timestamp (jq's fromdateiso8601 would take a quarter hour).
+Q_JQ[timeline]='reduce (inputs | [(.requestReceivedTimestamp | .[0:14] + (.[14:16] | tonumber | . - . % 5
+        | tostring | if length < 2 then "0" + . else . end)), .verb]) as $k
     ({}; .[$k | tojson] += 1) | to_entries[] | (.key | fromjson) as [$t, $v] | {time: $t, verb: $v, count: .value}'
 Q_SQL[timeline]="SELECT time_bucket(INTERVAL '5 minutes', CAST(requestReceivedTimestamp AS TIMESTAMP)) AS time, verb, count(*) AS count FROM LOG GROUP BY 1, 2"
 
@@ -247,24 +259,33 @@ bench_queries() {
     duck="$(dirname -- "$py")/duckdb"
     [[ -x "$duck" ]] || die "no DuckDB command line at $duck (scripts/pyenv.sh installs duckdb-cli)"
     local q reader sql k j d
-    for q in "${QUESTIONS[@]}"; do
+    local -a questions
+    read -r -a questions <<<"${KAQ_QUESTIONS:-${QUESTIONS[*]}}"
+    for q in "${questions[@]}"; do
+        [[ -n "${Q_KAQ[$q]:-}" ]] || die "unknown question '$q' (known: ${QUESTIONS[*]})"
+        warm
         measure "kaq $q" "$work_dir/none" "$kaq" query "${Q_KAQ[$q]}" "$log_file" --format json
+        warm
         measure "jq $q" "$work_dir/none" jq -nc "${Q_JQ[$q]}" "$log_file"
         reader="read_json_auto('${log_file//\'/\'\'}'${Q_SQL_OPTS[$q]:-})"
         sql="${Q_SQL[$q]//LOG/$reader}"
+        warm
         measure "duckdb $q" "$work_dir/none" "$duck" -jsonlines -c "$sql"
         k=$(rows_of "kaq $q") j=$(rows_of "jq $q") d=$(rows_of "duckdb $q")
         local verdict=ok
         [[ "$k" == "$j" && "$k" == "$d" ]] || { verdict="ROWS DIFFER"; ROWS_DIFFER=1; }
-        query_lines+=("$(printf '%-9s %8s %8s %8s %7s %7s  %6s %6s %6s  %s' "$q" \
+        query_lines+=("$(printf '%-9s %8s %8s %8s %7s %7s  %7s %7s %7s %7s  %6s %6s %6s  %s' "$q" \
             "${SECS[kaq $q]}" "${SECS[jq $q]}" "${SECS[duckdb $q]}" \
             "$(ratio "${SECS[jq $q]}" "${SECS[kaq $q]}")" "$(ratio "${SECS[duckdb $q]}" "${SECS[kaq $q]}")" \
+            "${CPU_SECS[kaq $q]:--}" "${CPU_SECS[jq $q]:--}" "${CPU_SECS[duckdb $q]:--}" \
+            "$(ratio "${CPU_SECS[duckdb $q]:-}" "${CPU_SECS[kaq $q]:-}")" \
             "$(mb "kaq $q")" "$(mb "jq $q")" "$(mb "duckdb $q")" "rows $k/$j/$d $verdict")")
     done
 }
 
 # Every event printed: the memory a raw scan needs when nothing can be dropped early.
 bench_kaq_query_all() {
+    warm
     measure "kaq all events" "$work_dir/none" "$kaq" query '' "$log_file" --format json
 }
 
@@ -273,6 +294,7 @@ bench_kaq_query_all() {
 # line (whole processes both, the median of KAQ_STORE_RUNS runs each).
 
 bench_kaq_ingest() {
+    warm
     measure "kaq ingest" "$out_dir/store" "$kaq" ingest "$log_file" --store "$out_dir/store" -q
 }
 
@@ -354,11 +376,11 @@ report() {
     echo "events: $events   log: $log_file ($(bytes_of "$log_file") bytes)   cpus: $(nproc)"
     echo "load average: at the start $LOAD_START; at the end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    printf '%-22s %10s %14s %12s\n' tool seconds "output bytes" "peak RSS MB"
+    printf '%-22s %10s %10s %14s %12s\n' tool seconds "cpu s" "output bytes" "peak RSS MB"
     local name mb
     for name in "${order[@]}"; do
         mb=$(awk -v k="${RSS_KB[$name]}" 'BEGIN { printf "%.1f", k / 1024 }')
-        printf '%-22s %10s %14s %12s\n' "$name" "${SECS[$name]}" "${BYTES[$name]}" "$mb"
+        printf '%-22s %10s %10s %14s %12s\n' "$name" "${SECS[$name]}" "${CPU_SECS[$name]:--}" "${BYTES[$name]}" "$mb"
         printf '%s\t%s\t%s\t%s\n' "$name" "${SECS[$name]}" "${BYTES[$name]}" "$mb" >>"$results"
         if [[ -n "${INNER_SECS[$name]:-}" ]]; then
             printf '%-22s %10s %14s %12s\n' "$name (query only)" "${INNER_SECS[$name]}" "-" "-"
@@ -374,8 +396,9 @@ report() {
     fi
     if ((${#query_lines[@]})); then
         echo
-        printf '%-9s %8s %8s %8s %7s %7s  %6s %6s %6s  %s\n' question "kaq s" "jq s" "duckdb s" "jq/kaq" "duck/kaq" \
-            "kaq MB" "jq MB" "duck MB" "rows kaq/jq/duckdb"
+        echo "(wall seconds, their ratios; CPU seconds, user + system, and DuckDB's over kaq's; peak RSS)"
+        printf '%-9s %8s %8s %8s %7s %7s  %7s %7s %7s %7s  %6s %6s %6s  %s\n' question "kaq s" "jq s" "duckdb s" \
+            "jq/kaq" "duck/kaq" "kaq cpu" "jq cpu" "duckcpu" "duck/kaq" "kaq MB" "jq MB" "duck MB" "rows kaq/jq/duckdb"
         printf '%s\n' "${query_lines[@]}"
     fi
     if [[ -n "${SECS[kaq ingest]:-}" ]]; then
