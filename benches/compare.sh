@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Compares kaq with DuckDB (and jq, for queries) on the same generated audit log, in one run, one
 # after the other: `kaq convert` against DuckDB's JSON→Parquet, and `kaq query` against the same
-# question asked of jq and of DuckDB's read_json_auto over the raw log.
+# questions asked of jq and of the DuckDB command line's read_json_auto over the raw log (QUESTIONS).
 #
 #   benches/compare.sh [EVENTS]          # default 1000000
-#   KAQ_BENCHES="kaq_query_deletes jq_query_deletes duckdb_query_deletes" benches/compare.sh
+#   KAQ_BENCHES="queries kaq_query_all" benches/compare.sh
 #   KAQ_BENCHES="duckdb_convert kaq_ingest store_queries" benches/compare.sh   # the store (issue 4)
 #
 # Environment:
@@ -12,9 +12,8 @@
 #   KAQ_BENCH_DIR=DIR      logs, outputs and results (default target/bench-data)
 #   GEN_AUDIT=PATH         the log generator (default ../shared/tools/gen-audit, from the repo root)
 #   KAQ_BENCHES="a b"      which measurements to run, in order (default: all of BENCHES below)
+#   KAQ_QUESTIONS="a b"    which of QUESTIONS the `queries` measurement asks (default: all)
 #   DUCKDB_THREADS=N       pin DuckDB's thread count (default: DuckDB's own choice)
-#   DUCKDB_JSON_OPTIONS    read_json_auto options for the query benchmarks (default sample_size=-1:
-#                          the default sample fails on this log, a key first seen after 20 480 rows)
 #   KAQ_PYENV              where scripts/pyenv.sh keeps the venv with duckdb
 #   KAQ_STORE_RUNS=N       runs of each store query, kaq and the DuckDB CLI alike; the median counts
 #                          (default 5)
@@ -43,14 +42,11 @@ out_dir="$bench_dir/out-$events"
 work_dir="$bench_dir/work"
 mkdir -p -- "$out_dir" "$work_dir"
 
-BENCHES=(kaq_convert duckdb_convert kaq_convert_completion_order
-    kaq_query_deletes jq_query_deletes duckdb_query_deletes
-    kaq_query_401 jq_query_401 duckdb_query_401
-    kaq_ingest store_queries)
+BENCHES=(kaq_convert duckdb_convert kaq_convert_completion_order queries kaq_query_all kaq_ingest store_queries)
 read -r -a selected <<<"${KAQ_BENCHES:-${BENCHES[*]}}"
 
 # Results, by measurement name.
-declare -A SECS=() RSS_KB=() BYTES=() INNER_SECS=()
+declare -A SECS=() CPU_SECS=() RSS_KB=() BYTES=() INNER_SECS=()
 order=()
 store_lines=()
 
@@ -126,6 +122,12 @@ bytes_of() {
     fi
 }
 
+# Reads the log once, so that every measurement reads it from the page cache (on a shared machine
+# it is evicted between runs, and the first peer to read it would pay for the disk).
+warm() {
+    cat -- "$log_file" >/dev/null
+}
+
 # measure NAME OUTPUT CMD...: runs CMD once (OUTPUT, a file or directory, removed first), and records
 # its wall seconds, peak RSS and the bytes of OUTPUT under NAME. CMD's stdout goes to
 # $work_dir/NAME.stdout, its stderr to $work_dir/NAME.stderr.
@@ -148,12 +150,14 @@ measure() {
     SECS[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ {
             n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$tfile")
     RSS_KB[$name]=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tfile")
+    CPU_SECS[$name]=$(awk -F': ' '/User time|System time/ { s += $2 } END { if (NR) printf "%.2f", s }' "$tfile")
     BYTES[$name]=$(bytes_of "$output")
     order+=("$name")
 }
 
 bench_kaq_convert() {
     local out="$out_dir/out_kaq.parquet"
+    warm
     measure kaq "$out" "$kaq" convert "$log_file" -o "$out"
 }
 
@@ -196,63 +200,93 @@ con.execute(f"COPY (SELECT * FROM read_json_auto({q(log)}, sample_size=-1)) "
             f"TO {q(out)} (FORMAT parquet, COMPRESSION zstd)")
 print(f"{time.perf_counter() - t0:.3f}")
 PY
+    warm
     measure duckdb "$out" "$py" "$work_dir/duckdb_convert.py" "$log_file" "$out" "$work_dir/duckdb-tmp"
     INNER_SECS[duckdb]=$(tail -n 1 -- "$work_dir/duckdb.stdout")
 }
 
-# Queries over the raw log. Each tool prints its answer; `check_rows` compares the row counts.
+# Questions over the raw log, each asked of kaq, jq and the DuckDB command line, one after the
+# other. Each peer gets its cheapest correct form: DuckDB reads only the columns a question names,
+# with its default schema sample, except where that fails on this log (`SELECT *` meets a key first
+# seen after row 20 480, "has unknown key securityContext"): there, and only there,
+# sample_size=-1. Every command must exit 0 (`measure` stops the script otherwise: a fast error is
+# not a fast answer), and the three must print the same number of rows (checked in the report).
 # The generated log has one event per request (no --stages), so kaq's latest-stage rule changes
 # nothing and the answers must be equal.
+#
+# A question is NAME, kaq's query, a jq program (run as `jq -nc PROGRAM LOG`, reading `inputs`)
+# and DuckDB's SQL (LOG is replaced by the reader, with the options after it).
+QUESTIONS=(deletes 401 users p99 timeline)
+declare -A Q_KAQ=() Q_JQ=() Q_SQL=() Q_SQL_OPTS=()
 
-Q_DELETES='verb:delete ns:prod*'
-Q_401='code:401 | count by ip'
+Q_KAQ[deletes]='verb:delete ns:prod*'
+Q_JQ[deletes]='inputs | select(.verb == "delete" and ((.objectRef.namespace // "") | startswith("prod")))'
+Q_SQL[deletes]="SELECT * FROM LOG WHERE verb = 'delete' AND objectRef.namespace LIKE 'prod%'"
+Q_SQL_OPTS[deletes]=', sample_size=-1' # SELECT *: the default sample fails on this log
 
-bench_kaq_query_deletes() {
-    measure "kaq query deletes" "$work_dir/none" "$kaq" query "$Q_DELETES" "$log_file" --format json
-}
+Q_KAQ[401]='code:401 | count by ip'
+Q_JQ[401]='reduce (inputs | select(.responseStatus.code == 401) | .sourceIPs[]?) as $ip ({}; .[$ip] += 1)
+    | to_entries[] | {ip: .key, count: .value}'
+Q_SQL[401]="SELECT ip, count(*) AS count FROM (SELECT unnest(sourceIPs) AS ip FROM LOG WHERE responseStatus.code = 401) GROUP BY ip"
 
-bench_jq_query_deletes() {
+Q_KAQ[users]='| count by user'
+Q_JQ[users]='reduce (inputs | .user.username // "") as $u ({}; .[$u] += 1) | to_entries[] | {user: .key, count: .value}'
+Q_SQL[users]="SELECT \"user\".username AS user, count(*) AS count FROM LOG GROUP BY 1"
+
+# Microseconds since the epoch of a canonical timestamp (…T00:00:00.438988Z), for jq.
+JQ_US='def us: (.[0:19] + "Z" | fromdateiso8601) * 1000000 + (.[20:26] | tonumber);'
+Q_KAQ[p99]='latency>1s | stats p99(latency) by verb'
+Q_JQ[p99]="$JQ_US"'
+    [inputs | ((.stageTimestamp | us) - (.requestReceivedTimestamp | us)) as $l | select($l > 1000000) | {verb, l: $l}]
+    | group_by(.verb)[] | (map(.l) | sort) as $s
+    | {verb: .[0].verb, p99: $s[(($s | length) * 0.99 | ceil) - 1]}'
+Q_SQL[p99]="SELECT verb, quantile_disc(epoch_us(CAST(stageTimestamp AS TIMESTAMP)) - epoch_us(CAST(requestReceivedTimestamp AS TIMESTAMP)), 0.99) AS p99 FROM LOG WHERE epoch_us(CAST(stageTimestamp AS TIMESTAMP)) - epoch_us(CAST(requestReceivedTimestamp AS TIMESTAMP)) > 1000000 GROUP BY verb"
+
+Q_KAQ[timeline]='| timeline 5m by verb'
+# The 5-minute bucket by slicing the timestamp (jq's fromdateiso8601 would take a quarter hour).
+Q_JQ[timeline]='reduce (inputs | [(.requestReceivedTimestamp | .[0:14] + (.[14:16] | tonumber | . - . % 5
+        | tostring | if length < 2 then "0" + . else . end)), .verb]) as $k
+    ({}; .[$k | tojson] += 1) | to_entries[] | (.key | fromjson) as [$t, $v] | {time: $t, verb: $v, count: .value}'
+Q_SQL[timeline]="SELECT time_bucket(INTERVAL '5 minutes', CAST(requestReceivedTimestamp AS TIMESTAMP)) AS time, verb, count(*) AS count FROM LOG GROUP BY 1, 2"
+
+# Rows each peer printed, by measurement name (for the check).
+declare -A QUERY_ROWS=()
+query_lines=()
+
+bench_queries() {
     command -v jq >/dev/null || die "jq not found (apt-get install jq)"
-    measure "jq deletes" "$work_dir/none" jq -c \
-        'select(.verb == "delete" and ((.objectRef.namespace // "") | startswith("prod")))' "$log_file"
+    local duck
+    duck="$(dirname -- "$py")/duckdb"
+    [[ -x "$duck" ]] || die "no DuckDB command line at $duck (scripts/pyenv.sh installs duckdb-cli)"
+    local q reader sql k j d
+    local -a questions
+    read -r -a questions <<<"${KAQ_QUESTIONS:-${QUESTIONS[*]}}"
+    for q in "${questions[@]}"; do
+        [[ -n "${Q_KAQ[$q]:-}" ]] || die "unknown question '$q' (known: ${QUESTIONS[*]})"
+        warm
+        measure "kaq $q" "$work_dir/none" "$kaq" query "${Q_KAQ[$q]}" "$log_file" --format json
+        warm
+        measure "jq $q" "$work_dir/none" jq -nc "${Q_JQ[$q]}" "$log_file"
+        reader="read_json_auto('${log_file//\'/\'\'}'${Q_SQL_OPTS[$q]:-})"
+        sql="${Q_SQL[$q]//LOG/$reader}"
+        warm
+        measure "duckdb $q" "$work_dir/none" "$duck" -jsonlines -c "$sql"
+        k=$(rows_of "kaq $q") j=$(rows_of "jq $q") d=$(rows_of "duckdb $q")
+        local verdict=ok
+        [[ "$k" == "$j" && "$k" == "$d" ]] || { verdict="ROWS DIFFER"; ROWS_DIFFER=1; }
+        query_lines+=("$(printf '%-9s %8s %8s %8s %7s %7s  %7s %7s %7s %7s  %6s %6s %6s  %s' "$q" \
+            "${SECS[kaq $q]}" "${SECS[jq $q]}" "${SECS[duckdb $q]}" \
+            "$(ratio "${SECS[jq $q]}" "${SECS[kaq $q]}")" "$(ratio "${SECS[duckdb $q]}" "${SECS[kaq $q]}")" \
+            "${CPU_SECS[kaq $q]:--}" "${CPU_SECS[jq $q]:--}" "${CPU_SECS[duckdb $q]:--}" \
+            "$(ratio "${CPU_SECS[duckdb $q]:-}" "${CPU_SECS[kaq $q]:-}")" \
+            "$(mb "kaq $q")" "$(mb "jq $q")" "$(mb "duckdb $q")" "rows $k/$j/$d $verdict")")
+    done
 }
 
-duckdb_query() { # duckdb_query NAME SQL: runs SQL over read_json_auto(log), prints rows as JSON
-    cat >"$work_dir/duckdb_query.py" <<'PY'
-import json, os, sys
-import duckdb
-
-log, sql = sys.argv[1:3]
-con = duckdb.connect()
-if os.environ.get("DUCKDB_THREADS"):
-    con.execute(f"SET threads = {int(os.environ['DUCKDB_THREADS'])}")
-src = "read_json_auto('" + log.replace("'", "''") + "', " + os.environ.get("DUCKDB_JSON_OPTIONS", "sample_size=-1") + ")"
-cur = con.execute(sql.replace("LOG", src))
-cols = [d[0] for d in cur.description]
-for row in cur.fetchall():
-    print(json.dumps(dict(zip(cols, row)), default=str))
-PY
-    measure "$1" "$work_dir/none" "$py" "$work_dir/duckdb_query.py" "$log_file" "$2"
-}
-
-bench_duckdb_query_deletes() {
-    duckdb_query "duckdb deletes" "SELECT * FROM LOG WHERE verb = 'delete' AND objectRef.namespace LIKE 'prod%'"
-}
-
-bench_kaq_query_401() {
-    measure "kaq query 401" "$work_dir/none" "$kaq" query "$Q_401" "$log_file" --format json
-}
-
-bench_jq_query_401() {
-    command -v jq >/dev/null || die "jq not found (apt-get install jq)"
-    measure "jq 401" "$work_dir/none" jq -nc \
-        'reduce (inputs | select(.responseStatus.code == 401) | .sourceIPs[]?) as $ip ({}; .[$ip] += 1)
-         | to_entries[] | {ip: .key, count: .value}' "$log_file"
-}
-
-bench_duckdb_query_401() {
-    duckdb_query "duckdb 401" \
-        "SELECT ip, count(*) AS count FROM (SELECT unnest(sourceIPs) AS ip FROM LOG WHERE responseStatus.code = 401) GROUP BY ip"
+# Every event printed: the memory a raw scan needs when nothing can be dropped early.
+bench_kaq_query_all() {
+    warm
+    measure "kaq all events" "$work_dir/none" "$kaq" query '' "$log_file" --format json
 }
 
 # The store: `kaq ingest` of the log (against duckdb_convert's JSON→Parquet), then each query asked
@@ -260,6 +294,7 @@ bench_duckdb_query_401() {
 # line (whole processes both, the median of KAQ_STORE_RUNS runs each).
 
 bench_kaq_ingest() {
+    warm
     measure "kaq ingest" "$out_dir/store" "$kaq" ingest "$log_file" --store "$out_dir/store" -q
 }
 
@@ -319,6 +354,10 @@ print(json.loads(last)["auditID"])' "$log_file")
     done
 }
 
+mb() { # peak RSS of a measurement in MB
+    awk -v k="${RSS_KB[$1]:-}" 'BEGIN { if (k == "") print "-"; else printf "%.0f", k / 1024 }'
+}
+
 rows_of() { # the number of answer lines a measurement printed
     wc -l <"$work_dir/$1.stdout" | tr -d ' '
 }
@@ -335,12 +374,13 @@ report() {
     printf 'tool\tseconds\toutput_bytes\tpeak_rss_mb\n' >"$results"
     echo
     echo "events: $events   log: $log_file ($(bytes_of "$log_file") bytes)   cpus: $(nproc)"
+    echo "load average: at the start $LOAD_START; at the end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    printf '%-22s %10s %14s %12s\n' tool seconds "output bytes" "peak RSS MB"
+    printf '%-22s %10s %10s %14s %12s\n' tool seconds "cpu s" "output bytes" "peak RSS MB"
     local name mb
     for name in "${order[@]}"; do
         mb=$(awk -v k="${RSS_KB[$name]}" 'BEGIN { printf "%.1f", k / 1024 }')
-        printf '%-22s %10s %14s %12s\n' "$name" "${SECS[$name]}" "${BYTES[$name]}" "$mb"
+        printf '%-22s %10s %10s %14s %12s\n' "$name" "${SECS[$name]}" "${CPU_SECS[$name]:--}" "${BYTES[$name]}" "$mb"
         printf '%s\t%s\t%s\t%s\n' "$name" "${SECS[$name]}" "${BYTES[$name]}" "$mb" >>"$results"
         if [[ -n "${INNER_SECS[$name]:-}" ]]; then
             printf '%-22s %10s %14s %12s\n' "$name (query only)" "${INNER_SECS[$name]}" "-" "-"
@@ -354,17 +394,13 @@ report() {
         echo "duckdb_bytes / kaq_bytes:             $(ratio "${BYTES[duckdb]}" "${BYTES[kaq]}")"
         echo "duckdb_rss / kaq_rss:                 $(ratio "${RSS_KB[duckdb]}" "${RSS_KB[kaq]}")"
     fi
-    local q
-    for q in deletes 401; do
-        [[ -n "${SECS[kaq query $q]:-}" ]] || continue
+    if ((${#query_lines[@]})); then
         echo
-        echo "query '$q':  rows: kaq $(rows_of "kaq query $q")" \
-            "${SECS[jq $q]:+ jq $(rows_of "jq $q")}" "${SECS[duckdb $q]:+ duckdb $(rows_of "duckdb $q")}"
-        [[ -n "${SECS[jq $q]:-}" ]] &&
-            echo "  jq_seconds / kaq_seconds:           $(ratio "${SECS[jq $q]}" "${SECS[kaq query $q]}")"
-        [[ -n "${SECS[duckdb $q]:-}" ]] &&
-            echo "  duckdb_seconds / kaq_seconds:       $(ratio "${SECS[duckdb $q]}" "${SECS[kaq query $q]}")"
-    done
+        echo "(wall seconds, their ratios; CPU seconds, user + system, and DuckDB's over kaq's; peak RSS)"
+        printf '%-9s %8s %8s %8s %7s %7s  %7s %7s %7s %7s  %6s %6s %6s  %s\n' question "kaq s" "jq s" "duckdb s" \
+            "jq/kaq" "duck/kaq" "kaq cpu" "jq cpu" "duckcpu" "duck/kaq" "kaq MB" "jq MB" "duck MB" "rows kaq/jq/duckdb"
+        printf '%s\n' "${query_lines[@]}"
+    fi
     if [[ -n "${SECS[kaq ingest]:-}" ]]; then
         echo
         echo "store: $(bytes_of "$out_dir/store") bytes = $(awk -v a="$(bytes_of "$out_dir/store")" -v b="$(bytes_of "$log_file")" \
@@ -388,9 +424,9 @@ main() {
     for b in "${selected[@]}"; do
         declare -F "bench_$b" >/dev/null || die "unknown benchmark '$b' (known: ${BENCHES[*]})"
         [[ "$b" == kaq_* ]] && needs_kaq=1
-        [[ "$b" == duckdb_* || "$b" == store_* ]] && needs_py=1
-        [[ "$b" == store_* ]] && needs_kaq=1
-        [[ "$b" == jq_* ]] && { command -v jq >/dev/null || die "jq not found: install it (apt-get install jq)"; }
+        [[ "$b" == duckdb_* || "$b" == store_* || "$b" == queries ]] && needs_py=1
+        [[ "$b" == store_* || "$b" == queries ]] && needs_kaq=1
+        [[ "$b" == jq_* || "$b" == queries ]] && { command -v jq >/dev/null || die "jq not found: install it (apt-get install jq)"; }
     done
     ((needs_kaq)) && build_kaq
     # The venv is also the fallback timer when GNU time is missing.
@@ -399,11 +435,14 @@ main() {
     fi
     [[ -n "$gnu_time" ]] || { note "no GNU time at /usr/bin/time: timing with getrusage instead"; time_runner; }
     generate_log
+    LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
     # Sequential on purpose: the machine is noisy, and the ratios within one run are what count.
     for b in "${selected[@]}"; do
         "bench_$b"
     done
     report
+    ((ROWS_DIFFER == 0)) || die "peers printed different numbers of rows (see the table above)"
 }
 
+ROWS_DIFFER=0
 main "$@"

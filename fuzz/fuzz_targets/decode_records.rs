@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = kaq_schema::redact::redact_raw(data);
     for keep_secrets in [false, true] {
-        let opts = DecodeOptions { keep_secrets };
+        let opts = DecodeOptions::keeping_secrets(keep_secrets);
         decode_records(text, &opts, &mut |r| {
             if let Ok(ev) = r {
                 let json = ev.to_json().to_string();

@@ -270,7 +270,7 @@ fuzz_target!(|data: &[u8]| {
     assert_hidden("convert's Parquet", &restored, &values, &line);
 
     // A Parquet file written with --keep-secrets, read without it (query, REPL, store, convert).
-    let kept = decode_event(&line, &DecodeOptions { keep_secrets: true }).unwrap();
+    let kept = decode_event(&line, &DecodeOptions::keeping_secrets(true)).unwrap();
     let mut b = EventBatchBuilder::new();
     b.append(&kept);
     let batch = parquet_round_trip(b.finish());

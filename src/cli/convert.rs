@@ -271,7 +271,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let mut sink = open_sink(&args)?;
     let mut rejects = Rejects::new(args.rejects.as_deref())?;
     let read_opts = ReadOptions {
-        decode: DecodeOptions { keep_secrets: args.keep_secrets },
+        decode: DecodeOptions::keeping_secrets(args.keep_secrets),
         input_format: args.input.format(),
         threads: args.threads.unwrap_or_else(|| ReadOptions::default().threads),
         max_record_size: args.input.max_record_size,

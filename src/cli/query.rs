@@ -237,7 +237,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         bail!("--format parquet needs -o FILE.parquet");
     }
     let read = ReadOptions {
-        decode: DecodeOptions { keep_secrets: args.keep_secrets },
+        decode: DecodeOptions::keeping_secrets(args.keep_secrets),
         input_format: args.input.format(),
         threads: args.threads.unwrap_or(ReadOptions::default().threads).max(1),
         max_record_size: args.input.max_record_size,

@@ -176,6 +176,12 @@ pub trait EventHandler: Sync {
         let _ = (state, line);
         false
     }
+
+    /// The parts of each event this handler reads ([`kaq_schema::Fields`]): the reader decodes
+    /// only those (every record is still validated whole). By default all of them.
+    fn fields(&self) -> kaq_schema::Fields {
+        kaq_schema::Fields::ALL
+    }
 }
 
 /// One chunk's results, given to the caller in input order.
@@ -398,6 +404,7 @@ fn decode_lines<H: EventHandler>(
     format: InputFormat,
     max_record: usize,
 ) -> Chunk<H::Output> {
+    let opts = &DecodeOptions { fields: handler.fields(), ..*opts };
     let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
     let mut state = handler.start();
     let mut rejects = Vec::new();
@@ -458,6 +465,7 @@ fn decode_documents<H: EventHandler>(
     opts: &DecodeOptions,
     format: InputFormat,
 ) -> Chunk<H::Output> {
+    let opts = &DecodeOptions { fields: handler.fields(), ..*opts };
     let mut counts = Counts { bytes: data.len() as u64, ..Counts::default() };
     counts.lines = memchr::memchr_iter(b'\n', data).count() as u64 + u64::from(!data.ends_with(b"\n"));
     let mut state = handler.start();

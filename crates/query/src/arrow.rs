@@ -18,7 +18,7 @@ use crate::value::Val;
 /// Whole-event rows as one batch of [`kaq_columnar::audit_schema`] (their JSON decoded again, as
 /// it was printed: redacted unless secrets were kept).
 pub fn events_batch(rows: &[Row]) -> Result<RecordBatch, ArrowError> {
-    let opts = DecodeOptions { keep_secrets: true };
+    let opts = DecodeOptions::keeping_secrets(true);
     let mut b = EventBatchBuilder::with_capacity(rows.len());
     for r in rows {
         let raw = r.raw.as_deref().ok_or_else(|| ArrowError::InvalidArgumentError("not a whole-event row".into()))?;

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use kaq_schema::Event;
+use kaq_schema::{Event, Fields};
 use serde_json::value::RawValue;
 
 use crate::plan::FieldKey;
@@ -168,6 +168,51 @@ impl Getter {
             Getter::Privileged | Getter::HostNetwork | Getter::HostPid | Getter::HostIpc | Getter::HostPath => {
                 &["privileged", "host_network", "host_pid", "host_ipc", "host_paths"]
             }
+        }
+    }
+
+    /// The parts of a log's event decoding must keep for this getter to give the same value as
+    /// from the whole event ([`Fields`]; [`Fields::BASE`] is always decoded).
+    pub fn fields(&self) -> Fields {
+        match self {
+            Getter::As | Getter::AsUid | Getter::AsGroups | Getter::Extra(true) | Getter::ExtraKey(true, _) => {
+                Fields::IMPERSONATED_USER
+            }
+            Getter::Ip | Getter::ClientIp | Getter::PeerIp => Fields::SOURCE_IPS,
+            Getter::Resource
+            | Getter::Subresource
+            | Getter::Ns
+            | Getter::Name
+            | Getter::ApiGroup
+            | Getter::ApiVersion
+            | Getter::ObjectUid
+            | Getter::ResourceVersion
+            // Derived from `objectRef.subresource` and the URI.
+            | Getter::ExecCommand => Fields::OBJECT_REF,
+            Getter::Code | Getter::Status | Getter::Reason | Getter::Message => Fields::RESPONSE_STATUS,
+            Getter::Annotations | Getter::Annotation(_) => Fields::ANNOTATIONS,
+            Getter::Body(false, _) => Fields::REQUEST_OBJECT,
+            Getter::Body(true, _) => Fields::RESPONSE_OBJECT,
+            // Derived from the pod spec in `requestObject`.
+            Getter::Privileged | Getter::HostNetwork | Getter::HostPid | Getter::HostIpc | Getter::HostPath => {
+                Fields::REQUEST_OBJECT
+            }
+            Getter::Time
+            | Getter::StageTime
+            | Getter::Latency
+            | Getter::Id
+            | Getter::IdReused
+            | Getter::Stage
+            | Getter::Level
+            | Getter::Verb
+            | Getter::Uri
+            | Getter::User
+            | Getter::Uid
+            | Getter::Groups
+            | Getter::Extra(false)
+            | Getter::ExtraKey(false, _)
+            | Getter::Ua
+            | Getter::UserKind => Fields::BASE,
         }
     }
 

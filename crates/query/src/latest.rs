@@ -291,8 +291,10 @@ impl Collector {
     /// request among the records read.
     pub fn finish_counting(self, all_stages: bool) -> Result<Finished, NeedsRescan> {
         // Requests per auditID among the records read whole (hits, and others decoded).
-        let mut requests: HashMap<&IdKey, (u64, bool)> = HashMap::new();
-        fn note<'k>(requests: &mut HashMap<&'k IdKey, (u64, bool)>, k: &'k RequestKey) {
+        // aHash, keyed at random per process (SipHash was a tenth of a full-decode question).
+        type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+        let mut requests: Map<&IdKey, (u64, bool)> = Map::default();
+        fn note<'k>(requests: &mut Map<&'k IdKey, (u64, bool)>, k: &'k RequestKey) {
             let e = requests.entry(&k.id).or_insert((k.request, false));
             e.1 |= e.0 != k.request;
         }
@@ -308,19 +310,21 @@ impl Collector {
             return Ok(Finished { rows: self.hits.into_iter().map(|h| h.row).collect(), ids_reused });
         }
         // The latest (rank, position) per request among hits, then among the others.
-        let mut best: HashMap<&RequestKey, (Latest, u64)> = HashMap::with_capacity(self.hits.len());
+        let mut best: Map<&RequestKey, (Latest, u64)> =
+            Map::with_capacity_and_hasher(self.hits.len(), Default::default());
         for h in &self.hits {
             let e = best.entry(&h.key).or_insert((h.rank, h.pos));
             *e = (*e).max((h.rank, h.pos));
         }
         // A skipped line is known by its auditID only: it may be a record of any matching
         // request of that auditID.
-        let mut lowest_stage: HashMap<&IdKey, u8> = HashMap::with_capacity(best.len());
+        let mut lowest_stage: Map<&IdKey, u8> = Map::with_capacity_and_hasher(best.len(), Default::default());
         for (k, b) in &best {
             let e = lowest_stage.entry(&k.id).or_insert(b.0.0);
             *e = (*e).min(b.0.0);
         }
-        let mut superseded: std::collections::HashSet<&RequestKey> = std::collections::HashSet::new();
+        let mut superseded: std::collections::HashSet<&RequestKey, ahash::RandomState> =
+            std::collections::HashSet::default();
         if !best.is_empty() {
             for o in &self.others {
                 if o.quick {

@@ -51,7 +51,7 @@ pub fn run_on_text(plan: &Plan, text: &str) -> Vec<Row> {
     use kaq_input::EventHandler;
     let run = |handler: &scan::Scan<'_>| {
         let mut found = handler.start();
-        let opts = kaq_schema::DecodeOptions::default();
+        let opts = kaq_schema::DecodeOptions { fields: handler.fields(), ..Default::default() };
         for line in text.lines() {
             if line.trim().is_empty() || handler.skip(&mut found, line.as_bytes()) {
                 continue;
@@ -67,7 +67,7 @@ pub fn run_on_text(plan: &Plan, text: &str) -> Vec<Row> {
     let with_reused;
     let plan = if plan.needs_reused_ids() {
         let mut ids = scan::Identities::default();
-        let opts = kaq_schema::DecodeOptions::default();
+        let opts = kaq_schema::DecodeOptions { fields: kaq_schema::Fields::BASE, ..Default::default() };
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             kaq_schema::decode_records_with_text(line, &opts, &mut |r| {
                 if let Ok((ev, _)) = r {

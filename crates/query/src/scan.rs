@@ -83,6 +83,9 @@ pub struct Scan<'p> {
     getters: Vec<Getter>,
     prefilter: Option<Prefilter>,
     keep_secrets: bool,
+    /// What decoding keeps of each event: what the getters read (the latest-stage rule's and the
+    /// identity's fields are always decoded), or everything for whole events.
+    fields: kaq_schema::Fields,
 }
 
 impl Scan<'_> {
@@ -115,8 +118,14 @@ impl<'e> Columns<'e> for EventCols<'e, '_> {
 
 impl<'p> Scan<'p> {
     pub fn new(plan: &'p Plan, keep_secrets: bool) -> Scan<'p> {
-        let getters = plan.slots.iter().map(|s| Getter::new(s.key.as_ref().expect("slots are event fields"))).collect();
-        Scan { plan, getters, prefilter: Prefilter::new(&plan.prefilter), keep_secrets }
+        let getters: Vec<Getter> =
+            plan.slots.iter().map(|s| Getter::new(s.key.as_ref().expect("slots are event fields"))).collect();
+        let fields = if plan.whole_events {
+            kaq_schema::Fields::ALL
+        } else {
+            getters.iter().fold(kaq_schema::Fields::BASE, |f, g| f.with(g.fields()))
+        };
+        Scan { plan, getters, prefilter: Prefilter::new(&plan.prefilter), keep_secrets, fields }
     }
 
     /// Tests one event; `text` is its JSON as read (`None` for Parquet rows).
@@ -183,6 +192,10 @@ impl EventHandler for Scan<'_> {
 
     fn finish(&self, found: Found) -> Found {
         found
+    }
+
+    fn fields(&self) -> kaq_schema::Fields {
+        self.fields
     }
 
     fn skip(&self, found: &mut Found, line: &[u8]) -> bool {
@@ -331,6 +344,10 @@ impl EventHandler for IdentityHandler {
 
     fn event(&self, ids: &mut Identities, ev: &Event<'_>) {
         ids.add(ev);
+    }
+
+    fn fields(&self) -> kaq_schema::Fields {
+        kaq_schema::Fields::BASE
     }
 
     fn finish(&self, ids: Identities) -> Identities {

@@ -25,13 +25,16 @@
 pub mod decode;
 pub mod derive;
 pub mod event;
+mod fast;
 pub mod fields;
 pub mod json;
 pub mod redact;
 pub mod time;
 pub mod visible;
 
-pub use decode::{DecodeError, DecodeOptions, Rejected, decode_event, decode_records, decode_records_with_text};
+pub use decode::{
+    DecodeError, DecodeOptions, Fields, Rejected, decode_event, decode_full, decode_records, decode_records_with_text,
+};
 pub use derive::{Derived, PodFlags, UserKind};
 pub use event::{Event, ObjectRef, Status, UserInfo, merge};
 pub use fields::{FIELDS, Field, FieldType, lookup, vocabulary};

@@ -6,8 +6,8 @@ use kaq_schema::redact::{DEEP_MARKER, MARKER_PREFIX, sanitize};
 use kaq_schema::{DecodeOptions, Event, decode_event};
 use serde_json::Value;
 
-const REDACT: DecodeOptions = DecodeOptions { keep_secrets: false };
-const KEEP: DecodeOptions = DecodeOptions { keep_secrets: true };
+const REDACT: DecodeOptions = DecodeOptions::keeping_secrets(false);
+const KEEP: DecodeOptions = DecodeOptions::keeping_secrets(true);
 
 /// An event about `resource` (no objectRef when `None`) with this request body.
 fn event(resource: Option<&str>, uri: &str, body: &str) -> String {

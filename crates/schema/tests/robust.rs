@@ -34,7 +34,7 @@ proptest! {
             s.replace_range(cut..end, &insert);
         }
         decode_all(&s, &DecodeOptions::default());
-        decode_all(&s, &DecodeOptions { keep_secrets: true });
+        decode_all(&s, &DecodeOptions::keeping_secrets(true));
     }
 
     /// Any JSON object with an auditID and well-typed known fields decodes, and converts back
@@ -60,7 +60,7 @@ proptest! {
         m.insert("requestReceivedTimestamp".into(), kaq_schema::time::format_micros(micros).into());
         let v = Value::Object(m);
         let text = v.to_string();
-        let ev = kaq_schema::decode_event(&text, &DecodeOptions { keep_secrets: true }).unwrap();
+        let ev = kaq_schema::decode_event(&text, &DecodeOptions::keeping_secrets(true)).unwrap();
         prop_assert_eq!(ev.to_json(), v);
     }
 }
