@@ -35,6 +35,7 @@ enum Command {
     Convert(cli::convert::ConvertArgs),
     Repl(cli::repl::ReplArgs),
     Demo(cli::demo::DemoArgs),
+    Detect(cli::detect::DetectArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => cli::convert::run(args),
         Command::Repl(args) => cli::repl::run(args),
         Command::Demo(args) => cli::demo::run(args),
+        Command::Detect(args) => cli::detect::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod demo;
+pub mod detect;
 pub mod input;
 pub mod progress;
 pub mod query;
