@@ -510,7 +510,16 @@ fn check(d: Draft) -> Result<Rule, RuleError> {
             err(o, format!("`severity`: `{s}` is not one of info, low, medium, high, critical"))
         })?,
     };
-    let window = dur(&d.window, "window")?;
+    // A first-seen rule's window may be 0 (its evidence is the new request alone).
+    let window = match &d.window {
+        Some((t, o)) if parse_duration(t) == Some(0) => {
+            if d.first_seen.is_none() {
+                return Err(err(o, "`window`: a window is longer than 0".into()));
+            }
+            Some(0)
+        }
+        _ => dur(&d.window, "window")?,
+    };
     let (query, query_origin) = match (&d.query, &d.sequence) {
         (Some((q, o)), None) => (q.clone(), o.clone()),
         (None, Some((_, o))) => (String::new(), o.clone()),
