@@ -4,6 +4,7 @@ mod accounting;
 mod cli;
 mod common;
 mod corpus;
+mod detect;
 mod entries;
 mod hostile;
 mod identity;
