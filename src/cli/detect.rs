@@ -112,6 +112,10 @@ pub struct DetectArgs {
     #[arg(long)]
     explain: bool,
 
+    /// After the run, show on stderr each rule's matched requests and time, slowest first.
+    #[arg(long)]
+    timing: bool,
+
     #[command(flatten)]
     input: super::input::InputArgs,
 
@@ -226,7 +230,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let bounds = Bounds { since, until };
-    let (alerts, _stats) = kaq_detect::run(&mut prepared, &set, &data, &bounds, args.max_evidence.max(1))?;
+    let (alerts, stats) = kaq_detect::run(&mut prepared, &set, &data, &bounds, args.max_evidence.max(1))?;
     let format = match args.format {
         Some(f) => f,
         None if std::io::stdout().is_terminal() => Format::Text,
@@ -242,6 +246,13 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         Format::Text => text(&mut out, &alerts)?,
     }
     out.flush()?;
+    if args.timing {
+        let mut m = stats.matched.clone();
+        m.sort_by(|a, b| b.2.cmp(&a.2));
+        for (id, n, t) in m {
+            eprintln!("kaq: {:>8.3}s {n:>9} matched  {id}", t.as_secs_f64());
+        }
+    }
     if !args.quiet {
         let rejected = data.rejected();
         if rejected > 0 {

@@ -204,8 +204,8 @@ impl Prepared {
 /// Counts of a run, for messages.
 #[derive(Debug, Default, Clone)]
 pub struct RunStats {
-    /// Matched requests per rule (summed over steps).
-    pub matched: Vec<(String, usize)>,
+    /// Per rule: matched requests (summed over steps) and the time its queries and windows took.
+    pub matched: Vec<(String, usize, std::time::Duration)>,
 }
 
 /// Runs `prepared` over `data`; alerts sorted by first time, then rule.
@@ -225,6 +225,7 @@ pub fn run(
             // Compiled before; only the time conditions change, which always compile.
             p.compile_for(&macros, bounds).expect("time conditions compile");
         }
+        let started = std::time::Instant::now();
         let mut hits = Vec::new();
         for (step, (_, plan)) in p.queries.iter().enumerate() {
             let rows = data.rows(plan)?;
@@ -233,8 +234,9 @@ pub fn run(
                 Some(to_hit(&p.rule, time, id, cols, step))
             }));
         }
-        stats.matched.push((p.rule.id.clone(), hits.len()));
+        let n = hits.len();
         alerts.extend(evaluate(&p.rule, hits, data_start, bounds, max_evidence));
+        stats.matched.push((p.rule.id.clone(), n, started.elapsed()));
     }
     alerts.sort_by(|a, b| a.first.cmp(&b.first).then_with(|| a.rule.cmp(&b.rule)));
     Ok((alerts, stats))

@@ -11,12 +11,16 @@ use kaq_syntax::Diagnostic;
 /// Where the events are.
 pub enum Data {
     /// A store made by `kaq ingest`.
-    Store(Box<kaq_store::Store>),
+    Store(Box<kaq_store::Store>, Reused),
     /// Audit logs or kaq Parquet files, ingested once into a private temporary store (removed on
     /// drop), so that each rule's query runs on its columns and index instead of decoding every
     /// line again.
-    Temp { store: Box<kaq_store::Store>, dir: PathBuf, report: kaq_store::IngestReport },
+    Temp { store: Box<kaq_store::Store>, dir: PathBuf, report: kaq_store::IngestReport, reused: Reused },
 }
+
+/// The auditIDs several requests carry, found once per run for every rule that reads
+/// `id_reused` (the store would find them again for each query).
+type Reused = std::cell::OnceCell<std::sync::Arc<std::collections::HashSet<kaq_query::scan::IdKey>>>;
 
 impl Drop for Data {
     fn drop(&mut self) {
@@ -43,7 +47,7 @@ pub type Rows = Vec<(Option<i64>, String, Vec<Option<String>>)>;
 
 impl Data {
     pub fn open_store(dir: &Path) -> Result<Data, DataError> {
-        Ok(Data::Store(Box::new(kaq_store::Store::open(dir)?)))
+        Ok(Data::Store(Box::new(kaq_store::Store::open(dir)?), Reused::new()))
     }
 
     /// Reads `inputs` into a temporary store in `$TMPDIR` (0700, removed when dropped).
@@ -59,7 +63,7 @@ impl Data {
             Ok::<_, kaq_store::Error>((kaq_store::Store::open(&dir)?, report))
         })();
         match made {
-            Ok((store, report)) => Ok(Data::Temp { store: Box::new(store), dir, report }),
+            Ok((store, report)) => Ok(Data::Temp { store: Box::new(store), dir, report, reused: Reused::new() }),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e.into())
@@ -69,7 +73,7 @@ impl Data {
 
     fn store(&self) -> &kaq_store::Store {
         match self {
-            Data::Store(s) | Data::Temp { store: s, .. } => s,
+            Data::Store(s, _) | Data::Temp { store: s, .. } => s,
         }
     }
 
@@ -77,7 +81,7 @@ impl Data {
     pub fn rejected(&self) -> u64 {
         match self {
             Data::Temp { report, .. } => report.counts.rejected,
-            Data::Store(_) => 0,
+            Data::Store(..) => 0,
         }
     }
 
@@ -92,6 +96,35 @@ impl Data {
     /// Runs `plan` (made by [`compile`] with `| table time, id, COLUMNS…` at its end) and gives
     /// its rows.
     pub fn rows(&self, plan: &Plan) -> Result<Rows, DataError> {
+        let with_reused;
+        let plan = if plan.needs_reused_ids() {
+            let cell = match self {
+                Data::Store(_, r) | Data::Temp { reused: r, .. } => r,
+            };
+            let reused = match cell.get() {
+                Some(r) => r.clone(),
+                None => {
+                    let m = self.store().manifest();
+                    // One segment whose auditIDs are all distinct (found when it was indexed)
+                    // holds no auditID twice: nothing to read.
+                    let r = if m.segments.len() == 1 && m.segments[0].ids_unique {
+                        Default::default()
+                    } else {
+                        self.store().identities(&ReadOptions::default())?.reused()
+                    };
+                    let r = std::sync::Arc::new(r);
+                    cell.get_or_init(|| r).clone()
+                }
+            };
+            // No auditID is reused: a search that requires `id_reused:true` matches nothing.
+            if reused.is_empty() && requires_reused(plan) {
+                return Ok(Vec::new());
+            }
+            with_reused = Plan { reused_ids: Some(reused), ..plan.clone() };
+            &with_reused
+        } else {
+            plan
+        };
         let rows = self.store().run(plan, &ReadOptions::default())?.rows;
         let text = |v: &Val<'_>| match v {
             Val::Null => None,
@@ -110,6 +143,22 @@ impl Data {
                 (time, id, r.vals.iter().skip(2).map(text).collect())
             })
             .collect())
+    }
+}
+
+/// Whether `plan`'s filter holds only for requests with `id_reused` true (the condition, alone or
+/// AND-ed at the top).
+fn requires_reused(plan: &Plan) -> bool {
+    use kaq_query::plan::{FieldKey, Pred, Test};
+    let is_reused = |p: &Pred| match p {
+        Pred::Field { col, test: Test::Bool(true) } => {
+            matches!(plan.slots.get(*col).and_then(|c| c.key.as_ref()), Some(FieldKey::Field(f)) if f.name == "id_reused")
+        }
+        _ => false,
+    };
+    match &plan.filter {
+        Pred::And(ps) => ps.iter().any(is_reused),
+        p => is_reused(p),
     }
 }
 
