@@ -185,7 +185,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let set = match load(&args)? {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("kaq: error: {}", visible(&e.to_string()));
+            print_rule_error(&e);
             return Ok(ExitCode::from(BAD_RULES));
         }
     };
@@ -196,7 +196,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let mut prepared = match kaq_detect::prepare(&set, &args.only) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("kaq: error: {}", visible(&e.to_string()));
+            print_rule_error(&e);
             return Ok(ExitCode::from(BAD_RULES));
         }
     };
@@ -217,7 +217,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let data = if args.inputs.is_empty() {
         let dir = super::store::store_dir(args.store.as_ref());
         if args.store.is_none() && std::env::var_os("KAQ_STORE").is_none() && !dir.join("MANIFEST.json").exists() {
-            bail!("no input: give audit logs, directories, `-` for stdin, or kaq Parquet files, or --store DIR (after `kaq ingest`)");
+            bail!(
+                "no input: give audit logs, directories, `-` for stdin, or kaq Parquet files, or --store DIR (after `kaq ingest`)"
+            );
         }
         Data::open_store(&dir)?
     } else {
@@ -248,7 +250,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     if args.timing {
         let mut m = stats.matched.clone();
-        m.sort_by(|a, b| b.2.cmp(&a.2));
+        m.sort_by_key(|x| std::cmp::Reverse(x.2));
         for (id, n, t) in m {
             eprintln!("kaq: {:>8.3}s {n:>9} matched  {id}", t.as_secs_f64());
         }
@@ -274,6 +276,16 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if alerts.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(FIRED) })
+}
+
+/// A rule error on stderr: each line made safe to show (a diagnostic spans several).
+fn print_rule_error(e: &rules::RuleError) {
+    let text = e.to_string();
+    let mut lines = text.lines();
+    eprintln!("kaq: error: {}", visible(lines.next().unwrap_or("")));
+    for l in lines {
+        eprintln!("{}", visible(l));
+    }
 }
 
 /// Alerts as an aligned table.
@@ -310,7 +322,8 @@ fn text(out: &mut dyn Write, alerts: &[Alert]) -> std::io::Result<()> {
     let line = |out: &mut dyn Write, cells: &[String]| -> std::io::Result<()> {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
-            let c: String = if c.chars().count() > 60 { c.chars().take(59).chain(['…']).collect() } else { c.clone() };
+            let c: String =
+                if c.chars().count() > 60 { c.chars().take(59).chain(['…']).collect() } else { c.clone() };
             if i + 1 == cells.len() {
                 s.push_str(&c);
             } else if i == 3 {
@@ -343,7 +356,12 @@ fn kind_text(kind: &Kind, group_by: &[String]) -> String {
         }
         Kind::FirstSeen { fields, lookback, learn, .. } => {
             let what: Vec<&str> = group_by.iter().chain(fields).map(String::as_str).collect();
-            format!("a {} not seen in the {} before (the first {} only learns)", what.join(" + "), d(*lookback), d(*learn))
+            format!(
+                "a {} not seen in the {} before (the first {} only learns)",
+                what.join(" + "),
+                d(*lookback),
+                d(*learn)
+            )
         }
         Kind::Spike(s) => format!(
             "{}-buckets{per} >= {} and >= {} x the EWMA (alpha {}) of earlier buckets",
@@ -370,10 +388,20 @@ fn list(set: &RuleSet) -> anyhow::Result<()> {
         } else {
             "built-in"
         };
-        let first = r.description.split(": ").next().unwrap_or("").split(". ").next().unwrap_or("");
-        writeln!(out, "{:<w$}  {:<8}  {:<10}  {:<8}  {}", r.id, r.severity, r.kind.name(), status, first)?;
+        let first = r.description.split(". ").next().unwrap_or("").trim_end_matches('.');
+        let first: String = if first.chars().count() > 90 {
+            first.chars().take(89).chain(['…']).collect()
+        } else {
+            first.to_string()
+        };
+        writeln!(out, "{:<w$}  {:<8}  {:<10}  {:<8}  {}", r.id, r.severity.as_str(), r.kind.name(), status, first)?;
     }
-    writeln!(out, "\n{} rules ({} enabled); `kaq detect --explain --rule ID` shows one in full", set.rules.len(), set.rules.iter().filter(|r| r.enabled).count())?;
+    writeln!(
+        out,
+        "\n{} rules ({} enabled); `kaq detect --explain --rule ID` shows one in full",
+        set.rules.len(),
+        set.rules.iter().filter(|r| r.enabled).count()
+    )?;
     out.flush()?;
     Ok(())
 }
@@ -393,7 +421,11 @@ fn explain(prepared: &[kaq_detect::Prepared]) -> anyhow::Result<()> {
             writeln!(out, "  anchor: {re}")?;
         }
         writeln!(out, "  fires: {}", kind_text(&r.kind, &r.group_by))?;
-        writeln!(out, "  one alert per group while firings are within {} of each other", kaq_detect::format_duration(r.suppress.max(1)))?;
+        writeln!(
+            out,
+            "  one alert per group while firings are within {} of each other",
+            kaq_detect::format_duration(r.suppress.max(1))
+        )?;
         for (i, (text, plan)) in p.queries.iter().enumerate() {
             if p.queries.len() > 1 {
                 writeln!(out, "  step {}: {text}", i + 1)?;

@@ -151,7 +151,8 @@ fn every_injected_incident_fires_its_rule_with_its_audit_ids() {
         let tmp = tempfile::tempdir().unwrap();
         let log = tmp.path().join("audit.log");
         let truth = tmp.path().join("truth.json");
-        let mut args = vec!["--seed", seed, "--events", events, "--extra-incidents", "--truth", truth.to_str().unwrap()];
+        let mut args =
+            vec!["--seed", seed, "--events", events, "--extra-incidents", "--truth", truth.to_str().unwrap()];
         args.extend_from_slice(extra);
         if gen_audit(&args, &log).is_none() {
             return;
@@ -196,7 +197,10 @@ fn the_falco_trace_files_fire_the_matching_rules() {
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let all = alerts(&o);
     let id_of = |f: &str| -> Vec<String> {
-        crate::common::reference_events(&dir.join(f)).iter().map(|e| e["auditID"].as_str().unwrap().to_string()).collect()
+        crate::common::reference_events(&dir.join(f))
+            .iter()
+            .map(|e| e["auditID"].as_str().unwrap().to_string())
+            .collect()
     };
     let fired = |rule: &str, file: &str| {
         let want = id_of(file);
@@ -204,18 +208,38 @@ fn the_falco_trace_files_fire_the_matching_rules() {
         want.iter().all(|w| got.contains(w))
     };
     for (rule, yes, no) in [
-        ("privileged-pod", &["create_nginx_pod_privileged.json", "create_nginx_pod_privileged_2nd_container.json"][..], &["create_nginx_pod_unprivileged.json"][..]),
-        ("sensitive-hostpath", &["create_nginx_pod_sensitive_mount.json", "create_nginx_pod_sensitive_mount_2nd_container.json"], &["create_nginx_pod_unsensitive_mount.json"]),
+        (
+            "privileged-pod",
+            &["create_nginx_pod_privileged.json", "create_nginx_pod_privileged_2nd_container.json"][..],
+            &["create_nginx_pod_unprivileged.json"][..],
+        ),
+        (
+            "sensitive-hostpath",
+            &["create_nginx_pod_sensitive_mount.json", "create_nginx_pod_sensitive_mount_2nd_container.json"],
+            &["create_nginx_pod_unsensitive_mount.json"],
+        ),
         ("host-network-pod", &["create_nginx_pod_hostnetwork.json"], &["create_nginx_pod_nohostnetwork.json"]),
         ("cluster-admin-binding", &["attach_cluster_admin_role.json"], &["create_clusterrolebinding.json"]),
         ("exec-into-pod", &["exec_pod.json", "attach_pod.json"], &[]),
         ("anonymous-allowed", &["anonymous_creates_namespace_foo.json"], &[]),
-        ("wildcard-role", &["create_cluster_role_wildcard_resources.json", "create_cluster_role_wildcard_verbs.json"], &["create_clusterrole.json"]),
+        (
+            "wildcard-role",
+            &["create_cluster_role_wildcard_resources.json", "create_cluster_role_wildcard_verbs.json"],
+            &["create_clusterrole.json"],
+        ),
         ("escalation-verbs-role", &["create_cluster_role_pod_exec.json"], &[]),
         ("nodeport-service", &["create_nginx_service_nodeport.json"], &["create_nginx_service_nonodeport.json"]),
         ("secret-deleted-or-modified", &["delete_secret.json"], &[]),
-        ("configmap-credentials", &["create_configmap_sensitive_values.json"], &["create_configmap_no_sensitive_values.json"]),
-        ("system-role-modified", &["modify_cluster_role_node_problem_detector.json", "delete_cluster_role_kube_aggregator.json"], &[]),
+        (
+            "configmap-credentials",
+            &["create_configmap_sensitive_values.json"],
+            &["create_configmap_no_sensitive_values.json"],
+        ),
+        (
+            "system-role-modified",
+            &["modify_cluster_role_node_problem_detector.json", "delete_cluster_role_kube_aggregator.json"],
+            &[],
+        ),
         ("namespace-deleted", &["delete_namespace_foo.json"], &[]),
     ] {
         for f in yes {

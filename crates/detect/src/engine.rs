@@ -129,7 +129,7 @@ pub fn spike(times: &[i64], s: &Spike) -> Vec<Trigger> {
             // Empty buckets between: each one decays the baseline, as a count of 0.
             let mut k = p + 1;
             while k < b && base != 0.0 {
-                base = (1.0 - s.alpha) * base;
+                base *= 1.0 - s.alpha;
                 k += 1;
             }
         }
@@ -155,8 +155,7 @@ pub fn sequence(times: &[i64], steps: &[usize], n_steps: usize, window: i64) -> 
     for (s, e) in batches(times) {
         let t = times[s];
         let mut updates: Vec<(usize, (i64, Vec<usize>))> = Vec::new();
-        for p in s..e {
-            let st = steps[p];
+        for (p, &st) in steps.iter().enumerate().take(e).skip(s) {
             if st == 0 {
                 if n_steps == 1 {
                     out.push(Trigger { at: p, evidence: vec![(p, p)] });

@@ -70,11 +70,7 @@ fn render_diag(text: &str, d: &kaq_syntax::Diagnostic) -> String {
 
 /// A rule error for `rule` at its query.
 fn query_error(rule: &Rule, what: &str, message: String) -> RuleError {
-    RuleError {
-        origin: rule.query_origin.clone(),
-        rule: Some(rule.id.clone()),
-        message: format!("{what}:\n{message}"),
-    }
+    RuleError { origin: rule.query_origin.clone(), rule: Some(rule.id.clone()), message: format!("{what}:\n{message}") }
 }
 
 /// Compiles every enabled rule of `set` (or those named in `only`).
@@ -258,7 +254,13 @@ fn to_hit(rule: &Rule, time: i64, id: String, cols: Vec<Option<String>>, step: u
 
 /// The alerts of one rule over its hits (any order). `data_start`: when the data begins (for a
 /// first-seen rule's learning time); `bounds.since`: triggers before it are dropped.
-pub fn evaluate(rule: &Rule, mut hits: Vec<Hit>, data_start: Option<i64>, bounds: &Bounds, max_evidence: usize) -> Vec<Alert> {
+pub fn evaluate(
+    rule: &Rule,
+    mut hits: Vec<Hit>,
+    data_start: Option<i64>,
+    bounds: &Bounds,
+    max_evidence: usize,
+) -> Vec<Alert> {
     hits.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.step.cmp(&b.step)).then_with(|| a.id.cmp(&b.id)));
     let group_names: Vec<String> = match &rule.kind {
         Kind::FirstSeen { fields, .. } => rule.group_by.iter().chain(fields).cloned().collect(),
@@ -317,7 +319,14 @@ pub fn evaluate(rule: &Rule, mut hits: Vec<Hit>, data_start: Option<i64>, bounds
 
 /// A duration as a rule file writes it (`5m`, `90s`, `7d`).
 pub fn format_duration(us: i64) -> String {
-    for (unit, n) in [("w", 604_800_000_000i64), ("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000)] {
+    for (unit, n) in [
+        ("w", 604_800_000_000i64),
+        ("d", 86_400_000_000),
+        ("h", 3_600_000_000),
+        ("m", 60_000_000),
+        ("s", 1_000_000),
+        ("ms", 1_000),
+    ] {
         if us != 0 && us % n == 0 {
             return format!("{}{unit}", us / n);
         }

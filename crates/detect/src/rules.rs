@@ -19,7 +19,8 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+    pub const ALL: [Severity; 5] =
+        [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -330,7 +331,12 @@ impl Loader {
                 }
                 None => {
                     self.by_id.insert(r.id.clone(), self.drafts.len());
-                    self.drafts.push(Draft { id: r.id.clone(), enabled: true, defined: origin.clone(), ..Draft::default() });
+                    self.drafts.push(Draft {
+                        id: r.id.clone(),
+                        enabled: true,
+                        defined: origin.clone(),
+                        ..Draft::default()
+                    });
                     self.drafts.len() - 1
                 }
             };
@@ -428,7 +434,11 @@ impl Loader {
         }
         for id in raw.disable {
             let Some(&i) = self.by_id.get(&id) else {
-                return Err(RuleError { origin: at(0..0), rule: Some(id), message: "`disable`: no rule has this id".into() });
+                return Err(RuleError {
+                    origin: at(0..0),
+                    rule: Some(id),
+                    message: "`disable`: no rule has this id".into(),
+                });
             };
             self.drafts[i].enabled = false;
             self.drafts[i].changed.push(at(0..0));
@@ -506,9 +516,8 @@ fn check(d: Draft) -> Result<Rule, RuleError> {
     };
     let severity = match &d.severity {
         None => return Err(err(&last, "no `severity` (info, low, medium, high or critical)".into())),
-        Some((s, o)) => Severity::parse(s).ok_or_else(|| {
-            err(o, format!("`severity`: `{s}` is not one of info, low, medium, high, critical"))
-        })?,
+        Some((s, o)) => Severity::parse(s)
+            .ok_or_else(|| err(o, format!("`severity`: `{s}` is not one of info, low, medium, high, critical")))?,
     };
     // A first-seen rule's window may be 0 (its evidence is the new request alone).
     let window = match &d.window {
@@ -548,8 +557,9 @@ fn check(d: Draft) -> Result<Rule, RuleError> {
         let lookback = dur(&d.lookback, "lookback")?.unwrap_or(7 * 86_400_000_000);
         let learn = match &d.learn {
             None => 3_600_000_000,
-            Some((t, o)) => parse_duration(t)
-                .ok_or_else(|| err(o, format!("`learn`: `{t}` is not a duration (1h, 0s)")))?,
+            Some((t, o)) => {
+                parse_duration(t).ok_or_else(|| err(o, format!("`learn`: `{t}` is not a duration (1h, 0s)")))?
+            }
         };
         if fields.is_empty() && d.group_by.is_empty() {
             return Err(err(&last, "`first_seen` names the fields whose new values fire (or use `group_by`)".into()));
@@ -781,10 +791,7 @@ mod tests {
             "f.toml:2: rule `x`: a `threshold` needs a `window` (sliding: 5m, 30s, 1h)"
         );
         assert!(err("[[rule]]\nid = \"x\"\nsevrity = \"low\"\n").starts_with("f.toml:3: unknown field `sevrity`"));
-        assert_eq!(
-            err("[[exception]]\nrule = \"nope\"\nuser = \"a\"\n"),
-            "f.toml:1: rule `nope`: no rule has this id"
-        );
+        assert_eq!(err("[[exception]]\nrule = \"nope\"\nuser = \"a\"\n"), "f.toml:1: rule `nope`: no rule has this id");
         let mut l = Loader::default();
         l.add("f.toml", "[lists]\nxs = [\"a\"]\n").unwrap();
         let set = l.finish().unwrap();

@@ -15,7 +15,7 @@ pub enum Data {
     /// Audit logs or kaq Parquet files, ingested once into a private temporary store (removed on
     /// drop), so that each rule's query runs on its columns and index instead of decoding every
     /// line again.
-    Temp { store: Box<kaq_store::Store>, dir: PathBuf, report: kaq_store::IngestReport, reused: Reused },
+    Temp { store: Box<kaq_store::Store>, dir: PathBuf, report: Box<kaq_store::IngestReport>, reused: Reused },
 }
 
 /// The auditIDs several requests carry, found once per run for every rule that reads
@@ -63,7 +63,9 @@ impl Data {
             Ok::<_, kaq_store::Error>((kaq_store::Store::open(&dir)?, report))
         })();
         match made {
-            Ok((store, report)) => Ok(Data::Temp { store: Box::new(store), dir, report, reused: Reused::new() }),
+            Ok((store, report)) => {
+                Ok(Data::Temp { store: Box::new(store), dir, report: Box::new(report), reused: Reused::new() })
+            }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e.into())
@@ -196,7 +198,8 @@ pub fn time_bounds(since: Option<&str>, until: Option<&str>) -> Result<(Option<i
         until: until.map(str::to_string),
         ..Options::default()
     };
-    let plan = kaq_query::compile("", &opts).map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
+    let plan = kaq_query::compile("", &opts)
+        .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
     Ok(kaq_query::plan::time_bounds(&plan))
 }
 

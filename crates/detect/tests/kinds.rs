@@ -120,12 +120,21 @@ fn stage_rank(s: &str) -> u8 {
     }
 }
 
-/// Requests by identity (auditID, received time, verb, URI, user), at their latest stage.
+/// A request's identity: auditID, received time, verb, URI, user.
+type Identity = (String, String, String, String, String);
+
+/// Requests by identity, at their latest stage.
 fn requests(files: &[Vec<Value>]) -> Vec<Req> {
-    let mut by: BTreeMap<(String, String, String, String, String), (u8, Value)> = BTreeMap::new();
+    let mut by: BTreeMap<Identity, (u8, Value)> = BTreeMap::new();
     for e in files.iter().flatten() {
         let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
-        let key = (s("auditID"), s("requestReceivedTimestamp"), s("verb"), s("requestURI"), e["user"]["username"].as_str().unwrap().to_string());
+        let key = (
+            s("auditID"),
+            s("requestReceivedTimestamp"),
+            s("verb"),
+            s("requestURI"),
+            e["user"]["username"].as_str().unwrap().to_string(),
+        );
         let rank = stage_rank(e["stage"].as_str().unwrap());
         match by.get(&key) {
             Some((r, _)) if *r >= rank => {}
@@ -199,7 +208,14 @@ struct Key {
 }
 
 fn key(a: &Alert) -> Key {
-    Key { first: a.first, rule: a.rule.clone(), group: a.group.clone(), count: a.count, last: a.last, ids: a.ids.clone() }
+    Key {
+        first: a.first,
+        rule: a.rule.clone(),
+        group: a.group.clone(),
+        count: a.count,
+        last: a.last,
+        ids: a.ids.clone(),
+    }
 }
 
 /// Runs the rule file `toml` over `data`.
@@ -307,7 +323,12 @@ fn first_seen_across_segments_exactly_as_defined() {
         let files = events(seed, 150, 3);
         let data = store(tmp.path(), &files);
         let reqs = requests(&files);
-        let data_start = files.iter().flatten().map(|e| kaq_schema::time::parse_rfc3339(e["requestReceivedTimestamp"].as_str().unwrap()).unwrap().micros).min().unwrap();
+        let data_start = files
+            .iter()
+            .flatten()
+            .map(|e| kaq_schema::time::parse_rfc3339(e["requestReceivedTimestamp"].as_str().unwrap()).unwrap().micros)
+            .min()
+            .unwrap();
         let mut r = Rng(seed);
         let lookback = (1 + r.below(20) as i64) * STEP;
         let learn = r.below(3) as i64 * 4 * STEP;
@@ -331,7 +352,9 @@ fn first_seen_across_segments_exactly_as_defined() {
             for (j, h) in hits.iter().enumerate() {
                 let seen = hits.iter().any(|x| x.time >= h.time - lookback && x.time < h.time);
                 if !seen && h.time >= learn_from && h.time >= since {
-                    let ev: BTreeSet<usize> = (0..hits.len()).filter(|&i| hits[i].time >= h.time && hits[i].time <= h.time + window).collect();
+                    let ev: BTreeSet<usize> = (0..hits.len())
+                        .filter(|&i| hits[i].time >= h.time && hits[i].time <= h.time + window)
+                        .collect();
                     trig.push((j, ev));
                 }
             }
@@ -410,7 +433,8 @@ fn sequences_across_files_exactly_as_defined() {
             suppress / 1_000_000
         );
         let got = detect(&toml, &data, &bounds);
-        let mut all = hits_by_user(&reqs, &|r| r.verb == "list" && r.code == Some(200), 0, since.saturating_sub(window), until);
+        let mut all =
+            hits_by_user(&reqs, &|r| r.verb == "list" && r.code == Some(200), 0, since.saturating_sub(window), until);
         all.extend(hits_by_user(&reqs, &|r| r.verb == "delete", 1, since.saturating_sub(window), until));
         let mut want = Vec::new();
         for hits in per_group(all) {
@@ -443,7 +467,8 @@ fn single_events_with_exceptions_and_lists_exactly_as_defined() {
         let reqs = requests(&files);
         let toml = "[lists]\nquiet = [\"u1\"]\n\n[[rule]]\nid = \"e\"\nseverity = \"low\"\nquery = \"verb:delete\"\ngroup_by = [\"user\"]\nsuppress = \"60s\"\nexceptions = [{ user = \"$quiet\" }, { user = \"u2\", name = [\"s1\", \"s2\"] }]\n";
         let got = detect(toml, &data, &Bounds::default());
-        let pred = |r: &Req| r.verb == "delete" && r.user != "u1" && !(r.user == "u2" && (r.name == "s1" || r.name == "s2"));
+        let pred =
+            |r: &Req| r.verb == "delete" && r.user != "u1" && !(r.user == "u2" && (r.name == "s1" || r.name == "s2"));
         let mut want = Vec::new();
         for hits in per_group(hits_by_user(&reqs, &pred, 0, i64::MIN, i64::MAX)) {
             let trig = (0..hits.len()).map(|j| (j, BTreeSet::from([j]))).collect();
