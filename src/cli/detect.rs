@@ -161,6 +161,28 @@ pub fn user_rules_path() -> Option<PathBuf> {
     super::saved::config_dir().map(|d| d.join("rules.toml"))
 }
 
+/// The named queries of the built-in pack and the user's rules.toml, lists expanded, for `@name`
+/// in `kaq query`; a rules.toml that cannot be read is reported as a warning and left out.
+pub fn rule_queries() -> std::collections::HashMap<String, String> {
+    let mut loader = Loader::with_builtin();
+    if let Some(p) = user_rules_path().filter(|p| p.exists()) {
+        let added = std::fs::read_to_string(&p)
+            .map_err(|e| e.to_string())
+            .and_then(|text| loader.add(&p.display().to_string(), &text).map_err(|e| e.to_string()));
+        if let Err(e) = added {
+            eprintln!("kaq: warning: {}; its named queries are left out", visible(&e));
+            loader = Loader::with_builtin();
+        }
+    }
+    match loader.finish().map_err(|e| e.to_string()).and_then(|set| set.macros()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("kaq: warning: rules: {}", visible(&e));
+            Default::default()
+        }
+    }
+}
+
 /// The rule set: the pack, the user's file, then `--rules` files.
 fn load(args: &DetectArgs) -> anyhow::Result<Result<RuleSet, rules::RuleError>> {
     let mut loader = if args.no_builtin { Loader::default() } else { Loader::with_builtin() };

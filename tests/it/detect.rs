@@ -432,3 +432,28 @@ fn detect_reads_a_store() {
     assert_eq!(from_store, from_log);
     assert!(!from_store.is_empty());
 }
+
+#[test]
+fn kaq_query_finds_the_named_queries_of_the_rule_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = small_log(tmp.path());
+    std::fs::write(
+        tmp.path().join("rules.toml"),
+        "[lists]\nmine = [\"prod\", \"staging-*\"]\n\n[queries]\nmy-execs = \"subresource:exec ns:$mine\"\n",
+    )
+    .unwrap();
+    let q = |query: &str| {
+        kaq()
+            .args(["query", query, log.to_str().unwrap(), "--format", "json"])
+            .env("KAQ_CONFIG_DIR", tmp.path())
+            .output()
+            .unwrap()
+    };
+    let o = q("@my-execs | table id");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "{\"id\":\"e2\"}\n{\"id\":\"e3\"}\n");
+    // The pack's own named queries too.
+    let o = q("@rbac-changes | count");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "{\"count\":0}\n");
+}
