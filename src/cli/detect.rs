@@ -14,7 +14,7 @@ use kaq_schema::visible;
 /// Run detection rules over a store or audit logs and print what fired.
 ///
 /// The built-in pack (`kaq detect --list`) covers anonymous access, 401/403 bursts, deletions in
-/// production, Secret reads by new identities and bursts, exec/attach/port-forward, privileged
+/// production, Secret reads by people never seen reading them and bursts of distinct Secrets, exec/attach/port-forward, privileged
 /// and host-namespace pods, sensitive mounts, dangerous capabilities, cluster-admin bindings,
 /// wildcard and escalating roles, token requests, impersonation, CSRs, admission webhooks,
 /// deleted Events, nodes/proxy, slow calls, request-rate spikes, an RBAC change followed by a

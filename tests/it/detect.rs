@@ -457,3 +457,19 @@ fn kaq_query_finds_the_named_queries_of_the_rule_files() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "{\"count\":0}\n");
 }
+
+#[test]
+fn an_alert_line_starts_with_its_rule_and_keeps_the_group_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = small_log(tmp.path());
+    let rules = tmp.path().join("r.toml");
+    std::fs::write(&rules, "[[rule]]\nid = \"by-ns-user\"\nseverity = \"info\"\nquery = \"subresource:exec\"\ngroup_by = [\"user\", \"ns\"]\n").unwrap();
+    let o = detect(&[log.to_str().unwrap(), "--rule", "by-ns-user", "--rules", rules.to_str().unwrap()], tmp.path());
+    let first = String::from_utf8_lossy(&o.stdout).lines().next().unwrap().to_string();
+    assert!(
+        first.starts_with(
+            r#"{"rule":"by-ns-user","severity":"info","kind":"single","group":{"user":"alice@example.com","ns":"dev"},"count":1,"window":null,"first":"2026-11-20T10:00:00.000000Z""#
+        ),
+        "{first}"
+    );
+}

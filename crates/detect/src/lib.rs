@@ -335,23 +335,24 @@ pub fn format_duration(us: i64) -> String {
 }
 
 impl Alert {
-    /// The alert as one JSON object (a line of `kaq detect`).
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut group = serde_json::Map::new();
-        for (k, v) in &self.group {
-            group.insert(k.clone(), serde_json::Value::String(v.clone()));
-        }
-        serde_json::json!({
-            "rule": self.rule,
-            "severity": self.severity.as_str(),
-            "kind": self.kind,
-            "group": group,
-            "count": self.count,
-            "window": self.window.map(format_duration),
-            "first": source::time_literal(self.first),
-            "last": source::time_literal(self.last),
-            "auditIDs": self.ids,
-            "description": self.description,
-        })
+    /// The alert as one line of JSON, its keys in this order: rule, severity, kind, group (its
+    /// fields in `group_by` order), count, window, first, last, auditIDs, description.
+    pub fn to_json(&self) -> String {
+        let q = |s: &str| serde_json::Value::from(s).to_string();
+        let group: Vec<String> = self.group.iter().map(|(k, v)| format!("{}:{}", q(k), q(v))).collect();
+        let ids: Vec<String> = self.ids.iter().map(|i| q(i)).collect();
+        format!(
+            "{{\"rule\":{},\"severity\":{},\"kind\":{},\"group\":{{{}}},\"count\":{},\"window\":{},\"first\":{},\"last\":{},\"auditIDs\":[{}],\"description\":{}}}",
+            q(&self.rule),
+            q(self.severity.as_str()),
+            q(self.kind),
+            group.join(","),
+            self.count,
+            self.window.map_or_else(|| "null".to_string(), |w| q(&format_duration(w))),
+            q(&source::time_literal(self.first)),
+            q(&source::time_literal(self.last)),
+            ids.join(","),
+            q(&self.description),
+        )
     }
 }
