@@ -37,6 +37,7 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     Sql(cli::sql::SqlArgs),
     Report(cli::compliance::ReportArgs),
+    Detect(cli::detect::DetectArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cli::demo::run(args),
         Command::Sql(args) => cli::sql::run(args),
         Command::Report(args) => cli::compliance::run(args),
+        Command::Detect(args) => cli::detect::run(args),
     };
     match result {
         Ok(code) => code,

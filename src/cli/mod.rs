@@ -3,6 +3,7 @@
 pub mod compliance;
 pub mod convert;
 pub mod demo;
+pub mod detect;
 pub mod diagnostics;
 pub mod input;
 pub mod progress;

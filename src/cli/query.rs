@@ -48,9 +48,10 @@ use super::report::{Rejects, thousands};
 ///
 /// A query that starts with `-` goes after `--`: kaq query -- '-user_kind:node' audit.log
 ///
-/// `@NAME` is a built-in named query (`@slow`, `@prod-deletes`…) or a search saved with `.save` in
+/// `@NAME` is a built-in named query (`@slow`, `@prod-deletes`…), a search saved with `.save` in
 /// `kaq repl`, kept in $KAQ_CONFIG_DIR/queries.toml (else $XDG_CONFIG_HOME/kaq/queries.toml, or
-/// ~/.config/kaq/queries.toml).
+/// ~/.config/kaq/queries.toml), or a `[queries]` entry of the detection rules (the built-in
+/// pack's, and rules.toml's in the same directory: docs/detect.md).
 ///
 /// The language is described in docs/query.md and grammar/README.md.
 #[derive(Args)]
@@ -154,12 +155,15 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         macros: Default::default(),
     };
     let mut compiled = compile(&args.query, &opts);
-    // An `@NAME` that is not built in may be a search saved in the REPL: read them, and again.
+    // An `@NAME` that is not built in may be a named query of the rule files (docs/detect.md) or
+    // a search saved in the REPL (which wins): read them, and again.
     if let Err(diags) = &compiled
         && diags.iter().any(|d| d.code == kaq_syntax::Code::UnknownMacro)
-        && let Some(path) = super::saved::path()
     {
-        let macros = super::saved::load(&path)?;
+        let mut macros = super::detect::rule_queries();
+        if let Some(path) = super::saved::path() {
+            macros.extend(super::saved::load(&path)?);
+        }
         if !macros.is_empty() {
             opts.macros = macros;
             compiled = compile(&args.query, &opts);

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod compliance;
 mod corpus;
+mod detect;
 mod entries;
 mod hostile;
 mod identity;
