@@ -35,6 +35,7 @@ enum Command {
     Convert(cli::convert::ConvertArgs),
     Repl(cli::repl::ReplArgs),
     Demo(cli::demo::DemoArgs),
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => cli::convert::run(args),
         Command::Repl(args) => cli::repl::run(args),
         Command::Demo(args) => cli::demo::run(args),
+        Command::Serve(args) => cli::serve::run(args),
     };
     match result {
         Ok(code) => code,

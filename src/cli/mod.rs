@@ -9,6 +9,7 @@ pub mod query_parquet;
 pub mod repl;
 pub mod report;
 pub mod saved;
+pub mod serve;
 pub mod store;
 
 /// Whether an error comes from writing to a closed pipe (`kaq … | head`): not worth a message.

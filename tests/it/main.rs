@@ -14,6 +14,7 @@ mod query;
 mod repl;
 mod roundtrip;
 mod secrets;
+mod serve;
 mod store;
 mod traps;
 mod warnings;
