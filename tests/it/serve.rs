@@ -172,7 +172,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 pub fn events(n: usize, dir: &Path) -> Vec<String> {
     let log = dir.join("gen.log");
     let lines: Vec<String> =
-        if gen_audit(&["--events", &n.to_string(), "--seed", "16", "--no-incidents"], &log).is_some() {
+        if gen_audit(&["--events", &n.to_string(), "--seed", "16"], &log).is_some() {
             std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect()
         } else {
             let text = kaq_demo::generate(&kaq_demo::DemoOptions { events: n, ..Default::default() });
@@ -492,4 +492,71 @@ pub fn encode(q: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Chromium, when installed (`$KAQ_CHROMIUM`, else `chromium` on the PATH).
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("KAQ_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .flat_map(|d| ["chromium", "chromium-browser"].map(|n| Path::new(d).join(n)))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn page_in_headless_chromium_finds_who_deleted_what() {
+    let Some(chromium) = chromium() else {
+        crate::common::skip("chromium not found (Debian: apt-get install chromium; or set KAQ_CHROMIUM)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(6000, dir.path());
+    let server = Server::start(&store_in(dir.path()), &[]);
+    for b in batches(&evs, 500) {
+        send(server.addr, None, &b);
+    }
+    let n = evs.len() as u64;
+    assert_eq!(server.wait_rows(n, None, 60), n);
+    // What the page should show, from the API itself.
+    let want = server.get(&format!("/api/query?q={}", encode("verb:delete ns:prod* | count")), None);
+    let want: serde_json::Value = serde_json::from_slice(&want.body).unwrap();
+    let want = want["count"].as_u64().unwrap();
+    assert!(want >= 2, "the log has deletions in prod* ({want})");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-page.png");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/page.py");
+    let url = format!("http://{}/", server.addr);
+    let o = std::process::Command::new("python3")
+        .args([script.as_os_str(), chromium.as_os_str(), url.as_ref(), shot.as_os_str()])
+        .output()
+        .expect("python3 runs");
+    assert!(o.status.success(), "page.py: {}", String::from_utf8_lossy(&o.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    eprintln!("the page: {seen}\nscreenshot: {}", shot.display());
+    // Completion offered namespaces while `ns:pro` was typed.
+    let suggested = seen["suggested"].as_array().unwrap();
+    assert!(!suggested.is_empty() && suggested.iter().all(|s| s.as_str().unwrap().starts_with("pro")), "{seen}");
+    // Who and when: the rows, every one a delete in prod*, and the histogram.
+    let first = &seen["first"];
+    assert_eq!(first["query"], "verb:delete ns:prod*");
+    assert_eq!(first["rows"].as_u64().unwrap(), want.min(200), "{first}");
+    assert!(first["verbs"].as_array().unwrap().iter().all(|v| v == "delete"), "{first}");
+    assert!(first["namespaces"].as_array().unwrap().iter().all(|v| v.as_str().unwrap().starts_with("prod")), "{first}");
+    assert!(first["bars"].as_u64().unwrap() >= 1, "{first}");
+    assert_eq!(first["summary"].as_str().unwrap(), format!("— {want} matches"));
+    // A click on the first user narrows the query to that user.
+    let user = first["top_users"][0].as_str().unwrap();
+    let clicked = &seen["clicked"];
+    assert!(clicked["query"].as_str().unwrap().starts_with("verb:delete ns:prod* user:"), "{clicked}");
+    let rows = clicked["rows"].as_u64().unwrap();
+    assert!(rows >= 1 && rows <= first["rows"].as_u64().unwrap(), "{clicked}");
+    assert!(clicked["users"].as_array().unwrap().iter().all(|u| u == user), "{clicked}");
+    // A broken query: the error under the box, its span underlined.
+    let broken = &seen["broken"];
+    assert!(broken["error"].as_str().unwrap().starts_with("E011"), "{broken}");
+    assert_eq!(broken["underlined"], "x");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a screenshot");
 }

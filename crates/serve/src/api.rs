@@ -99,9 +99,12 @@ fn failed(s: &Shared, q: &str, f: Failed) -> Response {
     }
 }
 
-/// Runs `f` on a blocking thread under a query permit: 503 with Retry-After when all are taken.
+/// Runs `f` on a blocking thread under a query permit: 503 with Retry-After when none frees up
+/// within 10 s.
 async fn blocking<T: Send + 'static>(s: &Arc<Shared>, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
-    let Ok(_permit) = s.queries.try_acquire() else {
+    // Wait a while for a permit (a page asks several queries at once), then refuse.
+    let permit = tokio::time::timeout(std::time::Duration::from_secs(10), s.queries.acquire()).await;
+    let Ok(Ok(_permit)) = permit else {
         let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many queries are running; retry shortly");
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
         return Err(r);
