@@ -171,13 +171,12 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 /// `n` distinct audit events as JSON lines: gen-audit's when it is there, else kaq's demo log.
 pub fn events(n: usize, dir: &Path) -> Vec<String> {
     let log = dir.join("gen.log");
-    let lines: Vec<String> =
-        if gen_audit(&["--events", &n.to_string(), "--seed", "16"], &log).is_some() {
-            std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect()
-        } else {
-            let text = kaq_demo::generate(&kaq_demo::DemoOptions { events: n, ..Default::default() });
-            String::from_utf8_lossy(&text.log).lines().map(str::to_string).collect()
-        };
+    let lines: Vec<String> = if gen_audit(&["--events", &n.to_string(), "--seed", "16"], &log).is_some() {
+        std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect()
+    } else {
+        let text = kaq_demo::generate(&kaq_demo::DemoOptions { events: n, ..Default::default() });
+        String::from_utf8_lossy(&text.log).lines().map(str::to_string).collect()
+    };
     // The store holds each record once: the test counts distinct ones.
     let mut seen = HashSet::new();
     let out: Vec<String> =

@@ -423,7 +423,7 @@ mod tests {
         assert!(authorized(&h, "s3cret"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic a2FxOnMzY3JldA"));
         assert!(authorized(&h, "s3cret"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic a2FxOnMzY3JldB=="));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic a2FxOnMzY3JlWA=="));
         assert!(!authorized(&h, "s3cret"));
     }
 }
