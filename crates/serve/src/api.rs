@@ -27,24 +27,31 @@ pub struct Params {
     all_stages: Option<bool>,
 }
 
+/// A request refused before it runs: 400 with this code and message.
+pub struct BadRequest(&'static str, String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        error(StatusCode::BAD_REQUEST, self.0, &self.1)
+    }
+}
+
 impl Params {
-    fn ask(self) -> Result<Ask, Response> {
+    fn ask(self) -> Result<Ask, BadRequest> {
         let Some(q) = self.q else {
-            return Err(error(StatusCode::BAD_REQUEST, "no_query", "give the query as q (…/api/query?q=verb:delete)"));
+            return Err(BadRequest("no_query", "give the query as q (…/api/query?q=verb:delete)".into()));
         };
         let blank = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Ok(Ask { q, since: blank(self.since), until: blank(self.until), all_stages: self.all_stages.unwrap_or(false) })
     }
 
     /// A POST's parameters: the URL's, with the body's (JSON, or the query as text) over them.
-    fn with_body(mut self, body: &[u8]) -> Result<Params, Response> {
-        let text = std::str::from_utf8(body)
-            .map_err(|_| error(StatusCode::BAD_REQUEST, "malformed", "the body is not UTF-8"))?
-            .trim();
+    fn with_body(mut self, body: &[u8]) -> Result<Params, BadRequest> {
+        let text =
+            std::str::from_utf8(body).map_err(|_| BadRequest("malformed", "the body is not UTF-8".into()))?.trim();
         if text.starts_with('{') {
-            let b: Params = serde_json::from_str(text).map_err(|e| {
-                error(StatusCode::BAD_REQUEST, "malformed", &format!("the body is not JSON parameters: {e}"))
-            })?;
+            let b: Params = serde_json::from_str(text)
+                .map_err(|e| BadRequest("malformed", format!("the body is not JSON parameters: {e}")))?;
             self.q = b.q.or(self.q);
             self.since = b.since.or(self.since);
             self.until = b.until.or(self.until);
@@ -126,14 +133,14 @@ pub async fn query_post(
 ) -> Response {
     match p.with_body(&body) {
         Ok(p) => run_query(s, headers, p).await,
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
 async fn run_query(s: Arc<Shared>, headers: HeaderMap, p: Params) -> Response {
     let ask = match p.ask() {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let arrow = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains(ARROW_STREAM));
     let (dir, lim, q) = (s.cfg.store.clone(), limits(&s), ask.q.clone());
@@ -182,14 +189,14 @@ pub async fn explain_get(State(s): AppState, Query(p): Query<Params>) -> Respons
 pub async fn explain_post(State(s): AppState, Query(p): Query<Params>, body: axum::body::Bytes) -> Response {
     match p.with_body(&body) {
         Ok(p) => run_explain(s, p).await,
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
 async fn run_explain(s: Arc<Shared>, p: Params) -> Response {
     let ask = match p.ask() {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (dir, lim, q) = (s.cfg.store.clone(), limits(&s), ask.q.clone());
     match blocking(&s, move || store::explain(&dir, &ask, &lim)).await {
