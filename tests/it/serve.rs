@@ -559,3 +559,32 @@ fn page_in_headless_chromium_finds_who_deleted_what() {
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a screenshot");
 }
+
+#[test]
+fn behind_the_log_it_answers_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(1000, dir.path());
+    let bodies = batches(&evs, 200);
+    // One byte of log not yet in the store is already too much: the second quick batch waits.
+    let server = Server::start(&store_in(dir.path()), &["--max-pending", "1"]);
+    let mut throttled = 0;
+    for b in &bodies {
+        let r = server.post("/", None, b);
+        match r.status {
+            200 => {}
+            429 => {
+                throttled += 1;
+                assert_eq!(r.header("retry-after"), Some("5"), "{}", r.text());
+                // What the API server does: wait and send it again.
+                send(server.addr, None, b);
+            }
+            s => panic!("answered {s}: {}", r.text()),
+        }
+    }
+    assert!(throttled > 0, "no batch was told to wait");
+    // Counted, the resends that were told to wait again included.
+    assert!(server.metric("kaq_batches_throttled_total", None) >= throttled);
+    let n = evs.len() as u64;
+    assert_eq!(server.wait_rows(n, None, 60), n, "every batch is stored once it is accepted");
+    assert_eq!(server.metric("kaq_batches_total", None), bodies.len() as u64);
+}
