@@ -30,8 +30,8 @@ use clap::Args;
 /// It listens on 127.0.0.1 unless told otherwise, and refuses any other address without
 /// --auth-token-file: then every request but /healthz must carry `Authorization: Bearer TOKEN`
 /// (a browser asks for it: any user name, the token as password). Use --tls-cert/--tls-key for
-/// HTTPS. Queries run while events arrive; another `kaq ingest` into the same store waits for
-/// the server to stop (it holds the store's writer lock).
+/// HTTPS. Queries run while events arrive; `kaq ingest` into the same store is refused while
+/// the server runs (it holds the store's writer lock).
 ///
 /// Examples:
 ///
