@@ -38,6 +38,7 @@ enum Command {
     Sql(cli::sql::SqlArgs),
     Report(cli::compliance::ReportArgs),
     Detect(cli::detect::DetectArgs),
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         Command::Sql(args) => cli::sql::run(args),
         Command::Report(args) => cli::compliance::run(args),
         Command::Detect(args) => cli::detect::run(args),
+        Command::Serve(args) => cli::serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@ pub mod render;
 pub mod repl;
 pub mod report;
 pub mod saved;
+pub mod serve;
 pub mod sql;
 pub mod store;
 

@@ -16,6 +16,7 @@ mod query;
 mod repl;
 mod roundtrip;
 mod secrets;
+mod serve;
 mod sql;
 mod store;
 mod traps;
