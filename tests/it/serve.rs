@@ -477,9 +477,28 @@ fn query_api_answers_as_kaq_query_does() {
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     let verb = v["fields"].as_array().unwrap().iter().find(|f| f["name"] == "verb").unwrap();
     assert!(verb["values"].as_array().unwrap().iter().any(|x| x["value"] == "get"), "{verb}");
-    let r = server.get("/api/alerts", None);
+    // Alerts: `kaq detect`'s built-in pack over the store, the same alerts `kaq detect` reports.
+    let r = server.get("/api/alerts?since=2000-01-01", None);
+    assert_eq!(r.status, 200, "{}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(v["alerts"], serde_json::json!([]));
+    let o = kaq()
+        .args(["detect", "--store", store.to_str().unwrap(), "--since", "2000-01-01", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 4)), "{}", String::from_utf8_lossy(&o.stderr));
+    let key = |a: &serde_json::Value| (a["rule"].to_string(), a["first"].to_string(), a["count"].as_u64());
+    let mut want: Vec<_> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| key(&serde_json::from_str::<serde_json::Value>(l).unwrap()))
+        .collect();
+    want.sort();
+    let mut got: Vec<_> = v["alerts"].as_array().unwrap().iter().map(key).collect();
+    got.sort();
+    assert!(!want.is_empty(), "the generated log's incidents fire rules");
+    assert_eq!(v["total"].as_u64(), Some(want.len() as u64), "{v}");
+    assert!(want.len() > 200 || got == want, "api: {got:?}\nkaq detect: {want:?}");
+    let r = server.get("/api/alerts?since=yesterday-ish", None);
+    assert_eq!(r.status, 400, "{}", r.text());
     assert!(server.get("/healthz", None).text().starts_with("ok"));
 }
 

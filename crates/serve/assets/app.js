@@ -269,7 +269,11 @@ async function start() {
     const box = $("alerts");
     box.textContent = "";
     if (!a.alerts.length) box.append(el("p", { class: "muted" }, a.note || "no alerts"));
-    for (const x of a.alerts) box.append(el("p", {}, JSON.stringify(x)));
+    for (const x of a.alerts) {
+      const group = Object.entries(x.group || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+      box.append(el("p", { class: "alert " + x.severity },
+        el("b", {}, `${x.severity} ${x.rule}`), ` ${group} ×${x.count} · ${x.first} → ${x.last}`));
+    }
   } catch (_) { /* alerts are optional */ }
   finally { running--; }
   const given = new URLSearchParams(location.search).get("q");
