@@ -48,10 +48,10 @@ use super::report::{Rejects, thousands};
 ///
 /// A query that starts with `-` goes after `--`: kaq query -- '-user_kind:node' audit.log
 ///
-/// `@NAME` is a built-in named query (`@slow`, `@prod-deletes`…), a search saved with `.save` in
-/// `kaq repl`, kept in $KAQ_CONFIG_DIR/queries.toml (else $XDG_CONFIG_HOME/kaq/queries.toml, or
-/// ~/.config/kaq/queries.toml), or a `[queries]` entry of the detection rules (the built-in
-/// pack's, and rules.toml's in the same directory: docs/detect.md).
+/// `@NAME` is a built-in named query (`@slow`, `@prod-deletes`…), a named query of the detection
+/// rules (the built-in pack's), or one of yours: the `[queries]` of your rule file,
+/// $KAQ_CONFIG_DIR/rules.toml (else $XDG_CONFIG_HOME/kaq/rules.toml, or ~/.config/kaq/rules.toml),
+/// where `.save` in `kaq repl` keeps searches (docs/detect.md, docs/repl.md).
 ///
 /// The language is described in docs/query.md and grammar/README.md.
 #[derive(Args)]
@@ -160,10 +160,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     if let Err(diags) = &compiled
         && diags.iter().any(|d| d.code == kaq_syntax::Code::UnknownMacro)
     {
-        let mut macros = super::detect::rule_queries();
-        if let Some(path) = super::saved::path() {
-            macros.extend(super::saved::load(&path)?);
-        }
+        let macros = super::saved::named()?;
         if !macros.is_empty() {
             opts.macros = macros;
             compiled = compile(&args.query, &opts);

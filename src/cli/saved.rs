@@ -1,30 +1,38 @@
 //! Saved searches: a search named with `.save NAME SEARCH` in `kaq repl` is `@NAME` in every
-//! later session and in `kaq query`. They live in `queries.toml` in kaq's configuration directory
-//! ([`config_dir`]), a `[queries]` table of `NAME = "SEARCH"`:
+//! later session, in `kaq query`, in `kaq sql` and in the detection rules. They live in the
+//! `[queries]` table of the user's rule file, `rules.toml` in kaq's configuration directory
+//! ([`config_dir`]), beside the lists, rules and exceptions that tune `kaq detect`
+//! (docs/detect.md):
 //!
 //! ```toml
 //! [queries]
 //! dels = "verb:(delete OR deletecollection) ns:prod*"
 //! ```
 //!
-//! The file is read again before each change (another session may have saved meanwhile) and
-//! rewritten whole, atomically (a temporary file renamed over it), private (0600). Other tables in
-//! it are kept; comments are not. A file kaq cannot read is an error naming its line, never
-//! overwritten.
+//! The file is read again before each change (another session may have saved meanwhile), edited
+//! in place with `toml_edit` (its comments, order and layout kept), checked to still load as a
+//! rule file, and written whole, atomically (a temporary file renamed over it), private (0600). A
+//! file kaq cannot read is an error naming its line, never overwritten.
+//!
+//! Earlier versions of kaq saved to `queries.toml` in the same directory ([`LEGACY`]): it is still
+//! read (its searches win over rules.toml's, as before), and `.forget` removes names from it too.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use kaq_query::plan::macros::BUILTIN;
 
-/// The file's name in [`config_dir`].
-pub const FILE: &str = "queries.toml";
+/// The file `.save` writes, in [`config_dir`]: the user's rule file.
+pub const FILE: &str = "rules.toml";
 
-const HEADER: &str = "# kaq's saved searches: @NAME in queries (docs/repl.md). `.save NAME SEARCH` and\n\
-                      # `.forget NAME` in `kaq repl` rewrite this file; comments are not kept.\n\n";
+/// Where earlier versions of kaq saved searches, in [`config_dir`]: read, never added to.
+pub const LEGACY: &str = "queries.toml";
+
+const HEADER: &str = "# kaq's rules, lists and named queries (docs/detect.md). `.save NAME SEARCH` and\n\
+                      # `.forget NAME` in `kaq repl` edit the [queries] table; comments are kept.\n\n";
 
 /// kaq's configuration directory: `$KAQ_CONFIG_DIR`, else `$XDG_CONFIG_HOME/kaq`, else
 /// `~/.config/kaq` (none without `HOME`).
@@ -39,14 +47,57 @@ pub fn config_dir() -> Option<PathBuf> {
     Some(base.join("kaq"))
 }
 
-/// Where saved searches are kept: [`FILE`] in [`config_dir`].
+/// Where `.save` keeps searches: [`FILE`] in [`config_dir`].
 pub fn path() -> Option<PathBuf> {
     config_dir().map(|d| d.join(FILE))
 }
 
-/// Whether `name` can be saved: letters, digits, `_` and `-`, and not a built-in named query
-/// (which it would hide); else why not.
+/// [`LEGACY`] in [`config_dir`].
+pub fn legacy_path() -> Option<PathBuf> {
+    config_dir().map(|d| d.join(LEGACY))
+}
+
+/// Every `@NAME` a query can use besides the built-in ones: the named queries of the rule pack
+/// and of rules.toml (lists expanded; a rules.toml kaq cannot read is a warning and left out),
+/// then queries.toml's, which win. A queries.toml kaq cannot read is an error naming its line.
+pub fn named() -> anyhow::Result<HashMap<String, String>> {
+    let mut all = super::detect::rule_queries();
+    if let Some(p) = legacy_path().filter(|p| p.exists()) {
+        all.extend(load(&p)?);
+    }
+    Ok(all)
+}
+
+/// The searches the user saved, as written: rules.toml's `[queries]` and queries.toml's.
+pub fn user_saved() -> anyhow::Result<HashMap<String, String>> {
+    let mut all = HashMap::new();
+    for p in [path(), legacy_path()].into_iter().flatten().filter(|p| p.exists()) {
+        all.extend(load(&p)?);
+    }
+    Ok(all)
+}
+
+/// The named queries of the built-in rule pack.
+fn pack_queries() -> std::collections::BTreeMap<String, String> {
+    kaq_detect::Loader::with_builtin().finish().map(|set| set.queries).unwrap_or_default()
+}
+
+/// Whether `name` can be saved: letters, digits, `_` and `-`, and not a built-in named query nor
+/// one of the rule pack's (which it would hide, or change under the rules that use it); else why
+/// not.
 pub fn check_name(name: &str) -> Result<(), String> {
+    check_syntax(name)?;
+    if pack_queries().contains_key(name) {
+        return Err(format!(
+            "`@{name}` is a named query of the built-in rule pack; choose another name (to change it for the \
+             rules, set it in rules.toml's [queries]: docs/detect.md)"
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_name`] without the rule pack: what a `[queries]` name in a file must be.
+fn check_syntax(name: &str) -> Result<(), String> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(format!("`{name}`: a name is letters, digits, `_` and `-`"));
     }
@@ -56,38 +107,68 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The saved searches in `path` (none when it does not exist); an error names the file and line
-/// of what cannot be read.
+/// Whether `name` is one of the rule pack's named queries (which `.forget` cannot remove).
+pub fn in_pack(name: &str) -> bool {
+    pack_queries().contains_key(name)
+}
+
+/// The searches in the `[queries]` of `path` (none when it does not exist); an error names the
+/// file and line of what cannot be read.
 pub fn load(path: &Path) -> anyhow::Result<HashMap<String, String>> {
     let text = read(path)?;
     parse(&text).map_err(|(at, msg)| located(path, &text, at, &msg))
 }
 
-/// Saves `search` as `name` (`None`: removes it) in `path`, the file read again first; returns
-/// every search saved there now.
-pub fn update(path: &Path, name: &str, search: Option<&str>) -> anyhow::Result<HashMap<String, String>> {
+/// Saves `search` as `name` in the rule file `path` (and removes the name from `legacy`, where it
+/// would win); with `None`, removes `name` from both. Each file is read again first and edited in
+/// place; rules.toml must still load as a rule file afterwards, or nothing is written.
+pub fn update(path: &Path, legacy: Option<&Path>, name: &str, search: Option<&str>) -> anyhow::Result<()> {
+    // Both files must read before either is written.
+    let legacy = legacy.filter(|l| l.exists());
+    let in_legacy = match legacy {
+        Some(l) => load(l)?.contains_key(name),
+        None => false,
+    };
+    if search.is_some() || load(path)?.contains_key(name) {
+        edit(path, name, search, true)?;
+    }
+    if let Some(l) = legacy.filter(|_| in_legacy) {
+        edit(l, name, None, false)?;
+    }
+    Ok(())
+}
+
+/// Sets (or with `None` removes) `name` in the `[queries]` of `path`, keeping the rest of the
+/// file as it is; `rules` checks that the result loads as a rule file.
+fn edit(path: &Path, name: &str, search: Option<&str>, rules: bool) -> anyhow::Result<()> {
     let text = read(path)?;
-    let mut saved = parse(&text).map_err(|(at, msg)| located(path, &text, at, &msg))?;
-    // The whole document, to keep its other tables; `parse` checked that it reads.
-    let mut doc: toml::Table = text.parse().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    parse(&text).map_err(|(at, msg)| located(path, &text, at, &msg))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let queries = doc
         .entry("queries")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        .as_table_mut()
-        .expect("`parse` checked that `queries` is a table");
+        .or_insert_with(toml_edit::table)
+        .as_table_like_mut()
+        .ok_or_else(|| anyhow!("{}: `queries` must be a table", path.display()))?;
     match search {
         Some(s) => {
-            queries.insert(name.to_string(), toml::Value::String(s.to_string()));
-            saved.insert(name.to_string(), s.to_string());
+            queries.insert(name, toml_edit::value(s));
         }
         None => {
             queries.remove(name);
-            saved.remove(name);
         }
     }
-    let body = toml::to_string(&doc).context("writing the saved searches as TOML")?;
-    write_private(path, &format!("{HEADER}{body}")).with_context(|| format!("writing {}", path.display()))?;
-    Ok(saved)
+    let mut body = doc.to_string();
+    if text.trim().is_empty() {
+        body = format!("{HEADER}{}", body.trim_start());
+    }
+    if rules {
+        let mut loader = kaq_detect::Loader::with_builtin();
+        let shown = path.display().to_string();
+        if let Err(e) = loader.add(&shown, &body).and_then(|()| loader.finish().map(drop)) {
+            bail!("{shown} would not load as a rule file after this change, so it was left as it is: {e}");
+        }
+    }
+    write_private(path, &body).with_context(|| format!("writing {}", path.display()))
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -115,7 +196,7 @@ fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
         };
         for (name, search) in table {
             let n = name.get_ref().as_ref();
-            check_name(n).map_err(|why| (name.span().start, why))?;
+            check_syntax(n).map_err(|why| (name.span().start, why))?;
             let Some(s) = search.get_ref().as_str() else {
                 let kind = search.get_ref().type_str();
                 return Err((search.span().start, format!("`{n}`: the search must be a string, not {kind}")));

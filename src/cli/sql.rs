@@ -80,9 +80,8 @@ pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     let mut compiled = compile(&args.query, &opts);
     if let Err(diags) = &compiled
         && diags.iter().any(|d| d.code == kaq_syntax::Code::UnknownMacro)
-        && let Some(path) = super::saved::path()
     {
-        let macros = super::saved::load(&path)?;
+        let macros = super::saved::named()?;
         if !macros.is_empty() {
             opts.macros = macros;
             compiled = compile(&args.query, &opts);

@@ -343,7 +343,7 @@ fn rejects_files_saved_searches_and_new_stores_are_private() {
         b".save mine user:alice\n",
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let saved = dir.path().join("state/kaq/queries.toml");
+    let saved = dir.path().join("state/kaq/rules.toml");
     assert!(std::fs::read_to_string(&saved).unwrap().contains("user:alice"));
     assert_eq!((mode(&saved), mode(saved.parent().unwrap())), (0o600, 0o700));
 

@@ -308,7 +308,7 @@ fn repl_answers_queries_piped_on_stdin() {
     // `.fields ns`: the namespaces seen most, with their rows.
     assert!(rest.iter().any(|l| l.starts_with("ns ") && l.contains("kube-system (")), "{explain}");
     // Saved searches are kept in the configuration directory.
-    let saved = std::fs::read_to_string(config.join("queries.toml")).unwrap();
+    let saved = std::fs::read_to_string(config.join("rules.toml")).unwrap();
     assert!(saved.contains("[queries]\ndels = \"verb:delete ns:prod*\"\n"), "{saved}");
 }
 

@@ -160,8 +160,9 @@ fn with_config(args: &[&str], config: &Path, input: &str) -> Output {
     with_stdin(kaq().args(args).env("KAQ_CONFIG_DIR", config).env("KAQ_HISTORY", ""), input.as_bytes())
 }
 
-/// `.save` names lived only in that REPL session: they are kept in `queries.toml` in the
-/// configuration directory, where `kaq query` and later sessions find them.
+/// `.save` names lived only in that REPL session: they are kept in the `[queries]` of the user's
+/// rule file (rules.toml) in the configuration directory, where `kaq query`, later sessions and
+/// the detection rules find them; the file's comments and tables are kept.
 #[test]
 fn saved_searches_outlive_the_session_and_reach_kaq_query() {
     let dir = tmp();
@@ -178,41 +179,99 @@ fn saved_searches_outlive_the_session_and_reach_kaq_query() {
     );
     let l = log.to_str().unwrap();
     let config = dir.path().join("config/kaq");
-    let file = config.join("queries.toml");
-    // Issue 15 keeps more in the same file: other tables are kept.
+    let file = config.join("rules.toml");
+    // The user's own rule file: its comment, list and disabled rule stay as they are.
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(&file, "[lists]\nadmins = [\"alice\"]\n").unwrap();
+    let mine =
+        "# my tuning, keep this comment\ndisable = [\"port-forward\"]\n\n[lists]\nadmins = [\"alice\"]  # who may\n";
+    std::fs::write(&file, mine).unwrap();
 
     let o = with_config(
         &["repl", l],
         &config,
-        ".save dels verb:delete\n.save slow latency>5s\n.save gets verb:get\n@dels | count\n",
+        ".save dels verb:delete\n.save slow latency>5s\n.save rbac-changes verb:get\n.save gets verb:get\n@dels | count\n",
     );
-    assert_eq!(o.status.code(), Some(2), "the refused name fails the session: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "the refused names fail the session: {}", stderr(&o));
     assert!(stderr(&o).contains("`@slow` is a built-in named query; choose another name"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("`@rbac-changes` is a named query of the built-in rule pack"), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out, "saved: @dels\nsaved: @gets\n{\"count\":2}\n");
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("[queries]\ndels = \"verb:delete\"\ngets = \"verb:get\"\n"), "{text}");
-    assert!(text.contains("[lists]\nadmins = [\"alice\"]"), "{text}");
-    assert!(!text.contains("slow"), "{text}");
+    assert!(text.starts_with(mine), "the file as it was, then the searches: {text}");
+    assert!(text.ends_with("\n[queries]\ndels = \"verb:delete\"\ngets = \"verb:get\"\n"), "{text}");
+    assert!(!text.contains("slow") && !text.contains("rbac"), "{text}");
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read_dir(&config).unwrap().count(), 1, "no temporary file left");
 
     // `kaq query` finds it.
     let o = kaq().args(["query", "@dels | table id", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
     assert_eq!(json_lines(&o), vec![json!({"id": "a"}), json!({"id": "c"})]);
-    // A later session too; `.forget` removes one.
-    let o = with_config(&["repl", l], &config, "@gets | table id\n.forget gets\n.save\n");
+    // A rule of another file uses it, and fires on the two deletes.
+    let extra = dir.path().join("extra.toml");
+    std::fs::write(&extra, "[[rule]]\nid = \"my-deletes\"\nseverity = \"high\"\nquery = \"@dels\"\n").unwrap();
+    let o = kaq()
+        .args(["detect", l, "--rules", extra.to_str().unwrap(), "--rule", "my-deletes", "--format", "json"])
+        .env("KAQ_CONFIG_DIR", &config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "fired: {}", stderr(&o));
+    let alerts: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!((&alerts[0]["rule"], &alerts[0]["count"]), (&json!("my-deletes"), &json!(2)));
+    // A search saved by an earlier kaq in queries.toml is still found, and `.forget` removes it.
+    let legacy = config.join("queries.toml");
+    std::fs::write(&legacy, "[queries]\nold = \"verb:get\"\n").unwrap();
+    let o = kaq().args(["query", "@old | table id", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+    assert_eq!(json_lines(&o), vec![json!({"id": "b"})]);
+    // A later session too; `.forget` removes them; the pack's named queries cannot be forgotten.
+    let o = with_config(&["repl", l], &config, "@gets | table id\n.forget gets\n.forget old\n.save\n");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.starts_with("{\"id\":\"b\"}\nforgot @gets\n@dels"), "{out}");
-    let o = kaq().args(["query", "@gets", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+    assert!(out.starts_with("{\"id\":\"b\"}\nforgot @gets\nforgot @old\n@dels "), "{out}");
+    assert!(out.contains("\nand the rule pack's: ") && out.contains(" @rbac-changes"), "{out}");
+    assert!(!std::fs::read_to_string(&legacy).unwrap().contains("old ="));
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("gets"));
+    let o = with_config(&["repl", l], &config, ".forget rbac-changes\n");
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("no named query `@gets`"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("@rbac-changes is a named query of the built-in rule pack"), "{}", stderr(&o));
+    for gone in ["@gets", "@old"] {
+        let o = kaq().args(["query", gone, l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains(&format!("no named query `{gone}`")), "{}", stderr(&o));
+    }
     // Without the configuration directory, the name is unknown.
     let o = kaq().args(["query", "@dels", l]).env("KAQ_CONFIG_DIR", dir.path().join("elsewhere")).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// A rules.toml that is not valid TOML: `kaq query` warns and leaves its names out, the REPL
+/// never overwrites it.
+#[test]
+fn a_broken_rules_file_is_never_overwritten() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    write_log(&log, &[event("a", "delete", "/api/v1/namespaces/default/pods/web", None, "2026-11-20T05:00:00Z", 0.1)]);
+    let l = log.to_str().unwrap();
+    let config = dir.path().join("cfg");
+    std::fs::create_dir_all(&config).unwrap();
+    let file = config.join("rules.toml");
+    let broken = "[queries]\ndels = \"verb:delete\"\nmine = \"user:alice\n";
+    std::fs::write(&file, broken).unwrap();
+    let o = kaq().args(["query", "@dels | count", l]).env("KAQ_CONFIG_DIR", &config).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("its named queries are left out"), "{}", stderr(&o));
+    let o = with_config(&["repl", l], &config, ".save gets verb:get\n@gets | count\n");
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{}:3: not valid TOML", file.display())), "{err}");
+    assert!(err.contains("this change holds for this session only"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "saved: @gets\n{\"count\":0}\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), broken);
+    // A file that does not load as rules (here a rule's severity is wrong) is not written to.
+    std::fs::write(&file, "[[rule]]\nid = \"x\"\nseverity = \"loud\"\nquery = \"verb:get\"\n").unwrap();
+    let o = with_config(&["repl", l], &config, ".save gets verb:get\n");
+    assert!(stderr(&o).contains("would not load as a rule file after this change"), "{}", stderr(&o));
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("gets"));
 }
 
 /// A saved-searches file kaq cannot read is an error naming its line, and is never overwritten.

@@ -56,8 +56,9 @@ use meta::Meta;
 ///
 /// Ctrl-C cancels a running query and returns to the prompt; Ctrl-D leaves. History is kept in
 /// $XDG_STATE_HOME/kaq/history (~/.local/state/kaq/history; $KAQ_HISTORY to choose the file,
-/// empty for none). Saved searches are kept in $KAQ_CONFIG_DIR/queries.toml, else
-/// $XDG_CONFIG_HOME/kaq/queries.toml (~/.config/kaq/queries.toml).
+/// empty for none). Saved searches are kept in the [queries] of the user's rule file,
+/// $KAQ_CONFIG_DIR/rules.toml, else $XDG_CONFIG_HOME/kaq/rules.toml (~/.config/kaq/rules.toml),
+/// where `kaq query`, `kaq sql` and the detection rules find them too.
 ///
 /// Without a terminal, queries are read from stdin, one per line, and answered in turn (JSON
 /// lines when stdout is not a terminal either; tables as wide as $COLUMNS).
@@ -168,12 +169,13 @@ pub fn start(source: Source, settings: Settings, welcome: Option<String>) -> any
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let history = history_path();
     let saved = super::saved::path();
-    // A file that cannot be read is reported, and left as it is: `.save` refuses to overwrite it.
-    let loaded = saved.as_deref().map(super::saved::load).transpose().unwrap_or_else(|e| {
+    // Saved searches and the rule files' named queries. A file that cannot be read is reported,
+    // and left as it is: `.save` refuses to overwrite it.
+    let loaded = super::saved::named().unwrap_or_else(|e| {
         eprintln!("kaq: warning: {e:#}; saved searches are unavailable until it is fixed");
-        None
+        super::detect::rule_queries()
     });
-    let macros = Arc::new(Mutex::new(loaded.unwrap_or_default()));
+    let macros = Arc::new(Mutex::new(loaded));
     let mut s = Session {
         source: Arc::new(source),
         format: settings.format.unwrap_or(if std::io::stdout().is_terminal() {
@@ -542,23 +544,32 @@ impl Session {
         }
     }
 
-    /// `.save`: lists the saved searches; `.save NAME`: shows one; `.save NAME SEARCH`: saves it
-    /// in the file (and for this session, should writing fail).
+    /// `.save`: lists the saved searches (and names the rule pack's); `.save NAME`: shows one;
+    /// `.save NAME SEARCH`: saves it in the user's rules.toml (and for this session, should
+    /// writing fail).
     fn save(&mut self, name: String, q: String) {
         if name.is_empty() {
+            let mine = super::saved::user_saved().unwrap_or_else(|e| {
+                eprintln!("kaq: warning: {e:#}");
+                HashMap::new()
+            });
             let m = self.macros.lock().expect("unpoisoned");
-            if m.is_empty() {
+            let mut names: Vec<_> =
+                m.iter().filter(|(n, _)| mine.contains_key(*n) || !super::saved::in_pack(n)).collect();
+            if names.is_empty() {
                 println!("no saved searches; .save NAME SEARCH names one, used as @NAME");
             }
-            let mut names: Vec<_> = m.iter().collect();
             names.sort();
             for (n, q) in names {
                 println!("@{n:<20} {q}");
             }
+            let mut pack: Vec<_> = m.keys().filter(|n| !mine.contains_key(*n) && super::saved::in_pack(n)).collect();
+            if !pack.is_empty() {
+                pack.sort();
+                let pack: Vec<String> = pack.iter().map(|n| format!("@{n}")).collect();
+                println!("and the rule pack's: {}", pack.join(" "));
+            }
             return;
-        }
-        if let Err(why) = super::saved::check_name(&name) {
-            return self.fail(&why);
         }
         if q.is_empty() {
             let known = self.macros.lock().expect("unpoisoned").get(&name).cloned();
@@ -566,6 +577,9 @@ impl Session {
                 Some(q) => println!("@{name} = {q}"),
                 None => self.fail(&format!("no saved search @{name}; .save NAME SEARCH names one")),
             };
+        }
+        if let Err(why) = super::saved::check_name(&name) {
+            return self.fail(&why);
         }
         match kaq_syntax::parse(&q) {
             Ok(p) if !p.stages.is_empty() || p.search.is_none() => {
@@ -593,6 +607,12 @@ impl Session {
         if name.is_empty() {
             return self.fail("usage: .forget NAME");
         }
+        let mine = super::saved::user_saved().map(|m| m.contains_key(&name));
+        if !matches!(mine, Ok(true)) && super::saved::in_pack(&name) {
+            return self.fail(&format!(
+                "@{name} is a named query of the built-in rule pack, not a saved search (rules.toml's [queries] can change it)"
+            ));
+        }
         if !self.macros.lock().expect("unpoisoned").contains_key(&name) {
             return self.fail(&format!("no saved search @{name} (.save lists them)"));
         }
@@ -600,11 +620,15 @@ impl Session {
         println!("forgot @{name}");
     }
 
-    /// Writes a change to the saved searches' file, then takes the file's searches (other
-    /// sessions' saves too); if it cannot be written, the change holds for this session only.
+    /// Writes a change to the user's rules.toml (and queries.toml), then takes every named query
+    /// again (other sessions' saves too); if it cannot be written, the change holds for this
+    /// session only.
     fn store_saved(&mut self, name: &str, search: Option<&str>) {
+        let legacy = super::saved::legacy_path();
         let updated = match &self.saved {
-            Some(p) => super::saved::update(p, name, search).map_err(|e| format!("{e:#}")),
+            Some(p) => super::saved::update(p, legacy.as_deref(), name, search)
+                .and_then(|()| super::saved::named())
+                .map_err(|e| format!("{e:#}")),
             None => Err("no configuration directory (set KAQ_CONFIG_DIR or HOME)".to_string()),
         };
         let mut m = self.macros.lock().expect("unpoisoned");
