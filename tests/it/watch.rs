@@ -305,14 +305,14 @@ fn an_alert_is_printed_soon_after_its_line() {
 
 /// A loopback HTTP receiver: answers 503 to the first `fail` requests, then 200; keeps the
 /// bodies it answered 200 to, and counts every request.
-struct Receiver {
-    url: String,
+pub struct Receiver {
+    pub url: String,
     bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Receiver {
-    fn start(fail: usize) -> Receiver {
+    pub fn start(fail: usize) -> Receiver {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hooks/kaq", listener.local_addr().unwrap());
         let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -364,7 +364,7 @@ impl Receiver {
         Receiver { url, bodies, requests }
     }
 
-    fn bodies(&self) -> Vec<String> {
+    pub fn bodies(&self) -> Vec<String> {
         self.bodies.lock().unwrap().clone()
     }
 }

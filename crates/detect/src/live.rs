@@ -263,3 +263,64 @@ impl Live {
         Ok(())
     }
 }
+
+/// A [`Live`] on a thread of its own (`kaq serve`): commits are noted without waiting, and the
+/// rules run beside ingest, as often as they can keep up (commits that arrive while the rules
+/// run are evaluated together next).
+pub struct Background {
+    tx: Option<std::sync::mpsc::Sender<Option<(i64, i64)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts `live`; `emit` gets each evaluation's new alerts, `warn` its errors.
+    pub fn spawn(
+        mut live: Live,
+        mut emit: impl FnMut(&[Alert]) + Send + 'static,
+        warn: impl Fn(&LiveError) + Send + 'static,
+    ) -> Background {
+        let (tx, rx) = std::sync::mpsc::channel::<Option<(i64, i64)>>();
+        let thread = std::thread::Builder::new()
+            .name("kaq-detect-live".into())
+            .spawn(move || {
+                let mut run = |live: &mut Live| {
+                    if let Err(e) = live.evaluate(&mut emit) {
+                        warn(&e);
+                    }
+                };
+                if live.pending() {
+                    run(&mut live);
+                }
+                while let Ok(times) = rx.recv() {
+                    live.committed(times);
+                    while let Ok(more) = rx.try_recv() {
+                        live.committed(more);
+                    }
+                    run(&mut live);
+                }
+            })
+            .expect("a thread can be started");
+        Background { tx: Some(tx), thread: Some(thread) }
+    }
+
+    /// What notes a commit (see [`Live::committed`]), for the thread that commits. The thread
+    /// stops once every notifier and the `Background` are dropped or finished.
+    pub fn notifier(&self) -> impl Fn(Option<(i64, i64)>) + Send + 'static {
+        let tx = self.tx.clone();
+        move |times| {
+            if times.is_some()
+                && let Some(tx) = &tx
+            {
+                let _ = tx.send(times);
+            }
+        }
+    }
+
+    /// Evaluates what is noted, then stops the thread.
+    pub fn finish(mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
