@@ -13,11 +13,13 @@
 //!   burst (grown, or seen again from a later start), not a new one; the one sent keeps its key
 //!   (rule, group, first) and its span is extended. So a burst is one alert, as `kaq detect`
 //!   makes it, sent when it first fires, with the count and evidence it had then.
-//! - The **state** (the alerts sent, recent enough to matter, and the last segment evaluated) is a
+//! - The **state** (the alerts sent, recent enough to matter, the last segment evaluated and the
+//!   newest event time then) is a
 //!   small JSON file, by default `alerts.state.json` in the store's directory, replaced
 //!   atomically after each evaluation. A restart reads it: the commits not evaluated before the
-//!   stop (segments after the last one evaluated) are evaluated first, and nothing sent before is
-//!   sent again. The first start on a store that already holds events takes them as history: they
+//!   stop (segments after the last one evaluated; from at most an hour before the newest event
+//!   evaluated, so that a store compacted meanwhile is not evaluated again whole) are evaluated
+//!   first, and nothing sent before is sent again. The first start on a store that already holds events takes them as history: they
 //!   fill windows and first-seen lookbacks, but do not alert (`kaq detect` reports them).
 //!
 //! A first-seen rule learns from the data's first event (`learn`) as `kaq detect` over the
@@ -49,8 +51,16 @@ struct State {
     version: u32,
     /// Every segment with an id up to this one has been evaluated (or was history).
     through_segment: u64,
+    /// The newest event time when the state was written.
+    #[serde(default)]
+    newest: Option<i64>,
     sent: Vec<Sent>,
 }
+
+/// At a restart, commits not evaluated before the stop are evaluated from at most this long
+/// before the newest event evaluated: a store rewritten meanwhile (`kaq compact`, `kaq prune`:
+/// every segment new) is not evaluated again from its start.
+const RECOVER: i64 = 3_600_000_000;
 
 /// An error of the live detection.
 #[derive(Debug, thiserror::Error)]
@@ -98,8 +108,8 @@ impl Live {
     ) -> Result<Live, LiveError> {
         let state_path = state_path.unwrap_or_else(|| dir.join(STATE_FILE));
         let macros = set.macros().unwrap_or_default();
-        let segments: Vec<(u64, Option<i64>)> = match kaq_store::Store::open(dir) {
-            Ok(s) => s.manifest().segments.iter().map(|g| (g.id, g.min_time)).collect(),
+        let segments: Vec<(u64, Option<i64>, Option<i64>)> = match kaq_store::Store::open(dir) {
+            Ok(s) => s.manifest().segments.iter().map(|g| (g.id, g.min_time, g.max_time)).collect(),
             Err(_) => Vec::new(), // not made yet: made by the writer before the first commit
         };
         let horizon = prepared.iter().map(|p| p.history.saturating_add(p.rule.suppress)).max().unwrap_or(0);
@@ -122,12 +132,19 @@ impl Live {
                 })?;
                 // Commits made after the last evaluation (a stop before it): evaluated first.
                 let through = live.state.through_segment;
-                live.pending = segments.iter().filter(|(id, _)| *id > through).filter_map(|(_, t)| *t).min();
+                let floor = live.state.newest.map(|n| n.saturating_sub(RECOVER));
+                live.pending = segments
+                    .iter()
+                    .filter(|(id, ..)| *id > through)
+                    .filter_map(|(_, t, _)| *t)
+                    .min()
+                    .map(|t| floor.map_or(t, |f| t.max(f)));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // A first start: what the store holds is history.
                 live.state.version = 1;
-                live.state.through_segment = segments.iter().map(|(id, _)| *id).max().unwrap_or(0);
+                live.state.through_segment = segments.iter().map(|(id, ..)| *id).max().unwrap_or(0);
+                live.state.newest = segments.iter().filter_map(|(.., t)| *t).max();
                 live.save()?;
             }
             Err(e) => return Err(LiveError::State { path: state_path, why: e.to_string() }),
@@ -230,11 +247,13 @@ impl Live {
         emit(&new);
         let keep_from = data_end.saturating_sub(self.horizon);
         self.state.sent.retain(|s| s.last >= keep_from);
-        let through_before = self.state.through_segment;
+        let (through_before, newest_before) = (self.state.through_segment, self.state.newest);
         self.state.through_segment = self.state.through_segment.max(through);
+        self.state.newest = Some(data_end.max(newest_before.unwrap_or(i64::MIN)));
         if let Err(e) = self.save() {
             self.state.sent = before;
             self.state.through_segment = through_before;
+            self.state.newest = newest_before;
             return Err(e);
         }
         self.pending = None;
