@@ -256,8 +256,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         match live.evaluate(&mut emit) {
             Ok(n) => {
                 *fired += n as u64;
-                if !quiet && events > 0 {
-                    let s = &live.last_stats;
+                let s = &live.last_stats;
+                if !quiet && events > 0 && !s.elapsed.is_zero() {
                     eprintln!(
                         "kaq: {} committed {events} events; {} of {n_rules} rules ran in {} ms; {n} new alert{}",
                         chrono::Local::now().format("%H:%M:%S%.3f"),

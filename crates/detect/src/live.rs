@@ -182,41 +182,36 @@ impl Live {
     pub fn evaluate(&mut self, emit: &mut dyn FnMut(&[Alert])) -> Result<usize, LiveError> {
         let started = std::time::Instant::now();
         let Some(lo) = self.pending else {
+            self.last_stats = EvalStats::default();
             return Ok(0);
         };
         let data = Data::open_store(&self.dir)?;
         let through = data.store().manifest().segments.iter().map(|s| s.id).max().unwrap_or(0);
         let (data_start, data_end) = data.time_range().unwrap_or((lo, lo));
-        let bounds = Bounds { since: Some(lo), until: None };
+        // The rules run on a few threads, each with its own view of the store (a query costs
+        // mostly its fixed overhead, so more rules at once means an alert sooner).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        let per = self.prepared.len().div_ceil(threads).max(1);
+        let (dir, macros, max_evidence) = (&self.dir, &self.macros, self.max_evidence);
+        let done: Vec<Result<(Vec<Alert>, usize), LiveError>> = std::thread::scope(|scope| {
+            let running: Vec<_> = self
+                .prepared
+                .chunks_mut(per)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let data = Data::open_store(dir)?;
+                        run_rules(chunk, &data, macros, lo, data_start, max_evidence)
+                    })
+                })
+                .collect();
+            running.into_iter().map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
         let mut computed = Vec::new();
         let mut rules_run = 0;
-        for p in self.prepared.iter_mut() {
-            if p.history > 3_600_000_000 {
-                let mut any = false;
-                for plan in p.probe(&self.macros, lo) {
-                    if !data.rows(&plan)?.is_empty() {
-                        any = true;
-                        break;
-                    }
-                }
-                if !any {
-                    continue;
-                }
-            }
-            rules_run += 1;
-            p.compile_for(&self.macros, &bounds).expect("time conditions compile");
-            let mut hits: Vec<Hit> = Vec::new();
-            for (step, (_, plan)) in p.queries.iter().enumerate() {
-                let rows = data.rows(plan)?;
-                hits.extend(rows.into_iter().filter_map(|(time, id, cols)| {
-                    let time = time?;
-                    Some(crate::to_hit(&p.rule, time, id, cols, step))
-                }));
-            }
-            if hits.iter().all(|h| h.time < lo) {
-                continue;
-            }
-            computed.extend(crate::evaluate_with(&p.rule, hits, Some(data_start), &bounds, self.max_evidence, true));
+        for r in done {
+            let (alerts, n) = r?;
+            computed.extend(alerts);
+            rules_run += n;
         }
         computed.sort_by(|a, b| a.first.cmp(&b.first).then_with(|| a.rule.cmp(&b.rule)));
         let suppress: HashMap<&str, i64> =
@@ -281,6 +276,51 @@ impl Live {
         }
         Ok(())
     }
+}
+
+/// Runs `rules` over `data` for requests at or after `lo` (with the history each needs); the
+/// alerts, and how many rules ran (a rule whose history is longer than an hour is skipped when
+/// it matches no request at or after `lo`).
+fn run_rules(
+    rules: &mut [Prepared],
+    data: &Data,
+    macros: &HashMap<String, String>,
+    lo: i64,
+    data_start: i64,
+    max_evidence: usize,
+) -> Result<(Vec<Alert>, usize), LiveError> {
+    let bounds = Bounds { since: Some(lo), until: None };
+    let mut computed = Vec::new();
+    let mut rules_run = 0;
+    for p in rules.iter_mut() {
+        if p.history > 3_600_000_000 {
+            let mut any = false;
+            for plan in p.probe(macros, lo) {
+                if !data.rows(&plan)?.is_empty() {
+                    any = true;
+                    break;
+                }
+            }
+            if !any {
+                continue;
+            }
+        }
+        rules_run += 1;
+        p.compile_for(macros, &bounds).expect("time conditions compile");
+        let mut hits: Vec<Hit> = Vec::new();
+        for (step, (_, plan)) in p.queries.iter().enumerate() {
+            let rows = data.rows(plan)?;
+            hits.extend(rows.into_iter().filter_map(|(time, id, cols)| {
+                let time = time?;
+                Some(crate::to_hit(&p.rule, time, id, cols, step))
+            }));
+        }
+        if hits.iter().all(|h| h.time < lo) {
+            continue;
+        }
+        computed.extend(crate::evaluate_with(&p.rule, hits, Some(data_start), &bounds, max_evidence, true));
+    }
+    Ok((computed, rules_run))
 }
 
 /// A [`Live`] on a thread of its own (`kaq serve`): commits are noted without waiting, and the
