@@ -212,6 +212,12 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             super::report::shown(live.state_path())
         );
     }
+    if !args.quiet && live.history_at_start {
+        eprintln!(
+            "kaq: the events already in {} are history: they fill windows and lookbacks, but do not alert (`kaq detect --store` reports them)",
+            super::report::shown(&dir)
+        );
+    }
     if format == Format::Text {
         println!("{}", text_line(&super::detect::TEXT_HEAD.map(String::from)));
     }

@@ -85,6 +85,8 @@ pub struct Live {
     horizon: i64,
     /// What the last evaluation took.
     pub last_stats: EvalStats,
+    /// A first start (no state yet) on a store that held events: they are history.
+    pub history_at_start: bool,
 }
 
 /// What one evaluation did.
@@ -123,6 +125,7 @@ impl Live {
             pending: None,
             horizon: horizon.saturating_add(3_600_000_000),
             last_stats: EvalStats::default(),
+            history_at_start: false,
         };
         match std::fs::read(&state_path) {
             Ok(bytes) => {
@@ -145,6 +148,7 @@ impl Live {
                 live.state.version = 1;
                 live.state.through_segment = segments.iter().map(|(id, ..)| *id).max().unwrap_or(0);
                 live.state.newest = segments.iter().filter_map(|(.., t)| *t).max();
+                live.history_at_start = !segments.is_empty();
                 live.save()?;
             }
             Err(e) => return Err(LiveError::State { path: state_path, why: e.to_string() }),
