@@ -38,6 +38,7 @@ enum Command {
     Sql(cli::sql::SqlArgs),
     Report(cli::compliance::ReportArgs),
     Detect(cli::detect::DetectArgs),
+    Watch(cli::watch::WatchArgs),
     Serve(cli::serve::ServeArgs),
 }
 
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
         Command::Sql(args) => cli::sql::run(args),
         Command::Report(args) => cli::compliance::run(args),
         Command::Detect(args) => cli::detect::run(args),
+        Command::Watch(args) => cli::watch::run(args),
         Command::Serve(args) => cli::serve::run(args),
     };
     match result {

@@ -125,13 +125,13 @@ pub struct DetectArgs {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub enum Format {
     Json,
     Text,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SeverityArg {
+pub enum SeverityArg {
     Info,
     Low,
     Medium,
@@ -140,7 +140,7 @@ enum SeverityArg {
 }
 
 impl SeverityArg {
-    fn severity(self) -> Severity {
+    pub fn severity(self) -> Severity {
         match self {
             SeverityArg::Info => Severity::Info,
             SeverityArg::Low => Severity::Low,
@@ -152,9 +152,9 @@ impl SeverityArg {
 }
 
 /// Exit status when an alert fired.
-const FIRED: u8 = 4;
+pub const FIRED: u8 = 4;
 /// Exit status for a bad rule file.
-const BAD_RULES: u8 = 2;
+pub const BAD_RULES: u8 = 2;
 
 /// The user's rule file: `rules.toml` in kaq's configuration directory.
 pub fn user_rules_path() -> Option<PathBuf> {
@@ -185,15 +185,26 @@ pub fn rule_queries() -> std::collections::HashMap<String, String> {
 
 /// The rule set: the pack, the user's file, then `--rules` files.
 fn load(args: &DetectArgs) -> anyhow::Result<Result<RuleSet, rules::RuleError>> {
-    let mut loader = if args.no_builtin { Loader::default() } else { Loader::with_builtin() };
+    load_rules(args.no_builtin, args.no_user_rules, &args.rules)
+}
+
+/// The rule set as `kaq detect` reads it: the pack (unless `no_builtin`), the user's rules.toml
+/// (unless `no_user_rules`), then each of `rules`. The outer error is a file that cannot be
+/// read; the inner one a bad rule file.
+pub fn load_rules(
+    no_builtin: bool,
+    no_user_rules: bool,
+    rules: &[PathBuf],
+) -> anyhow::Result<Result<RuleSet, rules::RuleError>> {
+    let mut loader = if no_builtin { Loader::default() } else { Loader::with_builtin() };
     let mut files: Vec<PathBuf> = Vec::new();
-    if !args.no_user_rules
+    if !no_user_rules
         && let Some(p) = user_rules_path()
         && p.exists()
     {
         files.push(p);
     }
-    files.extend(args.rules.iter().cloned());
+    files.extend(rules.iter().cloned());
     for f in &files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         if let Err(e) = loader.add(&f.display().to_string(), &text) {
@@ -301,7 +312,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A rule error on stderr: each line made safe to show (a diagnostic spans several).
-fn print_rule_error(e: &rules::RuleError) {
+pub fn print_rule_error(e: &rules::RuleError) {
     let text = e.to_string();
     let mut lines = text.lines();
     eprintln!("kaq: error: {}", visible(lines.next().unwrap_or("")));
@@ -310,31 +321,34 @@ fn print_rule_error(e: &rules::RuleError) {
     }
 }
 
+/// The columns of an alert as text.
+pub const TEXT_HEAD: [&str; 6] = ["FIRST", "SEVERITY", "RULE", "COUNT", "GROUP", "AUDIT IDS"];
+
+/// An alert's cells in the text table (made safe to show).
+pub fn text_cells(a: &Alert) -> [String; 6] {
+    let group = a.group.iter().map(|(k, v)| format!("{k}={}", visible(v))).collect::<Vec<_>>().join(" ");
+    let ids = match a.ids.len() {
+        0 => String::new(),
+        1 => a.ids[0].clone(),
+        _ => format!("{} +{}", a.ids[0], a.count - 1),
+    };
+    [
+        kaq_detect::source::time_literal(a.first),
+        a.severity.to_string(),
+        a.rule.clone(),
+        a.count.to_string(),
+        if group.is_empty() { "-".into() } else { group },
+        visible(&ids).into_owned(),
+    ]
+}
+
 /// Alerts as an aligned table.
 fn text(out: &mut dyn Write, alerts: &[Alert]) -> std::io::Result<()> {
     if alerts.is_empty() {
         return writeln!(out, "no alerts");
     }
-    let rows: Vec<[String; 6]> = alerts
-        .iter()
-        .map(|a| {
-            let group = a.group.iter().map(|(k, v)| format!("{k}={}", visible(v))).collect::<Vec<_>>().join(" ");
-            let ids = match a.ids.len() {
-                0 => String::new(),
-                1 => a.ids[0].clone(),
-                _ => format!("{} +{}", a.ids[0], a.count - 1),
-            };
-            [
-                kaq_detect::source::time_literal(a.first),
-                a.severity.to_string(),
-                a.rule.clone(),
-                a.count.to_string(),
-                if group.is_empty() { "-".into() } else { group },
-                visible(&ids).into_owned(),
-            ]
-        })
-        .collect();
-    let head = ["FIRST", "SEVERITY", "RULE", "COUNT", "GROUP", "AUDIT IDS"];
+    let rows: Vec<[String; 6]> = alerts.iter().map(text_cells).collect();
+    let head = TEXT_HEAD;
     let mut width = head.map(|h| h.chars().count());
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {

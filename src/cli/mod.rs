@@ -15,6 +15,7 @@ pub mod saved;
 pub mod serve;
 pub mod sql;
 pub mod store;
+pub mod watch;
 
 /// Whether an error comes from writing to a closed pipe (`kaq … | head`): not worth a message.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {

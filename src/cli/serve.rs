@@ -24,8 +24,15 @@ use clap::Args;
 ///                                            Arrow IPC); errors as JSON with code, message, span
 ///   GET  /api/explain?q=…                    the plan and what it read
 ///   GET  /api/fields                         the fields and their most frequent values
+///   GET  /api/alerts?since=24h               `kaq detect`'s pack over the store, and under
+///                                            "live" the alerts fired as events arrived
 ///   GET  /metrics                            Prometheus text;  GET /healthz: "ok"
 ///   GET  /                                   a search page (query box, histogram, top values)
+///
+/// Rules run on arriving events as `kaq watch` runs them (the built-in pack, your rules.toml and
+/// each --rules FILE): after each commit, beside ingest; each alert is kept for /api/alerts and
+/// POSTed to --alert-webhook (JSON, or --alert-webhook-format slack), with retries. Their state
+/// is alerts.state.json in the store: a restart sends no alert twice.
 ///
 /// It listens on 127.0.0.1 unless told otherwise, and refuses any other address without
 /// --auth-token-file: then every request but /healthz must carry `Authorization: Bearer TOKEN`
@@ -79,6 +86,29 @@ pub struct ServeArgs {
     /// Bytes of the log not yet in the store before batches get 429 (K, M, G suffixes).
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     max_pending: usize,
+    /// A rule file read after the built-in pack and the user's rules.toml, for the rules run
+    /// on arriving events (repeatable).
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Do not read $KAQ_CONFIG_DIR/rules.toml.
+    #[arg(long)]
+    no_user_rules: bool,
+    /// Run no rules on arriving events (/api/alerts still runs the pack on request).
+    #[arg(long)]
+    no_live_rules: bool,
+    /// POST each alert fired on arriving events to this URL (http://HOST[:PORT][/PATH]), as
+    /// `kaq watch --webhook` does.
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
+    /// The webhook body: the alert's JSON line, or Slack's {"text": …}.
+    #[arg(long, value_enum, default_value = "json", requires = "alert_webhook")]
+    alert_webhook_format: super::watch::WebhookFormat,
+    /// Attempts after a failed delivery (connection refused, timeout, 408, 429, 5xx).
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "alert_webhook")]
+    alert_webhook_retries: u32,
+    /// Where the alert state is kept [default: alerts.state.json in the store].
+    #[arg(long, value_name = "FILE")]
+    alert_state: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -105,6 +135,31 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cfg.token = Some(kaq_serve::read_token(f).map_err(|e| anyhow!(e)).context("--auth-token-file")?);
     }
     cfg.tls = args.tls_cert.zip(args.tls_key);
+    if !args.no_live_rules {
+        let rules = match super::detect::load_rules(false, args.no_user_rules, &args.rules)? {
+            Ok(s) => s,
+            Err(e) => {
+                super::detect::print_rule_error(&e);
+                return Ok(ExitCode::from(super::detect::BAD_RULES));
+            }
+        };
+        if let Err(e) = kaq_detect::prepare(&rules, &[]) {
+            super::detect::print_rule_error(&e);
+            return Ok(ExitCode::from(super::detect::BAD_RULES));
+        }
+        let webhook = match &args.alert_webhook {
+            Some(url) => Some((
+                kaq_detect::deliver::Target::parse(url)
+                    .map_err(|e| anyhow!("--alert-webhook {}", kaq_schema::visible(&e)))?,
+                args.alert_webhook_format.shape(),
+            )),
+            None => None,
+        };
+        let retry = kaq_detect::deliver::Retry { retries: args.alert_webhook_retries, ..Default::default() };
+        cfg.alerts = Some(kaq_serve::Alerts { rules, state: args.alert_state, webhook, retry });
+    } else if args.alert_webhook.is_some() {
+        return Err(anyhow!("--alert-webhook needs the rules run on arriving events: leave out --no-live-rules"));
+    }
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let auth = if cfg.token.is_some() { "token required" } else { "no token: loopback only" };
     let wal = cfg.wal_dir();

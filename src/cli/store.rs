@@ -111,7 +111,7 @@ pub struct IngestArgs {
 }
 
 /// A duration such as `500ms`, `10s` or `1m`.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     match kaq_query::plan::literal::parse_duration(text) {
         Some(us) if us > 0 => Ok(std::time::Duration::from_micros(us as u64)),
         _ => Err(format!("`{text}` is not a positive duration (for example 500ms, 10s, 1m)")),
@@ -188,7 +188,7 @@ fn ingest_options(args: &IngestArgs) -> IngestOptions {
 }
 
 /// Says that the store was made in an existing directory whose mode kaq changed to 0700.
-fn note_made_private(store: &Store) {
+pub fn note_made_private(store: &Store) {
     if let Some(was) = store.made_private() {
         eprintln!(
             "kaq: note: {} was mode {was:04o}; kaq made it 0700 (private to you), as a store holds audit events",

@@ -21,3 +21,4 @@ mod sql;
 mod store;
 mod traps;
 mod warnings;
+mod watch;

@@ -513,6 +513,66 @@ pub fn encode(q: &str) -> String {
 }
 
 /// Chromium, when installed (`$KAQ_CHROMIUM`, else `chromium` on the PATH).
+#[test]
+fn rules_run_on_arriving_events_as_kaq_detect_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(3000, dir.path());
+    let store = store_in(dir.path());
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    let receiver = crate::watch::Receiver::start(1);
+    let server = Server::start(&store, &["--no-user-rules", "--alert-webhook", &receiver.url]);
+    for b in batches(&evs, 300) {
+        send(server.addr, None, &b);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let n = evs.len() as u64;
+    assert_eq!(server.wait_rows(n, None, 60), n);
+    let o = kaq()
+        .env("KAQ_CONFIG_DIR", &config)
+        .args(["detect", "--no-user-rules", "--format", "json", "--store", store.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let key = |a: &serde_json::Value| (a["rule"].to_string(), a["group"].to_string(), a["first"].to_string());
+    let mut want: Vec<_> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| key(&serde_json::from_str::<serde_json::Value>(l).unwrap()))
+        .collect();
+    want.sort();
+    assert!(!want.is_empty(), "the generated log's incidents fire rules");
+    // The rules run beside ingest: wait for them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let live = loop {
+        let r = server.get("/api/alerts?since=2000-01-01", None);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        if v["live"]["fired"].as_u64() >= Some(want.len() as u64) || Instant::now() > deadline {
+            break v["live"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut got: Vec<_> = live["alerts"].as_array().unwrap().iter().map(key).collect();
+    got.sort();
+    assert_eq!(live["fired"].as_u64(), Some(want.len() as u64), "{live}");
+    assert!(want.len() > 200 || got == want, "live: {got:?}\nkaq detect: {want:?}");
+    // The webhook got them (its first attempt refused, then retried).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.bodies().len() < want.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut hooked: Vec<_> =
+        receiver.bodies().iter().map(|b| key(&serde_json::from_str::<serde_json::Value>(b).unwrap())).collect();
+    hooked.sort();
+    assert_eq!(hooked, want);
+    assert!(server.stop().success());
+    // Started again: nothing fires twice.
+    let server = Server::start(&store, &["--no-user-rules"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let v: serde_json::Value = serde_json::from_slice(&server.get("/api/alerts", None).body).unwrap();
+    assert_eq!(v["live"]["fired"].as_u64(), Some(0), "{v}");
+    assert!(server.stop().success());
+}
+
 fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KAQ_CHROMIUM") {
         return Some(PathBuf::from(p));

@@ -10,7 +10,9 @@
 //!   latest stage per request, request identity), then [`engine`] finds the windows in memory on
 //!   the matched rows and makes one [`Alert`] per burst and group.
 
+pub mod deliver;
 pub mod engine;
+pub mod live;
 pub mod rules;
 pub mod source;
 
@@ -191,6 +193,24 @@ impl Prepared {
         Ok(())
     }
 
+    /// Plans of each step over requests at or after `lo` only (no history, no columns but
+    /// `time, id`): whether a live run has anything new for this rule.
+    fn probe(&self, macros: &HashMap<String, String>, lo: i64) -> Vec<kaq_query::Plan> {
+        self.bases
+            .iter()
+            .filter_map(|b| {
+                let text = format!("{b} time>={} | table time, id", source::time_literal(lo));
+                source::compile(&text, macros).ok()
+            })
+            .collect()
+    }
+
+    /// How far before the first new request this rule reads: its window, lookback or spike
+    /// baseline.
+    pub fn history(&self) -> i64 {
+        self.history
+    }
+
     /// The search each step runs: lists expanded, exceptions subtracted.
     pub fn searches(&self) -> &[String] {
         &self.bases
@@ -256,10 +276,24 @@ fn to_hit(rule: &Rule, time: i64, id: String, cols: Vec<Option<String>>, step: u
 /// first-seen rule's learning time); `bounds.since`: triggers before it are dropped.
 pub fn evaluate(
     rule: &Rule,
+    hits: Vec<Hit>,
+    data_start: Option<i64>,
+    bounds: &Bounds,
+    max_evidence: usize,
+) -> Vec<Alert> {
+    evaluate_with(rule, hits, data_start, bounds, max_evidence, false)
+}
+
+/// [`evaluate`]; `live`: `bounds.since` only says where new events begin (a live run over
+/// recent history), so a first-seen rule still learns from the data's first event, as a run
+/// over the whole data does.
+pub(crate) fn evaluate_with(
+    rule: &Rule,
     mut hits: Vec<Hit>,
     data_start: Option<i64>,
     bounds: &Bounds,
     max_evidence: usize,
+    live: bool,
 ) -> Vec<Alert> {
     hits.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.step.cmp(&b.step)).then_with(|| a.id.cmp(&b.id)));
     let group_names: Vec<String> = match &rule.kind {
@@ -278,6 +312,7 @@ pub fn evaluate(
             }
             Kind::FirstSeen { lookback, learn, window, .. } => {
                 let learn_from = match bounds.since {
+                    Some(s) if live => s.max(start.saturating_add(*learn)),
                     Some(s) => s,
                     None => start.saturating_add(*learn),
                 };

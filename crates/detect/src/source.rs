@@ -73,7 +73,7 @@ impl Data {
         }
     }
 
-    fn store(&self) -> &kaq_store::Store {
+    pub(crate) fn store(&self) -> &kaq_store::Store {
         match self {
             Data::Store(s, _) | Data::Temp { store: s, .. } => s,
         }

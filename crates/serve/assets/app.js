@@ -268,12 +268,20 @@ async function start() {
     const a = await fetch("api/alerts").then((r) => r.json());
     const box = $("alerts");
     box.textContent = "";
-    if (!a.alerts.length) box.append(el("p", { class: "muted" }, a.note || "no alerts"));
-    for (const x of a.alerts) {
+    const show = (x) => {
       const group = Object.entries(x.group || {}).map(([k, v]) => `${k}=${v}`).join(" ");
       box.append(el("p", { class: "alert " + x.severity },
         el("b", {}, `${x.severity} ${x.rule}`), ` ${group} ×${x.count} · ${x.first} → ${x.last}`));
+    };
+    // Fired as events arrived (the server's rules, as kaq watch runs them), then the pack over
+    // the last 24 hours.
+    if (a.live && a.live.alerts.length) {
+      box.append(el("p", { class: "muted" }, `fired as events arrived: ${a.live.fired}`));
+      a.live.alerts.slice(0, 20).forEach(show);
+      box.append(el("p", { class: "muted" }, "the built-in pack over the last 24 hours:"));
     }
+    if (!a.alerts.length) box.append(el("p", { class: "muted" }, a.note || "no alerts"));
+    a.alerts.forEach(show);
   } catch (_) { /* alerts are optional */ }
   finally { running--; }
   const given = new URLSearchParams(location.search).get("q");

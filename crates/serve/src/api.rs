@@ -251,14 +251,26 @@ pub async fn alerts(State(s): AppState, Query(p): Query<AlertParams>) -> Respons
     let since = blank(p.since).unwrap_or_else(|| "24h".into());
     let until = blank(p.until);
     let dir = s.cfg.store.clone();
+    let live = live_alerts(&s);
     let run = move || detect(&dir, &since, until.as_deref());
     match blocking(&s, run).await {
-        Ok(Ok(body)) => {
+        Ok(Ok(mut body)) => {
+            body["live"] = live;
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], format!("{body}\n")).into_response()
         }
         Ok(Err((code, msg))) => error(StatusCode::BAD_REQUEST, code, &msg),
         Err(r) => r,
     }
+}
+
+/// The alerts fired on arriving events (the server's rules, as `kaq watch` runs them), the most
+/// recent first, at most [`ALERTS_SHOWN`]; `null` when the server runs no rules.
+fn live_alerts(s: &Shared) -> serde_json::Value {
+    let Some(live) = &s.live else { return serde_json::Value::Null };
+    let k = live.lock().unwrap_or_else(|e| e.into_inner());
+    let list: Vec<serde_json::Value> =
+        k.recent.iter().rev().take(ALERTS_SHOWN).filter_map(|a| serde_json::from_str(&a.to_json()).ok()).collect();
+    serde_json::json!({ "alerts": list, "fired": k.fired, "rules": k.rules })
 }
 
 /// The built-in pack over the store in `dir`, alerts firing in `since..until`.

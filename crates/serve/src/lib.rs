@@ -56,7 +56,24 @@ pub struct Config {
     pub max_rows: usize,
     /// The live log is rotated past this size.
     pub rotate_bytes: u64,
+    /// Rules run on arriving events (none: no live detection).
+    pub alerts: Option<Alerts>,
 }
+
+/// Rules run on arriving events, as `kaq watch` runs them (crates/detect's `live` and
+/// `deliver`): after each commit, in a thread of their own; the alerts are kept for
+/// `/api/alerts` and POSTed to the webhook, if any.
+#[derive(Debug, Clone)]
+pub struct Alerts {
+    pub rules: kaq_detect::RuleSet,
+    /// The alert state (default: `alerts.state.json` in the store).
+    pub state: Option<PathBuf>,
+    pub webhook: Option<(kaq_detect::deliver::Target, kaq_detect::deliver::Shape)>,
+    pub retry: kaq_detect::deliver::Retry,
+}
+
+/// Alerts fired on arriving events kept for `/api/alerts` (the most recent).
+pub const LIVE_KEPT: usize = 1000;
 
 impl Config {
     pub fn new(store: PathBuf, listen: SocketAddr) -> Config {
@@ -73,6 +90,7 @@ impl Config {
             query_timeout: Duration::from_secs(30),
             max_rows: 100_000,
             rotate_bytes: 256 << 20,
+            alerts: None,
         }
     }
 
@@ -93,6 +111,17 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// Queries running at once are limited to this many permits.
     pub queries: tokio::sync::Semaphore,
+    /// Alerts fired on arriving events, oldest first (at most [`LIVE_KEPT`]), and how many
+    /// fired since the start; `None` without live detection.
+    pub live: Option<Arc<std::sync::Mutex<LiveAlerts>>>,
+}
+
+/// Alerts fired on arriving events.
+#[derive(Default)]
+pub(crate) struct LiveAlerts {
+    pub recent: std::collections::VecDeque<kaq_detect::Alert>,
+    pub fired: u64,
+    pub rules: usize,
 }
 
 /// Reads the token file: its first line, trimmed. An empty token is refused.
@@ -121,6 +150,14 @@ pub fn run(cfg: Config, ready: impl FnOnce(SocketAddr) + Send + 'static) -> Resu
     let stop = Arc::new(AtomicBool::new(false));
     let leftover = std::sync::Mutex::new(Some(opened.leftover.clone()));
     let dir = opened.dir.clone();
+    let (live, background, sender) = match &cfg.alerts {
+        Some(a) => {
+            let (l, b, s) = start_live(&cfg.store, a)?;
+            (Some(l), Some(b), s)
+        }
+        None => (None, None, None),
+    };
+    let notify = background.as_ref().map(|b| b.notifier());
     let follower = store::spawn_follow(
         writer,
         opened.live.clone(),
@@ -135,6 +172,11 @@ pub fn run(cfg: Config, ready: impl FnOnce(SocketAddr) + Send + 'static) -> Resu
                 wal::delete_rotated(&dir, &names);
             }
         },
+        move |times| {
+            if let Some(n) = &notify {
+                n(times);
+            }
+        },
     );
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let shared = Arc::new(Shared {
@@ -142,6 +184,7 @@ pub fn run(cfg: Config, ready: impl FnOnce(SocketAddr) + Send + 'static) -> Resu
         wal: opened.wal,
         metrics,
         queries: tokio::sync::Semaphore::new(cores * 2),
+        live,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -151,7 +194,76 @@ pub fn run(cfg: Config, ready: impl FnOnce(SocketAddr) + Send + 'static) -> Resu
     let served = rt.block_on(serve(shared, ready));
     stop.store(true, Ordering::Relaxed);
     let followed = follower.join().unwrap_or_else(|_| Err("the ingest thread panicked".into()));
+    // The last commit's rules, then what the webhook still has queued.
+    if let Some(b) = background {
+        b.finish();
+    }
+    if let Some(s) = sender {
+        let d = s.lock().unwrap_or_else(|e| e.into_inner()).take().map(|s| s.finish(Duration::from_secs(10)));
+        if let Some(d) = d.filter(|d| d.sent + d.dropped > 0) {
+            eprintln!(
+                "kaq serve: alert webhook: {} delivered, {} retried attempts, {} not delivered",
+                d.sent, d.retried, d.dropped
+            );
+        }
+    }
     served.and(followed)
+}
+
+type SharedSender = Arc<std::sync::Mutex<Option<kaq_detect::deliver::Sender>>>;
+
+/// What live detection runs on: the alerts kept, the thread running the rules, the sender.
+type LiveStarted = (Arc<std::sync::Mutex<LiveAlerts>>, kaq_detect::live::Background, Option<SharedSender>);
+
+/// Live detection over the store: the rules prepared, their state opened, the webhook sender
+/// started; alerts go to the list `/api/alerts` shows and to the webhook.
+fn start_live(store: &Path, a: &Alerts) -> Result<LiveStarted, String> {
+    let prepared = kaq_detect::prepare(&a.rules, &[]).map_err(|e| e.to_string())?;
+    let n = prepared.len();
+    let live = kaq_detect::live::Live::open(&a.rules, prepared, store, a.state.clone(), 100)
+        .map_err(|e| format!("starting detection over {}: {e}", store.display()))?;
+    let kept = Arc::new(std::sync::Mutex::new(LiveAlerts { rules: n, ..LiveAlerts::default() }));
+    let sender: Option<SharedSender> = a.webhook.clone().map(|(target, shape)| {
+        let s = kaq_detect::deliver::Sender::start(
+            target,
+            shape,
+            a.retry.clone(),
+            Box::new(|a, why| {
+                eprintln!(
+                    "kaq serve: alert webhook: alert not delivered: {} (first {}): {}",
+                    a.rule,
+                    kaq_detect::source::time_literal(a.first),
+                    kaq_schema::visible(why)
+                );
+            }),
+        );
+        Arc::new(std::sync::Mutex::new(Some(s)))
+    });
+    let (k, s) = (kept.clone(), sender.clone());
+    let background = kaq_detect::live::Background::spawn(
+        live,
+        move |alerts| {
+            {
+                let mut k = k.lock().unwrap_or_else(|e| e.into_inner());
+                k.fired += alerts.len() as u64;
+                for a in alerts {
+                    if k.recent.len() == LIVE_KEPT {
+                        k.recent.pop_front();
+                    }
+                    k.recent.push_back(a.clone());
+                }
+            }
+            if let Some(s) = &s
+                && let Some(s) = s.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            {
+                for a in alerts {
+                    s.send(a);
+                }
+            }
+        },
+        |e| eprintln!("kaq serve: warning: detection after a commit: {}", kaq_schema::visible(&e.to_string())),
+    );
+    Ok((kept, background, sender))
 }
 
 async fn serve(shared: Arc<Shared>, ready: impl FnOnce(SocketAddr) + Send + 'static) -> Result<(), String> {

@@ -75,6 +75,9 @@ pub struct FollowCommit {
     pub rotated: Vec<String>,
     /// What may not have been read: a file truncated whose copy was not found beside it.
     pub warnings: Vec<String>,
+    /// The earliest and latest `time` of the events committed now (before any merge), when
+    /// any has one: what a live detection must look at again (`kaq watch`).
+    pub times: Option<(i64, i64)>,
 }
 
 /// One followed path.
@@ -254,6 +257,11 @@ impl Store {
                 }
                 let committed = self.commit_pending(&mut pass.open)?;
                 pass.report.segments += usize::from(committed);
+                let times = if committed {
+                    self.manifest.segments.last().and_then(|s| s.min_time.zip(s.max_time))
+                } else {
+                    None
+                };
                 let merged = if committed { self.merge_small_tail(opts)? } else { 0 };
                 let events = pass.report.counts.events - committed_events;
                 committed_events = pass.report.counts.events;
@@ -264,6 +272,7 @@ impl Store {
                         merged,
                         rotated: std::mem::take(&mut pass.rotated),
                         warnings: std::mem::take(&mut pass.warnings),
+                        times,
                     });
                 }
                 last_commit = Instant::now();
