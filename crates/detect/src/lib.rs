@@ -13,6 +13,7 @@
 pub mod engine;
 pub mod rules;
 pub mod source;
+pub mod sql;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
