@@ -359,14 +359,14 @@ fn sql(
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut refused = 0;
     for p in prepared.iter_mut() {
-        writeln!(out, "{}", kaq_detect::sql::header(p))?;
+        let head = kaq_detect::sql::header(p);
         match kaq_detect::sql::statement(p, &macros, bounds, &opts) {
-            Ok(s) => writeln!(out, "{s};\n")?,
+            Ok(s) => writeln!(out, "{head}\n{s};\n")?,
             Err(e) => {
                 refused += 1;
                 let e = visible(&e).replace('\n', " ");
-                writeln!(out, "-- rule: {}: not translated: {e}\n", p.rule.id)?;
-                eprintln!("kaq: error: {e}");
+                writeln!(out, "{head}: not translated: {e}\n")?;
+                eprintln!("kaq: error: rule `{}`: {e}", p.rule.id);
             }
         }
     }

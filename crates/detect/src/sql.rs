@@ -29,16 +29,15 @@ pub fn header(p: &Prepared) -> String {
 }
 
 /// The statement whose rows are `p`'s alerts over `opts.source` for `bounds`, or why it cannot be
-/// written exactly in `opts.dialect` (a message naming the rule, the construct and the dialect).
+/// written exactly in `opts.dialect` (a message naming the construct and the dialect; the caller
+/// names the rule).
 pub fn statement(
     p: &mut Prepared,
     macros: &HashMap<String, String>,
     bounds: &Bounds,
     opts: &kaq_sql::Options,
 ) -> Result<String, String> {
-    let id = p.rule.id.clone();
-    let refuse = |m: String| format!("rule `{id}`: {m}");
-    p.compile_for(macros, bounds).map_err(|e| refuse(e.message))?;
+    p.compile_for(macros, bounds).map_err(|e| e.message)?;
     let d = opts.dialect;
     let mut b = Builder { ctes: Vec::new() };
     let n_group = match &p.rule.kind {
@@ -50,7 +49,7 @@ pub fn statement(
     let mut data_start = String::new();
     let mut parts = Vec::new();
     for (step, (_, plan)) in p.queries.iter().enumerate() {
-        let rows = kaq_sql::translate_rows(plan, opts, &format!("_s{step}_")).map_err(|e| refuse(e.message))?;
+        let rows = kaq_sql::translate_rows(plan, opts, &format!("_s{step}_")).map_err(|e| e.message)?;
         b.ctes.extend(rows.ctes.iter().cloned());
         let mut sel = vec![format!("{} AS _t", rows.time), format!("{step} AS _st")];
         let mut cols = rows.columns.iter();
@@ -142,12 +141,12 @@ pub fn statement(
             cover_by_batch(&mut b, &gs, &on("_nx", "_tc"));
         }
         Kind::Spike(s) => {
-            let steps = decay_steps(s).map_err(|m| refuse(format!("spike: {m}")))?;
+            let steps = decay_steps(s).map_err(|m| format!("spike: {m}"))?;
             if d == Dialect::Trino && steps > 10_000 {
-                return Err(refuse(format!(
+                return Err(format!(
                     "spike with alpha {}: the baseline decays over up to {steps} empty buckets one multiplication at a time, more than Trino's sequence() holds (10000): not expressible in trino SQL by kaq detect --sql",
                     s.alpha
-                )));
+                ));
             }
             let w = s.bucket;
             let bucket = format!("_t - (((_t % {w}) + {w}) % {w})");
