@@ -350,9 +350,9 @@ fn duckdb_answers_as_kaq_query_does_over_a_hive_archive() {
 
 // ---- kaq detect --sql ----
 
-/// Rules at the edges of each kind (tests/data/detect-sql-edges.toml).
+/// Rules at the edges of each kind (tests/rules/detect-sql-edges.toml).
 fn edge_rules() -> String {
-    repo().join("tests/data/detect-sql-edges.toml").to_str().unwrap().to_string()
+    repo().join("tests/rules/detect-sql-edges.toml").to_str().unwrap().to_string()
 }
 
 /// The statements of `kaq detect --sql` split by their `-- rule:` lines: (rule, SQL) for each
@@ -548,13 +548,23 @@ fn detect_sql_refusals_and_usage() {
         "[[rule]]\nid = \"slow-ewma\"\nseverity = \"low\"\nquery = \"*\"\ngroup_by = [\"user\"]\nspike = { alpha = 0.0001 }\n",
     )
     .unwrap();
-    let o = run(&["detect", "--sql", "--dialect", "duckdb", "--no-builtin", "--no-user-rules", "--rules", f.to_str().unwrap()]);
+    let o = run(&[
+        "detect",
+        "--sql",
+        "--dialect",
+        "duckdb",
+        "--no-builtin",
+        "--no-user-rules",
+        "--rules",
+        f.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let out = String::from_utf8(o.stdout.clone()).unwrap();
     assert!(out.starts_with("-- rule: slow-ewma (spike, low): not translated: spike: alpha 0.0001"), "{out}");
     assert!(stderr(&o).contains("kaq: error: rule `slow-ewma`: spike: alpha 0.0001"), "{}", stderr(&o));
     // Each statement starts with its rule's header, and its rows are named as documented.
-    let o = run(&["detect", "--sql", "--dialect", "duckdb", "--no-user-rules", "--rule", "secret-burst", "--from", "t"]);
+    let o =
+        run(&["detect", "--sql", "--dialect", "duckdb", "--no-user-rules", "--rule", "secret-burst", "--from", "t"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout.clone()).unwrap();
     assert!(out.starts_with("-- rule: secret-burst (threshold, high)\nWITH\n"), "{out}");

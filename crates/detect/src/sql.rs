@@ -104,12 +104,20 @@ pub fn statement(
                 Metric::Dc(_) => match d {
                     Dialect::DuckDb => format!("count(DISTINCT _v) {frame}"),
                     Dialect::Spark => format!("size(collect_set(_v) {frame})"),
-                    Dialect::Trino => format!("cardinality(array_distinct(filter(array_agg(_v) {frame}, _y -> _y IS NOT NULL)))"),
+                    Dialect::Trino => {
+                        format!("cardinality(array_distinct(filter(array_agg(_v) {frame}, _y -> _y IS NOT NULL)))")
+                    }
                 },
             };
             b.cte("_w", format!("SELECT {gs}_t, _st, _id, {m} AS _m, min(_t) {frame} AS _ws FROM _hits"));
             let fires = format!("_m >= {n}{}", since_cond("_t"));
-            trigger_batches(&mut b, &gs, &part, &format!("SELECT DISTINCT {gs}_t, _ws AS _e0, _t AS _e1 FROM _w WHERE {fires}"), sup);
+            trigger_batches(
+                &mut b,
+                &gs,
+                &part,
+                &format!("SELECT DISTINCT {gs}_t, _ws AS _e0, _t AS _e1 FROM _w WHERE {fires}"),
+                sup,
+            );
             b.cte(
                 "_nx",
                 format!(
@@ -131,7 +139,13 @@ pub fn statement(
                 ),
             );
             let fires = format!("_seen IS NULL AND _t >= {learn_from}{}", since_cond("_t"));
-            trigger_batches(&mut b, &gs, &part, &format!("SELECT DISTINCT {gs}_t, _t AS _e0, _le AS _e1 FROM _w WHERE {fires}"), sup);
+            trigger_batches(
+                &mut b,
+                &gs,
+                &part,
+                &format!("SELECT DISTINCT {gs}_t, _t AS _e0, _le AS _e1 FROM _w WHERE {fires}"),
+                sup,
+            );
             b.cte(
                 "_nx",
                 format!(
@@ -196,7 +210,10 @@ pub fn statement(
             // level i − 1 completed strictly before it with the latest start (ties: the one the
             // engine met last), if it is within the window of its start.
             let e = |j: usize| format!("_e{j}t, _e{j}i, _e{j}k");
-            b.cte("_l0", format!("SELECT {gs}_t, _id, _k, _t AS _s, _t AS _e0t, _id AS _e0i, _k AS _e0k FROM _hk WHERE _st = 0"));
+            b.cte(
+                "_l0",
+                format!("SELECT {gs}_t, _id, _k, _t AS _s, _t AS _e0t, _id AS _e0i, _k AS _e0k FROM _hk WHERE _st = 0"),
+            );
             for i in 1..n {
                 let prev_e: Vec<String> = (0..i).map(e).collect();
                 let nulls: Vec<String> = (0..i)
@@ -250,8 +267,9 @@ pub fn statement(
                     since_cond("_t")
                 ),
             );
-            let ev: Vec<String> =
-                (0..n).map(|j| format!("SELECT {gs}_c, _e{j}t AS _t, {j} AS _st, _e{j}i AS _id, _e{j}k AS _k FROM _tc")).collect();
+            let ev: Vec<String> = (0..n)
+                .map(|j| format!("SELECT {gs}_c, _e{j}t AS _t, {j} AS _st, _e{j}i AS _id, _e{j}k AS _k FROM _tc"))
+                .collect();
             b.cte("_cov", format!("SELECT DISTINCT {gs}_c, _t, _st, _id, _k FROM ({}) _x", ev.join(" UNION ALL ")));
             b.cte("_fire", format!("SELECT {gs}_c, min(_t) AS _fired FROM _tc GROUP BY {gs}_c"));
         }
@@ -259,7 +277,9 @@ pub fn statement(
     let ids = match d {
         Dialect::DuckDb => "list(_id ORDER BY _t, _st, _id)".to_string(),
         Dialect::Trino => "array_agg(_id ORDER BY _t, _st, _id)".to_string(),
-        Dialect::Spark => "transform(array_sort(collect_list(named_struct('t', _t, 's', _st, 'i', _id))), _y -> _y.i)".to_string(),
+        Dialect::Spark => {
+            "transform(array_sort(collect_list(named_struct('t', _t, 's', _st, 'i', _id))), _y -> _y.i)".to_string()
+        }
     };
     b.cte(
         "_al",
@@ -297,7 +317,8 @@ pub fn statement(
     out.push(format!("_al._ids AS {}", d.ident("auditIDs")));
     let mut join_on: Vec<String> = g.iter().map(|x| format!("_al.{x} = _fire.{x}")).collect();
     join_on.push("_al._c = _fire._c".into());
-    let order: Vec<String> = std::iter::once("_al._first".to_string()).chain(g.iter().map(|x| format!("_al.{x}"))).collect();
+    let order: Vec<String> =
+        std::iter::once("_al._first".to_string()).chain(g.iter().map(|x| format!("_al.{x}"))).collect();
     let mut sql = String::from("WITH\n");
     let n = b.ctes.len();
     for (i, (name, body)) in b.ctes.iter().enumerate() {
@@ -349,10 +370,8 @@ fn d_struct(d: Dialect, fields: &[(String, String, &str)]) -> String {
         }
         Dialect::Trino => {
             let e: Vec<&str> = fields.iter().map(|(_, e, _)| e.as_str()).collect();
-            let t: Vec<String> = fields
-                .iter()
-                .map(|(n, _, t)| format!("{n} {}", if *t == "STRING" { "VARCHAR" } else { t }))
-                .collect();
+            let t: Vec<String> =
+                fields.iter().map(|(n, _, t)| format!("{n} {}", if *t == "STRING" { "VARCHAR" } else { t })).collect();
             format!("CAST(ROW({}) AS ROW({}))", e.join(", "), t.join(", "))
         }
     }
@@ -415,7 +434,9 @@ pub fn decay_steps(s: &Spike) -> Result<u64, String> {
     // below `x`): true for 0, checked one by one for the subnormals m·2⁻¹⁰⁷⁴ up to `x`.
     let tiny = f64::from_bits(1);
     let fixed_below = x == 0.0
-        || (x < f64::MIN_POSITIVE && x / tiny <= 1e6 && (1..=(x / tiny) as u64).all(|m| (m as f64 * tiny) * r == m as f64 * tiny));
+        || (x < f64::MIN_POSITIVE
+            && x / tiny <= 1e6
+            && (1..=(x / tiny) as u64).all(|m| (m as f64 * tiny) * r == m as f64 * tiny));
     if !fixed_below {
         return Err(format!(
             "alpha {}: the baseline settles on {x:e}, and values below it may still change; not expressible exactly by kaq detect --sql",

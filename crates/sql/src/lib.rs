@@ -286,8 +286,7 @@ impl Tr<'_> {
         // (A rule's rows need no order: a window over the whole source would make Spark sort
         // it in one task.)
         let place = if self.ordered { format!("row_number() OVER (ORDER BY {order})") } else { "0".to_string() };
-        let mut prev =
-            self.cte(format!("SELECT {}, {place} AS _o FROM {m_name} WHERE {filter}", cols.join(", ")));
+        let mut prev = self.cte(format!("SELECT {}, {place} AS _o FROM {m_name} WHERE {filter}", cols.join(", ")));
         // 5. The stages.
         let mut scope = slots.clone();
         let mut events = true;
@@ -1265,7 +1264,8 @@ impl Tr<'_> {
         if c.kind.list {
             let v = self.var();
             let Some(elem) = one(&v) else {
-                return Err(self.err(format_args!("`{}` (a list of {:?}) as a rule's group or counted field", c.name, c.kind.ty)));
+                return Err(self
+                    .err(format_args!("`{}` (a list of {:?}) as a rule's group or counted field", c.name, c.kind.ty)));
             };
             let texts = d.transform(&c.sql, &v, &format!("coalesce({elem}, '')"));
             return Ok(format!(
