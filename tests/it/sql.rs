@@ -421,7 +421,8 @@ fn detect_sql_on_duckdb_gives_kaq_detects_alerts() {
     let Some(py) = python() else { return };
     let dir = tmp();
     let log = dir.path().join("audit.log");
-    if gen_audit(&["--events", "8000", "--seed", "5", "--hours", "4", "--extra-incidents"], &log).is_none() {
+    if gen_audit(&["--events", "8000", "--seed", "5", "--hours", "4", "--extra-incidents", "--stages"], &log).is_none()
+    {
         return;
     }
     let pq = dir.path().join("audit.parquet");
@@ -573,4 +574,30 @@ fn detect_sql_refusals_and_usage() {
         "{out}"
     );
     assert!(out.contains("RANGE BETWEEN 299999999 PRECEDING AND CURRENT ROW"), "{out}");
+}
+
+/// The oracle's events (whole seconds over two hours, many at one instant and many exactly a
+/// window or a suppression apart, requests with several stages, reused auditIDs): the edge rules
+/// and the pack on DuckDB, against `kaq detect`.
+#[test]
+fn detect_sql_on_duckdb_at_the_edges_of_windows() {
+    let Some(py) = python() else { return };
+    let dir = tmp();
+    let log = write_log(dir.path(), &events(3000));
+    let pq = dir.path().join("audit.parquet");
+    assert!(convert(&log, &pq, &["-q"]).status.success());
+    let rules = edge_rules();
+    let from = pq.to_str().unwrap();
+    for bounds in [&[][..], &["--since", "2026-11-20T04:40:00Z", "--until", "2026-11-20T05:30:00Z"][..]] {
+        let mut args = vec!["--rules", rules.as_str()];
+        args.extend_from_slice(bounds);
+        let (manifest, refused) = detect_manifest(&pq, "duckdb", from, &args);
+        assert!(refused.is_empty(), "{refused:?}");
+        let n = manifest["statements"].as_array().unwrap().len();
+        let out = detect_diff(&py, "duckdb", &manifest, dir.path());
+        eprintln!("{}", out.lines().rev().take(2).collect::<Vec<_>>().join("\n"));
+        assert!(out.contains(&format!("{n} passed, 0 failed")), "{out}");
+        let fired = manifest["expected"].as_array().unwrap().len();
+        assert!(fired > 100, "{fired} alerts");
+    }
 }
