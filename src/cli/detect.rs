@@ -59,8 +59,8 @@ use kaq_schema::visible;
 /// first, last, fired (when its first trigger fired) and auditIDs (all of the evidence, in time
 /// order). Windows, thresholds, dc(), first-seen lookbacks, spikes (the same EWMA arithmetic,
 /// step by step), sequences, exceptions and suppression are SQL; a rule a dialect cannot express
-/// exactly gets a `-- rule: ID: not translated: …` line naming the construct and the dialect, and
-/// exit status 2. --since/--until become fixed instants, as in `kaq sql`:
+/// exactly gets a `-- rule: ID (kind, severity): not translated: …` line naming the construct and
+/// the dialect, and exit status 2. --since/--until become fixed instants, as in `kaq sql`:
 ///
 ///   kaq detect --sql --dialect duckdb --from archive/ --since 24h --rule secret-burst | duckdb
 ///

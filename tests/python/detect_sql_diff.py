@@ -64,6 +64,8 @@ def main():
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", "2")
             .config("spark.driver.memory", "1g")
+            # Not ./spark-warehouse in the caller's directory: beside the manifest.
+            .config("spark.sql.warehouse.dir", os.path.join(os.path.dirname(os.path.abspath(path)), "spark-warehouse"))
             .getOrCreate()
         )
         spark.sparkContext.setLogLevel("ERROR")
