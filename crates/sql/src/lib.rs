@@ -1336,6 +1336,32 @@ mod tests {
     }
 
     #[test]
+    fn rows_for_a_rule_are_prefixed_unordered_and_read_as_text() {
+        let plan = kaq_query::compile("verb:get | table time, id, user, ip, code", &Default::default()).unwrap();
+        let opts = Options { dialect: Dialect::DuckDb, source: Source::Table("audit".into()), partitions: None };
+        let rows = translate_rows(&plan, &opts, "_s1_").unwrap();
+        assert!(rows.ctes.iter().all(|(n, _)| n.starts_with("_s1_")), "{:?}", rows.ctes);
+        assert!(rows.ctes.iter().any(|(n, b)| n == "_s1_ev" && b.contains("FROM _s1_src")));
+        assert!(!rows.ctes.iter().any(|(_, b)| b.contains("row_number() OVER (ORDER BY")), "no global order");
+        assert_eq!(rows.time, "c0");
+        assert_eq!(rows.columns.len(), 4);
+        assert_eq!(rows.columns[0], "NULLIF(c1, '')");
+        assert!(
+            rows.columns[2].contains("array_to_string(") && rows.columns[2].contains("', '"),
+            "{}",
+            rows.columns[2]
+        );
+        assert_eq!(rows.columns[3], "CAST(c4 AS VARCHAR)");
+        assert_eq!(rows.data_start, "(SELECT min(epoch_us(\"time\")) FROM audit)");
+        // Only a `table` beginning with `time` is a rule's rows; a duration has no common text.
+        let plan = kaq_query::compile("verb:get | count by user", &Default::default()).unwrap();
+        assert!(translate_rows(&plan, &opts, "_s0_").is_err());
+        let plan = kaq_query::compile("verb:get | table time, id, latency", &Default::default()).unwrap();
+        let e = translate_rows(&plan, &opts, "_s0_").unwrap_err();
+        assert!(e.message.contains("`latency`") && e.message.contains("duckdb"), "{e}");
+    }
+
+    #[test]
     fn globs_become_anchored_regexes() {
         assert_eq!(Tr::glob_re("system:*:c?.x"), r"\A(?s:system:.*:c.\.x)\z");
         assert_eq!(Tr::glob_re("a[b]$"), r"\A(?s:a\[b\]\$)\z");
