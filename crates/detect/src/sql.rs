@@ -216,14 +216,20 @@ pub fn statement(
             );
             for i in 1..n {
                 let prev_e: Vec<String> = (0..i).map(e).collect();
+                // The hits of step i carry no chain yet: typed NULLs in its columns.
+                let st = d.string_type();
                 let nulls: Vec<String> = (0..i)
-                    .map(|_| format!("CAST(NULL AS BIGINT), CAST(NULL AS {}), CAST(NULL AS BIGINT)", d.string_type()))
+                    .map(|j| {
+                        format!(
+                            "CAST(NULL AS BIGINT) AS _e{j}t, CAST(NULL AS {st}) AS _e{j}i, CAST(NULL AS BIGINT) AS _e{j}k"
+                        )
+                    })
                     .collect();
                 b.cte(
                     &format!("_u{i}"),
                     format!(
                         "SELECT {gs}_t, _id, _k, 1 AS _me, CAST(NULL AS BIGINT) AS _s, {} FROM _hk WHERE _st = {i} UNION ALL SELECT {gs}_t, _id, _k, 0 AS _me, _s, {} FROM _l{}",
-                        nulls.join(", ").split(", ").enumerate().map(|(k, x)| format!("{x} AS {}", chain_col(k))).collect::<Vec<_>>().join(", "),
+                        nulls.join(", "),
                         prev_e.join(", "),
                         i - 1
                     ),
@@ -340,16 +346,6 @@ struct Builder {
 impl Builder {
     fn cte(&mut self, name: &str, body: String) {
         self.ctes.push((name.to_string(), body));
-    }
-}
-
-/// The column names of a chain's hits in `_uI`: `_eJt, _eJi, _eJk` for the k-th of them.
-fn chain_col(k: usize) -> String {
-    let j = k / 3;
-    match k % 3 {
-        0 => format!("_e{j}t"),
-        1 => format!("_e{j}i"),
-        _ => format!("_e{j}k"),
     }
 }
 
