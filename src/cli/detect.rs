@@ -52,6 +52,18 @@ use kaq_schema::visible;
 /// Exit status: 0 when nothing fired, 4 when at least one alert fired, 2 for a bad rule file or
 /// rule query (the message names the file, the rule and the spot), 1 for other errors.
 ///
+/// Rules on a fleet's archive: `--sql --dialect duckdb|spark|trino [--from PATH_OR_TABLE]`
+/// prints, for each selected rule, one SQL statement (after a `-- rule: ID (kind, severity)`
+/// line) over kaq's Parquet schema (`kaq convert`, store segments) whose rows are that rule's
+/// alerts — the same alerts as here: rule, severity, kind, the group's fields, count, window,
+/// first, last, fired (when its first trigger fired) and auditIDs (all of the evidence, in time
+/// order). Windows, thresholds, dc(), first-seen lookbacks, spikes (the same EWMA arithmetic,
+/// step by step), sequences, exceptions and suppression are SQL; a rule a dialect cannot express
+/// exactly gets a `-- rule: ID (kind, severity): not translated: …` line naming the construct and
+/// the dialect, and exit status 2. --since/--until become fixed instants, as in `kaq sql`:
+///
+///   kaq detect --sql --dialect duckdb --from archive/ --since 24h --rule secret-burst | duckdb
+///
 /// docs/detect.md is the reference (rule format, kinds, the pack and its noise).
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
@@ -111,6 +123,23 @@ pub struct DetectArgs {
     /// Show how each rule runs (its query as run, its window, the query plan) and exit.
     #[arg(long)]
     explain: bool,
+
+    /// Print each rule as a SQL statement for --dialect (its rows are its alerts) and exit.
+    #[arg(long, requires = "dialect")]
+    sql: bool,
+
+    /// With --sql: duckdb, spark (Spark SQL, Databricks, EMR) or trino (Athena).
+    #[arg(long, value_name = "DIALECT", requires = "sql")]
+    dialect: Option<kaq_sql::Dialect>,
+
+    /// With --sql: what to read, as `kaq sql --from` takes it (a Parquet file, a glob, a
+    /// directory of `kaq convert --out-dir` partitions, an object-store URL, or a table).
+    #[arg(long, value_name = "PATH_OR_TABLE", default_value = "audit", requires = "sql")]
+    from: String,
+
+    /// With --sql: the source's Hive partitions (day, hour or none), as `kaq sql` takes them.
+    #[arg(long, value_name = "day|hour", requires = "sql")]
+    partitioned_by: Option<String>,
 
     /// After the run, show on stderr each rule's matched requests and time, slowest first.
     #[arg(long)]
@@ -244,6 +273,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         Ok(b) => b,
         Err(e) => bail!("{e}"),
     };
+    if args.sql {
+        return sql(&args, &set, &mut prepared, &Bounds { since, until });
+    }
     if args.store.is_some() && !args.inputs.is_empty() {
         bail!("give either INPUT files or --store, not both");
     }
@@ -309,6 +341,48 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if alerts.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(FIRED) })
+}
+
+/// `--sql`: each rule as a statement, or a comment saying why it is not translated.
+fn sql(
+    args: &DetectArgs,
+    set: &RuleSet,
+    prepared: &mut [kaq_detect::Prepared],
+    bounds: &Bounds,
+) -> anyhow::Result<ExitCode> {
+    if !args.inputs.is_empty() || args.store.is_some() {
+        bail!("--sql reads no INPUT or --store: give the archive or table to the SQL with --from");
+    }
+    let dialect = args.dialect.expect("clap requires --dialect with --sql");
+    let (source, found) = super::sql::source(&args.from);
+    let partitions = match args.partitioned_by.as_deref() {
+        Some("day") => Some(kaq_sql::Partitions::Day),
+        Some("hour") => Some(kaq_sql::Partitions::Hour),
+        Some("none") => None,
+        Some(other) => bail!("--partitioned-by `{other}`: day, hour or none"),
+        None => found,
+    };
+    let opts = kaq_sql::Options { dialect, source, partitions };
+    let macros = match set.macros() {
+        Ok(m) => m,
+        Err(e) => bail!("rules: {e}"),
+    };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut refused = 0;
+    for p in prepared.iter_mut() {
+        let head = kaq_detect::sql::header(p);
+        match kaq_detect::sql::statement(p, &macros, bounds, &opts) {
+            Ok(s) => writeln!(out, "{head}\n{s};\n")?,
+            Err(e) => {
+                refused += 1;
+                let e = visible(&e).replace('\n', " ");
+                writeln!(out, "{head}: not translated: {e}\n")?;
+                eprintln!("kaq: error: rule `{}`: {e}", p.rule.id);
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if refused > 0 { ExitCode::from(BAD_RULES) } else { ExitCode::SUCCESS })
 }
 
 /// A rule error on stderr: each line made safe to show (a diagnostic spans several).

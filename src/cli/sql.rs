@@ -118,7 +118,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A path or a table, and the Hive partitioning a local directory shows.
-fn source(from: &str) -> (Source, Option<Partitions>) {
+pub(super) fn source(from: &str) -> (Source, Option<Partitions>) {
     let p = Path::new(from);
     let is_path = from.contains('/') || from.ends_with(".parquet") || from.contains('*') || p.exists();
     if !is_path {

@@ -347,3 +347,257 @@ fn duckdb_answers_as_kaq_query_does_over_a_hive_archive() {
     eprintln!("{out}");
     assert!(out.contains(&format!("{} passed, 0 failed", cases.len())), "{out}");
 }
+
+// ---- kaq detect --sql ----
+
+/// Rules at the edges of each kind (tests/rules/detect-sql-edges.toml).
+fn edge_rules() -> String {
+    repo().join("tests/rules/detect-sql-edges.toml").to_str().unwrap().to_string()
+}
+
+/// The statements of `kaq detect --sql` split by their `-- rule:` lines: (rule, SQL) for each
+/// translated rule, and the refusal lines.
+fn rule_statements(out: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let mut done = Vec::new();
+    let mut refused = Vec::new();
+    for chunk in out.split("-- rule: ").skip(1) {
+        let (head, body) = chunk.split_once('\n').unwrap_or((chunk, ""));
+        let id = head.split([' ', ':']).next().unwrap().to_string();
+        if head.contains(": not translated: ") {
+            refused.push(head.to_string());
+        } else {
+            assert!(head.ends_with(')'), "a header `ID (kind, severity)`: {head}");
+            done.push((id, body.trim().to_string()));
+        }
+    }
+    (done, refused)
+}
+
+/// `kaq detect --format json` over `data` and `kaq detect --sql` for `dialect` over `from`, with
+/// the same rule arguments; the manifest tests/python/detect_sql_diff.py reads.
+fn detect_manifest(data: &Path, dialect: &str, from: &str, rule_args: &[&str]) -> (Value, Vec<String>) {
+    let mut args = vec!["detect", "--format", "json", "--max-evidence", "10000000", "--no-user-rules", "-q"];
+    args.extend_from_slice(rule_args);
+    args.push(data.to_str().unwrap());
+    let o = run(&args);
+    assert!(matches!(o.status.code(), Some(0 | 4)), "kaq detect: {}", stderr(&o));
+    let expected: Vec<Value> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON lines")).collect();
+    let mut args = vec!["detect", "--sql", "--dialect", dialect, "--from", from, "--no-user-rules"];
+    args.extend_from_slice(rule_args);
+    let o = run(&args);
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    let (done, refused) = rule_statements(&out);
+    assert_eq!(o.status.code(), Some(if refused.is_empty() { 0 } else { 2 }), "{}", stderr(&o));
+    let statements: Vec<Value> = done.iter().map(|(r, s)| json!({"rule": r, "sql": s})).collect();
+    (json!({"statements": statements, "expected": expected}), refused)
+}
+
+fn detect_diff(py: &str, engine: &str, manifest: &Value, dir: &Path) -> String {
+    let path = dir.join(format!("{engine}-detect.json"));
+    std::fs::write(&path, serde_json::to_vec(manifest).unwrap()).unwrap();
+    let o = Command::new(py)
+        .arg(repo().join("tests/python/detect_sql_diff.py"))
+        .arg(engine)
+        .arg(&path)
+        .output()
+        .expect("python runs");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{engine} differs from kaq detect:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+/// Every alert kind fires in `expected` (so that the comparison is not of empty sets).
+fn assert_every_kind_fires(manifest: &Value) {
+    let kinds: std::collections::BTreeSet<&str> =
+        manifest["expected"].as_array().unwrap().iter().filter_map(|a| a["kind"].as_str()).collect();
+    for k in ["single", "threshold", "first_seen", "spike", "sequence"] {
+        assert!(kinds.contains(k), "no {k} alert fired: {kinds:?}");
+    }
+}
+
+#[test]
+fn detect_sql_on_duckdb_gives_kaq_detects_alerts() {
+    let Some(py) = python() else { return };
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    if gen_audit(&["--events", "8000", "--seed", "5", "--hours", "4", "--extra-incidents", "--stages"], &log).is_none()
+    {
+        return;
+    }
+    let pq = dir.path().join("audit.parquet");
+    assert!(convert(&log, &pq, &["-q"]).status.success());
+    let rules = edge_rules();
+    let from = pq.to_str().unwrap();
+    // The whole pack and the edge rules, over all the data and between two instants (windows and
+    // first-seen history reach back before --since).
+    for bounds in [&[][..], &["--since", "2026-11-20T01:10:00Z", "--until", "2026-11-20T03:20:00Z"][..]] {
+        let mut args = vec!["--rules", rules.as_str()];
+        args.extend_from_slice(bounds);
+        let (manifest, refused) = detect_manifest(&pq, "duckdb", from, &args);
+        assert!(refused.is_empty(), "DuckDB expresses every rule: {refused:?}");
+        assert_every_kind_fires(&manifest);
+        let n = manifest["statements"].as_array().unwrap().len();
+        let out = detect_diff(&py, "duckdb", &manifest, dir.path());
+        eprintln!("{}", out.lines().rev().take(2).collect::<Vec<_>>().join("\n"));
+        assert!(out.contains(&format!("{n} passed, 0 failed")), "{out}");
+    }
+}
+
+#[test]
+fn detect_sql_on_spark_gives_kaq_detects_alerts_over_a_hive_archive() {
+    let Some(py) = python() else { return };
+    if !has_spark(&py) {
+        return;
+    }
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    if gen_audit(&["--events", "3000", "--seed", "9", "--hours", "3", "--extra-incidents"], &log).is_none() {
+        return;
+    }
+    let pq = dir.path().join("audit.parquet");
+    assert!(convert(&log, &pq, &["-q"]).status.success());
+    let hive = dir.path().join("archive");
+    let o =
+        run(&["convert", log.to_str().unwrap(), "--out-dir", hive.to_str().unwrap(), "--partition-by", "hour", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Spark takes seconds a statement: the edge rules and one built-in rule of each kind.
+    let rules = edge_rules();
+    let mut args = vec!["--no-builtin", "--rules", rules.as_str()];
+    let (manifest, refused) = detect_manifest(&pq, "spark", hive.to_str().unwrap(), &args);
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_every_kind_fires(&manifest);
+    let n = manifest["statements"].as_array().unwrap().len();
+    let out = detect_diff(&py, "spark", &manifest, dir.path());
+    eprintln!("{out}");
+    assert!(out.contains(&format!("{n} passed, 0 failed")), "{out}");
+    args.clear();
+    for r in ["unauthorized-burst", "secret-burst", "secret-read-new-identity", "request-spike", "rbac-then-workload"] {
+        args.extend(["--rule", r]);
+    }
+    let (manifest, refused) = detect_manifest(&pq, "spark", hive.to_str().unwrap(), &args);
+    assert!(refused.is_empty(), "{refused:?}");
+    let out = detect_diff(&py, "spark", &manifest, dir.path());
+    eprintln!("{out}");
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn detect_sql_trino_statements_parse_as_trino() {
+    let Some(py) = python() else { return };
+    let ok = Command::new(&py).args(["-c", "import sqlglot"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        skip("sqlglot is not installed in KAQ_PYTHON's environment (.ci/run installs it)");
+        return;
+    }
+    let rules = edge_rules();
+    let o = run(&[
+        "detect",
+        "--sql",
+        "--dialect",
+        "trino",
+        "--from",
+        "hive.audit.events",
+        "--partitioned-by",
+        "hour",
+        "--since",
+        "2026-11-20T01:00:00Z",
+        "--no-user-rules",
+        "--rules",
+        rules.as_str(),
+    ]);
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    let (done, refused) = rule_statements(&out);
+    // Trino has no JSON paths in kaq sql: the rules reading request bodies are refused by name.
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!refused.is_empty());
+    for r in &refused {
+        assert!(r.contains("(a path into a JSON body): not expressible in trino SQL"), "{r}");
+    }
+    for r in &refused {
+        let id = r.split([' ', ':']).next().unwrap();
+        assert!(stderr(&o).contains(&format!("kaq: error: rule `{id}`: ")), "{}", stderr(&o));
+    }
+    assert!(done.len() >= 35, "{} translated", done.len());
+    let statements: Vec<Value> = done.iter().map(|(r, s)| json!({"query": r, "sql": s})).collect();
+    let dir = tmp();
+    let path = dir.path().join("trino-detect.json");
+    std::fs::write(&path, serde_json::to_vec(&statements).unwrap()).unwrap();
+    let o = Command::new(&py).arg(repo().join("tests/python/sql_parse.py")).arg("trino").arg(&path).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("{} passed, 0 failed", statements.len())),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn detect_sql_refusals_and_usage() {
+    // --sql needs a dialect, and reads no INPUT.
+    let o = run(&["detect", "--sql", "--no-user-rules"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--dialect"), "{}", stderr(&o));
+    let o = run(&["detect", "--sql", "--dialect", "duckdb", "--no-user-rules", "audit.log"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--sql reads no INPUT"), "{}", stderr(&o));
+    // A spike whose baseline could not be decayed exactly is refused, naming the rule.
+    let dir = tmp();
+    let f = dir.path().join("r.toml");
+    std::fs::write(
+        &f,
+        "[[rule]]\nid = \"slow-ewma\"\nseverity = \"low\"\nquery = \"*\"\ngroup_by = [\"user\"]\nspike = { alpha = 0.0001 }\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "detect",
+        "--sql",
+        "--dialect",
+        "duckdb",
+        "--no-builtin",
+        "--no-user-rules",
+        "--rules",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(out.starts_with("-- rule: slow-ewma (spike, low): not translated: spike: alpha 0.0001"), "{out}");
+    assert!(stderr(&o).contains("kaq: error: rule `slow-ewma`: spike: alpha 0.0001"), "{}", stderr(&o));
+    // Each statement starts with its rule's header, and its rows are named as documented.
+    let o =
+        run(&["detect", "--sql", "--dialect", "duckdb", "--no-user-rules", "--rule", "secret-burst", "--from", "t"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(out.starts_with("-- rule: secret-burst (threshold, high)\nWITH\n"), "{out}");
+    assert!(
+        out.contains(r#"AS "user", _al._n AS "count", '5m' AS "window", make_timestamp(_al._first) AS "first""#),
+        "{out}"
+    );
+    assert!(out.contains("RANGE BETWEEN 299999999 PRECEDING AND CURRENT ROW"), "{out}");
+}
+
+/// The oracle's events (whole seconds over two hours, many at one instant and many exactly a
+/// window or a suppression apart, requests with several stages, reused auditIDs): the edge rules
+/// and the pack on DuckDB, against `kaq detect`.
+#[test]
+fn detect_sql_on_duckdb_at_the_edges_of_windows() {
+    let Some(py) = python() else { return };
+    let dir = tmp();
+    let log = write_log(dir.path(), &events(3000));
+    let pq = dir.path().join("audit.parquet");
+    assert!(convert(&log, &pq, &["-q"]).status.success());
+    let rules = edge_rules();
+    let from = pq.to_str().unwrap();
+    for bounds in [&[][..], &["--since", "2026-11-20T04:40:00Z", "--until", "2026-11-20T05:30:00Z"][..]] {
+        let mut args = vec!["--rules", rules.as_str()];
+        args.extend_from_slice(bounds);
+        let (manifest, refused) = detect_manifest(&pq, "duckdb", from, &args);
+        assert!(refused.is_empty(), "{refused:?}");
+        let n = manifest["statements"].as_array().unwrap().len();
+        let out = detect_diff(&py, "duckdb", &manifest, dir.path());
+        eprintln!("{}", out.lines().rev().take(2).collect::<Vec<_>>().join("\n"));
+        assert!(out.contains(&format!("{n} passed, 0 failed")), "{out}");
+        let fired = manifest["expected"].as_array().unwrap().len();
+        assert!(fired > 100, "{fired} alerts");
+    }
+}

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod live;
 pub mod rules;
 pub mod source;
+pub mod sql;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

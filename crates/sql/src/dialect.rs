@@ -193,6 +193,14 @@ impl Dialect {
         }
     }
 
+    /// The elements of a list of strings joined with `sep` (NULL elements left out).
+    pub fn join(self, list: &str, sep: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("array_to_string({list}, {})", self.str(sep)),
+            _ => format!("array_join({list}, {})", self.str(sep)),
+        }
+    }
+
     /// The regex searches `x` (unanchored).
     pub fn regex(self, x: &str, re: &str) -> String {
         let re = self.str(re);

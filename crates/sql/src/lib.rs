@@ -74,7 +74,53 @@ type R<T> = Result<T, Error>;
 
 /// The SQL statement that answers `plan` over the source.
 pub fn translate(plan: &Plan, opts: &Options) -> R<String> {
-    Tr { d: opts.dialect, opts, plan, ctes: Vec::new(), vars: 0 }.run()
+    Tr { d: opts.dialect, opts, plan, ctes: Vec::new(), vars: 0, prefix: "_".into(), ordered: true }.run()
+}
+
+/// The rows of a query that ends in `| table time, id, F…` (what `kaq detect` runs for a rule),
+/// as parts to build on: its common table expressions (named with `prefix`, so that several
+/// queries share one `WITH`), the CTE that holds its rows, and for each column of the table the
+/// value as `kaq detect` reads it — `time` in microseconds, every other column as kaq's display
+/// text (lists joined with `, `), NULL when absent, empty or an empty list.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    pub ctes: Vec<(String, String)>,
+    /// The CTE of the rows (one per matching request, latest stage).
+    pub from: String,
+    /// The time of each row in µs (NULL when absent), over `from`.
+    pub time: String,
+    /// Each other column of the table as text, over `from`.
+    pub columns: Vec<String>,
+    /// A scalar subquery: the earliest `time` of the whole source (µs), unpruned.
+    pub data_start: String,
+}
+
+/// See [`Rows`]. The plan's last stage is a `table` whose first column is `time`.
+pub fn translate_rows(plan: &Plan, opts: &Options, prefix: &str) -> R<Rows> {
+    let mut tr =
+        Tr { d: opts.dialect, opts, plan, ctes: Vec::new(), vars: 0, prefix: prefix.to_string(), ordered: false };
+    let built = tr.build()?;
+    if built.events || !matches!(plan.steps.last(), Some((Step::Table(_), _))) {
+        return Err(Error { message: "a rule's rows end in `| table time, …` (kaq detect builds them)".into() });
+    }
+    let mut cols = Vec::new();
+    for c in &built.scope {
+        cols.push(tr.display_text(c)?);
+    }
+    if cols.is_empty() || built.scope[0].kind.ty != Ty::Time || built.scope[0].kind.list {
+        return Err(Error { message: "a rule's rows begin with `time`".into() });
+    }
+    let time = built.scope[0].sql.clone();
+    let (from, _, _) = tr.source()?;
+    let data_start = format!("(SELECT min({}) FROM {from})", tr.d.micros(&tr.d.ident("time")));
+    Ok(Rows { ctes: tr.ctes, from: built.prev, time, columns: cols.split_off(1), data_start })
+}
+
+/// What [`Tr::build`] leaves: the last CTE, its columns, and whether its rows are whole events.
+struct Built {
+    prev: String,
+    scope: Vec<Col>,
+    events: bool,
 }
 
 /// The type of a column as the SQL holds it.
@@ -107,6 +153,10 @@ struct Tr<'a> {
     plan: &'a Plan,
     ctes: Vec<(String, String)>,
     vars: usize,
+    /// The start of every CTE's name (`_` for a statement of its own).
+    prefix: String,
+    /// Whether rows keep kaq's order (`_o`); a rule's rows do not need it.
+    ordered: bool,
 }
 
 const RANK_STAGES: &str = "RequestReceived";
@@ -125,7 +175,7 @@ impl Tr<'_> {
     }
 
     fn cte(&mut self, body: String) -> String {
-        let name = format!("_q{}", self.ctes.len());
+        let name = format!("{}q{}", self.prefix, self.ctes.len());
         self.ctes.push((name.clone(), body));
         name
     }
@@ -133,92 +183,7 @@ impl Tr<'_> {
     fn run(mut self) -> R<String> {
         let d = self.d;
         let base: Vec<String> = kaq_columnar::COLUMNS.iter().map(|(n, _)| d.ident(n)).collect();
-        // 1. The source.
-        let (from, f, r) = self.source()?;
-        let mut prune = String::new();
-        if let Some(p) = self.opts.partitions {
-            prune = self.prune(p);
-        }
-        let src_cols = base.join(", ");
-        let src = format!("SELECT {src_cols}, {f} AS _f, {r} AS _r FROM {from}{prune}");
-        self.ctes.push(("_src".into(), src));
-        // id_reused: the auditIDs several requests carry, over the whole source.
-        let reads_reused =
-            self.plan.slots.iter().any(|s| matches!(&s.key, Some(FieldKey::Field(f)) if f.name == "id_reused"));
-        let rt = self.received();
-        if reads_reused {
-            let (id, verb, uri, user) = (d.ident("id"), d.ident("verb"), d.ident("uri"), d.ident("user"));
-            let body = format!(
-                "SELECT {id} AS _rid FROM (SELECT DISTINCT {id}, {rt} AS _rt, {verb}, {uri}, {user} FROM {from}) _t GROUP BY {id} HAVING count(*) > 1"
-            );
-            self.ctes.push(("_reused".into(), body));
-        }
-        // 2. The latest stage of each request.
-        let mut cols: Vec<String> = base.clone();
-        cols.extend(["_f".to_string(), "_r".to_string()]);
-        let ev = if self.plan.all_stages {
-            "_src".to_string()
-        } else {
-            let (id, verb, uri, user, stage, st, time) = (
-                d.ident("id"),
-                d.ident("verb"),
-                d.ident("uri"),
-                d.ident("user"),
-                d.ident("stage"),
-                d.ident("stage_time"),
-                d.ident("time"),
-            );
-            let rank = format!(
-                "CASE {stage} WHEN '{RANK_STAGES}' THEN 0 WHEN 'ResponseStarted' THEN 1 WHEN 'Panic' THEN 3 ELSE 2 END"
-            );
-            let body = format!(
-                "SELECT {} FROM (SELECT *, row_number() OVER (PARTITION BY {id}, {rt}, {verb}, {uri}, {user} ORDER BY {rank} DESC, {st} DESC NULLS LAST, {time} DESC NULLS LAST, _f DESC, _r DESC) AS _n FROM _src) _t WHERE _n = 1",
-                cols.join(", ")
-            );
-            self.ctes.push(("_ev".into(), body));
-            "_ev".to_string()
-        };
-        // 3. The slots.
-        let mut slots = Vec::new();
-        let mut exprs = Vec::new();
-        for (i, s) in self.plan.slots.iter().enumerate() {
-            let key = s.key.as_ref().expect("slots hold event fields");
-            let (e, kind) = self.slot(key)?;
-            let sql = format!("s{i}");
-            exprs.push(format!("{e} AS {sql}"));
-            slots.push(Col { sql, kind, name: s.name.clone() });
-        }
-        let qualified: Vec<String> = cols.iter().map(|c| format!("{ev}.{c}")).collect();
-        let mut m = format!(
-            "SELECT {}{}{} FROM {ev}",
-            qualified.join(", "),
-            if exprs.is_empty() { "" } else { ", " },
-            exprs.join(", ")
-        );
-        if reads_reused {
-            m.push_str(&format!(" LEFT JOIN _reused ON {ev}.{} = _reused._rid", d.ident("id")));
-        }
-        self.ctes.push(("_m".into(), m));
-        cols.extend(slots.iter().map(|s| s.sql.clone()));
-        // 4. The filter and the input order.
-        let filter = self.pred(&self.plan.filter.clone(), &slots)?;
-        let order = format!("{} ASC NULLS LAST, _f, _r", d.ident("time"));
-        let mut prev = self.cte(format!(
-            "SELECT {}, row_number() OVER (ORDER BY {order}) AS _o FROM _m WHERE {filter}",
-            cols.join(", ")
-        ));
-        // 5. The stages.
-        let mut scope = slots.clone();
-        let mut events = true;
-        for (step, out) in &self.plan.steps {
-            let (next, next_scope, shaped) = self.step(step, &prev, &cols, &scope, out)?;
-            prev = next;
-            if shaped {
-                events = false;
-                scope = next_scope;
-                cols = scope.iter().map(|c| c.sql.clone()).collect();
-            }
-        }
+        let Built { prev, scope, events } = self.build()?;
         // The result.
         let select = if events {
             base.join(", ")
@@ -238,6 +203,103 @@ impl Tr<'_> {
         }
         sql.push_str(&format!("SELECT {select}\nFROM {prev}\nORDER BY _o"));
         Ok(sql)
+    }
+
+    /// Every CTE of the statement: the source, the latest stage, the slots, the filter and the
+    /// stages.
+    fn build(&mut self) -> R<Built> {
+        let d = self.d;
+        let px = self.prefix.clone();
+        let (src_name, reused_name, ev_name, m_name) =
+            (format!("{px}src"), format!("{px}reused"), format!("{px}ev"), format!("{px}m"));
+        let base: Vec<String> = kaq_columnar::COLUMNS.iter().map(|(n, _)| d.ident(n)).collect();
+        // 1. The source.
+        let (from, f, r) = self.source()?;
+        let mut prune = String::new();
+        if let Some(p) = self.opts.partitions {
+            prune = self.prune(p);
+        }
+        let src_cols = base.join(", ");
+        let src = format!("SELECT {src_cols}, {f} AS _f, {r} AS _r FROM {from}{prune}");
+        self.ctes.push((src_name.clone(), src));
+        // id_reused: the auditIDs several requests carry, over the whole source.
+        let reads_reused =
+            self.plan.slots.iter().any(|s| matches!(&s.key, Some(FieldKey::Field(f)) if f.name == "id_reused"));
+        let rt = self.received();
+        if reads_reused {
+            let (id, verb, uri, user) = (d.ident("id"), d.ident("verb"), d.ident("uri"), d.ident("user"));
+            let body = format!(
+                "SELECT {id} AS _rid FROM (SELECT DISTINCT {id}, {rt} AS _rt, {verb}, {uri}, {user} FROM {from}) _t GROUP BY {id} HAVING count(*) > 1"
+            );
+            self.ctes.push((reused_name.clone(), body));
+        }
+        // 2. The latest stage of each request.
+        let mut cols: Vec<String> = base.clone();
+        cols.extend(["_f".to_string(), "_r".to_string()]);
+        let ev = if self.plan.all_stages {
+            src_name.clone()
+        } else {
+            let (id, verb, uri, user, stage, st, time) = (
+                d.ident("id"),
+                d.ident("verb"),
+                d.ident("uri"),
+                d.ident("user"),
+                d.ident("stage"),
+                d.ident("stage_time"),
+                d.ident("time"),
+            );
+            let rank = format!(
+                "CASE {stage} WHEN '{RANK_STAGES}' THEN 0 WHEN 'ResponseStarted' THEN 1 WHEN 'Panic' THEN 3 ELSE 2 END"
+            );
+            let body = format!(
+                "SELECT {} FROM (SELECT *, row_number() OVER (PARTITION BY {id}, {rt}, {verb}, {uri}, {user} ORDER BY {rank} DESC, {st} DESC NULLS LAST, {time} DESC NULLS LAST, _f DESC, _r DESC) AS _n FROM {src_name}) _t WHERE _n = 1",
+                cols.join(", ")
+            );
+            self.ctes.push((ev_name.clone(), body));
+            ev_name.clone()
+        };
+        // 3. The slots.
+        let mut slots = Vec::new();
+        let mut exprs = Vec::new();
+        for (i, s) in self.plan.slots.iter().enumerate() {
+            let key = s.key.as_ref().expect("slots hold event fields");
+            let (e, kind) = self.slot(key)?;
+            let sql = format!("s{i}");
+            exprs.push(format!("{e} AS {sql}"));
+            slots.push(Col { sql, kind, name: s.name.clone() });
+        }
+        let qualified: Vec<String> = cols.iter().map(|c| format!("{ev}.{c}")).collect();
+        let mut m = format!(
+            "SELECT {}{}{} FROM {ev}",
+            qualified.join(", "),
+            if exprs.is_empty() { "" } else { ", " },
+            exprs.join(", ")
+        );
+        if reads_reused {
+            m.push_str(&format!(" LEFT JOIN {reused_name} ON {ev}.{} = {reused_name}._rid", d.ident("id")));
+        }
+        self.ctes.push((m_name.clone(), m));
+        cols.extend(slots.iter().map(|s| s.sql.clone()));
+        // 4. The filter and the input order.
+        let filter = self.pred(&self.plan.filter.clone(), &slots)?;
+        let order = format!("{} ASC NULLS LAST, _f, _r", d.ident("time"));
+        // (A rule's rows need no order: a window over the whole source would make Spark sort
+        // it in one task.)
+        let place = if self.ordered { format!("row_number() OVER (ORDER BY {order})") } else { "0".to_string() };
+        let mut prev = self.cte(format!("SELECT {}, {place} AS _o FROM {m_name} WHERE {filter}", cols.join(", ")));
+        // 5. The stages.
+        let mut scope = slots.clone();
+        let mut events = true;
+        for (step, out) in &self.plan.steps {
+            let (next, next_scope, shaped) = self.step(step, &prev, &cols, &scope, out)?;
+            prev = next;
+            if shaped {
+                events = false;
+                scope = next_scope;
+                cols = scope.iter().map(|c| c.sql.clone()).collect();
+            }
+        }
+        Ok(Built { prev, scope, events })
     }
 
     /// The FROM item, and the file and row number of each row.
@@ -358,7 +420,7 @@ impl Tr<'_> {
                     ),
                     k(Ty::Dur),
                 ),
-                "id_reused" => ("(_reused._rid IS NOT NULL)".into(), k(Ty::Bool)),
+                "id_reused" => (format!("({}reused._rid IS NOT NULL)", self.prefix), k(Ty::Bool)),
                 "groups" | "as_groups" => (c(f.name), list(Ty::Keyword)),
                 "ip" => (c("ip"), list(Ty::Ip)),
                 "client_ip" => (d.at(&c("ip"), "1"), k(Ty::Ip)),
@@ -1179,6 +1241,51 @@ impl Tr<'_> {
         }
     }
 
+    /// A column as `kaq detect` reads it (`Val::to_display`): NULL when absent, empty or an
+    /// empty list; lists joined with `, `. Kinds whose text the engines would spell differently
+    /// from kaq (times, durations, floats, JSON) are refused.
+    fn display_text(&mut self, c: &Col) -> R<String> {
+        let d = self.d;
+        let st = d.string_type();
+        let one = |x: &str| -> Option<String> {
+            match c.kind.ty {
+                Ty::Keyword | Ty::Text | Ty::Ip => Some(x.to_string()),
+                Ty::Int => Some(format!("CAST({x} AS {st})")),
+                Ty::Bool => Some(format!("CASE WHEN {x} THEN 'true' ELSE 'false' END")),
+                _ => None,
+            }
+        };
+        if c.kind.ty == Ty::Time && !c.kind.list && c.name == "time" {
+            return Ok(c.sql.clone());
+        }
+        if c.kind.json || c.kind.ty == Ty::Object {
+            return Err(self.err(format_args!("`{}` (a JSON value) as a rule's group or counted field", c.name)));
+        }
+        if c.kind.list {
+            let v = self.var();
+            let Some(elem) = one(&v) else {
+                return Err(self
+                    .err(format_args!("`{}` (a list of {:?}) as a rule's group or counted field", c.name, c.kind.ty)));
+            };
+            let texts = d.transform(&c.sql, &v, &format!("coalesce({elem}, '')"));
+            return Ok(format!(
+                "CASE WHEN {x} IS NULL OR {} = 0 THEN NULL ELSE {} END",
+                d.len(&c.sql),
+                d.join(&texts, ", "),
+                x = c.sql
+            ));
+        }
+        match one(&c.sql) {
+            Some(t) if Self::stringy(c.kind.ty) => Ok(format!("NULLIF({t}, '')")),
+            Some(t) => Ok(t),
+            None => Err(self.err(format_args!(
+                "`{}` (a {} value, whose text the engine spells differently from kaq) as a rule's group or counted field",
+                c.name,
+                format!("{:?}", c.kind.ty).to_lowercase()
+            ))),
+        }
+    }
+
     /// A result column as shown: times as timestamps, durations in seconds.
     fn output(&mut self, x: &str, k: Kind) -> String {
         let conv = |d: Dialect, v: &str| match k.ty {
@@ -1226,6 +1333,32 @@ mod tests {
         assert!(latest.contains("row_number() OVER (PARTITION BY \"id\""), "{latest}");
         let all = sql("stage:ResponseComplete verb:get", Dialect::DuckDb).unwrap();
         assert!(!all.contains("PARTITION BY \"id\""), "{all}");
+    }
+
+    #[test]
+    fn rows_for_a_rule_are_prefixed_unordered_and_read_as_text() {
+        let plan = kaq_query::compile("verb:get | table time, id, user, ip, code", &Default::default()).unwrap();
+        let opts = Options { dialect: Dialect::DuckDb, source: Source::Table("audit".into()), partitions: None };
+        let rows = translate_rows(&plan, &opts, "_s1_").unwrap();
+        assert!(rows.ctes.iter().all(|(n, _)| n.starts_with("_s1_")), "{:?}", rows.ctes);
+        assert!(rows.ctes.iter().any(|(n, b)| n == "_s1_ev" && b.contains("FROM _s1_src")));
+        assert!(!rows.ctes.iter().any(|(_, b)| b.contains("row_number() OVER (ORDER BY")), "no global order");
+        assert_eq!(rows.time, "c0");
+        assert_eq!(rows.columns.len(), 4);
+        assert_eq!(rows.columns[0], "NULLIF(c1, '')");
+        assert!(
+            rows.columns[2].contains("array_to_string(") && rows.columns[2].contains("', '"),
+            "{}",
+            rows.columns[2]
+        );
+        assert_eq!(rows.columns[3], "CAST(c4 AS VARCHAR)");
+        assert_eq!(rows.data_start, "(SELECT min(epoch_us(\"time\")) FROM audit)");
+        // Only a `table` beginning with `time` is a rule's rows; a duration has no common text.
+        let plan = kaq_query::compile("verb:get | count by user", &Default::default()).unwrap();
+        assert!(translate_rows(&plan, &opts, "_s0_").is_err());
+        let plan = kaq_query::compile("verb:get | table time, id, latency", &Default::default()).unwrap();
+        let e = translate_rows(&plan, &opts, "_s0_").unwrap_err();
+        assert!(e.message.contains("`latency`") && e.message.contains("duckdb"), "{e}");
     }
 
     #[test]
