@@ -541,6 +541,18 @@ pub(crate) fn columns_mask(
 /// positions stay row numbers when several files' findings are collected (a store's segments, for
 /// the latest-stage rule: [`Collector`]).
 pub fn test_rows(plan: &Plan, path: &std::path::Path, rows: &[u64], total: u64) -> Result<Found, ScanError> {
+    read_rows(plan, projection(plan).as_deref(), path, rows, total)
+}
+
+/// [`test_rows`] reading the given columns (`None`: every column, for whole events). They must
+/// include [`projection`]'s (a store's physical plan decides them, from that function).
+pub fn read_rows(
+    plan: &Plan,
+    columns: Option<&[&'static str]>,
+    path: &std::path::Path,
+    rows: &[u64],
+    total: u64,
+) -> Result<Found, ScanError> {
     use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
     let named = |error: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error };
     let mut found = Found::default();
@@ -551,7 +563,10 @@ pub fn test_rows(plan: &Plan, path: &std::path::Path, rows: &[u64], total: u64) 
         let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
         let selection = RowSelection::from_consecutive_ranges(ranges, total as usize);
         let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| named(e.into()))?;
-        let mask = projection_mask(plan, b.schema(), b.parquet_schema());
+        let mask = match columns {
+            None => parquet::arrow::ProjectionMask::all(),
+            Some(cols) => columns_mask(cols, b.schema(), b.parquet_schema()),
+        };
         let reader = b
             .with_projection(mask)
             .with_row_selection(selection)
