@@ -394,7 +394,7 @@ fn dictionary_schema() -> Arc<Schema> {
 /// The rows of a kaq Parquet file where `plan`'s filter holds, each tested on its own (the caller
 /// applies the latest-stage rule), read from the columns of the plan's fields only; `None` when a
 /// field is not a plain column ([`filters`]). For a store's whole-event queries the index cannot
-/// narrow: the rows found are then read whole.
+/// narrow: the rows found are then read (the columns of its projection).
 pub fn matching_rows(
     plan: &Plan,
     file: &Path,

@@ -118,11 +118,11 @@ pub struct SegmentPlan {
 pub enum Access {
     /// No segment can hold a match: nothing is read.
     Nothing,
-    /// The segments' tantivy indexes give the candidate rows, read whole and tested. When they
+    /// The segments' tantivy indexes give the candidate rows, read (the [`Projection`]) and tested. When they
     /// are more than one row in sixteen, reading rows one by one costs more than reading
     /// columns whole: then `fallback`, if any.
     Index { fallback: Option<Fallback> },
-    /// The filter is tested on the columns of its fields; the rows that pass are read whole.
+    /// The filter is tested on the columns of its fields; the rows that pass are read (the [`Projection`]).
     ColumnTest { columns: Vec<&'static str> },
     /// The query is answered from the columns of its fields (the first step aggregated or
     /// counted from them when it can be).
@@ -336,7 +336,7 @@ pub enum TraceStep {
     OnlyRecords,
     /// The index gave `candidates` rows; `too_many` when they were too many to read one by one.
     Index { candidates: u64, too_many: bool },
-    /// The filter tested on its columns: `tested` rows of `of`, `matched` read whole.
+    /// The filter tested on its columns: `tested` rows of `of`, `matched` then read.
     ColumnTest { columns: Vec<&'static str>, tested: u64, of: u64, groups_skipped: u64, matched: u64 },
     /// The columns of the query's fields read (`rows_read` rows); `first_step` when the first
     /// step was aggregated (`true`) or counted (`false`) from them.
