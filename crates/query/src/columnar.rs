@@ -650,13 +650,7 @@ fn columns_of(plan: &Plan, slots: &[usize]) -> Vec<&'static str> {
 
 /// The slots a filter reads.
 fn filter_slots(p: &Pred, out: &mut Vec<usize>) {
-    match p {
-        Pred::Const(_) => {}
-        Pred::And(items) | Pred::Or(items) => items.iter().for_each(|i| filter_slots(i, out)),
-        Pred::Not(p) => filter_slots(p, out),
-        Pred::Field { col, .. } => out.push(*col),
-        Pred::Text { cols, .. } => out.extend(cols),
-    }
+    p.slots(out)
 }
 
 /// Tests the rows of `batch` (all of them pass when `prefiltered`) and adds those that pass to
@@ -726,6 +720,7 @@ fn add_batch(
         },
         _ => None,
     };
+    let keep = plan.row_slots();
     let mut row = RowView { arrays: &arrays, getters, restored: &restored, i: 0, cache: vec![None; arrays.len()] };
     for i in 0..batch.num_rows() {
         row.i = i;
@@ -764,7 +759,13 @@ fn add_batch(
             }
             (Kind::Positions, Partial::Positions(p)) => p.push(first_row + i as u64),
             (Kind::Rows, Partial::Rows(r)) => {
-                let vals = (0..arrays.len()).map(|c| row.get(c).clone().into_owned()).collect();
+                // Only the slots the steps read (a slot only the filter reads stays null).
+                let vals = (0..arrays.len())
+                    .map(|c| match &keep {
+                        Some(keep) if !keep[c] => Val::Null,
+                        _ => row.get(c).clone().into_owned(),
+                    })
+                    .collect();
                 r.push(Row { vals, raw: None });
             }
             _ => unreachable!("the partial matches the kind"),

@@ -86,6 +86,8 @@ pub struct Scan<'p> {
     /// What decoding keeps of each event: what the getters read (the latest-stage rule's and the
     /// identity's fields are always decoded), or everything for whole events.
     fields: kaq_schema::Fields,
+    /// The slots a matching row keeps ([`Plan::row_slots`]); the others stay null.
+    keep: Option<Vec<bool>>,
 }
 
 impl Scan<'_> {
@@ -125,7 +127,7 @@ impl<'p> Scan<'p> {
         } else {
             getters.iter().fold(kaq_schema::Fields::BASE, |f, g| f.with(g.fields()))
         };
-        Scan { plan, getters, prefilter: Prefilter::new(&plan.prefilter), keep_secrets, fields }
+        Scan { plan, getters, prefilter: Prefilter::new(&plan.prefilter), keep_secrets, fields, keep: plan.row_slots() }
     }
 
     /// Tests one event; `text` is its JSON as read (`None` for Parquet rows).
@@ -152,7 +154,13 @@ impl<'p> Scan<'p> {
             found.others.push(Stage { pos, key, rank, quick: false });
             return;
         }
-        let vals = (0..self.getters.len()).map(|c| cols.get(c).clone().into_owned()).collect();
+        // Only the slots the steps read (a slot only the filter reads stays null).
+        let vals = (0..self.getters.len())
+            .map(|c| match &self.keep {
+                Some(keep) if !keep[c] => Val::Null,
+                _ => cols.get(c).clone().into_owned(),
+            })
+            .collect();
         let raw = self.plan.whole_events.then(|| self.event_json(ev, text));
         found.hits.push(Hit { pos, key, rank, row: Row { vals, raw } });
     }

@@ -300,7 +300,66 @@ pub struct Plan {
     pub watch: Vec<usize>,
 }
 
+impl Pred {
+    /// Adds the slots the predicate reads to `out`.
+    pub fn slots(&self, out: &mut Vec<usize>) {
+        match self {
+            Pred::Const(_) => {}
+            Pred::And(items) | Pred::Or(items) => items.iter().for_each(|i| i.slots(out)),
+            Pred::Not(p) => p.slots(out),
+            Pred::Field { col, .. } => out.push(*col),
+            Pred::Text { cols, .. } => out.extend(cols),
+        }
+    }
+}
+
 impl Plan {
+    /// Which slots the steps read from the matching rows, by slot (`None`: every one, when the
+    /// rows are whole events). The steps over events (`where`, `sort`, `dedup`, `head`) and the
+    /// first step that makes rows of them (`table`, `count`, `stats`, `top`, `timeline`) read
+    /// slots; the steps after it read that step's columns. A slot only the filter reads need not
+    /// be kept in the rows (the scans leave it null).
+    pub fn row_slots(&self) -> Option<Vec<bool>> {
+        if self.whole_events {
+            return None;
+        }
+        let mut read = Vec::new();
+        for (step, _) in &self.steps {
+            match step {
+                Step::Where(p) => p.slots(&mut read),
+                Step::Sort(keys) => read.extend(keys.iter().map(|k| k.0)),
+                Step::Head(_) => {}
+                Step::Dedup(cols) => read.extend(cols),
+                Step::Table(cols) => {
+                    read.extend(cols);
+                    break;
+                }
+                Step::Aggregate { by, aggs } => {
+                    read.extend(by);
+                    read.extend(aggs.iter().filter_map(|a| a.col));
+                    break;
+                }
+                Step::Top { col, by, .. } => {
+                    read.push(*col);
+                    read.extend(by);
+                    break;
+                }
+                Step::Timeline { col, by, .. } => {
+                    read.push(*col);
+                    read.extend(by);
+                    break;
+                }
+            }
+        }
+        let mut keep = vec![false; self.slots.len()];
+        for c in read {
+            if let Some(k) = keep.get_mut(c) {
+                *k = true;
+            }
+        }
+        Some(keep)
+    }
+
     /// Whether the plan reads `id_reused`: an executor must then set
     /// [`reused_ids`](Self::reused_ids) from every record of its input before scanning.
     pub fn needs_reused_ids(&self) -> bool {
