@@ -567,6 +567,34 @@ mod tests {
         Some((v.to_string(), incl))
     }
 
+    /// The fields whose slots the rows keep ([`Plan::row_slots`]), sorted.
+    fn kept(q: &str) -> Option<Vec<String>> {
+        let plan = compile(q, &Options::default()).unwrap();
+        let keep = plan.row_slots()?;
+        let mut names: Vec<String> =
+            plan.slots.iter().zip(keep).filter(|(_, k)| *k).map(|(s, _)| s.name.clone()).collect();
+        names.sort();
+        Some(names)
+    }
+
+    #[test]
+    fn rows_keep_the_slots_the_steps_read() {
+        let v = |n: &[&str]| Some(n.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        // The filter's fields are not kept unless a step reads them.
+        assert_eq!(kept("verb:get user_kind:human | table time, user"), v(&["time", "user"]));
+        // Steps over events before the first shaping step read slots too.
+        assert_eq!(
+            kept("verb:get | sort -latency | dedup ns | where code=200 | table user"),
+            v(&["code", "latency", "ns", "user"])
+        );
+        assert_eq!(kept("code:401 | count by ip | where count > 2"), v(&["ip"]));
+        assert_eq!(kept("* | stats count, p99(latency) by verb"), v(&["latency", "verb"]));
+        assert_eq!(kept("| top 3 ua by user"), v(&["ua", "user"]));
+        assert_eq!(kept("| timeline 5m by verb"), v(&["time", "verb"]));
+        // Whole events keep every slot.
+        assert_eq!(kept("verb:get | head 5"), None);
+    }
+
     #[test]
     fn bounds_of_and_ed_plain_conditions_only() {
         let eq = |v: &str| Bound::Str(s(v, true), s(v, true));
