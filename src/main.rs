@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 /// Decoding allocates many small strings on several threads: mimalloc is measurably faster at
-/// that than the system allocator (BENCHMARKS.md).
+/// that than the system allocator (BENCHMARKS.md). Built with `no_thp`: mimalloc otherwise asks
+/// for transparent huge pages on its regions, and each region freed and used again cost the
+/// kernel a 2 MiB zeroing (a fifth of `kaq detect`'s CPU over a 1M-event store was `clear_page`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -128,21 +128,24 @@ impl Data {
             plan
         };
         let rows = self.store().run(plan, &ReadOptions::default())?.rows;
-        let text = |v: &Val<'_>| match v {
+        // Text moved out of the rows (a string is its own display text).
+        let text = |v: Val<'_>| match v {
             Val::Null => None,
             Val::List(l) if l.is_empty() => None,
             Val::Str(s) if s.is_empty() => None,
+            Val::Str(s) => Some(s.into_owned()),
             v => Some(v.to_display()),
         };
         Ok(rows
             .into_iter()
             .map(|r| {
-                let time = match r.vals.first() {
-                    Some(Val::Time(t)) => Some(*t),
+                let mut vals = r.vals.into_iter();
+                let time = match vals.next() {
+                    Some(Val::Time(t)) => Some(t),
                     _ => None,
                 };
-                let id = r.vals.get(1).and_then(text).unwrap_or_default();
-                (time, id, r.vals.iter().skip(2).map(text).collect())
+                let id = vals.next().and_then(text).unwrap_or_default();
+                (time, id, vals.map(text).collect())
             })
             .collect())
     }

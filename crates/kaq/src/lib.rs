@@ -111,7 +111,7 @@ pub use kaq_query::Val;
 /// What a step did that its rows do not show (a timeline too long to fill).
 pub use kaq_query::pipeline::Note;
 /// How a query runs over a store, and what each step read and kept.
-pub use kaq_store::{Access, Fallback, Latest, PhysicalPlan, SegmentPlan, TraceStep};
+pub use kaq_store::{Access, Fallback, Latest, PhysicalPlan, Projection, SegmentPlan, TraceStep};
 /// How to ingest, and what an ingest or a rewrite (compact, prune) did.
 pub use kaq_store::{IngestOptions, IngestReport, Rewrite};
 /// A mistake in a query, with its span.

@@ -76,10 +76,24 @@ fn apply(step: &Step, mut rows: Vec<Row>) -> Vec<Row> {
             rows.retain(|r| eval(p, &mut r.vals.as_slice()));
             rows
         }
-        Step::Table(cols) => rows
-            .into_iter()
-            .map(|r| Row { vals: cols.iter().map(|&c| r.vals[c].clone()).collect(), raw: None })
-            .collect(),
+        Step::Table(cols) => {
+            // Each value moved into its column, cloned only for a column named again later.
+            let again: Vec<bool> = cols.iter().enumerate().map(|(k, c)| cols[k + 1..].contains(c)).collect();
+            rows.into_iter()
+                .map(|mut r| Row {
+                    vals: cols
+                        .iter()
+                        .zip(&again)
+                        .map(
+                            |(&c, &again)| {
+                                if again { r.vals[c].clone() } else { std::mem::replace(&mut r.vals[c], Val::Null) }
+                            },
+                        )
+                        .collect(),
+                    raw: None,
+                })
+                .collect()
+        }
         Step::Sort(keys) => {
             rows.sort_by(|a, b| {
                 for &(c, desc) in keys {

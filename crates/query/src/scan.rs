@@ -86,6 +86,8 @@ pub struct Scan<'p> {
     /// What decoding keeps of each event: what the getters read (the latest-stage rule's and the
     /// identity's fields are always decoded), or everything for whole events.
     fields: kaq_schema::Fields,
+    /// The slots a matching row keeps ([`Plan::row_slots`]); the others stay null.
+    keep: Option<Vec<bool>>,
 }
 
 impl Scan<'_> {
@@ -125,7 +127,7 @@ impl<'p> Scan<'p> {
         } else {
             getters.iter().fold(kaq_schema::Fields::BASE, |f, g| f.with(g.fields()))
         };
-        Scan { plan, getters, prefilter: Prefilter::new(&plan.prefilter), keep_secrets, fields }
+        Scan { plan, getters, prefilter: Prefilter::new(&plan.prefilter), keep_secrets, fields, keep: plan.row_slots() }
     }
 
     /// Tests one event; `text` is its JSON as read (`None` for Parquet rows).
@@ -152,7 +154,13 @@ impl<'p> Scan<'p> {
             found.others.push(Stage { pos, key, rank, quick: false });
             return;
         }
-        let vals = (0..self.getters.len()).map(|c| cols.get(c).clone().into_owned()).collect();
+        // Only the slots the steps read (a slot only the filter reads stays null).
+        let vals = (0..self.getters.len())
+            .map(|c| match &self.keep {
+                Some(keep) if !keep[c] => Val::Null,
+                _ => cols.get(c).clone().into_owned(),
+            })
+            .collect();
         let raw = self.plan.whole_events.then(|| self.event_json(ev, text));
         found.hits.push(Hit { pos, key, rank, row: Row { vals, raw } });
     }
@@ -541,6 +549,18 @@ pub(crate) fn columns_mask(
 /// positions stay row numbers when several files' findings are collected (a store's segments, for
 /// the latest-stage rule: [`Collector`]).
 pub fn test_rows(plan: &Plan, path: &std::path::Path, rows: &[u64], total: u64) -> Result<Found, ScanError> {
+    read_rows(plan, projection(plan).as_deref(), path, rows, total)
+}
+
+/// [`test_rows`] reading the given columns (`None`: every column, for whole events). They must
+/// include [`projection`]'s (a store's physical plan decides them, from that function).
+pub fn read_rows(
+    plan: &Plan,
+    columns: Option<&[&'static str]>,
+    path: &std::path::Path,
+    rows: &[u64],
+    total: u64,
+) -> Result<Found, ScanError> {
     use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
     let named = |error: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error };
     let mut found = Found::default();
@@ -551,7 +571,10 @@ pub fn test_rows(plan: &Plan, path: &std::path::Path, rows: &[u64], total: u64) 
         let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
         let selection = RowSelection::from_consecutive_ranges(ranges, total as usize);
         let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| named(e.into()))?;
-        let mask = projection_mask(plan, b.schema(), b.parquet_schema());
+        let mask = match columns {
+            None => parquet::arrow::ProjectionMask::all(),
+            Some(cols) => columns_mask(cols, b.schema(), b.parquet_schema()),
+        };
         let reader = b
             .with_projection(mask)
             .with_row_selection(selection)

@@ -1,7 +1,7 @@
 //! Running a query over the store's segments.
 
 use super::*;
-use crate::physical::{Access, Fallback, Latest, PhysicalPlan, SegmentPlan, TraceStep, all_have_bodies};
+use crate::physical::{Access, Fallback, Latest, PhysicalPlan, Projection, SegmentPlan, TraceStep, all_have_bodies};
 
 impl Store {
     /// Compiles and runs `query` over the store (latest stage of each request across segments).
@@ -121,6 +121,17 @@ impl Store {
             if by_index.is_none() {
                 access = Access::Columnar { columns: kaq_query::columnar::read_columns(plan) };
             }
+        }
+        // The columns the rows were read from: the plan's, or the columnar answer's when the
+        // index found too many candidates.
+        if access != Access::Nothing {
+            let projection =
+                if access == physical.access { physical.projection.clone() } else { Projection::of(plan, &access) };
+            let read = match projection {
+                Projection::All => None,
+                Projection::Columns(c) => Some(c),
+            };
+            trace.insert(1, TraceStep::Columns { read, of: Projection::total() });
         }
         let mut ids_reused = 0;
         let (rows, rows_read) = if access == Access::Nothing {
@@ -253,12 +264,17 @@ impl Store {
             },
             _ => TraceStep::Index { candidates, too_many: false },
         });
+        // The columns the rows are read from, as the physical plan decided.
+        let columns = match &physical.projection {
+            Projection::All => None,
+            Projection::Columns(c) => Some(c.as_slice()),
+        };
         let mut founds = Vec::new();
         let mut read_rows = candidates;
         // Segments not searched give no rows, but count theirs: positions stay row numbers of
         // the whole store, so the latest-stage rule orders records as the full scan does.
         for ((s, p), rows) in segs.iter().zip(&seen_rows) {
-            founds.push(kaq_query::scan::test_rows(plan, &p.path, rows, s.rows)?);
+            founds.push(kaq_query::scan::read_rows(plan, columns, &p.path, rows, s.rows)?);
         }
         if !plan.all_stages {
             let before = read_rows;
@@ -291,7 +307,7 @@ impl Store {
                         outside.0 += more.len() as u64;
                         outside.1 += 1;
                     }
-                    founds[k].merge(kaq_query::scan::test_rows(plan, &p.path, &more, s.rows)?);
+                    founds[k].merge(kaq_query::scan::read_rows(plan, columns, &p.path, &more, s.rows)?);
                 }
             }
             let pruned = segs.iter().filter(|(_, p)| !p.searched).count();

@@ -211,5 +211,5 @@ use ingest::*;
 pub use ingest::{IngestOptions, IngestReport};
 use manifest::*;
 pub use manifest::{Ingested, Manifest, Segment};
-pub use physical::{Access, Fallback, Latest, PhysicalPlan, SegmentPlan, TraceStep};
+pub use physical::{Access, Fallback, Latest, PhysicalPlan, Projection, SegmentPlan, TraceStep};
 pub use rewrite::Rewrite;

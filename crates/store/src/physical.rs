@@ -29,6 +29,74 @@ pub struct PhysicalPlan {
     /// `id_reused` is asked: every record's request identity is read first (a pass over the
     /// identity columns of every segment).
     pub identities_first: bool,
+    /// The columns of the segment files the rows are read from ([`Projection`]).
+    pub projection: Projection,
+}
+
+/// Which columns of the segment files a query reads its rows from: only those its fields (the
+/// filter's and every stage's), the latest-stage rule and request identity need, unless the
+/// answer is whole events. The index and the auditID bloom filters, when used, are read besides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Projection {
+    /// Every column: the rows are whole events (no `table`, `count`, `stats`… stage), each
+    /// restored as it was ingested.
+    All,
+    /// Only these columns (sorted names of kaq's Parquet schema, `kaq_columnar::COLUMNS`).
+    Columns(Vec<&'static str>),
+}
+
+impl Projection {
+    /// The columns a query reads its rows from when they are found by `access`.
+    pub fn of(plan: &Plan, access: &Access) -> Projection {
+        let mut cols = match access {
+            Access::Nothing => Vec::new(),
+            // Counted, aggregated or tested straight from the columns of the query's fields.
+            Access::Columnar { columns } => columns.clone(),
+            // The matching rows are read with the columns of the query's fields, and those the
+            // latest-stage rule and request identity read (`kaq_query::scan::projection`); the
+            // column tests read the filter's first.
+            Access::Index { .. } | Access::ColumnTest { .. } | Access::FullScan => {
+                match kaq_query::scan::projection(plan) {
+                    None => return Projection::All,
+                    Some(cols) => cols,
+                }
+            }
+        };
+        if let Access::ColumnTest { columns } = access {
+            cols.extend(columns.iter().copied());
+        }
+        cols.sort_unstable();
+        cols.dedup();
+        Projection::Columns(cols)
+    }
+
+    /// The columns in kaq's Parquet schema.
+    pub fn total() -> usize {
+        kaq_columnar::COLUMNS.len()
+    }
+
+    /// How many columns are read.
+    pub fn len(&self) -> usize {
+        match self {
+            Projection::All => Self::total(),
+            Projection::Columns(c) => c.len(),
+        }
+    }
+
+    /// Whether no column is read.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for Projection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Projection::All => write!(f, "all {} (whole events)", Self::total()),
+            Projection::Columns(c) => write!(f, "{} of {} ({})", c.len(), Self::total(), c.join(", ")),
+        }
+    }
 }
 
 /// One live segment in a [`PhysicalPlan`].
@@ -50,11 +118,11 @@ pub struct SegmentPlan {
 pub enum Access {
     /// No segment can hold a match: nothing is read.
     Nothing,
-    /// The segments' tantivy indexes give the candidate rows, read whole and tested. When they
+    /// The segments' tantivy indexes give the candidate rows, read (the [`Projection`]) and tested. When they
     /// are more than one row in sixteen, reading rows one by one costs more than reading
     /// columns whole: then `fallback`, if any.
     Index { fallback: Option<Fallback> },
-    /// The filter is tested on the columns of its fields; the rows that pass are read whole.
+    /// The filter is tested on the columns of its fields; the rows that pass are read (the [`Projection`]).
     ColumnTest { columns: Vec<&'static str> },
     /// The query is answered from the columns of its fields (the first step aggregated or
     /// counted from them when it can be).
@@ -154,7 +222,10 @@ impl Store {
         if matches!(latest, Latest::Lookup) || (latest == Latest::InScan && access != Access::Nothing) {
             segments.iter_mut().for_each(|s| s.read = true);
         }
-        PhysicalPlan { plan, segments, access, latest, identities_first }
+        // Decided after `all_stages` is settled: with every stage kept (or one segment of distinct
+        // auditIDs), the latest-stage rule's columns are not read.
+        let projection = Projection::of(&plan, &access);
+        PhysicalPlan { plan, segments, access, latest, identities_first, projection }
     }
 }
 
@@ -208,7 +279,7 @@ impl fmt::Display for PhysicalPlan {
         match &self.access {
             Access::Nothing => write!(f, "nothing to read (no segment can hold a match)")?,
             Access::Index { fallback } => {
-                write!(f, "index postings, matching rows read whole")?;
+                write!(f, "index postings, matching rows read")?;
                 match fallback {
                     Some(Fallback::Columnar) => write!(f, " (columnar answer if too many)")?,
                     Some(Fallback::ColumnTest) => write!(f, " (column tests if too many)")?,
@@ -216,10 +287,16 @@ impl fmt::Display for PhysicalPlan {
                 }
             }
             Access::ColumnTest { columns } => {
-                write!(f, "filter tested on columns {}, matching rows read whole", columns.join(", "))?
+                write!(f, "filter tested on columns {}, matching rows read", columns.join(", "))?
             }
             Access::Columnar { columns } => write!(f, "answered from columns {}", columns.join(", "))?,
-            Access::FullScan => write!(f, "full scan (every row restored and tested)")?,
+            Access::FullScan => write!(f, "full scan (every row read and tested)")?,
+        }
+        if self.access != Access::Nothing {
+            match &self.projection {
+                Projection::All => write!(f, "; columns: {}", self.projection)?,
+                Projection::Columns(c) => write!(f, "; columns: {} of {}", c.len(), Projection::total())?,
+            }
         }
         let latest = match self.latest {
             Latest::AllStages => "every stage kept",
@@ -241,6 +318,9 @@ impl fmt::Display for PhysicalPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum TraceStep {
+    /// The columns of the segment files the rows were read from: `read` (sorted), or every one
+    /// (`None`: whole events), of `of`.
+    Columns { read: Option<Vec<&'static str>>, of: usize },
     /// Which segments were searched and read.
     Segments {
         searched: usize,
@@ -256,7 +336,7 @@ pub enum TraceStep {
     OnlyRecords,
     /// The index gave `candidates` rows; `too_many` when they were too many to read one by one.
     Index { candidates: u64, too_many: bool },
-    /// The filter tested on its columns: `tested` rows of `of`, `matched` read whole.
+    /// The filter tested on its columns: `tested` rows of `of`, `matched` then read.
     ColumnTest { columns: Vec<&'static str>, tested: u64, of: u64, groups_skipped: u64, matched: u64 },
     /// The columns of the query's fields read (`rows_read` rows); `first_step` when the first
     /// step was aggregated (`true`) or counted (`false`) from them.
@@ -290,6 +370,10 @@ impl fmt::Display for TraceStep {
                     write!(f, "segments: {searched} of {m} read ({pruned} pruned by time), {rows} rows")
                 }
             }
+            TraceStep::Columns { read: None, of } => write!(f, "columns read: all {of} (whole events)"),
+            TraceStep::Columns { read: Some(cols), of } => {
+                write!(f, "columns read: {} of {of} ({})", cols.len(), cols.join(", "))
+            }
             TraceStep::OnlyRecords => {
                 write!(f, "latest stage: one segment of distinct auditIDs, so every row is its request's only record")
             }
@@ -301,7 +385,7 @@ impl fmt::Display for TraceStep {
             }
             TraceStep::ColumnTest { columns, tested, of, groups_skipped, matched } => write!(
                 f,
-                "columns: {} of {tested} rows tested (of {of}{}): {matched} rows match, read whole",
+                "columns: {} of {tested} rows tested (of {of}{}): {matched} rows match, read",
                 columns.join(", "),
                 if *groups_skipped == 0 {
                     String::new()
@@ -328,7 +412,7 @@ impl fmt::Display for TraceStep {
                 }
             }
             TraceStep::Scan { restored, kept } => {
-                write!(f, "scan: {restored} rows restored and tested: {kept} rows kept")
+                write!(f, "scan: {restored} rows read and tested: {kept} rows kept")
             }
             TraceStep::Latest { rows, segments, from_pruned: Some((outside, from, pruned)) } => write!(
                 f,

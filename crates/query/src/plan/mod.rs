@@ -300,7 +300,66 @@ pub struct Plan {
     pub watch: Vec<usize>,
 }
 
+impl Pred {
+    /// Adds the slots the predicate reads to `out`.
+    pub fn slots(&self, out: &mut Vec<usize>) {
+        match self {
+            Pred::Const(_) => {}
+            Pred::And(items) | Pred::Or(items) => items.iter().for_each(|i| i.slots(out)),
+            Pred::Not(p) => p.slots(out),
+            Pred::Field { col, .. } => out.push(*col),
+            Pred::Text { cols, .. } => out.extend(cols),
+        }
+    }
+}
+
 impl Plan {
+    /// Which slots the steps read from the matching rows, by slot (`None`: every one, when the
+    /// rows are whole events). The steps over events (`where`, `sort`, `dedup`, `head`) and the
+    /// first step that makes rows of them (`table`, `count`, `stats`, `top`, `timeline`) read
+    /// slots; the steps after it read that step's columns. A slot only the filter reads need not
+    /// be kept in the rows (the scans leave it null).
+    pub fn row_slots(&self) -> Option<Vec<bool>> {
+        if self.whole_events {
+            return None;
+        }
+        let mut read = Vec::new();
+        for (step, _) in &self.steps {
+            match step {
+                Step::Where(p) => p.slots(&mut read),
+                Step::Sort(keys) => read.extend(keys.iter().map(|k| k.0)),
+                Step::Head(_) => {}
+                Step::Dedup(cols) => read.extend(cols),
+                Step::Table(cols) => {
+                    read.extend(cols);
+                    break;
+                }
+                Step::Aggregate { by, aggs } => {
+                    read.extend(by);
+                    read.extend(aggs.iter().filter_map(|a| a.col));
+                    break;
+                }
+                Step::Top { col, by, .. } => {
+                    read.push(*col);
+                    read.extend(by);
+                    break;
+                }
+                Step::Timeline { col, by, .. } => {
+                    read.push(*col);
+                    read.extend(by);
+                    break;
+                }
+            }
+        }
+        let mut keep = vec![false; self.slots.len()];
+        for c in read {
+            if let Some(k) = keep.get_mut(c) {
+                *k = true;
+            }
+        }
+        Some(keep)
+    }
+
     /// Whether the plan reads `id_reused`: an executor must then set
     /// [`reused_ids`](Self::reused_ids) from every record of its input before scanning.
     pub fn needs_reused_ids(&self) -> bool {
@@ -506,6 +565,34 @@ mod tests {
 
     fn s(v: &str, incl: bool) -> Option<(String, bool)> {
         Some((v.to_string(), incl))
+    }
+
+    /// The fields whose slots the rows keep ([`Plan::row_slots`]), sorted.
+    fn kept(q: &str) -> Option<Vec<String>> {
+        let plan = compile(q, &Options::default()).unwrap();
+        let keep = plan.row_slots()?;
+        let mut names: Vec<String> =
+            plan.slots.iter().zip(keep).filter(|(_, k)| *k).map(|(s, _)| s.name.clone()).collect();
+        names.sort();
+        Some(names)
+    }
+
+    #[test]
+    fn rows_keep_the_slots_the_steps_read() {
+        let v = |n: &[&str]| Some(n.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        // The filter's fields are not kept unless a step reads them.
+        assert_eq!(kept("verb:get user_kind:human | table time, user"), v(&["time", "user"]));
+        // Steps over events before the first shaping step read slots too.
+        assert_eq!(
+            kept("verb:get | sort -latency | dedup ns | where code=200 | table user"),
+            v(&["code", "latency", "ns", "user"])
+        );
+        assert_eq!(kept("code:401 | count by ip | where count > 2"), v(&["ip"]));
+        assert_eq!(kept("* | stats count, p99(latency) by verb"), v(&["latency", "verb"]));
+        assert_eq!(kept("| top 3 ua by user"), v(&["ua", "user"]));
+        assert_eq!(kept("| timeline 5m by verb"), v(&["time", "verb"]));
+        // Whole events keep every slot.
+        assert_eq!(kept("verb:get | head 5"), None);
     }
 
     #[test]
