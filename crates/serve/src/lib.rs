@@ -68,7 +68,10 @@ pub struct Config {
 /// `since` (a duration ago or a time, or `all`) to `until` (none: now); an error is a message for
 /// the person asking (a bad time, a store that cannot be read).
 #[derive(Clone)]
-pub struct ReportMaker(pub Arc<dyn Fn(&Path, &str, Option<&str>) -> Result<String, String> + Send + Sync>);
+pub struct ReportMaker(pub Arc<MakeReport>);
+
+/// The function behind a [`ReportMaker`]: the store's directory, `since`, `until`.
+pub type MakeReport = dyn Fn(&Path, &str, Option<&str>) -> Result<String, String> + Send + Sync;
 
 impl std::fmt::Debug for ReportMaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
