@@ -16,7 +16,7 @@ mod markdown;
 mod model;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -151,6 +151,45 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
 
 fn compliance(args: ComplianceArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let (text, queries) = make(&args)?;
+    if args.output.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+    } else {
+        std::fs::write(&args.output, text).with_context(|| format!("writing {}", args.output.display()))?;
+    }
+    if !args.quiet {
+        eprintln!(
+            "kaq: wrote {} ({queries} queries) in {:.2}s",
+            args.output.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The compliance report's HTML over the store in `dir`, for `since` (a duration ago, a time, or
+/// `all`) to `until` (none: now), exactly as `kaq report compliance --store DIR --since …
+/// --until … -o report.html` makes it: for `kaq serve`'s `/report/compliance`.
+pub fn html_for_store(dir: &Path, since: &str, until: Option<&str>) -> anyhow::Result<String> {
+    #[derive(clap::Parser)]
+    struct One {
+        #[command(flatten)]
+        args: ComplianceArgs,
+    }
+    let mut argv: Vec<std::ffi::OsString> = ["compliance", "--store"].map(Into::into).to_vec();
+    argv.push(dir.as_os_str().to_owned());
+    argv.extend(["--since", since, "-o", "-", "--format", "html", "--quiet"].map(Into::into));
+    if let Some(u) = until {
+        argv.extend(["--until", u].map(Into::into));
+    }
+    let one = <One as clap::Parser>::try_parse_from(argv).map_err(|e| anyhow!("{}", e.kind()))?;
+    make(&one.args).map(|(text, _)| text)
+}
+
+/// The report's text and the number of queries it ran.
+fn make(args: &ComplianceArgs) -> anyhow::Result<(String, usize)> {
     let format = match args.format {
         Some(f) => f,
         None => {
@@ -249,22 +288,7 @@ fn compliance(args: ComplianceArgs) -> anyhow::Result<ExitCode> {
         Format::Html => html::render(&report),
         Format::Md => markdown::render(&report),
     };
-    if args.output.as_os_str() == "-" {
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())?;
-        out.flush()?;
-    } else {
-        std::fs::write(&args.output, text).with_context(|| format!("writing {}", args.output.display()))?;
-    }
-    if !args.quiet {
-        eprintln!(
-            "kaq: wrote {} ({} queries) in {:.2}s",
-            args.output.display(),
-            report.queries.len(),
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((text, report.queries.len()))
 }
 
 /// The period's bounds in microseconds (start inclusive, end exclusive), read by the query

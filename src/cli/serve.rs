@@ -135,6 +135,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cfg.token = Some(kaq_serve::read_token(f).map_err(|e| anyhow!(e)).context("--auth-token-file")?);
     }
     cfg.tls = args.tls_cert.zip(args.tls_key);
+    // `/report/compliance`: `kaq report compliance` over the served store.
+    cfg.report = Some(kaq_serve::ReportMaker(std::sync::Arc::new(|dir, since, until| {
+        super::compliance::html_for_store(dir, since, until).map_err(|e| format!("{e:#}"))
+    })));
     if !args.no_live_rules {
         let rules = match super::detect::load_rules(false, args.no_user_rules, &args.rules)? {
             Ok(s) => s,

@@ -499,6 +499,22 @@ fn query_api_answers_as_kaq_query_does() {
     assert!(want.len() > 200 || got == want, "api: {got:?}\nkaq detect: {want:?}");
     let r = server.get("/api/alerts?since=yesterday-ish", None);
     assert_eq!(r.status, 400, "{}", r.text());
+    // The compliance report (the page links to it): what `kaq report compliance --store` writes
+    // for the same period, but for the time it was made.
+    let r = server.get("/report/compliance?since=2000-01-01&until=2100-01-01", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let o = kaq()
+        .args(["report", "compliance", "--store", store.to_str().unwrap()])
+        .args(["--since", "2000-01-01", "--until", "2100-01-01", "-o", "-", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let made = |t: &str| t.lines().filter(|l| !l.starts_with("<dt>Generated</dt>")).collect::<Vec<_>>().join("\n");
+    let cli = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(cli.contains("<dt>Generated</dt>") && cli.contains("<svg"), "{cli}");
+    assert_eq!(made(&r.text()), made(&cli));
+    let r = server.get("/report/compliance?since=soon-ish", None);
+    assert_eq!(r.status, 400, "{}", r.text());
     assert!(server.get("/healthz", None).text().starts_with("ok"));
 }
 

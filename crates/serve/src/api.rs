@@ -295,3 +295,32 @@ fn detect(
     let list: Vec<serde_json::Value> = alerts.iter().filter_map(|a| serde_json::from_str(&a.to_json()).ok()).collect();
     Ok(serde_json::json!({ "alerts": list, "total": total, "since": since, "rules": prepared.len() }))
 }
+
+/// `/report/compliance?since=30d&until=…`: the compliance report over the store, as
+/// `kaq report compliance --store DIR --since … -o report.html` writes it (docs/report.md).
+pub async fn report(State(s): AppState, Query(p): Query<AlertParams>) -> Response {
+    let Some(make) = s.cfg.report.clone() else {
+        return error(StatusCode::NOT_FOUND, "no_report", "this server was started without the compliance report");
+    };
+    let blank = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let since = blank(p.since).unwrap_or_else(|| "30d".into());
+    let until = blank(p.until);
+    let dir = s.cfg.store.clone();
+    if !dir.join("MANIFEST.json").exists() {
+        return error(StatusCode::NOT_FOUND, "no_events", "no events are stored yet: the report has nothing to show");
+    }
+    match blocking(&s, move || (make.0)(&dir, &since, until.as_deref())).await {
+        // The report is self-contained: inline style and SVG, no script, nothing fetched.
+        Ok(Ok(html)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+            ],
+            html,
+        )
+            .into_response(),
+        Ok(Err(msg)) => error(StatusCode::BAD_REQUEST, "report", &msg),
+        Err(r) => r,
+    }
+}

@@ -58,6 +58,25 @@ pub struct Config {
     pub rotate_bytes: u64,
     /// Rules run on arriving events (none: no live detection).
     pub alerts: Option<Alerts>,
+    /// Makes the compliance report for `/report/compliance` (none: the page says it is not
+    /// available). The report lives in the command line's code (`kaq report compliance`), which
+    /// hands it in here.
+    pub report: Option<ReportMaker>,
+}
+
+/// Makes the compliance report's HTML over the store in the given directory, for the period
+/// `since` (a duration ago or a time, or `all`) to `until` (none: now); an error is a message for
+/// the person asking (a bad time, a store that cannot be read).
+#[derive(Clone)]
+pub struct ReportMaker(pub Arc<MakeReport>);
+
+/// The function behind a [`ReportMaker`]: the store's directory, `since`, `until`.
+pub type MakeReport = dyn Fn(&Path, &str, Option<&str>) -> Result<String, String> + Send + Sync;
+
+impl std::fmt::Debug for ReportMaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReportMaker(..)")
+    }
 }
 
 /// Rules run on arriving events, as `kaq watch` runs them (crates/detect's `live` and
@@ -91,6 +110,7 @@ impl Config {
             max_rows: 100_000,
             rotate_bytes: 256 << 20,
             alerts: None,
+            report: None,
         }
     }
 
@@ -318,6 +338,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/explain", get(api::explain_get).post(api::explain_post))
         .route("/api/fields", get(api::fields))
         .route("/api/alerts", get(api::alerts))
+        .route("/report/compliance", get(api::report))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
