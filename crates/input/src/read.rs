@@ -20,7 +20,7 @@ use serde::de::IgnoredAny;
 
 use crate::error::InputError;
 use crate::formats::{InputFormat, decode_input, raw_text_is_native};
-use crate::sources::Source;
+use crate::sources::{FilePart, Source};
 
 /// How to read.
 #[derive(Debug, Clone)]
@@ -523,6 +523,30 @@ fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> (bool, Option<std::
     (false, None)
 }
 
+/// The first bytes a part's file began with when the part was chosen, and a handle of its own
+/// on the file to see whether it still does.
+struct HeadGuard {
+    file: Option<File>,
+    head: Arc<[u8]>,
+    now: Vec<u8>,
+}
+
+impl HeadGuard {
+    fn new(path: &std::path::Path, head: Arc<[u8]>) -> HeadGuard {
+        HeadGuard { file: File::open(path).ok(), head, now: Vec::new() }
+    }
+
+    /// Whether the file still begins with the bytes (what cannot be read does not).
+    fn holds(&mut self) -> bool {
+        use std::io::{Seek, SeekFrom};
+        let Some(f) = self.file.as_mut() else { return false };
+        self.now.clear();
+        let n = self.head.len() as u64;
+        let read = f.seek(SeekFrom::Start(0)).and_then(|_| f.take(n).read_to_end(&mut self.now));
+        read.is_ok() && self.now[..] == self.head[..]
+    }
+}
+
 /// Whether a file starts with gzip's magic bytes.
 pub fn is_gzip(path: &std::path::Path) -> bool {
     let mut magic = [0u8; 2];
@@ -641,6 +665,13 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
             _ => None,
         };
         let mut got = 0u64;
+        // A part whose file no longer begins as it did when the part was chosen was truncated
+        // (and maybe written again) meanwhile: what was read since the last look at its head may
+        // be other bytes, and is dropped; the part ends there, as a part that shrank.
+        let mut guard = match source {
+            Source::Part(FilePart { head: Some(head), path, .. }) => Some(HeadGuard::new(path, head.clone())),
+            _ => None,
+        };
         // A byte-order mark can only open a file.
         let mut bom_checked = matches!(source, Source::Part(part) if part.start > 0);
         // The bytes so far of a line longer than `max_record`, read past without being held.
@@ -650,9 +681,14 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
                 return;
             }
             let before = buf.len();
-            let (ended, err) = fill(&mut *r, &mut buf, chunk_bytes);
+            let (mut ended, mut err) = fill(&mut *r, &mut buf, chunk_bytes);
+            let changed = guard.as_mut().is_some_and(|g| !g.holds());
+            if changed {
+                buf.truncate(before);
+                (ended, err) = (true, None);
+            }
             got += (buf.len() - before) as u64;
-            let short = ended && err.is_none() && expected.is_some_and(|e| got < e);
+            let short = changed || (ended && err.is_none() && expected.is_some_and(|e| got < e));
             if !bom_checked && (buf.len() >= 3 || ended) {
                 if buf.starts_with(BOM) {
                     buf.drain(..3);
@@ -672,6 +708,8 @@ fn reader<O>(sources: &[Source], opts: &ReadOptions, pool: &Pool, jobs: Sender<(
                         buf.clear();
                         continue;
                     }
+                    // Cut by the part's shrinking: not read (the copy has it whole).
+                    None if short => break,
                     None => {
                         let len = before + std::mem::take(&mut buf).len() as u64;
                         buf = pool.get(chunk_bytes);

@@ -26,6 +26,12 @@ pub struct FilePart {
     pub lines_before: u64,
     /// The name used in messages and rejects, when not `path`.
     pub name: Option<String>,
+    /// For a plain file: the bytes it began with when the part was chosen (its first 64 KiB, say).
+    /// They are checked after every read: a file that no longer begins with them was truncated,
+    /// and maybe written again, meanwhile (copy-and-truncate rotation), so the bytes read since
+    /// the last check may not be the ones chosen; they are dropped, and the part ends there, as a
+    /// part that shrank does (the caller finds the rest in the copy).
+    pub head: Option<std::sync::Arc<[u8]>>,
 }
 
 impl Source {

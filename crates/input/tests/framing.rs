@@ -103,6 +103,7 @@ fn a_part_that_shrank_is_read_to_its_last_whole_line() {
             end: Some(text.len() as u64 + 100),
             lines_before: 0,
             name: None,
+            head: None,
         };
         let (ids, report) = read_sources(&[kaq_input::Source::Part(part)], chunk);
         assert_eq!(ids, ["a", "b"], "chunk {chunk}");
@@ -111,6 +112,61 @@ fn a_part_that_shrank_is_read_to_its_last_whole_line() {
         assert_eq!((c.lines, c.rejected, c.bytes), (2, 0, whole), "chunk {chunk}: {report:?}");
         assert!(report.read_errors.is_empty());
     }
+}
+
+/// A part given the bytes its file began with (`head`) reads only while the file still begins
+/// with them: a file truncated and written again (copy-and-truncate rotation, then new lines)
+/// before or while it is read gives none of its new bytes, and no half line, as read at the
+/// part's offsets; what was read before is whole lines of the file as it was.
+#[test]
+fn a_part_whose_file_was_truncated_and_written_again_reads_none_of_the_new_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    let old: Vec<String> = (0..3000).map(|i| format!("{{\"kind\":\"Event\",\"auditID\":\"old-{i:05}\"}}\n")).collect();
+    let new: String =
+        (0..3000).map(|i| format!("{{\"kind\":\"Event\",\"auditID\":\"new-{i:05}-longer\"}}\n")).collect();
+    let text = old.concat();
+    let part = |start: usize| {
+        kaq_input::Source::Part(kaq_input::FilePart {
+            path: path.clone(),
+            start: start as u64,
+            end: Some(text.len() as u64),
+            lines_before: 0,
+            name: None,
+            head: Some(text.as_bytes()[..1000].into()),
+        })
+    };
+    // As it was: read whole.
+    std::fs::write(&path, &text).unwrap();
+    let (ids, report) = read_sources(&[part(0)], 4096);
+    assert_eq!(ids.len(), 3000);
+    assert_eq!(report.counts.bytes, text.len() as u64);
+    // Written again before the read: nothing, whatever the offsets.
+    for start in [0, old[0].len(), 17] {
+        std::fs::write(&path, &new).unwrap();
+        let (ids, report) = read_sources(&[part(start)], 4096);
+        assert_eq!((ids.len(), report.counts.lines, report.counts.bytes), (0, 0, 0), "from {start}: {report:?}");
+    }
+    // Truncated and written again while read (at the first chunk handed on; the reader is ahead
+    // by a few chunks at most): a prefix of the old lines, whole, and nothing after.
+    std::fs::write(&path, &text).unwrap();
+    let opts = ReadOptions { chunk_bytes: 256, threads: 2, ..ReadOptions::default() };
+    let (mut ids, mut rejects, mut first) = (Vec::new(), 0, true);
+    let report = read(&[part(0)], &opts, &Ids, |c| {
+        if std::mem::take(&mut first) {
+            std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+            std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(new.as_bytes()).unwrap();
+        }
+        ids.extend(c.output.unwrap_or_default());
+        rejects += c.rejects.len();
+        Ok::<(), Infallible>(())
+    })
+    .unwrap();
+    assert!(!ids.is_empty() && ids.len() < 3000, "{} read", ids.len());
+    let want: Vec<String> = (0..ids.len()).map(|i| format!("old-{i:05}")).collect();
+    assert_eq!(ids, want);
+    assert_eq!(rejects, 0);
+    assert_eq!(report.counts.bytes, old[..ids.len()].concat().len() as u64, "{report:?}");
 }
 
 /// A gzip input cut short: what came before the break is read, the half line at the break is

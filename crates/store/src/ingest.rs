@@ -263,6 +263,9 @@ impl Store {
                 end,
                 lines_before,
                 name: named.then(|| id.path.clone()),
+                // What a plain file begins with: one truncated (and written again) before or
+                // while it is read is not read as the file identified.
+                head: (!id.gzip && !id.parquet).then(|| id.head_bytes.as_slice().into()),
             })
         };
         Ok(Some(ToRead { source: Some(source), continues, rec, unread, start, end, id: Some(id) }))
@@ -322,10 +325,14 @@ impl Store {
                 let n = read_to.min(HEAD_BYTES);
                 rec.head = inputs::content_head(&id.file, n, true)?.unwrap_or_else(|| id.head.clone());
             } else if r.end.is_some_and(|end| read_to < end) {
-                // Shorter than it was (truncated while read: copy-and-truncate rotation): only
-                // what was read is recorded, so its copy gives the rest.
+                // Shorter than it was, or no longer what was identified (truncated before or
+                // while read, and maybe written again: copy-and-truncate rotation): only what
+                // was read of it is recorded, so its copy gives the rest.
                 rec.size = read_to;
                 rec.head = id.head_of(read_to);
+                if read_to == 0 && r.continues.is_none() {
+                    return Ok(()); // nothing of it: no record (as for an empty file)
+                }
             }
         }
         // The segment holds records of this source (all could have been held already).
