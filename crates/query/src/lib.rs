@@ -44,6 +44,52 @@ pub use plan::{
 };
 pub use value::Val;
 
+/// [`run_on_text`] for several plans at once: each line is decoded once (with every field any
+/// of the plans reads) and tested by every plan; no prefilter. The rows of each plan, in order.
+/// For a live detection's rules over the records of the new requests.
+pub fn run_many_on_text(plans: &[Plan], text: &str) -> Vec<Vec<Row>> {
+    use kaq_input::EventHandler;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    // Which auditIDs several requests carry, once for every plan that reads `id_reused`.
+    let reused = plans.iter().any(Plan::needs_reused_ids).then(|| {
+        let mut ids = scan::Identities::default();
+        let opts = kaq_schema::DecodeOptions { fields: kaq_schema::Fields::BASE, ..Default::default() };
+        for line in &lines {
+            kaq_schema::decode_records_with_text(line, &opts, &mut |r| {
+                if let Ok((ev, _)) = r {
+                    ids.add(&ev);
+                }
+            });
+        }
+        std::sync::Arc::new(ids.reused())
+    });
+    let plans: Vec<Plan> = plans
+        .iter()
+        .map(|p| if p.needs_reused_ids() { Plan { reused_ids: reused.clone(), ..p.clone() } } else { p.clone() })
+        .collect();
+    let handlers: Vec<scan::Scan<'_>> = plans.iter().map(|p| scan::Scan::new(p, false)).collect();
+    let fields = handlers.iter().fold(kaq_schema::Fields::BASE, |f, h| f.with(h.fields()));
+    let mut found: Vec<_> = handlers.iter().map(|h| h.start()).collect();
+    let opts = kaq_schema::DecodeOptions { fields, ..Default::default() };
+    for line in &lines {
+        kaq_schema::decode_records_with_text(line, &opts, &mut |r| {
+            if let Ok((ev, t)) = r {
+                for (h, f) in handlers.iter().zip(found.iter_mut()) {
+                    h.event_with_text(f, &ev, t);
+                }
+            }
+        });
+    }
+    plans
+        .iter()
+        .zip(found)
+        .map(|(plan, f)| {
+            let rows = scan::finish_one(f, plan.all_stages).expect("no line skipped, no rescan");
+            pipeline::run(&plan.steps.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), rows)
+        })
+        .collect()
+}
+
 /// Runs `plan` over native audit JSON lines in memory (single-threaded; for tests, examples and
 /// embedding small inputs): every line goes through the prefilter as a native Event's would. Lines
 /// that are not events are ignored. Files, directories and cloud exports go through [`scan::scan`].

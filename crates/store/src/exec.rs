@@ -88,6 +88,43 @@ impl Store {
         Ok(kaq_query::scan::parquet_identities(&self.segment_paths(), read.threads.max(1), read.cancel.as_deref())?)
     }
 
+    /// Every record (each stage) whose auditID is one of `ids`, as JSON lines in the store's
+    /// order: what a live detection reads again when new events share an auditID with held ones
+    /// (`kaq watch`). Found through each segment's auditID bloom filters ([`ids`]); a file
+    /// replaced meanwhile (a merge) makes it start again on the current manifest, as
+    /// [`Store::run`] does.
+    pub fn records_with_ids(&self, ids: &[String]) -> Result<Vec<String>, Error> {
+        let opts = Options { all_stages: true, ..Options::default() };
+        let plan = kaq_query::compile("", &opts).map_err(Error::Query)?;
+        let once = |store: &Store| -> Result<Vec<String>, Error> {
+            store.check_sizes()?;
+            let mut collect = kaq_query::scan::Collector::default();
+            for (s, path) in store.manifest.segments.iter().zip(store.segment_paths()) {
+                let rows = ids::rows_with_ids(&path, ids)?;
+                collect.add(kaq_query::scan::read_rows(&plan, None, &path, &rows, s.rows)?);
+            }
+            let rows = collect
+                .finish(true)
+                .map_err(|_| Error::Index { path: store.dir.clone(), error: index::IndexError::Skipped })?;
+            Ok(rows.iter().map(|r| kaq_query::output::json_line(r, plan.output_columns())).collect())
+        };
+        let mut fresh: Option<Store> = None;
+        for _ in 0..16 {
+            let store = fresh.as_ref().unwrap_or(self);
+            match once(store) {
+                Ok(r) => return Ok(r),
+                Err(e) if !store.files_missing() => return Err(e),
+                Err(_) => {}
+            }
+            let next = Store::open(&self.dir)?;
+            if next.manifest.generation == store.manifest.generation {
+                break;
+            }
+            fresh = Some(next);
+        }
+        once(fresh.as_ref().unwrap_or(self))
+    }
+
     /// Carries out a physical plan: finds the rows (as `physical.access` says), settles the
     /// latest stage (`physical.latest`), runs the remaining steps, and records each in the trace.
     fn execute(&self, physical: &PhysicalPlan, read: &ReadOptions) -> Result<QueryResult, Error> {

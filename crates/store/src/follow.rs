@@ -78,6 +78,16 @@ pub struct FollowCommit {
     /// The earliest and latest `time` of the events committed now (before any merge), when
     /// any has one: what a live detection must look at again (`kaq watch`).
     pub times: Option<(i64, i64)>,
+    /// The distinct auditIDs of the events committed now (`""` for events without one), when
+    /// there are at most [`FollowCommit::IDS_UP_TO`] events: what a live detection reads again
+    /// from the whole store, so that its rules see each new request's latest stage (`kaq
+    /// watch`). `None`: more events, or none.
+    pub ids: Option<Vec<String>>,
+}
+
+impl FollowCommit {
+    /// The most events a commit lists the auditIDs of ([`FollowCommit::ids`]).
+    pub const IDS_UP_TO: u64 = 100_000;
 }
 
 /// One followed path.
@@ -262,6 +272,13 @@ impl Store {
                 } else {
                     None
                 };
+                // Read before a merge replaces the segment.
+                let ids = match self.manifest.segments.last() {
+                    Some(s) if committed && s.rows <= FollowCommit::IDS_UP_TO => {
+                        Some(crate::ids::ids_in(&self.dir.join(crate::SEGMENTS).join(&s.file))?)
+                    }
+                    _ => None,
+                };
                 let merged = if committed { self.merge_small_tail(opts)? } else { 0 };
                 let events = pass.report.counts.events - committed_events;
                 committed_events = pass.report.counts.events;
@@ -273,6 +290,7 @@ impl Store {
                         rotated: std::mem::take(&mut pass.rotated),
                         warnings: std::mem::take(&mut pass.warnings),
                         times,
+                        ids,
                     });
                 }
                 last_commit = Instant::now();

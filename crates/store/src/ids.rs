@@ -63,3 +63,27 @@ pub fn rows_with_ids(path: &Path, ids: &[String]) -> Result<Vec<u64>, Error> {
     }
     Ok(out)
 }
+
+/// The distinct auditIDs of the segment file at `path`, in the order first met; a row without
+/// one (or with an empty one) gives `""`.
+pub fn ids_in(path: &Path) -> Result<Vec<String>, Error> {
+    let perr = |e: parquet::errors::ParquetError| crate::segment_error(path, e.into());
+    let file = File::open(path).at(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+    let leaf = builder.parquet_schema().columns().iter().position(|c| c.name() == "id").expect("id leaf");
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [leaf]);
+    let reader = builder.with_projection(mask).with_batch_size(8192).build().map_err(perr)?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| crate::segment_error(path, e.into()))?;
+        let a = batch.column(0).as_string::<i32>();
+        for i in 0..a.len() {
+            let id = if a.is_valid(i) { a.value(i) } else { "" };
+            if seen.insert(id.to_string()) {
+                out.push(id.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
