@@ -5,8 +5,9 @@
 
 A gen-audit log of EVENTS events over two hours (../shared/tools/gen-audit, or $GEN_AUDIT) is
 watched (`kaq watch --store`, the built-in pack) until the store holds it; then seven `exec`
-lines, an hour apart in event time, are appended one at a time and the time until each one's
-`exec-into-pod` alert is read from kaq watch's output. Prints the latencies, their median and the
+lines, just after the log's last event in event time (as a live log goes on: every rule's window,
+lookback and baseline reach into the history), are appended one at a time and the time until
+each one's `exec-into-pod` alert is read from kaq watch's output. Prints the latencies, their median and the
 load average. As tests/it/watch.rs does, with any binary (use a release build).
 """
 import json, os, subprocess, sys, time, tempfile, shutil, select
@@ -35,7 +36,17 @@ while time.time() - t0 < 300:
             if json.loads(r.stdout.splitlines()[0]).get("count", 0) >= total: break
         except Exception: pass
     time.sleep(0.2)
-time.sleep(1.0)
+# and until the rules have run over it (a commit's line, said once its rules ran; then two quiet
+# seconds)
+errf = os.path.join(d, "err")
+while "committed" not in open(errf).read() and time.time() - t0 < 600:
+    time.sleep(0.1)
+last, quiet = None, time.time()
+while time.time() - quiet < 2.0 and time.time() - t0 < 600:
+    now = os.path.getsize(errf)
+    if now != last:
+        last, quiet = now, time.time()
+    time.sleep(0.1)
 os.set_blocking(p.stdout.fileno(), False)
 buf = b""
 def drain():
@@ -49,7 +60,7 @@ def drain():
 drain(); buf = b""
 took = []
 for n in range(7):
-    t = f"2026-11-20T{3+n:02d}:30:00.000000Z"; user = f"latency-{n}@example.com"
+    t = f"2026-11-20T02:00:{10+5*n:02d}.000000Z"; user = f"latency-{n}@example.com"
     line = json.dumps({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": f"00000000-0000-4000-8000-{n:012d}", "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/dev/pods/web-1/exec?command=sh", "verb": "create", "user": {"username": user, "groups": ["system:authenticated"]}, "sourceIPs": ["10.9.9.9"], "userAgent": "kubectl/v1.30.0", "objectRef": {"resource": "pods", "namespace": "dev", "name": "web-1", "apiVersion": "v1", "subresource": "exec"}, "responseStatus": {"metadata": {}, "code": 101}, "requestReceivedTimestamp": t, "stageTimestamp": t}) + "\n"
     a = time.time()
     with open(log, "a") as f: f.write(line)
@@ -66,6 +77,8 @@ for n in range(7):
 p.send_signal(2); p.wait()
 if len(took) < 7:
     sys.exit(f"watch_latency: {7 - len(took)} alerts never came within 60 s; see {d}/err")
+if os.environ.get("KAQ_BENCH_SHOW_STDERR"):
+    sys.stderr.write(open(os.path.join(d, "err")).read())
 ms = sorted(int(x * 1000) for x in took)
 print(f"events {total}: latencies ms {ms} median {ms[len(ms)//2]}  load {os.getloadavg()}")
 shutil.rmtree(d)

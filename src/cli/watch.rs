@@ -14,7 +14,7 @@ use kaq_detect::deliver::{self, Shape};
 use kaq_detect::live::Live;
 use kaq_schema::visible;
 
-use super::detect::{FIRED, Format, SeverityArg};
+use super::detect::{FIRED, Format};
 
 /// Follow live audit logs, store them, and alert as events arrive.
 ///
@@ -69,26 +69,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
 
-    /// A rule file read after the built-in pack and the user's rules.toml (repeatable; later
-    /// files override earlier ones).
-    #[arg(long = "rules", value_name = "FILE")]
-    rules: Vec<PathBuf>,
-
-    /// Run only this rule (repeatable), even if disabled.
-    #[arg(long = "rule", value_name = "ID")]
-    only: Vec<String>,
-
-    /// Leave the built-in pack out: only the rules of your files.
-    #[arg(long)]
-    no_builtin: bool,
-
-    /// Do not read $KAQ_CONFIG_DIR/rules.toml.
-    #[arg(long)]
-    no_user_rules: bool,
-
-    /// Only rules at or above this severity.
-    #[arg(long, value_enum, value_name = "SEVERITY")]
-    min_severity: Option<SeverityArg>,
+    #[command(flatten)]
+    select: super::detect::RuleSelection,
 
     /// Output format [default: text on a terminal, json otherwise].
     #[arg(long, value_enum)]
@@ -166,23 +148,14 @@ pub fn webhook_sender(url: &str, format: WebhookFormat, retries: u32) -> anyhow:
 }
 
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
-    let set = match super::detect::load_rules(args.no_builtin, args.no_user_rules, &args.rules)? {
+    let set = match args.select.set()? {
         Ok(s) => s,
-        Err(e) => {
-            super::detect::print_rule_error(&e);
-            return Ok(ExitCode::from(super::detect::BAD_RULES));
-        }
+        Err(code) => return Ok(code),
     };
-    let mut prepared = match kaq_detect::prepare(&set, &args.only) {
+    let prepared = match args.select.prepare(&set) {
         Ok(p) => p,
-        Err(e) => {
-            super::detect::print_rule_error(&e);
-            return Ok(ExitCode::from(super::detect::BAD_RULES));
-        }
+        Err(code) => return Ok(code),
     };
-    if let Some(min) = args.min_severity {
-        prepared.retain(|p| p.rule.severity >= min.severity());
-    }
     let sender = match &args.webhook {
         Some(url) => Some(webhook_sender(url, args.webhook_format, args.webhook_retries)?),
         None => None,
@@ -265,9 +238,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 let s = &live.last_stats;
                 if !quiet && events > 0 && !s.elapsed.is_zero() {
                     eprintln!(
-                        "kaq: {} committed {events} events; {} of {n_rules} rules ran in {} ms; {n} new alert{}",
+                        "kaq: {} committed {events} events; {} of {n_rules} rules ran ({} from memory) in {} ms; {n} new alert{}",
                         chrono::Local::now().format("%H:%M:%S%.3f"),
                         s.rules_run,
+                        s.from_memory,
                         s.elapsed.as_millis(),
                         if n == 1 { "" } else { "s" }
                     );
@@ -297,7 +271,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("kaq: rotated: {} read to its end", visible(r));
             }
         }
-        live.committed(c.times);
+        live.committed(c.times, c.ids.clone());
         if !evaluate(&mut live, &mut fired, c.events) {
             stop_out.store(true, Ordering::Relaxed);
         }

@@ -223,6 +223,73 @@ fn watch_sends_what_detect_reports_through_rotation_and_restarts() {
     assert_eq!(w.alerts().len(), sent.len(), "a restart sends nothing again");
 }
 
+#[test]
+fn watch_from_memory_sends_what_detect_reports_over_small_commits() {
+    // Small commits are evaluated from the hits held in memory and the new requests' records
+    // (read again from the store by auditID): stages split across commits, bursts growing across
+    // them, and an auditID reused by a later request (whose earlier request becomes a forgery's
+    // evidence too) must give what `kaq detect` reports over the final store.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("source.log");
+    if gen_audit(&["--seed", "11", "--events", "4000", "--stages", "--extra-incidents"], &src).is_none() {
+        return;
+    }
+    let mut all = lines_of(&src);
+    // A different request (another user, another URI) carrying the auditID of an early one.
+    let mut forged: Value = serde_json::from_str(&all[40]).unwrap();
+    let last: Value = serde_json::from_str(all.last().unwrap()).unwrap();
+    forged["user"] = serde_json::json!({"username": "mallory@example.com", "groups": ["system:authenticated"]});
+    forged["requestURI"] = "/api/v1/namespaces/prod/secrets".into();
+    forged["stage"] = "ResponseComplete".into();
+    forged["requestReceivedTimestamp"] = last["requestReceivedTimestamp"].clone();
+    forged["stageTimestamp"] = last["stageTimestamp"].clone();
+    all.push(format!("{forged}\n"));
+    let log = tmp.path().join("audit.log");
+    let w = Watch::new(tmp.path());
+    let mut child = w.spawn(&log);
+    let chunks = 30;
+    for part in all.chunks(all.len().div_ceil(chunks)) {
+        append(&log, &part.concat());
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    wait_rows(&w.store, all.len() as u64, &mut child, &w.errors);
+    let code = interrupt(&mut child);
+    assert!(matches!(code, Some(0 | 4)), "SIGINT ends kaq watch cleanly: {code:?}: {}", w.errors());
+    let sent = w.alerts();
+    let want = detect(&w.store, &w.config);
+    let forgeries: Vec<&Value> = want.iter().filter(|a| a["rule"] == "forged-audit-id").collect();
+    assert!(
+        forgeries.iter().any(|a| a["group"]["user"] == "mallory@example.com") && forgeries.len() >= 2,
+        "both requests of the reused auditID are forgery evidence: {forgeries:?}"
+    );
+    let exact = same_alerts(&sent, &want, &w.errors());
+    // Evaluations of small commits after the first: every rule from memory.
+    let errors = w.errors();
+    let evaluations: Vec<(usize, usize)> = errors
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(" events; ")?;
+            let (ran, rest) = rest.split_once(" of ")?;
+            let (_, rest) = rest.split_once(" rules ran (")?;
+            let (memory, _) = rest.split_once(" from memory")?;
+            Some((ran.parse().ok()?, memory.parse().ok()?))
+        })
+        .collect();
+    let whole = evaluations.iter().filter(|(ran, memory)| ran == memory && *ran > 0).count();
+    assert!(
+        evaluations.len() >= 10 && whole + 2 >= evaluations.len(),
+        "after the first, commits are evaluated from memory: {evaluations:?}\n{errors}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "watch from memory: {} alerts over {} events, {} of {} evaluations wholly from memory; {exact} with the final count and auditIDs",
+        sent.len(),
+        all.len(),
+        whole,
+        evaluations.len()
+    );
+}
+
 /// An exec into a pod by `user` at `time`: fires `exec-into-pod` for that user.
 fn exec_event(user: &str, time: &str, n: usize) -> String {
     serde_json::json!({

@@ -194,14 +194,14 @@ impl Prepared {
         Ok(())
     }
 
-    /// Plans of each step over requests at or after `lo` only (no history, no columns but
-    /// `time, id`): whether a live run has anything new for this rule.
-    fn probe(&self, macros: &HashMap<String, String>, lo: i64) -> Vec<kaq_query::Plan> {
+    /// Plans of each step without time bounds (`| table time, id, …`), for a live run over the
+    /// records of the new requests alone.
+    pub(crate) fn unbounded(&self, macros: &HashMap<String, String>) -> Vec<kaq_query::Plan> {
         self.bases
             .iter()
-            .filter_map(|b| {
-                let text = format!("{b} time>={} | table time, id", source::time_literal(lo));
-                source::compile(&text, macros).ok()
+            .map(|b| {
+                let text = self.full_text(b, &Bounds::default());
+                source::compile(&text, macros).expect("compiled when the rule was prepared")
             })
             .collect()
     }

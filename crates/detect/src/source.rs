@@ -128,6 +128,13 @@ impl Data {
             plan
         };
         let rows = self.store().run(plan, &ReadOptions::default())?.rows;
+        Ok(rows_of(rows))
+    }
+}
+
+/// A rule query's rows (`| table time, id, COLUMNS…`) as [`Rows`].
+pub(crate) fn rows_of(rows: Vec<kaq_query::Row>) -> Rows {
+    {
         // Text moved out of the rows (a string is its own display text).
         let text = |v: Val<'_>| match v {
             Val::Null => None,
@@ -136,8 +143,7 @@ impl Data {
             Val::Str(s) => Some(s.into_owned()),
             v => Some(v.to_display()),
         };
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|r| {
                 let mut vals = r.vals.into_iter();
                 let time = match vals.next() {
@@ -147,7 +153,7 @@ impl Data {
                 let id = vals.next().and_then(text).unwrap_or_default();
                 (time, id, vals.map(text).collect())
             })
-            .collect())
+            .collect()
     }
 }
 

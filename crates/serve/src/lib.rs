@@ -192,9 +192,9 @@ pub fn run(cfg: Config, ready: impl FnOnce(SocketAddr) + Send + 'static) -> Resu
                 wal::delete_rotated(&dir, &names);
             }
         },
-        move |times| {
+        move |c| {
             if let Some(n) = &notify {
-                n(times);
+                n(c);
             }
         },
     );

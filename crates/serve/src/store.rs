@@ -37,7 +37,7 @@ pub struct Follow {
 /// Follows the write-ahead log `wal` into `store` on a thread of its own until `stop` is set
 /// (then commits what it read). `done_rotated` is called after each commit with the rotated log
 /// files it read to their end: they are in the store now, and may be deleted; `committed` with
-/// the time range of the events committed (for the rules run on arriving events).
+/// each commit (its time range and auditIDs, for the rules run on arriving events).
 pub fn spawn_follow(
     mut store: Store,
     wal: PathBuf,
@@ -45,7 +45,7 @@ pub fn spawn_follow(
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     done_rotated: impl Fn(&[String]) + Send + 'static,
-    committed: impl Fn(Option<(i64, i64)>) + Send + 'static,
+    committed: impl Fn(&kaq_store::FollowCommit) + Send + 'static,
 ) -> std::thread::JoinHandle<Result<(), String>> {
     std::thread::Builder::new()
         .name("kaq-serve-ingest".into())
@@ -63,7 +63,7 @@ pub fn spawn_follow(
                     eprintln!("kaq serve: warning: {}", kaq_schema::visible(w));
                 }
                 done_rotated(&c.rotated);
-                committed(c.times);
+                committed(c);
             };
             store
                 .follow(&[wal], &opts, &stop, &mut on_chunk, &mut on_commit)
