@@ -78,26 +78,8 @@ pub struct DetectArgs {
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
 
-    /// A rule file read after the built-in pack and the user's rules.toml (repeatable; later
-    /// files override earlier ones).
-    #[arg(long = "rules", value_name = "FILE")]
-    rules: Vec<PathBuf>,
-
-    /// Run only this rule (repeatable), even if disabled.
-    #[arg(long = "rule", value_name = "ID")]
-    only: Vec<String>,
-
-    /// Leave the built-in pack out: only the rules of your files.
-    #[arg(long)]
-    no_builtin: bool,
-
-    /// Do not read $KAQ_CONFIG_DIR/rules.toml.
-    #[arg(long)]
-    no_user_rules: bool,
-
-    /// Only alerts at or above this severity.
-    #[arg(long, value_enum, value_name = "SEVERITY")]
-    min_severity: Option<SeverityArg>,
+    #[command(flatten)]
+    select: RuleSelection,
 
     /// Only requests at or after this time fire: a duration ago (2h, 7d) or a time. Windows and
     /// first-seen history read as far back before it as they need.
@@ -212,9 +194,53 @@ pub fn rule_queries() -> std::collections::HashMap<String, String> {
     }
 }
 
-/// The rule set: the pack, the user's file, then `--rules` files.
-fn load(args: &DetectArgs) -> anyhow::Result<Result<RuleSet, rules::RuleError>> {
-    load_rules(args.no_builtin, args.no_user_rules, &args.rules)
+/// Which rules run: the flags `kaq detect` and `kaq watch` share.
+#[derive(Args)]
+pub struct RuleSelection {
+    /// A rule file read after the built-in pack and the user's rules.toml (repeatable; later
+    /// files override earlier ones).
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+
+    /// Run only this rule (repeatable), even if disabled.
+    #[arg(long = "rule", value_name = "ID")]
+    only: Vec<String>,
+
+    /// Leave the built-in pack out: only the rules of your files.
+    #[arg(long)]
+    no_builtin: bool,
+
+    /// Do not read $KAQ_CONFIG_DIR/rules.toml.
+    #[arg(long)]
+    no_user_rules: bool,
+
+    /// Only rules at or above this severity.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    min_severity: Option<SeverityArg>,
+}
+
+impl RuleSelection {
+    /// The rule set: the pack, the user's file, then `--rules` files. A bad rule file is said on
+    /// stderr and gives the exit status to return ([`BAD_RULES`]).
+    pub fn set(&self) -> anyhow::Result<Result<RuleSet, ExitCode>> {
+        Ok(load_rules(self.no_builtin, self.no_user_rules, &self.rules)?.map_err(|e| {
+            print_rule_error(&e);
+            ExitCode::from(BAD_RULES)
+        }))
+    }
+
+    /// The rules of `set` to run (`--rule`, or every enabled one), compiled, at or above
+    /// `--min-severity`; a rule that does not compile is said on stderr, as [`Self::set`] does.
+    pub fn prepare(&self, set: &RuleSet) -> Result<Vec<kaq_detect::Prepared>, ExitCode> {
+        let mut prepared = kaq_detect::prepare(set, &self.only).map_err(|e| {
+            print_rule_error(&e);
+            ExitCode::from(BAD_RULES)
+        })?;
+        if let Some(min) = self.min_severity {
+            prepared.retain(|p| p.rule.severity >= min.severity());
+        }
+        Ok(prepared)
+    }
 }
 
 /// The rule set as `kaq detect` reads it: the pack (unless `no_builtin`), the user's rules.toml
@@ -244,27 +270,18 @@ pub fn load_rules(
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
-    let set = match load(&args)? {
+    let set = match args.select.set()? {
         Ok(s) => s,
-        Err(e) => {
-            print_rule_error(&e);
-            return Ok(ExitCode::from(BAD_RULES));
-        }
+        Err(code) => return Ok(code),
     };
     if args.list {
         list(&set)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut prepared = match kaq_detect::prepare(&set, &args.only) {
+    let mut prepared = match args.select.prepare(&set) {
         Ok(p) => p,
-        Err(e) => {
-            print_rule_error(&e);
-            return Ok(ExitCode::from(BAD_RULES));
-        }
+        Err(code) => return Ok(code),
     };
-    if let Some(min) = args.min_severity {
-        prepared.retain(|p| p.rule.severity >= min.severity());
-    }
     if args.explain {
         explain(&prepared)?;
         return Ok(ExitCode::SUCCESS);
