@@ -86,7 +86,7 @@ fn commits(seed: u64, n: usize) -> Vec<Vec<Value>> {
     let mut records: Vec<Value> = Vec::new();
     let mut late: Vec<(usize, Value)> = Vec::new();
     for i in 0..n {
-        t += r.below(3) as i64 * STEP / 2 + if r.below(40) == 0 { 40 * STEP } else { 0 };
+        t += r.below(3) as i64 * STEP / 2 + if r.below(80) == 0 { 30 * STEP } else { 0 };
         let (verb, user, name) = (r.pick(&verbs), r.pick(&users), r.pick(&names));
         let code = if r.below(4) == 0 { 403 } else { 200 };
         let id = format!("{seed}-{i}");
@@ -114,7 +114,7 @@ fn commits(seed: u64, n: usize) -> Vec<Vec<Value>> {
     let mut out = Vec::new();
     let mut rest = records.as_slice();
     while !rest.is_empty() {
-        let k = (1 + r.below(12) as usize).min(rest.len());
+        let k = (1 + r.below(20) as usize).min(rest.len());
         out.push(rest[..k].to_vec());
         rest = &rest[k..];
     }
