@@ -40,6 +40,8 @@ pub struct RowGroupJob<'a> {
     pub rows: u64,
     /// Whether the file has exactly kaq's columns (then dictionaries can be asked for).
     pub kaq_schema: bool,
+    /// Its place among the jobs (and in the results).
+    pub index: usize,
 }
 
 /// Runs `job` on every row group of kaq Parquet `files`, on `threads` threads, and returns the
@@ -96,7 +98,7 @@ pub fn par_row_groups<T: Send>(
             let r = if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 Err(ParError::Cancelled)
             } else {
-                job(&RowGroupJob { file: &handles[f], group, first_row, rows, kaq_schema })
+                job(&RowGroupJob { file: &handles[f], group, first_row, rows, kaq_schema, index: j })
                     .map_err(|e| perr(&files[f], e))
             };
             *results[j].lock().expect("unpoisoned") = Some(r);

@@ -209,6 +209,8 @@ pub struct Identities {
     pub records: u64,
     /// The requests of each auditID (for an auditID carried by one request, one).
     requests: HashMap<IdKey, Vec<u64>>,
+    /// AuditIDs carried by one record each, counted and not kept ([`crate::scan::store_identities`]).
+    pub(crate) singles: u64,
 }
 
 impl Identities {
@@ -223,6 +225,7 @@ impl Identities {
 
     pub(crate) fn merge(&mut self, other: Identities) {
         self.records += other.records;
+        self.singles += other.singles;
         for (id, rs) in other.requests {
             let r = self.requests.entry(id).or_default();
             for q in rs {
@@ -235,7 +238,7 @@ impl Identities {
 
     /// Distinct requests.
     pub fn requests(&self) -> u64 {
-        self.requests.values().map(|r| r.len() as u64).sum()
+        self.singles + self.requests.values().map(|r| r.len() as u64).sum::<u64>()
     }
 
     /// The auditIDs that more than one request carries.

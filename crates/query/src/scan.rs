@@ -427,6 +427,77 @@ pub fn parquet_identities(
     Ok(all)
 }
 
+/// [`parquet_identities`] for a whole store's segments, in two passes: the `id` column alone
+/// first; then the identity columns of only the records whose auditID another record also
+/// carries (an auditID on one record is one request, and no other request shares it). Those
+/// single auditIDs are counted, not kept: the result describes these files alone and is not to
+/// be merged with another input's.
+pub fn store_identities(
+    files: &[PathBuf],
+    threads: usize,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<Identities, ScanError> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+    let (groups, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| {
+        let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+        let mask = columns_mask(&["id"], b.schema(), b.parquet_schema());
+        let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
+        let mut ids = Vec::with_capacity(job.rows as usize);
+        for batch in reader {
+            let batch = batch?;
+            let a = batch.column(0).as_string::<i32>();
+            ids.extend((0..a.len()).map(|i| IdKey::new(if a.is_valid(i) { a.value(i) } else { "" })));
+        }
+        Ok(ids)
+    })?;
+    let mut count: std::collections::HashMap<&IdKey, u32, ahash::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(groups.iter().map(Vec::len).sum(), Default::default());
+    for k in groups.iter().flatten() {
+        let c = count.entry(k).or_default();
+        *c = c.saturating_add(1);
+    }
+    let records = groups.iter().map(|g| g.len() as u64).sum();
+    let singles = count.values().filter(|&&c| c == 1).count() as u64;
+    // Per row group, the rows (in it) whose auditID is on several records.
+    let wanted: Vec<Vec<usize>> = groups.iter().map(|g| (0..g.len()).filter(|&i| count[&g[i]] > 1).collect()).collect();
+    drop(count);
+    let mut all = Identities::default();
+    if wanted.iter().any(|w| !w.is_empty()) {
+        let (found, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| {
+            let rows = &wanted[job.index];
+            let mut ids = Identities::default();
+            if rows.is_empty() {
+                return Ok(ids);
+            }
+            let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+            let mask = columns_mask(IDENTITY_COLUMNS, b.schema(), b.parquet_schema());
+            let selection = RowSelection::from_consecutive_ranges(rows.iter().map(|&r| r..r + 1), job.rows as usize);
+            let reader = b
+                .with_projection(mask)
+                .with_row_groups(vec![job.group])
+                .with_row_selection(selection)
+                .with_batch_size(8192)
+                .build()?;
+            for batch in reader {
+                let batch = batch?;
+                let cols = kaq_columnar::Columns::projected(&batch)?;
+                for i in 0..batch.num_rows() {
+                    ids.add(&cols.event(i)?);
+                }
+            }
+            Ok(ids)
+        })?;
+        for f in found {
+            all.merge(f);
+        }
+    }
+    all.records = records;
+    all.singles = singles;
+    Ok(all)
+}
+
 /// Scans `inputs` (files, directories, `-`) with `plan`'s filter.
 pub fn scan(
     plan: &Plan,

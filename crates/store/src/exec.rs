@@ -85,7 +85,7 @@ impl Store {
 
     /// Every record's request identity: records, requests, auditIDs several requests carry.
     pub fn identities(&self, read: &ReadOptions) -> Result<kaq_query::scan::Identities, Error> {
-        Ok(kaq_query::scan::parquet_identities(&self.segment_paths(), read.threads.max(1), read.cancel.as_deref())?)
+        Ok(kaq_query::scan::store_identities(&self.segment_paths(), read.threads.max(1), read.cancel.as_deref())?)
     }
 
     /// Every record (each stage) whose auditID is one of `ids`, as JSON lines in the store's
