@@ -19,7 +19,9 @@ use arrow_array::types::{Int32Type, TimestampMicrosecondType};
 use arrow_array::{Array, DictionaryArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema};
 use kaq_columnar::{COLUMNS, Col};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
 
 use crate::eval::{Columns, eval};
 use crate::extract::Getter;
@@ -444,14 +446,18 @@ fn run(
     let (results, groups_skipped) = par_row_groups(files, threads, cancel, &bounds, |job| {
         let (g, start, rg_rows) = (job.group, job.first_row, job.rows);
         // Dictionaries only for a file of exactly kaq's schema (older files read as strings).
-        let opts = if job.kaq_schema {
-            ArrowReaderOptions::new().with_schema(dict.clone())
+        // The file's metadata was read once for all its row groups (`RowGroupJob::meta`).
+        let meta = if job.kaq_schema {
+            ArrowReaderMetadata::try_new(
+                job.meta.metadata().clone(),
+                ArrowReaderOptions::new().with_schema(dict.clone()),
+            )?
         } else {
-            ArrowReaderOptions::new()
+            job.meta.clone()
         };
         // The row group's `cols`, all rows or the selected ones.
         let read = |cols: &[&str], selection: Option<RowSelection>| {
-            let b = ParquetRecordBatchReaderBuilder::try_new_with_options(job.file.clone(), opts.clone())?;
+            let b = ParquetRecordBatchReaderBuilder::new_with_metadata(job.file.clone(), meta.clone());
             let mask = columns_mask(cols, b.schema(), b.parquet_schema());
             let b = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192);
             match selection {
@@ -765,8 +771,22 @@ fn add_batch(
         && let (Kind::Timeline { interval, col }, Partial::Timeline(b)) = (kind, &mut *part)
         && let (ColRef::Time(t), _) = &arrays[*col]
     {
+        // Runs of one bucket are counted before the map is touched: a store's segments are
+        // sorted by time, so a bucket is one run (a hash a row cost most of the time).
+        let mut run: Option<(i64, i64)> = None;
         for v in t.iter().flatten() {
-            *b.entry(v.div_euclid(*interval) * interval).or_default() += 1;
+            let bucket = v.div_euclid(*interval) * interval;
+            match &mut run {
+                Some((at, n)) if *at == bucket => *n += 1,
+                _ => {
+                    if let Some((at, n)) = run.replace((bucket, 1)) {
+                        *b.entry(at).or_default() += n;
+                    }
+                }
+            }
+        }
+        if let Some((at, n)) = run {
+            *b.entry(at).or_default() += n;
         }
         return Ok(());
     }

@@ -405,9 +405,8 @@ pub fn parquet_identities(
     threads: usize,
     cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<Identities, ScanError> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let (found, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| {
-        let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+        let b = job.builder();
         let mask = columns_mask(IDENTITY_COLUMNS, b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
         let mut ids = Identities::default();
@@ -561,22 +560,26 @@ pub fn read_rows(
     rows: &[u64],
     total: u64,
 ) -> Result<Found, ScanError> {
-    use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let named = |error: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error };
     let mut found = Found::default();
     if !rows.is_empty() {
         let handler = Scan::new(plan, false);
         let file = std::fs::File::open(path)
             .map_err(|error| named(kaq_columnar::Error::Io { path: path.to_path_buf(), error }))?;
-        let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
-        let selection = RowSelection::from_consecutive_ranges(ranges, total as usize);
         let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| named(e.into()))?;
+        let sizes: Vec<u64> = b.metadata().row_groups().iter().map(|g| g.num_rows() as u64).collect();
+        let (groups, selection) = groups_of_rows(&sizes, rows);
         let mask = match columns {
             None => parquet::arrow::ProjectionMask::all(),
             Some(cols) => columns_mask(cols, b.schema(), b.parquet_schema()),
         };
+        // Only the row groups that hold a wanted row are opened: a row selection over the whole
+        // file would still open every row group's column chunks (a decompressor each) and read
+        // their page headers to skip them, a cost that grows with the file, not the answer.
         let reader = b
             .with_projection(mask)
+            .with_row_groups(groups)
             .with_row_selection(selection)
             .with_batch_size(8192)
             .build()
@@ -596,6 +599,33 @@ pub fn read_rows(
     Ok(found)
 }
 
+/// The row groups (of the given sizes, in file order) that hold some of `rows` (sorted, distinct
+/// row numbers of the file), and the selection of those rows among the rows of those groups alone.
+/// Rows past the last group are left out.
+pub fn groups_of_rows(sizes: &[u64], rows: &[u64]) -> (Vec<usize>, parquet::arrow::arrow_reader::RowSelection) {
+    let mut groups = Vec::new();
+    let mut ranges = Vec::with_capacity(rows.len());
+    // `start`: the group's first row in the file; `kept`: rows of the groups kept before it.
+    let (mut start, mut kept, mut k) = (0u64, 0u64, 0usize);
+    for (g, &n) in sizes.iter().enumerate() {
+        let end = start + n;
+        let first = k;
+        while k < rows.len() && rows[k] < end {
+            if rows[k] >= start {
+                let at = (kept + rows[k] - start) as usize;
+                ranges.push(at..at + 1);
+            }
+            k += 1;
+        }
+        if k > first {
+            groups.push(g);
+            kept += n;
+        }
+        start = end;
+    }
+    (groups, parquet::arrow::arrow_reader::RowSelection::from_consecutive_ranges(ranges.into_iter(), kept as usize))
+}
+
 /// Reads Parquet files row group by row group on `threads` threads, restoring each row to an
 /// event and testing it; the findings are added in file and row-group order, so positions (and so
 /// the latest-stage rule) are the same as reading the files one row after another.
@@ -605,10 +635,9 @@ fn scan_parquet(
     read: &ReadOptions,
     collect: &mut Collector,
 ) -> Result<u64, ScanError> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     // No row group is skipped here: under the latest-stage rule any row may be a later stage.
     let (found, _) = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), &Default::default(), |job| {
-        let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+        let b = job.builder();
         let mask = projection_mask(handler.plan, b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
         let mut found = Found::default();
