@@ -227,6 +227,8 @@ fn rows_read_from_some_row_groups_equal_the_full_scan_at_those_rows() {
             vec![0, 49, 50, 99, 100, 523, 998, 999],
             (0..1000).step_by(37).collect(),
             (200..260).collect(),
+            // Dense (runs of one row): read through a mask rather than run by run.
+            (300..400).step_by(2).collect(),
         ] {
             let found = kaq_query::scan::read_rows(&plan, cols.as_deref(), &files[0], &wanted, 1000).unwrap();
             let mut c = kaq_query::scan::Collector::default();
