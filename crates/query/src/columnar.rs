@@ -670,7 +670,13 @@ enum KeyMemo<'a> {
     One(&'a DictionaryArray<Int32Type>, Vec<u8>),
     /// Several: the keys (each + 1, null as 0) packed 32 bits apiece.
     Many(Vec<&'a DictionaryArray<Int32Type>>, HashMap<u128, bool, ahash::RandomState>),
+    /// One integer column (`code`): the answer by value for values in `0..INT_MEMO` (the last
+    /// entry for null), as in `One`; other values are tested.
+    Int(&'a Int32Array, Vec<u8>),
 }
+
+/// The integer values [`KeyMemo::Int`] remembers answers for (HTTP status codes and more).
+const INT_MEMO: usize = 1024;
 
 impl<'a> KeyMemo<'a> {
     fn new(plan: &Plan, arrays: &[(ColRef<'a>, bool)], always: bool) -> KeyMemo<'a> {
@@ -680,6 +686,13 @@ impl<'a> KeyMemo<'a> {
         slots.dedup();
         if always || slots.is_empty() || slots.len() > 4 {
             return KeyMemo::Off;
+        }
+        // The filter reads one integer column, which always has the value (never the restored
+        // event): its answer is a function of that value.
+        if let [c] = slots.as_slice()
+            && let Some((ColRef::Int(a), _)) = arrays.get(*c)
+        {
+            return KeyMemo::Int(a, vec![0; INT_MEMO + 1]);
         }
         let dicts: Option<Vec<&'a DictionaryArray<Int32Type>>> = slots
             .iter()
@@ -705,6 +718,24 @@ impl<'a> KeyMemo<'a> {
                     Some(k) if k < known.len() - 1 => k,
                     Some(_) => return eval(),
                     None => known.len() - 1,
+                };
+                match known[k] {
+                    0 => {
+                        let b = eval();
+                        known[k] = 1 + u8::from(b);
+                        b
+                    }
+                    x => x == 2,
+                }
+            }
+            KeyMemo::Int(a, known) => {
+                let k = if a.is_valid(i) {
+                    match usize::try_from(a.value(i)) {
+                        Ok(v) if v < INT_MEMO => v,
+                        _ => return eval(),
+                    }
+                } else {
+                    INT_MEMO
                 };
                 match known[k] {
                     0 => {

@@ -207,6 +207,28 @@ fn columnar_scan_skips_row_groups_by_column_statistics() {
     }
 }
 
+/// Filters on `code` alone are answered once per status code (`KeyMemo::Int`): the same rows as
+/// the event scan, with codes missing, in the memo's range and past it.
+#[test]
+fn code_filters_answered_by_value_equal_the_event_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [file(dir.path(), true)];
+    for q in [
+        "code:401 | count by ip",
+        "code>=500 | count by code",
+        "-code:200 | count by code, verb",
+        "code:* | count",
+        "code<1 | count",
+        "code>1000 | count",
+        "code:401 | table time, user",
+        "code:401 or code:502 | stats count by user",
+    ] {
+        let (plan, matched, _, _) = both_ways(q, &files);
+        let m = kaq_query::columnar::matching_rows(&plan, &files[0], 2, None).unwrap().unwrap();
+        assert_eq!(m.positions.len(), matched, "`{q}`");
+    }
+}
+
 /// `read_rows` opens only the row groups that hold a wanted row (`groups_of_rows`), and reads
 /// exactly the rows a full scan finds at those positions: whole events and projected columns,
 /// rows spread over several groups, at group edges, and in the first and last group.
