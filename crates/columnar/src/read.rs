@@ -33,6 +33,9 @@ pub enum ParError {
 pub struct RowGroupJob<'a> {
     /// The file, opened before any reading.
     pub file: &'a SharedFile,
+    /// The file's metadata (footer), read once for all its row groups: parsing it costs in
+    /// proportion to the file's row groups, so parsing it again for each would cost the square.
+    pub meta: &'a parquet::arrow::arrow_reader::ArrowReaderMetadata,
     pub group: usize,
     /// The group's first row in its file.
     pub first_row: u64,
@@ -42,6 +45,23 @@ pub struct RowGroupJob<'a> {
     pub kaq_schema: bool,
     /// Its place among the jobs (and in the results).
     pub index: usize,
+}
+
+impl RowGroupJob<'_> {
+    /// A reader builder of the file, on the metadata already read.
+    pub fn builder(&self) -> ParquetRecordBatchReaderBuilder<SharedFile> {
+        ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.meta.clone())
+    }
+
+    /// A reader builder of the file with `options` (e.g. a schema hint), on the metadata
+    /// already read (only the Arrow schema is derived again).
+    pub fn builder_with_options(
+        &self,
+        options: parquet::arrow::arrow_reader::ArrowReaderOptions,
+    ) -> Result<ParquetRecordBatchReaderBuilder<SharedFile>, Error> {
+        let meta = parquet::arrow::arrow_reader::ArrowReaderMetadata::try_new(self.meta.metadata().clone(), options)?;
+        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), meta))
+    }
 }
 
 /// Runs `job` on every row group of kaq Parquet `files`, on `threads` threads, and returns the
@@ -62,14 +82,16 @@ pub fn par_row_groups<T: Send>(
     use std::sync::atomic::{AtomicUsize, Ordering};
     let perr = |path: &Path, e: Error| ParError::File { path: path.to_path_buf(), error: e };
     let audit = crate::audit_schema();
-    let mut handles: Vec<SharedFile> = Vec::new();
+    let mut handles: Vec<(SharedFile, parquet::arrow::arrow_reader::ArrowReaderMetadata)> = Vec::new();
     // (file, group, first row, rows, kaq schema)
     let mut jobs: Vec<(usize, usize, u64, u64, bool)> = Vec::new();
     let mut skipped = 0u64;
     for (f, path) in files.iter().enumerate() {
         let file = std::fs::File::open(path).map_err(|e| perr(path, Error::Io { path: path.clone(), error: e }))?;
         let shared = SharedFile::new(file);
-        let b = ParquetRecordBatchReaderBuilder::try_new(shared.clone()).map_err(|e| perr(path, e.into()))?;
+        let loaded = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&shared, Default::default())
+            .map_err(|e| perr(path, e.into()))?;
+        let b = ParquetRecordBatchReaderBuilder::new_with_metadata(shared.clone(), loaded.clone());
         if b.schema().field_with_name("id").is_err() {
             // Scans read only some columns: check what Columns::new would for the whole file.
             return Err(perr(path, Error::NotKaqParquet("it has no `id` column".into())));
@@ -86,7 +108,7 @@ pub fn par_row_groups<T: Send>(
             }
             start += rows;
         }
-        handles.push(shared);
+        handles.push((shared, loaded));
     }
     type Slot<T> = Mutex<Option<Result<T, ParError>>>;
     let results: Vec<Slot<T>> = jobs.iter().map(|_| Mutex::new(None)).collect();
@@ -98,7 +120,8 @@ pub fn par_row_groups<T: Send>(
             let r = if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 Err(ParError::Cancelled)
             } else {
-                job(&RowGroupJob { file: &handles[f], group, first_row, rows, kaq_schema, index: j })
+                let (file, meta) = &handles[f];
+                job(&RowGroupJob { file, meta, group, first_row, rows, kaq_schema, index: j })
                     .map_err(|e| perr(&files[f], e))
             };
             *results[j].lock().expect("unpoisoned") = Some(r);

@@ -19,7 +19,9 @@ use arrow_array::types::{Int32Type, TimestampMicrosecondType};
 use arrow_array::{Array, DictionaryArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema};
 use kaq_columnar::{COLUMNS, Col};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
 
 use crate::eval::{Columns, eval};
 use crate::extract::Getter;
@@ -444,14 +446,18 @@ fn run(
     let (results, groups_skipped) = par_row_groups(files, threads, cancel, &bounds, |job| {
         let (g, start, rg_rows) = (job.group, job.first_row, job.rows);
         // Dictionaries only for a file of exactly kaq's schema (older files read as strings).
-        let opts = if job.kaq_schema {
-            ArrowReaderOptions::new().with_schema(dict.clone())
+        // The file's metadata was read once for all its row groups (`RowGroupJob::meta`).
+        let meta = if job.kaq_schema {
+            ArrowReaderMetadata::try_new(
+                job.meta.metadata().clone(),
+                ArrowReaderOptions::new().with_schema(dict.clone()),
+            )?
         } else {
-            ArrowReaderOptions::new()
+            job.meta.clone()
         };
         // The row group's `cols`, all rows or the selected ones.
         let read = |cols: &[&str], selection: Option<RowSelection>| {
-            let b = ParquetRecordBatchReaderBuilder::try_new_with_options(job.file.clone(), opts.clone())?;
+            let b = ParquetRecordBatchReaderBuilder::new_with_metadata(job.file.clone(), meta.clone());
             let mask = columns_mask(cols, b.schema(), b.parquet_schema());
             let b = b.with_projection(mask).with_row_groups(vec![g]).with_batch_size(8192);
             match selection {
@@ -664,7 +670,13 @@ enum KeyMemo<'a> {
     One(&'a DictionaryArray<Int32Type>, Vec<u8>),
     /// Several: the keys (each + 1, null as 0) packed 32 bits apiece.
     Many(Vec<&'a DictionaryArray<Int32Type>>, HashMap<u128, bool, ahash::RandomState>),
+    /// One integer column (`code`): the answer by value for values in `0..INT_MEMO` (the last
+    /// entry for null), as in `One`; other values are tested.
+    Int(&'a Int32Array, Vec<u8>),
 }
+
+/// The integer values [`KeyMemo::Int`] remembers answers for (HTTP status codes and more).
+const INT_MEMO: usize = 1024;
 
 impl<'a> KeyMemo<'a> {
     fn new(plan: &Plan, arrays: &[(ColRef<'a>, bool)], always: bool) -> KeyMemo<'a> {
@@ -674,6 +686,13 @@ impl<'a> KeyMemo<'a> {
         slots.dedup();
         if always || slots.is_empty() || slots.len() > 4 {
             return KeyMemo::Off;
+        }
+        // The filter reads one integer column, which always has the value (never the restored
+        // event): its answer is a function of that value.
+        if let [c] = slots.as_slice()
+            && let Some((ColRef::Int(a), _)) = arrays.get(*c)
+        {
+            return KeyMemo::Int(a, vec![0; INT_MEMO + 1]);
         }
         let dicts: Option<Vec<&'a DictionaryArray<Int32Type>>> = slots
             .iter()
@@ -699,6 +718,24 @@ impl<'a> KeyMemo<'a> {
                     Some(k) if k < known.len() - 1 => k,
                     Some(_) => return eval(),
                     None => known.len() - 1,
+                };
+                match known[k] {
+                    0 => {
+                        let b = eval();
+                        known[k] = 1 + u8::from(b);
+                        b
+                    }
+                    x => x == 2,
+                }
+            }
+            KeyMemo::Int(a, known) => {
+                let k = if a.is_valid(i) {
+                    match usize::try_from(a.value(i)) {
+                        Ok(v) if v < INT_MEMO => v,
+                        _ => return eval(),
+                    }
+                } else {
+                    INT_MEMO
                 };
                 match known[k] {
                     0 => {
@@ -765,8 +802,22 @@ fn add_batch(
         && let (Kind::Timeline { interval, col }, Partial::Timeline(b)) = (kind, &mut *part)
         && let (ColRef::Time(t), _) = &arrays[*col]
     {
+        // Runs of one bucket are counted before the map is touched: a store's segments are
+        // sorted by time, so a bucket is one run (a hash a row cost most of the time).
+        let mut run: Option<(i64, i64)> = None;
         for v in t.iter().flatten() {
-            *b.entry(v.div_euclid(*interval) * interval).or_default() += 1;
+            let bucket = v.div_euclid(*interval) * interval;
+            match &mut run {
+                Some((at, n)) if *at == bucket => *n += 1,
+                _ => {
+                    if let Some((at, n)) = run.replace((bucket, 1)) {
+                        *b.entry(at).or_default() += n;
+                    }
+                }
+            }
+        }
+        if let Some((at, n)) = run {
+            *b.entry(at).or_default() += n;
         }
         return Ok(());
     }

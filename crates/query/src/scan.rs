@@ -405,9 +405,8 @@ pub fn parquet_identities(
     threads: usize,
     cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<Identities, ScanError> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let (found, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| {
-        let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+        let b = job.builder();
         let mask = columns_mask(IDENTITY_COLUMNS, b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
         let mut ids = Identities::default();
@@ -439,9 +438,9 @@ pub fn store_identities(
 ) -> Result<Identities, ScanError> {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
-    use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+    use parquet::arrow::arrow_reader::RowSelection;
     let (groups, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| {
-        let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+        let b = job.builder();
         let mask = columns_mask(&["id"], b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
         let mut ids = Vec::with_capacity(job.rows as usize);
@@ -471,7 +470,7 @@ pub fn store_identities(
             if rows.is_empty() {
                 return Ok(ids);
             }
-            let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+            let b = job.builder();
             let mask = columns_mask(IDENTITY_COLUMNS, b.schema(), b.parquet_schema());
             let selection = RowSelection::from_consecutive_ranges(rows.iter().map(|&r| r..r + 1), job.rows as usize);
             let reader = b
@@ -632,23 +631,38 @@ pub fn read_rows(
     rows: &[u64],
     total: u64,
 ) -> Result<Found, ScanError> {
-    use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let named = |error: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error };
     let mut found = Found::default();
     if !rows.is_empty() {
         let handler = Scan::new(plan, false);
         let file = std::fs::File::open(path)
             .map_err(|error| named(kaq_columnar::Error::Io { path: path.to_path_buf(), error }))?;
-        let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
-        let selection = RowSelection::from_consecutive_ranges(ranges, total as usize);
         let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| named(e.into()))?;
+        let sizes: Vec<u64> = b.metadata().row_groups().iter().map(|g| g.num_rows() as u64).collect();
+        let (groups, selection) = groups_of_rows(&sizes, rows);
+        // Rows read one run at a time while runs are few: a mask (parquet's choice when runs
+        // average under 32 rows) decodes every row of every column of the groups and filters
+        // afterwards, so 2500 wanted rows close together cost whole row groups of whole events.
+        let runs = selection.iter().count();
+        let kept: usize = selection.iter().map(|s| s.row_count).sum();
+        let policy = if runs * 8 < kept {
+            parquet::arrow::arrow_reader::RowSelectionPolicy::Selectors
+        } else {
+            parquet::arrow::arrow_reader::RowSelectionPolicy::default()
+        };
         let mask = match columns {
             None => parquet::arrow::ProjectionMask::all(),
             Some(cols) => columns_mask(cols, b.schema(), b.parquet_schema()),
         };
+        // Only the row groups that hold a wanted row are opened: a row selection over the whole
+        // file would still open every row group's column chunks (a decompressor each) and read
+        // their page headers to skip them, a cost that grows with the file, not the answer.
         let reader = b
             .with_projection(mask)
+            .with_row_groups(groups)
             .with_row_selection(selection)
+            .with_row_selection_policy(policy)
             .with_batch_size(8192)
             .build()
             .map_err(|e| named(e.into()))?;
@@ -667,6 +681,33 @@ pub fn read_rows(
     Ok(found)
 }
 
+/// The row groups (of the given sizes, in file order) that hold some of `rows` (sorted, distinct
+/// row numbers of the file), and the selection of those rows among the rows of those groups alone.
+/// Rows past the last group are left out.
+pub fn groups_of_rows(sizes: &[u64], rows: &[u64]) -> (Vec<usize>, parquet::arrow::arrow_reader::RowSelection) {
+    let mut groups = Vec::new();
+    let mut ranges = Vec::with_capacity(rows.len());
+    // `start`: the group's first row in the file; `kept`: rows of the groups kept before it.
+    let (mut start, mut kept, mut k) = (0u64, 0u64, 0usize);
+    for (g, &n) in sizes.iter().enumerate() {
+        let end = start + n;
+        let first = k;
+        while k < rows.len() && rows[k] < end {
+            if rows[k] >= start {
+                let at = (kept + rows[k] - start) as usize;
+                ranges.push(at..at + 1);
+            }
+            k += 1;
+        }
+        if k > first {
+            groups.push(g);
+            kept += n;
+        }
+        start = end;
+    }
+    (groups, parquet::arrow::arrow_reader::RowSelection::from_consecutive_ranges(ranges.into_iter(), kept as usize))
+}
+
 /// Reads Parquet files row group by row group on `threads` threads, restoring each row to an
 /// event and testing it; the findings are added in file and row-group order, so positions (and so
 /// the latest-stage rule) are the same as reading the files one row after another.
@@ -676,10 +717,9 @@ fn scan_parquet(
     read: &ReadOptions,
     collect: &mut Collector,
 ) -> Result<u64, ScanError> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     // No row group is skipped here: under the latest-stage rule any row may be a later stage.
     let (found, _) = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), &Default::default(), |job| {
-        let b = ParquetRecordBatchReaderBuilder::try_new(job.file.clone())?;
+        let b = job.builder();
         let mask = projection_mask(handler.plan, b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
         let mut found = Found::default();

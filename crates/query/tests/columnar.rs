@@ -206,3 +206,114 @@ fn columnar_scan_skips_row_groups_by_column_statistics() {
         assert_eq!(m.groups_skipped, col.groups_skipped, "`{q}`");
     }
 }
+
+/// Filters on `code` alone are answered once per status code (`KeyMemo::Int`): the same rows as
+/// the event scan, with codes missing, in the memo's range and past it.
+#[test]
+fn code_filters_answered_by_value_equal_the_event_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [file(dir.path(), true)];
+    for q in [
+        "code:401 | count by ip",
+        "code>=500 | count by code",
+        "-code:200 | count by code, verb",
+        "code:* | count",
+        "code<1 | count",
+        "code>1000 | count",
+        "code:401 | table time, user",
+        "code:401 or code:502 | stats count by user",
+    ] {
+        let (plan, matched, _, _) = both_ways(q, &files);
+        let m = kaq_query::columnar::matching_rows(&plan, &files[0], 2, None).unwrap().unwrap();
+        assert_eq!(m.positions.len(), matched, "`{q}`");
+    }
+}
+
+/// `read_rows` opens only the row groups that hold a wanted row (`groups_of_rows`), and reads
+/// exactly the rows a full scan finds at those positions: whole events and projected columns,
+/// rows spread over several groups, at group edges, and in the first and last group.
+#[test]
+fn rows_read_from_some_row_groups_equal_the_full_scan_at_those_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [file(dir.path(), true)];
+    let opts = Options { all_stages: true, ..Options::default() };
+    for q in ["", "| table time, user, code, ip"] {
+        let plan = compile(q, &opts).unwrap();
+        let all = kaq_query::scan::scan(&plan, &files, &Default::default(), 0, &mut |_| {}).unwrap().rows;
+        assert_eq!(all.len(), 1000);
+        let cols = kaq_query::scan::projection(&plan);
+        for wanted in [
+            vec![0u64],
+            vec![999],
+            vec![49, 50],
+            vec![0, 49, 50, 99, 100, 523, 998, 999],
+            (0..1000).step_by(37).collect(),
+            (200..260).collect(),
+            // Dense (runs of one row): read through a mask rather than run by run.
+            (300..400).step_by(2).collect(),
+        ] {
+            let found = kaq_query::scan::read_rows(&plan, cols.as_deref(), &files[0], &wanted, 1000).unwrap();
+            let mut c = kaq_query::scan::Collector::default();
+            c.add(found);
+            let got = c.finish_counting(true).unwrap().rows;
+            let want: Vec<&Row> = wanted.iter().map(|&r| &all[r as usize]).collect();
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "`{q}` rows {wanted:?}");
+        }
+    }
+}
+
+/// The row groups holding some rows, and the selection of those rows within them, against a
+/// plain reference (each row's group found by walking the sizes).
+#[test]
+fn groups_of_rows_equal_a_plain_reference() {
+    let sizes = [50u64, 50, 7, 50, 1, 0, 50];
+    let total: u64 = sizes.iter().sum();
+    let group_of = |r: u64| {
+        let mut start = 0;
+        for (g, &n) in sizes.iter().enumerate() {
+            if r < start + n {
+                return (g, start);
+            }
+            start += n;
+        }
+        unreachable!("row {r} in the file")
+    };
+    for rows in [vec![], vec![0], vec![total - 1], vec![49, 50, 100, 106, 157], (0..total).collect(), vec![3, 107, 108]]
+    {
+        let (groups, selection) = kaq_query::scan::groups_of_rows(&sizes, &rows);
+        let mut want_groups: Vec<usize> = rows.iter().map(|&r| group_of(r).0).collect();
+        want_groups.dedup();
+        assert_eq!(groups, want_groups, "{rows:?}");
+        // The selected positions, among the rows of the kept groups, are the wanted rows.
+        let kept_rows: Vec<u64> = groups
+            .iter()
+            .flat_map(|&g| {
+                let start: u64 = sizes[..g].iter().sum();
+                start..start + sizes[g]
+            })
+            .collect();
+        let mut at = 0usize;
+        let mut picked = Vec::new();
+        for s in selection.iter() {
+            if !s.skip {
+                picked.extend(kept_rows[at..at + s.row_count].iter().copied());
+            }
+            at += s.row_count;
+        }
+        assert_eq!(at, kept_rows.len(), "{rows:?}: the selection covers the kept groups");
+        assert_eq!(picked, rows, "{rows:?}");
+    }
+}
+
+/// A timeline counted from the `time` column (runs of one bucket counted before the map is
+/// touched) equals the pipeline's, at intervals that cut row groups and runs in every way.
+#[test]
+fn timeline_by_runs_equals_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [file(dir.path(), true)];
+    for q in ["| timeline 1s", "| timeline 7s", "| timeline 1m", "| timeline 13m", "| timeline 1d"] {
+        let (_, matched, _, col) = both_ways(q, &files);
+        assert_eq!(matched, 1000, "`{q}`");
+        assert!(col.first_step_done, "`{q}` counted from the column");
+    }
+}

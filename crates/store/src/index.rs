@@ -223,6 +223,13 @@ impl Drop for Builder {
     }
 }
 
+/// The memory tantivy's two indexing threads take before each writes what it holds as an index
+/// segment (it flushes a thread's segment when its half is full). Their memory grew with the
+/// segment under the 1 GiB this was: a 5M-event ingest held 2.5M documents a thread, 320 MB, and
+/// peaked at 930 MB RSS; with 128 MiB, 735 MB and six index segments instead of two, at no
+/// measurable cost to queries (BENCHMARKS.md, "A store that stays fast as it grows").
+const INDEX_MEMORY: usize = 128 << 20;
+
 fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
     let s = schema();
     let start = || -> Result<IndexWriter, IndexError> {
@@ -232,7 +239,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         let index = Index::create_in_dir(dir, schema())?;
         register(&index);
-        let w: IndexWriter = index.writer_with_num_threads(2, 1 << 30)?;
+        let w: IndexWriter = index.writer_with_num_threads(2, INDEX_MEMORY)?;
         w.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
         Ok(w)
     };
