@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use kaq_detect::{Alert, Bounds, Data, Loader};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const T0: i64 = 1_795_000_000_000_000; // 2026-11-19
 const STEP: i64 = 30_000_000; // times fall on a 30 s grid: ties and exact window edges
 
 mod common;
-use common::{Rng, record, ts};
+use common::{Rng, record};
 
 /// Random records spread over `files` files (a request's stages may land in different files).
 fn events(seed: u64, n: usize, files: usize) -> Vec<Vec<Value>> {
