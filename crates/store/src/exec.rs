@@ -90,7 +90,7 @@ impl Store {
 
     /// Every record (each stage) whose auditID is one of `ids`, as JSON lines in the store's
     /// order: what a live detection reads again when new events share an auditID with held ones
-    /// (`kaq watch`). Found through each segment's auditID bloom filters ([`ids`]); a file
+    /// (`kaq watch`). Found through each segment's auditID bloom filters; a file
     /// replaced meanwhile (a merge) makes it start again on the current manifest, as
     /// [`Store::run`] does.
     pub fn records_with_ids(&self, ids: &[String]) -> Result<Vec<String>, Error> {
