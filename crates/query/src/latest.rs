@@ -360,12 +360,17 @@ impl Collector {
             };
             drop(hits);
             let spilled = spill.spilled;
-            for (row, k) in spill.rows()?.zip(keep) {
+            let mut read = 0;
+            for (row, k) in spill.rows()?.zip(&keep) {
                 let row = row?;
-                if k {
+                read += 1;
+                if *k {
                     emit(row)?;
                     rows += 1;
                 }
+            }
+            if read != keep.len() {
+                return Err(std::io::Error::other("the temporary file of rows ended before its last row"));
             }
             Ok(Streamed { rows, ids_reused, spilled })
         })())

@@ -50,29 +50,36 @@ impl RowSpill {
         Ok(())
     }
 
-    /// The rows, in the order pushed.
+    /// The rows, in the order pushed. Rows in the file are read and decoded on a thread of
+    /// their own, a few thousand ahead of the caller, so that reading them back overlaps with
+    /// whatever the caller does with each (writing it out).
     pub(crate) fn rows(self) -> io::Result<impl Iterator<Item = io::Result<Row>>> {
-        let mut file = match self.file {
+        let from_file = match self.file {
             None => None,
             Some(f) => {
                 let mut file = f.into_inner().map_err(|e| spill_error(e.into_error()))?;
                 use std::io::Seek;
                 file.seek(io::SeekFrom::Start(0)).map_err(spill_error)?;
-                Some(BufReader::with_capacity(1 << 20, file))
+                let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Row>>(4096);
+                let left = self.spilled;
+                std::thread::Builder::new()
+                    .name("kaq-spill".into())
+                    .spawn(move || {
+                        let mut r = BufReader::with_capacity(1 << 20, file);
+                        for _ in 0..left {
+                            let row = decode_row(&mut r).map_err(spill_error);
+                            let failed = row.is_err();
+                            // The receiver gone (the caller stopped at an error): stop too.
+                            if tx.send(row).is_err() || failed {
+                                return;
+                            }
+                        }
+                    })
+                    .map_err(spill_error)?;
+                Some(rx.into_iter())
             }
         };
-        let mut left = self.spilled;
-        let from_file = std::iter::from_fn(move || {
-            if left == 0 {
-                return None;
-            }
-            left -= 1;
-            Some(match file.as_mut() {
-                Some(f) => decode_row(f).map_err(spill_error),
-                None => Err(corrupt("rows counted but not written")),
-            })
-        });
-        Ok(self.held.into_iter().map(Ok).chain(from_file))
+        Ok(self.held.into_iter().map(Ok).chain(from_file.into_iter().flatten()))
     }
 }
 
