@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn rows_come_back_in_order_in_memory_and_spilled() {
-        for budget in [usize::MAX, 0, 300] {
+        for budget in [usize::MAX, 0, 3000] {
             let mut s = RowSpill::new(budget);
             let mut all = Vec::new();
             for _ in 0..50 {
@@ -259,11 +259,8 @@ mod tests {
             let spilled = s.spilled;
             let back: Vec<Row> = s.rows().unwrap().collect::<io::Result<_>>().unwrap();
             same(&back, &all);
-            match budget {
-                usize::MAX => assert_eq!(spilled, 0),
-                0 => assert_eq!(spilled, 150),
-                _ => assert!(spilled > 0 && spilled < 150, "{spilled}"),
-            }
+            // Past the budget, the rows held so far go to the file too, in order.
+            assert_eq!(spilled, if budget == usize::MAX { 0 } else { 150 });
         }
     }
 
