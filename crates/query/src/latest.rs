@@ -179,6 +179,13 @@ impl Found {
         self.n = pos;
     }
 
+    /// Takes the rows of the matching events so far, in order, leaving their identities and
+    /// stages (for a caller that keeps every stage and hands rows on as found: the collector
+    /// then counts without holding them).
+    pub fn take_rows(&mut self) -> Vec<Row> {
+        self.hits.iter_mut().map(|h| std::mem::replace(&mut h.row, Row { vals: Vec::new(), raw: None })).collect()
+    }
+
     /// The auditIDs of the matching events so far.
     pub fn hit_ids(&self) -> impl Iterator<Item = &IdKey> {
         self.hits.iter().map(|h| &h.key.id)

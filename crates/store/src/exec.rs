@@ -37,7 +37,7 @@ impl Store {
     /// just deleted) reads the current manifest and starts again: a file gone is a newer commit,
     /// never a missing answer.
     pub fn run(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
-        self.run_with(plan, read, None)
+        self.run_with(plan, read, None, None)
     }
 
     /// [`Store::run`], handing the rows to `stream.emit` instead of returning them
@@ -51,7 +51,15 @@ impl Store {
         read: &ReadOptions,
         stream: &mut kaq_query::scan::Stream<'_>,
     ) -> Result<QueryResult, Error> {
-        self.run_with(plan, read, Some(stream))
+        // A run that handed rows on is never run again (a newer manifest): they would be twice.
+        let emitted = std::cell::Cell::new(false);
+        let inner = &mut *stream.emit;
+        let mut emit = |r: kaq_query::Row| {
+            emitted.set(true);
+            inner(r)
+        };
+        let mut counted = kaq_query::scan::Stream { emit: &mut emit, spill_after: stream.spill_after };
+        self.run_with(plan, read, Some(&mut counted), Some(&emitted))
     }
 
     fn run_with(
@@ -59,6 +67,7 @@ impl Store {
         plan: &kaq_query::Plan,
         read: &ReadOptions,
         mut stream: Option<&mut kaq_query::scan::Stream<'_>>,
+        emitted: Option<&std::cell::Cell<bool>>,
     ) -> Result<QueryResult, Error> {
         /// Newer manifests taken before giving up (each is a commit that replaced segments during
         /// this query).
@@ -70,9 +79,10 @@ impl Store {
             if !store.files_missing() {
                 match store.run_once(plan, read, stream.as_deref_mut()) {
                     Ok(r) => return Ok(r),
-                    // Rows are handed on last, after every file was read: an error then is
-                    // not a file gone, and a run again would hand them on twice.
+                    // An error writing rows is not a file gone; and rows handed on must not be
+                    // handed on twice by a run again.
                     Err(e @ Error::Scan(kaq_query::scan::ScanError::Output(_))) => return Err(e),
+                    Err(e) if emitted.is_some_and(|c| c.get()) => return Err(e),
                     Err(e) if !store.files_missing() => return Err(e),
                     Err(e) if read.cancelled() => return Err(e),
                     Err(_) => {} // a file went away meanwhile
@@ -361,9 +371,12 @@ impl Store {
             Projection::All => None,
             Projection::Columns(c) => Some(c.as_slice()),
         };
+        // Every stage kept (asked for, or each row its request's only record): nothing to
+        // settle, so streamed rows are handed on as read, in order, and never held.
+        let direct = plan.all_stages && stream.is_some();
         let mut collect = match &stream {
-            Some(s) => kaq_query::scan::Collector::streaming(s.spill_after),
-            None => kaq_query::scan::Collector::default(),
+            Some(s) if !direct => kaq_query::scan::Collector::streaming(s.spill_after),
+            _ => kaq_query::scan::Collector::default(),
         };
         let mut read_rows = candidates;
         // Segments not searched give no rows, but count theirs: positions stay row numbers of
@@ -378,7 +391,12 @@ impl Store {
         let mut base = 0u64;
         for ((s, p), rows) in segs.iter().zip(&seen_rows) {
             let mut ids = Vec::new();
-            kaq_query::scan::read_rows_each(plan, columns, &p.path, rows, &mut |found| {
+            kaq_query::scan::read_rows_each(plan, columns, &p.path, rows, &mut |mut found| {
+                if let Some(s) = stream.as_deref_mut().filter(|_| direct) {
+                    for r in found.take_rows() {
+                        (s.emit)(r).map_err(kaq_query::scan::ScanError::Output)?;
+                    }
+                }
                 if need_ids {
                     ids.extend(found.hit_ids().map(|i| i.text()));
                 }
@@ -432,6 +450,13 @@ impl Store {
             });
         }
         let skipped = || Error::Index { path: self.dir.clone(), error: index::IndexError::Skipped };
+        if direct {
+            let finished = collect.finish_counting(plan.all_stages).map_err(|_| skipped())?;
+            let rows = finished.rows.len() as u64;
+            trace.push(TraceStep::Kept { rows });
+            let streamed = kaq_query::scan::Streamed { rows, ids_reused: finished.ids_reused, spilled: 0 };
+            return Ok(Some((Vec::new(), read_rows, finished.ids_reused, Some(streamed))));
+        }
         if let Some(s) = stream.as_deref_mut() {
             let streamed = collect
                 .finish_streaming(plan.all_stages, s.emit)
