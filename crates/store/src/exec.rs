@@ -457,7 +457,7 @@ impl Store {
             let streamed = kaq_query::scan::Streamed { rows, ids_reused: finished.ids_reused, spilled: 0 };
             return Ok(Some((Vec::new(), read_rows, finished.ids_reused, Some(streamed))));
         }
-        if let Some(s) = stream.as_deref_mut() {
+        if let Some(s) = stream {
             let streamed = collect
                 .finish_streaming(plan.all_stages, s.emit)
                 .map_err(|_| skipped())?
