@@ -249,11 +249,45 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let mut rejects = Rejects::new(if use_store { None } else { args.rejects.as_deref() })?;
     let hidden = indicatif::ProgressBar::hidden();
     let mut reject_error = None;
-    let result = source.run_with(&query, &read, &mut |r| {
+    let mut on_reject = |r: &kaq_input::Reject| {
         if let Err(e) = rejects.add(r, &hidden) {
             reject_error.get_or_insert(e);
         }
-    })?;
+    };
+    // JSON lines and CSV are written as the rows are settled, never all held at once (the rows
+    // the latest-stage rule must hold meanwhile go to a temporary file past a budget); a table
+    // and Parquet need every row first.
+    let streamed_out = match format {
+        Format::Json | Format::Csv => {
+            let plan = query.plan();
+            let columns = plan.output_columns();
+            let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
+            let visible = args.output.is_none() && std::io::stdout().is_terminal();
+            let csv = output::CsvOptions { raw: args.csv_raw, visible };
+            let mut header = Vec::new();
+            if format == Format::Csv {
+                output::write_csv_header(&mut header, columns, &shown, csv)?;
+            }
+            // Opened at the first row (or at the end): a query that fails writes nothing.
+            let mut out = LazyOut { path: args.output.clone(), header, out: None };
+            let mut emit = |row: Row| {
+                let out = out.get()?;
+                match format {
+                    Format::Csv => writeln!(out, "{}", output::csv_line(&row, &shown, csv)),
+                    _ => output::write_json_row(out, &row, columns),
+                }
+            };
+            let mut stream = kaq::Stream { emit: &mut emit, spill_after: spill_after()? };
+            let result = source.run_streaming(&query, &read, &mut on_reject, &mut stream)?;
+            out.get()?.flush()?;
+            Some(result)
+        }
+        Format::Table | Format::Parquet => None,
+    };
+    let result = match streamed_out {
+        Some(r) => r,
+        None => source.run_with(&query, &read, &mut on_reject)?,
+    };
     if let Some(e) = reject_error {
         return Err(e);
     }
@@ -280,7 +314,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
 
     let columns = plan.output_columns();
     let shown: Vec<usize> = if plan.whole_events { plan.display.clone() } else { (0..columns.len()).collect() };
+    let row_count = result.streamed.map_or(rows.len() as u64, |s| s.rows);
     match (format, &args.output) {
+        _ if result.streamed.is_some() => {} // written above
         (Format::Parquet, Some(path)) => kaq::write_parquet(path, plan.output_columns(), &rows, plan.whole_events)?,
         (_, Some(path)) => {
             let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -311,14 +347,53 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         let matched = matched.map_or_else(String::new, |m| format!("{} of ", thousands(m as u64)));
         eprintln!(
             "kaq: {} row{} ({matched}{} events read; {} lines skipped by the prefilter) in {:.2}s",
-            thousands(rows.len() as u64),
-            if rows.len() == 1 { "" } else { "s" },
+            thousands(row_count),
+            if row_count == 1 { "" } else { "s" },
             thousands(events),
             thousands(c.skipped),
             started.elapsed().as_secs_f64()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where streamed rows go (`-o FILE`, else stdout), opened when first written to, with the CSV
+/// header (if any) first.
+struct LazyOut {
+    path: Option<PathBuf>,
+    header: Vec<u8>,
+    out: Option<Box<dyn Write>>,
+}
+
+impl LazyOut {
+    fn get(&mut self) -> std::io::Result<&mut dyn Write> {
+        if self.out.is_none() {
+            let mut out: Box<dyn Write> = match &self.path {
+                Some(path) => Box::new(BufWriter::new(
+                    std::fs::File::create(path)
+                        .map_err(|e| std::io::Error::new(e.kind(), format!("creating {}: {e}", path.display())))?,
+                )),
+                None => Box::new(BufWriter::new(std::io::stdout().lock())),
+            };
+            out.write_all(&self.header)?;
+            self.out = Some(out);
+        }
+        match &mut self.out {
+            Some(out) => Ok(out.as_mut()),
+            None => Err(std::io::Error::other("the output is not open")),
+        }
+    }
+}
+
+/// The memory (bytes, estimated) kept for matching rows before a temporary file holds the rest:
+/// `$KAQ_SPILL_AFTER` (for tests and small machines), else 64 MiB.
+fn spill_after() -> anyhow::Result<usize> {
+    match std::env::var("KAQ_SPILL_AFTER") {
+        Err(_) => Ok(kaq::SPILL_AFTER),
+        Ok(v) => v.trim().parse().with_context(|| {
+            format!("KAQ_SPILL_AFTER={v:?}: expected a number of bytes (the memory kept for matching rows)")
+        }),
+    }
 }
 
 fn write_rows(

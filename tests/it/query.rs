@@ -314,3 +314,66 @@ fn skipped_lines_never_decide_a_request_unchecked() {
     }
     assert_eq!(query_json("ns:prod | table id", &log, &[]), vec![serde_json::json!({"id": "x1"})]);
 }
+
+/// JSON lines and CSV are written as the rows are settled, the rows held meanwhile in a temporary
+/// file past `KAQ_SPILL_AFTER` bytes: with every row through the file (0), the output is the
+/// same bytes, in the same order, as with every row in memory, over a log with stages far apart
+/// and over a store; and equal to the oracle's. A failing query writes nothing, not even a header.
+#[test]
+fn streamed_output_is_the_same_with_rows_in_a_temporary_file() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    if gen_audit(&["--events", "4000", "--seed", "5", "--stages", "--no-incidents"], &log).is_none() {
+        return;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let events = kaq_oracle::events_of(&text);
+    let store = dir.path().join("store");
+    assert!(run(&["ingest", log.to_str().unwrap(), "--store", store.to_str().unwrap(), "-q"]).status.success());
+    let out_file = dir.path().join("out");
+    let cli = |spill: &str, args: &[&str]| {
+        let o = kaq().env("KAQ_SPILL_AFTER", spill).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        o.stdout
+    };
+    for q in ["", "verb:delete", "stage:RequestReceived", "| head 5", "| sort -time | head 9", "| count by verb"] {
+        for all in [None, Some("--all-stages")] {
+            for fmt in ["json", "csv"] {
+                let input = ["--", q, log.to_str().unwrap()];
+                let mut args = vec!["query", "--threads", "2", "--format", fmt];
+                args.extend(all);
+                let on_log = [&args[..], &input[..]].concat();
+                let in_memory = cli("1000000000000", &on_log);
+                assert_eq!(cli("0", &on_log), in_memory, "`{q}` {all:?} {fmt}");
+                if fmt == "json" {
+                    let got: Vec<Value> = String::from_utf8(in_memory.clone())
+                        .unwrap()
+                        .lines()
+                        .map(|l| serde_json::from_str(l).unwrap())
+                        .collect();
+                    assert_same(q, &got, &oracle(q, &events, all.is_some()));
+                }
+                // -o FILE: the same bytes.
+                let to_file = [&args[..], &["-o", out_file.to_str().unwrap()], &input[..]].concat();
+                assert!(cli("0", &to_file).is_empty());
+                assert_eq!(std::fs::read(&out_file).unwrap(), in_memory, "`{q}` -o");
+                let on_store = [&args[..], &["--store", store.to_str().unwrap(), "--", q]].concat();
+                assert_eq!(cli("0", &on_store), cli("1000000000000", &on_store), "`{q}` {all:?} {fmt} store");
+            }
+        }
+    }
+    // An error before any row: no output, no header, no file.
+    let gone = dir.path().join("gone.csv");
+    let o = kaq()
+        .env("KAQ_SPILL_AFTER", "0")
+        .args(["query", "--format", "csv", "-o", gone.to_str().unwrap(), "--store"])
+        .arg(dir.path().join("no-store"))
+        .arg("")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(o.stdout.is_empty() && !gone.exists(), "{}", stderr(&o));
+    let o = kaq().env("KAQ_SPILL_AFTER", "lots").args(["query", "", log.to_str().unwrap()]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("KAQ_SPILL_AFTER"), "{}", stderr(&o));
+}

@@ -77,9 +77,27 @@ pub fn par_row_groups<T: Send>(
     prune: &Pruning,
     job: impl Fn(&RowGroupJob<'_>) -> Result<T, Error> + Sync,
 ) -> Result<(Vec<T>, u64), ParError> {
+    let mut all = Vec::new();
+    let skipped = par_row_groups_each(files, threads, cancel, prune, usize::MAX, job, &mut |t| all.push(t))?;
+    Ok((all, skipped))
+}
+
+/// [`par_row_groups`], handing each result to `consume` in file and row-group order as soon as
+/// it and those before it are done, with at most `window` results done or under way that
+/// `consume` has not taken: a caller that does not keep the results holds at most `window` of
+/// them at once. Returns the number of row groups skipped.
+pub fn par_row_groups_each<T: Send>(
+    files: &[PathBuf],
+    threads: usize,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+    prune: &Pruning,
+    window: usize,
+    job: impl Fn(&RowGroupJob<'_>) -> Result<T, Error> + Sync,
+    consume: &mut dyn FnMut(T),
+) -> Result<u64, ParError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
     let perr = |path: &Path, e: Error| ParError::File { path: path.to_path_buf(), error: e };
     let audit = crate::audit_schema();
     let mut handles: Vec<(SharedFile, parquet::arrow::arrow_reader::ArrowReaderMetadata)> = Vec::new();
@@ -110,31 +128,83 @@ pub fn par_row_groups<T: Send>(
         }
         handles.push((shared, loaded));
     }
-    type Slot<T> = Mutex<Option<Result<T, ParError>>>;
-    let results: Vec<Slot<T>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    let window = window.max(1);
+    // The results not yet taken (by job number), how many were taken, and whether to stop.
+    struct State<T> {
+        /// A job that panicked leaves its panic, raised again on the calling thread.
+        done: Vec<Option<std::thread::Result<Result<T, ParError>>>>,
+        taken: usize,
+        stop: bool,
+    }
+    let state = Mutex::new(State { done: jobs.iter().map(|_| None).collect(), taken: 0, stop: false });
+    let changed = Condvar::new();
     let next = AtomicUsize::new(0);
     let work = || {
         loop {
             let j = next.fetch_add(1, Ordering::Relaxed);
             let Some(&(f, group, first_row, rows, kaq_schema)) = jobs.get(j) else { return };
-            let r = if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                Err(ParError::Cancelled)
-            } else {
-                let (file, meta) = &handles[f];
-                job(&RowGroupJob { file, meta, group, first_row, rows, kaq_schema, index: j })
-                    .map_err(|e| perr(&files[f], e))
-            };
-            *results[j].lock().expect("unpoisoned") = Some(r);
+            {
+                let mut st = state.lock().expect("unpoisoned");
+                while !st.stop && j >= st.taken.saturating_add(window) {
+                    st = changed.wait(st).expect("unpoisoned");
+                }
+                if st.stop {
+                    return;
+                }
+            }
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    Err(ParError::Cancelled)
+                } else {
+                    let (file, meta) = &handles[f];
+                    job(&RowGroupJob { file, meta, group, first_row, rows, kaq_schema, index: j })
+                        .map_err(|e| perr(&files[f], e))
+                }
+            }));
+            state.lock().expect("unpoisoned").done[j] = Some(r);
+            changed.notify_all();
         }
     };
+    let mut outcome = Ok(skipped);
+    let mut panicked = None;
     std::thread::scope(|s| {
-        for _ in 1..threads.min(jobs.len().max(1)) {
+        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
             s.spawn(work);
         }
-        work();
+        for j in 0..jobs.len() {
+            let r = {
+                let mut st = state.lock().expect("unpoisoned");
+                loop {
+                    if let Some(r) = st.done[j].take() {
+                        break r;
+                    }
+                    st = changed.wait(st).expect("unpoisoned");
+                }
+            };
+            match r {
+                Err(panic) => {
+                    panicked = Some(panic);
+                    break;
+                }
+                Ok(Ok(t)) => {
+                    state.lock().expect("unpoisoned").taken = j + 1;
+                    changed.notify_all();
+                    consume(t);
+                }
+                Ok(Err(e)) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        // Done, or stopped at an error: workers waiting for room end.
+        state.lock().expect("unpoisoned").stop = true;
+        changed.notify_all();
     });
-    let results = results.into_iter().map(|r| r.into_inner().expect("unpoisoned").expect("every job ran"));
-    Ok((results.collect::<Result<Vec<T>, ParError>>()?, skipped))
+    if let Some(panic) = panicked {
+        std::panic::resume_unwind(panic);
+    }
+    outcome
 }
 
 /// An open file that several threads read at once, by position (`pread`): parquet's reader for

@@ -110,6 +110,10 @@ pub use kaq_query::Row;
 pub use kaq_query::Val;
 /// What a step did that its rows do not show (a timeline too long to fill).
 pub use kaq_query::pipeline::Note;
+/// Where [`Source::run_streaming`] hands its rows, and what it handed on; the memory held for
+/// matching rows before a temporary file takes the rest.
+pub use kaq_query::scan::{Stream, Streamed};
+pub use kaq_query::spill::SPILL_AFTER;
 /// How a query runs over a store, and what each step read and kept.
 pub use kaq_store::{Access, Fallback, Latest, PhysicalPlan, Projection, SegmentPlan, TraceStep};
 /// How to ingest, and what an ingest or a rewrite (compact, prune) did.

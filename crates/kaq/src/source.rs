@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use kaq_input::{ReadOptions, Reject, Report};
 use kaq_query::pipeline::Note;
+use kaq_query::scan::{Stream, Streamed};
 use kaq_query::{Column, Row};
 use kaq_store::{PhysicalPlan, TraceStep};
 
@@ -64,11 +65,52 @@ impl Source {
         read: &ReadOptions,
         on_reject: &mut dyn FnMut(&Reject),
     ) -> Result<QueryResult, Error> {
+        self.run_inner(query, read, on_reject, None)
+    }
+
+    /// [`Source::run_with`], handing the rows to `stream.emit` as they are settled instead of
+    /// returning them: the same rows in the same order, with [`QueryResult::rows`] left empty and
+    /// [`QueryResult::streamed`] saying what was handed on. Without stages after the search, the
+    /// matching rows that the latest-stage rule holds until the input is read stay in memory only
+    /// up to `stream.spill_after` bytes, the rest in an unnamed temporary file (`$TMPDIR`), so
+    /// that printing every event of a large input runs in bounded memory. With stages, the rows
+    /// they leave are handed on at the end.
+    pub fn run_streaming(
+        &self,
+        query: &Query,
+        read: &ReadOptions,
+        on_reject: &mut dyn FnMut(&Reject),
+        stream: &mut Stream<'_>,
+    ) -> Result<QueryResult, Error> {
+        self.run_inner(query, read, on_reject, Some(stream))
+    }
+
+    fn run_inner(
+        &self,
+        query: &Query,
+        read: &ReadOptions,
+        on_reject: &mut dyn FnMut(&Reject),
+        stream: Option<&mut Stream<'_>>,
+    ) -> Result<QueryResult, Error> {
         let plan = query.plan();
         match self {
-            Source::Store(store) => store.query_with(query, read),
+            Source::Store(store) => store.query_inner(query, read, stream),
             Source::Files(inputs) => {
-                let scanned = kaq_query::scan::scan(plan, inputs, read, 0, on_reject)?;
+                let scanned = match stream {
+                    Some(s) if plan.steps.is_empty() => {
+                        kaq_query::scan::scan_streaming(plan, inputs, read, 0, on_reject, s)?
+                    }
+                    Some(s) => {
+                        let mut r = self.run_inner(query, read, on_reject, None)?;
+                        let n = r.rows.len() as u64;
+                        for row in std::mem::take(&mut r.rows) {
+                            (s.emit)(row).map_err(|e| Error::from(kaq_query::scan::ScanError::Output(e)))?;
+                        }
+                        r.streamed = Some(Streamed { rows: n, ids_reused: r.stats.ids_reused, spilled: 0 });
+                        return Ok(r);
+                    }
+                    None => kaq_query::scan::scan(plan, inputs, read, 0, on_reject)?,
+                };
                 let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
                 let c = scanned.report.counts;
                 let of = if c.skipped > 0 {
@@ -76,7 +118,7 @@ impl Source {
                 } else {
                     "the events read"
                 };
-                let matched = scanned.rows.len();
+                let matched = scanned.streamed.map_or(scanned.rows.len(), |s| s.rows as usize);
                 let mut notes = Vec::new();
                 let rows = kaq_query::pipeline::run_noting(&steps, scanned.rows, &mut notes);
                 Ok(QueryResult {
@@ -95,6 +137,7 @@ impl Source {
                     trace: Vec::new(),
                     notes,
                     seen: Some((scanned.seen, c.skipped == 0)),
+                    streamed: scanned.streamed,
                 })
             }
         }
@@ -137,6 +180,9 @@ pub struct QueryResult {
     /// Files: the values the plan's watched fields took among the events read, and whether every
     /// line was read (`kaq_query::SeenValues`, for "did you mean" after a scan).
     pub seen: Option<(kaq_query::scan::Seen, bool)>,
+    /// [`Source::run_streaming`]: the rows handed on, and how many matching rows were held in a
+    /// temporary file rather than in memory (`rows` is then empty).
+    pub streamed: Option<Streamed>,
 }
 
 /// What a query read.

@@ -54,7 +54,19 @@ impl Store {
 
     /// [`Store::query`] with reading options (threads, cancellation).
     pub fn query_with(&self, query: &Query, read: &ReadOptions) -> Result<QueryResult, Error> {
-        let r = self.inner.run(query.plan(), read)?;
+        self.query_inner(query, read, None)
+    }
+
+    pub(crate) fn query_inner(
+        &self,
+        query: &Query,
+        read: &ReadOptions,
+        stream: Option<&mut kaq_query::scan::Stream<'_>>,
+    ) -> Result<QueryResult, Error> {
+        let r = match stream {
+            Some(s) => self.inner.run_streaming(query.plan(), read, s)?,
+            None => self.inner.run(query.plan(), read)?,
+        };
         Ok(QueryResult {
             columns: r.columns,
             rows: r.rows,
@@ -71,6 +83,7 @@ impl Store {
             trace: r.trace,
             notes: r.notes,
             seen: None,
+            streamed: r.streamed,
         })
     }
 

@@ -16,6 +16,7 @@ use kaq_schema::Event;
 
 use crate::pipeline::Row;
 use crate::scan::Seen;
+use crate::spill::RowSpill;
 
 /// The order of stages: a request's latest stage is its highest.
 pub fn stage_rank(stage: Option<&str>) -> u8 {
@@ -178,6 +179,13 @@ impl Found {
         self.n = pos;
     }
 
+    /// Takes the rows of the matching events so far, in order, leaving their identities and
+    /// stages (for a caller that keeps every stage and hands rows on as found: the collector
+    /// then counts without holding them).
+    pub fn take_rows(&mut self) -> Vec<Row> {
+        self.hits.iter_mut().map(|h| std::mem::replace(&mut h.row, Row { vals: Vec::new(), raw: None })).collect()
+    }
+
     /// The auditIDs of the matching events so far.
     pub fn hit_ids(&self) -> impl Iterator<Item = &IdKey> {
         self.hits.iter().map(|h| &h.key.id)
@@ -259,7 +267,9 @@ pub fn finish_one(found: Found, all_stages: bool) -> Result<Vec<Row>, NeedsResca
     c.finish(all_stages)
 }
 
-/// Gathers chunks in input order and resolves the latest stages at the end.
+/// Gathers chunks in input order and resolves the latest stages at the end. Made with
+/// [`Collector::streaming`], it holds the matching rows in bounded memory (a temporary file past a
+/// budget, [`crate::spill`]) and hands the rows kept to a callback ([`Collector::finish_streaming`]).
 #[derive(Default)]
 pub struct Collector {
     base: u64,
@@ -267,20 +277,48 @@ pub struct Collector {
     pub(crate) seen: Seen,
     hits: Vec<Hit>,
     others: Vec<Stage>,
+    /// The hits' rows, in the order of `hits` (streaming only: else they stay in `hits`).
+    spill: Option<RowSpill>,
+    /// The first error writing `spill`, reported by [`Collector::finish_streaming`].
+    spill_error: Option<std::io::Error>,
 }
 
 impl Collector {
+    /// A collector that keeps at most about `spill_after` bytes of rows in memory, the rest in a
+    /// temporary file, for [`Collector::finish_streaming`] ([`crate::spill::SPILL_AFTER`]).
+    pub fn streaming(spill_after: usize) -> Collector {
+        Collector { spill: Some(RowSpill::new(spill_after)), ..Collector::default() }
+    }
+
     /// Adds the next chunk's findings (chunks in input order).
-    pub fn add(&mut self, mut f: Found) {
+    pub fn add(&mut self, f: Found) {
+        let base = self.base;
+        self.base += f.n;
+        self.add_at(base, f);
+    }
+
+    /// Adds findings whose positions count from `base` (the other stages of a store segment read
+    /// after the segment was added; [`Found::n`] is not counted again). Their hits come after the
+    /// hits added before.
+    pub fn add_at(&mut self, base: u64, mut f: Found) {
         for h in &mut f.hits {
-            h.pos += self.base;
+            h.pos += base;
         }
         for o in &mut f.others {
-            o.pos += self.base;
+            o.pos += base;
         }
-        self.base += f.n;
         self.times = widen_times(self.times, f.times);
         self.seen.merge(std::mem::take(&mut f.seen));
+        if let Some(spill) = &mut self.spill {
+            for h in &mut f.hits {
+                let row = std::mem::replace(&mut h.row, Row { vals: Vec::new(), raw: None });
+                if self.spill_error.is_none()
+                    && let Err(e) = spill.push(row)
+                {
+                    self.spill_error = Some(e);
+                }
+            }
+        }
         self.hits.append(&mut f.hits);
         self.others.append(&mut f.others);
     }
@@ -291,8 +329,63 @@ impl Collector {
     }
 
     /// [`Collector::finish`], and how many of the requests kept share their auditID with another
-    /// request among the records read.
+    /// request among the records read. Not for a collector made with [`Collector::streaming`].
     pub fn finish_counting(self, all_stages: bool) -> Result<Finished, NeedsRescan> {
+        // A collector made with `streaming` holds its rows elsewhere: finish_streaming.
+        debug_assert!(self.spill.is_none(), "a streaming collector is finished with finish_streaming");
+        let (keep, ids_reused) = self.settle(all_stages)?;
+        let rows = self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row).collect();
+        Ok(Finished { rows, ids_reused })
+    }
+
+    /// Settles the rule, then hands each row kept to `emit`, in the order
+    /// [`Collector::finish_counting`] returns them; the rows are never all in memory at once
+    /// when the collector was made with [`Collector::streaming`]. Nothing is emitted when the
+    /// answer needs a rescan. An error writing or reading the temporary file, or from `emit`,
+    /// stops it.
+    pub fn finish_streaming(
+        self,
+        all_stages: bool,
+        emit: &mut dyn FnMut(Row) -> std::io::Result<()>,
+    ) -> Result<std::io::Result<Streamed>, NeedsRescan> {
+        let (keep, ids_reused) = self.settle(all_stages)?;
+        let (hits, spill, error) = (self.hits, self.spill, self.spill_error);
+        drop(self.others);
+        Ok((|| {
+            if let Some(e) = error {
+                return Err(e);
+            }
+            let mut rows = 0;
+            let Some(spill) = spill else {
+                for (h, k) in hits.into_iter().zip(keep) {
+                    if k {
+                        emit(h.row)?;
+                        rows += 1;
+                    }
+                }
+                return Ok(Streamed { rows, ids_reused, spilled: 0 });
+            };
+            drop(hits);
+            let spilled = spill.spilled;
+            let mut read = 0;
+            for (row, k) in spill.rows()?.zip(&keep) {
+                let row = row?;
+                read += 1;
+                if *k {
+                    emit(row)?;
+                    rows += 1;
+                }
+            }
+            if read != keep.len() {
+                return Err(std::io::Error::other("the temporary file of rows ended before its last row"));
+            }
+            Ok(Streamed { rows, ids_reused, spilled })
+        })())
+    }
+
+    /// Which hits are kept (in the order of `hits`), and how many of those kept share their
+    /// auditID with another request.
+    fn settle(&self, all_stages: bool) -> Result<(Vec<bool>, u64), NeedsRescan> {
         // Requests per auditID among the records read whole (hits, and others decoded).
         // aHash, keyed at random per process (SipHash was a tenth of a full-decode question).
         type Map<K, V> = HashMap<K, V, ahash::RandomState>;
@@ -310,7 +403,7 @@ impl Collector {
             }
             let reused = |h: &Hit| requests.get(&h.key.id).is_some_and(|r| r.1);
             let ids_reused = self.hits.iter().filter(|h| reused(h)).count() as u64;
-            return Ok(Finished { rows: self.hits.into_iter().map(|h| h.row).collect(), ids_reused });
+            return Ok((vec![true; self.hits.len()], ids_reused));
         }
         // The latest (rank, position) per request among hits, then among the others.
         let mut best: Map<&RequestKey, (Latest, u64)> =
@@ -351,8 +444,7 @@ impl Collector {
             .collect();
         let reused = |h: &Hit| requests.get(&h.key.id).is_some_and(|r| r.1);
         let ids_reused = self.hits.iter().zip(&keep).filter(|(h, k)| **k && reused(h)).count() as u64;
-        let rows = self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row).collect();
-        Ok(Finished { rows, ids_reused })
+        Ok((keep, ids_reused))
     }
 }
 
@@ -362,4 +454,15 @@ pub struct Finished {
     /// Rows kept whose auditID another request also carries (among the records read: with every
     /// stage kept, among the matching ones).
     pub ids_reused: u64,
+}
+
+/// What [`Collector::finish_streaming`] handed on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Streamed {
+    /// Rows emitted.
+    pub rows: u64,
+    /// As [`Finished::ids_reused`].
+    pub ids_reused: u64,
+    /// Matching rows (kept or not) that were held in the temporary file rather than in memory.
+    pub spilled: u64,
 }

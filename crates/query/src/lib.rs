@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod prefilter;
 pub mod scan;
+pub mod spill;
 pub mod value;
 
 pub use explain::explain;

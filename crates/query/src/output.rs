@@ -34,11 +34,13 @@ pub fn json_line(row: &Row, columns: &[Column]) -> String {
 /// `\uXXXX` escapes (the same JSON), so that the lines are safe to print on a terminal
 /// ([`kaq_schema::visible::visible_json`]; serde_json escapes the other controls already).
 pub fn write_json(out: &mut dyn Write, rows: &[Row], columns: &[Column]) -> io::Result<()> {
-    for r in rows {
-        out.write_all(visible_json(&json_line(r, columns)).as_bytes())?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
+    rows.iter().try_for_each(|r| write_json_row(out, r, columns))
+}
+
+/// Writes one row as [`write_json`] does (for rows handed on one at a time).
+pub fn write_json_row(out: &mut dyn Write, row: &Row, columns: &[Column]) -> io::Result<()> {
+    out.write_all(visible_json(&json_line(row, columns)).as_bytes())?;
+    out.write_all(b"\n")
 }
 
 /// How CSV cells are written.
@@ -82,11 +84,17 @@ pub fn write_csv(
     cols: &[usize],
     opts: CsvOptions,
 ) -> io::Result<()> {
-    let header: Vec<String> =
-        cols.iter().map(|&c| csv_value(&Val::Str(columns[c].name.as_str().into()), opts)).collect();
-    writeln!(out, "{}", header.join(","))?;
+    write_csv_header(out, columns, cols, opts)?;
     for r in rows {
         writeln!(out, "{}", csv_line(r, cols, opts))?;
     }
     Ok(())
+}
+
+/// The header line of [`write_csv`] (for rows handed on one at a time, each written with
+/// [`csv_line`]).
+pub fn write_csv_header(out: &mut dyn Write, columns: &[Column], cols: &[usize], opts: CsvOptions) -> io::Result<()> {
+    let header: Vec<String> =
+        cols.iter().map(|&c| csv_value(&Val::Str(columns[c].name.as_str().into()), opts)).collect();
+    writeln!(out, "{}", header.join(","))
 }

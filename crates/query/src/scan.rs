@@ -17,8 +17,8 @@ use memchr::memmem::Finder;
 use crate::eval::{Columns, eval};
 use crate::extract::Getter;
 pub use crate::latest::{
-    Collector, Finished, Found, IDENTITY_COLUMNS, IdKey, Identities, Latest, NeedsRescan, RequestKey, finish_one,
-    request_digest, stage_rank,
+    Collector, Finished, Found, IDENTITY_COLUMNS, IdKey, Identities, Latest, NeedsRescan, RequestKey, Streamed,
+    finish_one, request_digest, stage_rank,
 };
 use crate::latest::{Hit, Stage, latest_of, widen_times};
 use crate::pipeline::Row;
@@ -26,7 +26,7 @@ use crate::plan::Plan;
 use crate::prefilter::Prefilter;
 use crate::value::Val;
 pub use kaq_columnar::prune::StatBound;
-use kaq_columnar::read::{ParError, par_row_groups};
+use kaq_columnar::read::{ParError, par_row_groups, par_row_groups_each};
 
 /// Distinct values of the watched slots ([`Plan::watch`], in its order) among the events tested;
 /// `None` for a slot with more than `SEEN_MAX` (1000) of them.
@@ -313,6 +313,17 @@ pub struct Scanned {
     pub time_range: Option<(i64, i64)>,
     /// The distinct values of [`Plan::watch`]'s slots among the same events.
     pub seen: Seen,
+    /// A streaming scan ([`scan_streaming`]): what it handed on (then `rows` is empty).
+    pub streamed: Option<Streamed>,
+}
+
+/// Where a streaming scan hands its rows ([`scan_streaming`]).
+pub struct Stream<'a> {
+    /// Called with each row kept, in the order [`scan`] returns them.
+    pub emit: &'a mut dyn FnMut(Row) -> std::io::Result<()>,
+    /// Bytes (estimated) of matching rows held in memory before the rest go to a temporary file
+    /// ([`crate::spill::SPILL_AFTER`]).
+    pub spill_after: usize,
 }
 
 /// Errors of a scan.
@@ -328,6 +339,10 @@ pub enum ScanError {
     /// The query cannot run over this input.
     #[error("{0}")]
     Unsupported(String),
+    /// Writing the rows of a streaming scan ([`Stream::emit`]), or holding them in a temporary
+    /// file, failed.
+    #[error("{0}")]
+    Output(std::io::Error),
 }
 
 impl From<ParError> for ScanError {
@@ -505,6 +520,34 @@ pub fn scan(
     max_rejects: usize,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> Result<Scanned, ScanError> {
+    scan_with(plan, inputs, read, max_rejects, on_reject, None)
+}
+
+/// [`scan`], handing each row kept to `stream.emit` instead of returning them: the same rows in
+/// the same order, but the matching rows the latest-stage rule must hold until the input is read
+/// stay in memory only up to `stream.spill_after` bytes, the rest in an unnamed temporary file.
+/// What stays in memory is what decides the latest stage: the position, request identity and
+/// stage of each matching event (and of the others, as for [`scan`]). Rows are emitted after the
+/// whole input is read, never before (a later stage may still supersede a row).
+pub fn scan_streaming(
+    plan: &Plan,
+    inputs: &[PathBuf],
+    read: &ReadOptions,
+    max_rejects: usize,
+    on_reject: &mut dyn FnMut(&Reject),
+    stream: &mut Stream<'_>,
+) -> Result<Scanned, ScanError> {
+    scan_with(plan, inputs, read, max_rejects, on_reject, Some(stream))
+}
+
+fn scan_with(
+    plan: &Plan,
+    inputs: &[PathBuf],
+    read: &ReadOptions,
+    max_rejects: usize,
+    on_reject: &mut dyn FnMut(&Reject),
+    mut stream: Option<&mut Stream<'_>>,
+) -> Result<Scanned, ScanError> {
     let expanded = kaq_input::expand(inputs)?;
     // Directory entries that cannot be read are reported with the read errors, and passed over.
     expanded.check(read.strict)?;
@@ -531,7 +574,10 @@ pub fn scan(
     let mut rejects = Vec::new();
     let mut first = true;
     loop {
-        let mut collect = Collector::default();
+        let mut collect = match &stream {
+            Some(s) => Collector::streaming(s.spill_after),
+            None => Collector::default(),
+        };
         let mut report = kaq_input::read(&logs, read, &handler, |chunk| {
             for r in chunk.rejects.iter().filter(|_| first) {
                 on_reject(r);
@@ -552,9 +598,17 @@ pub fn scan(
             return Err(ScanError::Cancelled);
         }
         let (time_range, seen) = (collect.times, std::mem::take(&mut collect.seen));
-        match collect.finish_counting(plan.all_stages) {
-            Ok(Finished { rows, ids_reused }) => {
-                return Ok(Scanned { rows, report, parquet_rows, rejects, ids_reused, time_range, seen });
+        let finished = match &mut stream {
+            Some(s) => collect.finish_streaming(plan.all_stages, s.emit).map(|r| {
+                r.map(|st| (Finished { rows: Vec::new(), ids_reused: st.ids_reused }, Some(st)))
+                    .map_err(ScanError::Output)
+            }),
+            None => collect.finish_counting(plan.all_stages).map(|f| Ok((f, None))),
+        };
+        match finished {
+            Ok(done) => {
+                let (Finished { rows, ids_reused }, streamed) = done?;
+                return Ok(Scanned { rows, report, parquet_rows, rejects, ids_reused, time_range, seen, streamed });
             }
             // Rare: a skipped line may be the latest stage of a matching request. Decode all.
             Err(NeedsRescan) => {
@@ -631,9 +685,28 @@ pub fn read_rows(
     rows: &[u64],
     total: u64,
 ) -> Result<Found, ScanError> {
+    let mut found = Found::default();
+    read_rows_each(plan, columns, path, rows, &mut |f| {
+        found.merge(f);
+        Ok(())
+    })?;
+    found.seek(total);
+    Ok(found)
+}
+
+/// [`read_rows`], handing on the findings a batch of rows at a time (positions are row numbers of
+/// the file; each batch's [`Found`] counts up to its last row, not to the file's end), so that a
+/// caller collecting them in bounded memory ([`Collector::streaming`], with
+/// [`Collector::add_at`]) never holds a whole file's rows.
+pub fn read_rows_each(
+    plan: &Plan,
+    columns: Option<&[&'static str]>,
+    path: &std::path::Path,
+    rows: &[u64],
+    each: &mut dyn FnMut(Found) -> Result<(), ScanError>,
+) -> Result<(), ScanError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let named = |error: kaq_columnar::Error| ScanError::Parquet { path: path.to_path_buf(), error };
-    let mut found = Found::default();
     if !rows.is_empty() {
         let handler = Scan::new(plan, false);
         let file = std::fs::File::open(path)
@@ -670,15 +743,16 @@ pub fn read_rows(
         for batch in reader {
             let batch = batch.map_err(|e| named(e.into()))?;
             let cols = kaq_columnar::Columns::projected(&batch).map_err(named)?;
+            let mut found = Found::default();
             for i in 0..batch.num_rows() {
                 found.seek(rows[k]);
                 handler.handle_restored(&mut found, cols.event(i).map_err(named)?);
                 k += 1;
             }
+            each(found)?;
         }
     }
-    found.seek(total);
-    Ok(found)
+    Ok(())
 }
 
 /// The row groups (of the given sizes, in file order) that hold some of `rows` (sorted, distinct
@@ -718,7 +792,11 @@ fn scan_parquet(
     collect: &mut Collector,
 ) -> Result<u64, ScanError> {
     // No row group is skipped here: under the latest-stage rule any row may be a later stage.
-    let (found, _) = par_row_groups(files, read.threads.max(1), read.cancel.as_deref(), &Default::default(), |job| {
+    // Findings are added in order as they come, with as many row groups under way as threads:
+    // a streaming collector then holds a few row groups' rows, not the files'.
+    let threads = read.threads.max(1);
+    let mut rows = 0;
+    let job = |job: &kaq_columnar::read::RowGroupJob<'_>| {
         let b = job.builder();
         let mask = projection_mask(handler.plan, b.schema(), b.parquet_schema());
         let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
@@ -736,14 +814,14 @@ fn scan_parquet(
             n += batch.num_rows() as u64;
         }
         Ok((found, n))
-    })?;
-    if read.cancelled() {
-        return Err(ScanError::Cancelled);
-    }
-    let mut rows = 0;
-    for (f, n) in found {
+    };
+    let mut add = |(f, n): (Found, u64)| {
         rows += n;
         collect.add(f);
+    };
+    par_row_groups_each(files, threads, read.cancel.as_deref(), &Default::default(), threads, job, &mut add)?;
+    if read.cancelled() {
+        return Err(ScanError::Cancelled);
     }
     Ok(rows)
 }

@@ -37,6 +37,38 @@ impl Store {
     /// just deleted) reads the current manifest and starts again: a file gone is a newer commit,
     /// never a missing answer.
     pub fn run(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
+        self.run_with(plan, read, None, None)
+    }
+
+    /// [`Store::run`], handing the rows to `stream.emit` instead of returning them
+    /// ([`QueryResult::streamed`] says what was handed on; `rows` stays empty). Without stages
+    /// after the search, the matching rows held for the latest-stage rule stay in memory only up to
+    /// `stream.spill_after` bytes (the rest in a temporary file), and are emitted once the rule is
+    /// settled; with stages, the rows after them are emitted.
+    pub fn run_streaming(
+        &self,
+        plan: &kaq_query::Plan,
+        read: &ReadOptions,
+        stream: &mut kaq_query::scan::Stream<'_>,
+    ) -> Result<QueryResult, Error> {
+        // A run that handed rows on is never run again (a newer manifest): they would be twice.
+        let emitted = std::cell::Cell::new(false);
+        let inner = &mut *stream.emit;
+        let mut emit = |r: kaq_query::Row| {
+            emitted.set(true);
+            inner(r)
+        };
+        let mut counted = kaq_query::scan::Stream { emit: &mut emit, spill_after: stream.spill_after };
+        self.run_with(plan, read, Some(&mut counted), Some(&emitted))
+    }
+
+    fn run_with(
+        &self,
+        plan: &kaq_query::Plan,
+        read: &ReadOptions,
+        mut stream: Option<&mut kaq_query::scan::Stream<'_>>,
+        emitted: Option<&std::cell::Cell<bool>>,
+    ) -> Result<QueryResult, Error> {
         /// Newer manifests taken before giving up (each is a commit that replaced segments during
         /// this query).
         const RETRIES: usize = 16;
@@ -45,8 +77,12 @@ impl Store {
             let store = fresh.as_ref().unwrap_or(self);
             // Under the latest-stage rule any live segment may be read, if only for later stages.
             if !store.files_missing() {
-                match store.run_once(plan, read) {
+                match store.run_once(plan, read, stream.as_deref_mut()) {
                     Ok(r) => return Ok(r),
+                    // An error writing rows is not a file gone; and rows handed on must not be
+                    // handed on twice by a run again.
+                    Err(e @ Error::Scan(kaq_query::scan::ScanError::Output(_))) => return Err(e),
+                    Err(e) if emitted.is_some_and(|c| c.get()) => return Err(e),
                     Err(e) if !store.files_missing() => return Err(e),
                     Err(e) if read.cancelled() => return Err(e),
                     Err(_) => {} // a file went away meanwhile
@@ -58,11 +94,16 @@ impl Store {
             }
             fresh = Some(next);
         }
-        fresh.as_ref().unwrap_or(self).run_once(plan, read)
+        fresh.as_ref().unwrap_or(self).run_once(plan, read, stream)
     }
 
     /// One run over this handle's manifest.
-    pub(crate) fn run_once(&self, plan: &kaq_query::Plan, read: &ReadOptions) -> Result<QueryResult, Error> {
+    pub(crate) fn run_once(
+        &self,
+        plan: &kaq_query::Plan,
+        read: &ReadOptions,
+        stream: Option<&mut kaq_query::scan::Stream<'_>>,
+    ) -> Result<QueryResult, Error> {
         // Files truncated or grown since their commit are refused (a `stat` each).
         self.check_sizes()?;
         let mut physical = self.physical_plan(plan);
@@ -71,7 +112,7 @@ impl Store {
             let ids = self.identities(read)?;
             physical.plan.reused_ids = Some(std::sync::Arc::new(ids.reused()));
         }
-        self.execute(&physical, read)
+        self.execute(&physical, read, stream)
     }
 
     /// Whether a file (segment or index) of this handle's manifest is no longer there.
@@ -127,8 +168,16 @@ impl Store {
 
     /// Carries out a physical plan: finds the rows (as `physical.access` says), settles the
     /// latest stage (`physical.latest`), runs the remaining steps, and records each in the trace.
-    fn execute(&self, physical: &PhysicalPlan, read: &ReadOptions) -> Result<QueryResult, Error> {
+    fn execute(
+        &self,
+        physical: &PhysicalPlan,
+        read: &ReadOptions,
+        mut stream: Option<&mut kaq_query::scan::Stream<'_>>,
+    ) -> Result<QueryResult, Error> {
         let plan = &physical.plan;
+        // Without stages, the finding step hands the rows on itself, in bounded memory.
+        let mut streamed = None;
+        let mut find_stream = if plan.steps.is_empty() { stream.as_deref_mut() } else { None };
         let m = physical.segments.len();
         let pruned = physical.pruned();
         let searched = m - pruned;
@@ -154,7 +203,7 @@ impl Store {
         let mut access = physical.access.clone();
         let mut by_index = None;
         if matches!(access, Access::Index { .. } | Access::ColumnTest { .. }) {
-            by_index = self.run_narrowed(physical, read, &mut trace)?;
+            by_index = self.run_narrowed(physical, read, &mut trace, find_stream.as_deref_mut())?;
             if by_index.is_none() {
                 access = Access::Columnar { columns: kaq_query::columnar::read_columns(plan) };
             }
@@ -173,8 +222,9 @@ impl Store {
         let mut ids_reused = 0;
         let (rows, rows_read) = if access == Access::Nothing {
             (Vec::new(), 0)
-        } else if let Some((rows, rows_read, reused)) = by_index {
+        } else if let Some((rows, rows_read, reused, st)) = by_index {
             ids_reused = reused;
+            streamed = st;
             (rows, rows_read)
         } else if let Access::Columnar { columns } = &access {
             let scanned = kaq_query::columnar::scan(plan, &paths, read.threads.max(1), read.cancel.as_deref())
@@ -197,9 +247,14 @@ impl Store {
         } else {
             // Every row of these files is read: their CRC-32s first, so damage is not answered.
             self.check_whole(&paths)?;
-            let scanned = kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?;
+            let scanned = match find_stream {
+                Some(s) => kaq_query::scan::scan_streaming(plan, &paths, read, 0, &mut |_| {}, s)?,
+                None => kaq_query::scan::scan(plan, &paths, read, 0, &mut |_| {})?,
+            };
             ids_reused = scanned.ids_reused;
-            trace.push(TraceStep::Scan { restored: scanned.parquet_rows, kept: scanned.rows.len() as u64 });
+            streamed = scanned.streamed;
+            let kept = scanned.streamed.map_or(scanned.rows.len() as u64, |s| s.rows);
+            trace.push(TraceStep::Scan { restored: scanned.parquet_rows, kept });
             (scanned.rows, scanned.parquet_rows)
         };
         let first = plan.steps.len() - steps.len();
@@ -207,6 +262,14 @@ impl Store {
         for (i, step) in steps.iter().enumerate() {
             rows = kaq_query::pipeline::run_noting(std::slice::from_ref(step), rows, &mut notes);
             trace.push(TraceStep::Step { n: first + i + 1, rows: rows.len() as u64 });
+        }
+        // Rows not handed on while found (an aggregation's, the columnar answer's): now.
+        if let (Some(s), None) = (stream, streamed) {
+            let n = rows.len() as u64;
+            for r in std::mem::take(&mut rows) {
+                (s.emit)(r).map_err(|e| Error::Scan(kaq_query::scan::ScanError::Output(e)))?;
+            }
+            streamed = Some(kaq_query::scan::Streamed { rows: n, ids_reused, spilled: 0 });
         }
         Ok(QueryResult {
             columns: plan.output_columns().to_vec(),
@@ -218,6 +281,7 @@ impl Store {
             ids_reused,
             trace,
             notes,
+            streamed,
         })
     }
 
@@ -232,7 +296,8 @@ impl Store {
         physical: &PhysicalPlan,
         read: &ReadOptions,
         trace: &mut Vec<TraceStep>,
-    ) -> Result<Option<(Vec<kaq_query::Row>, u64, u64)>, Error> {
+        mut stream: Option<&mut kaq_query::scan::Stream<'_>>,
+    ) -> Result<Option<Narrowed>, Error> {
         let plan = &physical.plan;
         let cancelled = || read.cancelled().then_some(Error::Scan(kaq_query::scan::ScanError::Cancelled));
         let ierr = |path: &Path, error: index::IndexError| Error::Index { path: path.to_path_buf(), error };
@@ -287,7 +352,7 @@ impl Store {
                 Fallback::ColumnTest => {
                     let columns = kaq_query::columnar::filter_columns(plan);
                     let tests = PhysicalPlan { access: Access::ColumnTest { columns }, ..physical.clone() };
-                    self.run_narrowed(&tests, read, trace)
+                    self.run_narrowed(&tests, read, trace, stream)
                 }
             };
         }
@@ -306,12 +371,41 @@ impl Store {
             Projection::All => None,
             Projection::Columns(c) => Some(c.as_slice()),
         };
-        let mut founds = Vec::new();
+        // Every stage kept (asked for, or each row its request's only record): nothing to
+        // settle, so streamed rows are handed on as read, in order, and never held.
+        let direct = plan.all_stages && stream.is_some();
+        let mut collect = match &stream {
+            Some(s) if !direct => kaq_query::scan::Collector::streaming(s.spill_after),
+            _ => kaq_query::scan::Collector::default(),
+        };
         let mut read_rows = candidates;
         // Segments not searched give no rows, but count theirs: positions stay row numbers of
-        // the whole store, so the latest-stage rule orders records as the full scan does.
+        // the whole store, so the latest-stage rule orders records as the full scan does. Each
+        // segment's findings go to the collector as read (a streaming one holds the rows in
+        // bounded memory); the other stages found below are added at the segment's position.
+        let mut hit_ids: Vec<Vec<String>> = Vec::new();
+        // The auditIDs matched, for the other stages below: not needed when one segment of
+        // distinct auditIDs is all there is.
+        let need_ids = !plan.all_stages && (segs.len() > 1 || segs.iter().any(|(s, _)| !s.ids_unique));
+        let mut bases = Vec::new();
+        let mut base = 0u64;
         for ((s, p), rows) in segs.iter().zip(&seen_rows) {
-            founds.push(kaq_query::scan::read_rows(plan, columns, &p.path, rows, s.rows)?);
+            let mut ids = Vec::new();
+            kaq_query::scan::read_rows_each(plan, columns, &p.path, rows, &mut |mut found| {
+                if let Some(s) = stream.as_deref_mut().filter(|_| direct) {
+                    for r in found.take_rows() {
+                        (s.emit)(r).map_err(kaq_query::scan::ScanError::Output)?;
+                    }
+                }
+                if need_ids {
+                    ids.extend(found.hit_ids().map(|i| i.text()));
+                }
+                collect.add_at(base, found);
+                Ok(())
+            })?;
+            hit_ids.push(ids);
+            bases.push(base);
+            base += s.rows;
         }
         if !plan.all_stages {
             let before = read_rows;
@@ -319,7 +413,6 @@ impl Store {
             // The other stages of every matching request, wherever they are: in each segment
             // (those outside the time bounds too), the rows of the auditIDs matched elsewhere,
             // and of those matched in it unless its auditIDs are all distinct.
-            let hit_ids: Vec<Vec<String>> = founds.iter().map(|f| f.hit_ids().map(|i| i.text()).collect()).collect();
             for (k, (s, p)) in segs.iter().enumerate() {
                 if let Some(e) = cancelled() {
                     return Err(e);
@@ -344,7 +437,9 @@ impl Store {
                         outside.0 += more.len() as u64;
                         outside.1 += 1;
                     }
-                    founds[k].merge(kaq_query::scan::read_rows(plan, columns, &p.path, &more, s.rows)?);
+                    // Rows the index or the column test did not find: they do not match, so
+                    // no hit comes after the ones added (the order of the rows kept holds).
+                    collect.add_at(bases[k], kaq_query::scan::read_rows(plan, columns, &p.path, &more, s.rows)?);
                 }
             }
             let pruned = segs.iter().filter(|(_, p)| !p.searched).count();
@@ -354,17 +449,31 @@ impl Store {
                 from_pruned: (pruned > 0).then_some((outside.0, outside.1, pruned)),
             });
         }
-        let mut collect = kaq_query::scan::Collector::default();
-        for f in founds {
-            collect.add(f);
+        let skipped = || Error::Index { path: self.dir.clone(), error: index::IndexError::Skipped };
+        if direct {
+            let finished = collect.finish_counting(plan.all_stages).map_err(|_| skipped())?;
+            let rows = finished.rows.len() as u64;
+            trace.push(TraceStep::Kept { rows });
+            let streamed = kaq_query::scan::Streamed { rows, ids_reused: finished.ids_reused, spilled: 0 };
+            return Ok(Some((Vec::new(), read_rows, finished.ids_reused, Some(streamed))));
         }
-        let finished = collect
-            .finish_counting(plan.all_stages)
-            .map_err(|_| Error::Index { path: self.dir.clone(), error: index::IndexError::Skipped })?;
+        if let Some(s) = stream {
+            let streamed = collect
+                .finish_streaming(plan.all_stages, s.emit)
+                .map_err(|_| skipped())?
+                .map_err(|e| Error::Scan(kaq_query::scan::ScanError::Output(e)))?;
+            trace.push(TraceStep::Kept { rows: streamed.rows });
+            return Ok(Some((Vec::new(), read_rows, streamed.ids_reused, Some(streamed))));
+        }
+        let finished = collect.finish_counting(plan.all_stages).map_err(|_| skipped())?;
         trace.push(TraceStep::Kept { rows: finished.rows.len() as u64 });
-        Ok(Some((finished.rows, read_rows, finished.ids_reused)))
+        Ok(Some((finished.rows, read_rows, finished.ids_reused, None)))
     }
 }
+
+/// What the narrowed paths found: the rows kept (none when streamed), the rows read, the rows
+/// kept whose auditID another request carries, and what was streamed.
+type Narrowed = (Vec<kaq_query::Row>, u64, u64, Option<kaq_query::scan::Streamed>);
 
 /// An error reading a segment file, naming it.
 pub(crate) fn segment_error(path: &Path, error: kaq_columnar::Error) -> Error {
@@ -391,6 +500,8 @@ pub struct QueryResult {
     pub trace: Vec<TraceStep>,
     /// What steps did that the rows do not show (a timeline too long to fill), for the user.
     pub notes: Vec<kaq_query::pipeline::Note>,
+    /// [`Store::run_streaming`]: what was handed on (`rows` is then empty).
+    pub streamed: Option<kaq_query::scan::Streamed>,
 }
 
 impl QueryResult {
