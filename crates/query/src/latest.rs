@@ -298,7 +298,7 @@ impl Collector {
     }
 
     /// Adds findings whose positions count from `base` (the other stages of a store segment read
-    /// after the segment was added; [`Found::n`] is not counted again). Their hits come after the
+    /// after the segment was added; `Found::n` is not counted again). Their hits come after the
     /// hits added before.
     pub fn add_at(&mut self, base: u64, mut f: Found) {
         for h in &mut f.hits {

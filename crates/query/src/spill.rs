@@ -1,7 +1,7 @@
 //! Matching rows held for the latest-stage rule, in bounded memory: while a scan runs, a row may
 //! still be superseded by a later stage of its request, so it is kept until the input is read.
-//! A [`RowSpill`] keeps rows in memory up to a budget, then writes them (and every later one) to
-//! an unnamed temporary file, in the order given; [`RowSpill::rows`] reads them back in that
+//! A `RowSpill` keeps rows in memory up to a budget, then writes them (and every later one) to
+//! an unnamed temporary file, in the order given; `RowSpill::rows` reads them back in that
 //! order. Only what decides the latest stage (position, identity, stage) stays in memory.
 
 use std::fs::File;
