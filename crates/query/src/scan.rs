@@ -420,25 +420,39 @@ pub fn parquet_identities(
     threads: usize,
     cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<Identities, ScanError> {
-    let (found, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| {
-        let b = job.builder();
-        let mask = columns_mask(IDENTITY_COLUMNS, b.schema(), b.parquet_schema());
-        let reader = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192).build()?;
-        let mut ids = Identities::default();
-        for batch in reader {
-            let batch = batch?;
-            let cols = kaq_columnar::Columns::projected(&batch)?;
-            for i in 0..batch.num_rows() {
-                ids.add(&cols.event(i)?);
-            }
-        }
-        Ok(ids)
-    })?;
+    let (found, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| group_identities(job, None))?;
     let mut all = Identities::default();
     for f in found {
         all.merge(f);
     }
     Ok(all)
+}
+
+/// The request identities of one row group's records: every row, or the `rows` (positions in
+/// the group) given.
+fn group_identities(
+    job: &kaq_columnar::read::RowGroupJob<'_>,
+    rows: Option<&[usize]>,
+) -> Result<Identities, kaq_columnar::Error> {
+    use parquet::arrow::arrow_reader::RowSelection;
+    let b = job.builder();
+    let mask = columns_mask(IDENTITY_COLUMNS, b.schema(), b.parquet_schema());
+    let mut b = b.with_projection(mask).with_row_groups(vec![job.group]).with_batch_size(8192);
+    if let Some(rows) = rows {
+        b = b.with_row_selection(RowSelection::from_consecutive_ranges(
+            rows.iter().map(|&r| r..r + 1),
+            job.rows as usize,
+        ));
+    }
+    let mut ids = Identities::default();
+    for batch in b.build()? {
+        let batch = batch?;
+        let cols = kaq_columnar::Columns::projected(&batch)?;
+        for i in 0..batch.num_rows() {
+            ids.add(&cols.event(i)?);
+        }
+    }
+    Ok(ids)
 }
 
 /// [`parquet_identities`] for a whole store's segments, in two passes: the `id` column alone
@@ -453,7 +467,6 @@ pub fn store_identities(
 ) -> Result<Identities, ScanError> {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
-    use parquet::arrow::arrow_reader::RowSelection;
     let (groups, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| {
         let b = job.builder();
         let mask = columns_mask(&["id"], b.schema(), b.parquet_schema());
@@ -481,27 +494,7 @@ pub fn store_identities(
     if wanted.iter().any(|w| !w.is_empty()) {
         let (found, _) = par_row_groups(files, threads, cancel, &Default::default(), |job| {
             let rows = &wanted[job.index];
-            let mut ids = Identities::default();
-            if rows.is_empty() {
-                return Ok(ids);
-            }
-            let b = job.builder();
-            let mask = columns_mask(IDENTITY_COLUMNS, b.schema(), b.parquet_schema());
-            let selection = RowSelection::from_consecutive_ranges(rows.iter().map(|&r| r..r + 1), job.rows as usize);
-            let reader = b
-                .with_projection(mask)
-                .with_row_groups(vec![job.group])
-                .with_row_selection(selection)
-                .with_batch_size(8192)
-                .build()?;
-            for batch in reader {
-                let batch = batch?;
-                let cols = kaq_columnar::Columns::projected(&batch)?;
-                for i in 0..batch.num_rows() {
-                    ids.add(&cols.event(i)?);
-                }
-            }
-            Ok(ids)
+            if rows.is_empty() { Ok(Identities::default()) } else { group_identities(job, Some(rows)) }
         })?;
         for f in found {
             all.merge(f);
