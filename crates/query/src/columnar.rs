@@ -719,14 +719,7 @@ impl<'a> KeyMemo<'a> {
                     Some(_) => return eval(),
                     None => known.len() - 1,
                 };
-                match known[k] {
-                    0 => {
-                        let b = eval();
-                        known[k] = 1 + u8::from(b);
-                        b
-                    }
-                    x => x == 2,
-                }
+                remembered(&mut known[k], eval)
             }
             KeyMemo::Int(a, known) => {
                 let k = if a.is_valid(i) {
@@ -737,14 +730,7 @@ impl<'a> KeyMemo<'a> {
                 } else {
                     INT_MEMO
                 };
-                match known[k] {
-                    0 => {
-                        let b = eval();
-                        known[k] = 1 + u8::from(b);
-                        b
-                    }
-                    x => x == 2,
-                }
+                remembered(&mut known[k], eval)
             }
             KeyMemo::Many(ds, known) => {
                 let mut packed = 0u128;
@@ -754,6 +740,18 @@ impl<'a> KeyMemo<'a> {
                 *known.entry(packed).or_insert_with(eval)
             }
         }
+    }
+}
+
+/// A memo slot: 0 unknown (then `eval`, remembered), 1 false, 2 true.
+fn remembered(slot: &mut u8, eval: impl FnOnce() -> bool) -> bool {
+    match *slot {
+        0 => {
+            let b = eval();
+            *slot = 1 + u8::from(b);
+            b
+        }
+        x => x == 2,
     }
 }
 
