@@ -205,6 +205,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         },
         poll: args.poll,
         commit_every: args.commit_every,
+        commit_ids: true,
         ..kaq_store::FollowOptions::default()
     };
     let mut fired = 0u64;

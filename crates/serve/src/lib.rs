@@ -181,7 +181,11 @@ pub fn run(cfg: Config, ready: impl FnOnce(SocketAddr) + Send + 'static) -> Resu
     let follower = store::spawn_follow(
         writer,
         opened.live.clone(),
-        store::Follow { commit_every: cfg.commit_every, poll: Duration::from_millis(200) },
+        store::Follow {
+            commit_every: cfg.commit_every,
+            poll: Duration::from_millis(200),
+            commit_ids: notify.is_some(),
+        },
         stop.clone(),
         metrics.clone(),
         move |rotated| {

@@ -32,6 +32,8 @@ pub fn open_writer(dir: &Path) -> Result<Store, String> {
 pub struct Follow {
     pub commit_every: Duration,
     pub poll: Duration,
+    /// Each commit's auditIDs are listed (rules run on arriving events).
+    pub commit_ids: bool,
 }
 
 /// Follows the write-ahead log `wal` into `store` on a thread of its own until `stop` is set
@@ -50,7 +52,12 @@ pub fn spawn_follow(
     std::thread::Builder::new()
         .name("kaq-serve-ingest".into())
         .spawn(move || {
-            let opts = FollowOptions { poll: cfg.poll, commit_every: cfg.commit_every, ..FollowOptions::default() };
+            let opts = FollowOptions {
+                poll: cfg.poll,
+                commit_every: cfg.commit_every,
+                commit_ids: cfg.commit_ids,
+                ..FollowOptions::default()
+            };
             let m = metrics.clone();
             let mut on_chunk = |c: &kaq_input::Counts, _rejects: &[kaq_input::Reject]| {
                 m.events_rejected_in_batches.fetch_add(c.rejected, Ordering::Relaxed);

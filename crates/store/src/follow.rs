@@ -47,6 +47,9 @@ pub struct FollowOptions {
     /// into one once there are this many.
     pub merge_after: usize,
     pub small_rows: u64,
+    /// List each commit's auditIDs in [`FollowCommit::ids`] (a read of the segment's `id`
+    /// column; for live detection, off otherwise).
+    pub commit_ids: bool,
 }
 
 impl Default for FollowOptions {
@@ -57,6 +60,7 @@ impl Default for FollowOptions {
             commit_every: Duration::from_secs(10),
             merge_after: 16,
             small_rows: 250_000,
+            commit_ids: false,
         }
     }
 }
@@ -81,7 +85,7 @@ pub struct FollowCommit {
     /// The distinct auditIDs of the events committed now (`""` for events without one), when
     /// there are at most [`FollowCommit::IDS_UP_TO`] events: what a live detection reads again
     /// from the whole store, so that its rules see each new request's latest stage (`kaq
-    /// watch`). `None`: more events, or none.
+    /// watch`). `None`: more events, none, or not asked for ([`FollowOptions::commit_ids`]).
     pub ids: Option<Vec<String>>,
 }
 
@@ -274,7 +278,7 @@ impl Store {
                 };
                 // Read before a merge replaces the segment.
                 let ids = match self.manifest.segments.last() {
-                    Some(s) if committed && s.rows <= FollowCommit::IDS_UP_TO => {
+                    Some(s) if committed && opts.commit_ids && s.rows <= FollowCommit::IDS_UP_TO => {
                         Some(crate::ids::ids_in(&self.dir.join(crate::SEGMENTS).join(&s.file))?)
                     }
                     _ => None,

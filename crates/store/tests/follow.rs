@@ -187,6 +187,7 @@ fn start_following_with(
             commit_every: Duration::from_millis(60),
             merge_after,
             small_rows: 1_000_000,
+            commit_ids: false,
         };
         s.follow(&files, &o, &flag, &mut |_, _| hook(), &mut |_| {})
     });
@@ -561,6 +562,7 @@ fn follow_child() {
         commit_every: Duration::from_millis(50),
         merge_after: 6,
         small_rows: 1_000_000,
+        commit_ids: false,
     };
     let never = AtomicBool::new(false);
     let r = s.follow(
