@@ -9,16 +9,13 @@ use std::path::{Path, PathBuf};
 use kaq_store::{IngestOptions, Store};
 use serde_json::Value;
 
-const NOW: i64 = 1_795_154_400_000_000; // 2026-11-20T06:00:00Z
+mod common;
+use common::{NOW, assert_same, gen_audit, json_rows, raw};
 
 /// A generated log with the extra incidents, and its truth file; `None` (with a printed reason)
 /// without the generator.
 fn generated(dir: &Path) -> Option<(PathBuf, Value)> {
-    let gen_audit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/gen-audit");
-    if !gen_audit.exists() {
-        println!("SKIPPED: {} not found (the test needs ../shared/tools/gen-audit)", gen_audit.display());
-        return None;
-    }
+    let gen_audit = gen_audit()?;
     let (log, truth) = (dir.join("audit.log"), dir.join("truth.json"));
     let out = std::process::Command::new(&gen_audit)
         .args(["--events", "400", "--seed", "3", "--extra-incidents", "--stages", "--out"])
@@ -29,30 +26,6 @@ fn generated(dir: &Path) -> Option<(PathBuf, Value)> {
         .expect("gen-audit runs");
     assert!(out.status.success(), "gen-audit: {}", String::from_utf8_lossy(&out.stderr));
     Some((log, serde_json::from_str(&std::fs::read_to_string(truth).unwrap()).unwrap()))
-}
-
-fn json_rows(rows: &[kaq_query::Row], columns: &[kaq_query::Column]) -> Vec<Value> {
-    rows.iter().map(|r| serde_json::from_str(&kaq_query::output::json_line(r, columns)).unwrap()).collect()
-}
-
-/// The raw scan's answer over `log`.
-fn raw(plan: &kaq_query::Plan, log: &Path) -> Vec<Value> {
-    let scanned = kaq_query::scan::scan(plan, &[log.to_path_buf()], &Default::default(), 0, &mut |_| {}).unwrap();
-    let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-    json_rows(&kaq_query::pipeline::run(&steps, scanned.rows), plan.output_columns())
-}
-
-fn sorted(mut v: Vec<Value>) -> Vec<Value> {
-    v.sort_by_cached_key(|x| x.to_string());
-    v
-}
-
-fn assert_same(what: &str, got: Vec<Value>, want: &[Value]) {
-    let (got, want) = (sorted(got), sorted(want.to_vec()));
-    assert_eq!(got.len(), want.len(), "{what}: {} rows, the oracle {}", got.len(), want.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert!(kaq_oracle::same_json(g, w), "{what}: {g} vs {w}");
-    }
 }
 
 #[test]
@@ -96,9 +69,9 @@ fn a_reused_audit_id_hides_no_request() {
             let opts = kaq_query::Options { now_us: NOW, all_stages: all, ..Default::default() };
             let plan = kaq_query::compile(q, &opts).unwrap();
             let want = kaq_oracle::answer(q, &events, &kaq_oracle::Options { now_us: NOW, all_stages: all });
-            assert_same(&format!("raw `{q}` (all stages: {all})"), raw(&plan, &log), &want);
+            assert_same(&format!("raw `{q}` (all stages: {all})"), &raw(&plan, &log), &want);
             let r = store.run(&plan, &Default::default()).unwrap();
-            assert_same(&format!("store `{q}` (all stages: {all})"), json_rows(&r.rows, &r.columns), &want);
+            assert_same(&format!("store `{q}` (all stages: {all})"), &json_rows(&r.rows, &r.columns), &want);
         }
     }
 

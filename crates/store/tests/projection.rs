@@ -9,17 +9,13 @@
 use std::path::{Path, PathBuf};
 
 use kaq_store::{IngestOptions, Projection, Store, TraceStep};
-use serde_json::Value;
 
-const NOW: i64 = 1_795_154_400_000_000; // 2026-11-20T06:00:00Z
+mod common;
+use common::{NOW, assert_same, gen_audit, json_rows, raw};
 
 /// A generated log (`--stages` or not); `None` (with a printed reason) without the generator.
 fn generated(dir: &Path, stages: bool) -> Option<PathBuf> {
-    let gen_audit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/gen-audit");
-    if !gen_audit.exists() {
-        println!("SKIPPED: {} not found (the test needs ../shared/tools/gen-audit)", gen_audit.display());
-        return None;
-    }
+    let gen_audit = gen_audit()?;
     let log = dir.join(if stages { "stages.log" } else { "plain.log" });
     let mut cmd = std::process::Command::new(&gen_audit);
     cmd.args(["--events", "3000", "--seed", "11", "--hours", "2", "--out"]).arg(&log);
@@ -56,30 +52,6 @@ const QUERIES: &[&str] = &[
     // Whole events: every column.
     "verb:delete ns:kube-system",
 ];
-
-fn json_rows(rows: &[kaq_query::Row], columns: &[kaq_query::Column]) -> Vec<Value> {
-    rows.iter().map(|r| serde_json::from_str(&kaq_query::output::json_line(r, columns)).unwrap()).collect()
-}
-
-/// The raw scan's answer over `log`.
-fn raw(plan: &kaq_query::Plan, log: &Path) -> Vec<Value> {
-    let scanned = kaq_query::scan::scan(plan, &[log.to_path_buf()], &Default::default(), 0, &mut |_| {}).unwrap();
-    let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-    json_rows(&kaq_query::pipeline::run(&steps, scanned.rows), plan.output_columns())
-}
-
-fn sorted(mut v: Vec<Value>) -> Vec<Value> {
-    v.sort_by_cached_key(|x| x.to_string());
-    v
-}
-
-fn assert_same(what: &str, got: &[Value], want: &[Value]) {
-    let (got, want) = (sorted(got.to_vec()), sorted(want.to_vec()));
-    assert_eq!(got.len(), want.len(), "{what}: {} rows, the reference {}", got.len(), want.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert!(kaq_oracle::same_json(g, w), "{what}: {g} vs {w}");
-    }
-}
 
 /// Every query over `store` answers as the raw log and the oracle do, reading only its columns.
 fn check(store: &Store, log: &Path, label: &str) {
