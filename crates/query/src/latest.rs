@@ -385,67 +385,221 @@ impl Collector {
 
     /// Which hits are kept (in the order of `hits`), and how many of those kept share their
     /// auditID with another request.
+    ///
+    /// Everything the rule compares is keyed by auditID, so the auditIDs are split into shards by
+    /// their hash and each shard is settled on its own thread (a large scan's hits are settled in
+    /// a fraction of the time one thread and several maps took: see BENCHMARKS.md).
     fn settle(&self, all_stages: bool) -> Result<(Vec<bool>, u64), NeedsRescan> {
-        // Requests per auditID among the records read whole (hits, and others decoded).
-        // aHash, keyed at random per process (SipHash was a tenth of a full-decode question).
-        type Map<K, V> = HashMap<K, V, ahash::RandomState>;
-        let mut requests: Map<&IdKey, (u64, bool)> = Map::default();
-        fn note<'k>(requests: &mut Map<&'k IdKey, (u64, bool)>, k: &'k RequestKey) {
-            let e = requests.entry(&k.id).or_insert((k.request, false));
-            e.1 |= e.0 != k.request;
-        }
-        for h in &self.hits {
-            note(&mut requests, &h.key);
-        }
-        if all_stages {
-            for o in self.others.iter().filter(|o| !o.quick) {
-                note(&mut requests, &o.key);
+        let work = self.hits.len() + self.others.len();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.settle_in(all_stages, if work < SETTLE_SHARD_MIN { 1 } else { threads.clamp(1, 8) })
+    }
+
+    /// [`Collector::settle`] in `shards` shards.
+    fn settle_in(&self, all_stages: bool, shards: usize) -> Result<(Vec<bool>, u64), NeedsRescan> {
+        // Keyed at random per process: auditIDs come from a client header.
+        let state = ahash::RandomState::new();
+        let settle =
+            |shard| settle_shard(&self.hits, &self.others, all_stages, &state, Shard { index: shard, of: shards });
+        let parts: Vec<Result<Settled, NeedsRescan>> = if shards == 1 {
+            vec![settle(0)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..shards).map(|i| s.spawn(move || settle(i))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+            })
+        };
+        let mut keep = vec![false; self.hits.len()];
+        let mut ids_reused = 0;
+        for part in parts {
+            let part = part?;
+            for i in part.kept {
+                keep[i] = true;
             }
-            let reused = |h: &Hit| requests.get(&h.key.id).is_some_and(|r| r.1);
-            let ids_reused = self.hits.iter().filter(|h| reused(h)).count() as u64;
-            return Ok((vec![true; self.hits.len()], ids_reused));
+            ids_reused += part.ids_reused;
         }
-        // The latest (rank, position) per request among hits, then among the others.
-        let mut best: Map<&RequestKey, (Latest, u64)> =
-            Map::with_capacity_and_hasher(self.hits.len(), Default::default());
-        for h in &self.hits {
-            let e = best.entry(&h.key).or_insert((h.rank, h.pos));
-            *e = (*e).max((h.rank, h.pos));
-        }
-        // A skipped line is known by its auditID only: it may be a record of any matching
-        // request of that auditID.
-        let mut lowest_stage: Map<&IdKey, u8> = Map::with_capacity_and_hasher(best.len(), Default::default());
-        for (k, b) in &best {
-            let e = lowest_stage.entry(&k.id).or_insert(b.0.0);
-            *e = (*e).min(b.0.0);
-        }
-        let mut superseded: std::collections::HashSet<&RequestKey, ahash::RandomState> =
-            std::collections::HashSet::default();
-        if !best.is_empty() {
-            for o in &self.others {
-                if o.quick {
-                    if lowest_stage.get(&o.key.id).is_some_and(|s| o.rank.0 >= *s) {
-                        return Err(NeedsRescan);
-                    }
-                    continue;
-                }
-                if lowest_stage.contains_key(&o.key.id) {
-                    note(&mut requests, &o.key);
-                }
-                if best.get(&o.key).is_some_and(|b| (o.rank, o.pos) > *b) {
-                    superseded.insert(&o.key);
-                }
-            }
-        }
-        let keep: Vec<bool> = self
-            .hits
-            .iter()
-            .map(|h| !superseded.contains(&h.key) && best.get(&h.key) == Some(&(h.rank, h.pos)))
-            .collect();
-        let reused = |h: &Hit| requests.get(&h.key.id).is_some_and(|r| r.1);
-        let ids_reused = self.hits.iter().zip(&keep).filter(|(h, k)| **k && reused(h)).count() as u64;
         Ok((keep, ids_reused))
     }
+}
+
+/// Below this many records the rule is settled on the calling thread.
+const SETTLE_SHARD_MIN: usize = 100_000;
+
+/// Which part of the auditIDs a settling thread takes.
+#[derive(Clone, Copy)]
+struct Shard {
+    index: usize,
+    of: usize,
+}
+
+impl Shard {
+    /// Whether an auditID of hash `h` is this shard's. Bits 32–47 choose the shard, so the map's
+    /// own bits (the low bits choose a bucket, the top seven tag it) stay spread within a shard.
+    fn has(self, h: u64) -> bool {
+        self.of == 1 || ((((h >> 32) & 0xFFFF) * self.of as u64) >> 16) as usize == self.index
+    }
+}
+
+/// One shard's answer: the indices of the hits kept, and how many of them share their auditID
+/// with another request.
+struct Settled {
+    kept: Vec<usize>,
+    ids_reused: u64,
+}
+
+/// An auditID with its hash, computed once ([`PassHasher`] hands it to the map).
+#[derive(Clone, Copy)]
+struct Hashed<'k> {
+    h: u64,
+    id: &'k IdKey,
+}
+
+impl PartialEq for Hashed<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.h == other.h && self.id == other.id
+    }
+}
+
+impl Eq for Hashed<'_> {}
+
+impl std::hash::Hash for Hashed<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.h);
+    }
+}
+
+/// Passes on the hash a [`Hashed`] carries (itself from a randomly keyed aHash).
+#[derive(Default)]
+struct PassHasher(u64);
+
+impl std::hash::Hasher for PassHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in rather than lose it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// One request of an auditID: its digest ([`RequestKey::request`]), its latest matching record so
+/// far (`None` for a request known only from records that do not match) and whether a record that
+/// does not match comes after that one.
+struct Req {
+    request: u64,
+    best: Option<(Latest, u64)>,
+    superseded: bool,
+}
+
+/// The requests of one auditID among the records settled (almost always one: `rest` is empty and
+/// allocates nothing).
+struct Requests {
+    first: Req,
+    rest: Vec<Req>,
+}
+
+impl Requests {
+    fn new(request: u64) -> Requests {
+        Requests { first: Req { request, best: None, superseded: false }, rest: Vec::new() }
+    }
+
+    /// The request of digest `request`, noted if it is new.
+    fn note(&mut self, request: u64) -> &mut Req {
+        if self.first.request == request {
+            return &mut self.first;
+        }
+        match self.rest.iter().position(|r| r.request == request) {
+            Some(i) => &mut self.rest[i],
+            None => {
+                self.rest.push(Req { request, best: None, superseded: false });
+                self.rest.last_mut().expect("just pushed")
+            }
+        }
+    }
+
+    fn get(&self, request: u64) -> Option<&Req> {
+        std::iter::once(&self.first).chain(&self.rest).find(|r| r.request == request)
+    }
+
+    /// More than one request carries this auditID.
+    fn reused(&self) -> bool {
+        !self.rest.is_empty()
+    }
+
+    /// The lowest stage rank among the latest matching records of this auditID's requests.
+    fn lowest_stage(&self) -> Option<u8> {
+        std::iter::once(&self.first).chain(&self.rest).filter_map(|r| r.best.map(|b| b.0.0)).min()
+    }
+}
+
+/// Settles the rule for the auditIDs of one shard: a request's latest matching record is kept
+/// unless a record of the same request that does not match comes after it; a line the prefilter
+/// skipped (known by its auditID only) that could be the latest record of a matching request asks
+/// for a rescan.
+fn settle_shard(
+    hits: &[Hit],
+    others: &[Stage],
+    all_stages: bool,
+    state: &ahash::RandomState,
+    shard: Shard,
+) -> Result<Settled, NeedsRescan> {
+    type Map<'k> = HashMap<Hashed<'k>, Requests, std::hash::BuildHasherDefault<PassHasher>>;
+    let hashed = |id| Hashed { h: state.hash_one(id), id };
+    let mut ids: Map = Map::with_capacity_and_hasher(hits.len() / shard.of + 1, Default::default());
+    for h in hits {
+        let k = hashed(&h.key.id);
+        if !shard.has(k.h) {
+            continue;
+        }
+        let req = ids.entry(k).or_insert_with(|| Requests::new(h.key.request)).note(h.key.request);
+        if !all_stages {
+            let at = (h.rank, h.pos);
+            req.best = Some(req.best.map_or(at, |b| b.max(at)));
+        }
+    }
+    if !ids.is_empty() {
+        for o in others {
+            if all_stages && o.quick {
+                continue;
+            }
+            let k = hashed(&o.key.id);
+            if !shard.has(k.h) {
+                continue;
+            }
+            let Some(reqs) = ids.get_mut(&k) else { continue };
+            if o.quick {
+                if reqs.lowest_stage().is_some_and(|s| o.rank.0 >= s) {
+                    return Err(NeedsRescan);
+                }
+                continue;
+            }
+            let req = reqs.note(o.key.request);
+            if req.best.is_some_and(|b| (o.rank, o.pos) > b) {
+                req.superseded = true;
+            }
+        }
+    }
+    let mut kept = Vec::with_capacity(ids.len());
+    let mut ids_reused = 0;
+    for (i, h) in hits.iter().enumerate() {
+        let k = hashed(&h.key.id);
+        if !shard.has(k.h) {
+            continue;
+        }
+        let reqs = &ids[&k];
+        let keep =
+            all_stages || reqs.get(h.key.request).is_some_and(|r| !r.superseded && r.best == Some((h.rank, h.pos)));
+        if keep {
+            kept.push(i);
+            ids_reused += u64::from(reqs.reused());
+        }
+    }
+    Ok(Settled { kept, ids_reused })
 }
 
 /// What [`Collector::finish_counting`] keeps.
@@ -465,4 +619,120 @@ pub struct Streamed {
     pub ids_reused: u64,
     /// Matching rows (kept or not) that were held in the temporary file rather than in memory.
     pub spilled: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule as it was first written, one map at a time on one thread: the reference the
+    /// sharded [`Collector::settle`] must agree with.
+    fn reference(c: &Collector, all_stages: bool) -> Result<(Vec<bool>, u64), NeedsRescan> {
+        let mut requests: HashMap<&IdKey, (u64, bool)> = HashMap::new();
+        fn note<'k>(requests: &mut HashMap<&'k IdKey, (u64, bool)>, k: &'k RequestKey) {
+            let e = requests.entry(&k.id).or_insert((k.request, false));
+            e.1 |= e.0 != k.request;
+        }
+        for h in &c.hits {
+            note(&mut requests, &h.key);
+        }
+        if all_stages {
+            for o in c.others.iter().filter(|o| !o.quick) {
+                note(&mut requests, &o.key);
+            }
+            let ids_reused = c.hits.iter().filter(|h| requests.get(&h.key.id).is_some_and(|r| r.1)).count();
+            return Ok((vec![true; c.hits.len()], ids_reused as u64));
+        }
+        let mut best: HashMap<&RequestKey, (Latest, u64)> = HashMap::new();
+        for h in &c.hits {
+            let e = best.entry(&h.key).or_insert((h.rank, h.pos));
+            *e = (*e).max((h.rank, h.pos));
+        }
+        let mut lowest: HashMap<&IdKey, u8> = HashMap::new();
+        for (k, b) in &best {
+            let e = lowest.entry(&k.id).or_insert(b.0.0);
+            *e = (*e).min(b.0.0);
+        }
+        let mut superseded = std::collections::HashSet::new();
+        for o in &c.others {
+            if o.quick {
+                if lowest.get(&o.key.id).is_some_and(|s| o.rank.0 >= *s) {
+                    return Err(NeedsRescan);
+                }
+                continue;
+            }
+            if lowest.contains_key(&o.key.id) {
+                note(&mut requests, &o.key);
+            }
+            if best.get(&o.key).is_some_and(|b| (o.rank, o.pos) > *b) {
+                superseded.insert(&o.key);
+            }
+        }
+        let keep: Vec<bool> =
+            c.hits.iter().map(|h| !superseded.contains(&h.key) && best.get(&h.key) == Some(&(h.rank, h.pos))).collect();
+        let ids_reused = c.hits.iter().zip(&keep).filter(|(h, k)| **k && requests[&h.key.id].1).count();
+        Ok((keep, ids_reused as u64))
+    }
+
+    /// A collector of `n` random records over few auditIDs (so that requests share them, stages
+    /// repeat and supersede each other), some of them lines the prefilter skipped.
+    fn random(seed: u64, n: usize, quick: bool) -> Collector {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let ids = (n as u64 / 3).max(1);
+        let mut c = Collector::default();
+        for pos in 0..n as u64 {
+            let id = match next(ids) {
+                i if i % 2 == 0 => IdKey::Uuid(u128::from(i) << 64 | 7),
+                i => IdKey::Other(format!("id-{i}").into()),
+            };
+            let key = RequestKey { id, request: next(2) };
+            let rank = (next(4) as u8, next(3) as i64, next(3) as i64);
+            if next(3) == 0 {
+                c.hits.push(Hit { pos, key, rank, row: Row { vals: Vec::new(), raw: None } });
+            } else {
+                let quick = quick && next(8) == 0;
+                c.others.push(Stage { pos, key, rank, quick });
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn sharded_settling_agrees_with_the_reference() {
+        let mut rescans = 0;
+        for seed in 0..60 {
+            for n in [0, 1, 10, 300, 5_000] {
+                let c = random(seed, n, seed % 3 == 0);
+                for all_stages in [false, true] {
+                    let want = reference(&c, all_stages);
+                    rescans += usize::from(want.is_err());
+                    for shards in [1, 2, 3, 8] {
+                        let got = c.settle_in(all_stages, shards);
+                        match (&want, &got) {
+                            (Ok(w), Ok(g)) => assert_eq!(w, g, "seed {seed}, {n} records, {shards} shards"),
+                            (Err(_), Err(_)) => {}
+                            _ => panic!(
+                                "seed {seed}, {n} records, {shards} shards: rescan {:?} vs {:?}",
+                                want.is_err(),
+                                got.is_err()
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+        // Both outcomes were exercised, and kept rows are not all or nothing.
+        assert!(rescans > 0);
+        let c = random(1, 5_000, false);
+        let (keep, reused) = c.settle_in(false, 2).unwrap_or_else(|_| panic!("no quick lines, no rescan"));
+        let kept = keep.iter().filter(|k| **k).count();
+        assert!(kept > 0 && kept < keep.len(), "{kept} of {}", keep.len());
+        assert!(reused > 0);
+    }
 }
