@@ -71,6 +71,20 @@ const ODD: &[&str] = &[
     r#"{"k":"v"}"#,
     r#""Event""#,
     r#""EventList""#,
+    // Read byte by byte by the first common-case decoder (or left by it to the next).
+    r#""RBAC: allowed by ClusterRoleBinding \"deployer\" of \\ \/ \b\f\n\r\t""#,
+    r#""\ud83d\ude00 \u00E9""#,
+    r#""\uDC00""#,
+    r#"[true,false,null,-0,0.5e-3,1E+2,{"a":[]}]"#,
+    r#"{"n":01}"#,
+    r#"{"n":1.}"#,
+    r#"{"n":-}"#,
+    r#"[tru]"#,
+    "2147483648",
+    "-2147483648",
+    "403.0",
+    "{\"a\":\t1}",
+    r#"{"a" : [ 1 , "b" ] }"#,
 ];
 
 /// Keys nobody expects, or known keys spelled with escapes.

@@ -21,8 +21,18 @@ use crate::decode::{CowStr, Fields};
 use crate::event::{Event, ObjectRef, Status, UserInfo};
 use crate::time::parse_rfc3339;
 
+mod bytes;
+
 /// Decodes `text` when it is a common-case event (module docs); `None`: decode it in full.
+///
+/// The byte-level reader ([`bytes`]) takes the lines written plainly, the serde-driven one
+/// ([`decode_serde`]) the rest of the common case (whitespace, escaped keys, surrogate pairs).
 pub(crate) fn decode_fast(text: &str, fields: Fields) -> Option<Event<'_>> {
+    bytes::decode(text, fields).or_else(|| decode_serde(text, fields))
+}
+
+/// The common case through serde's deserializer.
+fn decode_serde(text: &str, fields: Fields) -> Option<Event<'_>> {
     let mut de = serde_json::Deserializer::from_str(text);
     let ev = de.deserialize_map(EventV(fields)).ok()?;
     de.end().ok()?;
@@ -97,7 +107,7 @@ impl<'de> Visitor<'de> for Strings {
 /// `annotations`, kept or only checked.
 struct Annotations(bool);
 
-type Pairs<'de> = Option<Vec<(Cow<'de, str>, Cow<'de, str>)>>;
+pub(super) type Pairs<'de> = Option<Vec<(Cow<'de, str>, Cow<'de, str>)>>;
 
 impl<'de> DeserializeSeed<'de> for Annotations {
     type Value = Pairs<'de>;

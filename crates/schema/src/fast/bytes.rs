@@ -1,0 +1,640 @@
+//! The common case read byte by byte: the same events the serde-driven common-case decoder
+//! ([`super::decode_serde`]) reads, the same way, without serde's per-token bookkeeping.
+//!
+//! It takes only what it can read without doubt and gives `None` for anything else, and the
+//! next decoder tries: a control character anywhere in the line (JSON allows them only as
+//! whitespace between tokens, which the API server does not write), a key written with an escape,
+//! a `\u` escape of a UTF-16 surrogate, a number that is not a plain `i32` where one is read,
+//! nesting deeper than [`MAX_DEPTH`], and everything the serde-driven decoder gives up on (an
+//! unknown key, a duplicate, a `null`, an empty nested object, a timestamp not in the canonical
+//! form). Strings are found with `memchr` (SIMD); every value it skips is still checked to be
+//! JSON, so that a line it accepts is one the full decoder accepts (the `fast_equals_full` tests
+//! in `tests/fast.rs` compare the two on hostile lines).
+
+use std::borrow::Cow;
+
+use crate::decode::Fields;
+use crate::event::{Event, ObjectRef, Status, UserInfo};
+use crate::time::parse_rfc3339;
+
+/// Nesting this deep (in a value kept as text) is left to serde, which knows its own limit.
+const MAX_DEPTH: u32 = 100;
+
+/// Decodes `text` when it is a common-case event written plainly (module docs).
+pub(super) fn decode(text: &str, fields: Fields) -> Option<Event<'_>> {
+    let text = trim_json_ws(text);
+    if has_control(text.as_bytes()) {
+        return None;
+    }
+    let mut p = P { s: text, i: 0 };
+    let ev = p.event(fields)?;
+    (p.i == text.len()).then_some(ev)
+}
+
+/// `text` without the whitespace JSON allows around a value (not `trim`: form feeds and other
+/// Unicode spaces are not JSON whitespace).
+fn trim_json_ws(text: &str) -> &str {
+    text.trim_matches([' ', '\t', '\n', '\r'])
+}
+
+/// Whether any byte is a control character (below 0x20), over whole words at a time.
+fn has_control(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(32);
+    let mut any = false;
+    for c in &mut chunks {
+        any |= c.iter().fold(false, |a, &x| a | (x < 0x20));
+        if any {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&x| x < 0x20)
+}
+
+/// Marks key `bit` seen; a key seen twice leaves this decoder.
+fn once(seen: &mut u32, bit: u32) -> Option<()> {
+    if *seen & bit != 0 {
+        return None;
+    }
+    *seen |= bit;
+    Some(())
+}
+
+/// A position in one line's text.
+struct P<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> P<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.s.as_bytes()
+    }
+
+    /// The next byte after spaces (the only whitespace left once control characters are out).
+    fn peek(&mut self) -> Option<u8> {
+        let b = self.bytes();
+        while b.get(self.i) == Some(&b' ') {
+            self.i += 1;
+        }
+        b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// Whether the next byte is `c` (then taken).
+    fn take(&mut self, c: u8) -> bool {
+        self.peek() == Some(c) && {
+            self.i += 1;
+            true
+        }
+    }
+
+    /// A string, borrowed from the text unless it holds escapes.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let (s, b) = (self.s, self.bytes());
+        let start = self.i;
+        let at = start + memchr::memchr2(b'"', b'\\', &b[start..])?;
+        if b[at] == b'"' {
+            self.i = at + 1;
+            return Some(Cow::Borrowed(&s[start..at]));
+        }
+        let mut out = String::with_capacity(at - start + 16);
+        out.push_str(&s[start..at]);
+        self.i = at;
+        loop {
+            // At a backslash.
+            self.i += 1;
+            out.push(self.escape()?);
+            let from = self.i;
+            let at = from + memchr::memchr2(b'"', b'\\', &b[from..])?;
+            out.push_str(&s[from..at]);
+            self.i = at;
+            if b[at] == b'"' {
+                self.i = at + 1;
+                return Some(Cow::Owned(out));
+            }
+        }
+    }
+
+    /// The character of the escape after a backslash.
+    fn escape(&mut self) -> Option<char> {
+        let b = self.bytes();
+        let c = *b.get(self.i)?;
+        self.i += 1;
+        Some(match c {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hex = b.get(self.i..self.i + 4)?;
+                let mut v = 0u32;
+                for &h in hex {
+                    v = v << 4 | (h as char).to_digit(16)?;
+                }
+                self.i += 4;
+                // Surrogates (pairs, or lone ones that serde rejects) are left to serde.
+                char::from_u32(v)?
+            }
+            _ => return None,
+        })
+    }
+
+    /// Skips a string, checking its escapes.
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        let b = self.bytes();
+        loop {
+            let at = self.i + memchr::memchr2(b'"', b'\\', &b[self.i..])?;
+            self.i = at + 1;
+            if b[at] == b'"' {
+                return Some(());
+            }
+            self.escape()?;
+        }
+    }
+
+    /// An object key without escapes, and the colon after it.
+    fn key(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let b = self.bytes();
+        let start = self.i;
+        let at = start + memchr::memchr2(b'"', b'\\', &b[start..])?;
+        if b[at] != b'"' {
+            return None;
+        }
+        self.i = at + 1;
+        self.eat(b':')?;
+        Some(&self.s[start..at])
+    }
+
+    /// The entries of an object: `entry` reads each value after its key. Returns how many.
+    fn object(&mut self, mut entry: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<u32> {
+        self.eat(b'{')?;
+        if self.take(b'}') {
+            return Some(0);
+        }
+        let mut n = 0;
+        loop {
+            let k = self.key()?;
+            entry(self, k)?;
+            n += 1;
+            if !self.take(b',') {
+                self.eat(b'}')?;
+                return Some(n);
+            }
+        }
+    }
+
+    /// A list of strings, kept or only checked.
+    fn strings(&mut self, keep: bool) -> Option<Option<Vec<Cow<'a, str>>>> {
+        self.eat(b'[')?;
+        let mut out = keep.then(Vec::new);
+        if self.take(b']') {
+            return Some(out);
+        }
+        loop {
+            match &mut out {
+                Some(v) => v.push(self.string()?),
+                None => self.skip_string()?,
+            }
+            if !self.take(b',') {
+                self.eat(b']')?;
+                return Some(out);
+            }
+        }
+    }
+
+    /// Any JSON value, checked and skipped.
+    fn skip_value(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' => {
+                self.i += 1;
+                if self.take(b'}') {
+                    return Some(());
+                }
+                loop {
+                    self.skip_string()?;
+                    self.eat(b':')?;
+                    self.skip_value(depth + 1)?;
+                    if !self.take(b',') {
+                        return self.eat(b'}');
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                if self.take(b']') {
+                    return Some(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    if !self.take(b',') {
+                        return self.eat(b']');
+                    }
+                }
+            }
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            _ => self.number().map(drop),
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        self.bytes()[self.i..].starts_with(word.as_bytes()).then(|| self.i += word.len())
+    }
+
+    /// A JSON number; whether it is an integer (no fraction, no exponent).
+    fn number(&mut self) -> Option<bool> {
+        let b = self.bytes();
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > from
+        };
+        let mut i = self.i;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut i);
+            }
+            _ => return None,
+        }
+        let mut integer = true;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            integer = false;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            integer = false;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        self.i = i;
+        Some(integer)
+    }
+
+    /// An `i32` written as a plain integer.
+    fn int(&mut self) -> Option<i32> {
+        self.peek()?;
+        let from = self.i;
+        if !self.number()? {
+            return None;
+        }
+        self.s[from..self.i].parse().ok()
+    }
+
+    /// A value kept as its JSON text (not `null`).
+    fn raw(&mut self) -> Option<Cow<'a, str>> {
+        self.peek()?;
+        let from = self.i;
+        self.skip_value(2)?;
+        let text = &self.s[from..self.i];
+        (text != "null").then_some(Cow::Borrowed(text))
+    }
+
+    /// A timestamp in the canonical form.
+    fn timestamp(&mut self) -> Option<i64> {
+        let text = self.string()?;
+        parse_rfc3339(&text).filter(|p| p.canonical).map(|p| p.micros)
+    }
+
+    /// `user` or `impersonatedUser`; `groups` kept or only checked.
+    fn user(&mut self, keep_groups: bool) -> Option<UserInfo<'a>> {
+        let mut u = UserInfo::default();
+        let mut seen = 0u32;
+        let n = self.object(|p, key| {
+            match key {
+                "username" => {
+                    once(&mut seen, 1)?;
+                    u.username = Some(p.string()?);
+                }
+                "uid" => {
+                    once(&mut seen, 2)?;
+                    u.uid = Some(p.string()?);
+                }
+                "groups" => {
+                    once(&mut seen, 4)?;
+                    u.groups = p.strings(keep_groups)?;
+                }
+                "extra" => {
+                    once(&mut seen, 8)?;
+                    u.extra = Some(p.raw()?);
+                }
+                _ => return None,
+            }
+            Some(())
+        })?;
+        (n > 0).then_some(u)
+    }
+
+    fn object_ref(&mut self) -> Option<ObjectRef<'a>> {
+        let mut o = ObjectRef::default();
+        let mut seen = 0u32;
+        let n = self.object(|p, key| {
+            let (slot, bit) = match key {
+                "resource" => (&mut o.resource, 1),
+                "namespace" => (&mut o.namespace, 2),
+                "name" => (&mut o.name, 4),
+                "uid" => (&mut o.uid, 8),
+                "apiGroup" => (&mut o.api_group, 16),
+                "apiVersion" => (&mut o.api_version, 32),
+                "resourceVersion" => (&mut o.resource_version, 64),
+                "subresource" => (&mut o.subresource, 128),
+                _ => return None,
+            };
+            once(&mut seen, bit)?;
+            *slot = Some(p.string()?);
+            Some(())
+        })?;
+        (n > 0).then_some(o)
+    }
+
+    fn status(&mut self) -> Option<Status<'a>> {
+        let mut s = Status::default();
+        let mut seen = 0u32;
+        let n = self.object(|p, key| {
+            match key {
+                "metadata" => {
+                    once(&mut seen, 1)?;
+                    s.metadata = Some(p.raw()?);
+                }
+                "status" => {
+                    once(&mut seen, 2)?;
+                    s.status = Some(p.string()?);
+                }
+                "message" => {
+                    once(&mut seen, 4)?;
+                    s.message = Some(p.string()?);
+                }
+                "reason" => {
+                    once(&mut seen, 8)?;
+                    s.reason = Some(p.string()?);
+                }
+                "details" => {
+                    once(&mut seen, 16)?;
+                    s.details = Some(p.raw()?);
+                }
+                "code" => {
+                    once(&mut seen, 32)?;
+                    s.code = Some(p.int()?);
+                }
+                _ => return None,
+            }
+            Some(())
+        })?;
+        (n > 0).then_some(s)
+    }
+
+    /// `annotations`, kept or only checked.
+    fn annotations(&mut self, keep: bool) -> Option<super::Pairs<'a>> {
+        let mut out = keep.then(Vec::new);
+        self.eat(b'{')?;
+        if self.take(b'}') {
+            return Some(out);
+        }
+        loop {
+            match &mut out {
+                Some(v) => {
+                    let k = self.string()?;
+                    self.eat(b':')?;
+                    v.push((k, self.string()?));
+                }
+                None => {
+                    self.skip_string()?;
+                    self.eat(b':')?;
+                    self.skip_string()?;
+                }
+            }
+            if !self.take(b',') {
+                self.eat(b'}')?;
+                return Some(out);
+            }
+        }
+    }
+
+    fn event(&mut self, fields: Fields) -> Option<Event<'a>> {
+        let want = |f: Fields| fields.has(f);
+        let mut e = Event::default();
+        let mut seen = 0u32;
+        self.object(|p, key| {
+            let s = &mut seen;
+            match key {
+                "kind" => {
+                    once(s, 1)?;
+                    e.kind = Some(p.string()?);
+                }
+                "apiVersion" => {
+                    once(s, 1 << 1)?;
+                    e.api_version = Some(p.string()?);
+                }
+                "level" => {
+                    once(s, 1 << 2)?;
+                    e.level = Some(p.string()?);
+                }
+                "auditID" => {
+                    once(s, 1 << 3)?;
+                    e.audit_id = Some(p.string()?);
+                }
+                "stage" => {
+                    once(s, 1 << 4)?;
+                    e.stage = Some(p.string()?);
+                }
+                "requestURI" => {
+                    once(s, 1 << 5)?;
+                    e.request_uri = Some(p.string()?);
+                }
+                "verb" => {
+                    once(s, 1 << 6)?;
+                    e.verb = Some(p.string()?);
+                }
+                "user" => {
+                    once(s, 1 << 7)?;
+                    e.user = Some(p.user(true)?);
+                }
+                "impersonatedUser" => {
+                    once(s, 1 << 8)?;
+                    let u = p.user(want(Fields::IMPERSONATED_USER))?;
+                    e.impersonated_user = want(Fields::IMPERSONATED_USER).then_some(u);
+                }
+                "sourceIPs" => {
+                    once(s, 1 << 9)?;
+                    e.source_ips = p.strings(want(Fields::SOURCE_IPS))?;
+                }
+                "userAgent" => {
+                    once(s, 1 << 10)?;
+                    e.user_agent = Some(p.string()?);
+                }
+                "objectRef" => {
+                    once(s, 1 << 11)?;
+                    let o = p.object_ref()?;
+                    e.object_ref = want(Fields::OBJECT_REF).then_some(o);
+                }
+                "responseStatus" => {
+                    once(s, 1 << 12)?;
+                    let st = p.status()?;
+                    e.response_status = want(Fields::RESPONSE_STATUS).then_some(st);
+                }
+                "requestObject" => {
+                    once(s, 1 << 13)?;
+                    let r = p.raw()?;
+                    e.request_object = want(Fields::REQUEST_OBJECT).then_some(r);
+                }
+                "responseObject" => {
+                    once(s, 1 << 14)?;
+                    let r = p.raw()?;
+                    e.response_object = want(Fields::RESPONSE_OBJECT).then_some(r);
+                }
+                "requestReceivedTimestamp" => {
+                    once(s, 1 << 15)?;
+                    e.request_received = Some(p.timestamp()?);
+                }
+                "stageTimestamp" => {
+                    once(s, 1 << 16)?;
+                    e.stage_timestamp = Some(p.timestamp()?);
+                }
+                "annotations" => {
+                    once(s, 1 << 17)?;
+                    e.annotations = p.annotations(want(Fields::ANNOTATIONS))?;
+                }
+                _ => return None,
+            }
+            Some(())
+        })?;
+        Some(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the API server writes, with the escapes its messages carry.
+    const LINE: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"33a88638-6b9d-429e-a05a-f9ee72ad43bb","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/ci/pods?limit=500","verb":"create","user":{"username":"system:serviceaccount:ci:deployer","uid":"b3","groups":["system:serviceaccounts","system:authenticated"],"extra":{"k":["v"]}},"impersonatedUser":{"username":"bob"},"sourceIPs":["10.1.38.40","::1"],"userAgent":"argocd/v2.12.3 (linux/amd64)","objectRef":{"resource":"pods","namespace":"ci","name":"web-0","apiVersion":"v1","subresource":"exec"},"responseStatus":{"metadata":{},"status":"Failure","message":"pods \"web-0\" is forbidden","reason":"Forbidden","details":{"name":"web-0","kind":"pods","causes":[{"n":-1.5e-3},true,false,null]},"code":403},"requestObject":{"kind":"Pod","spec":{"containers":[{"name":"c","args":["a\\b","\u00e9\/"]}]}},"responseObject":{"kind":"Status","code":0},"requestReceivedTimestamp":"2026-11-20T00:00:00.031230Z","stageTimestamp":"2026-11-20T00:00:00.032687Z","annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"RBAC: allowed by ClusterRoleBinding \"deployer\" of ClusterRole \"deployer\"\n"}}"#;
+
+    const PROJECTIONS: [Fields; 4] = [Fields::BASE, Fields::OBJECT_REF, Fields::ANNOTATIONS, Fields::ALL];
+
+    #[test]
+    fn reads_what_the_api_server_writes_as_serde_does() {
+        for f in PROJECTIONS {
+            let ev = decode(LINE, f).expect("a plainly written event");
+            assert_eq!(Some(&ev), super::super::decode_serde(LINE, f).as_ref(), "{f:?}");
+        }
+        let ev = decode(LINE, Fields::ALL).unwrap();
+        let reason = &ev.annotations.as_ref().unwrap()[1].1;
+        assert!(matches!(reason, Cow::Owned(_)) && reason.ends_with("\"deployer\"\n"), "{reason}");
+        assert_eq!(ev.response_status.as_ref().and_then(|s| s.code), Some(403));
+        assert_eq!(ev.request_object.as_deref().map(|r| r.len()), Some(78));
+    }
+
+    /// Random edits of the line: whatever this decoder accepts, serde's common-case decoder
+    /// accepts and reads the same; and ordinary edits are not all refused.
+    #[test]
+    fn never_accepts_what_serde_would_not() {
+        const BITS: &[&str] = &[
+            "\"",
+            "\\",
+            "{",
+            "}",
+            "[",
+            "]",
+            ":",
+            ",",
+            " ",
+            "\t",
+            "\u{1}",
+            "null",
+            "-",
+            "0",
+            "01",
+            "1.",
+            "e",
+            "\\u",
+            "\\ud800",
+            "\\ud83d\\ude00",
+            "\\uDC00",
+            "\\u00E9",
+            "é",
+            "2147483648",
+            "x",
+            "tru",
+            "true",
+        ];
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |m: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % m as u64) as usize
+        };
+        let mut accepted = 0;
+        for _ in 0..30_000 {
+            let mut text = LINE.to_string();
+            for _ in 0..1 + next(3) {
+                let mut at = next(text.len());
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                match next(3) {
+                    0 => text.insert_str(at, BITS[next(BITS.len())]),
+                    1 => {
+                        let mut end = (at + 1 + next(4)).min(text.len());
+                        while !text.is_char_boundary(end) {
+                            end += 1;
+                        }
+                        text.replace_range(at..end, "");
+                    }
+                    _ => text.replace_range(at..at, BITS[next(BITS.len())]),
+                }
+            }
+            for f in PROJECTIONS {
+                if let Some(ev) = decode(&text, f) {
+                    accepted += 1;
+                    assert_eq!(Some(ev), super::super::decode_serde(&text, f), "{f:?} {text}");
+                }
+            }
+        }
+        assert!(accepted > 1000, "{accepted}");
+    }
+
+    #[test]
+    fn nesting_and_numbers() {
+        let nest = |n: usize| format!(r#"{{"requestObject":{}1{}}}"#, "[".repeat(n), "]".repeat(n));
+        assert!(decode(&nest(90), Fields::ALL).is_some());
+        assert!(decode(&nest(150), Fields::ALL).is_none());
+        for (code, want) in [("0", Some(0)), ("-0", Some(0)), ("-2147483648", Some(i32::MIN)), ("2147483648", None)] {
+            let text = format!(r#"{{"responseStatus":{{"code":{code}}}}}"#);
+            let got = decode(&text, Fields::ALL).map(|e| e.response_status.unwrap().code.unwrap());
+            assert_eq!(got, want, "{code}");
+        }
+        for bad in ["01", "1.", "1e", "-", ".5", "1.5", "1e2", "+1"] {
+            let text = format!(r#"{{"responseStatus":{{"code":{bad}}}}}"#);
+            assert!(decode(&text, Fields::ALL).is_none(), "{bad}");
+        }
+    }
+}
