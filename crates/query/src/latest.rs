@@ -90,7 +90,7 @@ fn parse_uuid(s: &str) -> Option<u128> {
 
 /// The identity of a request: its auditID, and a digest of what all stages of one request share
 /// (`requestReceivedTimestamp`, `verb`, `requestURI`, `user.username`). Records are stages of one
-/// request exactly when their keys are equal. The digest is SipHash under a key drawn at random
+/// request exactly when their keys are equal. The digest is aHash under a key drawn at random
 /// per process, so a log cannot be written to make two requests collide (and the key is never
 /// stored: it only compares records read by one process).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -108,8 +108,8 @@ impl RequestKey {
 /// The digest of what every stage of one request repeats ([`RequestKey`]).
 pub fn request_digest(ev: &Event<'_>) -> u64 {
     use std::hash::BuildHasher;
-    static KEY: LazyLock<std::collections::hash_map::RandomState> =
-        LazyLock::new(std::collections::hash_map::RandomState::new);
+    // aHash keyed at random per process (SipHash was a fortieth of a full-decode question).
+    static KEY: LazyLock<ahash::RandomState> = LazyLock::new(ahash::RandomState::new);
     KEY.hash_one((
         ev.request_received,
         ev.verb.as_deref(),
