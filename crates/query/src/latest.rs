@@ -107,7 +107,6 @@ impl RequestKey {
 
 /// The digest of what every stage of one request repeats ([`RequestKey`]).
 pub fn request_digest(ev: &Event<'_>) -> u64 {
-    use std::hash::BuildHasher;
     // aHash keyed at random per process (SipHash was a fortieth of a full-decode question).
     static KEY: LazyLock<ahash::RandomState> = LazyLock::new(ahash::RandomState::new);
     KEY.hash_one((
