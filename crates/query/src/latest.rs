@@ -385,32 +385,69 @@ impl Collector {
     /// Which hits are kept (in the order of `hits`), and how many of those kept share their
     /// auditID with another request.
     ///
-    /// Everything the rule compares is keyed by auditID, so the auditIDs are split into shards by
-    /// their hash and each shard is settled on its own thread (a large scan's hits are settled in
-    /// a fraction of the time one thread and several maps took: see BENCHMARKS.md).
+    /// Everything the rule compares is keyed by auditID. So what it needs of each record is
+    /// copied out into partitions by the hash of its auditID, small enough that each is settled
+    /// with a map that stays in the CPU's cache, and the partitions are shared among threads (a
+    /// million hits were settled by one thread with maps as large as the input, missing the cache
+    /// at every step: see BENCHMARKS.md).
     fn settle(&self, all_stages: bool) -> Result<(Vec<bool>, u64), NeedsRescan> {
         let work = self.hits.len() + self.others.len();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.settle_in(all_stages, if work < SETTLE_SHARD_MIN { 1 } else { threads.clamp(1, 8) })
+        let parts = (self.hits.len() / PART_HITS).max(1).next_power_of_two().min(MAX_PARTS);
+        self.settle_in(all_stages, parts, if work < THREADS_FROM { 1 } else { threads.clamp(1, 8) })
     }
 
-    /// [`Collector::settle`] in `shards` shards.
-    fn settle_in(&self, all_stages: bool, shards: usize) -> Result<(Vec<bool>, u64), NeedsRescan> {
+    /// [`Collector::settle`] in `parts` partitions (a power of two) on `threads` threads.
+    fn settle_in(&self, all_stages: bool, parts: usize, threads: usize) -> Result<(Vec<bool>, u64), NeedsRescan> {
+        debug_assert!(parts.is_power_of_two());
         // Keyed at random per process: auditIDs come from a client header.
         let state = ahash::RandomState::new();
-        let settle =
-            |shard| settle_shard(&self.hits, &self.others, all_stages, &state, Shard { index: shard, of: shards });
-        let parts: Vec<Result<Settled, NeedsRescan>> = if shards == 1 {
+        let part_of = |h: u64| (h >> 40) as usize & (parts - 1);
+        let mut hits: Vec<Vec<Rec<'_>>> =
+            (0..parts).map(|_| Vec::with_capacity(self.hits.len() / parts + 16)).collect();
+        // The hashes of the hits' auditIDs, as bits: most records that do not match share no
+        // auditID with a hit and are never copied.
+        let mut bits = vec![0u64; (self.hits.len() * 8).div_ceil(64).max(1)];
+        let nbits = bits.len() * 64;
+        let bit = |h: u64| (h as usize) % nbits;
+        for (index, h) in self.hits.iter().enumerate() {
+            let r = Rec::of(&state, &h.key, (h.rank, h.pos), index, false);
+            let b = bit(r.h);
+            bits[b / 64] |= 1 << (b % 64);
+            hits[part_of(r.h)].push(r);
+        }
+        let mut others: Vec<Vec<Rec<'_>>> = (0..parts).map(|_| Vec::new()).collect();
+        if !self.hits.is_empty() {
+            for (index, o) in self.others.iter().enumerate() {
+                if all_stages && o.quick {
+                    continue;
+                }
+                let r = Rec::of(&state, &o.key, (o.rank, o.pos), index, o.quick);
+                let b = bit(r.h);
+                if bits[b / 64] & 1 << (b % 64) != 0 {
+                    others[part_of(r.h)].push(r);
+                }
+            }
+        }
+        let settle = |t: usize| -> Result<Settled, NeedsRescan> {
+            let mut out = Settled { kept: Vec::new(), ids_reused: 0 };
+            let mut map = Map::default();
+            for p in (t..parts).step_by(threads) {
+                settle_part(&mut map, &hits[p], &others[p], all_stages, &mut out)?;
+            }
+            Ok(out)
+        };
+        let done: Vec<Result<Settled, NeedsRescan>> = if threads <= 1 {
             vec![settle(0)]
         } else {
             std::thread::scope(|s| {
-                let handles: Vec<_> = (0..shards).map(|i| s.spawn(move || settle(i))).collect();
+                let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || settle(t))).collect();
                 handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
             })
         };
         let mut keep = vec![false; self.hits.len()];
         let mut ids_reused = 0;
-        for part in parts {
+        for part in done {
             let part = part?;
             for i in part.kept {
                 keep[i] = true;
@@ -421,36 +458,58 @@ impl Collector {
     }
 }
 
+/// Hits per partition when settling (a partition's map then fits in a core's cache).
+const PART_HITS: usize = 2048;
+const MAX_PARTS: usize = 1 << 14;
 /// Below this many records the rule is settled on the calling thread.
-const SETTLE_SHARD_MIN: usize = 100_000;
+const THREADS_FROM: usize = 100_000;
 
-/// Which part of the auditIDs a settling thread takes.
-#[derive(Clone, Copy)]
-struct Shard {
-    index: usize,
-    of: usize,
-}
-
-impl Shard {
-    /// Whether an auditID of hash `h` is this shard's. Bits 32–47 choose the shard, so the map's
-    /// own bits (the low bits choose a bucket, the top seven tag it) stay spread within a shard.
-    fn has(self, h: u64) -> bool {
-        self.of == 1 || ((((h >> 32) & 0xFFFF) * self.of as u64) >> 16) as usize == self.index
-    }
-}
-
-/// One shard's answer: the indices of the hits kept, and how many of them share their auditID
-/// with another request.
+/// The answer of the partitions one thread settled: the indices of the hits kept, and how many
+/// of them share their auditID with another request.
 struct Settled {
     kept: Vec<usize>,
     ids_reused: u64,
+}
+
+/// An auditID, copied (UUIDs) or borrowed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdRef<'k> {
+    Uuid(u128),
+    Other(&'k str),
+}
+
+/// What settling needs of one record: its auditID and that ID's hash, its request digest, what
+/// decides its latest stage, and its index among the hits (or the others).
+#[derive(Clone, Copy)]
+struct Rec<'k> {
+    h: u64,
+    id: IdRef<'k>,
+    request: u64,
+    at: (Latest, u64),
+    index: usize,
+    /// A line the prefilter skipped ([`Stage::quick`]).
+    quick: bool,
+}
+
+impl<'k> Rec<'k> {
+    fn of(state: &ahash::RandomState, key: &'k RequestKey, at: (Latest, u64), index: usize, quick: bool) -> Rec<'k> {
+        let id = match &key.id {
+            IdKey::Uuid(v) => IdRef::Uuid(*v),
+            IdKey::Other(s) => IdRef::Other(s),
+        };
+        Rec { h: state.hash_one(&key.id), id, request: key.request, at, index, quick }
+    }
+
+    fn key(&self) -> Hashed<'k> {
+        Hashed { h: self.h, id: self.id }
+    }
 }
 
 /// An auditID with its hash, computed once ([`PassHasher`] hands it to the map).
 #[derive(Clone, Copy)]
 struct Hashed<'k> {
     h: u64,
-    id: &'k IdKey,
+    id: IdRef<'k>,
 }
 
 impl PartialEq for Hashed<'_> {
@@ -485,6 +544,8 @@ impl std::hash::Hasher for PassHasher {
         self.0 = v;
     }
 }
+
+type Map<'k> = HashMap<Hashed<'k>, Requests, std::hash::BuildHasherDefault<PassHasher>>;
 
 /// One request of an auditID: its digest ([`RequestKey::request`]), its latest matching record so
 /// far (`None` for a request known only from records that do not match) and whether a record that
@@ -536,69 +597,46 @@ impl Requests {
     }
 }
 
-/// Settles the rule for the auditIDs of one shard: a request's latest matching record is kept
-/// unless a record of the same request that does not match comes after it; a line the prefilter
-/// skipped (known by its auditID only) that could be the latest record of a matching request asks
-/// for a rescan.
-fn settle_shard(
-    hits: &[Hit],
-    others: &[Stage],
+/// Settles the rule for the auditIDs of one partition (`map` is left empty for the next): a
+/// request's latest matching record is kept unless a record of the same request that does not
+/// match comes after it; a line the prefilter skipped (known by its auditID only) that could be
+/// the latest record of a matching request asks for a rescan.
+fn settle_part<'k>(
+    map: &mut Map<'k>,
+    hits: &[Rec<'k>],
+    others: &[Rec<'k>],
     all_stages: bool,
-    state: &ahash::RandomState,
-    shard: Shard,
-) -> Result<Settled, NeedsRescan> {
-    type Map<'k> = HashMap<Hashed<'k>, Requests, std::hash::BuildHasherDefault<PassHasher>>;
-    let hashed = |id| Hashed { h: state.hash_one(id), id };
-    let mut ids: Map = Map::with_capacity_and_hasher(hits.len() / shard.of + 1, Default::default());
+    out: &mut Settled,
+) -> Result<(), NeedsRescan> {
+    map.clear();
     for h in hits {
-        let k = hashed(&h.key.id);
-        if !shard.has(k.h) {
-            continue;
-        }
-        let req = ids.entry(k).or_insert_with(|| Requests::new(h.key.request)).note(h.key.request);
+        let req = map.entry(h.key()).or_insert_with(|| Requests::new(h.request)).note(h.request);
         if !all_stages {
-            let at = (h.rank, h.pos);
-            req.best = Some(req.best.map_or(at, |b| b.max(at)));
+            req.best = Some(req.best.map_or(h.at, |b| b.max(h.at)));
         }
     }
-    if !ids.is_empty() {
-        for o in others {
-            if all_stages && o.quick {
-                continue;
+    for o in others {
+        let Some(reqs) = map.get_mut(&o.key()) else { continue };
+        if o.quick {
+            if reqs.lowest_stage().is_some_and(|s| o.at.0.0 >= s) {
+                return Err(NeedsRescan);
             }
-            let k = hashed(&o.key.id);
-            if !shard.has(k.h) {
-                continue;
-            }
-            let Some(reqs) = ids.get_mut(&k) else { continue };
-            if o.quick {
-                if reqs.lowest_stage().is_some_and(|s| o.rank.0 >= s) {
-                    return Err(NeedsRescan);
-                }
-                continue;
-            }
-            let req = reqs.note(o.key.request);
-            if req.best.is_some_and(|b| (o.rank, o.pos) > b) {
-                req.superseded = true;
-            }
-        }
-    }
-    let mut kept = Vec::with_capacity(ids.len());
-    let mut ids_reused = 0;
-    for (i, h) in hits.iter().enumerate() {
-        let k = hashed(&h.key.id);
-        if !shard.has(k.h) {
             continue;
         }
-        let reqs = &ids[&k];
-        let keep =
-            all_stages || reqs.get(h.key.request).is_some_and(|r| !r.superseded && r.best == Some((h.rank, h.pos)));
-        if keep {
-            kept.push(i);
-            ids_reused += u64::from(reqs.reused());
+        let req = reqs.note(o.request);
+        if req.best.is_some_and(|b| o.at > b) {
+            req.superseded = true;
         }
     }
-    Ok(Settled { kept, ids_reused })
+    for h in hits {
+        let reqs = &map[&h.key()];
+        let keep = all_stages || reqs.get(h.request).is_some_and(|r| !r.superseded && r.best == Some(h.at));
+        if keep {
+            out.kept.push(h.index);
+            out.ids_reused += u64::from(reqs.reused());
+        }
+    }
+    Ok(())
 }
 
 /// What [`Collector::finish_counting`] keeps.
@@ -711,13 +749,15 @@ mod tests {
                 for all_stages in [false, true] {
                     let want = reference(&c, all_stages);
                     rescans += usize::from(want.is_err());
-                    for shards in [1, 2, 3, 8] {
-                        let got = c.settle_in(all_stages, shards);
+                    for (parts, threads) in [(1, 1), (1, 2), (2, 1), (4, 2), (16, 3), (64, 8)] {
+                        let got = c.settle_in(all_stages, parts, threads);
                         match (&want, &got) {
-                            (Ok(w), Ok(g)) => assert_eq!(w, g, "seed {seed}, {n} records, {shards} shards"),
+                            (Ok(w), Ok(g)) => {
+                                assert_eq!(w, g, "seed {seed}, {n} records, {parts} parts, {threads} threads")
+                            }
                             (Err(_), Err(_)) => {}
                             _ => panic!(
-                                "seed {seed}, {n} records, {shards} shards: rescan {:?} vs {:?}",
+                                "seed {seed}, {n} records, {parts} parts: rescan {:?} vs {:?}",
                                 want.is_err(),
                                 got.is_err()
                             ),
@@ -729,7 +769,7 @@ mod tests {
         // Both outcomes were exercised, and kept rows are not all or nothing.
         assert!(rescans > 0);
         let c = random(1, 5_000, false);
-        let (keep, reused) = c.settle_in(false, 2).unwrap_or_else(|_| panic!("no quick lines, no rescan"));
+        let (keep, reused) = c.settle_in(false, 4, 2).unwrap_or_else(|_| panic!("no quick lines, no rescan"));
         let kept = keep.iter().filter(|k| **k).count();
         assert!(kept > 0 && kept < keep.len(), "{kept} of {}", keep.len());
         assert!(reused > 0);
