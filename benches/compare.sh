@@ -349,8 +349,11 @@ print(json.loads(last)["auditID"])' "$log_file")
             die "kaq store ${names[$i]} failed"
         d=$(median_secs "duckdb store ${names[$i]}" "$duck" -jsonlines -c "${sql[$i]}") ||
             die "duckdb store ${names[$i]} failed"
-        store_lines+=("$(printf '%-10s %9s %9s %8s   rows: kaq %s, duckdb %s' "${names[$i]}" "$k" "$d" \
-            "$(ratio "$d" "$k")" "$(rows_of "kaq store ${names[$i]}")" "$(rows_of "duckdb store ${names[$i]}")")")
+        local kr dr verdict=ok
+        kr=$(rows_of "kaq store ${names[$i]}") dr=$(rows_of "duckdb store ${names[$i]}")
+        [[ "$kr" == "$dr" ]] || { verdict="ROWS DIFFER"; ROWS_DIFFER=1; }
+        store_lines+=("$(printf '%-10s %9s %9s %8s   rows: kaq %s, duckdb %s %s' "${names[$i]}" "$k" "$d" \
+            "$(ratio "$d" "$k")" "$kr" "$dr" "$verdict")")
     done
 }
 
