@@ -551,6 +551,41 @@ fn run(
     Ok(Scanned { rows, first_step_done, rows_read, positions, groups_skipped })
 }
 
+/// The bounds every match of a plan puts on `latency` ([`StatBound::Latency`]), tested on each
+/// row's two timestamps before the filter: a row whose `stage_time − time` lies outside them
+/// cannot match (its latency is that difference, or null), and the filter is not evaluated on
+/// it. Rows missing either timestamp go to the filter.
+struct LatencyBound<'a> {
+    lo: i64,
+    hi: i64,
+    time: &'a TimestampMicrosecondArray,
+    stage_time: &'a TimestampMicrosecondArray,
+}
+
+impl<'a> LatencyBound<'a> {
+    fn of(plan: &Plan, batch: &'a RecordBatch) -> Option<LatencyBound<'a>> {
+        let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+        for b in stat_bounds(plan) {
+            if let StatBound::Latency { lo: l, hi: h } = b {
+                lo = lo.max(l.unwrap_or(i64::MIN));
+                hi = hi.min(h.unwrap_or(i64::MAX));
+            }
+        }
+        if (lo, hi) == (i64::MIN, i64::MAX) {
+            return None;
+        }
+        Some(LatencyBound { lo, hi, time: time_col(batch, "time")?, stage_time: time_col(batch, "stage_time")? })
+    }
+
+    fn rules_out(&self, i: usize) -> bool {
+        if !(self.time.is_valid(i) && self.stage_time.is_valid(i)) {
+            return false;
+        }
+        let d = self.stage_time.value(i).wrapping_sub(self.time.value(i));
+        d < self.lo || d > self.hi
+    }
+}
+
 /// The bounds of `plan`'s filter ([`crate::plan::column_bounds`]) that a row group's statistics
 /// can test, on the columns the direct getters read. Only where a column's values are exactly
 /// what the filter reads, compared as the statistics order them:
@@ -839,7 +874,11 @@ fn add_batch(
     let keep = plan.row_slots();
     let mut row = RowView { arrays: &arrays, getters, restored: &restored, i: 0, cache: vec![None; arrays.len()] };
     let mut memo = KeyMemo::new(plan, &arrays, always);
+    let latency = (!always).then(|| LatencyBound::of(plan, batch)).flatten();
     for i in 0..batch.num_rows() {
+        if latency.as_ref().is_some_and(|l| l.rules_out(i)) {
+            continue;
+        }
         row.i = i;
         row.cache.iter_mut().for_each(|c| *c = None);
         if !always && !memo.test(i, || eval(&plan.filter, &mut row)) {

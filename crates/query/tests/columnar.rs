@@ -113,6 +113,12 @@ fn columnar_stats_equal_pipeline_stats() {
         "| stats avg(latency), sum(latency), min(latency), max(latency), count(latency), count by verb, ns",
         "| stats count, count(code), avg(code), sum(code), p50(code), p99(code), min(code), max(code)",
         "latency>1s | stats p99(latency) by verb",
+        // Rows outside the latency bounds are passed over before the filter (LatencyBound).
+        "latency<=1s | stats count, max(latency) by verb",
+        "latency>=500ms latency<2s | stats count, min(latency), max(latency)",
+        "latency>1s OR verb:get | stats count by verb",
+        "NOT latency>1s | stats count, max(latency)",
+        "latency>1s | count by user",
         "code>=400 | stats dc(user), values(user), dc(ip), values(ip), min(user), max(user) by code",
         "| stats min(time), max(time), p50(time), p90(time), values(verb), dc(verb) by user",
         "| stats p95(latency), avg(code), values(code), count(ip), min(ip), max(client_ip) by ns, user",
