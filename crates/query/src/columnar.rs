@@ -875,15 +875,29 @@ fn add_batch(
     let mut row = RowView { arrays: &arrays, getters, restored: &restored, i: 0, cache: vec![None; arrays.len()] };
     let mut memo = KeyMemo::new(plan, &arrays, always);
     let latency = (!always).then(|| LatencyBound::of(plan, batch)).flatten();
+    // The row whose values `row` holds (its cache is cleared only for rows that are read: most
+    // rows of a selective filter are answered by the memo without a value read).
+    let mut current = usize::MAX;
     for i in 0..batch.num_rows() {
         if latency.as_ref().is_some_and(|l| l.rules_out(i)) {
             continue;
         }
-        row.i = i;
-        row.cache.iter_mut().for_each(|c| *c = None);
-        if !always && !memo.test(i, || eval(&plan.filter, &mut row)) {
+        let at = |row: &mut RowView<'_, '_>, current: &mut usize| {
+            if *current != i {
+                row.i = i;
+                row.cache.iter_mut().for_each(|c| *c = None);
+                *current = i;
+            }
+        };
+        if !always
+            && !memo.test(i, || {
+                at(&mut row, &mut current);
+                eval(&plan.filter, &mut row)
+            })
+        {
             continue;
         }
+        at(&mut row, &mut current);
         match (kind, &mut *part) {
             (Kind::Count { by, .. }, Partial::Count(_)) => {
                 let key: Vec<Val<'_>> = by.iter().map(|&c| row.get(c).clone()).collect();
