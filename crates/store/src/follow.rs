@@ -494,20 +494,18 @@ impl Store {
     }
 }
 
+// Shared with tests/follow.rs.
+#[cfg(test)]
+#[path = "../tests/common/lines.rs"]
+mod test_lines;
+
 #[cfg(test)]
 mod tests {
     use std::cell::{Cell, RefCell};
-    use std::io::{Read, Write};
+    use std::io::Write;
 
+    use super::test_lines::{keys_in, keys_of, sample_lines};
     use super::*;
-
-    /// The shipped sample's lines, each with its newline.
-    fn sample_lines() -> Vec<String> {
-        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample-audit.log.gz");
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(File::open(sample).unwrap()).read_to_string(&mut text).unwrap();
-        text.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("{l}\n")).collect()
-    }
 
     fn append(path: &Path, text: &str) {
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
@@ -516,38 +514,6 @@ mod tests {
 
     fn truncate(path: &Path) {
         std::fs::OpenOptions::new().write(true).open(path).unwrap().set_len(0).unwrap();
-    }
-
-    /// (auditID, stage) of each line, sorted.
-    fn keys_of(lines: &[String]) -> Vec<String> {
-        let mut k: Vec<String> = lines
-            .iter()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                format!("{} {}", v["auditID"].as_str().unwrap(), v["stage"].as_str().unwrap())
-            })
-            .collect();
-        k.sort();
-        k
-    }
-
-    /// (auditID, stage) of each row of the store, sorted.
-    fn keys_in(store: &Path) -> Vec<String> {
-        let s = Store::open(store).unwrap();
-        let opts = kaq_query::Options { all_stages: true, ..Default::default() };
-        let plan = kaq_query::compile("| table id, stage", &opts).unwrap();
-        let mut k: Vec<String> = s
-            .run(&plan, &Default::default())
-            .unwrap()
-            .json_lines()
-            .iter()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                format!("{} {}", v["id"].as_str().unwrap(), v["stage"].as_str().unwrap())
-            })
-            .collect();
-        k.sort();
-        k
     }
 
     /// `follow_through_rotations_and_kill_9_stores_every_event_once` lost a copy's 28 lines and

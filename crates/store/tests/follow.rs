@@ -4,7 +4,7 @@
 //! The log is the shipped sample's lines, written out piece by piece; after every scenario the
 //! store must hold each written line's (auditID, stage) exactly once.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use kaq_store::{FollowOptions, IngestOptions, Store};
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample-audit.log.gz");
+#[path = "common/lines.rs"]
+mod lines;
+use lines::{keys_in, keys_of, sample_lines};
 
 /// The sample lines, and in a new temporary directory a log path (`audit.log`, not written yet)
 /// and a new store (`s`).
@@ -21,44 +23,6 @@ fn setup() -> (Vec<String>, tempfile::TempDir, PathBuf, PathBuf) {
     let (log, store) = (dir.path().join("audit.log"), dir.path().join("s"));
     Store::create(&store).unwrap();
     (sample_lines(), dir, log, store)
-}
-
-/// The sample's lines, each with its newline.
-fn sample_lines() -> Vec<String> {
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(SAMPLE).unwrap()).read_to_string(&mut text).unwrap();
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("{l}\n")).collect()
-}
-
-/// (auditID, stage) of each line, sorted.
-fn keys_of(lines: &[String]) -> Vec<String> {
-    let mut k: Vec<String> = lines
-        .iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            format!("{} {}", v["auditID"].as_str().unwrap(), v["stage"].as_str().unwrap())
-        })
-        .collect();
-    k.sort();
-    k
-}
-
-/// (auditID, stage) of each row of the store, sorted.
-fn keys_in(store: &Path) -> Vec<String> {
-    let s = Store::open(store).unwrap();
-    let opts = kaq_query::Options { all_stages: true, ..Default::default() };
-    let plan = kaq_query::compile("| table id, stage", &opts).unwrap();
-    let r = s.run(&plan, &Default::default()).unwrap();
-    let mut k: Vec<String> = r
-        .json_lines()
-        .iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            format!("{} {}", v["id"].as_str().unwrap(), v["stage"].as_str().unwrap())
-        })
-        .collect();
-    k.sort();
-    k
 }
 
 fn append(path: &Path, text: &str) {
