@@ -195,17 +195,52 @@ fn groups(rows: &[Row], by: &[usize]) -> Vec<(Vec<Val<'static>>, Vec<usize>)> {
 /// The rows of an `Aggregate` step: each row's aggregated values fed, in row order, to the
 /// accumulators of every group its key (lists fanned out) falls in.
 fn aggregate(rows: &[Row], by: &[usize], aggs: &[Agg]) -> Vec<Row> {
-    // aHash, keyed at random per process: SipHash was a fifth of `| count by user`.
-    let mut groups: HashMap<Vec<Val<'static>>, Vec<Acc<'static>>, ahash::RandomState> = HashMap::default();
+    // Groups found by the hash of their key (aHash, keyed at random per process: SipHash was a
+    // fifth of `| count by user`), the key compared in place: a row's key is copied only for a
+    // new group.
+    let state = ahash::RandomState::new();
+    let hash_of = |key: &mut dyn Iterator<Item = &Val<'static>>| {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = state.build_hasher();
+        key.for_each(|v| v.hash(&mut h));
+        h.finish()
+    };
+    type Groups = Vec<(Vec<Val<'static>>, Vec<Acc<'static>>)>;
+    let mut index: HashMap<u64, Vec<usize>, ahash::RandomState> = HashMap::default();
+    let mut groups: Groups = Vec::new();
+    // The group of a key of hash `h` (`same` compares it with a group's key), made if new.
+    let mut group =
+        |groups: &mut Groups, h: u64, same: &dyn Fn(&[Val<'static>]) -> bool, key: &dyn Fn() -> Vec<Val<'static>>| {
+            let slot = index.entry(h).or_default();
+            match slot.iter().find(|&&g| same(&groups[g].0)) {
+                Some(&g) => g,
+                None => {
+                    groups.push((key(), aggs.iter().map(Acc::new).collect()));
+                    slot.push(groups.len() - 1);
+                    groups.len() - 1
+                }
+            }
+        };
+    let mut found = Vec::new();
     for r in rows {
-        for k in keys(r, by) {
-            let accs = groups.entry(k).or_insert_with(|| aggs.iter().map(Acc::new).collect());
-            for (acc, a) in accs.iter_mut().zip(aggs) {
+        found.clear();
+        if by.iter().all(|&c| !matches!(r.vals[c], Val::List(_))) {
+            let h = hash_of(&mut by.iter().map(|&c| &r.vals[c]));
+            let same = |k: &[Val<'static>]| k.iter().zip(by).all(|(v, &c)| *v == r.vals[c]);
+            found.push(group(&mut groups, h, &same, &|| by.iter().map(|&c| r.vals[c].clone()).collect()));
+        } else {
+            for k in keys(r, by) {
+                let h = hash_of(&mut k.iter());
+                found.push(group(&mut groups, h, &|g: &[Val<'static>]| g == k.as_slice(), &|| k.clone()));
+            }
+        }
+        for &g in &found {
+            for (acc, a) in groups[g].1.iter_mut().zip(aggs) {
                 acc.add(a.col.map_or(&Val::Null, |c| &r.vals[c]));
             }
         }
     }
-    aggregate_rows(groups.into_iter().collect(), by.len(), aggs)
+    aggregate_rows(groups, by.len(), aggs)
 }
 
 /// The rows of an `Aggregate` step from each group's key and accumulators (one per aggregate, fed
