@@ -305,6 +305,11 @@ impl<T: Key> KeySet<T> {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Empties it, giving its memory back.
+    pub fn clear(&mut self) {
+        *self = KeySet::default();
+    }
 }
 
 /// The two keys: SipHash-1-3 (std) and aHash, each drawn at random per process.
@@ -487,6 +492,8 @@ mod tests {
         assert!(!set.contains(u128::MAX));
         let mut ids = KeySet::<u64>::default();
         assert!(ids.insert(7) && ids.insert(u64::MAX) && !ids.insert(7) && ids.contains(u64::MAX));
+        ids.clear();
+        assert!(!ids.contains(7) && ids.len() == 0);
     }
 
     /// Records already in segments committed earlier in the same ingest, or by another, are

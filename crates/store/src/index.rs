@@ -255,8 +255,9 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
         BODIES.iter().map(|k| (field(&s, k), column_index(k).expect("a body is a column"))).collect();
     let id_col = column_index("id").expect("id column");
     let mut row = 0u64;
-    // auditIDs seen, by a 64-bit hash (a collision only makes `ids_unique` false: slower, exact).
-    let mut ids: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    // auditIDs seen, by a 64-bit hash (a collision only makes `ids_unique` false: slower, exact),
+    // in about 9 bytes an ID; let go once one is seen twice.
+    let mut ids: crate::dedup::KeySet<u64> = Default::default();
     let mut ids_unique = true;
     // Whatever happens, the channel is drained so that the writer never blocks on it.
     let mut failed: Option<IndexError> = None;
@@ -276,6 +277,9 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
                 if ids_unique {
                     let a = batch.column(id_col).as_string::<i32>();
                     ids_unique = a.iter().flatten().all(|id| ids.insert(hash(id)));
+                    if !ids_unique {
+                        ids.clear();
+                    }
                 }
                 add_batch(&w, &batch, &keywords, &bodies, row_f, &mut row)
             }
