@@ -227,8 +227,9 @@ impl Drop for Builder {
 /// segment (it flushes a thread's segment when its half is full). Their memory grew with the
 /// segment under the 1 GiB this was: a 5M-event ingest held 2.5M documents a thread, 320 MB, and
 /// peaked at 930 MB RSS; with 128 MiB, 735 MB and six index segments instead of two, at no
-/// measurable cost to queries (BENCHMARKS.md, "A store that stays fast as it grows").
-const INDEX_MEMORY: usize = 128 << 20;
+/// measurable cost to queries (BENCHMARKS.md, "A store that stays fast as it grows"). With
+/// 64 MiB, twelve index segments for 5M events.
+const INDEX_MEMORY: usize = 64 << 20;
 
 fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
     let s = schema();
