@@ -11,6 +11,10 @@ mod cli;
 /// that than the system allocator (BENCHMARKS.md). Built with `no_thp`: mimalloc otherwise asks
 /// for transparent huge pages on its regions, and each region freed and used again cost the
 /// kernel a 2 MiB zeroing (a fifth of `kaq detect`'s CPU over a 1M-event store was `clear_page`).
+/// mimalloc 2 (`v2`), not 3: version 3 keeps freed memory for a second before giving it back, and a
+/// streaming ingest frees hundreds of MB a second: a 5M-event `kaq ingest` peaked at 540-570 MB
+/// RSS with it, 475-490 MB with version 2, at the same CPU time (BENCHMARKS.md, "A store that
+/// stays fast as it grows").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

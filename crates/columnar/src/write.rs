@@ -33,7 +33,8 @@ use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, audit_schema, column_ind
 pub struct WriteOptions {
     /// Rows per row group (the unit of statistics pruning).
     pub row_group_rows: usize,
-    /// Rows sorted in memory at a time.
+    /// Rows sorted in memory at a time: the newest up to half of it are held back for rows that
+    /// arrive late, and new rows are sorted in with them a quarter of it at a time.
     pub run_rows: usize,
     /// zstd level.
     pub zstd_level: i32,
@@ -226,7 +227,10 @@ impl SortedParquetWriter {
         self.rows += batch.num_rows() as u64;
         self.pending_rows += batch.num_rows();
         self.pending.push(batch);
-        if self.pending_rows >= self.opts.run_rows {
+        // Sorted in with what is held back a quarter run at a time: rows wait here no longer
+        // than they must (a log in time order goes on to the encoder at once; the held back
+        // rows, up to half a run, are what waits for stragglers).
+        if self.pending_rows >= (self.opts.run_rows / 4).max(1) {
             self.flush_run(false)?;
         }
         Ok(())

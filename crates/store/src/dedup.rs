@@ -9,20 +9,29 @@
 //! ever hidden by dropping a look-alike.
 //!
 //! Each record is known by a 128-bit digest of its row: SipHash-1-3 and aHash, each under a key
-//! drawn at random per process, so a log cannot be written to make two different records collide. Equal records have
-//! equal `time`s, so only the segments whose time range takes in an arriving record's time (or
-//! that hold rows without a time, for one without) are read for their digests, once per writer:
-//! an ingest of new logs, later than what the store holds, reads none.
+//! drawn at random per process, so a log cannot be written to make two different records collide.
+//! Equal records have equal `time`s, so only the row groups whose time range (their Parquet
+//! statistics) takes in an arriving record's time, or that hold rows without a time for one
+//! without, are read for their digests: an ingest of new logs, later than what the store holds,
+//! reads none.
+//!
+//! Memory stays flat in what is ingested: the digests of an open segment's own records are held
+//! in a [`KeySet`] (about 18 bytes a record, grown a little at a time), and dropped when it is
+//! committed: from then on it is a segment like the others, read a row group at a time when
+//! records of its times arrive. Row groups read are kept while there is room
+//! ([`LOADED_DIGESTS`]), the least recently needed let go first, read again when needed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::file::statistics::Statistics;
 
 use crate::{At, Error};
 
@@ -37,88 +46,270 @@ pub(crate) struct Held {
     pub untimed: bool,
 }
 
-/// The digests of the records held, loaded segment by segment as arriving records need them.
-#[derive(Debug, Default)]
+/// The digests of loaded row groups kept at most (16 MiB), beyond those the batch at hand needs.
+const LOADED_DIGESTS: usize = 1 << 20;
+
+/// A row group of a live segment: its time range, from the footer.
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    min: i64,
+    max: i64,
+    /// It may hold rows without a time.
+    untimed: bool,
+}
+
+impl Group {
+    /// Whether a row of time `t` (`None`: without one) may be in it.
+    fn takes(&self, t: Option<i64>) -> bool {
+        match t {
+            Some(t) => self.min <= t && t <= self.max,
+            None => self.untimed,
+        }
+    }
+}
+
+/// A segment's footer, read once it is needed.
+struct Footer {
+    meta: ArrowReaderMetadata,
+    groups: Vec<Group>,
+}
+
+/// A row group's digests, sorted.
+struct Loaded {
+    digests: Vec<u128>,
+    /// The batch that last needed it.
+    used: u64,
+}
+
+/// The digests of the records held, loaded row group by row group as arriving records need them.
+#[derive(Default)]
 pub(crate) struct Dedup {
     live: Vec<Held>,
-    loaded: HashMap<u64, HashSet<u128>>,
-    /// Records added through this writer (in open segments, or committed since).
-    added: HashSet<u128>,
-    /// Segments this writer wrote: their records are in `added`, never read back.
-    written: HashSet<u64>,
+    footers: HashMap<u64, Arc<Footer>>,
+    loaded: HashMap<(u64, usize), Loaded>,
+    /// Batches seen (the clock of `Loaded::used`).
+    batches: u64,
+    /// Digests of loaded row groups kept at most ([`LOADED_DIGESTS`]; less in tests).
+    cap: Option<usize>,
+}
+
+impl std::fmt::Debug for Dedup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dedup").field("live", &self.live.len()).field("loaded", &self.loaded.len()).finish()
+    }
 }
 
 impl Dedup {
     /// The live segments now (after a commit, a compaction or a prune).
     pub fn set_live(&mut self, live: Vec<Held>) {
-        self.loaded.retain(|id, _| live.iter().any(|h| h.id == *id));
+        self.loaded.retain(|(id, _), _| live.iter().any(|h| h.id == *id));
+        self.footers.retain(|id, _| live.iter().any(|h| h.id == *id));
         self.live = live;
     }
 
-    /// Forgets what this writer added (after a rewrite that may have dropped records).
-    pub fn forget_added(&mut self) {
-        self.added.clear();
-        self.written.clear();
+    /// Forgets what was read (after a rewrite).
+    pub fn forget(&mut self) {
+        self.loaded.clear();
+        self.footers.clear();
     }
 
-    /// A segment of new records this writer committed (its records are in `added`).
-    pub fn wrote(&mut self, id: u64) {
-        self.written.insert(id);
-    }
-
-    /// Which rows of `batch` are records not held yet (each then counts as held).
-    pub fn keep(&mut self, batch: &RecordBatch) -> Result<Vec<bool>, Error> {
+    /// Which rows of `batch` are records not held yet, neither in the live segments nor in `own`
+    /// (the open segment's records); each kept row is added to `own`.
+    pub fn keep(&mut self, batch: &RecordBatch, own: &mut KeySet<u128>) -> Result<Vec<bool>, Error> {
         let digests = digests(batch);
         let col = kaq_columnar::column_index("time").expect("time column");
         let times = batch.column(col).as_primitive_opt::<TimestampMicrosecondType>();
         let time = |i: usize| times.and_then(|t| t.is_valid(i).then(|| t.value(i)));
-        // Load the segments any of these rows could be in: first by the batch's time range, then
-        // row by row.
-        let (mut lo, mut hi, mut untimed) = (i64::MAX, i64::MIN, false);
-        for i in 0..batch.num_rows() {
-            match time(i) {
-                Some(t) => (lo, hi) = (lo.min(t), hi.max(t)),
-                None => untimed = true,
-            }
-        }
-        let mut need: Vec<usize> = Vec::new();
-        for (k, h) in self.live.iter().enumerate() {
-            if self.loaded.contains_key(&h.id) || self.written.contains(&h.id) {
+        let mut sorted: Vec<i64> = (0..batch.num_rows()).filter_map(time).collect();
+        sorted.sort_unstable();
+        let untimed = sorted.len() < batch.num_rows();
+        // Whether a row of the batch may be in a segment or row group of this range.
+        let meets = |min: i64, max: i64, may_untimed: bool| {
+            let i = sorted.partition_point(|&t| t < min);
+            (i < sorted.len() && sorted[i] <= max) || (untimed && may_untimed)
+        };
+        self.batches += 1;
+        let now = self.batches;
+        // The row groups any of these rows could be in, loaded.
+        let mut need: Vec<((u64, usize), Group)> = Vec::new();
+        for k in 0..self.live.len() {
+            let h = &self.live[k];
+            if !meets(h.min.unwrap_or(i64::MAX), h.max.unwrap_or(i64::MIN), h.untimed) {
                 continue;
             }
-            let meets = h.min.is_some_and(|m| m <= hi) && h.max.is_some_and(|m| lo <= m);
-            if !(meets || untimed && h.untimed) {
-                continue;
-            }
-            let overlaps = (0..batch.num_rows()).any(|i| match time(i) {
-                Some(t) => h.min.is_some_and(|lo| lo <= t) && h.max.is_some_and(|hi| t <= hi),
-                None => h.untimed,
-            });
-            if overlaps {
-                need.push(k);
+            let footer = match self.footers.get(&h.id) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = Arc::new(footer(&h.path)?);
+                    self.footers.insert(h.id, f.clone());
+                    f
+                }
+            };
+            for (g, group) in footer.groups.iter().enumerate() {
+                if !meets(group.min, group.max, group.untimed) {
+                    continue;
+                }
+                let key = (h.id, g);
+                match self.loaded.get_mut(&key) {
+                    Some(l) => l.used = now,
+                    None => {
+                        let digests = group_digests(&h.path, &footer.meta, g)?;
+                        self.loaded.insert(key, Loaded { digests, used: now });
+                    }
+                }
+                need.push((key, *group));
             }
         }
-        for k in need {
-            let h = self.live[k].clone();
-            self.loaded.insert(h.id, segment_digests(&h.path)?);
+        let keep = digests
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let t = time(i);
+                let held = need.iter().any(|(key, g)| g.takes(t) && self.loaded[key].digests.binary_search(&d).is_ok());
+                !held && own.insert(d)
+            })
+            .collect();
+        self.evict(now);
+        Ok(keep)
+    }
+
+    /// Lets go of the least recently needed row groups beyond [`LOADED_DIGESTS`] (never those
+    /// the batch `now` needed).
+    fn evict(&mut self, now: u64) {
+        let cap = self.cap.unwrap_or(LOADED_DIGESTS);
+        let mut total: usize = self.loaded.values().map(|l| l.digests.len()).sum();
+        if total <= cap {
+            return;
         }
-        Ok(digests.into_iter().map(|d| !self.loaded.values().any(|s| s.contains(&d)) && self.added.insert(d)).collect())
+        let mut old: Vec<((u64, usize), u64, usize)> =
+            self.loaded.iter().filter(|(_, l)| l.used < now).map(|(k, l)| (*k, l.used, l.digests.len())).collect();
+        old.sort_by_key(|o| o.1);
+        for (key, _, n) in old {
+            if total <= cap {
+                break;
+            }
+            self.loaded.remove(&key);
+            total -= n;
+        }
     }
 }
 
-/// Every row digest of a segment file.
-fn segment_digests(path: &std::path::Path) -> Result<HashSet<u128>, Error> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+/// A segment's footer and its row groups' time ranges (a row group without statistics of `time`
+/// may hold any time, and rows without one).
+fn footer(path: &std::path::Path) -> Result<Footer, Error> {
+    let file = std::fs::File::open(path).at(path)?;
+    let meta = ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| Error::Columnar(e.into()))?;
+    let md = meta.metadata();
+    let col = md.file_metadata().schema_descr().columns().iter().position(|c| c.path().string() == "time");
+    let groups = md
+        .row_groups()
+        .iter()
+        .map(|rg| {
+            let stats = col.and_then(|c| rg.column(c).statistics());
+            let range = match stats {
+                Some(Statistics::Int64(v)) => v.min_opt().zip(v.max_opt()).map(|(a, b)| (*a, *b)),
+                _ => None,
+            };
+            let nulls = stats.and_then(|s| s.null_count_opt());
+            match range {
+                Some((min, max)) => Group { min, max, untimed: nulls != Some(0) },
+                // No time in it at all (only nulls), or no statistics: anything.
+                None if nulls.is_some_and(|n| n == rg.num_rows() as u64) => {
+                    Group { min: i64::MAX, max: i64::MIN, untimed: true }
+                }
+                None => Group { min: i64::MIN, max: i64::MAX, untimed: true },
+            }
+        })
+        .collect();
+    Ok(Footer { meta, groups })
+}
+
+/// Every row digest of a row group of a segment file, sorted.
+fn group_digests(path: &std::path::Path, meta: &ArrowReaderMetadata, group: usize) -> Result<Vec<u128>, Error> {
     let file = std::fs::File::open(path).at(path)?;
     let perr = |e: parquet::errors::ParquetError| Error::Columnar(e.into());
-    let reader =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?.with_batch_size(8192).build().map_err(perr)?;
-    let mut out = HashSet::new();
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
+        .with_row_groups(vec![group])
+        .with_batch_size(8192)
+        .build()
+        .map_err(perr)?;
+    let mut out = Vec::with_capacity(meta.metadata().row_group(group).num_rows().max(0) as usize);
     for batch in reader {
         let batch = batch.map_err(|e| Error::Columnar(e.into()))?;
         out.extend(digests(&batch));
     }
+    out.sort_unstable();
     Ok(out)
+}
+
+/// A key that [`KeySet`] holds: random-looking bits (a keyed digest, a hash).
+pub(crate) trait Key: Ord + Copy {
+    /// Its top 16 bits.
+    fn top(self) -> usize;
+}
+
+impl Key for u128 {
+    fn top(self) -> usize {
+        (self >> 112) as usize
+    }
+}
+
+impl Key for u64 {
+    fn top(self) -> usize {
+        (self >> 48) as usize
+    }
+}
+
+/// A set of random-looking keys in 65,536 sorted buckets, by their top 16 bits: about 1.15 times
+/// the keys' own size, grown a bucket at a time. (A `HashSet` takes 1.1 to 2.3 times that, and
+/// grows by doubling in one step: for a moment, three times the keys.) Lookups are a binary
+/// search in a bucket of about `len / 65536` keys; inserts move half a bucket.
+pub(crate) struct KeySet<T> {
+    buckets: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for KeySet<T> {
+    fn default() -> Self {
+        KeySet { buckets: Vec::new(), len: 0 }
+    }
+}
+
+impl<T: Key> KeySet<T> {
+    /// Adds `k`; false when it was there.
+    pub fn insert(&mut self, k: T) -> bool {
+        if self.buckets.is_empty() {
+            self.buckets = (0..1 << 16).map(|_| Vec::new()).collect();
+        }
+        let b = &mut self.buckets[k.top()];
+        match b.binary_search(&k) {
+            Ok(_) => false,
+            Err(i) => {
+                if b.len() == b.capacity() {
+                    // A quarter more at a time: little room unused.
+                    b.reserve_exact(b.len() / 4 + 4);
+                }
+                b.insert(i, k);
+                self.len += 1;
+                true
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub fn contains(&self, k: T) -> bool {
+        self.buckets.get(k.top()).is_some_and(|b| b.binary_search(&k).is_ok())
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Empties it, giving its memory back.
+    pub fn clear(&mut self) {
+        *self = KeySet::default();
+    }
 }
 
 /// The two keys: SipHash-1-3 (std) and aHash, each drawn at random per process.
@@ -273,5 +464,129 @@ mod tests {
         assert_eq!(d[0], d[1]);
         assert_ne!(d[0], d[2]);
         assert_ne!(d[0], d[3]);
+    }
+
+    /// The set answers as a `HashSet` does, for keys spread over the buckets and keys crowded
+    /// into one.
+    #[test]
+    fn key_set_is_a_set() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut set = KeySet::<u128>::default();
+        let mut reference = std::collections::HashSet::new();
+        for i in 0..50_000u64 {
+            let r = next();
+            // Every third key in one bucket, and some keys again.
+            let k = if i % 3 == 0 { u128::from(r % 1000) } else { (u128::from(r) << 64) | u128::from(next()) };
+            assert_eq!(set.insert(k), reference.insert(k), "insert {k}");
+        }
+        assert_eq!(set.len(), reference.len());
+        for k in &reference {
+            assert!(set.contains(*k));
+        }
+        assert!(!set.contains(u128::MAX));
+        let mut ids = KeySet::<u64>::default();
+        assert!(ids.insert(7) && ids.insert(u64::MAX) && !ids.insert(7) && ids.contains(u64::MAX));
+        ids.clear();
+        assert!(!ids.contains(7) && ids.len() == 0);
+    }
+
+    /// Records already in segments committed earlier in the same ingest, or by another, are
+    /// found by reading the row groups of their times, even when few digests may stay loaded
+    /// (row groups let go and read again); distinct records are all kept.
+    #[test]
+    fn held_records_are_found_in_committed_segments_with_little_room() {
+        let line = |i: u32, verb: &str| {
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"id-{i}","stage":"ResponseComplete","verb":"{verb}","user":{{"username":"u"}},"requestReceivedTimestamp":"2026-11-20T05:{:02}:{:02}.000000Z"}}"#,
+                i / 60,
+                i % 60
+            ) + "\n"
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<std::path::PathBuf> = (0..4)
+            .map(|f| {
+                let p = dir.path().join(format!("{f}.log"));
+                let text: String = (f * 100..f * 100 + 100).map(|i| line(i, "get")).collect();
+                std::fs::write(&p, text).unwrap();
+                p
+            })
+            .collect();
+        // A fifth file: every record of the first again, 20 new (a verb apart), one of them
+        // twice.
+        let fifth = dir.path().join("4.log");
+        let mut text: String = (0..100).rev().map(|i| line(i, "get")).collect();
+        text.extend((0..20).map(|i| line(i * 5, "list")));
+        text.push_str(&line(5, "list"));
+        std::fs::write(&fifth, text).unwrap();
+        let mut store = crate::Store::create(dir.path().join("s")).unwrap();
+        store.dedup.lock().unwrap().cap = Some(30);
+        let mut opts = crate::IngestOptions { segment_events: 40, ..Default::default() };
+        // Small chunks: many batches, so that row groups are let go and read again.
+        opts.read.chunk_bytes = 1024;
+        let mut inputs = files.clone();
+        inputs.push(fifth);
+        let r = store.ingest_paths(&inputs, &opts).unwrap();
+        assert_eq!((r.counts.events, r.duplicates, r.segments), (521, 101, 5));
+        assert_eq!(store.manifest().rows(), 420);
+        // All again, through another writer, as one stream with the records of all five.
+        let all: String = inputs.iter().rev().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+        drop(store);
+        let mut store = crate::Store::open_writer(dir.path().join("s")).unwrap();
+        store.dedup.lock().unwrap().cap = Some(30);
+        let r = store.ingest_reader("-", all.as_bytes(), &opts).unwrap();
+        assert_eq!((r.counts.events, r.duplicates), (521, 521));
+        assert_eq!(store.manifest().rows(), 420);
+    }
+
+    /// A segment of many row groups: an arriving record reads only the row groups of its time
+    /// (or those with rows without a time, for one without), and finds its equal there.
+    #[test]
+    fn only_the_row_groups_of_a_records_time_are_read() {
+        let line = |i: u32, timed: bool| {
+            let t = if timed {
+                format!(r#","requestReceivedTimestamp":"2026-11-20T05:{:02}:{:02}.000000Z""#, i / 60, i % 60)
+            } else {
+                String::new()
+            };
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"id-{i}","stage":"ResponseComplete","verb":"get"{t}}}"#
+            )
+        };
+        let batch = |ids: &mut dyn Iterator<Item = u32>| {
+            let mut b = kaq_columnar::EventBatchBuilder::with_capacity(8);
+            for i in ids {
+                let l = line(i, i % 10 != 0);
+                kaq_schema::decode_records_with_text(&l, &Default::default(), &mut |r| b.append(&r.unwrap().0));
+            }
+            b.finish()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.parquet");
+        let opts = kaq_columnar::WriteOptions { row_group_rows: 16, run_rows: 16, ..Default::default() };
+        let mut w = kaq_columnar::SortedParquetWriter::create(&path, opts).unwrap();
+        w.write(batch(&mut (0..200))).unwrap();
+        w.finish().unwrap();
+        let mut d = Dedup { cap: Some(20), ..Dedup::default() };
+        d.set_live(vec![Held { id: 1, path: path.clone(), min: Some(0), max: Some(i64::MAX), untimed: true }]);
+        let mut own = KeySet::default();
+        // One timed record held: one row group read.
+        assert_eq!(d.keep(&batch(&mut std::iter::once(11)), &mut own).unwrap(), [false]);
+        assert_eq!(d.loaded.len(), 1);
+        assert_eq!(d.footers[&1].groups.len(), 13);
+        // Every record again, in small batches from the last; and ten new ones.
+        let mut ids: Vec<u32> = (0..200).rev().collect();
+        ids.extend(1000..1010);
+        for chunk in ids.chunks(7) {
+            let keep = d.keep(&batch(&mut chunk.iter().copied()), &mut own).unwrap();
+            assert_eq!(keep, chunk.iter().map(|i| *i >= 1000).collect::<Vec<_>>(), "{chunk:?}");
+            assert!(d.loaded.values().map(|l| l.digests.len()).sum::<usize>() <= 20 + 16 * 7);
+        }
+        assert_eq!(own.len(), 10);
     }
 }

@@ -227,8 +227,9 @@ impl Drop for Builder {
 /// segment (it flushes a thread's segment when its half is full). Their memory grew with the
 /// segment under the 1 GiB this was: a 5M-event ingest held 2.5M documents a thread, 320 MB, and
 /// peaked at 930 MB RSS; with 128 MiB, 735 MB and six index segments instead of two, at no
-/// measurable cost to queries (BENCHMARKS.md, "A store that stays fast as it grows").
-const INDEX_MEMORY: usize = 128 << 20;
+/// measurable cost to queries (BENCHMARKS.md, "A store that stays fast as it grows"). With
+/// 64 MiB, twelve index segments for 5M events.
+const INDEX_MEMORY: usize = 64 << 20;
 
 fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
     let s = schema();
@@ -255,8 +256,9 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
         BODIES.iter().map(|k| (field(&s, k), column_index(k).expect("a body is a column"))).collect();
     let id_col = column_index("id").expect("id column");
     let mut row = 0u64;
-    // auditIDs seen, by a 64-bit hash (a collision only makes `ids_unique` false: slower, exact).
-    let mut ids: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    // auditIDs seen, by a 64-bit hash (a collision only makes `ids_unique` false: slower, exact),
+    // in about 9 bytes an ID; let go once one is seen twice.
+    let mut ids: crate::dedup::KeySet<u64> = Default::default();
     let mut ids_unique = true;
     // Whatever happens, the channel is drained so that the writer never blocks on it.
     let mut failed: Option<IndexError> = None;
@@ -276,6 +278,9 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
                 if ids_unique {
                     let a = batch.column(id_col).as_string::<i32>();
                     ids_unique = a.iter().flatten().all(|id| ids.insert(hash(id)));
+                    if !ids_unique {
+                        ids.clear();
+                    }
                 }
                 add_batch(&w, &batch, &keywords, &bodies, row_f, &mut row)
             }

@@ -429,6 +429,7 @@ impl Store {
             min: None,
             max: None,
             dedup: None,
+            own: Default::default(),
             duplicates: 0,
         })
     }
@@ -436,9 +437,6 @@ impl Store {
     /// Finishes a segment and commits `m` with it inserted at `at` (nothing inserted when empty).
     pub(crate) fn close_segment_at(&mut self, mut seg: OpenSegment, mut m: Manifest, at: usize) -> Result<(), Error> {
         let writer = seg.writer.take().expect("open");
-        if let Some(d) = seg.dedup.as_ref().filter(|_| seg.rows > 0) {
-            d.lock().expect("unpoisoned").wrote(seg.id);
-        }
         m.next_segment = m.next_segment.max(self.manifest.next_segment);
         if seg.rows > 0 {
             writer.finish()?;
@@ -565,6 +563,9 @@ pub(crate) struct OpenSegment {
     pub(crate) max: Option<i64>,
     /// For new records: what the store holds, so that a record held is not added again.
     pub(crate) dedup: Option<std::sync::Arc<std::sync::Mutex<dedup::Dedup>>>,
+    /// The digests of its records (with `dedup`): dropped with it, committed or not. Once
+    /// committed, its records are known from its file like any segment's.
+    pub(crate) own: dedup::KeySet<u128>,
     /// Records left out, already held.
     pub(crate) duplicates: u64,
 }
@@ -573,7 +574,7 @@ impl OpenSegment {
     pub(crate) fn add(&mut self, batch: arrow_array::RecordBatch) -> Result<(), Error> {
         let batch = match &self.dedup {
             Some(d) => {
-                let keep = d.lock().expect("unpoisoned").keep(&batch)?;
+                let keep = d.lock().expect("unpoisoned").keep(&batch, &mut self.own)?;
                 let dropped = keep.iter().filter(|k| !**k).count();
                 if dropped == 0 {
                     batch

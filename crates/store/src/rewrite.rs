@@ -70,7 +70,7 @@ impl Store {
         }
         let before = Rewrite::same(&self.manifest);
         // Records may be dropped (prune): an ingest after it may add them again.
-        self.dedup.lock().expect("unpoisoned").forget_added();
+        self.dedup.lock().expect("unpoisoned").forget();
         let old: Vec<Segment> = self
             .manifest
             .segments
