@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 
+use super::keys::{self, EventKey, StatusKey, UserKey};
 use crate::decode::Fields;
 use crate::event::{Event, ObjectRef, Status, UserInfo};
 use crate::time::parse_rfc3339;
@@ -52,11 +53,7 @@ fn has_control(b: &[u8]) -> bool {
 
 /// Marks key `bit` seen; a key seen twice leaves this decoder.
 fn once(seen: &mut u32, bit: u32) -> Option<()> {
-    if *seen & bit != 0 {
-        return None;
-    }
-    *seen |= bit;
-    Some(())
+    keys::first(seen, bit).then_some(())
 }
 
 /// A position in one line's text.
@@ -329,24 +326,13 @@ impl<'a> P<'a> {
         let mut u = UserInfo::default();
         let mut seen = 0u32;
         let n = self.object(|p, key| {
-            match key {
-                "username" => {
-                    once(&mut seen, 1)?;
-                    u.username = Some(p.string()?);
-                }
-                "uid" => {
-                    once(&mut seen, 2)?;
-                    u.uid = Some(p.string()?);
-                }
-                "groups" => {
-                    once(&mut seen, 4)?;
-                    u.groups = p.strings(keep_groups)?;
-                }
-                "extra" => {
-                    once(&mut seen, 8)?;
-                    u.extra = Some(p.raw()?);
-                }
-                _ => return None,
+            let k = UserKey::of(key)?;
+            once(&mut seen, k.bit())?;
+            match k {
+                UserKey::Username => u.username = Some(p.string()?),
+                UserKey::Uid => u.uid = Some(p.string()?),
+                UserKey::Groups => u.groups = p.strings(keep_groups)?,
+                UserKey::Extra => u.extra = Some(p.raw()?),
             }
             Some(())
         })?;
@@ -357,17 +343,7 @@ impl<'a> P<'a> {
         let mut o = ObjectRef::default();
         let mut seen = 0u32;
         let n = self.object(|p, key| {
-            let (slot, bit) = match key {
-                "resource" => (&mut o.resource, 1),
-                "namespace" => (&mut o.namespace, 2),
-                "name" => (&mut o.name, 4),
-                "uid" => (&mut o.uid, 8),
-                "apiGroup" => (&mut o.api_group, 16),
-                "apiVersion" => (&mut o.api_version, 32),
-                "resourceVersion" => (&mut o.resource_version, 64),
-                "subresource" => (&mut o.subresource, 128),
-                _ => return None,
-            };
+            let (slot, bit) = keys::object_ref_slot(&mut o, key)?;
             once(&mut seen, bit)?;
             *slot = Some(p.string()?);
             Some(())
@@ -379,32 +355,15 @@ impl<'a> P<'a> {
         let mut s = Status::default();
         let mut seen = 0u32;
         let n = self.object(|p, key| {
-            match key {
-                "metadata" => {
-                    once(&mut seen, 1)?;
-                    s.metadata = Some(p.raw()?);
-                }
-                "status" => {
-                    once(&mut seen, 2)?;
-                    s.status = Some(p.string()?);
-                }
-                "message" => {
-                    once(&mut seen, 4)?;
-                    s.message = Some(p.string()?);
-                }
-                "reason" => {
-                    once(&mut seen, 8)?;
-                    s.reason = Some(p.string()?);
-                }
-                "details" => {
-                    once(&mut seen, 16)?;
-                    s.details = Some(p.raw()?);
-                }
-                "code" => {
-                    once(&mut seen, 32)?;
-                    s.code = Some(p.int()?);
-                }
-                _ => return None,
+            let k = StatusKey::of(key)?;
+            once(&mut seen, k.bit())?;
+            match k {
+                StatusKey::Metadata => s.metadata = Some(p.raw()?),
+                StatusKey::Status => s.status = Some(p.string()?),
+                StatusKey::Message => s.message = Some(p.string()?),
+                StatusKey::Reason => s.reason = Some(p.string()?),
+                StatusKey::Details => s.details = Some(p.raw()?),
+                StatusKey::Code => s.code = Some(p.int()?),
             }
             Some(())
         })?;
@@ -443,86 +402,35 @@ impl<'a> P<'a> {
         let mut e = Event::default();
         let mut seen = 0u32;
         self.object(|p, key| {
-            let s = &mut seen;
-            match key {
-                "kind" => {
-                    once(s, 1)?;
-                    e.kind = Some(p.string()?);
-                }
-                "apiVersion" => {
-                    once(s, 1 << 1)?;
-                    e.api_version = Some(p.string()?);
-                }
-                "level" => {
-                    once(s, 1 << 2)?;
-                    e.level = Some(p.string()?);
-                }
-                "auditID" => {
-                    once(s, 1 << 3)?;
-                    e.audit_id = Some(p.string()?);
-                }
-                "stage" => {
-                    once(s, 1 << 4)?;
-                    e.stage = Some(p.string()?);
-                }
-                "requestURI" => {
-                    once(s, 1 << 5)?;
-                    e.request_uri = Some(p.string()?);
-                }
-                "verb" => {
-                    once(s, 1 << 6)?;
-                    e.verb = Some(p.string()?);
-                }
-                "user" => {
-                    once(s, 1 << 7)?;
-                    e.user = Some(p.user(true)?);
-                }
-                "impersonatedUser" => {
-                    once(s, 1 << 8)?;
+            let k = EventKey::of(key)?;
+            once(&mut seen, k.bit())?;
+            match k {
+                EventKey::Text(t) => *t.slot(&mut e) = Some(p.string()?),
+                EventKey::User => e.user = Some(p.user(true)?),
+                EventKey::ImpersonatedUser => {
                     let u = p.user(want(Fields::IMPERSONATED_USER))?;
                     e.impersonated_user = want(Fields::IMPERSONATED_USER).then_some(u);
                 }
-                "sourceIPs" => {
-                    once(s, 1 << 9)?;
-                    e.source_ips = p.strings(want(Fields::SOURCE_IPS))?;
-                }
-                "userAgent" => {
-                    once(s, 1 << 10)?;
-                    e.user_agent = Some(p.string()?);
-                }
-                "objectRef" => {
-                    once(s, 1 << 11)?;
+                EventKey::SourceIps => e.source_ips = p.strings(want(Fields::SOURCE_IPS))?,
+                EventKey::ObjectRef => {
                     let o = p.object_ref()?;
                     e.object_ref = want(Fields::OBJECT_REF).then_some(o);
                 }
-                "responseStatus" => {
-                    once(s, 1 << 12)?;
+                EventKey::ResponseStatus => {
                     let st = p.status()?;
                     e.response_status = want(Fields::RESPONSE_STATUS).then_some(st);
                 }
-                "requestObject" => {
-                    once(s, 1 << 13)?;
+                EventKey::RequestObject => {
                     let r = p.raw()?;
                     e.request_object = want(Fields::REQUEST_OBJECT).then_some(r);
                 }
-                "responseObject" => {
-                    once(s, 1 << 14)?;
+                EventKey::ResponseObject => {
                     let r = p.raw()?;
                     e.response_object = want(Fields::RESPONSE_OBJECT).then_some(r);
                 }
-                "requestReceivedTimestamp" => {
-                    once(s, 1 << 15)?;
-                    e.request_received = Some(p.timestamp()?);
-                }
-                "stageTimestamp" => {
-                    once(s, 1 << 16)?;
-                    e.stage_timestamp = Some(p.timestamp()?);
-                }
-                "annotations" => {
-                    once(s, 1 << 17)?;
-                    e.annotations = p.annotations(want(Fields::ANNOTATIONS))?;
-                }
-                _ => return None,
+                EventKey::RequestReceivedTimestamp => e.request_received = Some(p.timestamp()?),
+                EventKey::StageTimestamp => e.stage_timestamp = Some(p.timestamp()?),
+                EventKey::Annotations => e.annotations = p.annotations(want(Fields::ANNOTATIONS))?,
             }
             Some(())
         })?;

@@ -22,6 +22,9 @@ use crate::event::{Event, ObjectRef, Status, UserInfo};
 use crate::time::parse_rfc3339;
 
 mod bytes;
+mod keys;
+
+use keys::{EventKey, StatusKey, UserKey};
 
 /// Decodes `text` when it is a common-case event (module docs); `None`: decode it in full.
 ///
@@ -46,11 +49,15 @@ fn bail<E: de::Error>() -> E {
 
 /// Marks key `bit` seen; a key seen twice leaves the fast path.
 fn once<E: de::Error>(seen: &mut u32, bit: u32) -> Result<(), E> {
-    if *seen & bit != 0 {
-        return Err(bail());
+    if keys::first(seen, bit) { Ok(()) } else { Err(bail()) }
+}
+
+/// The next key, known at its level by `of` (an unknown key leaves the fast path).
+fn next_key<'de, A: MapAccess<'de>, K>(map: &mut A, of: fn(&str) -> Option<K>) -> Result<Option<K>, A::Error> {
+    match map.next_key::<CowStr<'de>>()? {
+        Some(key) => of(&key.0).map(Some).ok_or_else(bail),
+        None => Ok(None),
     }
-    *seen |= bit;
-    Ok(())
 }
 
 /// A string value (a `null`, or anything else, is an error here).
@@ -152,25 +159,13 @@ impl<'de> Visitor<'de> for User {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut u = UserInfo::default();
         let mut seen = 0u32;
-        while let Some(key) = map.next_key::<CowStr<'de>>()? {
-            match key.0.as_ref() {
-                "username" => {
-                    once(&mut seen, 1)?;
-                    u.username = Some(string(&mut map)?);
-                }
-                "uid" => {
-                    once(&mut seen, 2)?;
-                    u.uid = Some(string(&mut map)?);
-                }
-                "groups" => {
-                    once(&mut seen, 4)?;
-                    u.groups = map.next_value_seed(Strings(self.0))?;
-                }
-                "extra" => {
-                    once(&mut seen, 8)?;
-                    u.extra = Some(raw(&mut map)?);
-                }
-                _ => return Err(bail()),
+        while let Some(k) = next_key(&mut map, UserKey::of)? {
+            once(&mut seen, k.bit())?;
+            match k {
+                UserKey::Username => u.username = Some(string(&mut map)?),
+                UserKey::Uid => u.uid = Some(string(&mut map)?),
+                UserKey::Groups => u.groups = map.next_value_seed(Strings(self.0))?,
+                UserKey::Extra => u.extra = Some(raw(&mut map)?),
             }
         }
         // The full decoder remembers an empty object in `unmapped`.
@@ -192,17 +187,7 @@ impl<'de> Visitor<'de> for ObjectRefV {
         let mut o = ObjectRef::default();
         let mut seen = 0u32;
         while let Some(key) = map.next_key::<CowStr<'de>>()? {
-            let (slot, bit) = match key.0.as_ref() {
-                "resource" => (&mut o.resource, 1),
-                "namespace" => (&mut o.namespace, 2),
-                "name" => (&mut o.name, 4),
-                "uid" => (&mut o.uid, 8),
-                "apiGroup" => (&mut o.api_group, 16),
-                "apiVersion" => (&mut o.api_version, 32),
-                "resourceVersion" => (&mut o.resource_version, 64),
-                "subresource" => (&mut o.subresource, 128),
-                _ => return Err(bail()),
-            };
+            let (slot, bit) = keys::object_ref_slot(&mut o, &key.0).ok_or_else(bail)?;
             once(&mut seen, bit)?;
             *slot = Some(string(&mut map)?);
         }
@@ -223,33 +208,15 @@ impl<'de> Visitor<'de> for StatusV {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut s = Status::default();
         let mut seen = 0u32;
-        while let Some(key) = map.next_key::<CowStr<'de>>()? {
-            match key.0.as_ref() {
-                "metadata" => {
-                    once(&mut seen, 1)?;
-                    s.metadata = Some(raw(&mut map)?);
-                }
-                "status" => {
-                    once(&mut seen, 2)?;
-                    s.status = Some(string(&mut map)?);
-                }
-                "message" => {
-                    once(&mut seen, 4)?;
-                    s.message = Some(string(&mut map)?);
-                }
-                "reason" => {
-                    once(&mut seen, 8)?;
-                    s.reason = Some(string(&mut map)?);
-                }
-                "details" => {
-                    once(&mut seen, 16)?;
-                    s.details = Some(raw(&mut map)?);
-                }
-                "code" => {
-                    once(&mut seen, 32)?;
-                    s.code = Some(map.next_value::<i32>()?);
-                }
-                _ => return Err(bail()),
+        while let Some(k) = next_key(&mut map, StatusKey::of)? {
+            once(&mut seen, k.bit())?;
+            match k {
+                StatusKey::Metadata => s.metadata = Some(raw(&mut map)?),
+                StatusKey::Status => s.status = Some(string(&mut map)?),
+                StatusKey::Message => s.message = Some(string(&mut map)?),
+                StatusKey::Reason => s.reason = Some(string(&mut map)?),
+                StatusKey::Details => s.details = Some(raw(&mut map)?),
+                StatusKey::Code => s.code = Some(map.next_value::<i32>()?),
             }
         }
         if seen == 0 {
@@ -282,88 +249,36 @@ impl<'de> Visitor<'de> for EventV {
         let want = |f: Fields| self.0.has(f);
         let mut e = Event::default();
         let mut seen = 0u32;
-        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+        while let Some(k) = next_key(&mut map, EventKey::of)? {
+            once(&mut seen, k.bit())?;
             let m = &mut map;
-            let s = &mut seen;
-            match key.0.as_ref() {
-                "kind" => {
-                    once(s, 1)?;
-                    e.kind = Some(string(m)?);
-                }
-                "apiVersion" => {
-                    once(s, 1 << 1)?;
-                    e.api_version = Some(string(m)?);
-                }
-                "level" => {
-                    once(s, 1 << 2)?;
-                    e.level = Some(string(m)?);
-                }
-                "auditID" => {
-                    once(s, 1 << 3)?;
-                    e.audit_id = Some(string(m)?);
-                }
-                "stage" => {
-                    once(s, 1 << 4)?;
-                    e.stage = Some(string(m)?);
-                }
-                "requestURI" => {
-                    once(s, 1 << 5)?;
-                    e.request_uri = Some(string(m)?);
-                }
-                "verb" => {
-                    once(s, 1 << 6)?;
-                    e.verb = Some(string(m)?);
-                }
-                "user" => {
-                    once(s, 1 << 7)?;
-                    e.user = Some(m.next_value_seed(User(true))?);
-                }
-                "impersonatedUser" => {
-                    once(s, 1 << 8)?;
+            match k {
+                EventKey::Text(t) => *t.slot(&mut e) = Some(string(m)?),
+                EventKey::User => e.user = Some(m.next_value_seed(User(true))?),
+                EventKey::ImpersonatedUser => {
                     let u = m.next_value_seed(User(want(Fields::IMPERSONATED_USER)))?;
                     e.impersonated_user = want(Fields::IMPERSONATED_USER).then_some(u);
                 }
-                "sourceIPs" => {
-                    once(s, 1 << 9)?;
-                    e.source_ips = m.next_value_seed(Strings(want(Fields::SOURCE_IPS)))?;
-                }
-                "userAgent" => {
-                    once(s, 1 << 10)?;
-                    e.user_agent = Some(string(m)?);
-                }
-                "objectRef" => {
-                    once(s, 1 << 11)?;
+                EventKey::SourceIps => e.source_ips = m.next_value_seed(Strings(want(Fields::SOURCE_IPS)))?,
+                EventKey::ObjectRef => {
                     let o = m.next_value_seed(Obj(ObjectRefV))?;
                     e.object_ref = want(Fields::OBJECT_REF).then_some(o);
                 }
-                "responseStatus" => {
-                    once(s, 1 << 12)?;
+                EventKey::ResponseStatus => {
                     let st = m.next_value_seed(Obj(StatusV))?;
                     e.response_status = want(Fields::RESPONSE_STATUS).then_some(st);
                 }
-                "requestObject" => {
-                    once(s, 1 << 13)?;
+                EventKey::RequestObject => {
                     let r = raw(m)?;
                     e.request_object = want(Fields::REQUEST_OBJECT).then_some(r);
                 }
-                "responseObject" => {
-                    once(s, 1 << 14)?;
+                EventKey::ResponseObject => {
                     let r = raw(m)?;
                     e.response_object = want(Fields::RESPONSE_OBJECT).then_some(r);
                 }
-                "requestReceivedTimestamp" => {
-                    once(s, 1 << 15)?;
-                    e.request_received = Some(timestamp(m)?);
-                }
-                "stageTimestamp" => {
-                    once(s, 1 << 16)?;
-                    e.stage_timestamp = Some(timestamp(m)?);
-                }
-                "annotations" => {
-                    once(s, 1 << 17)?;
-                    e.annotations = m.next_value_seed(Annotations(want(Fields::ANNOTATIONS)))?;
-                }
-                _ => return Err(bail()),
+                EventKey::RequestReceivedTimestamp => e.request_received = Some(timestamp(m)?),
+                EventKey::StageTimestamp => e.stage_timestamp = Some(timestamp(m)?),
+                EventKey::Annotations => e.annotations = m.next_value_seed(Annotations(want(Fields::ANNOTATIONS)))?,
             }
         }
         Ok(e)
