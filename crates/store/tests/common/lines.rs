@@ -17,15 +17,7 @@ pub fn sample_lines() -> Vec<String> {
 
 /// (auditID, stage) of each line, sorted.
 pub fn keys_of(lines: &[String]) -> Vec<String> {
-    let mut k: Vec<String> = lines
-        .iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            format!("{} {}", v["auditID"].as_str().unwrap(), v["stage"].as_str().unwrap())
-        })
-        .collect();
-    k.sort();
-    k
+    sorted_keys(lines, "auditID")
 }
 
 /// (auditID, stage) of each row of the store, sorted.
@@ -33,14 +25,16 @@ pub fn keys_in(store: &Path) -> Vec<String> {
     let s = Store::open(store).unwrap();
     let opts = kaq_query::Options { all_stages: true, ..Default::default() };
     let plan = kaq_query::compile("| table id, stage", &opts).unwrap();
-    let mut k: Vec<String> = s
-        .run(&plan, &Default::default())
-        .unwrap()
-        .json_lines()
+    sorted_keys(&s.run(&plan, &Default::default()).unwrap().json_lines(), "id")
+}
+
+/// `"<id> <stage>"` of each JSON line, the ID under `id`, sorted.
+fn sorted_keys(lines: &[String], id: &str) -> Vec<String> {
+    let mut k: Vec<String> = lines
         .iter()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            format!("{} {}", v["id"].as_str().unwrap(), v["stage"].as_str().unwrap())
+            format!("{} {}", v[id].as_str().unwrap(), v["stage"].as_str().unwrap())
         })
         .collect();
     k.sort();
