@@ -394,7 +394,8 @@ impl Collector {
         let work = self.hits.len() + self.others.len();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let parts = (self.hits.len() / PART_HITS).max(1).next_power_of_two().min(MAX_PARTS);
-        self.settle_in(all_stages, parts, if work < THREADS_FROM { 1 } else { threads.clamp(1, 8) })
+        // No more threads than partitions: a few hits among many skipped lines are one partition.
+        self.settle_in(all_stages, parts, if work < THREADS_FROM { 1 } else { threads.clamp(1, 8).min(parts) })
     }
 
     /// [`Collector::settle`] in `parts` partitions (a power of two) on `threads` threads.
