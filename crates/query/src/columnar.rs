@@ -437,6 +437,7 @@ fn run(
     // Each row is tested on its own here: row groups whose statistics prove that no row passes
     // the filter cannot hold a match.
     let bounds = Pruning { bounds: stat_bounds(plan) };
+    let batches = Batches { plan, getters: &getters, directs: &directs, latency: LatencyBound::range(&bounds.bounds) };
     // Two phases when the filter needs fewer columns than the rest: the filter's columns for
     // every row, then the others for the matching rows only. Positions need only the first.
     let needed = match kind {
@@ -478,7 +479,7 @@ fn run(
             let mut n = 0;
             for batch in read(&filter_cols, None)? {
                 let batch = batch?;
-                add_batch(plan, &Kind::Positions, &getters, &directs, &batch, &mut hits, n, false)?;
+                add_batch(&batches, &Kind::Positions, &batch, &mut hits, n, false)?;
                 n += batch.num_rows() as u64;
             }
             let Partial::Positions(hits) = hits else { unreachable!("positions") };
@@ -495,7 +496,7 @@ fn run(
                     let ranges = hits.iter().map(|&r| r as usize..r as usize + 1);
                     let selection = RowSelection::from_consecutive_ranges(ranges, rg_rows as usize);
                     for batch in read(&needed, Some(selection))? {
-                        add_batch(plan, kind, &getters, &directs, &batch?, &mut part, 0, true)?;
+                        add_batch(&batches, kind, &batch?, &mut part, 0, true)?;
                     }
                 }
                 return Ok((part, n));
@@ -504,7 +505,7 @@ fn run(
         let mut n = 0;
         for batch in read(&needed, None)? {
             let batch = batch?;
-            add_batch(plan, kind, &getters, &directs, &batch, &mut part, start + n, false)?;
+            add_batch(&batches, kind, &batch, &mut part, start + n, false)?;
             n += batch.num_rows() as u64;
         }
         Ok((part, n))
@@ -563,17 +564,19 @@ struct LatencyBound<'a> {
 }
 
 impl<'a> LatencyBound<'a> {
-    fn of(plan: &Plan, batch: &'a RecordBatch) -> Option<LatencyBound<'a>> {
+    /// The latency bounds among a plan's [`stat_bounds`], as one range; `None` without any.
+    fn range(bounds: &[StatBound]) -> Option<(i64, i64)> {
         let (mut lo, mut hi) = (i64::MIN, i64::MAX);
-        for b in stat_bounds(plan) {
+        for b in bounds {
             if let StatBound::Latency { lo: l, hi: h } = b {
                 lo = lo.max(l.unwrap_or(i64::MIN));
                 hi = hi.min(h.unwrap_or(i64::MAX));
             }
         }
-        if (lo, hi) == (i64::MIN, i64::MAX) {
-            return None;
-        }
+        ((lo, hi) != (i64::MIN, i64::MAX)).then_some((lo, hi))
+    }
+
+    fn of((lo, hi): (i64, i64), batch: &'a RecordBatch) -> Option<LatencyBound<'a>> {
         Some(LatencyBound { lo, hi, time: time_col(batch, "time")?, stage_time: time_col(batch, "stage_time")? })
     }
 
@@ -790,19 +793,26 @@ fn remembered(slot: &mut u8, eval: impl FnOnce() -> bool) -> bool {
     }
 }
 
+/// What every batch of a scan is read with, worked out once per scan.
+struct Batches<'a> {
+    plan: &'a Plan,
+    getters: &'a [Getter],
+    directs: &'a [Direct],
+    /// [`LatencyBound::range`] of the plan's bounds.
+    latency: Option<(i64, i64)>,
+}
+
 /// Tests the rows of `batch` (all of them pass when `prefiltered`) and adds those that pass to
 /// `part`; `first_row` numbers them for positions.
-#[allow(clippy::too_many_arguments)]
 fn add_batch(
-    plan: &Plan,
+    b: &Batches<'_>,
     kind: &Kind,
-    getters: &[Getter],
-    directs: &[Direct],
     batch: &RecordBatch,
     part: &mut Partial,
     first_row: u64,
     prefiltered: bool,
 ) -> Result<(), kaq_columnar::Error> {
+    let (plan, getters, directs) = (b.plan, b.getters, b.directs);
     let arrays: Vec<(ColRef<'_>, bool)> =
         directs.iter().map(|d| (ColRef::new(batch, *d), matches!(d, Direct::UserKind))).collect();
     let restored = kaq_columnar::Columns::projected(batch)?;
@@ -874,7 +884,7 @@ fn add_batch(
     let keep = plan.row_slots();
     let mut row = RowView { arrays: &arrays, getters, restored: &restored, i: 0, cache: vec![None; arrays.len()] };
     let mut memo = KeyMemo::new(plan, &arrays, always);
-    let latency = (!always).then(|| LatencyBound::of(plan, batch)).flatten();
+    let latency = b.latency.filter(|_| !always).and_then(|r| LatencyBound::of(r, batch));
     // The row whose values `row` holds (its cache is cleared only for rows that are read: most
     // rows of a selective filter are answered by the memo without a value read).
     let mut current = usize::MAX;
