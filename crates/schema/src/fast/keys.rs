@@ -44,29 +44,31 @@ pub(super) enum Text {
 }
 
 impl EventKey {
+    /// Every key, in the order the API server writes them (the byte-level tier tries them from
+    /// the one after the key it read last).
+    pub(super) const TABLE: &'static [(&'static str, EventKey)] = &[
+        ("kind", EventKey::Text(Text::Kind)),
+        ("apiVersion", EventKey::Text(Text::ApiVersion)),
+        ("level", EventKey::Text(Text::Level)),
+        ("auditID", EventKey::Text(Text::AuditId)),
+        ("stage", EventKey::Text(Text::Stage)),
+        ("requestURI", EventKey::Text(Text::RequestUri)),
+        ("verb", EventKey::Text(Text::Verb)),
+        ("user", EventKey::User),
+        ("impersonatedUser", EventKey::ImpersonatedUser),
+        ("sourceIPs", EventKey::SourceIps),
+        ("userAgent", EventKey::Text(Text::UserAgent)),
+        ("objectRef", EventKey::ObjectRef),
+        ("responseStatus", EventKey::ResponseStatus),
+        ("requestObject", EventKey::RequestObject),
+        ("responseObject", EventKey::ResponseObject),
+        ("requestReceivedTimestamp", EventKey::RequestReceivedTimestamp),
+        ("stageTimestamp", EventKey::StageTimestamp),
+        ("annotations", EventKey::Annotations),
+    ];
+
     pub(super) fn of(key: &str) -> Option<EventKey> {
-        use EventKey::*;
-        Some(match key {
-            "kind" => Text(self::Text::Kind),
-            "apiVersion" => Text(self::Text::ApiVersion),
-            "level" => Text(self::Text::Level),
-            "auditID" => Text(self::Text::AuditId),
-            "stage" => Text(self::Text::Stage),
-            "requestURI" => Text(self::Text::RequestUri),
-            "verb" => Text(self::Text::Verb),
-            "userAgent" => Text(self::Text::UserAgent),
-            "user" => User,
-            "impersonatedUser" => ImpersonatedUser,
-            "sourceIPs" => SourceIps,
-            "objectRef" => ObjectRef,
-            "responseStatus" => ResponseStatus,
-            "requestObject" => RequestObject,
-            "responseObject" => ResponseObject,
-            "requestReceivedTimestamp" => RequestReceivedTimestamp,
-            "stageTimestamp" => StageTimestamp,
-            "annotations" => Annotations,
-            _ => return None,
-        })
+        lookup(Self::TABLE, key)
     }
 
     pub(super) fn bit(self) -> u32 {
@@ -112,14 +114,16 @@ pub(super) enum UserKey {
 }
 
 impl UserKey {
+    /// Every key, in the order the API server writes them.
+    pub(super) const TABLE: &'static [(&'static str, UserKey)] = &[
+        ("username", UserKey::Username),
+        ("uid", UserKey::Uid),
+        ("groups", UserKey::Groups),
+        ("extra", UserKey::Extra),
+    ];
+
     pub(super) fn of(key: &str) -> Option<UserKey> {
-        Some(match key {
-            "username" => UserKey::Username,
-            "uid" => UserKey::Uid,
-            "groups" => UserKey::Groups,
-            "extra" => UserKey::Extra,
-            _ => return None,
-        })
+        lookup(Self::TABLE, key)
     }
 
     pub(super) fn bit(self) -> u32 {
@@ -139,16 +143,18 @@ pub(super) enum StatusKey {
 }
 
 impl StatusKey {
+    /// Every key, in the order the API server writes them.
+    pub(super) const TABLE: &'static [(&'static str, StatusKey)] = &[
+        ("metadata", StatusKey::Metadata),
+        ("status", StatusKey::Status),
+        ("message", StatusKey::Message),
+        ("reason", StatusKey::Reason),
+        ("details", StatusKey::Details),
+        ("code", StatusKey::Code),
+    ];
+
     pub(super) fn of(key: &str) -> Option<StatusKey> {
-        Some(match key {
-            "metadata" => StatusKey::Metadata,
-            "status" => StatusKey::Status,
-            "message" => StatusKey::Message,
-            "reason" => StatusKey::Reason,
-            "details" => StatusKey::Details,
-            "code" => StatusKey::Code,
-            _ => return None,
-        })
+        lookup(Self::TABLE, key)
     }
 
     pub(super) fn bit(self) -> u32 {
@@ -156,20 +162,78 @@ impl StatusKey {
     }
 }
 
-/// The slot of an `objectRef` key (every value a string), and its bit.
-pub(super) fn object_ref_slot<'o, 'a>(
-    o: &'o mut ObjectRef<'a>,
-    key: &str,
-) -> Option<(&'o mut Option<Cow<'a, str>>, u32)> {
-    Some(match key {
-        "resource" => (&mut o.resource, 1),
-        "namespace" => (&mut o.namespace, 2),
-        "name" => (&mut o.name, 4),
-        "uid" => (&mut o.uid, 8),
-        "apiGroup" => (&mut o.api_group, 16),
-        "apiVersion" => (&mut o.api_version, 32),
-        "resourceVersion" => (&mut o.resource_version, 64),
-        "subresource" => (&mut o.subresource, 128),
-        _ => return None,
-    })
+/// A key of `objectRef` (every value a string).
+#[derive(Clone, Copy)]
+pub(super) enum ObjectRefKey {
+    Resource,
+    Namespace,
+    Name,
+    Uid,
+    ApiGroup,
+    ApiVersion,
+    ResourceVersion,
+    Subresource,
+}
+
+impl ObjectRefKey {
+    /// Every key, in the order the API server writes them.
+    pub(super) const TABLE: &'static [(&'static str, ObjectRefKey)] = &[
+        ("resource", ObjectRefKey::Resource),
+        ("namespace", ObjectRefKey::Namespace),
+        ("name", ObjectRefKey::Name),
+        ("uid", ObjectRefKey::Uid),
+        ("apiGroup", ObjectRefKey::ApiGroup),
+        ("apiVersion", ObjectRefKey::ApiVersion),
+        ("resourceVersion", ObjectRefKey::ResourceVersion),
+        ("subresource", ObjectRefKey::Subresource),
+    ];
+
+    pub(super) fn of(key: &str) -> Option<ObjectRefKey> {
+        lookup(Self::TABLE, key)
+    }
+
+    pub(super) fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// Where the value goes.
+    pub(super) fn slot<'o, 'a>(self, o: &'o mut ObjectRef<'a>) -> &'o mut Option<Cow<'a, str>> {
+        match self {
+            ObjectRefKey::Resource => &mut o.resource,
+            ObjectRefKey::Namespace => &mut o.namespace,
+            ObjectRefKey::Name => &mut o.name,
+            ObjectRefKey::Uid => &mut o.uid,
+            ObjectRefKey::ApiGroup => &mut o.api_group,
+            ObjectRefKey::ApiVersion => &mut o.api_version,
+            ObjectRefKey::ResourceVersion => &mut o.resource_version,
+            ObjectRefKey::Subresource => &mut o.subresource,
+        }
+    }
+}
+
+/// The key named `key` in `table`.
+fn lookup<K: Copy>(table: &[(&str, K)], key: &str) -> Option<K> {
+    table.iter().find(|(name, _)| *name == key).map(|&(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each table names each of its keys once, and gives each its own bit.
+    #[test]
+    fn tables_name_each_key_once() {
+        fn check<K: Copy>(table: &[(&str, K)], bit: fn(K) -> u32) {
+            let mut bits = 0;
+            for (i, &(name, k)) in table.iter().enumerate() {
+                assert!(table[..i].iter().all(|(n, _)| *n != name), "{name} twice");
+                assert!(first(&mut bits, bit(k)), "{name}: bit given twice");
+            }
+        }
+        check(EventKey::TABLE, EventKey::bit);
+        check(UserKey::TABLE, UserKey::bit);
+        check(StatusKey::TABLE, StatusKey::bit);
+        check(ObjectRefKey::TABLE, ObjectRefKey::bit);
+        assert_eq!((EventKey::TABLE.len(), ObjectRefKey::TABLE.len()), (18, 8));
+    }
 }
