@@ -436,7 +436,7 @@ fn decode_lines<H: EventHandler>(
                     let records = decode_input(text, opts, format, &mut |r| match r {
                         Ok((ev, text)) => {
                             counts.events += 1;
-                            handler.event_with_text(&mut state, &ev, text);
+                            handler.event_with_text(&mut state, ev, text);
                         }
                         Err(r) => rejects.push(Reject::new(&source, n, r.error.0, r.text.as_bytes(), opts)),
                     });
@@ -488,7 +488,7 @@ fn decode_documents<H: EventHandler>(
                         decode_input(raw.get(), opts, format, &mut |r| match r {
                             Ok((ev, text)) => {
                                 counts.events += 1;
-                                handler.event_with_text(&mut state, &ev, text);
+                                handler.event_with_text(&mut state, ev, text);
                             }
                             Err(r) => rejects.push(Reject::new(&source, line, r.error.0, r.text.as_bytes(), opts)),
                         });

@@ -33,7 +33,8 @@ pub mod time;
 pub mod visible;
 
 pub use decode::{
-    DecodeError, DecodeOptions, Fields, Rejected, decode_event, decode_full, decode_records, decode_records_with_text,
+    DecodeError, DecodeOptions, Fields, Rejected, decode_event, decode_event_into, decode_full, decode_records,
+    decode_records_with_text,
 };
 pub use derive::{Derived, PodFlags, UserKind};
 pub use event::{Event, ObjectRef, Status, UserInfo, merge};

@@ -87,7 +87,7 @@ impl Store {
                 kaq_input::decode_input(line.trim_end(), &opts.read.decode, opts.read.input_format, &mut |r| match r {
                     Ok((ev, _)) => {
                         c.events += 1;
-                        builder.append(&ev);
+                        builder.append(ev);
                     }
                     Err(_) => c.rejected += 1,
                 });

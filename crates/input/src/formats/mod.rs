@@ -29,7 +29,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use kaq_schema::{DecodeError, DecodeOptions, Event, Rejected, decode_event};
+use kaq_schema::{DecodeError, DecodeOptions, Event, Rejected, decode_event, decode_event_into};
 use memchr::memmem::Finder;
 use serde_json::value::RawValue;
 
@@ -112,8 +112,8 @@ const MAX_DEPTH: usize = 4;
 pub(crate) const MAX_BLOB_BYTES: u64 = 256 << 20;
 
 /// What [`decode_input`] gives for each record: the event with its own JSON text, or why the
-/// record is not an event.
-pub type Record<'a> = Result<(Event<'a>, &'a str), Rejected<'a>>;
+/// record is not an event. The event is lent for the call (it is built in place, not moved).
+pub type Record<'a> = Result<(&'a Event<'a>, &'a str), Rejected<'a>>;
 
 /// Where each record goes: the callback, and how many records it was given.
 pub(crate) struct Emit<'o> {
@@ -125,8 +125,9 @@ impl Emit<'_> {
     /// Decodes `text` as one native event; a failure is rejected with `raw` as its text.
     pub(crate) fn event(&mut self, ctx: &Ctx<'_>, what: &str, text: &str) {
         self.n += 1;
-        match decode_event(text, ctx.opts) {
-            Ok(ev) => (self.out)(Ok((ev, text))),
+        let mut ev = Event::default();
+        match decode_event_into(text, ctx.opts, &mut ev) {
+            Ok(()) => (self.out)(Ok((&ev, text))),
             Err(e) => (self.out)(Err(Rejected { error: prefixed(what, e), text })),
         }
     }
@@ -328,13 +329,17 @@ fn object(ctx: &Ctx<'_>, text: &str, emit: &mut Emit<'_>, what: &str) {
     let mut native_error = None;
     if matches!(ctx.format, InputFormat::Auto | InputFormat::K8s) {
         static EVENT_LIST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"EventList\""));
-        if EVENT_LIST.find(text.as_bytes()).is_some() && event_list(ctx, text, emit, what) {
+        // A text that starts as the API server writes an Event names its kind first, and an
+        // EventList must name its kind once: no need to look for one.
+        let event_first = text.starts_with(r#"{"kind":"Event","#);
+        if !event_first && EVENT_LIST.find(text.as_bytes()).is_some() && event_list(ctx, text, emit, what) {
             return;
         }
-        match decode_event(text, ctx.opts) {
-            Ok(ev) => {
+        let mut ev = Event::default();
+        match decode_event_into(text, ctx.opts, &mut ev) {
+            Ok(()) => {
                 emit.n += 1;
-                return (emit.out)(Ok((ev, text)));
+                return (emit.out)(Ok((&ev, text)));
             }
             Err(e) if ctx.format == InputFormat::K8s => {
                 let mut e = e;
@@ -510,6 +515,14 @@ mod tests {
         assert_eq!(reasons, ["not an audit Event: no auditID"]);
         let (_, _, reasons) = run(&format!("{EV} {EV}"), InputFormat::Auto);
         assert!(reasons[0].contains("trailing characters"), "{reasons:?}");
+        // An Event first, then a second `kind` naming a list: never a list, with or without the
+        // search for one (a list names its kind once).
+        for text in [
+            r#"{"kind":"Event","auditID":"a","kind":"EventList","items":[{"auditID":"b"}]}"#,
+            r#"{"auditID":"a","kind":"Event","kind":"EventList","items":[{"auditID":"b"}]}"#,
+        ] {
+            assert!(!run(text, InputFormat::Auto).1.contains(&"b".to_string()), "{text}");
+        }
     }
 
     #[test]
