@@ -333,7 +333,9 @@ impl Collector {
         // A collector made with `streaming` holds its rows elsewhere: finish_streaming.
         debug_assert!(self.spill.is_none(), "a streaming collector is finished with finish_streaming");
         let (keep, ids_reused) = self.settle(all_stages)?;
-        let rows = self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row).collect();
+        // Sized once: a vector of a million rows grown by doubling is copied twenty times.
+        let mut rows = Vec::with_capacity(keep.iter().filter(|k| **k).count());
+        rows.extend(self.hits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h.row));
         Ok(Finished { rows, ids_reused })
     }
 
@@ -402,50 +404,61 @@ impl Collector {
     fn settle_in(&self, all_stages: bool, parts: usize, threads: usize) -> Result<(Vec<bool>, u64), NeedsRescan> {
         debug_assert!(parts.is_power_of_two());
         // Keyed at random per process: auditIDs come from a client header.
-        let state = ahash::RandomState::new();
+        let state = &ahash::RandomState::new();
         let part_of = |h: u64| (h >> 40) as usize & (parts - 1);
-        let mut hits: Vec<Vec<Rec<'_>>> =
-            (0..parts).map(|_| Vec::with_capacity(self.hits.len() / parts + 16)).collect();
         // The hashes of the hits' auditIDs, as bits: most records that do not match share no
         // auditID with a hit and are never copied.
-        let mut bits = vec![0u64; (self.hits.len() * 8).div_ceil(64).max(1)];
-        let nbits = bits.len() * 64;
-        let bit = |h: u64| (h as usize) % nbits;
-        for (index, h) in self.hits.iter().enumerate() {
-            let r = Rec::of(&state, &h.key, (h.rank, h.pos), index, false);
-            let b = bit(r.h);
-            bits[b / 64] |= 1 << (b % 64);
-            hits[part_of(r.h)].push(r);
-        }
-        let mut others: Vec<Vec<Rec<'_>>> = (0..parts).map(|_| Vec::new()).collect();
-        if !self.hits.is_empty() {
-            for (index, o) in self.others.iter().enumerate() {
-                if all_stages && o.quick {
-                    continue;
-                }
-                let r = Rec::of(&state, &o.key, (o.rank, o.pos), index, o.quick);
+        let words = (self.hits.len() * 8).div_ceil(64).max(1);
+        let bit = |h: u64| (h as usize) % (words * 64);
+        // Each thread copies the records of its share of the chunks into partitions of its own
+        // (copying a million records costs as much as settling them); a partition is then
+        // settled from every thread's copy of it.
+        let room = self.hits.len() / threads / parts + 16;
+        let mut bits = vec![0u64; words];
+        let mut hits: Vec<Vec<Vec<Rec<'_>>>> = Vec::with_capacity(threads);
+        for (copied, b) in on_threads(threads, |t| {
+            let mut out: Vec<Vec<Rec<'_>>> = (0..parts).map(|_| Vec::with_capacity(room)).collect();
+            let mut bits = vec![0u64; words];
+            for (index, h) in self.hits.share(t, threads) {
+                let r = Rec::of(state, &h.key, (h.rank, h.pos), index, false);
                 let b = bit(r.h);
-                if bits[b / 64] & 1 << (b % 64) != 0 {
-                    others[part_of(r.h)].push(r);
-                }
+                bits[b / 64] |= 1 << (b % 64);
+                out[part_of(r.h)].push(r);
             }
+            (out, bits)
+        }) {
+            bits.iter_mut().zip(b).for_each(|(x, y)| *x |= y);
+            hits.push(copied);
         }
-        let settle = |t: usize| -> Result<Settled, NeedsRescan> {
+        let bits = &bits;
+        let others: Vec<Vec<Vec<Rec<'_>>>> = if self.hits.is_empty() {
+            Vec::new()
+        } else {
+            on_threads(threads, |t| {
+                let mut out: Vec<Vec<Rec<'_>>> = (0..parts).map(|_| Vec::new()).collect();
+                for (index, o) in self.others.share(t, threads) {
+                    if all_stages && o.quick {
+                        continue;
+                    }
+                    let r = Rec::of(state, &o.key, (o.rank, o.pos), index, o.quick);
+                    let b = bit(r.h);
+                    if bits[b / 64] & 1 << (b % 64) != 0 {
+                        out[part_of(r.h)].push(r);
+                    }
+                }
+                out
+            })
+        };
+        let done = on_threads(threads, |t| -> Result<Settled, NeedsRescan> {
             let mut out = Settled { kept: Vec::new(), ids_reused: 0 };
             let mut map = Map::default();
             for p in (t..parts).step_by(threads) {
-                settle_part(&mut map, &hits[p], &others[p], all_stages, &mut out)?;
+                let hits: Vec<&[Rec<'_>]> = hits.iter().map(|w| w[p].as_slice()).collect();
+                let others: Vec<&[Rec<'_>]> = others.iter().map(|w| w[p].as_slice()).collect();
+                settle_part(&mut map, &hits, &others, all_stages, &mut out)?;
             }
             Ok(out)
-        };
-        let done: Vec<Result<Settled, NeedsRescan>> = if threads <= 1 {
-            vec![settle(0)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || settle(t))).collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-            })
-        };
+        });
         let mut keep = vec![false; self.hits.len()];
         let mut ids_reused = 0;
         for part in done {
@@ -465,34 +478,49 @@ impl Collector {
 pub(crate) struct Chunked<T> {
     chunks: Vec<Vec<T>>,
     len: usize,
+    /// Items a chunk holds (every chunk but the last is full).
+    chunk: usize,
 }
 
 impl<T> Default for Chunked<T> {
     fn default() -> Self {
-        Chunked { chunks: Vec::new(), len: 0 }
+        Chunked::sized(1 << 16)
     }
 }
 
 impl<T> Chunked<T> {
-    /// Items a chunk holds.
-    const CHUNK: usize = 1 << 16;
+    /// Chunks of `chunk` items (the default: 65,536).
+    pub(crate) fn sized(chunk: usize) -> Self {
+        Chunked { chunks: Vec::new(), len: 0, chunk: chunk.max(1) }
+    }
 
-    /// Moves `items` to the end, into chunks of [`Chunked::CHUNK`] (not a scan's own vectors,
-    /// whose spare capacity would stay).
+    /// Moves `items` to the end, into chunks of their own size (not a scan's own vectors, whose
+    /// spare capacity would stay).
     pub(crate) fn append(&mut self, items: &mut Vec<T>) {
         self.len += items.len();
         let mut rest = items.drain(..);
         while rest.len() > 0 {
             let last = match self.chunks.last_mut() {
-                Some(c) if c.len() < c.capacity() => c,
+                Some(c) if c.len() < self.chunk => c,
                 _ => {
-                    self.chunks.push(Vec::with_capacity(Self::CHUNK));
+                    self.chunks.push(Vec::with_capacity(self.chunk));
                     self.chunks.last_mut().expect("just pushed")
                 }
             };
-            let room = last.capacity() - last.len();
+            let room = self.chunk - last.len();
             last.extend(rest.by_ref().take(room));
         }
+    }
+
+    /// Share `t` of `n` (every `n`th chunk from the `t`th), each item with its index.
+    pub(crate) fn share(&self, t: usize, n: usize) -> impl Iterator<Item = (usize, &T)> {
+        let chunk = self.chunk;
+        self.chunks
+            .iter()
+            .enumerate()
+            .skip(t)
+            .step_by(n.max(1))
+            .flat_map(move |(j, c)| c.iter().enumerate().map(move |(i, x)| (j * chunk + i, x)))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -522,6 +550,19 @@ impl<T> IntoIterator for Chunked<T> {
     fn into_iter(self) -> Self::IntoIter {
         self.chunks.into_iter().flatten()
     }
+}
+
+/// `work(t)` for each `t` below `threads`, each on a thread of its own (on this one when there is
+/// one), in order of `t`.
+fn on_threads<T: Send>(threads: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    if threads <= 1 {
+        return vec![work(0)];
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || work(t))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
 }
 
 /// Hits per partition when settling (a partition's map then fits in a core's cache).
@@ -669,19 +710,19 @@ impl Requests {
 /// the latest record of a matching request asks for a rescan.
 fn settle_part<'k>(
     map: &mut Map<'k>,
-    hits: &[Rec<'k>],
-    others: &[Rec<'k>],
+    hits: &[&[Rec<'k>]],
+    others: &[&[Rec<'k>]],
     all_stages: bool,
     out: &mut Settled,
 ) -> Result<(), NeedsRescan> {
     map.clear();
-    for h in hits {
+    for h in hits.iter().copied().flatten() {
         let req = map.entry(h.key()).or_insert_with(|| Requests::new(h.request)).note(h.request);
         if !all_stages {
             req.best = Some(req.best.map_or(h.at, |b| b.max(h.at)));
         }
     }
-    for o in others {
+    for o in others.iter().copied().flatten() {
         let Some(reqs) = map.get_mut(&o.key()) else { continue };
         if o.quick {
             if reqs.lowest_stage().is_some_and(|s| o.at.0.0 >= s) {
@@ -694,7 +735,7 @@ fn settle_part<'k>(
             req.superseded = true;
         }
     }
-    for h in hits {
+    for h in hits.iter().copied().flatten() {
         let reqs = &map[&h.key()];
         let keep = all_stages || reqs.get(h.request).is_some_and(|r| !r.superseded && r.best == Some(h.at));
         if keep {
@@ -789,6 +830,8 @@ mod tests {
         };
         let ids = (n as u64 / 3).max(1);
         let mut c = Collector::default();
+        // Chunks of every size, so that threads share them unevenly.
+        (c.hits, c.others) = (Chunked::sized(1 + seed as usize % 97), Chunked::sized(1 + seed as usize % 89));
         let (mut hits, mut others) = (Vec::new(), Vec::new());
         for pos in 0..n as u64 {
             let id = match next(ids) {
