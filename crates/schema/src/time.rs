@@ -4,6 +4,8 @@
 //! parsed and printed by hand (it is on the hot path of every event); any other RFC 3339 form falls
 //! back to chrono and is reported as non-canonical so that callers can keep the original text.
 
+use std::cell::Cell;
+
 use chrono::{DateTime, NaiveDate};
 
 /// Microseconds since 1970-01-01T00:00:00Z.
@@ -50,14 +52,34 @@ fn parse_canonical(b: &[u8]) -> Option<Micros> {
     {
         return None;
     }
-    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
     let (h, mi, s) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
     let frac = digits(&b[20..26])?;
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
+    if h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    let days = day_number(b[..10].try_into().expect("ten bytes"))?;
+    Some(((days * 24 + h) * 60 + mi) * 60_000_000 + s * 1_000_000 + frac)
+}
+
+thread_local! {
+    /// The last date read on this thread (`YYYY-MM-DD`, valid) and its day number: the events of
+    /// a log come in time order, most of them on the same day as the one before.
+    static LAST_DAY: Cell<([u8; 10], i64)> = const { Cell::new(([0; 10], 0)) };
+}
+
+/// The day number of a `YYYY-MM-DD` date; `None` when it is not a date.
+fn day_number(date: [u8; 10]) -> Option<i64> {
+    let (last, days) = LAST_DAY.get();
+    if last == date {
+        return Some(days);
+    }
+    let (y, mo, d) = (digits(&date[0..4])?, digits(&date[5..7])?, digits(&date[8..10])?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) {
         return None;
     }
     let days = days_from_civil(y, mo, d);
-    Some(((days * 24 + h) * 60 + mi) * 60_000_000 + s * 1_000_000 + frac)
+    LAST_DAY.set((date, days));
+    Some(days)
 }
 
 fn is_leap(y: i64) -> bool {
@@ -152,6 +174,36 @@ mod tests {
         assert!(parse_rfc3339("2020-02-30T00:00:00.000000Z").is_none());
         assert!(parse_rfc3339("yesterday").is_none());
         assert!(parse_rfc3339("").is_none());
+    }
+
+    /// Days read one after another (the last one's number is kept): each timestamp gives what
+    /// chrono gives, and a bad date after a good one is still refused.
+    #[test]
+    fn dates_in_a_row_match_chrono() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut micros = 1_700_000_000_000_000i64;
+        for i in 0..5_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly small steps (the same day), now and then a jump of days, back or forth.
+            micros += match x % 10 {
+                0 => (x % 9_000_000_000_000) as i64 - 4_000_000_000_000,
+                _ => (x % 60_000_000) as i64,
+            };
+            let text = format_micros(micros);
+            let p = parse_rfc3339(&text).unwrap();
+            assert!(p.canonical, "{text}");
+            assert_eq!(p.micros, DateTime::parse_from_rfc3339(&text).unwrap().timestamp_micros(), "{text}");
+            if i % 7 == 0 {
+                let bad = format!("{}-13{}", &text[..4], &text[7..]);
+                assert!(parse_rfc3339(&bad).is_none(), "{bad}");
+                let bad = format!("{}x{}", &text[..9], &text[10..]);
+                assert!(parse_rfc3339(&bad).is_none(), "{bad}");
+            }
+        }
+        assert!(parse_rfc3339("2024-02-29T00:00:00.000000Z").is_some());
+        assert!(parse_rfc3339("2023-02-29T00:00:00.000000Z").is_none());
     }
 
     #[test]

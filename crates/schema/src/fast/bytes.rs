@@ -68,6 +68,29 @@ fn special(b: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// Whether `a` and `b` (of one length: a key and a known name) are equal, eight bytes at a time
+/// (not a call to `memcmp` for a dozen bytes).
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let word = |x: &[u8], i: usize| u64::from_le_bytes(x[i..i + 8].try_into().expect("eight bytes"));
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a == b;
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    // The last eight bytes, overlapping the word before when the length is not a multiple of 8.
+    word(a, n - 8) == word(b, n - 8)
+}
+
 /// Marks key `bit` seen; a key seen twice leaves this decoder.
 fn once(seen: &mut u32, bit: u32) -> Option<()> {
     keys::first(seen, bit).then_some(())
@@ -85,7 +108,17 @@ impl<'a> P<'a> {
     }
 
     /// The next byte after spaces (the only whitespace left once control characters are out).
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
+        match self.bytes().get(self.i) {
+            Some(b' ') => self.after_spaces(),
+            c => c.copied(),
+        }
+    }
+
+    /// [`P::peek`] past spaces (which the API server does not write).
+    #[cold]
+    fn after_spaces(&mut self) -> Option<u8> {
         let b = self.bytes();
         while b.get(self.i) == Some(&b' ') {
             self.i += 1;
@@ -189,7 +222,7 @@ impl<'a> P<'a> {
             }
             let (name, k) = table[at];
             let name = name.as_bytes();
-            if rest.get(name.len()) == Some(&b'"') && rest.starts_with(name) {
+            if rest.get(name.len()) == Some(&b'"') && same(&rest[..name.len()], name) {
                 self.i += name.len() + 1;
                 *next = at + 1;
                 self.eat(b':')?;
@@ -564,7 +597,22 @@ mod tests {
         assert!(accepted > 1000, "{accepted}");
     }
 
-    /// The sixteen-byte search agrees with a byte-by-byte one wherever the byte it stops at
+    #[test]
+    fn same_compares_every_byte() {
+        let names = ["", "uid", "kind", "username", "resource", "namespace", "requestReceivedTimestamp"];
+        for name in names {
+            let n = name.as_bytes();
+            assert!(same(n, n), "{name}");
+            for at in 0..n.len() {
+                let mut other = n.to_vec();
+                other[at] ^= 0x20;
+                assert!(!same(&other, n), "{name} {at}");
+            }
+        }
+        assert!(!same(b"user", b"users"));
+    }
+
+    /// The word-at-a-time search agrees with a byte-by-byte one wherever the byte it stops at
     /// stands, from every start, near the ends of the text as well as in the middle.
     #[test]
     fn special_finds_what_a_plain_search_finds() {
