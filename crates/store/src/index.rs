@@ -228,8 +228,10 @@ impl Drop for Builder {
 /// segment under the 1 GiB this was: a 5M-event ingest held 2.5M documents a thread, 320 MB, and
 /// peaked at 930 MB RSS; with 128 MiB, 735 MB and six index segments instead of two, at no
 /// measurable cost to queries (BENCHMARKS.md, "A store that stays fast as it grows"). With
-/// 64 MiB, twelve index segments for 5M events.
-const INDEX_MEMORY: usize = 64 << 20;
+/// 64 MiB, fifteen index segments for 5M events; with 48 MiB, 24, and needle questions over the
+/// 5M store about a millisecond slower (21 → 22 ms), for a peak some 15 MB lower. (32 MiB made 70
+/// and cost 5 ms.)
+const INDEX_MEMORY: usize = 48 << 20;
 
 fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
     let s = schema();
