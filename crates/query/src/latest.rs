@@ -413,7 +413,9 @@ impl Collector {
         // Each thread copies the records of its share of the chunks into partitions of its own
         // (copying a million records costs as much as settling them); a partition is then
         // settled from every thread's copy of it.
-        let room = self.hits.len() / threads / parts + 16;
+        // A thread's share spread over the partitions, and a quarter more: hashes do not spread
+        // them evenly.
+        let room = self.hits.len() / threads / parts * 5 / 4 + 16;
         let mut bits = vec![0u64; words];
         let mut hits: Vec<Vec<Vec<Rec<'_>>>> = Vec::with_capacity(threads);
         for (copied, b) in on_threads(threads, |t| {
@@ -512,15 +514,23 @@ impl<T> Chunked<T> {
         }
     }
 
-    /// Share `t` of `n` (every `n`th chunk from the `t`th), each item with its index.
+    /// Share `t` of `n`: the `t`th of `n` runs of items of nearly equal length, each item with
+    /// its index.
     pub(crate) fn share(&self, t: usize, n: usize) -> impl Iterator<Item = (usize, &T)> {
-        let chunk = self.chunk;
-        self.chunks
-            .iter()
-            .enumerate()
-            .skip(t)
-            .step_by(n.max(1))
-            .flat_map(move |(j, c)| c.iter().enumerate().map(move |(i, x)| (j * chunk + i, x)))
+        let n = n.max(1);
+        self.range(self.len * t / n, self.len * (t + 1) / n)
+    }
+
+    /// Items `from..to`, each with its index (every chunk but the last is full).
+    fn range(&self, from: usize, to: usize) -> impl Iterator<Item = (usize, &T)> {
+        let (chunk, to) = (self.chunk, to.min(self.len));
+        self.chunks.iter().enumerate().skip(from / chunk).take_while(move |(j, _)| j * chunk < to).flat_map(
+            move |(j, c)| {
+                let base = j * chunk;
+                let (lo, hi) = (from.saturating_sub(base).min(c.len()), (to - base).min(c.len()));
+                c[lo..hi].iter().enumerate().map(move |(i, x)| (base + lo + i, x))
+            },
+        )
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -854,6 +864,21 @@ mod tests {
         c.hits.append(&mut hits);
         c.others.append(&mut others);
         c
+    }
+
+    #[test]
+    fn shares_cover_every_item_once_in_order() {
+        for (len, chunk) in [(0, 4), (1, 4), (7, 4), (8, 4), (9, 4), (100, 7), (65, 64)] {
+            let mut c = Chunked::sized(chunk);
+            let mut items: Vec<usize> = (0..len).collect();
+            c.append(&mut items);
+            for n in 1..6 {
+                let got: Vec<(usize, usize)> = (0..n).flat_map(|t| c.share(t, n).map(|(i, &x)| (i, x))).collect();
+                assert_eq!(got, (0..len).map(|i| (i, i)).collect::<Vec<_>>(), "{len} items, chunks of {chunk}, {n}");
+                let sizes: Vec<usize> = (0..n).map(|t| c.share(t, n).count()).collect();
+                assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{sizes:?}");
+            }
+        }
     }
 
     #[test]

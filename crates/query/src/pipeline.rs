@@ -128,13 +128,23 @@ fn apply(step: &Step, mut rows: Vec<Row>) -> Vec<Row> {
     }
 }
 
-/// `out`, once `rows` (read, no longer needed) are handed to a thread of their own to be freed
-/// when there are many: a million rows made on the decode threads took a tenth of a second to
-/// free here, after the answer was ready (freeing memory another thread allocated is slow).
+/// `out`, once `rows` (read, no longer needed) are handed to the freeing thread when there are
+/// many: a million rows made on the decode threads took a tenth of a second to free here, after
+/// the answer was ready (freeing memory another thread allocated is slow). One thread for the
+/// process, two row sets queued at most: rows it cannot take now are freed here.
 fn free_later(out: Vec<Row>, rows: Vec<Row>) -> Vec<Row> {
+    use std::sync::OnceLock;
+    use std::sync::mpsc::{SyncSender, sync_channel};
+    static FREER: OnceLock<Option<SyncSender<Vec<Row>>>> = OnceLock::new();
     if rows.len() >= FREE_LATER_FROM {
-        // Should the thread not start, the rows are freed here as the closure is dropped.
-        let _ = std::thread::Builder::new().name("kaq-free".into()).spawn(move || drop(rows));
+        let freer = FREER.get_or_init(|| {
+            let (tx, rx) = sync_channel::<Vec<Row>>(2);
+            let spawned =
+                std::thread::Builder::new().name("kaq-free".into()).spawn(move || rx.into_iter().for_each(drop));
+            spawned.ok().map(|_| tx)
+        });
+        // Full, or no thread: the rows come back in the error, dropped here.
+        let _ = freer.as_ref().map(|tx| tx.try_send(rows));
     }
     out
 }
@@ -647,20 +657,40 @@ pub fn percent(n: usize, total: usize) -> f64 {
 pub const MAX_FILL: i64 = 100_000;
 
 fn timeline(rows: &[Row], interval: i64, col: usize, by: Option<usize>) -> Vec<Row> {
-    // Counts found by the hash of (bucket, series) and compared in place, as in `aggregate`: a
-    // series value is copied only for a new count, not for every row.
     let state = ahash::RandomState::new();
-    let mut index: HashMap<u64, Vec<usize>, ahash::RandomState> = HashMap::default();
+    timeline_hashed(rows, interval, col, by, |bucket, series| state.hash_one((bucket, series)))
+}
+
+/// [`timeline`] with the hash of a (bucket, series) given (tests give one that always collides).
+fn timeline_hashed(
+    rows: &[Row],
+    interval: i64,
+    col: usize,
+    by: Option<usize>,
+    hash: impl Fn(i64, &Val<'static>) -> u64,
+) -> Vec<Row> {
+    // Counts found by the hash of (bucket, series) and compared in place, as in `aggregate`: a
+    // series value is copied only for a new count, not for every row. `first` holds the first
+    // count of each hash, `next` chains the counts whose hashes are equal.
+    const END: usize = usize::MAX;
+    let mut first: HashMap<u64, usize, ahash::RandomState> = HashMap::default();
     let mut counts: Vec<((i64, Val<'static>), i64)> = Vec::new();
+    let mut next: Vec<usize> = Vec::new();
     let mut count = |bucket: i64, series: &Val<'static>| {
-        let slot = index.entry(state.hash_one((bucket, series))).or_default();
-        match slot.iter().find(|&&g| counts[g].0.0 == bucket && counts[g].0.1 == *series) {
-            Some(&g) => counts[g].1 += 1,
-            None => {
-                counts.push(((bucket, series.clone()), 1));
-                slot.push(counts.len() - 1);
+        let new = counts.len();
+        let mut g = *first.entry(hash(bucket, series)).or_insert(new);
+        while g != new {
+            if counts[g].0.0 == bucket && counts[g].0.1 == *series {
+                counts[g].1 += 1;
+                return;
             }
+            if next[g] == END {
+                next[g] = new;
+            }
+            g = next[g];
         }
+        counts.push(((bucket, series.clone()), 1));
+        next.push(END);
     };
     for r in rows {
         let Val::Time(t) = r.vals[col] else { continue };
@@ -671,6 +701,7 @@ fn timeline(rows: &[Row], interval: i64, col: usize, by: Option<usize>) -> Vec<R
             Some(series) => count(bucket, series),
         }
     }
+    drop((first, next));
     let counts: HashMap<(i64, Val<'static>), i64, ahash::RandomState> = counts.into_iter().collect();
     timeline_rows(&counts, interval, by.is_some())
 }
@@ -738,6 +769,29 @@ mod tests {
 
     /// Accumulators merged from parts give what one pass gives; a float sum merged from parts
     /// says it may not.
+    /// Counts whose hashes collide are told apart by their values: with a hash that is always
+    /// the same, the same rows as with the real one.
+    #[test]
+    fn timeline_counts_survive_colliding_hashes() {
+        let t = |m: i64| Val::Time(m * 60_000_000);
+        let rows: Vec<Row> = [(0, "get"), (1, "list"), (7, "get"), (0, "get"), (12, "watch"), (13, "list"), (1, "")]
+            .into_iter()
+            .map(|(m, v)| Row {
+                vals: vec![t(m), if v.is_empty() { Val::Null } else { Val::str(v).into_owned() }],
+                raw: None,
+            })
+            .chain([Row {
+                vals: vec![t(3), Val::List(vec![Val::str("a").into_owned(), Val::str("b").into_owned()])],
+                raw: None,
+            }])
+            .collect();
+        for by in [Some(1), None] {
+            let want = timeline(&rows, 5 * 60_000_000, 0, by);
+            assert_eq!(timeline_hashed(&rows, 5 * 60_000_000, 0, by, |_, _| 7), want, "{by:?}");
+            assert!(want.len() >= 3, "{want:?}");
+        }
+    }
+
     #[test]
     fn merged_accumulators_equal_one_pass() {
         use kaq_syntax::AggFunc::*;

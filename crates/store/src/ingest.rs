@@ -415,10 +415,12 @@ impl Store {
         // The index is built beside the file, from the rows in the order they are written.
         let index_tmp = self.dir.join(SEGMENTS).join(format!(".seg-{id:06}.index.tmp"));
         let index = index::Builder::start(&index_tmp);
-        // Runs of 32K rows (16K held back for late rows, 8K sorted in at a time), not the 64K of
-        // a conversion: decoded rows waiting are a fifth of an ingest's memory, and a store
-        // also holds its index and dedup state (a 5M-event ingest: 466-492 MB at 64K, 452-474
-        // MB with this and `index::INDEX_MEMORY` at 48 MiB, BENCHMARKS.md).
+        // Runs of 32K rows (up to 16K held back for late rows, 8K sorted in at a time), not the
+        // 64K of a conversion: decoded rows waiting are a fifth of an ingest's memory, and a
+        // store also holds its index and dedup state. A 5M-event ingest peaked at 498-521 MB
+        // with 64K and tantivy's 64 MiB, at 452-474 MB with this and `index::INDEX_MEMORY` at
+        // 48 MiB; 16K cost a log in completion order half its time again in late rows spilled
+        // and merged (BENCHMARKS.md, issue 17, stop 23).
         let opts = WriteOptions { id_bloom_filter: true, run_rows: 32 * 1024, ..WriteOptions::default() };
         let writer = SortedParquetWriter::create(&path, opts)?.with_sink(index.sink());
         Ok(OpenSegment {

@@ -1,7 +1,7 @@
 //! The common case read byte by byte: the same events the serde-driven common-case decoder
 //! ([`super::decode_serde`]) reads, the same way, without serde's per-token bookkeeping.
 //!
-//! It takes only what it can read without doubt and gives `None` for anything else, and the
+//! It takes only what it can read without doubt and gives up (false) on anything else, and the
 //! next decoder tries: a control character anywhere in the line (JSON allows them only as
 //! whitespace between tokens, which the API server does not write), a key written with an escape,
 //! a `\u` escape of a UTF-16 surrogate, a number that is not a plain `i32` where one is read,
