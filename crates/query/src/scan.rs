@@ -870,11 +870,11 @@ mod tests {
 
     #[test]
     fn uuids_pack() {
-        assert_eq!(IdKey::new("33dcd77f-f179-42d2-a48b-96628f3c4be3"), IdKey::Uuid(0x33dcd77ff17942d2a48b96628f3c4be3));
+        assert_eq!(IdKey::new("33dcd77f-f179-42d2-a48b-96628f3c4be3"), IdKey::uuid(0x33dcd77ff17942d2a48b96628f3c4be3));
         assert!(matches!(IdKey::new("33DCD77F-f179-42d2-a48b-96628f3c4be3"), IdKey::Other(_)));
         assert!(matches!(IdKey::new("33dcd77f-f179-42d2-a48b-96628f3c4bez"), IdKey::Other(_)));
         assert!(matches!(IdKey::new("33dcd77f+f179-42d2-a48b-96628f3c4be3"), IdKey::Other(_)));
-        assert_eq!(IdKey::new("00000000-0000-0000-0000-000000000001"), IdKey::Uuid(1));
+        assert_eq!(IdKey::new("00000000-0000-0000-0000-000000000001"), IdKey::uuid(1));
         let id = "33dcd77f-f179-42d2-a48b-96628f3c4be3";
         assert_eq!(IdKey::new(id).text(), id);
         assert_eq!(stage_rank(Some("RequestReceived")), 0);
