@@ -88,6 +88,10 @@ pub struct Scan<'p> {
     fields: kaq_schema::Fields,
     /// The slots a matching row keeps ([`Plan::row_slots`]); the others stay null.
     keep: Option<Vec<bool>>,
+    /// How many hits and other records the last chunk finished had: a chunk's vectors start
+    /// that large instead of growing from nothing by doubling (chunks are of one size, and a
+    /// question that keeps every line copied each hit twice more that way).
+    last_sizes: [std::sync::atomic::AtomicUsize; 2],
 }
 
 impl Scan<'_> {
@@ -127,7 +131,15 @@ impl<'p> Scan<'p> {
         } else {
             getters.iter().fold(kaq_schema::Fields::BASE, |f, g| f.with(g.fields()))
         };
-        Scan { plan, getters, prefilter: Prefilter::new(&plan.prefilter), keep_secrets, fields, keep: plan.row_slots() }
+        Scan {
+            plan,
+            getters,
+            prefilter: Prefilter::new(&plan.prefilter),
+            keep_secrets,
+            fields,
+            keep: plan.row_slots(),
+            last_sizes: Default::default(),
+        }
     }
 
     /// Tests one event; `text` is its JSON as read (`None` for Parquet rows).
@@ -187,7 +199,13 @@ impl EventHandler for Scan<'_> {
     type Output = Found;
 
     fn start(&self) -> Found {
-        Found::default()
+        use std::sync::atomic::Ordering::Relaxed;
+        let [hits, others] = &self.last_sizes;
+        Found {
+            hits: Vec::with_capacity(hits.load(Relaxed)),
+            others: Vec::with_capacity(others.load(Relaxed)),
+            ..Found::default()
+        }
     }
 
     fn event(&self, found: &mut Found, ev: &Event<'_>) {
@@ -199,6 +217,11 @@ impl EventHandler for Scan<'_> {
     }
 
     fn finish(&self, found: Found) -> Found {
+        use std::sync::atomic::Ordering::Relaxed;
+        // A little more than the last: the next chunk may hold a few more.
+        let [hits, others] = &self.last_sizes;
+        hits.store(found.hits.len() + found.hits.len() / 16, Relaxed);
+        others.store(found.others.len() + found.others.len() / 16, Relaxed);
         found
     }
 
