@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use super::keys::{self, EventKey, ObjectRefKey, StatusKey, UserKey};
+use super::keys::{self, EventKey, Known, ObjectRefKey, StatusKey, UserKey};
 use crate::decode::Fields;
 use crate::event::{Event, ObjectRef, Status, UserInfo};
 use crate::time::parse_rfc3339;
@@ -208,13 +208,13 @@ impl<'a> P<'a> {
         }
     }
 
-    /// A key of `table`, and the colon after it. The keys are tried from `*next` on, the one
-    /// after the key read last (the API server writes them in the table's order), each by
-    /// comparing its bytes and the closing quote: a key written with an escape, or not in the
+    /// A key of level `K`, its bit, and the colon after it. The keys are tried from `*next` on,
+    /// the one after the key read last (the API server writes them in the table's order), each
+    /// by comparing its bytes and the closing quote: a key written with an escape, or not in the
     /// table, matches none and leaves this reader.
-    fn key<K: Copy>(&mut self, table: &[(&str, K)], next: &mut usize) -> Option<K> {
+    fn key<K: Known>(&mut self, next: &mut usize) -> Option<(K, u32)> {
         self.eat(b'"')?;
-        let rest = &self.bytes()[self.i..];
+        let (table, rest) = (K::TABLE, &self.bytes()[self.i..]);
         let mut at = *next;
         for _ in 0..table.len() {
             if at >= table.len() {
@@ -226,27 +226,24 @@ impl<'a> P<'a> {
                 self.i += name.len() + 1;
                 *next = at + 1;
                 self.eat(b':')?;
-                return Some(k);
+                return Some((k, 1 << at));
             }
             at += 1;
         }
         None
     }
 
-    /// The entries of an object whose keys are in `table`: `entry` reads each value after its
-    /// key. Returns how many.
-    fn object<K: Copy>(
-        &mut self,
-        table: &[(&str, K)],
-        mut entry: impl FnMut(&mut Self, K) -> Option<()>,
-    ) -> Option<u32> {
+    /// The entries of an object whose keys are of level `K`, each given once: `entry` reads each
+    /// value after its key. Returns how many.
+    fn object<K: Known>(&mut self, mut entry: impl FnMut(&mut Self, K) -> Option<()>) -> Option<u32> {
         self.eat(b'{')?;
         if self.take(b'}') {
             return Some(0);
         }
-        let (mut n, mut next) = (0, 0);
+        let (mut n, mut next, mut seen) = (0, 0, 0);
         loop {
-            let k = self.key(table, &mut next)?;
+            let (k, bit) = self.key::<K>(&mut next)?;
+            once(&mut seen, bit)?;
             entry(self, k)?;
             n += 1;
             if !self.take(b',') {
@@ -390,9 +387,7 @@ impl<'a> P<'a> {
     /// `user` or `impersonatedUser`; `groups` kept or only checked.
     fn user(&mut self, keep_groups: bool) -> Option<UserInfo<'a>> {
         let mut u = UserInfo::default();
-        let mut seen = 0u32;
-        let n = self.object(UserKey::TABLE, |p, k| {
-            once(&mut seen, k.bit())?;
+        let n = self.object(|p, k: UserKey| {
             match k {
                 UserKey::Username => u.username = Some(p.string()?),
                 UserKey::Uid => u.uid = Some(p.string()?),
@@ -406,9 +401,7 @@ impl<'a> P<'a> {
 
     fn object_ref(&mut self) -> Option<ObjectRef<'a>> {
         let mut o = ObjectRef::default();
-        let mut seen = 0u32;
-        let n = self.object(ObjectRefKey::TABLE, |p, k| {
-            once(&mut seen, k.bit())?;
+        let n = self.object(|p, k: ObjectRefKey| {
             *k.slot(&mut o) = Some(p.string()?);
             Some(())
         })?;
@@ -417,9 +410,7 @@ impl<'a> P<'a> {
 
     fn status(&mut self) -> Option<Status<'a>> {
         let mut s = Status::default();
-        let mut seen = 0u32;
-        let n = self.object(StatusKey::TABLE, |p, k| {
-            once(&mut seen, k.bit())?;
+        let n = self.object(|p, k: StatusKey| {
             match k {
                 StatusKey::Metadata => s.metadata = Some(p.raw()?),
                 StatusKey::Status => s.status = Some(p.string()?),
@@ -462,9 +453,7 @@ impl<'a> P<'a> {
 
     fn event(&mut self, fields: Fields, e: &mut Event<'a>) -> Option<()> {
         let want = |f: Fields| fields.has(f);
-        let mut seen = 0u32;
-        self.object(EventKey::TABLE, |p, k| {
-            once(&mut seen, k.bit())?;
+        self.object(|p, k: EventKey| {
             match k {
                 EventKey::Text(t) => *t.slot(e) = Some(p.string()?),
                 EventKey::User => e.user = Some(p.user(true)?),

@@ -6,6 +6,19 @@ use std::borrow::Cow;
 
 use crate::event::{Event, ObjectRef};
 
+/// The keys of one level of an event.
+pub(super) trait Known: Copy + 'static {
+    /// Every key, in the order the API server writes them (the byte-level tier tries them from
+    /// the one after the key it read last). A key's bit in a set of keys seen is `1 <<` its place
+    /// here.
+    const TABLE: &'static [(&'static str, Self)];
+}
+
+/// The key named `key` at level `K`, and its bit.
+pub(super) fn of<K: Known>(key: &str) -> Option<(K, u32)> {
+    K::TABLE.iter().position(|(name, _)| *name == key).map(|i| (K::TABLE[i].1, 1 << i))
+}
+
 /// Marks `bit` seen; false when it was seen already.
 pub(super) fn first(seen: &mut u32, bit: u32) -> bool {
     let new = *seen & bit == 0;
@@ -43,10 +56,8 @@ pub(super) enum Text {
     UserAgent,
 }
 
-impl EventKey {
-    /// Every key, in the order the API server writes them (the byte-level tier tries them from
-    /// the one after the key it read last).
-    pub(super) const TABLE: &'static [(&'static str, EventKey)] = &[
+impl Known for EventKey {
+    const TABLE: &'static [(&'static str, EventKey)] = &[
         ("kind", EventKey::Text(Text::Kind)),
         ("apiVersion", EventKey::Text(Text::ApiVersion)),
         ("level", EventKey::Text(Text::Level)),
@@ -66,26 +77,6 @@ impl EventKey {
         ("stageTimestamp", EventKey::StageTimestamp),
         ("annotations", EventKey::Annotations),
     ];
-
-    pub(super) fn of(key: &str) -> Option<EventKey> {
-        lookup(Self::TABLE, key)
-    }
-
-    pub(super) fn bit(self) -> u32 {
-        match self {
-            EventKey::Text(t) => 1 << t as u32,
-            EventKey::User => 1 << 8,
-            EventKey::ImpersonatedUser => 1 << 9,
-            EventKey::SourceIps => 1 << 10,
-            EventKey::ObjectRef => 1 << 11,
-            EventKey::ResponseStatus => 1 << 12,
-            EventKey::RequestObject => 1 << 13,
-            EventKey::ResponseObject => 1 << 14,
-            EventKey::RequestReceivedTimestamp => 1 << 15,
-            EventKey::StageTimestamp => 1 << 16,
-            EventKey::Annotations => 1 << 17,
-        }
-    }
 }
 
 impl Text {
@@ -113,22 +104,13 @@ pub(super) enum UserKey {
     Extra,
 }
 
-impl UserKey {
-    /// Every key, in the order the API server writes them.
-    pub(super) const TABLE: &'static [(&'static str, UserKey)] = &[
+impl Known for UserKey {
+    const TABLE: &'static [(&'static str, UserKey)] = &[
         ("username", UserKey::Username),
         ("uid", UserKey::Uid),
         ("groups", UserKey::Groups),
         ("extra", UserKey::Extra),
     ];
-
-    pub(super) fn of(key: &str) -> Option<UserKey> {
-        lookup(Self::TABLE, key)
-    }
-
-    pub(super) fn bit(self) -> u32 {
-        1 << self as u32
-    }
 }
 
 /// A key of `responseStatus`.
@@ -142,9 +124,8 @@ pub(super) enum StatusKey {
     Code,
 }
 
-impl StatusKey {
-    /// Every key, in the order the API server writes them.
-    pub(super) const TABLE: &'static [(&'static str, StatusKey)] = &[
+impl Known for StatusKey {
+    const TABLE: &'static [(&'static str, StatusKey)] = &[
         ("metadata", StatusKey::Metadata),
         ("status", StatusKey::Status),
         ("message", StatusKey::Message),
@@ -152,14 +133,6 @@ impl StatusKey {
         ("details", StatusKey::Details),
         ("code", StatusKey::Code),
     ];
-
-    pub(super) fn of(key: &str) -> Option<StatusKey> {
-        lookup(Self::TABLE, key)
-    }
-
-    pub(super) fn bit(self) -> u32 {
-        1 << self as u32
-    }
 }
 
 /// A key of `objectRef` (every value a string).
@@ -175,9 +148,8 @@ pub(super) enum ObjectRefKey {
     Subresource,
 }
 
-impl ObjectRefKey {
-    /// Every key, in the order the API server writes them.
-    pub(super) const TABLE: &'static [(&'static str, ObjectRefKey)] = &[
+impl Known for ObjectRefKey {
+    const TABLE: &'static [(&'static str, ObjectRefKey)] = &[
         ("resource", ObjectRefKey::Resource),
         ("namespace", ObjectRefKey::Namespace),
         ("name", ObjectRefKey::Name),
@@ -187,15 +159,9 @@ impl ObjectRefKey {
         ("resourceVersion", ObjectRefKey::ResourceVersion),
         ("subresource", ObjectRefKey::Subresource),
     ];
+}
 
-    pub(super) fn of(key: &str) -> Option<ObjectRefKey> {
-        lookup(Self::TABLE, key)
-    }
-
-    pub(super) fn bit(self) -> u32 {
-        1 << self as u32
-    }
-
+impl ObjectRefKey {
     /// Where the value goes.
     pub(super) fn slot<'o, 'a>(self, o: &'o mut ObjectRef<'a>) -> &'o mut Option<Cow<'a, str>> {
         match self {
@@ -211,29 +177,28 @@ impl ObjectRefKey {
     }
 }
 
-/// The key named `key` in `table`.
-fn lookup<K: Copy>(table: &[(&str, K)], key: &str) -> Option<K> {
-    table.iter().find(|(name, _)| *name == key).map(|&(_, k)| k)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Each table names each of its keys once, and gives each its own bit.
+    /// Each table names each of its keys once, and each name finds its key with a bit of its
+    /// own (a set of keys seen fits in a `u32`).
     #[test]
     fn tables_name_each_key_once() {
-        fn check<K: Copy>(table: &[(&str, K)], bit: fn(K) -> u32) {
+        fn check<K: Known>() {
             let mut bits = 0;
-            for (i, &(name, k)) in table.iter().enumerate() {
-                assert!(table[..i].iter().all(|(n, _)| *n != name), "{name} twice");
-                assert!(first(&mut bits, bit(k)), "{name}: bit given twice");
+            assert!(K::TABLE.len() <= 32);
+            for (i, &(name, _)) in K::TABLE.iter().enumerate() {
+                assert!(K::TABLE[..i].iter().all(|(n, _)| *n != name), "{name} twice");
+                let (_, bit) = of::<K>(name).expect("a name of the table");
+                assert!(first(&mut bits, bit), "{name}: bit given twice");
             }
+            assert!(of::<K>("no such key").is_none());
         }
-        check(EventKey::TABLE, EventKey::bit);
-        check(UserKey::TABLE, UserKey::bit);
-        check(StatusKey::TABLE, StatusKey::bit);
-        check(ObjectRefKey::TABLE, ObjectRefKey::bit);
+        check::<EventKey>();
+        check::<UserKey>();
+        check::<StatusKey>();
+        check::<ObjectRefKey>();
         assert_eq!((EventKey::TABLE.len(), ObjectRefKey::TABLE.len()), (18, 8));
     }
 }

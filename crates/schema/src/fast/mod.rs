@@ -24,7 +24,7 @@ use crate::time::parse_rfc3339;
 mod bytes;
 mod keys;
 
-use keys::{EventKey, StatusKey, UserKey};
+use keys::{EventKey, Known, ObjectRefKey, StatusKey, UserKey};
 
 /// Decodes `text` into `ev` (empty, [`Event::default`]) when it is a common-case event (module
 /// docs); false: decode it in full (`ev` is empty again).
@@ -59,12 +59,13 @@ fn once<E: de::Error>(seen: &mut u32, bit: u32) -> Result<(), E> {
     if keys::first(seen, bit) { Ok(()) } else { Err(bail()) }
 }
 
-/// The next key, known at its level by `of` (an unknown key leaves the fast path).
-fn next_key<'de, A: MapAccess<'de>, K>(map: &mut A, of: fn(&str) -> Option<K>) -> Result<Option<K>, A::Error> {
-    match map.next_key::<CowStr<'de>>()? {
-        Some(key) => of(&key.0).map(Some).ok_or_else(bail),
-        None => Ok(None),
-    }
+/// The next key, one of level `K`'s; a key not known there, or one given twice (`seen` holds the
+/// bits of those read), leaves the fast path.
+fn next_key<'de, K: Known, A: MapAccess<'de>>(map: &mut A, seen: &mut u32) -> Result<Option<K>, A::Error> {
+    let Some(key) = map.next_key::<CowStr<'de>>()? else { return Ok(None) };
+    let (k, bit) = keys::of::<K>(&key.0).ok_or_else(bail)?;
+    once(seen, bit)?;
+    Ok(Some(k))
 }
 
 /// A string value (a `null`, or anything else, is an error here).
@@ -166,8 +167,7 @@ impl<'de> Visitor<'de> for User {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut u = UserInfo::default();
         let mut seen = 0u32;
-        while let Some(k) = next_key(&mut map, UserKey::of)? {
-            once(&mut seen, k.bit())?;
+        while let Some(k) = next_key::<UserKey, _>(&mut map, &mut seen)? {
             match k {
                 UserKey::Username => u.username = Some(string(&mut map)?),
                 UserKey::Uid => u.uid = Some(string(&mut map)?),
@@ -193,8 +193,7 @@ impl<'de> Visitor<'de> for ObjectRefV {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut o = ObjectRef::default();
         let mut seen = 0u32;
-        while let Some(k) = next_key(&mut map, keys::ObjectRefKey::of)? {
-            once(&mut seen, k.bit())?;
+        while let Some(k) = next_key::<ObjectRefKey, _>(&mut map, &mut seen)? {
             *k.slot(&mut o) = Some(string(&mut map)?);
         }
         if seen == 0 {
@@ -214,8 +213,7 @@ impl<'de> Visitor<'de> for StatusV {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut s = Status::default();
         let mut seen = 0u32;
-        while let Some(k) = next_key(&mut map, StatusKey::of)? {
-            once(&mut seen, k.bit())?;
+        while let Some(k) = next_key::<StatusKey, _>(&mut map, &mut seen)? {
             match k {
                 StatusKey::Metadata => s.metadata = Some(raw(&mut map)?),
                 StatusKey::Status => s.status = Some(string(&mut map)?),
@@ -255,8 +253,7 @@ impl<'de> Visitor<'de> for EventV {
         let want = |f: Fields| self.0.has(f);
         let mut e = Event::default();
         let mut seen = 0u32;
-        while let Some(k) = next_key(&mut map, EventKey::of)? {
-            once(&mut seen, k.bit())?;
+        while let Some(k) = next_key::<EventKey, _>(&mut map, &mut seen)? {
             let m = &mut map;
             match k {
                 EventKey::Text(t) => *t.slot(&mut e) = Some(string(m)?),
