@@ -229,42 +229,72 @@ fn aggregate(rows: &[Row], by: &[usize], aggs: &[Agg]) -> Vec<Row> {
         key.for_each(|v| v.hash(&mut h));
         h.finish()
     };
-    type Groups = Vec<(Vec<Val<'static>>, Vec<Acc<'static>>)>;
-    let mut index: HashMap<u64, Vec<usize>, ahash::RandomState> = HashMap::default();
-    let mut groups: Groups = Vec::new();
-    // The group of a key of hash `h` (`same` compares it with a group's key), made if new.
-    let mut group =
-        |groups: &mut Groups, h: u64, same: &dyn Fn(&[Val<'static>]) -> bool, key: &dyn Fn() -> Vec<Val<'static>>| {
-            let slot = index.entry(h).or_default();
-            match slot.iter().find(|&&g| same(&groups[g].0)) {
-                Some(&g) => g,
-                None => {
-                    groups.push((key(), aggs.iter().map(Acc::new).collect()));
-                    slot.push(groups.len() - 1);
-                    groups.len() - 1
-                }
-            }
-        };
+    let mut groups: ByHash<Vec<Val<'static>>, Vec<Acc<'static>>> = ByHash::default();
+    let new_accs = || aggs.iter().map(Acc::new).collect();
     let mut found = Vec::new();
     for r in rows {
         found.clear();
         if by.iter().all(|&c| !matches!(r.vals[c], Val::List(_))) {
             let h = hash_of(&mut by.iter().map(|&c| &r.vals[c]));
-            let same = |k: &[Val<'static>]| k.iter().zip(by).all(|(v, &c)| *v == r.vals[c]);
-            found.push(group(&mut groups, h, &same, &|| by.iter().map(|&c| r.vals[c].clone()).collect()));
+            let same = |k: &Vec<Val<'static>>| k.iter().zip(by).all(|(v, &c)| *v == r.vals[c]);
+            found.push(groups.find(h, same, || (by.iter().map(|&c| r.vals[c].clone()).collect(), new_accs())));
         } else {
             for k in keys(r, by) {
                 let h = hash_of(&mut k.iter());
-                found.push(group(&mut groups, h, &|g: &[Val<'static>]| g == k.as_slice(), &|| k.clone()));
+                found.push(groups.find(h, |g| *g == k, || (k.clone(), new_accs())));
             }
         }
         for &g in &found {
-            for (acc, a) in groups[g].1.iter_mut().zip(aggs) {
+            for (acc, a) in groups.entries[g].1.iter_mut().zip(aggs) {
                 acc.add(a.col.map_or(&Val::Null, |c| &r.vals[c]));
             }
         }
     }
-    aggregate_rows(groups, by.len(), aggs)
+    aggregate_rows(groups.into_entries(), by.len(), aggs)
+}
+
+/// Entries found by the hash of their key, the key compared in place (`aggregate`'s groups,
+/// `timeline`'s counts): a key is made only for a new entry, not copied for every row. `first`
+/// holds the first entry of each hash, `next` chains the entries whose hashes are equal.
+struct ByHash<K, V> {
+    first: HashMap<u64, usize, ahash::RandomState>,
+    next: Vec<usize>,
+    /// In the order first found.
+    entries: Vec<(K, V)>,
+}
+
+impl<K, V> Default for ByHash<K, V> {
+    fn default() -> Self {
+        ByHash { first: HashMap::default(), next: Vec::new(), entries: Vec::new() }
+    }
+}
+
+impl<K, V> ByHash<K, V> {
+    /// The entry of a key of hash `h` (`same` tells whether an entry's key is it), made by `make`
+    /// if there is none.
+    fn find(&mut self, h: u64, same: impl Fn(&K) -> bool, make: impl FnOnce() -> (K, V)) -> usize {
+        const END: usize = usize::MAX;
+        let new = self.entries.len();
+        let mut g = *self.first.entry(h).or_insert(new);
+        while g != new {
+            if same(&self.entries[g].0) {
+                return g;
+            }
+            if self.next[g] == END {
+                self.next[g] = new;
+            }
+            g = self.next[g];
+        }
+        self.entries.push(make());
+        self.next.push(END);
+        new
+    }
+
+    /// The entries, in the order first found (the index is let go first).
+    fn into_entries(self) -> Vec<(K, V)> {
+        drop((self.first, self.next));
+        self.entries
+    }
 }
 
 /// The rows of an `Aggregate` step from each group's key and accumulators (one per aggregate, fed
@@ -669,28 +699,13 @@ fn timeline_hashed(
     by: Option<usize>,
     hash: impl Fn(i64, &Val<'static>) -> u64,
 ) -> Vec<Row> {
-    // Counts found by the hash of (bucket, series) and compared in place, as in `aggregate`: a
-    // series value is copied only for a new count, not for every row. `first` holds the first
-    // count of each hash, `next` chains the counts whose hashes are equal.
-    const END: usize = usize::MAX;
-    let mut first: HashMap<u64, usize, ahash::RandomState> = HashMap::default();
-    let mut counts: Vec<((i64, Val<'static>), i64)> = Vec::new();
-    let mut next: Vec<usize> = Vec::new();
+    // Counts found by the hash of (bucket, series) compared in place ([`ByHash`]): a series
+    // value is copied only for a new count, not for every row.
+    let mut counts: ByHash<(i64, Val<'static>), i64> = ByHash::default();
     let mut count = |bucket: i64, series: &Val<'static>| {
-        let new = counts.len();
-        let mut g = *first.entry(hash(bucket, series)).or_insert(new);
-        while g != new {
-            if counts[g].0.0 == bucket && counts[g].0.1 == *series {
-                counts[g].1 += 1;
-                return;
-            }
-            if next[g] == END {
-                next[g] = new;
-            }
-            g = next[g];
-        }
-        counts.push(((bucket, series.clone()), 1));
-        next.push(END);
+        let same = |k: &(i64, Val<'static>)| k.0 == bucket && k.1 == *series;
+        let g = counts.find(hash(bucket, series), same, || ((bucket, series.clone()), 0));
+        counts.entries[g].1 += 1;
     };
     for r in rows {
         let Val::Time(t) = r.vals[col] else { continue };
@@ -701,8 +716,7 @@ fn timeline_hashed(
             Some(series) => count(bucket, series),
         }
     }
-    drop((first, next));
-    let counts: HashMap<(i64, Val<'static>), i64, ahash::RandomState> = counts.into_iter().collect();
+    let counts: HashMap<(i64, Val<'static>), i64, ahash::RandomState> = counts.into_entries().into_iter().collect();
     timeline_rows(&counts, interval, by.is_some())
 }
 
@@ -767,10 +781,8 @@ mod tests {
         assert_eq!(nearest_rank(90, 10), 8);
     }
 
-    /// Accumulators merged from parts give what one pass gives; a float sum merged from parts
-    /// says it may not.
-    /// Counts whose hashes collide are told apart by their values: with a hash that is always
-    /// the same, the same rows as with the real one.
+    /// Counts found by hash give what a plain map of (bucket, series) gives, also when every
+    /// hash collides (told apart by their values).
     #[test]
     fn timeline_counts_survive_colliding_hashes() {
         let t = |m: i64| Val::Time(m * 60_000_000);
@@ -785,13 +797,28 @@ mod tests {
                 raw: None,
             }])
             .collect();
+        let interval = 5 * 60_000_000;
+        let plain = |by: Option<usize>| {
+            let mut counts: HashMap<(i64, Val<'static>), i64, ahash::RandomState> = HashMap::default();
+            for r in &rows {
+                let Val::Time(t) = r.vals[0] else { continue };
+                let series = by.map_or_else(|| vec![Val::Null], |c| fan(&r.vals[c]));
+                for s in series {
+                    *counts.entry((t.div_euclid(interval) * interval, s)).or_default() += 1;
+                }
+            }
+            timeline_rows(&counts, interval, by.is_some())
+        };
         for by in [Some(1), None] {
-            let want = timeline(&rows, 5 * 60_000_000, 0, by);
-            assert_eq!(timeline_hashed(&rows, 5 * 60_000_000, 0, by, |_, _| 7), want, "{by:?}");
+            let want = plain(by);
+            assert_eq!(timeline(&rows, interval, 0, by), want, "{by:?}");
+            assert_eq!(timeline_hashed(&rows, interval, 0, by, |_, _| 7), want, "{by:?}");
             assert!(want.len() >= 3, "{want:?}");
         }
     }
 
+    /// Accumulators merged from parts give what one pass gives; a float sum merged from parts
+    /// says it may not.
     #[test]
     fn merged_accumulators_equal_one_pass() {
         use kaq_syntax::AggFunc::*;
