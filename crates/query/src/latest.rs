@@ -418,10 +418,10 @@ impl Collector {
         // auditID with a hit and are never copied.
         let words = (self.hits.len() * 8).div_ceil(64).max(1);
         let bit = |h: u64| (h as usize) % (words * 64);
-        // Each thread copies the records of its share of the chunks into partitions of its own
-        // (copying a million records costs as much as settling them); a partition is then
-        // settled from every thread's copy of it.
-        // A thread's share spread over the partitions, and a quarter more: hashes do not spread
+        // Each thread copies its share of the records ([`Chunked::share`]) into partitions of
+        // its own (copying a million records costs as much as settling them); a partition is
+        // then settled from every thread's copy of it. Each partition is made room for a
+        // thread's share spread over the partitions, and a quarter more: hashes do not spread
         // them evenly.
         let room = self.hits.len() / threads / parts * 5 / 4 + 16;
         let mut bits = vec![0u64; words];
