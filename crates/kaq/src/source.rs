@@ -109,17 +109,26 @@ impl Source {
                         r.streamed = Some(Streamed { rows: n, ids_reused: r.stats.ids_reused, spilled: 0 });
                         return Ok(r);
                     }
-                    None => kaq_query::scan::scan(plan, inputs, read, 0, on_reject)?,
+                    None => kaq_query::scan::scan_counting(plan, inputs, read, 0, on_reject)?,
                 };
-                let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
+                let mut steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
                 let c = scanned.report.counts;
                 let of = if c.skipped > 0 {
                     "the events read (the lines the prefilter skipped aside)"
                 } else {
                     "the events read"
                 };
-                let matched = scanned.streamed.map_or(scanned.rows.len(), |s| s.rows as usize);
+                let matched = match (scanned.counted, scanned.streamed) {
+                    (Some(n), _) => n as usize,
+                    (None, Some(s)) => s.rows as usize,
+                    (None, None) => scanned.rows.len(),
+                };
                 let mut notes = Vec::new();
+                // The first step ran as the events were read: its note, and the steps after it.
+                if scanned.counted.is_some() {
+                    let first = steps.remove(0);
+                    notes.extend(kaq_query::pipeline::note(&first, &scanned.rows));
+                }
                 let rows = kaq_query::pipeline::run_noting(&steps, scanned.rows, &mut notes);
                 Ok(QueryResult {
                     columns: plan.output_columns().to_vec(),

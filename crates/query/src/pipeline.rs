@@ -130,30 +130,36 @@ fn apply(step: &Step, mut rows: Vec<Row>) -> Vec<Row> {
 
 /// `out`, once `rows` (read, no longer needed) are handed to the freeing thread when there are
 /// many: a million rows made on the decode threads took a tenth of a second to free here, after
-/// the answer was ready (freeing memory another thread allocated is slow). One thread for the
-/// process, two row sets queued at most: rows it cannot take now are freed here.
+/// the answer was ready (freeing memory another thread allocated is slow).
 fn free_later(out: Vec<Row>, rows: Vec<Row>) -> Vec<Row> {
-    use std::sync::OnceLock;
-    use std::sync::mpsc::{SyncSender, sync_channel};
-    static FREER: OnceLock<Option<SyncSender<Vec<Row>>>> = OnceLock::new();
     if rows.len() >= FREE_LATER_FROM {
-        let freer = FREER.get_or_init(|| {
-            let (tx, rx) = sync_channel::<Vec<Row>>(2);
-            let spawned =
-                std::thread::Builder::new().name("kaq-free".into()).spawn(move || rx.into_iter().for_each(drop));
-            spawned.ok().map(|_| tx)
-        });
-        // Full, or no thread: the rows come back in the error, dropped here.
-        let _ = freer.as_ref().map(|tx| tx.try_send(rows));
+        drop_later(rows);
     }
     out
+}
+
+/// Drops `x` on the freeing thread: one for the process, two values queued at most (a value it
+/// cannot take now is dropped here). For what is large, no longer needed, and slow to free
+/// (freeing memory that other threads allocated), once the answer is ready.
+pub(crate) fn drop_later<T: Send + 'static>(x: T) {
+    use std::sync::OnceLock;
+    use std::sync::mpsc::{SyncSender, sync_channel};
+    type Freed = Box<dyn Send>;
+    static FREER: OnceLock<Option<SyncSender<Freed>>> = OnceLock::new();
+    let freer = FREER.get_or_init(|| {
+        let (tx, rx) = sync_channel::<Freed>(2);
+        let spawned = std::thread::Builder::new().name("kaq-free".into()).spawn(move || rx.into_iter().for_each(drop));
+        spawned.ok().map(|_| tx)
+    });
+    // Full, or no thread: the value comes back in the error, dropped here.
+    let _ = freer.as_ref().map(|tx| tx.try_send(Box::new(x)));
 }
 
 /// Rows below this many are freed where they were read.
 const FREE_LATER_FROM: usize = 65_536;
 
 /// The distinct elements of a list (an empty list is one null), or the value itself.
-fn fan(v: &Val<'static>) -> Vec<Val<'static>> {
+pub(crate) fn fan(v: &Val<'static>) -> Vec<Val<'static>> {
     match v {
         Val::List(items) if items.is_empty() => vec![Val::Null],
         Val::List(items) => {
@@ -170,7 +176,7 @@ fn fan(v: &Val<'static>) -> Vec<Val<'static>> {
 }
 
 /// Every combination of the `by` values of a row (lists fan out).
-fn keys(r: &Row, by: &[usize]) -> Vec<Vec<Val<'static>>> {
+pub(crate) fn keys(r: &Row, by: &[usize]) -> Vec<Vec<Val<'static>>> {
     // Most rows have no list among their `by` values: one key.
     if by.iter().all(|&c| !matches!(r.vals[c], Val::List(_))) {
         return vec![by.iter().map(|&c| r.vals[c].clone()).collect()];
@@ -256,11 +262,11 @@ fn aggregate(rows: &[Row], by: &[usize], aggs: &[Agg]) -> Vec<Row> {
 /// Entries found by the hash of their key, the key compared in place (`aggregate`'s groups,
 /// `timeline`'s counts): a key is made only for a new entry, not copied for every row. `first`
 /// holds the first entry of each hash, `next` chains the entries whose hashes are equal.
-struct ByHash<K, V> {
+pub(crate) struct ByHash<K, V> {
     first: HashMap<u64, usize, ahash::RandomState>,
     next: Vec<usize>,
     /// In the order first found.
-    entries: Vec<(K, V)>,
+    pub(crate) entries: Vec<(K, V)>,
 }
 
 impl<K, V> Default for ByHash<K, V> {
@@ -272,7 +278,7 @@ impl<K, V> Default for ByHash<K, V> {
 impl<K, V> ByHash<K, V> {
     /// The entry of a key of hash `h` (`same` tells whether an entry's key is it), made by `make`
     /// if there is none.
-    fn find(&mut self, h: u64, same: impl Fn(&K) -> bool, make: impl FnOnce() -> (K, V)) -> usize {
+    pub(crate) fn find(&mut self, h: u64, same: impl Fn(&K) -> bool, make: impl FnOnce() -> (K, V)) -> usize {
         const END: usize = usize::MAX;
         let new = self.entries.len();
         let mut g = *self.first.entry(h).or_insert(new);
@@ -291,7 +297,7 @@ impl<K, V> ByHash<K, V> {
     }
 
     /// The entries, in the order first found (the index is let go first).
-    fn into_entries(self) -> Vec<(K, V)> {
+    pub(crate) fn into_entries(self) -> Vec<(K, V)> {
         drop((self.first, self.next));
         self.entries
     }

@@ -14,6 +14,7 @@ use kaq_input::{EventHandler, ReadOptions, Reject, Report, Source};
 use kaq_schema::Event;
 use memchr::memmem::Finder;
 
+use crate::counting::Counting;
 use crate::eval::{Columns, eval};
 use crate::extract::Getter;
 pub use crate::latest::{
@@ -92,6 +93,11 @@ pub struct Scan<'p> {
     /// that large instead of growing from nothing by doubling (chunks are of one size, and a
     /// question that keeps every line copied each hit twice more that way).
     last_sizes: [std::sync::atomic::AtomicUsize; 2],
+    /// The first step, counted on the decode threads ([`crate::counting`]): set by
+    /// [`scan_counting`] only.
+    counting: Option<(Counting, Vec<usize>)>,
+    /// Hashes the groups of every chunk alike (keyed at random: values come from the log).
+    state: ahash::RandomState,
 }
 
 impl Scan<'_> {
@@ -139,6 +145,8 @@ impl<'p> Scan<'p> {
             fields,
             keep: plan.row_slots(),
             last_sizes: Default::default(),
+            counting: None,
+            state: ahash::RandomState::new(),
         }
     }
 
@@ -166,6 +174,16 @@ impl<'p> Scan<'p> {
             found.others.push(Stage { pos, key, rank, quick: false });
             return;
         }
+        if let Some((counting, slots)) = &self.counting {
+            for &c in slots {
+                cols.get(c);
+            }
+            let cache = &cols.cache;
+            let groups = found.groups.get_or_insert_with(Default::default);
+            counting.add(groups, &self.state, |c| cache[c].as_ref().expect("read just above"));
+            found.hits.push(Hit { pos, key, rank });
+            return;
+        }
         // Only the slots the steps read (a slot only the filter reads stays null).
         let vals = (0..self.getters.len())
             .map(|c| match &self.keep {
@@ -174,7 +192,8 @@ impl<'p> Scan<'p> {
             })
             .collect();
         let raw = self.plan.whole_events.then(|| self.event_json(ev, text));
-        found.hits.push(Hit { pos, key, rank, row: Row { vals, raw } });
+        found.hits.push(Hit { pos, key, rank });
+        found.rows.push(Row { vals, raw });
     }
 
     /// Tests an event restored from Parquet, after the checks decoding makes on logs
@@ -203,6 +222,7 @@ impl EventHandler for Scan<'_> {
         let [hits, others] = &self.last_sizes;
         Found {
             hits: Vec::with_capacity(hits.load(Relaxed)),
+            rows: Vec::with_capacity(if self.counting.is_some() { 0 } else { hits.load(Relaxed) }),
             others: Vec::with_capacity(others.load(Relaxed)),
             ..Found::default()
         }
@@ -338,6 +358,9 @@ pub struct Scanned {
     pub seen: Seen,
     /// A streaming scan ([`scan_streaming`]): what it handed on (then `rows` is empty).
     pub streamed: Option<Streamed>,
+    /// `Some(n)`: `rows` are the plan's first step's rows, counted on the decode threads over
+    /// the `n` matching rows kept ([`scan_counting`]); the steps after it remain to be run.
+    pub counted: Option<u64>,
 }
 
 /// Where a streaming scan hands its rows ([`scan_streaming`]).
@@ -536,7 +559,23 @@ pub fn scan(
     max_rejects: usize,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> Result<Scanned, ScanError> {
-    scan_with(plan, inputs, read, max_rejects, on_reject, None)
+    scan_with(plan, inputs, read, max_rejects, on_reject, None, false)
+}
+
+/// [`scan`], running the plan's first step as the events are read when it only counts (`count
+/// by …` with bare counts, `timeline`) and the inputs are raw logs: no row is made for a matching
+/// event, only a note of the groups it falls in. Then
+/// [`Scanned::counted`] is set and `rows` are that step's rows, the same as
+/// [`pipeline::run`](crate::pipeline::run) makes of [`scan`]'s rows with the first step.
+/// Otherwise the same as [`scan`].
+pub fn scan_counting(
+    plan: &Plan,
+    inputs: &[PathBuf],
+    read: &ReadOptions,
+    max_rejects: usize,
+    on_reject: &mut dyn FnMut(&Reject),
+) -> Result<Scanned, ScanError> {
+    scan_with(plan, inputs, read, max_rejects, on_reject, None, true)
 }
 
 /// [`scan`], handing each row kept to `stream.emit` instead of returning them: the same rows in
@@ -553,7 +592,7 @@ pub fn scan_streaming(
     on_reject: &mut dyn FnMut(&Reject),
     stream: &mut Stream<'_>,
 ) -> Result<Scanned, ScanError> {
-    scan_with(plan, inputs, read, max_rejects, on_reject, Some(stream))
+    scan_with(plan, inputs, read, max_rejects, on_reject, Some(stream), false)
 }
 
 fn scan_with(
@@ -563,6 +602,7 @@ fn scan_with(
     max_rejects: usize,
     on_reject: &mut dyn FnMut(&Reject),
     mut stream: Option<&mut Stream<'_>>,
+    count: bool,
 ) -> Result<Scanned, ScanError> {
     let expanded = kaq_input::expand(inputs)?;
     // Directory entries that cannot be read are reported with the read errors, and passed over.
@@ -584,6 +624,13 @@ fn scan_with(
         plan
     };
     let mut handler = Scan::new(plan, read.decode.keep_secrets);
+    // Parquet rows are read and merged otherwise: their plans make rows.
+    if count && stream.is_none() && files.is_empty() {
+        handler.counting = Counting::of(plan).map(|c| {
+            let slots = c.slots();
+            (c, slots)
+        });
+    }
     if logs.iter().any(|s| matches!(s, Source::Stdin)) {
         handler = handler.without_prefilter(); // read once: no second pass possible
     }
@@ -616,15 +663,30 @@ fn scan_with(
         let (time_range, seen) = (collect.times, std::mem::take(&mut collect.seen));
         let finished = match &mut stream {
             Some(s) => collect.finish_streaming(plan.all_stages, s.emit).map(|r| {
-                r.map(|st| (Finished { rows: Vec::new(), ids_reused: st.ids_reused }, Some(st)))
+                r.map(|st| (Finished { rows: Vec::new(), ids_reused: st.ids_reused }, Some(st), None))
                     .map_err(ScanError::Output)
             }),
-            None => collect.finish_counting(plan.all_stages).map(|f| Ok((f, None))),
+            None => match &handler.counting {
+                Some((counting, _)) => {
+                    collect.finish_first_step(plan.all_stages, counting).map(|(f, n)| Ok((f, None, Some(n))))
+                }
+                None => collect.finish_counting(plan.all_stages).map(|f| Ok((f, None, None))),
+            },
         };
         match finished {
             Ok(done) => {
-                let (Finished { rows, ids_reused }, streamed) = done?;
-                return Ok(Scanned { rows, report, parquet_rows, rejects, ids_reused, time_range, seen, streamed });
+                let (Finished { rows, ids_reused }, streamed, counted) = done?;
+                return Ok(Scanned {
+                    rows,
+                    report,
+                    parquet_rows,
+                    rejects,
+                    ids_reused,
+                    time_range,
+                    seen,
+                    streamed,
+                    counted,
+                });
             }
             // Rare: a skipped line may be the latest stage of a matching request. Decode all.
             Err(NeedsRescan) => {

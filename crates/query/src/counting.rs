@@ -1,0 +1,252 @@
+//! `count by …` and `timeline` counted on the decode threads of a raw scan, without a row per
+//! matching event.
+//!
+//! A question such as `| count by user` matches every event: the row path made a row (a vector
+//! and an owned string) for each on the decode threads, held a million of them until the
+//! latest-stage rule was settled, then grouped them on one thread. Here each chunk of the input
+//! keeps a table of the group keys its matching events fall in, and for each matching event only
+//! the groups it belongs to ([`Groups`]). The latest-stage rule is settled as before
+//! ([`crate::latest::Collector`]); then each chunk counts the events the rule kept, and the
+//! chunks' tables are joined. The answer is the first step's rows, exactly as
+//! [`pipeline::run`](crate::pipeline::run) makes them from the rows kept: the same groups (list
+//! values fanned out by the same [`pipeline::keys`]), each group's key as its first kept event
+//! had it (`2` and `2.0` are one group, shown as whichever came first), in the same order.
+//!
+//! Applies to raw logs (not Parquet files) when the plan's first step is `count by` with bare
+//! counts only, or `timeline` (with or without `by`): [`Counting::of`].
+
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use crate::pipeline::{self, ByHash, Row};
+use crate::plan::{Plan, Step};
+use crate::value::Val;
+
+/// What the first step counts.
+#[derive(Debug, Clone)]
+pub(crate) enum Counting {
+    /// `count by` the slots `by`, every aggregate (`aggs` of them) a bare count.
+    Count { by: Vec<usize>, aggs: usize },
+    /// `timeline`: events per bucket of `interval` of the time slot `col`, and per value of `by`.
+    Timeline { interval: i64, col: usize, by: Option<usize> },
+}
+
+impl Counting {
+    /// The counting a plan's first step allows, if any.
+    pub(crate) fn of(plan: &Plan) -> Option<Counting> {
+        if plan.whole_events {
+            return None;
+        }
+        match &plan.steps.first()?.0 {
+            Step::Aggregate { by, aggs }
+                if aggs.iter().all(|a| a.func == kaq_syntax::AggFunc::Count && a.col.is_none()) =>
+            {
+                Some(Counting::Count { by: by.clone(), aggs: aggs.len() })
+            }
+            Step::Timeline { interval, col, by } if *interval > 0 => {
+                Some(Counting::Timeline { interval: *interval, col: *col, by: *by })
+            }
+            _ => None,
+        }
+    }
+
+    /// The slots [`Counting::add`] reads.
+    pub(crate) fn slots(&self) -> Vec<usize> {
+        match self {
+            Counting::Count { by, .. } => by.clone(),
+            Counting::Timeline { col, by, .. } => std::iter::once(*col).chain(*by).collect(),
+        }
+    }
+
+    /// Notes in `groups` the groups of the next matching event (`get` gives its value of each of
+    /// [`Counting::slots`]).
+    pub(crate) fn add<'v, 'e: 'v>(
+        &self,
+        groups: &mut Groups,
+        state: &ahash::RandomState,
+        get: impl Fn(usize) -> &'v Val<'e>,
+    ) {
+        match self {
+            Counting::Count { by, .. } => {
+                if by.iter().any(|&c| matches!(get(c), Val::List(_))) {
+                    // Lists fan out, as the row path does it.
+                    let row = Row { vals: by.iter().map(|&c| get(c).clone().into_owned()).collect(), raw: None };
+                    let all: Vec<usize> = (0..by.len()).collect();
+                    for key in pipeline::keys(&row, &all) {
+                        groups.join(hash(state, key.iter()), |k| all_same(k, key.iter()), || key.clone());
+                    }
+                } else {
+                    let h = hash(state, by.iter().map(|&c| get(c)));
+                    groups.join(
+                        h,
+                        |k| all_same(k, by.iter().map(|&c| get(c))),
+                        || by.iter().map(|&c| get(c).clone().into_owned()).collect(),
+                    );
+                }
+            }
+            Counting::Timeline { interval, col, by } => {
+                if let Val::Time(t) = get(*col) {
+                    let bucket = Val::Time(t.div_euclid(*interval) * interval);
+                    match by.map_or(&Val::Null, |c| get(c)) {
+                        list @ Val::List(_) => {
+                            for series in pipeline::fan(&list.clone().into_owned()) {
+                                let key = [bucket.clone(), series];
+                                groups.join(hash(state, key.iter()), |k| all_same(k, key.iter()), || key.to_vec());
+                            }
+                        }
+                        series => {
+                            let key = [&bucket, series];
+                            groups.join(
+                                hash(state, key.into_iter()),
+                                |k| all_same(k, key.into_iter()),
+                                || key.iter().map(|v| (*v).clone().into_owned()).collect(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        groups.ends.push(groups.members.len() as u32);
+    }
+
+    /// The first step's rows, from the chunks' groups (`(index of the chunk's first hit, its
+    /// groups)`, in input order) and which hits the latest-stage rule kept.
+    pub(crate) fn rows(&self, chunks: Vec<(usize, Groups)>, keep: &[bool]) -> Vec<Row> {
+        // Joined by the same hash the chunks used (one state per scan), keys compared as the
+        // row path compares them; each group remembers the index of its first kept hit and
+        // takes that hit's key.
+        let mut all: ByHash<Vec<Val<'static>>, (i64, usize)> = ByHash::default();
+        for (start, g) in chunks {
+            let mut counts = vec![(0i64, usize::MAX); g.keys.len()];
+            let mut from = 0;
+            for (i, &end) in g.ends.iter().enumerate() {
+                let end = end as usize;
+                if keep[start + i] {
+                    for &m in &g.members[from..end] {
+                        let c = &mut counts[m as usize];
+                        c.0 += 1;
+                        c.1 = c.1.min(start + i);
+                    }
+                }
+                from = end;
+            }
+            for ((key, h), (n, first)) in g.keys.into_iter().zip(counts) {
+                if n == 0 {
+                    continue;
+                }
+                let e = all.find(h, |k| *k == key, || (key.clone(), (0, first)));
+                let (k, (count, at)) = &mut all.entries[e];
+                *count += n;
+                if first < *at {
+                    (*k, *at) = (key, first);
+                }
+            }
+        }
+        let mut entries = all.into_entries();
+        // In order of first appearance among the kept rows, as the row path finds them (its
+        // sort by key is stable).
+        entries.sort_by_key(|(_, (_, first))| *first);
+        match self {
+            Counting::Count { by, aggs } => {
+                pipeline::count_rows(entries.into_iter().map(|(k, (n, _))| (k, n)).collect(), by.len(), *aggs)
+            }
+            Counting::Timeline { interval, by, .. } => {
+                let counts: std::collections::HashMap<(i64, Val<'static>), i64, ahash::RandomState> = entries
+                    .into_iter()
+                    .map(|(mut k, (n, _))| {
+                        let series = k.pop().expect("bucket and series");
+                        let Some(Val::Time(bucket)) = k.pop() else {
+                            unreachable!("a timeline key starts with its bucket")
+                        };
+                        ((bucket, series), n)
+                    })
+                    .collect();
+                pipeline::timeline_rows(&counts, *interval, by.is_some())
+            }
+        }
+    }
+}
+
+fn hash<'a, 'e: 'a>(state: &ahash::RandomState, key: impl Iterator<Item = &'a Val<'e>>) -> u64 {
+    let mut h = state.build_hasher();
+    key.for_each(|v| v.hash(&mut h));
+    h.finish()
+}
+
+/// Whether a group's key is `key`, value by value ([`same`]).
+fn all_same<'a, 'e: 'a>(k: &[Val<'static>], key: impl ExactSizeIterator<Item = &'a Val<'e>>) -> bool {
+    k.len() == key.len() && k.iter().zip(key).all(|(a, b)| same(a, b))
+}
+
+/// The same value of the same kind: `2` and `2.0` are equal ([`Val`]'s `==`) but shown apart, so
+/// a chunk keeps them apart and the join takes the one the first kept event had.
+fn same(a: &Val<'_>, b: &Val<'_>) -> bool {
+    match (a, b) {
+        (Val::List(x), Val::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+        _ => std::mem::discriminant(a) == std::mem::discriminant(b) && a == b,
+    }
+}
+
+/// One chunk's group keys, and the groups of each of its matching events.
+#[derive(Default)]
+pub(crate) struct Groups {
+    /// The keys, each with its hash, in order of first appearance.
+    keys: Vec<(Vec<Val<'static>>, u64)>,
+    /// The first key of each hash; `next` chains the keys of equal hashes.
+    first: std::collections::HashMap<u64, u32, PassThrough>,
+    next: Vec<u32>,
+    /// For each matching event in order, where its groups end in `members`.
+    ends: Vec<u32>,
+    members: Vec<u32>,
+}
+
+impl Groups {
+    /// Notes that the event being added is in the group of `key` (of hash `h`).
+    fn join(&mut self, h: u64, is: impl Fn(&[Val<'static>]) -> bool, make: impl FnOnce() -> Vec<Val<'static>>) {
+        const END: u32 = u32::MAX;
+        let new = self.keys.len() as u32;
+        let mut g = *self.first.entry(h).or_insert(new);
+        while g != new {
+            if is(&self.keys[g as usize].0) {
+                self.members.push(g);
+                return;
+            }
+            if self.next[g as usize] == END {
+                self.next[g as usize] = new;
+            }
+            g = self.next[g as usize];
+        }
+        self.keys.push((make(), h));
+        self.next.push(END);
+        self.members.push(new);
+    }
+
+    /// Matching events noted.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
+
+/// The hashes are already keyed at random: used as they are.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PassThrough;
+
+impl BuildHasher for PassThrough {
+    type Hasher = Pass;
+    fn build_hasher(&self) -> Pass {
+        Pass(0)
+    }
+}
+
+pub(crate) struct Pass(u64);
+
+impl Hasher for Pass {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 hashes")
+    }
+    fn write_u64(&mut self, h: u64) {
+        self.0 = h;
+    }
+}
