@@ -105,54 +105,50 @@ impl Counting {
                 }
             }
         }
-        groups.ends.push(groups.members.len() as u32);
+        groups.ends.push(groups.members.len());
     }
 
     /// The first step's rows, from the chunks' groups (`(index of the chunk's first hit, its
     /// groups)`, in input order) and which hits the latest-stage rule kept.
     pub(crate) fn rows(&self, chunks: Vec<(usize, Groups)>, keep: &[bool]) -> Vec<Row> {
-        // Joined by the same hash the chunks used (one state per scan), keys compared as the
-        // row path compares them; each group remembers the index of its first kept hit and
-        // takes that hit's key.
-        let mut all: ByHash<Vec<Val<'static>>, (i64, usize)> = ByHash::default();
+        // The row path finds each kept hit's groups in turn: a value joins the first group made
+        // before it whose key is equal (`==`), else makes one. A chunk's key holds values that
+        // are the same ([`same`]), so all of them join one group, the one its first kept
+        // occurrence joins. So the chunks' keys are joined in the order of their first kept
+        // occurrence (the hit, then its place among the hit's groups), by the same hash the
+        // chunks used (one state per scan): the groups are made in the row path's order, each
+        // with the key of the value that made it. (`==` is not transitive for numbers past
+        // 2^53, `Int(2^53)` = `Float(2^53)` = `Int(2^53 + 1)`: the order decides.)
+        let mut all: ByHash<Vec<Val<'static>>, i64> = ByHash::default();
         for (start, g) in chunks {
-            let mut counts = vec![(0i64, usize::MAX); g.keys.len()];
+            // Each key's count and first kept occurrence.
+            let mut counts = vec![(0i64, (usize::MAX, 0usize)); g.keys.len()];
             let mut from = 0;
             for (i, &end) in g.ends.iter().enumerate() {
-                let end = end as usize;
                 if keep[start + i] {
-                    for &m in &g.members[from..end] {
+                    for (place, &m) in g.members[from..end].iter().enumerate() {
                         let c = &mut counts[m as usize];
                         c.0 += 1;
-                        c.1 = c.1.min(start + i);
+                        c.1 = c.1.min((start + i, place));
                     }
                 }
                 from = end;
             }
-            for ((key, h), (n, first)) in g.keys.into_iter().zip(counts) {
-                if n == 0 {
-                    continue;
-                }
-                let e = all.find(h, |k| *k == key, || (key.clone(), (0, first)));
-                let (k, (count, at)) = &mut all.entries[e];
-                *count += n;
-                if first < *at {
-                    (*k, *at) = (key, first);
-                }
+            let mut found: Vec<_> = g.keys.into_iter().zip(counts).filter(|(_, (n, _))| *n > 0).collect();
+            found.sort_by_key(|(_, (_, first))| *first);
+            for ((key, h), (n, _)) in found {
+                let e = all.find(h, |k| *k == key, || (key.clone(), 0));
+                all.entries[e].1 += n;
             }
         }
-        let mut entries = all.into_entries();
-        // In order of first appearance among the kept rows, as the row path finds them (its
-        // sort by key is stable).
-        entries.sort_by_key(|(_, (_, first))| *first);
+        // In the order made, as the row path makes them (its sort by key is stable).
+        let entries = all.into_entries();
         match self {
-            Counting::Count { by, aggs } => {
-                pipeline::count_rows(entries.into_iter().map(|(k, (n, _))| (k, n)).collect(), by.len(), *aggs)
-            }
+            Counting::Count { by, aggs } => pipeline::count_rows(entries, by.len(), *aggs),
             Counting::Timeline { interval, by, .. } => {
                 let counts: std::collections::HashMap<(i64, Val<'static>), i64, ahash::RandomState> = entries
                     .into_iter()
-                    .map(|(mut k, (n, _))| {
+                    .map(|(mut k, n)| {
                         let series = k.pop().expect("bucket and series");
                         let Some(Val::Time(bucket)) = k.pop() else {
                             unreachable!("a timeline key starts with its bucket")
@@ -195,7 +191,7 @@ pub(crate) struct Groups {
     first: std::collections::HashMap<u64, u32, PassThrough>,
     next: Vec<u32>,
     /// For each matching event in order, where its groups end in `members`.
-    ends: Vec<u32>,
+    ends: Vec<usize>,
     members: Vec<u32>,
 }
 
@@ -203,6 +199,8 @@ impl Groups {
     /// Notes that the event being added is in the group of `key` (of hash `h`).
     fn join(&mut self, h: u64, is: impl Fn(&[Val<'static>]) -> bool, make: impl FnOnce() -> Vec<Val<'static>>) {
         const END: u32 = u32::MAX;
+        // Fewer than 2^32 keys: each is a vector made from a chunk of a few MiB of text (fanned
+        // out lists make combinations, but the row path would hold each of them too).
         let new = self.keys.len() as u32;
         let mut g = *self.first.entry(h).or_insert(new);
         while g != new {

@@ -179,8 +179,7 @@ pub struct NeedsRescan;
 pub struct Found {
     pub(crate) hits: Vec<Hit>,
     /// The rows of the hits, in their order; none when the first step is counted (`groups`).
-    /// Apart from the hits, which the latest-stage rule reads and copies, so that they stay
-    /// small.
+    /// Apart from the hits, which the latest-stage rule reads, so that they stay small.
     pub(crate) rows: Vec<Row>,
     pub(crate) others: Vec<Stage>,
     /// Events (and skipped lines) seen in the chunk.
@@ -304,7 +303,7 @@ pub struct Collector {
     /// The rows of `hits`, in their order (unless streaming: then in `spill`; or counting: none).
     rows: Chunked<Row>,
     others: Chunked<Stage>,
-    /// The hits' rows, in the order of `hits` (streaming only: else they stay in `hits`).
+    /// The hits' rows, in the order of `hits` (streaming only: else they are in `rows`).
     spill: Option<RowSpill>,
     /// The first error writing `spill`, reported by [`Collector::finish_streaming`].
     spill_error: Option<std::io::Error>,
@@ -446,11 +445,12 @@ impl Collector {
     /// Which hits are kept (in the order of `hits`), and how many of those kept share their
     /// auditID with another request.
     ///
-    /// Everything the rule compares is keyed by auditID. So what it needs of each record is
-    /// copied out into partitions by the hash of its auditID, small enough that each is settled
-    /// with a map that stays in the CPU's cache, and the partitions are shared among threads (a
-    /// million hits were settled by one thread with maps as large as the input, missing the cache
-    /// at every step: see BENCHMARKS.md).
+    /// Everything the rule compares is keyed by auditID. A hit whose auditID no other record
+    /// carries is its request's latest record, kept at once ([`Sightings`]). The others are noted
+    /// in partitions by the hash of their auditID, small enough that each is settled with a map
+    /// that stays in the CPU's cache, and the partitions are shared among threads (a million
+    /// hits were settled by one thread with maps as large as the input, missing the cache at
+    /// every step: see BENCHMARKS.md).
     fn settle(&self, all_stages: bool) -> Result<(Vec<bool>, u64), NeedsRescan> {
         let work = self.hits.len() + self.others.len();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -489,7 +489,9 @@ impl Collector {
                 once[w] |= o;
             }
         }
-        Sightings { twice, mask }
+        let seen = once.iter().map(|w| u64::from(w.count_ones())).sum();
+        let shared = twice.iter().map(|w| u64::from(w.count_ones())).sum();
+        Sightings { twice, mask, seen, shared }
     }
 
     /// [`Collector::settle`] in `parts` partitions (a power of two) on `threads` threads, first
@@ -513,12 +515,15 @@ impl Collector {
         // own, each record by its hash and where it is (16 bytes: copying the 88 bytes settling
         // reads of each took longer than settling, mostly in page faults; with most hits alone,
         // the few settled are read where they are); a partition is then settled from every
-        // thread's notes of it. Without sightings, each partition is made
-        // room for a thread's share spread over the partitions, and a quarter more: hashes do not
-        // spread them evenly. With them, most hits are alone and never noted.
-        let room = if sightings.is_some() { 0 } else { self.hits.len() / threads / parts * 5 / 4 + 16 };
+        // thread's notes of it. Each partition is made room for a thread's share spread over the
+        // partitions, and a quarter more (hashes do not spread them evenly); with sightings, for
+        // the share of auditIDs they found shared.
         let sightings = sightings.map(|bits| self.sightings(state, threads, all_stages, bits));
         let sightings = sightings.as_ref();
+        let noted = sightings.map_or(self.hits.len(), |s| {
+            (self.hits.len() as u128 * u128::from(s.shared) / u128::from(s.seen.max(1))) as usize
+        });
+        let room = noted / threads / parts * 5 / 4 + 16;
         // Each thread marks the hits of its share that are alone kept, in its own part of `keep`
         // (shares are runs of indices).
         let mut keep = vec![false; self.hits.len()];
@@ -595,10 +600,10 @@ impl Collector {
     }
 }
 
-/// Items kept in order in chunks: each appended vector is kept as it is. A million records are
-/// never copied to grow one vector, whose old and new buffers would both be resident while it is
-/// copied (with mimalloc, nearly double the memory of a prefiltered raw scan), nor copied again
-/// into chunks of a fixed size by the collecting thread.
+/// Items kept in order in chunks: each appended vector is kept as it is (shrunk if it has much
+/// room to spare). A million records are never copied to grow one vector, whose old and new
+/// buffers would both be resident while it is copied (with mimalloc, nearly double the memory of
+/// a prefiltered raw scan), nor copied again into chunks of a fixed size by the collecting thread.
 pub(crate) struct Chunked<T> {
     chunks: Vec<Vec<T>>,
     /// The index of each chunk's first item.
@@ -713,6 +718,9 @@ fn on_threads<T: Send>(threads: usize, work: impl Fn(usize) -> T + Sync) -> Vec<
 struct Sightings {
     twice: Vec<u64>,
     mask: u64,
+    /// Bits set, and bits set twice: about the share of auditIDs settled in full.
+    seen: u64,
+    shared: u64,
 }
 
 impl Sightings {

@@ -341,7 +341,8 @@ fn depth_at(line: &[u8], pos: usize) -> Option<i32> {
 
 /// What a scan found, before the stages.
 pub struct Scanned {
-    /// Matching rows in input order (latest stage of each request unless all stages are kept).
+    /// Matching rows in input order (latest stage of each request unless all stages are kept);
+    /// the first step's rows when [`Scanned::counted`] is set.
     pub rows: Vec<Row>,
     /// Reading totals over raw logs.
     pub report: Report,
