@@ -205,14 +205,10 @@ impl Getter {
             | Getter::Stage
             | Getter::Level
             | Getter::Verb
-            | Getter::Uri
-            | Getter::User
-            | Getter::Uid
-            | Getter::Groups
-            | Getter::Extra(false)
-            | Getter::ExtraKey(false, _)
-            | Getter::Ua
-            | Getter::UserKind => Fields::BASE,
+            | Getter::Uri => Fields::BASE,
+            // `user_kind` is derived from the groups.
+            Getter::Groups | Getter::UserKind => Fields::USER_GROUPS,
+            Getter::User | Getter::Uid | Getter::Extra(false) | Getter::ExtraKey(false, _) | Getter::Ua => Fields::BASE,
         }
     }
 

@@ -51,9 +51,9 @@ impl DecodeOptions {
 pub struct Fields(u16);
 
 impl Fields {
-    /// `kind`, `apiVersion`, `level`, `auditID`, `stage`, `requestURI`, `verb`, `user`,
-    /// `userAgent` and the two timestamps: what the latest-stage rule and a request's identity
-    /// read, and the strings that cost nothing to keep.
+    /// `kind`, `apiVersion`, `level`, `auditID`, `stage`, `requestURI`, `verb`, `user` (but its
+    /// `groups`), `userAgent` and the two timestamps: what the latest-stage rule and a request's
+    /// identity read, and the strings that cost nothing to keep.
     pub const BASE: Fields = Fields(0);
     pub const IMPERSONATED_USER: Fields = Fields(1);
     pub const SOURCE_IPS: Fields = Fields(1 << 1);
@@ -64,6 +64,10 @@ impl Fields {
     pub const REQUEST_OBJECT: Fields = Fields(1 << 5 | 1 << 2);
     /// `responseObject` (and `objectRef`, which its redaction reads).
     pub const RESPONSE_OBJECT: Fields = Fields(1 << 6 | 1 << 2);
+    /// `user.groups`, and `user_kind`, which is derived from them (without it, `user_kind` is
+    /// `None`): a list allocated for every event, a twentieth of the decoding of an event
+    /// when kept for nothing.
+    pub const USER_GROUPS: Fields = Fields(1 << 7);
     /// Everything, `unmapped` included.
     pub const ALL: Fields = Fields(u16::MAX);
 
@@ -241,6 +245,10 @@ fn finish(ev: &mut Event<'_>, opts: &DecodeOptions) -> Result<(), DecodeError> {
     let duplicates = take_duplicate();
     ev.rewritten = redact::sanitize(ev, opts.keep_secrets) | duplicates;
     ev.derived = Derived::compute(ev);
+    if !opts.fields.has(Fields::USER_GROUPS) {
+        // Not read: the groups it is derived from may not have been decoded.
+        ev.derived.user_kind = None;
+    }
     Ok(())
 }
 

@@ -162,6 +162,7 @@ fn line(ops: &[Op], order: &[usize], cut: Option<usize>, spaces: bool) -> String
 const PROJECTIONS: &[Fields] = &[
     Fields::BASE,
     Fields::IMPERSONATED_USER,
+    Fields::USER_GROUPS,
     Fields::SOURCE_IPS,
     Fields::OBJECT_REF,
     Fields::RESPONSE_STATUS,
@@ -178,6 +179,12 @@ fn restrict(mut ev: Event<'_>, f: Fields) -> Event<'_> {
     }
     if !f.has(Fields::IMPERSONATED_USER) {
         ev.impersonated_user = None;
+    }
+    if !f.has(Fields::USER_GROUPS) {
+        if let Some(u) = &mut ev.user {
+            u.groups = None;
+        }
+        ev.derived.user_kind = None;
     }
     if !f.has(Fields::SOURCE_IPS) {
         ev.source_ips = None;
@@ -262,7 +269,12 @@ fn a_projection_leaves_out_what_was_not_asked_for() {
     let text = line(&[], &[], None, false);
     let ev = decode_event(&text, &DecodeOptions { keep_secrets: false, fields: Fields::BASE }).unwrap();
     assert_eq!(ev.username(), Some("alice@example.com"));
-    assert_eq!(ev.user.as_ref().unwrap().groups.as_ref().map(Vec::len), Some(2));
+    // The groups (and `user_kind`, derived from them) only when asked for.
+    assert_eq!((ev.user.as_ref().unwrap().groups.as_ref(), ev.derived.user_kind), (None, None));
+    let with = decode_event(&text, &DecodeOptions { keep_secrets: false, fields: Fields::USER_GROUPS }).unwrap();
+    assert_eq!(with.user.as_ref().unwrap().groups.as_ref().map(Vec::len), Some(2));
+    assert_eq!(with.derived.user_kind, decode_full(&text, &DecodeOptions::default()).unwrap().derived.user_kind);
+    assert!(with.derived.user_kind.is_some());
     assert_eq!((ev.verb.as_deref(), ev.stage_timestamp.is_some()), (Some("create"), true));
     assert!(ev.object_ref.is_none() && ev.source_ips.is_none() && ev.annotations.is_none());
     assert!(ev.request_object.is_none() && ev.response_object.is_none() && ev.derived.pod.is_none());

@@ -456,7 +456,7 @@ impl<'a> P<'a> {
         self.object(|p, k: EventKey| {
             match k {
                 EventKey::Text(t) => *t.slot(e) = Some(p.string()?),
-                EventKey::User => e.user = Some(p.user(true)?),
+                EventKey::User => e.user = Some(p.user(want(Fields::USER_GROUPS))?),
                 EventKey::ImpersonatedUser => {
                     let u = p.user(want(Fields::IMPERSONATED_USER))?;
                     e.impersonated_user = want(Fields::IMPERSONATED_USER).then_some(u);

@@ -257,7 +257,7 @@ impl<'de> Visitor<'de> for EventV {
             let m = &mut map;
             match k {
                 EventKey::Text(t) => *t.slot(&mut e) = Some(string(m)?),
-                EventKey::User => e.user = Some(m.next_value_seed(User(true))?),
+                EventKey::User => e.user = Some(m.next_value_seed(User(want(Fields::USER_GROUPS)))?),
                 EventKey::ImpersonatedUser => {
                     let u = m.next_value_seed(User(want(Fields::IMPERSONATED_USER)))?;
                     e.impersonated_user = want(Fields::IMPERSONATED_USER).then_some(u);
