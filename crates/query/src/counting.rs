@@ -122,7 +122,7 @@ impl Counting {
         let mut all: ByHash<Vec<Val<'static>>, i64> = ByHash::default();
         for (start, g) in chunks {
             // Each key's count and first kept occurrence.
-            let mut counts = vec![(0i64, (usize::MAX, 0usize)); g.keys.len()];
+            let mut counts = vec![(0i64, (usize::MAX, 0usize)); g.keys.entries.len()];
             let mut from = 0;
             for (i, &end) in g.ends.iter().enumerate() {
                 if keep[start + i] {
@@ -134,7 +134,8 @@ impl Counting {
                 }
                 from = end;
             }
-            let mut found: Vec<_> = g.keys.into_iter().zip(counts).filter(|(_, (n, _))| *n > 0).collect();
+            let mut found: Vec<_> =
+                g.keys.into_entries().into_iter().zip(counts).filter(|(_, (n, _))| *n > 0).collect();
             found.sort_by_key(|(_, (_, first))| *first);
             for ((key, h), (n, _)) in found {
                 let e = all.find(h, |k| *k == key, || (key.clone(), 0));
@@ -186,10 +187,7 @@ fn same(a: &Val<'_>, b: &Val<'_>) -> bool {
 #[derive(Default)]
 pub(crate) struct Groups {
     /// The keys, each with its hash, in order of first appearance.
-    keys: Vec<(Vec<Val<'static>>, u64)>,
-    /// The first key of each hash; `next` chains the keys of equal hashes.
-    first: std::collections::HashMap<u64, u32, PassThrough>,
-    next: Vec<u32>,
+    keys: ByHash<Vec<Val<'static>>, u64>,
     /// For each matching event in order, where its groups end in `members`.
     ends: Vec<usize>,
     members: Vec<u32>,
@@ -198,53 +196,14 @@ pub(crate) struct Groups {
 impl Groups {
     /// Notes that the event being added is in the group of `key` (of hash `h`).
     fn join(&mut self, h: u64, is: impl Fn(&[Val<'static>]) -> bool, make: impl FnOnce() -> Vec<Val<'static>>) {
-        const END: u32 = u32::MAX;
+        let g = self.keys.find(h, |k| is(k), || (make(), h));
         // Fewer than 2^32 keys: each is a vector made from a chunk of a few MiB of text (fanned
         // out lists make combinations, but the row path would hold each of them too).
-        let new = self.keys.len() as u32;
-        let mut g = *self.first.entry(h).or_insert(new);
-        while g != new {
-            if is(&self.keys[g as usize].0) {
-                self.members.push(g);
-                return;
-            }
-            if self.next[g as usize] == END {
-                self.next[g as usize] = new;
-            }
-            g = self.next[g as usize];
-        }
-        self.keys.push((make(), h));
-        self.next.push(END);
-        self.members.push(new);
+        self.members.push(g as u32);
     }
 
     /// Matching events noted.
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
-    }
-}
-
-/// The hashes are already keyed at random: used as they are.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct PassThrough;
-
-impl BuildHasher for PassThrough {
-    type Hasher = Pass;
-    fn build_hasher(&self) -> Pass {
-        Pass(0)
-    }
-}
-
-pub(crate) struct Pass(u64);
-
-impl Hasher for Pass {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 hashes")
-    }
-    fn write_u64(&mut self, h: u64) {
-        self.0 = h;
     }
 }

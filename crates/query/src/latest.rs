@@ -788,9 +788,10 @@ impl std::hash::Hash for Hashed<'_> {
     }
 }
 
-/// Passes on the hash a [`Hashed`] carries (itself from a randomly keyed aHash).
+/// Passes on a hash already computed with a randomly keyed aHash (the one a [`Hashed`] carries,
+/// or [`crate::pipeline::ByHash`]'s).
 #[derive(Default)]
-struct PassHasher(u64);
+pub(crate) struct PassHasher(u64);
 
 impl std::hash::Hasher for PassHasher {
     fn finish(&self) -> u64 {

@@ -261,9 +261,10 @@ fn aggregate(rows: &[Row], by: &[usize], aggs: &[Agg]) -> Vec<Row> {
 
 /// Entries found by the hash of their key, the key compared in place (`aggregate`'s groups,
 /// `timeline`'s counts): a key is made only for a new entry, not copied for every row. `first`
-/// holds the first entry of each hash, `next` chains the entries whose hashes are equal.
+/// holds the first entry of each hash, `next` chains the entries whose hashes are equal. The
+/// hashes given are keyed at random already: the map takes them as they are.
 pub(crate) struct ByHash<K, V> {
-    first: HashMap<u64, usize, ahash::RandomState>,
+    first: HashMap<u64, usize, std::hash::BuildHasherDefault<crate::latest::PassHasher>>,
     next: Vec<usize>,
     /// In the order first found.
     pub(crate) entries: Vec<(K, V)>,
