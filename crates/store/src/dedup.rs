@@ -8,8 +8,9 @@
 //! kept — the latest-stage rule decides between them at query time — so nothing a log holds is
 //! ever hidden by dropping a look-alike.
 //!
-//! Each record is known by a 128-bit digest of its row: SipHash-1-3 and aHash, each under a key
-//! drawn at random per process, so a log cannot be written to make two different records collide.
+//! Each record is known by a 128-bit digest of its row: SipHash-1-3 with a 128-bit result, under a
+//! key drawn at random per process, so a log cannot be written to make two different records
+//! collide.
 //! Equal records have equal `time`s, so only the row groups whose time range (their Parquet
 //! statistics) takes in an arriving record's time, or that hold rows without a time for one
 //! without, are read for their digests: an ingest of new logs, later than what the store holds,
@@ -23,6 +24,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+
+use siphasher::sip128::Hasher128;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
@@ -312,9 +315,11 @@ impl<T: Key> KeySet<T> {
     }
 }
 
-/// The two keys: SipHash-1-3 (std) and aHash, each drawn at random per process.
-static KEYS: LazyLock<(std::collections::hash_map::RandomState, ahash::RandomState)> =
-    LazyLock::new(|| (Default::default(), ahash::RandomState::new()));
+/// The key of SipHash-1-3, drawn at random per process (from std's per-process random keys).
+static KEY: LazyLock<(u64, u64)> = LazyLock::new(|| {
+    let s = std::collections::hash_map::RandomState::new();
+    (s.hash_one(0u8), s.hash_one(1u8))
+});
 
 /// A column as [`digests`] reads it.
 enum Col<'a> {
@@ -345,43 +350,37 @@ impl<'a> Col<'a> {
         m.keys().data_type() == &DataType::Utf8 && m.values().data_type() == &DataType::Utf8
     }
 
-    /// Appends cell `i`: a tag (0 for null), then the value, strings with their lengths.
+    /// Appends cell `i`: a tag (0 for null), then the value, strings and lists with their lengths,
+    /// so that a row's cells, one after the other, read back one way only.
     fn encode(&self, i: usize, out: &mut Vec<u8>) {
-        let str = |out: &mut Vec<u8>, s: &str| {
-            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        // Arrow's offsets are i32: every length fits in a u32.
+        fn str(out: &mut Vec<u8>, s: &str) {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
             out.extend_from_slice(s.as_bytes());
-        };
-        let a: &dyn Array = match self {
-            Col::Str(a) => *a,
-            Col::Time(a) => *a,
-            Col::I32(a) => *a,
-            Col::Bool(a) => *a,
-            Col::List(a) => *a,
-            Col::Map(a) => *a,
-            Col::Other(a) => *a,
-        };
-        if a.is_null(i) {
-            out.push(0);
-            return;
         }
         match self {
+            Col::Str(a) if a.is_null(i) => out.push(0),
             Col::Str(a) => {
                 out.push(1);
                 str(out, a.value(i));
             }
+            Col::Time(a) if a.is_null(i) => out.push(0),
             Col::Time(a) => {
                 out.push(2);
                 out.extend_from_slice(&a.value(i).to_le_bytes());
             }
+            Col::I32(a) if a.is_null(i) => out.push(0),
             Col::I32(a) => {
                 out.push(3);
                 out.extend_from_slice(&a.value(i).to_le_bytes());
             }
+            Col::Bool(a) if a.is_null(i) => out.push(0),
             Col::Bool(a) => out.extend_from_slice(&[4, u8::from(a.value(i))]),
+            Col::List(a) if a.is_null(i) => out.push(0),
             Col::List(a) => {
                 out.push(5);
                 let (start, end) = (a.value_offsets()[i] as usize, a.value_offsets()[i + 1] as usize);
-                out.extend_from_slice(&((end - start) as u64).to_le_bytes());
+                out.extend_from_slice(&((end - start) as u32).to_le_bytes());
                 let values = a.values().as_string::<i32>();
                 for j in start..end {
                     if values.is_null(j) {
@@ -392,10 +391,11 @@ impl<'a> Col<'a> {
                     }
                 }
             }
+            Col::Map(m) if m.is_null(i) => out.push(0),
             Col::Map(m) => {
                 out.push(6);
                 let (start, end) = (m.value_offsets()[i] as usize, m.value_offsets()[i + 1] as usize);
-                out.extend_from_slice(&((end - start) as u64).to_le_bytes());
+                out.extend_from_slice(&((end - start) as u32).to_le_bytes());
                 let (keys, values) = (m.keys().as_string::<i32>(), m.values().as_string::<i32>());
                 for j in start..end {
                     str(out, keys.value(j));
@@ -407,6 +407,7 @@ impl<'a> Col<'a> {
                     }
                 }
             }
+            Col::Other(a) if a.is_null(i) => out.push(0),
             Col::Other(a) => {
                 // Not in kaq's schema: the value's debug form still tells values apart.
                 out.push(7);
@@ -417,8 +418,9 @@ impl<'a> Col<'a> {
 }
 
 /// One 128-bit digest per row of `batch`, over every column (by name, so a file's column order
-/// does not matter), nulls distinct from empty values. Each row is encoded once into a buffer and
-/// hashed with both keys.
+/// does not matter), nulls distinct from empty values: SipHash-1-3 with a 128-bit result, keyed
+/// per process ([`KEY`]), of the column names (each with its length, once per batch: the state
+/// after them is where every row's hashing starts) followed by the row's cells in that order.
 pub(crate) fn digests(batch: &RecordBatch) -> Vec<u128> {
     let mut cols: Vec<(&str, Col<'_>)> = batch
         .schema_ref()
@@ -428,19 +430,22 @@ pub(crate) fn digests(batch: &RecordBatch) -> Vec<u128> {
         .zip(batch.columns().iter().map(|c| Col::of(c.as_ref())))
         .collect();
     cols.sort_by_key(|(name, _)| *name);
+    let mut names = siphasher::sip128::SipHasher13::new_with_keys(KEY.0, KEY.1);
+    names.write_usize(cols.len());
+    for (name, _) in &cols {
+        names.write_usize(name.len());
+        names.write(name.as_bytes());
+    }
     let mut buf = Vec::with_capacity(4096);
     (0..batch.num_rows())
         .map(|i| {
             buf.clear();
-            for (name, c) in &cols {
-                buf.extend_from_slice(name.as_bytes());
-                buf.push(b'=');
+            for (_, c) in &cols {
                 c.encode(i, &mut buf);
             }
-            let mut a = KEYS.0.build_hasher();
-            a.write(&buf);
-            let b = KEYS.1.hash_one(&buf[..]);
-            (u128::from(a.finish()) << 64) | u128::from(b)
+            let mut h = names;
+            h.write(&buf);
+            h.finish128().as_u128()
         })
         .collect()
 }
@@ -464,6 +469,33 @@ mod tests {
         assert_eq!(d[0], d[1]);
         assert_ne!(d[0], d[2]);
         assert_ne!(d[0], d[3]);
+    }
+
+    /// A row's digest does not depend on the order of the batch's columns, and does on their
+    /// names, on where one cell ends and the next begins, and on null against empty.
+    #[test]
+    fn digests_follow_names_not_positions() {
+        use arrow_array::{ArrayRef, StringArray};
+        use arrow_schema::{Field, Schema};
+        let batch = |cols: &[(&str, &[Option<&str>])]| {
+            let schema =
+                Schema::new(cols.iter().map(|(n, _)| Field::new(*n, DataType::Utf8, true)).collect::<Vec<_>>());
+            let arrays: Vec<ArrayRef> =
+                cols.iter().map(|(_, v)| std::sync::Arc::new(StringArray::from(v.to_vec())) as ArrayRef).collect();
+            RecordBatch::try_new(std::sync::Arc::new(schema), arrays).unwrap()
+        };
+        let a: &[Option<&str>] = &[Some("ab"), Some("a"), None, Some("")];
+        let b: &[Option<&str>] = &[Some("c"), Some("bc"), Some(""), None];
+        let ab = digests(&batch(&[("a", a), ("b", b)]));
+        assert_eq!(ab, digests(&batch(&[("b", b), ("a", a)])), "column order");
+        assert_ne!(ab[0], ab[1], "\"ab\",\"c\" against \"a\",\"bc\"");
+        assert_ne!(ab[2], ab[3], "null,\"\" against \"\",null");
+        let renamed = digests(&batch(&[("a", a), ("c", b)]));
+        assert!(ab.iter().zip(&renamed).all(|(x, y)| x != y), "names");
+        // The names' own boundaries: ("ab", "c") is not ("a", "bc").
+        let x = digests(&batch(&[("ab", &[Some("v")]), ("c", &[Some("w")])]));
+        let y = digests(&batch(&[("a", &[Some("v")]), ("bc", &[Some("w")])]));
+        assert_ne!(x, y);
     }
 
     /// The set answers as a `HashSet` does, for keys spread over the buckets and keys crowded
