@@ -1,7 +1,7 @@
 //! Running a query over the store's segments.
 
 use super::*;
-use crate::physical::{Access, Fallback, Latest, PhysicalPlan, Projection, SegmentPlan, TraceStep, all_have_bodies};
+use crate::physical::{Access, Fallback, Latest, PhysicalPlan, Projection, SegmentPlan, TraceStep, indexes_hold};
 
 impl Store {
     /// Compiles and runs `query` over the store (latest stage of each request across segments).
@@ -338,8 +338,8 @@ impl Store {
             let mut by_id =
                 |ids: &[String]| ids::rows_with_ids(path, ids).map_err(|e| index::IndexError::Lookup(Box::new(e)));
             // As decided for the segments searched (`physical_plan`).
-            let bodies = all_have_bodies(segs.iter().filter(|x| x.1.searched).map(|x| x.0));
-            seen_rows.push(idx.candidates(plan, bodies, &mut by_id).map_err(|w| ierr(&dir, w))?.unwrap_or_default());
+            let holds = indexes_hold(segs.iter().filter(|x| x.1.searched).map(|x| x.0));
+            seen_rows.push(idx.candidates(plan, holds, &mut by_id).map_err(|w| ierr(&dir, w))?.unwrap_or_default());
         }
         let candidates: u64 = seen_rows.iter().map(|r| r.len() as u64).sum();
         let total: u64 = segs.iter().filter(|(_, p)| p.searched).map(|(s, _)| s.rows).sum();

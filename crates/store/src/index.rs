@@ -20,7 +20,7 @@ use kaq_query::plan::{FieldKey, Plan, Pred, Test};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{BooleanQuery, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
-use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 
 /// The version of what the index holds (the manifest records it per segment; an index of another
@@ -28,18 +28,40 @@ use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, T
 /// and `peer_ip` fields and addresses as written. 2: built from the Arrow batches as they are
 /// written; addresses normalised, one `ip` field for every address. 3: without the dense keyword
 /// fields and `code`. 4: values too long for a term also get the `LONG` term. 5: the request and
-/// response objects' values by path (`BODIES`). Indexes of versions 4 and 5 are used (a
-/// version 4 index narrows no body condition).
-pub const VERSION: u32 = 5;
+/// response objects' values by path (`BODIES`). 6: text fields' words lowercased as the language
+/// lowercases them ([`register`]). Indexes of versions 4 to 6 are used (see [`Holds`]).
+pub const VERSION: u32 = 6;
 
 /// Whether an index of this version is used.
 pub fn usable(version: u32) -> bool {
-    matches!(version, 4 | 5)
+    matches!(version, 4..=6)
 }
 
-/// Whether an index of this version holds the bodies' values.
-pub fn has_bodies(version: u32) -> bool {
-    version >= 5
+/// What the indexes of the segments a query searches all hold, by their versions: what they can
+/// narrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holds {
+    /// The request and response objects' values (version 5 on); without them, no body condition
+    /// is narrowed.
+    pub bodies: bool,
+    /// Text words as the language makes them (version 6 on); without them, a word with a `ς` is
+    /// not looked up (it was indexed with `σ`, or is one).
+    pub words: bool,
+}
+
+impl Holds {
+    /// What an index of `version` holds.
+    pub fn of(version: u32) -> Holds {
+        Holds { bodies: version >= 5, words: version >= 6 }
+    }
+
+    /// What indexes of every version in `versions` hold.
+    pub fn all(versions: impl IntoIterator<Item = u32>) -> Holds {
+        versions
+            .into_iter()
+            .map(Holds::of)
+            .fold(Holds::of(VERSION), |a, b| Holds { bodies: a.bodies && b.bodies, words: a.words && b.words })
+    }
 }
 
 /// Keyword fields indexed whole; each is the column of the same name (list columns: each
@@ -101,13 +123,93 @@ fn schema() -> Schema {
     b.build()
 }
 
-/// The tokenizer of text fields: split at every character that is not a letter or digit, then
-/// lowercase — `kaq_query::plan::literal::words`, with no length limit (tantivy's default drops
-/// words over 40 bytes, which would lose matches).
+/// The tokenizer of text fields: the words of `kaq_query::plan::literal::words`, exactly — split
+/// at every character that is not a letter or digit, each word lowercased as `str::to_lowercase`
+/// does, with no length limit (tantivy's default drops words over 40 bytes, which would lose
+/// matches). Indexes before version 6 used tantivy's `LowerCaser`, which lowercases a character
+/// at a time: a word-final `Σ` became `σ` where the language's words make it `ς`.
 fn register(index: &Index) {
-    index
-        .tokenizers()
-        .register(TOKENIZER, TextAnalyzer::builder(SimpleTokenizer::default()).filter(LowerCaser).build());
+    index.tokenizers().register(TOKENIZER, Words::default());
+}
+
+/// See [`register`].
+#[derive(Clone, Default)]
+struct Words {
+    token: Token,
+}
+
+struct WordStream<'a> {
+    text: &'a str,
+    /// Where the next word is looked for.
+    at: usize,
+    token: &'a mut Token,
+}
+
+impl Tokenizer for Words {
+    type TokenStream<'a> = WordStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> WordStream<'a> {
+        self.token.reset();
+        WordStream { text, at: 0, token: &mut self.token }
+    }
+}
+
+impl WordStream<'_> {
+    /// Whether the character at `i` (a character boundary) is a letter or digit, and its length.
+    fn word_char(&self, i: usize) -> (bool, usize) {
+        let b = self.text.as_bytes()[i];
+        if b.is_ascii() {
+            return (b.is_ascii_alphanumeric(), 1);
+        }
+        self.text[i..].chars().next().map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8()))
+    }
+}
+
+impl TokenStream for WordStream<'_> {
+    fn advance(&mut self) -> bool {
+        let len = self.text.len();
+        let mut i = self.at;
+        let start = loop {
+            if i >= len {
+                self.at = len;
+                return false;
+            }
+            let (word, n) = self.word_char(i);
+            if word {
+                break i;
+            }
+            i += n;
+        };
+        while i < len {
+            let (word, n) = self.word_char(i);
+            if !word {
+                break;
+            }
+            i += n;
+        }
+        let w = &self.text[start..i];
+        self.at = i;
+        let t = &mut *self.token;
+        t.text.clear();
+        if w.is_ascii() {
+            t.text.push_str(w);
+            t.text.make_ascii_lowercase();
+        } else {
+            t.text.push_str(&w.to_lowercase());
+        }
+        t.offset_from = start;
+        t.offset_to = i;
+        t.position = t.position.wrapping_add(1);
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
 }
 
 fn field(s: &Schema, name: &str) -> Field {
@@ -117,6 +219,11 @@ fn field(s: &Schema, name: &str) -> Field {
 /// An address as the index holds it: parsed and normalised (`::ffff:a.b.c.d` is `a.b.c.d`, IPv6
 /// in its canonical spelling), or as written when it is not an address.
 pub(crate) fn ip_term(s: &str) -> std::borrow::Cow<'_, str> {
+    // A dotted quad that parses is already canonical (std takes no leading zeros, no spaces):
+    // nearly every address, kept without formatting it again.
+    if s.parse::<std::net::Ipv4Addr>().is_ok() {
+        return s.into();
+    }
     match s.parse::<IpAddr>() {
         Ok(ip) => normalize(ip).to_string().into(),
         Err(_) => s.into(),
@@ -259,8 +366,10 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
     let id_col = column_index("id").expect("id column");
     let mut row = 0u64;
     // auditIDs seen, by a 64-bit hash (a collision only makes `ids_unique` false: slower, exact),
-    // in about 9 bytes an ID; let go once one is seen twice.
+    // in about 9 bytes an ID; let go once one is seen twice. aHash, keyed per process (a
+    // collision costs speed, never an answer: SipHash's strength bought nothing here).
     let mut ids: crate::dedup::KeySet<u64> = Default::default();
+    let id_hash = ahash::RandomState::new();
     let mut ids_unique = true;
     // Whatever happens, the channel is drained so that the writer never blocks on it.
     let mut failed: Option<IndexError> = None;
@@ -279,7 +388,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
             Msg::Rows(batch) => {
                 if ids_unique {
                     let a = batch.column(id_col).as_string::<i32>();
-                    ids_unique = a.iter().flatten().all(|id| ids.insert(hash(id)));
+                    ids_unique = a.iter().flatten().all(|id| ids.insert(id_hash.hash_one(id)));
                     if !ids_unique {
                         ids.clear();
                     }
@@ -297,11 +406,6 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
     w.commit()?;
     w.wait_merging_threads()?;
     Ok(Built { rows: row, ids_unique })
-}
-
-fn hash(s: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(s)
 }
 
 /// One document per row of `batch`, numbered from `row`.
@@ -478,10 +582,9 @@ impl SegmentIndex {
     }
 
     /// The rows that may match `plan`'s filter, or `None` when the index cannot narrow it;
-    /// `ids` gives the rows holding some auditIDs. With `bodies`, conditions on the request and
-    /// response objects are narrowed too (indexes of version 5).
-    pub fn candidates(&self, plan: &Plan, bodies: bool, ids: &mut IdRows<'_>) -> Result<Option<Vec<u64>>, IndexError> {
-        let Some(cand) = translate(&plan.filter, plan, bodies) else { return Ok(None) };
+    /// `ids` gives the rows holding some auditIDs; `holds`, what the indexes searched hold.
+    pub fn candidates(&self, plan: &Plan, holds: Holds, ids: &mut IdRows<'_>) -> Result<Option<Vec<u64>>, IndexError> {
+        let Some(cand) = translate(&plan.filter, plan, holds) else { return Ok(None) };
         let searcher = self.index.reader()?.searcher();
         self.rows(&searcher, cand, ids).map(Some)
     }
@@ -578,36 +681,35 @@ impl Cand {
     }
 }
 
-/// Whether a plan's filter can be narrowed by the index at all (`bodies`: see
-/// [`SegmentIndex::candidates`]).
-pub fn indexable(plan: &Plan, bodies: bool) -> bool {
-    translate(&plan.filter, plan, bodies).is_some()
+/// Whether a plan's filter can be narrowed by indexes that hold `holds` at all.
+pub fn indexable(plan: &Plan, holds: Holds) -> bool {
+    translate(&plan.filter, plan, holds).is_some()
 }
 
 /// What narrows `p` to a superset of the rows where it holds, or `None`.
-fn translate(p: &Pred, plan: &Plan, bodies: bool) -> Option<Cand> {
+fn translate(p: &Pred, plan: &Plan, holds: Holds) -> Option<Cand> {
     match p {
         Pred::And(items) => {
-            let qs: Vec<Cand> = items.iter().filter_map(|i| translate(i, plan, bodies)).collect();
+            let qs: Vec<Cand> = items.iter().filter_map(|i| translate(i, plan, holds)).collect();
             (!qs.is_empty()).then_some(Cand::And(qs))
         }
-        Pred::Or(items) => items.iter().map(|i| translate(i, plan, bodies)).collect::<Option<Vec<_>>>().map(Cand::Or),
+        Pred::Or(items) => items.iter().map(|i| translate(i, plan, holds)).collect::<Option<Vec<_>>>().map(Cand::Or),
         Pred::Field { col, test } => {
             let name = match &plan.slots[*col].key {
                 Some(FieldKey::Field(f)) => f.name,
-                Some(FieldKey::Json { response, path }) if bodies => return body_leaf(*response, path, test),
+                Some(FieldKey::Json { response, path }) if holds.bodies => return body_leaf(*response, path, test),
                 _ => return None,
             };
-            leaf(name, test)
+            leaf(name, test, holds)
         }
         Pred::Text { test, .. } => {
-            TEXTS.iter().chain(VALUE_TEXTS).map(|t| leaf(t, test)).collect::<Option<Vec<_>>>().map(Cand::Or)
+            TEXTS.iter().chain(VALUE_TEXTS).map(|t| leaf(t, test, holds)).collect::<Option<Vec<_>>>().map(Cand::Or)
         }
         Pred::Not(_) | Pred::Const(_) => None,
     }
 }
 
-fn leaf(name: &str, test: &Test) -> Option<Cand> {
+fn leaf(name: &str, test: &Test, holds: Holds) -> Option<Cand> {
     let s = schema_ref();
     // The term, or a value too long to be indexed.
     let term = |f: Field, t: &str| {
@@ -645,11 +747,14 @@ fn leaf(name: &str, test: &Test) -> Option<Cand> {
     }
     if TEXTS.contains(&name) {
         let f = field(s, name);
-        return match test {
-            Test::Words(w) if w.len() == 1 => Some(term(f, &w[0])),
-            // Every word of the phrase, in any order (a superset: the filter checks the order).
-            Test::Words(w) => Some(Cand::And(w.iter().map(|x| term(f, x)).collect())),
-            _ => None,
+        let Test::Words(w) = test else { return None };
+        // Every word of the phrase, in any order (a superset: the filter checks the order); in
+        // indexes before version 6, not a word with a `ς` (see `Holds::words`).
+        let mut w: Vec<Cand> = w.iter().filter(|x| holds.words || !x.contains('ς')).map(|x| term(f, x)).collect();
+        return match w.len() {
+            0 => None,
+            1 => w.pop(),
+            _ => Some(Cand::And(w)),
         };
     }
     None
@@ -728,5 +833,101 @@ impl SegmentCollector for SegmentRows {
 
     fn harvest(self) -> Vec<u64> {
         self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text fields' tokenizer gives the language's words (`literal::words`) of any text: the
+    /// index and the query agree on every word, a word-final `Σ` included.
+    #[test]
+    fn tokens_are_the_languages_words() {
+        let tokens = |text: &str| {
+            let mut w = Words::default();
+            let mut stream = w.token_stream(text);
+            let mut out = Vec::new();
+            while stream.advance() {
+                let t = stream.token();
+                assert!(text.is_char_boundary(t.offset_from) && text.is_char_boundary(t.offset_to));
+                out.push(t.text.clone());
+            }
+            out
+        };
+        let alphabet: Vec<char> = "aZ09 -_/.:?=&ΣσςΟΔßİıŉǅẞΐⅫ٣一😀\u{301}\u{0}\t\n\"'%".chars().collect();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 12) as usize;
+            let text: String = (0..len).map(|k| alphabet[((x >> (5 * k)) % alphabet.len() as u64) as usize]).collect();
+            let want: Vec<String> = kaq_query::plan::literal::words(&text).collect();
+            assert_eq!(tokens(&text), want, "{text:?}");
+        }
+        assert_eq!(tokens("/api/v1/namespaces/ΟΔΟΣ/pods"), ["api", "v1", "namespaces", "οδος", "pods"]);
+        assert_eq!(tokens(""), Vec::<String>::new());
+        assert_eq!(tokens(&"A".repeat(100)), ["a".repeat(100)]);
+    }
+
+    /// An index before version 6 is not asked for a word with a `ς` (it holds such words with
+    /// `σ`); the other words of a phrase still narrow.
+    #[test]
+    fn older_indexes_are_not_asked_for_final_sigmas() {
+        let old = Holds::of(5);
+        let new = Holds::of(VERSION);
+        assert_eq!(Holds::all([4, 6]), Holds { bodies: false, words: false });
+        assert_eq!(Holds::all([]), new);
+        let plan = |q: &str| kaq_query::compile(q, &Default::default()).unwrap();
+        assert!(indexable(&plan("message:ΟΔΟΣ"), new));
+        assert!(!indexable(&plan("message:ΟΔΟΣ"), old));
+        assert!(!indexable(&plan("ΟΔΟΣ"), old));
+        assert!(indexable(&plan("message:\"ΟΔΟΣ blocked\""), old));
+        assert!(indexable(&plan("message:οδοσ"), old));
+    }
+
+    /// The index's term of an address is its normalised spelling whenever it parses, however it
+    /// is written, and the text as written otherwise (the shortcut for dotted quads included).
+    #[test]
+    fn ip_terms_are_normalised_addresses() {
+        let full = |s: &str| match s.parse::<IpAddr>() {
+            Ok(ip) => normalize(ip).to_string(),
+            Err(_) => s.to_string(),
+        };
+        let mut cases: Vec<String> = [
+            "10.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "010.0.0.1",
+            "10.0.0.01",
+            " 10.0.0.1",
+            "10.0.0.1 ",
+            "10.0.0",
+            "10.0.0.256",
+            "::ffff:10.0.0.1",
+            "::FFFF:0a00:0001",
+            "2001:DB8:0:0:0:0:0:1",
+            "2001:db8::1",
+            "fe80::1%eth0",
+            "",
+            "not an address",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x: u32 = 0x9E37_79B9;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            cases.push(std::net::Ipv4Addr::from(x).to_string());
+        }
+        for s in &cases {
+            assert_eq!(ip_term(s), full(s), "{s:?}");
+        }
+        assert_eq!(ip_term("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(ip_term("2001:DB8:0:0:0:0:0:1"), "2001:db8::1");
+        assert_eq!(ip_term("010.0.0.1"), "010.0.0.1");
     }
 }

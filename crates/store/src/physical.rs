@@ -183,12 +183,12 @@ impl Store {
         let searched: Vec<&Segment> =
             self.manifest.segments.iter().zip(&segments).filter(|(_, p)| p.searched).map(|(s, _)| s).collect();
 
-        let bodies = all_have_bodies(searched.iter().copied());
+        let holds = indexes_hold(searched.iter().copied());
         let columnar = kaq_query::columnar::applies(&plan);
         let tests = kaq_query::columnar::filters(&plan);
         let access = if searched.is_empty() {
             Access::Nothing
-        } else if searched.iter().all(|s| s.usable_index().is_some()) && index::indexable(&plan, bodies) {
+        } else if searched.iter().all(|s| s.usable_index().is_some()) && index::indexable(&plan, holds) {
             let fallback = if columnar {
                 Some(Fallback::Columnar)
             } else if tests {
@@ -268,9 +268,9 @@ impl PruningStats for Segment {
     }
 }
 
-/// Whether every segment's index holds the bodies' values ([`index::has_bodies`]).
-pub(crate) fn all_have_bodies<'a>(mut segs: impl Iterator<Item = &'a Segment>) -> bool {
-    segs.all(|s| index::has_bodies(s.index_version.unwrap_or(1)))
+/// What every segment's index holds ([`index::Holds`]).
+pub(crate) fn indexes_hold<'a>(segs: impl Iterator<Item = &'a Segment>) -> index::Holds {
+    index::Holds::all(segs.map(|s| s.index_version.unwrap_or(1)))
 }
 
 impl fmt::Display for PhysicalPlan {
