@@ -353,7 +353,8 @@ impl<'a> Col<'a> {
     /// Appends cell `i`: a tag (0 for null), then the value, strings and lists with their lengths,
     /// so that a row's cells, one after the other, read back one way only.
     fn encode(&self, i: usize, out: &mut Vec<u8>) {
-        // Arrow's offsets are i32: every length fits in a u32.
+        // Arrow's offsets are i32: every length of a column fits in a u32 (and a debug form of
+        // one value, `Col::Other`, which kaq's schema never makes).
         fn str(out: &mut Vec<u8>, s: &str) {
             out.extend_from_slice(&(s.len() as u32).to_le_bytes());
             out.extend_from_slice(s.as_bytes());
@@ -492,10 +493,50 @@ mod tests {
         assert_ne!(ab[2], ab[3], "null,\"\" against \"\",null");
         let renamed = digests(&batch(&[("a", a), ("c", b)]));
         assert!(ab.iter().zip(&renamed).all(|(x, y)| x != y), "names");
+        // Where a string ends is its length, not the next cell's tag.
+        let c = digests(&batch(&[("a", &[Some("a\u{1}b"), Some("a")]), ("b", &[Some("c"), Some("b\u{1}c")])]));
+        assert_ne!(c[0], c[1]);
         // The names' own boundaries: ("ab", "c") is not ("a", "bc").
         let x = digests(&batch(&[("ab", &[Some("v")]), ("c", &[Some("w")])]));
         let y = digests(&batch(&[("a", &[Some("v")]), ("bc", &[Some("w")])]));
         assert_ne!(x, y);
+    }
+
+    /// Lists and maps: elements' and entries' boundaries, null elements against empty ones, an
+    /// empty list against none.
+    #[test]
+    fn digests_tell_lists_and_maps_apart() {
+        use arrow_array::builder::{ListBuilder, MapBuilder, StringBuilder};
+        use arrow_array::{ArrayRef, RecordBatch};
+        let mut l = ListBuilder::new(StringBuilder::new());
+        for row in [Some(vec![Some("a"), Some("b")]), Some(vec![Some("ab")]), Some(vec![None]), Some(vec![Some("")])] {
+            l.append_option(row);
+        }
+        l.append(true); // []
+        l.append(false); // null
+        let lists: ArrayRef = std::sync::Arc::new(l.finish());
+        let d = digests(&RecordBatch::try_from_iter([("l", lists)]).unwrap());
+        for i in 0..d.len() {
+            for j in 0..i {
+                assert_ne!(d[i], d[j], "list rows {j} and {i}");
+            }
+        }
+        let mut m = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        for entries in [&[("a", Some("bc"))][..], &[("ab", Some("c"))], &[("a", None)], &[("a", Some(""))], &[]] {
+            for (k, v) in entries {
+                m.keys().append_value(k);
+                m.values().append_option(*v);
+            }
+            m.append(true).unwrap();
+        }
+        m.append(false).unwrap();
+        let maps: ArrayRef = std::sync::Arc::new(m.finish());
+        let d = digests(&RecordBatch::try_from_iter([("m", maps)]).unwrap());
+        for i in 0..d.len() {
+            for j in 0..i {
+                assert_ne!(d[i], d[j], "map rows {j} and {i}");
+            }
+        }
     }
 
     /// The set answers as a `HashSet` does, for keys spread over the buckets and keys crowded

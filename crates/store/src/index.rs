@@ -37,30 +37,39 @@ pub fn usable(version: u32) -> bool {
     matches!(version, 4..=6)
 }
 
-/// What the indexes of the segments a query searches all hold, by their versions: what they can
-/// narrow.
+/// What the indexes of the segments a query searches all hold, by their versions and the Unicode
+/// tables they were built with: what they can narrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holds {
     /// The request and response objects' values (version 5 on); without them, no body condition
     /// is narrowed.
     pub bodies: bool,
-    /// Text words as the language makes them (version 6 on); without them, a word with a `ς` is
-    /// not looked up (it was indexed with `σ`, or is one).
+    /// Text words exactly as this kaq makes them: version 6 on (before, a word-final `Σ` was
+    /// indexed as `σ`, see [`register`]), built with this kaq's Unicode tables (which letters
+    /// there are, and their lowercase). Without, a word with a character outside ASCII is not
+    /// looked up: ASCII letters, digits and their lowercase are the same in every version.
     pub words: bool,
 }
 
+/// The Unicode version of this kaq's letters and lowercase, as the manifest records it with an
+/// index (`Segment::index_unicode`).
+pub fn unicode() -> String {
+    let (a, b, c) = char::UNICODE_VERSION;
+    format!("{a}.{b}.{c}")
+}
+
 impl Holds {
-    /// What an index of `version` holds.
-    pub fn of(version: u32) -> Holds {
-        Holds { bodies: version >= 5, words: version >= 6 }
+    /// What an index of `version`, built with the Unicode tables `unicode` (when known), holds.
+    pub fn of(version: u32, unicode: Option<&str>) -> Holds {
+        Holds { bodies: version >= 5, words: version >= 6 && unicode == Some(self::unicode().as_str()) }
     }
 
-    /// What indexes of every version in `versions` hold.
-    pub fn all(versions: impl IntoIterator<Item = u32>) -> Holds {
-        versions
-            .into_iter()
-            .map(Holds::of)
-            .fold(Holds::of(VERSION), |a, b| Holds { bodies: a.bodies && b.bodies, words: a.words && b.words })
+    /// What the indexes of every (version, Unicode) in `indexes` hold.
+    pub fn all<'a>(indexes: impl IntoIterator<Item = (u32, Option<&'a str>)>) -> Holds {
+        indexes.into_iter().map(|(v, u)| Holds::of(v, u)).fold(Holds::of(VERSION, Some(&unicode())), |a, b| Holds {
+            bodies: a.bodies && b.bodies,
+            words: a.words && b.words,
+        })
     }
 }
 
@@ -156,6 +165,7 @@ impl Tokenizer for Words {
 
 impl WordStream<'_> {
     /// Whether the character at `i` (a character boundary) is a letter or digit, and its length.
+    #[inline]
     fn word_char(&self, i: usize) -> (bool, usize) {
         let b = self.text.as_bytes()[i];
         if b.is_ascii() {
@@ -748,9 +758,11 @@ fn leaf(name: &str, test: &Test, holds: Holds) -> Option<Cand> {
     if TEXTS.contains(&name) {
         let f = field(s, name);
         let Test::Words(w) = test else { return None };
-        // Every word of the phrase, in any order (a superset: the filter checks the order); in
-        // indexes before version 6, not a word with a `ς` (see `Holds::words`).
-        let mut w: Vec<Cand> = w.iter().filter(|x| holds.words || !x.contains('ς')).map(|x| term(f, x)).collect();
+        // Every word of the phrase, in any order (a superset: the filter checks the order). Not a
+        // word longer than a term: tantivy dropped it (lowercase can be longer than the text, so
+        // its value may have no `LONG`); nor, unless `holds.words`, one outside ASCII.
+        let mut w: Vec<Cand> =
+            w.iter().filter(|x| x.len() <= MAX_TERM && (holds.words || x.is_ascii())).map(|x| term(f, x)).collect();
         return match w.len() {
             0 => None,
             1 => w.pop(),
@@ -871,20 +883,35 @@ mod tests {
         assert_eq!(tokens(&"A".repeat(100)), ["a".repeat(100)]);
     }
 
-    /// An index before version 6 is not asked for a word with a `ς` (it holds such words with
-    /// `σ`); the other words of a phrase still narrow.
+    /// An index before version 6, or built with other Unicode tables, is not asked for a word
+    /// outside ASCII (it may hold it otherwise lowercased, or split); its other words still
+    /// narrow. No index is asked for a word longer than a term.
     #[test]
-    fn older_indexes_are_not_asked_for_final_sigmas() {
-        let old = Holds::of(5);
-        let new = Holds::of(VERSION);
-        assert_eq!(Holds::all([4, 6]), Holds { bodies: false, words: false });
+    fn indexes_are_asked_only_for_words_they_hold_as_the_language_does() {
+        let now = unicode();
+        let new = Holds::of(VERSION, Some(&now));
+        for old in [Holds::of(5, None), Holds::of(6, None), Holds::of(6, Some("1.0.0"))] {
+            assert!(!old.words);
+            let plan = |q: &str| kaq_query::compile(q, &Default::default()).unwrap();
+            assert!(indexable(&plan("message:ΟΔΟΣ"), new));
+            assert!(!indexable(&plan("message:ΟΔΟΣ"), old));
+            assert!(!indexable(&plan("message:οδοσ"), old));
+            assert!(!indexable(&plan("ΟΔΟΣ"), old));
+            assert!(indexable(&plan("message:\"ΟΔΟΣ blocked\""), old));
+            assert!(indexable(&plan("message:blocked"), old));
+        }
+        assert_eq!(
+            Holds::all([(4, Some(now.as_str())), (6, Some(now.as_str()))]),
+            Holds { bodies: false, words: false }
+        );
+        assert_eq!(Holds::all([(5, None), (6, Some(now.as_str()))]), Holds { bodies: true, words: false });
+        assert_eq!(Holds::all([(6, Some(now.as_str()))]), new);
         assert_eq!(Holds::all([]), new);
-        let plan = |q: &str| kaq_query::compile(q, &Default::default()).unwrap();
-        assert!(indexable(&plan("message:ΟΔΟΣ"), new));
-        assert!(!indexable(&plan("message:ΟΔΟΣ"), old));
-        assert!(!indexable(&plan("ΟΔΟΣ"), old));
-        assert!(indexable(&plan("message:\"ΟΔΟΣ blocked\""), old));
-        assert!(indexable(&plan("message:οδοσ"), old));
+        // 43,690 bytes in the query, 65,535 lowercased (`i̇`).
+        let long = format!("message:{}", "İ".repeat(21_845));
+        assert!(!indexable(&kaq_query::compile(&long, &Default::default()).unwrap(), new));
+        let fits = format!("message:{}", "İ".repeat(21_843));
+        assert!(indexable(&kaq_query::compile(&fits, &Default::default()).unwrap(), new));
     }
 
     /// The index's term of an address is its normalised spelling whenever it parses, however it

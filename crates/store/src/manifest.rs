@@ -20,6 +20,11 @@ pub struct Segment {
     /// ([`index::usable`]) is not: its segment is scanned until `kaq compact` rebuilds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_version: Option<u32>,
+    /// The Unicode version of the kaq that built the index ([`index::unicode`]: which characters
+    /// are letters, and their lowercase, in its words; absent: unknown, as in stores written
+    /// before this field). Words outside ASCII are looked up only in indexes of this kaq's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_unicode: Option<String>,
     /// No auditID is on two of its rows (known from the index build; false when unknown).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ids_unique: bool,

@@ -270,7 +270,7 @@ impl PruningStats for Segment {
 
 /// What every segment's index holds ([`index::Holds`]).
 pub(crate) fn indexes_hold<'a>(segs: impl Iterator<Item = &'a Segment>) -> index::Holds {
-    index::Holds::all(segs.map(|s| s.index_version.unwrap_or(1)))
+    index::Holds::all(segs.map(|s| (s.index_version.unwrap_or(1), s.index_unicode.as_deref())))
 }
 
 impl fmt::Display for PhysicalPlan {

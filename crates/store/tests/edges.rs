@@ -168,3 +168,28 @@ fn words_lowercased_in_context_are_found_through_the_index() {
         assert_eq!(kaq_query::pipeline::run(&steps, scanned.rows), got.rows, "`{q}`");
     }
 }
+
+/// Lowercase can be longer than the text (`İ` is 2 bytes, `i̇` 3): a word that fits a term as
+/// written but not lowercased was dropped by tantivy, with no `LONG` term for its value (which
+/// fits); it is not looked up in the index, and the search still finds its row.
+#[test]
+fn words_longer_than_a_term_once_lowercased_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let word = "İ".repeat(30_000);
+    let mut text = String::new();
+    for i in 0..50 {
+        let mut e: serde_json::Value = serde_json::from_str(&event(i, "kubectl/v1.29.0", "web", "allow")).unwrap();
+        if i == 7 {
+            e["responseStatus"] = serde_json::json!({"code": 403, "message": format!("{word} denied")});
+        }
+        text.push_str(&(e.to_string() + "\n"));
+    }
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, &text).unwrap();
+    let mut store = Store::create(dir.path().join("s")).unwrap();
+    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
+    for (q, want) in [(format!("message:{word} | count"), 1), (format!("message:\"{word} denied\" | count"), 1)] {
+        let got = store.query(&q).unwrap();
+        assert_eq!(got.rows[0].vals[0], kaq_query::Val::Int(want), "{:?}", got.trace);
+    }
+}
