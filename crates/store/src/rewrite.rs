@@ -34,11 +34,19 @@ impl Rewrite {
 
 impl Store {
     /// Merges every live segment into one (after `--follow` or many small ingests): fewer files to
-    /// open per query. Committed like an ingest; the old files are deleted right after the commit
-    /// (a query that read the old manifest starts again on the new one, [`Store::run`]).
+    /// open per query; a single segment is rewritten too when its index is not this kaq's
+    /// (another index version or Unicode tables, or none: it narrows less, see [`index::Holds`]).
+    /// Committed like an ingest; the old files are deleted right after the commit (a query that
+    /// read the old manifest starts again on the new one, [`Store::run`]).
     pub fn compact(&mut self) -> Result<Rewrite, Error> {
         let all: Vec<u64> = self.manifest.segments.iter().map(|s| s.id).collect();
-        if all.len() < 2 {
+        let unicode = index::unicode();
+        let current = |s: &Segment| {
+            s.index.is_some()
+                && s.index_version == Some(index::VERSION)
+                && s.index_unicode.as_deref() == Some(unicode.as_str())
+        };
+        if all.len() < 2 && self.manifest.segments.iter().all(current) {
             return Ok(Rewrite::same(&self.manifest));
         }
         self.rewrite(&all, &[], None)

@@ -193,3 +193,54 @@ fn words_longer_than_a_term_once_lowercased_are_found() {
         assert_eq!(got.rows[0].vals[0], kaq_query::Val::Int(want), "{:?}", got.trace);
     }
 }
+
+/// A store whose index is older (version 5, no Unicode recorded) answers a word outside ASCII
+/// without asking it, the same as reading the log; `compact` rebuilds even its single segment in
+/// this kaq's form, which is asked.
+#[test]
+fn an_older_index_is_not_asked_for_words_outside_ascii_and_compact_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..100 {
+        let name = if i % 25 == 0 { "ΟΔΟΣ" } else { "web" };
+        text.push_str(&event(i, "kubectl/v1.29.0", name, "allow"));
+    }
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, &text).unwrap();
+    let s = dir.path().join("s");
+    let mut store = Store::create(&s).unwrap();
+    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
+    drop(store);
+    // The manifest as a kaq of index version 5 wrote it (before checksums, which it cannot fake).
+    let path = s.join("MANIFEST.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m.as_object_mut().unwrap().remove("checksum");
+    for seg in m["segments"].as_array_mut().unwrap() {
+        let seg = seg.as_object_mut().unwrap();
+        seg.remove("files");
+        seg.remove("index_unicode");
+        seg.insert("index_version".into(), 5.into());
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+
+    let used_index = |r: &kaq_store::QueryResult| r.trace.iter().any(|t| format!("{t:?}").starts_with("Index"));
+    let mut store = Store::open_writer(&s).unwrap();
+    for (q, want, asked) in [("uri:ΟΔΟΣ | count", 4, false), ("uri:pods | count", 100, true)] {
+        let got = store.query(q).unwrap();
+        assert_eq!(got.rows[0].vals[0], kaq_query::Val::Int(want), "`{q}`: {:?}", got.trace);
+        assert_eq!(used_index(&got), asked, "`{q}`: {:?}", got.trace);
+    }
+    let r = store.compact().unwrap();
+    assert_eq!((r.segments_before, r.segments_after, r.rows_after), (1, 1, 100));
+    let seg = &store.manifest().segments[0];
+    assert_eq!(
+        (seg.index_version, seg.index_unicode.as_deref()),
+        (Some(6), Some(kaq_store::index::unicode().as_str()))
+    );
+    let got = store.query("uri:ΟΔΟΣ | count").unwrap();
+    assert_eq!(got.rows[0].vals[0], kaq_query::Val::Int(4));
+    assert!(used_index(&got), "{:?}", got.trace);
+    // Now current: nothing to do.
+    let r = store.compact().unwrap();
+    assert_eq!((r.segments_before, r.segments_after, r.bytes_written), (1, 1, 0));
+}
