@@ -29,7 +29,7 @@ use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, T
 /// written; addresses normalised, one `ip` field for every address. 3: without the dense keyword
 /// fields and `code`. 4: values too long for a term also get the `LONG` term. 5: the request and
 /// response objects' values by path (`BODIES`). 6: text fields' words lowercased as the language
-/// lowercases them ([`register`]). Indexes of versions 4 to 6 are used (see [`Holds`]).
+/// lowercases them (the tokenizer `Words`). Indexes of versions 4 to 6 are used (see [`Holds`]).
 pub const VERSION: u32 = 6;
 
 /// Whether an index of this version is used.
@@ -45,7 +45,7 @@ pub struct Holds {
     /// is narrowed.
     pub bodies: bool,
     /// Text words exactly as this kaq makes them: version 6 on (before, a word-final `Σ` was
-    /// indexed as `σ`, see [`register`]), built with this kaq's Unicode tables (which letters
+    /// indexed as `σ`, see the tokenizer `Words`), built with this kaq's Unicode tables (which letters
     /// there are, and their lowercase). Without, a word with a character outside ASCII is not
     /// looked up: ASCII letters, digits and their lowercase are the same in every version.
     pub words: bool,
