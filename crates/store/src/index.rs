@@ -164,44 +164,63 @@ impl Tokenizer for Words {
 }
 
 impl WordStream<'_> {
-    /// Whether the character at `i` (a character boundary) is a letter or digit, and its length.
-    #[inline]
-    fn word_char(&self, i: usize) -> (bool, usize) {
-        let b = self.text.as_bytes()[i];
-        if b.is_ascii() {
-            return (b.is_ascii_alphanumeric(), 1);
-        }
+    /// Whether the character at `i` (a character boundary, not ASCII) is a letter or digit, and
+    /// its length.
+    #[cold]
+    fn wide_char(&self, i: usize) -> (bool, usize) {
         self.text[i..].chars().next().map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8()))
     }
 }
 
 impl TokenStream for WordStream<'_> {
     fn advance(&mut self) -> bool {
-        let len = self.text.len();
+        let bytes = self.text.as_bytes();
+        let len = bytes.len();
         let mut i = self.at;
-        let start = loop {
-            if i >= len {
-                self.at = len;
-                return false;
-            }
-            let (word, n) = self.word_char(i);
-            if word {
-                break i;
-            }
-            i += n;
-        };
+        // To the next letter or digit (for ASCII, `char::is_alphanumeric` is
+        // `is_ascii_alphanumeric`).
         while i < len {
-            let (word, n) = self.word_char(i);
-            if !word {
-                break;
+            let b = bytes[i];
+            if b.is_ascii() {
+                if b.is_ascii_alphanumeric() {
+                    break;
+                }
+                i += 1;
+            } else {
+                let (word, n) = self.wide_char(i);
+                if word {
+                    break;
+                }
+                i += n;
             }
-            i += n;
+        }
+        if i >= len {
+            self.at = len;
+            return false;
+        }
+        let start = i;
+        let mut ascii = true;
+        while i < len {
+            let b = bytes[i];
+            if b.is_ascii() {
+                if !b.is_ascii_alphanumeric() {
+                    break;
+                }
+                i += 1;
+            } else {
+                ascii = false;
+                let (word, n) = self.wide_char(i);
+                if !word {
+                    break;
+                }
+                i += n;
+            }
         }
         let w = &self.text[start..i];
         self.at = i;
         let t = &mut *self.token;
         t.text.clear();
-        if w.is_ascii() {
+        if ascii {
             t.text.push_str(w);
             t.text.make_ascii_lowercase();
         } else {
