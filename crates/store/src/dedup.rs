@@ -24,8 +24,6 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-
-use siphasher::sip128::Hasher128;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
@@ -35,6 +33,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::file::statistics::Statistics;
+use siphasher::sip128::Hasher128;
 
 use crate::{At, Error};
 

@@ -315,6 +315,8 @@ impl Store {
         // match are not).
         let mut tested = 0u64;
         let mut groups_skipped = 0u64;
+        // What the indexes can narrow, as decided for the segments searched (`physical_plan`).
+        let holds = indexes_hold(segs.iter().filter(|x| x.1.searched).map(|x| x.0));
         for (s, p) in &segs {
             if let Some(e) = cancelled() {
                 return Err(e);
@@ -337,8 +339,6 @@ impl Store {
             let path = &p.path;
             let mut by_id =
                 |ids: &[String]| ids::rows_with_ids(path, ids).map_err(|e| index::IndexError::Lookup(Box::new(e)));
-            // As decided for the segments searched (`physical_plan`).
-            let holds = indexes_hold(segs.iter().filter(|x| x.1.searched).map(|x| x.0));
             seen_rows.push(idx.candidates(plan, holds, &mut by_id).map_err(|w| ierr(&dir, w))?.unwrap_or_default());
         }
         let candidates: u64 = seen_rows.iter().map(|r| r.len() as u64).sum();

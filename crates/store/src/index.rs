@@ -53,20 +53,23 @@ pub struct Holds {
 
 /// The Unicode version of this kaq's letters and lowercase, as the manifest records it with an
 /// index (`Segment::index_unicode`).
-pub fn unicode() -> String {
-    let (a, b, c) = char::UNICODE_VERSION;
-    format!("{a}.{b}.{c}")
+pub fn unicode() -> &'static str {
+    static UNICODE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let (a, b, c) = char::UNICODE_VERSION;
+        format!("{a}.{b}.{c}")
+    });
+    &UNICODE
 }
 
 impl Holds {
     /// What an index of `version`, built with the Unicode tables `unicode` (when known), holds.
     pub fn of(version: u32, unicode: Option<&str>) -> Holds {
-        Holds { bodies: version >= 5, words: version >= 6 && unicode == Some(self::unicode().as_str()) }
+        Holds { bodies: version >= 5, words: version >= 6 && unicode == Some(self::unicode()) }
     }
 
     /// What the indexes of every (version, Unicode) in `indexes` hold.
     pub fn all<'a>(indexes: impl IntoIterator<Item = (u32, Option<&'a str>)>) -> Holds {
-        indexes.into_iter().map(|(v, u)| Holds::of(v, u)).fold(Holds::of(VERSION, Some(&unicode())), |a, b| Holds {
+        indexes.into_iter().map(|(v, u)| Holds::of(v, u)).fold(Holds::of(VERSION, Some(unicode())), |a, b| Holds {
             bodies: a.bodies && b.bodies,
             words: a.words && b.words,
         })
@@ -908,7 +911,7 @@ mod tests {
     #[test]
     fn indexes_are_asked_only_for_words_they_hold_as_the_language_does() {
         let now = unicode();
-        let new = Holds::of(VERSION, Some(&now));
+        let new = Holds::of(VERSION, Some(now));
         for old in [Holds::of(5, None), Holds::of(6, None), Holds::of(6, Some("1.0.0"))] {
             assert!(!old.words);
             let plan = |q: &str| kaq_query::compile(q, &Default::default()).unwrap();
@@ -919,12 +922,9 @@ mod tests {
             assert!(indexable(&plan("message:\"ΟΔΟΣ blocked\""), old));
             assert!(indexable(&plan("message:blocked"), old));
         }
-        assert_eq!(
-            Holds::all([(4, Some(now.as_str())), (6, Some(now.as_str()))]),
-            Holds { bodies: false, words: false }
-        );
-        assert_eq!(Holds::all([(5, None), (6, Some(now.as_str()))]), Holds { bodies: true, words: false });
-        assert_eq!(Holds::all([(6, Some(now.as_str()))]), new);
+        assert_eq!(Holds::all([(4, Some(now)), (6, Some(now))]), Holds { bodies: false, words: false });
+        assert_eq!(Holds::all([(5, None), (6, Some(now))]), Holds { bodies: true, words: false });
+        assert_eq!(Holds::all([(6, Some(now))]), new);
         assert_eq!(Holds::all([]), new);
         // 43,690 bytes in the query, 65,535 lowercased (`i̇`).
         let long = format!("message:{}", "İ".repeat(21_845));

@@ -473,7 +473,7 @@ impl Store {
                     timed_rows: Some(seg.timed),
                     index: Some(index_name),
                     index_version: Some(index::VERSION),
-                    index_unicode: Some(index::unicode()),
+                    index_unicode: Some(index::unicode().to_string()),
                     ids_unique: built.ids_unique,
                     min_time: seg.min,
                     max_time: seg.max,

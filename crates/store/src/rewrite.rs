@@ -40,11 +40,10 @@ impl Store {
     /// read the old manifest starts again on the new one, [`Store::run`]).
     pub fn compact(&mut self) -> Result<Rewrite, Error> {
         let all: Vec<u64> = self.manifest.segments.iter().map(|s| s.id).collect();
-        let unicode = index::unicode();
         let current = |s: &Segment| {
             s.index.is_some()
                 && s.index_version == Some(index::VERSION)
-                && s.index_unicode.as_deref() == Some(unicode.as_str())
+                && s.index_unicode.as_deref() == Some(index::unicode())
         };
         if all.len() < 2 && self.manifest.segments.iter().all(current) {
             return Ok(Rewrite::same(&self.manifest));
