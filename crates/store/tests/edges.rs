@@ -19,6 +19,28 @@ fn event(i: usize, ua: &str, name: &str, decision: &str) -> String {
         + "\n"
 }
 
+/// `text` written as the log `dir/a.log`, and a new store `dir/s` that ingested it.
+fn ingested(dir: &std::path::Path, text: &str) -> (std::path::PathBuf, Store) {
+    let log = dir.join("a.log");
+    std::fs::write(&log, text).unwrap();
+    let mut store = Store::create(dir.join("s")).unwrap();
+    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
+    (log, store)
+}
+
+/// What reading `log` answers to `q`: a scan, then every step.
+fn read_log(q: &str, log: &std::path::Path) -> Vec<kaq_query::Row> {
+    let plan = kaq_query::compile(q, &Default::default()).unwrap();
+    let scanned = kaq_query::scan::scan(&plan, &[log.to_path_buf()], &Default::default(), 0, &mut |_| {}).unwrap();
+    let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
+    kaq_query::pipeline::run(&steps, scanned.rows)
+}
+
+/// Whether a query's rows came through the index.
+fn used_index(r: &kaq_store::QueryResult) -> bool {
+    r.trace.iter().any(|t| matches!(t, kaq_store::TraceStep::Index { .. }))
+}
+
 /// A client chooses its user agent: one longer than a tantivy term (64 KiB) must not hide the
 /// request from `ua:` or free-text searches (nor a name that long break the index).
 #[test]
@@ -32,21 +54,14 @@ fn values_too_long_for_a_term_are_still_found() {
     }
     text.push_str(&event(300, &long_ua, "web", "allow"));
     text.push_str(&event(301, "kubectl/v1.29.0", &long_name, "allow"));
-    let log = dir.path().join("a.log");
-    std::fs::write(&log, &text).unwrap();
-    let mut store = Store::create(dir.path().join("s")).unwrap();
-    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
+    let (log, store) = ingested(dir.path(), &text);
     for (q, want) in
         [("ua:agent | count", 1), ("agent | count", 1), ("ua:kubectl | count", 301), ("name:web | count", 1)]
     {
         let got = store.query(q).unwrap();
         assert_eq!(got.rows[0].vals[0], kaq_query::Val::Int(want), "`{q}`: {:?}", got.trace);
         // The same answer as reading the log.
-        let plan = kaq_query::compile(q, &Default::default()).unwrap();
-        let scanned =
-            kaq_query::scan::scan(&plan, std::slice::from_ref(&log), &Default::default(), 0, &mut |_| {}).unwrap();
-        let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-        assert_eq!(kaq_query::pipeline::run(&steps, scanned.rows), got.rows);
+        assert_eq!(read_log(q, &log), got.rows);
     }
     // `decision` is not in the index: its values come from its column, most rows first.
     let terms = store.top_terms("decision", "", 5).unwrap();
@@ -81,10 +96,7 @@ fn bodies_are_searched_through_the_index() {
         }
         text.push_str(&format!("{e}\n"));
     }
-    let log = dir.path().join("a.log");
-    std::fs::write(&log, &text).unwrap();
-    let mut store = Store::create(dir.path().join("s")).unwrap();
-    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
+    let (log, store) = ingested(dir.path(), &text);
     let total = store.manifest().rows();
     for q in [
         "request.kind:Deployment",
@@ -111,16 +123,9 @@ fn bodies_are_searched_through_the_index() {
         "response.c.d:*",
     ] {
         let got = store.query(q).unwrap();
-        assert!(
-            got.trace.iter().any(|t| matches!(t, kaq_store::TraceStep::Index { .. })),
-            "`{q}` uses the index: {:?}",
-            got.trace
-        );
+        assert!(used_index(&got), "`{q}` uses the index: {:?}", got.trace);
         assert!(got.rows_read < total / 2, "`{q}`: {} rows read of {total}", got.rows_read);
-        let plan = kaq_query::compile(q, &Default::default()).unwrap();
-        let scanned =
-            kaq_query::scan::scan(&plan, std::slice::from_ref(&log), &Default::default(), 0, &mut |_| {}).unwrap();
-        let mut want: Vec<String> = scanned.rows.iter().map(|r| format!("{:?}", r.vals)).collect();
+        let mut want: Vec<String> = read_log(q, &log).iter().map(|r| format!("{:?}", r.vals)).collect();
         let mut have: Vec<String> = got.rows.iter().map(|r| format!("{:?}", r.vals)).collect();
         want.sort();
         have.sort();
@@ -148,10 +153,7 @@ fn words_lowercased_in_context_are_found_through_the_index() {
         }
         text.push_str(&(e.to_string() + "\n"));
     }
-    let log = dir.path().join("a.log");
-    std::fs::write(&log, &text).unwrap();
-    let mut store = Store::create(dir.path().join("s")).unwrap();
-    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
+    let (log, store) = ingested(dir.path(), &text);
     for (q, want) in [
         ("message:ΟΔΟΣ | count", 5),
         ("message:οδος | count", 5),
@@ -161,11 +163,7 @@ fn words_lowercased_in_context_are_found_through_the_index() {
     ] {
         let got = store.query(q).unwrap();
         assert_eq!(got.rows[0].vals[0], kaq_query::Val::Int(want), "`{q}`: {:?}", got.trace);
-        let plan = kaq_query::compile(q, &Default::default()).unwrap();
-        let scanned =
-            kaq_query::scan::scan(&plan, std::slice::from_ref(&log), &Default::default(), 0, &mut |_| {}).unwrap();
-        let steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
-        assert_eq!(kaq_query::pipeline::run(&steps, scanned.rows), got.rows, "`{q}`");
+        assert_eq!(read_log(q, &log), got.rows, "`{q}`");
     }
 }
 
@@ -184,13 +182,11 @@ fn words_longer_than_a_term_once_lowercased_are_found() {
         }
         text.push_str(&(e.to_string() + "\n"));
     }
-    let log = dir.path().join("a.log");
-    std::fs::write(&log, &text).unwrap();
-    let mut store = Store::create(dir.path().join("s")).unwrap();
-    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
+    let (log, store) = ingested(dir.path(), &text);
     for (q, want) in [(format!("message:{word} | count"), 1), (format!("message:\"{word} denied\" | count"), 1)] {
         let got = store.query(&q).unwrap();
         assert_eq!(got.rows[0].vals[0], kaq_query::Val::Int(want), "{:?}", got.trace);
+        assert_eq!(read_log(&q, &log), got.rows);
     }
 }
 
@@ -205,12 +201,8 @@ fn an_older_index_is_not_asked_for_words_outside_ascii_and_compact_rebuilds_it()
         let name = if i % 25 == 0 { "ΟΔΟΣ" } else { "web" };
         text.push_str(&event(i, "kubectl/v1.29.0", name, "allow"));
     }
-    let log = dir.path().join("a.log");
-    std::fs::write(&log, &text).unwrap();
+    drop(ingested(dir.path(), &text));
     let s = dir.path().join("s");
-    let mut store = Store::create(&s).unwrap();
-    store.ingest_paths(std::slice::from_ref(&log), &IngestOptions::default()).unwrap();
-    drop(store);
     // The manifest as a kaq of index version 5 wrote it (before checksums, which it cannot fake).
     let path = s.join("MANIFEST.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -223,7 +215,6 @@ fn an_older_index_is_not_asked_for_words_outside_ascii_and_compact_rebuilds_it()
     }
     std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 
-    let used_index = |r: &kaq_store::QueryResult| r.trace.iter().any(|t| format!("{t:?}").starts_with("Index"));
     let mut store = Store::open_writer(&s).unwrap();
     for (q, want, asked) in [("uri:ΟΔΟΣ | count", 4, false), ("uri:pods | count", 100, true)] {
         let got = store.query(q).unwrap();
@@ -233,10 +224,7 @@ fn an_older_index_is_not_asked_for_words_outside_ascii_and_compact_rebuilds_it()
     let r = store.compact().unwrap();
     assert_eq!((r.segments_before, r.segments_after, r.rows_after), (1, 1, 100));
     let seg = &store.manifest().segments[0];
-    assert_eq!(
-        (seg.index_version, seg.index_unicode.as_deref()),
-        (Some(6), Some(kaq_store::index::unicode().as_str()))
-    );
+    assert_eq!((seg.index_version, seg.index_unicode.as_deref()), (Some(6), Some(kaq_store::index::unicode())));
     let got = store.query("uri:ΟΔΟΣ | count").unwrap();
     assert_eq!(got.rows[0].vals[0], kaq_query::Val::Int(4));
     assert!(used_index(&got), "{:?}", got.trace);
