@@ -335,7 +335,8 @@ impl Store {
                 continue;
             }
             let dir = self.dir.join(SEGMENTS).join(s.usable_index().expect("indexed"));
-            let idx = index::SegmentIndex::open(&dir).map_err(|w| ierr(&dir, w))?;
+            let version = s.index_version.unwrap_or(1);
+            let idx = index::SegmentIndex::open(&dir, version, s.rows).map_err(|w| ierr(&dir, w))?;
             let path = &p.path;
             let mut by_id =
                 |ids: &[String]| ids::rows_with_ids(path, ids).map_err(|e| index::IndexError::Lookup(Box::new(e)));

@@ -1,6 +1,7 @@
-//! A tantivy index per segment, over the same rows (document `row` = Parquet row number): keyword
-//! fields as whole terms, text fields as words, `code` as a number. It stores nothing the Parquet
-//! file has — only postings and the `row` number.
+//! A tantivy index per segment, over the same rows (a document per block of up to [`BLOCK`]
+//! adjacent rows, its `row` the block's first Parquet row number): keyword fields as whole terms,
+//! text fields as words, request and response values by path. It stores nothing the Parquet file
+//! has — only postings and the `row` number.
 //!
 //! The index only narrows: a query's condition is translated where every part can be (equality
 //! on keywords, words and phrases in text, code ranges, addresses), into a query whose rows are a
@@ -21,7 +22,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{BooleanQuery, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
-use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
+use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, Term};
 
 /// The version of what the index holds (the manifest records it per segment; an index of another
 /// version is not used, its segment is scanned). 1: built from restored events, with `client_ip`
@@ -29,12 +30,27 @@ use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, T
 /// written; addresses normalised, one `ip` field for every address. 3: without the dense keyword
 /// fields and `code`. 4: values too long for a term also get the `LONG` term. 5: the request and
 /// response objects' values by path (`BODIES`). 6: text fields' words lowercased as the language
-/// lowercases them (the tokenizer `Words`). Indexes of versions 4 to 6 are used (see [`Holds`]).
-pub const VERSION: u32 = 6;
+/// lowercases them (the tokenizer `Words`). 7: a document per block of up to [`BLOCK`] adjacent
+/// rows (see [`block_rows`]). Indexes of versions 4 to 7 are used (see [`Holds`]).
+pub const VERSION: u32 = 7;
 
 /// Whether an index of this version is used.
 pub fn usable(version: u32) -> bool {
-    matches!(version, 4..=6)
+    matches!(version, 4..=7)
+}
+
+/// The rows of a version 7 document: up to this many adjacent rows of one batch, its `row` the
+/// first. A search finds blocks, and takes every row of each (the residual filter then tests
+/// them): a needle costs a few more rows read, from the same pages. Indexing a block costs about
+/// what indexing one row did (a document's fixed costs, and each term once a block where its rows
+/// share it: user, namespace, the URI's common words), and the index is smaller (BENCHMARKS.md,
+/// issue 17, stop 26).
+const BLOCK: u64 = 8;
+
+/// How many rows a document of an index of `version` may cover, from its `row`: a search takes
+/// `row .. row + block_rows` of each document found (clipped to the segment).
+pub fn block_rows(version: u32) -> u64 {
+    if version >= 7 { BLOCK } else { 1 }
 }
 
 /// What the indexes of the segments a query searches all hold, by their versions and the Unicode
@@ -109,16 +125,18 @@ const BODY_UNINDEXED: &str = "\u{0}kaq body not indexed";
 fn schema() -> Schema {
     let mut b = Schema::builder();
     b.add_u64_field("row", FAST);
-    // Only postings: no field norms or frequencies (nothing is scored), no positions (a phrase is
-    // narrowed by its words; the residual filter checks the order).
-    let keyword = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer("raw")
-            .set_fieldnorms(false)
-            .set_index_option(IndexRecordOption::Basic),
-    );
+    // Only postings: no field norms (nothing is scored), no positions (a phrase is narrowed by
+    // its words; the residual filter checks the order). Keyword values with their frequencies: a
+    // value is entered once for each row of a block that has it, so that the sum of its
+    // frequencies is its rows (`Store::top_terms`).
+    let raw = |option| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default().set_tokenizer("raw").set_fieldnorms(false).set_index_option(option),
+        )
+    };
+    let keyword = raw(IndexRecordOption::Basic);
     for k in KEYWORDS.iter().chain(VALUE_TEXTS) {
-        b.add_text_field(k, keyword.clone());
+        b.add_text_field(k, raw(IndexRecordOption::WithFreqs));
     }
     let words = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
@@ -374,23 +392,24 @@ const INDEX_MEMORY: usize = 48 << 20;
 
 fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
     let s = schema();
-    let start = || -> Result<IndexWriter, IndexError> {
+    let start = || -> Result<IndexWriter<RowDoc>, IndexError> {
         let _ = std::fs::remove_dir_all(dir);
         // Private from the start (the store's own directories are 0700): what tantivy writes in
         // it is out of reach of others until the segment is committed and its files made 0600.
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         let index = Index::create_in_dir(dir, schema())?;
         register(&index);
-        let w: IndexWriter = index.writer_with_num_threads(2, INDEX_MEMORY)?;
+        let w: IndexWriter<RowDoc> = index.writer_with_num_threads(2, INDEX_MEMORY)?;
         w.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
         Ok(w)
     };
     let mut w = start()?;
-    let keywords: Vec<(Field, usize, bool)> = KEYWORDS
+    // Each indexed field: its column, whether it holds addresses, whether it is a text field.
+    let keywords: Vec<(Field, usize, bool, bool)> = KEYWORDS
         .iter()
         .chain(VALUE_TEXTS)
         .chain(TEXTS)
-        .map(|k| (field(&s, k), column_index(k).expect("an indexed field is a column"), *k == "ip"))
+        .map(|k| (field(&s, k), column_index(k).expect("an indexed field is a column"), *k == "ip", TEXTS.contains(k)))
         .collect();
     let row_f = field(&s, "row");
     let bodies: Vec<(Field, usize)> =
@@ -440,83 +459,256 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
     Ok(Built { rows: row, ids_unique })
 }
 
-/// One document per row of `batch`, numbered from `row`.
+/// One document per block of up to [`BLOCK`] rows of `batch`, numbered from `row`: each a
+/// [`RowDoc`] that borrows its values from the batch (tantivy's indexing threads read them in
+/// place; nothing is copied into a document). Only the body terms, made from the bodies' JSON,
+/// are built here.
 fn add_batch(
-    w: &IndexWriter,
+    w: &IndexWriter<RowDoc>,
     batch: &RecordBatch,
-    fields: &[(Field, usize, bool)],
+    fields: &[(Field, usize, bool, bool)],
     bodies: &[(Field, usize)],
     row_f: Field,
     row: &mut u64,
 ) -> Result<(), IndexError> {
-    let body_cols: Vec<(Field, &StringArray)> =
-        bodies.iter().map(|&(f, c)| (f, batch.column(c).as_string::<i32>())).collect();
-    let mut terms = Vec::new();
-    enum Col<'a> {
-        Str(&'a StringArray),
-        List(&'a ListArray, &'a StringArray),
-    }
-    let cols: Vec<(Field, Col<'_>, bool)> = fields
+    let n = batch.num_rows();
+    let cols: Vec<(Field, Col, bool)> = fields
         .iter()
-        .map(|&(f, c, ip)| {
+        .map(|&(f, c, ip, words)| {
             let a = batch.column(c);
             let col = match a.as_list_opt::<i32>() {
-                Some(l) => Col::List(l, l.values().as_string::<i32>()),
-                None => Col::Str(a.as_string::<i32>()),
+                Some(l) => {
+                    let values = l.values().as_string::<i32>();
+                    let values = if ip { ip_terms(values) } else { values.clone() };
+                    Col::List(l.clone(), values)
+                }
+                None => Col::Str(a.as_string::<i32>().clone()),
             };
-            (f, col, ip)
+            (f, col, words)
         })
         .collect();
-    for i in 0..batch.num_rows() {
-        let mut doc = TantivyDocument::new();
-        doc.add_u64(row_f, *row);
-        for (f, col, ip) in &cols {
-            match col {
-                Col::Str(a) => {
-                    if a.is_valid(i) {
-                        let v = a.value(i);
-                        doc.add_text(*f, v);
-                        if v.len() > MAX_TERM {
-                            doc.add_text(*f, LONG);
-                        }
+    // Each body field's terms, row after row.
+    let bodies = bodies
+        .iter()
+        .map(|&(field, c)| {
+            let a = batch.column(c).as_string::<i32>();
+            let (mut terms, mut one) = (Vec::new(), Vec::new());
+            let mut ends = Vec::with_capacity(n);
+            for i in 0..n {
+                if a.is_valid(i) {
+                    one.clear();
+                    if !body_terms(a.value(i), &mut one) {
+                        one.clear();
+                        one.push(BODY_UNINDEXED.to_string());
                     }
+                    terms.append(&mut one);
                 }
-                Col::List(l, values) => {
-                    if l.is_valid(i) {
-                        let offsets = l.value_offsets();
-                        for j in offsets[i] as usize..offsets[i + 1] as usize {
+                ends.push(terms.len());
+            }
+            BodyTerms { field, terms, ends }
+        })
+        .collect();
+    let rows = std::sync::Arc::new(BatchRows { first: *row, row_f, cols, bodies });
+    for i in (0..n).step_by(BLOCK as usize) {
+        w.add_document(RowDoc { rows: rows.clone(), start: i, end: (i + BLOCK as usize).min(n) })?;
+    }
+    *row += n as u64;
+    Ok(())
+}
+
+/// An address list's values as the index holds them ([`ip_term`]): the same array when every
+/// one already is (nearly always).
+fn ip_terms(values: &StringArray) -> StringArray {
+    if values.iter().flatten().all(|v| matches!(ip_term(v), std::borrow::Cow::Borrowed(_))) {
+        return values.clone();
+    }
+    values.iter().map(|v| v.map(ip_term)).collect()
+}
+
+/// A column an indexed field takes its values from.
+enum Col {
+    Str(StringArray),
+    /// A list column and its values (addresses already as [`ip_term`] makes them).
+    List(ListArray, StringArray),
+}
+
+/// The rows of a batch, shared by their documents.
+struct BatchRows {
+    /// The row number of the batch's first row.
+    first: u64,
+    row_f: Field,
+    /// Each field's column, and whether it is a text field (whose words the document needs
+    /// once: a value equal to the row before's is left out).
+    cols: Vec<(Field, Col, bool)>,
+    bodies: Vec<BodyTerms>,
+}
+
+/// A body field's terms in a batch: row `i`'s are `terms[ends[i - 1]..ends[i]]`.
+struct BodyTerms {
+    field: Field,
+    terms: Vec<String>,
+    ends: Vec<usize>,
+}
+
+/// Rows `start..end` of a batch as a tantivy document: the first's `row` number, then each
+/// row's values of each indexed field (a value longer than [`MAX_TERM`] followed by [`LONG`]) and
+/// its body terms.
+struct RowDoc {
+    rows: std::sync::Arc<BatchRows>,
+    start: usize,
+    end: usize,
+}
+
+/// A value of a [`RowDoc`].
+#[derive(Debug, Clone, Copy)]
+enum RowValue<'a> {
+    Str(&'a str),
+    U64(u64),
+}
+
+impl<'a> tantivy::schema::Value<'a> for RowValue<'a> {
+    type ArrayIter = std::iter::Empty<Self>;
+    type ObjectIter = std::iter::Empty<(&'a str, Self)>;
+
+    fn as_value(&self) -> tantivy::schema::document::ReferenceValue<'a, Self> {
+        use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
+        match *self {
+            RowValue::Str(s) => ReferenceValue::Leaf(ReferenceValueLeaf::Str(s)),
+            RowValue::U64(n) => ReferenceValue::Leaf(ReferenceValueLeaf::U64(n)),
+        }
+    }
+}
+
+impl tantivy::schema::Document for RowDoc {
+    type Value<'a> = RowValue<'a>;
+    type FieldsValuesIter<'a> = RowValues<'a>;
+
+    fn iter_fields_and_values(&self) -> RowValues<'_> {
+        RowValues { rows: &self.rows, start: self.start, end: self.end, at: At::Row, long: None }
+    }
+}
+
+/// Where a [`RowValues`] is.
+#[derive(Clone, Copy)]
+enum At {
+    Row,
+    /// At column `c`, row `i`; in a list (from `from`), at its value `j` of those before `end`.
+    Col {
+        c: usize,
+        i: usize,
+        list: Option<(usize, usize, usize)>,
+    },
+    /// At term `t` of body field `k`, of those before `stop`.
+    Body {
+        k: usize,
+        t: usize,
+        stop: usize,
+    },
+    Done,
+}
+
+/// The fields and values of a [`RowDoc`], field by field (the order tantivy groups them in):
+/// `row`, then each column's values row by row, then the body terms. A keyword value is given for
+/// each row that has it (its frequency in the document is its rows); a text value equal to the
+/// row before's is left out (the document has its words already).
+struct RowValues<'a> {
+    rows: &'a BatchRows,
+    start: usize,
+    end: usize,
+    at: At,
+    /// The field of a too-long value just given, which gets [`LONG`] next.
+    long: Option<Field>,
+}
+
+impl RowValues<'_> {
+    /// Where body field `k`'s terms are.
+    fn body(&self, k: usize) -> At {
+        match self.rows.bodies.get(k) {
+            None => At::Done,
+            Some(b) => {
+                let t = if self.start == 0 { 0 } else { b.ends[self.start - 1] };
+                At::Body { k, t, stop: b.ends[self.end - 1] }
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for RowValues<'a> {
+    type Item = (Field, RowValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let r = self.rows;
+        let str_value = |long: &mut Option<Field>, f: Field, v: &'a str| {
+            if v.len() > MAX_TERM {
+                *long = Some(f);
+            }
+            Some((f, RowValue::Str(v)))
+        };
+        loop {
+            if let Some(f) = self.long.take() {
+                return Some((f, RowValue::Str(LONG)));
+            }
+            match self.at {
+                At::Row => {
+                    self.at = At::Col { c: 0, i: self.start, list: None };
+                    return Some((r.row_f, RowValue::U64(r.first + self.start as u64)));
+                }
+                At::Col { c, i, list } => {
+                    let Some((f, col, words)) = r.cols.get(c) else {
+                        self.at = self.body(0);
+                        continue;
+                    };
+                    if i >= self.end {
+                        self.at = At::Col { c: c + 1, i: self.start, list: None };
+                        continue;
+                    }
+                    let f = *f;
+                    match col {
+                        Col::Str(a) => {
+                            self.at = At::Col { c, i: i + 1, list: None };
+                            if a.is_valid(i) {
+                                let v = a.value(i);
+                                if *words && i > self.start && a.is_valid(i - 1) && a.value(i - 1) == v {
+                                    continue;
+                                }
+                                return str_value(&mut self.long, f, v);
+                            }
+                        }
+                        Col::List(l, values) => {
+                            // On entering the list, its values' range (none when null).
+                            let (from, j, end) = list.unwrap_or_else(|| {
+                                let o = l.value_offsets();
+                                let (a, b) = if l.is_valid(i) { (o[i] as usize, o[i + 1] as usize) } else { (0, 0) };
+                                (a, a, b)
+                            });
+                            if j >= end {
+                                self.at = At::Col { c, i: i + 1, list: None };
+                                continue;
+                            }
+                            self.at = At::Col { c, i, list: Some((from, j + 1, end)) };
                             if values.is_valid(j) {
+                                // Once a row (an address both claimed and the peer is one row's).
                                 let v = values.value(j);
-                                if *ip {
-                                    doc.add_text(*f, ip_term(v))
-                                } else {
-                                    doc.add_text(*f, v)
+                                if (from..j).any(|k| values.is_valid(k) && values.value(k) == v) {
+                                    continue;
                                 }
-                                if v.len() > MAX_TERM {
-                                    doc.add_text(*f, LONG);
-                                }
+                                return str_value(&mut self.long, f, v);
                             }
                         }
                     }
                 }
+                At::Body { k, t, stop } => {
+                    if t < stop {
+                        self.at = At::Body { k, t: t + 1, stop };
+                        let b = &r.bodies[k];
+                        return Some((b.field, RowValue::Str(&b.terms[t])));
+                    }
+                    self.at = self.body(k + 1);
+                }
+                At::Done => return None,
             }
         }
-        for (f, a) in &body_cols {
-            if a.is_valid(i) {
-                terms.clear();
-                if !body_terms(a.value(i), &mut terms) {
-                    terms.clear();
-                    terms.push(BODY_UNINDEXED.to_string());
-                }
-                for t in &terms {
-                    doc.add_text(*f, t);
-                }
-            }
-        }
-        w.add_document(doc)?;
-        *row += 1;
     }
-    Ok(())
 }
 
 /// The terms of a body ([`BODIES`]) into `out`; false when it has too many values, a value too
@@ -589,6 +781,9 @@ pub type IdRows<'a> = dyn FnMut(&[String]) -> Result<Vec<u64>, IndexError> + 'a;
 pub struct SegmentIndex {
     index: Index,
     schema: Schema,
+    /// The rows a document covers ([`block_rows`]) and the segment's.
+    block: u64,
+    rows: u64,
 }
 
 /// What narrows a filter: a tantivy query, words to look up in the whole values of a field, or
@@ -606,11 +801,12 @@ pub enum Cand {
 }
 
 impl SegmentIndex {
-    pub fn open(dir: &Path) -> Result<SegmentIndex, IndexError> {
+    /// Opens the index in `dir`, of `version`, over a segment of `rows` rows.
+    pub fn open(dir: &Path, version: u32, rows: u64) -> Result<SegmentIndex, IndexError> {
         let index = Index::open_in_dir(dir)?;
         register(&index);
         let schema = index.schema();
-        Ok(SegmentIndex { index, schema })
+        Ok(SegmentIndex { index, schema, block: block_rows(version), rows })
     }
 
     /// The rows that may match `plan`'s filter, or `None` when the index cannot narrow it;
@@ -622,7 +818,8 @@ impl SegmentIndex {
     }
 
     fn rows(&self, searcher: &tantivy::Searcher, cand: Cand, ids: &mut IdRows<'_>) -> Result<Vec<u64>, IndexError> {
-        let search = |q: &dyn Query| searcher.search(q, &Rows).map_err(IndexError::from);
+        // The rows of the documents found: every row of each block.
+        let search = |q: &dyn Query| Ok(blocks_rows(searcher.search(q, &Rows)?, self.block, self.rows));
         match cand {
             c if !c.has_ids() => search(self.query(searcher, c)?.as_ref()),
             Cand::Ids(list) => ids(&list),
@@ -828,6 +1025,23 @@ fn schema_ref() -> &'static Schema {
     &S
 }
 
+/// Every row of the documents that start at `found` (sorted), each covering up to `block` rows
+/// of a segment of `rows`: sorted and distinct (a block cut short by the end of its batch is
+/// followed by one that starts sooner than `block` rows on).
+fn blocks_rows(found: Vec<u64>, block: u64, rows: u64) -> Vec<u64> {
+    if block == 1 {
+        return found;
+    }
+    let mut out = Vec::with_capacity(found.len() * block as usize);
+    let mut next = 0;
+    for r in found {
+        let end = (r + block).min(rows);
+        out.extend(r.max(next)..end);
+        next = next.max(end);
+    }
+    out
+}
+
 /// Collects the `row` numbers of matching documents, sorted.
 struct Rows;
 
@@ -873,6 +1087,79 @@ impl SegmentCollector for SegmentRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_give_their_rows_sorted_once_within_the_segment() {
+        assert_eq!(blocks_rows(vec![0, 3, 9], 1, 10), [0, 3, 9]);
+        // Blocks at 0 (cut short at 5 by its batch's end), 5 and 13; the segment ends at 15.
+        assert_eq!(blocks_rows(vec![0, 5, 13], 8, 15), (0..15).collect::<Vec<_>>());
+        assert_eq!(blocks_rows(vec![2, 16], 8, 20), [2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 18, 19]);
+        assert!(blocks_rows(vec![], 8, 20).is_empty());
+    }
+
+    /// An index built from batches of uneven sizes (blocks cut short at each batch's end), asked
+    /// for every row's own values: each row is among the candidates, which are few, sorted,
+    /// distinct and rows of the segment. A body on every row keeps its own terms (a batch's
+    /// bodies hold far more than [`BODY_TERMS`] values together).
+    #[test]
+    fn every_row_is_found_through_its_block() {
+        let event = |i: usize| {
+            let request: serde_json::Value = (0..12).map(|k| (format!("k{k}"), format!("v{i}-{k}"))).collect();
+            serde_json::json!({
+                "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request",
+                "auditID": format!("0b2f1c7e-1111-4a2b-9c3d-{i:012}"), "stage": "ResponseComplete",
+                "requestURI": format!("/api/v1/namespaces/ns{}/pods/p{i}", i % 3), "verb": "get",
+                "user": {"username": format!("u{}", i / 4)}, "sourceIPs": [format!("10.0.{}.{}", i / 250, i % 250)],
+                "objectRef": {"resource": "pods", "namespace": format!("ns{}", i % 3), "name": format!("p{i}")},
+                "responseStatus": {"code": 200}, "requestObject": request,
+                "requestReceivedTimestamp": "2026-11-20T05:00:00Z",
+            })
+            .to_string()
+        };
+        let sizes = [5, 3, 11, 1, 8, 600, 9];
+        let dir = tempfile::tempdir().unwrap();
+        let idx_dir = dir.path().join("index");
+        let builder = Builder::start(&idx_dir);
+        let mut sink = builder.sink();
+        let mut i = 0;
+        for n in sizes {
+            let mut b = kaq_columnar::EventBatchBuilder::with_capacity(n);
+            for _ in 0..n {
+                kaq_schema::decode_records_with_text(&event(i), &Default::default(), &mut |r| b.append(&r.unwrap().0));
+                i += 1;
+            }
+            sink.rows(&b.finish()).unwrap();
+        }
+        drop(sink);
+        let total = i as u64;
+        let built = builder.finish().unwrap();
+        assert_eq!(built.rows, total);
+        let idx = SegmentIndex::open(&idx_dir, VERSION, total).unwrap();
+        let holds = Holds::of(VERSION, Some(unicode()));
+        let mut no_ids = |_: &[String]| -> Result<Vec<u64>, IndexError> { unreachable!() };
+        for row in 0..total {
+            for q in
+                [format!("name:p{row}"), format!("ip:10.0.{}.{}", row / 250, row % 250), format!("request.k7:v{row}-7")]
+            {
+                let plan = kaq_query::compile(&q, &Default::default()).unwrap();
+                let rows = idx.candidates(&plan, holds, &mut no_ids).unwrap().expect("narrowed");
+                assert!(rows.contains(&row), "`{q}`: {rows:?}");
+                assert!(rows.len() <= BLOCK as usize, "`{q}`: {rows:?}");
+                assert!(rows.windows(2).all(|w| w[0] < w[1]) && rows.iter().all(|r| *r < total), "`{q}`: {rows:?}");
+            }
+        }
+        // Values adjacent rows share (a block's rows give each once): every row that has them.
+        for user in 0..total.div_ceil(4) {
+            let plan = kaq_query::compile(&format!("user:u{user}"), &Default::default()).unwrap();
+            let rows = idx.candidates(&plan, holds, &mut no_ids).unwrap().expect("narrowed");
+            assert!((user * 4..(user * 4 + 4).min(total)).all(|r| rows.contains(&r)), "u{user}: {rows:?}");
+            assert!(rows.len() <= 2 * BLOCK as usize, "u{user}: {rows:?}");
+        }
+        // A value many rows share: every one of them.
+        let plan = kaq_query::compile("ns:ns1", &Default::default()).unwrap();
+        let rows = idx.candidates(&plan, holds, &mut no_ids).unwrap().expect("narrowed");
+        assert!((0..total).filter(|r| r % 3 == 1).all(|r| rows.contains(&r)));
+    }
 
     /// The text fields' tokenizer gives the language's words (`literal::words`) of any text: the
     /// index and the query agree on every word, a word-final `Σ` included.

@@ -39,6 +39,9 @@ const MAX_TERM: usize = 65_530;
 /// The term dictionaries of a store's segments, opened once for many look-ups.
 pub struct Terms {
     readers: Vec<tantivy::Searcher>,
+    /// Per reader: its documents are blocks of rows (index version 7), so a value's rows are the
+    /// sum of its term frequencies, not its documents.
+    blocks: Vec<bool>,
     segments: Vec<std::path::PathBuf>,
     /// Counts of fields read from columns, by field.
     counted: std::sync::Mutex<HashMap<String, HashMap<Vec<u8>, u64>>>,
@@ -71,15 +74,16 @@ impl Store {
     }
 
     fn terms_of_manifest(&self) -> Result<Terms, Error> {
-        let mut readers = Vec::new();
+        let (mut readers, mut blocks) = (Vec::new(), Vec::new());
         for s in &self.manifest.segments {
             let Some(name) = &s.index else { continue };
+            blocks.push(crate::index::block_rows(s.index_version.unwrap_or(1)) > 1);
             let dir = self.dir.join(SEGMENTS).join(name);
             let ierr = |e: tantivy::TantivyError| Error::Index { path: dir.clone(), error: e.into() };
             let index = Index::open_in_dir(&dir).map_err(ierr)?;
             readers.push(index.reader().map_err(ierr)?.searcher());
         }
-        Ok(Terms { readers, segments: self.segment_paths(), counted: Default::default() })
+        Ok(Terms { readers, blocks, segments: self.segment_paths(), counted: Default::default() })
     }
 }
 
@@ -92,13 +96,16 @@ impl Terms {
         if self.readers.first().is_some_and(|r| r.schema().get_field(field).is_err()) {
             return self.top_counted(field, prefix, limit);
         }
-        for searcher in &self.readers {
+        for (searcher, blocks) in self.readers.iter().zip(&self.blocks) {
             let Ok(f) = searcher.schema().get_field(field) else { return Vec::new() };
             if !is_raw(searcher, f) {
                 return Vec::new();
             }
             for seg in searcher.segment_readers() {
                 let Ok(inverted) = seg.inverted_index(f) else { continue };
+                let rows = |ti: &tantivy::postings::TermInfo| {
+                    if *blocks { rows_of(&inverted, ti) } else { u64::from(ti.doc_freq) }
+                };
                 let dict = inverted.terms();
                 let mut range = dict.range().ge(prefix.as_bytes());
                 if let Some(end) = prefix_end(prefix.as_bytes()) {
@@ -106,7 +113,7 @@ impl Terms {
                 }
                 if let Ok(mut stream) = range.into_stream() {
                     while stream.advance() {
-                        *starts.entry(stream.key().to_vec()).or_default() += u64::from(stream.value().doc_freq);
+                        *starts.entry(stream.key().to_vec()).or_default() += rows(stream.value());
                     }
                 }
                 if starts.len() >= limit || needle.is_empty() {
@@ -120,7 +127,7 @@ impl Terms {
                     if !key.starts_with(prefix.as_bytes())
                         && String::from_utf8_lossy(key).to_lowercase().contains(&needle)
                     {
-                        *contains.entry(key.to_vec()).or_default() += u64::from(stream.value().doc_freq);
+                        *contains.entry(key.to_vec()).or_default() += rows(stream.value());
                     }
                 }
             }
@@ -271,6 +278,22 @@ fn first_then(starts: HashMap<Vec<u8>, u64>, contains: HashMap<Vec<u8>, u64>, li
 
 /// Whether the field holds whole values (keywords), not words (text fields, whose terms are
 /// lowercased pieces: not values a user could type whole).
+/// The rows of a term of an index whose documents are blocks of rows: its frequencies summed
+/// (a keyword value is entered once for each row of a block that has it).
+fn rows_of(inverted: &tantivy::InvertedIndexReader, ti: &tantivy::postings::TermInfo) -> u64 {
+    let Ok(mut postings) =
+        inverted.read_block_postings_from_terminfo(ti, tantivy::schema::IndexRecordOption::WithFreqs)
+    else {
+        return u64::from(ti.doc_freq);
+    };
+    let mut n = 0;
+    while !postings.docs().is_empty() {
+        n += postings.freqs().iter().map(|&f| u64::from(f)).sum::<u64>();
+        postings.advance();
+    }
+    n
+}
+
 fn is_raw(searcher: &tantivy::Searcher, f: tantivy::schema::Field) -> bool {
     match searcher.schema().get_field_entry(f).field_type() {
         tantivy::schema::FieldType::Str(o) => o.get_indexing_options().is_some_and(|i| i.tokenizer() == "raw"),
