@@ -406,6 +406,49 @@ pub fn matching_rows(
     filters(plan).then(|| run(plan, &Kind::Positions, &[file.to_path_buf()], threads, cancel))
 }
 
+/// The rows among `rows` (sorted, distinct row numbers of the kaq Parquet `file`) where `plan`'s
+/// filter holds, each tested on its own from the columns of the plan's fields only (read for those
+/// rows alone); `None` when a field is not a plain column ([`filters`]). A store's index gives
+/// candidates (whole blocks of rows): these are the ones worth reading whole.
+pub fn matching_among(plan: &Plan, file: &Path, rows: &[u64]) -> Option<Result<Vec<u64>, ScanError>> {
+    if !filters(plan) {
+        return None;
+    }
+    let named = |error: kaq_columnar::Error| ScanError::Parquet { path: file.to_path_buf(), error };
+    let run = || -> Result<Vec<u64>, kaq_columnar::Error> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let getters: Vec<Getter> =
+            plan.slots.iter().map(|s| Getter::new(s.key.as_ref().expect("event fields"))).collect();
+        let directs: Vec<Direct> = directs(plan).expect("checked by filters()");
+        let batches = Batches { plan, getters: &getters, directs: &directs, latency: None };
+        let f =
+            std::fs::File::open(file).map_err(|error| kaq_columnar::Error::Io { path: file.to_path_buf(), error })?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(f)?;
+        let sizes: Vec<u64> = b.metadata().row_groups().iter().map(|g| g.num_rows() as u64).collect();
+        let (groups, selection) = crate::scan::groups_of_rows(&sizes, rows);
+        let mask = columns_mask(&filter_columns(plan), b.schema(), b.parquet_schema());
+        let reader = b
+            .with_projection(mask)
+            .with_row_groups(groups)
+            .with_row_selection(selection)
+            .with_batch_size(8192)
+            .build()?;
+        // Positions among the rows read, in order: the candidates that are in the file.
+        let mut hits = Partial::Positions(Vec::new());
+        let mut n = 0;
+        for batch in reader {
+            let batch = batch?;
+            add_batch(&batches, &Kind::Positions, &batch, &mut hits, n, false)?;
+            n += batch.num_rows() as u64;
+        }
+        let Partial::Positions(hits) = hits else { unreachable!("positions") };
+        Ok(hits.into_iter().map(|h| rows[h as usize]).collect())
+    };
+    Some(run().map_err(named))
+}
+
 /// Runs `plan`'s filter, and its first step when that is an aggregation or a timeline, over kaq Parquet
 /// `files` from their columns; `None` when the plan does not take this path ([`applies`]).
 /// Setting `cancel` stops it between row groups with [`ScanError::Cancelled`].

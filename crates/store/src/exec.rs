@@ -357,6 +357,18 @@ impl Store {
                 }
             };
         }
+        // An index whose documents are blocks of rows gives every row of each block found: the
+        // filter, tested on its own columns for those rows, keeps the ones worth reading whole.
+        if by_index {
+            for ((s, p), rows) in segs.iter().zip(seen_rows.iter_mut()) {
+                if index::block_rows(s.index_version.unwrap_or(1)) > 1
+                    && !rows.is_empty()
+                    && let Some(kept) = kaq_query::columnar::matching_among(plan, &p.path, rows)
+                {
+                    *rows = kept.map_err(Error::Scan)?;
+                }
+            }
+        }
         trace.push(match &physical.access {
             Access::ColumnTest { columns } => TraceStep::ColumnTest {
                 columns: columns.clone(),

@@ -112,6 +112,11 @@ const MAX_TERM: usize = 65_530;
 /// rows that have it (letters and digits only, so the word tokenizer keeps it whole; a real word
 /// equal to it only adds candidates, which the filter then tests).
 const LONG: &str = "kaq0value0too0long0for0the0index";
+/// Whether a term is one of the index's markers ([`LONG`], [`BODY_UNINDEXED`]), not a value.
+pub(crate) fn is_marker(term: &[u8]) -> bool {
+    term == LONG.as_bytes() || term == BODY_UNINDEXED.as_bytes()
+}
+
 /// The request and response objects (columns of JSON text): every scalar value as the term
 /// `PATH=VALUE` (strings and booleans as written) or `PATH#NUMBER` (numbers as `f64`, as the
 /// language compares them), with arrays entered element by element, as `request.PATH` reaches
@@ -1108,10 +1113,14 @@ mod tests {
             serde_json::json!({
                 "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request",
                 "auditID": format!("0b2f1c7e-1111-4a2b-9c3d-{i:012}"), "stage": "ResponseComplete",
-                "requestURI": format!("/api/v1/namespaces/ns{}/pods/p{i}", i % 3), "verb": "get",
+                "requestURI": format!("/api/v1/namespaces/ns{}/pods/q{}", i % 3, i / 3), "verb": "get",
+                "userAgent": format!("agent{}/1.0", i / 6),
                 "user": {"username": format!("u{}", i / 4)}, "sourceIPs": [format!("10.0.{}.{}", i / 250, i % 250)],
                 "objectRef": {"resource": "pods", "namespace": format!("ns{}", i % 3), "name": format!("p{i}")},
-                "responseStatus": {"code": 200}, "requestObject": request,
+                "responseStatus": if i % 5 == 2 { serde_json::json!({"code": 200}) } else {
+                    serde_json::json!({"code": 403, "message": format!("denied r{}", i / 5)})
+                },
+                "requestObject": request,
                 "requestReceivedTimestamp": "2026-11-20T05:00:00Z",
             })
             .to_string()
@@ -1146,6 +1155,21 @@ mod tests {
                 assert!(rows.contains(&row), "`{q}`: {rows:?}");
                 assert!(rows.len() <= BLOCK as usize, "`{q}`: {rows:?}");
                 assert!(rows.windows(2).all(|w| w[0] < w[1]) && rows.iter().all(|r| *r < total), "`{q}`: {rows:?}");
+            }
+        }
+        // Text adjacent rows share (given once a block; a null between equal messages), and
+        // words of a value adjacent rows share (`ua`, looked up in its values).
+        for row in 0..total {
+            let mut queries = vec![(format!("uri:q{}", row / 3), 3), (format!("ua:agent{}", row / 6), 6)];
+            if row % 5 != 2 {
+                queries.push((format!("message:r{}", row / 5), 5));
+            }
+            for (q, run) in queries {
+                let plan = kaq_query::compile(&q, &Default::default()).unwrap();
+                let rows = idx.candidates(&plan, holds, &mut no_ids).unwrap().expect("narrowed");
+                assert!(rows.contains(&row), "`{q}`: {rows:?}");
+                // A run of rows is in as many blocks at most (blocks are cut short at a batch's end).
+                assert!(rows.len() <= run * BLOCK as usize, "`{q}`: {rows:?}");
             }
         }
         // Values adjacent rows share (a block's rows give each once): every row that has them.

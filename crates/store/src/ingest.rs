@@ -450,7 +450,8 @@ impl Store {
             File::open(&seg.path).and_then(|f| f.sync_all()).at(&seg.path)?;
             sync_dir(&self.dir.join(SEGMENTS))?;
             let bytes = fs::metadata(&seg.path).at(&seg.path)?.len();
-            // The index over the same rows (row = Parquet row), built while the file was written.
+            // The index over the same rows (each document's `row` its first Parquet row), built
+            // while the file was written.
             let tmp = seg.index_tmp.clone();
             let built =
                 seg.index.take().expect("open").finish().map_err(|error| Error::Index { path: tmp.clone(), error })?;

@@ -1,6 +1,7 @@
 //! The values a store holds: what a REPL completes after `ns:`, `user:` or `verb:`, most frequent
 //! first. Fields the index holds whole (`ns`, `user`, `name`, `ip`…) are read from its term
-//! dictionaries (no postings, no Parquet): milliseconds whatever the store's size. Dense fields the
+//! dictionaries, no Parquet (an index whose documents are blocks of rows also reads each value's
+//! postings, whose frequencies sum to its rows: a pass over the field's postings). Dense fields the
 //! index leaves out (`verb`, `resource`, `stage`, `decision`…) are counted once from their
 //! dictionary-encoded columns ([`kaq_query::columnar`]) and kept for the next look-up.
 //!
@@ -113,6 +114,9 @@ impl Terms {
                 }
                 if let Ok(mut stream) = range.into_stream() {
                     while stream.advance() {
+                        if crate::index::is_marker(stream.key()) {
+                            continue;
+                        }
                         *starts.entry(stream.key().to_vec()).or_default() += rows(stream.value());
                     }
                 }
@@ -124,7 +128,8 @@ impl Terms {
                 while n < SUBSTRING_SCAN && stream.advance() {
                     n += 1;
                     let key = stream.key();
-                    if !key.starts_with(prefix.as_bytes())
+                    if !crate::index::is_marker(key)
+                        && !key.starts_with(prefix.as_bytes())
                         && String::from_utf8_lossy(key).to_lowercase().contains(&needle)
                     {
                         *contains.entry(key.to_vec()).or_default() += rows(stream.value());
@@ -276,8 +281,6 @@ fn first_then(starts: HashMap<Vec<u8>, u64>, contains: HashMap<Vec<u8>, u64>, li
     out
 }
 
-/// Whether the field holds whole values (keywords), not words (text fields, whose terms are
-/// lowercased pieces: not values a user could type whole).
 /// The rows of a term of an index whose documents are blocks of rows: its frequencies summed
 /// (a keyword value is entered once for each row of a block that has it).
 fn rows_of(inverted: &tantivy::InvertedIndexReader, ti: &tantivy::postings::TermInfo) -> u64 {
@@ -288,12 +291,18 @@ fn rows_of(inverted: &tantivy::InvertedIndexReader, ti: &tantivy::postings::Term
     };
     let mut n = 0;
     while !postings.docs().is_empty() {
+        if postings.freqs().is_empty() {
+            // Not kept with frequencies (a body field): its documents.
+            return u64::from(ti.doc_freq);
+        }
         n += postings.freqs().iter().map(|&f| u64::from(f)).sum::<u64>();
         postings.advance();
     }
     n
 }
 
+/// Whether the field holds whole values (keywords), not words (text fields, whose terms are
+/// lowercased pieces: not values a user could type whole).
 fn is_raw(searcher: &tantivy::Searcher, f: tantivy::schema::Field) -> bool {
     match searcher.schema().get_field_entry(f).field_type() {
         tantivy::schema::FieldType::Str(o) => o.get_indexing_options().is_some_and(|i| i.tokenizer() == "raw"),

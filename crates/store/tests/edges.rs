@@ -284,3 +284,31 @@ fn value_counts_are_rows_with_blocks_of_rows() {
         assert_eq!(got, expected, "{field}");
     }
 }
+
+/// The filter tested on its columns for some rows of a segment (what a search through an index of
+/// blocks reads whole) keeps exactly the rows among them that the whole-file column test finds.
+#[test]
+fn the_filter_on_its_columns_keeps_the_matching_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..500 {
+        text.push_str(&event(
+            i,
+            if i % 3 == 0 { "kubectl/v1.29.0" } else { "curl/8" },
+            &format!("p{}", i % 13),
+            "allow",
+        ));
+    }
+    let (_, store) = ingested(dir.path(), &text);
+    let seg = dir.path().join("s/segments").join(&store.manifest().segments[0].file);
+    let every: Vec<u64> = (0..500).collect();
+    let some: Vec<u64> = (0..500).filter(|r| r % 7 < 3).collect();
+    for q in ["name:p5", "ua:kubectl name:p1", "name:p2 OR name:p3", "NOT name:p4", "verb:get"] {
+        let plan = kaq_query::compile(q, &Default::default()).unwrap();
+        let all = kaq_query::columnar::matching_rows(&plan, &seg, 1, None).unwrap().unwrap().positions;
+        assert!(!all.is_empty(), "`{q}`");
+        assert_eq!(kaq_query::columnar::matching_among(&plan, &seg, &every).unwrap().unwrap(), all, "`{q}`");
+        let want: Vec<u64> = all.iter().copied().filter(|r| some.binary_search(r).is_ok()).collect();
+        assert_eq!(kaq_query::columnar::matching_among(&plan, &seg, &some).unwrap().unwrap(), want, "`{q}`");
+    }
+}
