@@ -354,10 +354,17 @@ fn stopped() -> kaq_columnar::Error {
 impl Builder {
     /// Starts an index in `dir` (which must not exist).
     pub fn start(dir: &Path) -> Builder {
+        Builder::with_blocks(dir, BLOCK as usize)
+    }
+
+    /// An index whose documents are up to `block` rows (1: as before version 7).
+    fn with_blocks(dir: &Path, block: usize) -> Builder {
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
         let dir = dir.to_path_buf();
-        let thread =
-            std::thread::Builder::new().name("kaq-index".into()).spawn(move || build_from(&dir, rx)).expect("a thread");
+        let thread = std::thread::Builder::new()
+            .name("kaq-index".into())
+            .spawn(move || build_from(&dir, rx, block))
+            .expect("a thread");
         Builder { tx: Some(tx), thread: Some(thread) }
     }
 
@@ -395,7 +402,7 @@ impl Drop for Builder {
 /// and cost 5 ms.)
 const INDEX_MEMORY: usize = 48 << 20;
 
-fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
+fn build_from(dir: &Path, rx: Receiver<Msg>, block: usize) -> Result<Built, IndexError> {
     let s = schema();
     let start = || -> Result<IndexWriter<RowDoc>, IndexError> {
         let _ = std::fs::remove_dir_all(dir);
@@ -449,7 +456,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>) -> Result<Built, IndexError> {
                         ids.clear();
                     }
                 }
-                add_batch(&w, &batch, &keywords, &bodies, row_f, &mut row)
+                add_batch(&w, &batch, &keywords, &bodies, row_f, &mut row, block)
             }
         };
         if let Err(e) = r {
@@ -475,6 +482,7 @@ fn add_batch(
     bodies: &[(Field, usize)],
     row_f: Field,
     row: &mut u64,
+    block: usize,
 ) -> Result<(), IndexError> {
     let n = batch.num_rows();
     let cols: Vec<(Field, Col, bool)> = fields
@@ -514,8 +522,8 @@ fn add_batch(
         })
         .collect();
     let rows = std::sync::Arc::new(BatchRows { first: *row, row_f, cols, bodies });
-    for i in (0..n).step_by(BLOCK as usize) {
-        w.add_document(RowDoc { rows: rows.clone(), start: i, end: (i + BLOCK as usize).min(n) })?;
+    for i in (0..n).step_by(block) {
+        w.add_document(RowDoc { rows: rows.clone(), start: i, end: (i + block).min(n) })?;
     }
     *row += n as u64;
     Ok(())
@@ -1127,6 +1135,38 @@ mod tests {
         };
         let sizes = [5, 3, 11, 1, 8, 600, 9];
         let dir = tempfile::tempdir().unwrap();
+        // An index of rows, as versions 4 to 6 wrote them, read as one of version 6: every row's
+        // own value finds that row alone.
+        let rows_dir = dir.path().join("rows");
+        let builder = Builder::with_blocks(&rows_dir, 1);
+        let mut sink = builder.sink();
+        let mut i = 0;
+        for n in sizes {
+            let mut b = kaq_columnar::EventBatchBuilder::with_capacity(n);
+            for _ in 0..n {
+                kaq_schema::decode_records_with_text(&event(i), &Default::default(), &mut |r| b.append(&r.unwrap().0));
+                i += 1;
+            }
+            sink.rows(&b.finish()).unwrap();
+        }
+        drop(sink);
+        assert_eq!(builder.finish().unwrap().rows, i as u64);
+        let idx = SegmentIndex::open(&rows_dir, 6, i as u64).unwrap();
+        let holds = Holds::of(6, Some(unicode()));
+        let mut no_ids = |_: &[String]| -> Result<Vec<u64>, IndexError> { unreachable!() };
+        for row in 0..i as u64 {
+            for q in [format!("name:p{row}"), format!("uri:q{}", row / 3), format!("request.k3:v{row}-3")] {
+                let plan = kaq_query::compile(&q, &Default::default()).unwrap();
+                let rows = idx.candidates(&plan, holds, &mut no_ids).unwrap().expect("narrowed");
+                let want: Vec<u64> = if q.starts_with("uri") {
+                    (row / 3 * 3..(row / 3 * 3 + 3).min(i as u64)).collect()
+                } else {
+                    vec![row]
+                };
+                assert_eq!(rows, want, "`{q}`");
+            }
+        }
+
         let idx_dir = dir.path().join("index");
         let builder = Builder::start(&idx_dir);
         let mut sink = builder.sink();
