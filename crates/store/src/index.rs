@@ -45,7 +45,7 @@ pub fn usable(version: u32) -> bool {
 /// what indexing one row did (a document's fixed costs, and each term once a block where its rows
 /// share it: user, namespace, the URI's common words), and the index is smaller (BENCHMARKS.md,
 /// issue 17, stop 26).
-const BLOCK: u64 = 8;
+pub const BLOCK: u64 = 8;
 
 /// How many rows a document of an index of `version` may cover, from its `row`: a search takes
 /// `row .. row + block_rows` of each document found (clipped to the segment).
