@@ -471,7 +471,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>, block: usize) -> Result<Built, Inde
     Ok(Built { rows: row, ids_unique })
 }
 
-/// One document per block of up to [`BLOCK`] rows of `batch`, numbered from `row`: each a
+/// One document per block of up to `block` rows of `batch` ([`BLOCK`]), numbered from `row`: each a
 /// [`RowDoc`] that borrows its values from the batch (tantivy's indexing threads read them in
 /// place; nothing is copied into a document). Only the body terms, made from the bodies' JSON,
 /// are built here.
@@ -1135,31 +1135,40 @@ mod tests {
         };
         let sizes = [5, 3, 11, 1, 8, 600, 9];
         let dir = tempfile::tempdir().unwrap();
+        // An index in `dir` of documents of up to `block` rows, from batches of `sizes` rows; the
+        // rows it holds.
+        let build = |dir: &Path, block: usize| {
+            let builder = Builder::with_blocks(dir, block);
+            let mut sink = builder.sink();
+            let mut i = 0;
+            for n in sizes {
+                let mut b = kaq_columnar::EventBatchBuilder::with_capacity(n);
+                for _ in 0..n {
+                    kaq_schema::decode_records_with_text(&event(i), &Default::default(), &mut |r| {
+                        b.append(&r.unwrap().0)
+                    });
+                    i += 1;
+                }
+                sink.rows(&b.finish()).unwrap();
+            }
+            drop(sink);
+            let built = builder.finish().unwrap();
+            assert_eq!(built.rows, i as u64);
+            built.rows
+        };
+        let mut no_ids = |_: &[String]| -> Result<Vec<u64>, IndexError> { unreachable!() };
         // An index of rows, as versions 4 to 6 wrote them, read as one of version 6: every row's
         // own value finds that row alone.
         let rows_dir = dir.path().join("rows");
-        let builder = Builder::with_blocks(&rows_dir, 1);
-        let mut sink = builder.sink();
-        let mut i = 0;
-        for n in sizes {
-            let mut b = kaq_columnar::EventBatchBuilder::with_capacity(n);
-            for _ in 0..n {
-                kaq_schema::decode_records_with_text(&event(i), &Default::default(), &mut |r| b.append(&r.unwrap().0));
-                i += 1;
-            }
-            sink.rows(&b.finish()).unwrap();
-        }
-        drop(sink);
-        assert_eq!(builder.finish().unwrap().rows, i as u64);
-        let idx = SegmentIndex::open(&rows_dir, 6, i as u64).unwrap();
+        let total = build(&rows_dir, 1);
+        let idx = SegmentIndex::open(&rows_dir, 6, total).unwrap();
         let holds = Holds::of(6, Some(unicode()));
-        let mut no_ids = |_: &[String]| -> Result<Vec<u64>, IndexError> { unreachable!() };
-        for row in 0..i as u64 {
+        for row in 0..total {
             for q in [format!("name:p{row}"), format!("uri:q{}", row / 3), format!("request.k3:v{row}-3")] {
                 let plan = kaq_query::compile(&q, &Default::default()).unwrap();
                 let rows = idx.candidates(&plan, holds, &mut no_ids).unwrap().expect("narrowed");
                 let want: Vec<u64> = if q.starts_with("uri") {
-                    (row / 3 * 3..(row / 3 * 3 + 3).min(i as u64)).collect()
+                    (row / 3 * 3..(row / 3 * 3 + 3).min(total)).collect()
                 } else {
                     vec![row]
                 };
@@ -1168,24 +1177,9 @@ mod tests {
         }
 
         let idx_dir = dir.path().join("index");
-        let builder = Builder::start(&idx_dir);
-        let mut sink = builder.sink();
-        let mut i = 0;
-        for n in sizes {
-            let mut b = kaq_columnar::EventBatchBuilder::with_capacity(n);
-            for _ in 0..n {
-                kaq_schema::decode_records_with_text(&event(i), &Default::default(), &mut |r| b.append(&r.unwrap().0));
-                i += 1;
-            }
-            sink.rows(&b.finish()).unwrap();
-        }
-        drop(sink);
-        let total = i as u64;
-        let built = builder.finish().unwrap();
-        assert_eq!(built.rows, total);
+        let total = build(&idx_dir, BLOCK as usize);
         let idx = SegmentIndex::open(&idx_dir, VERSION, total).unwrap();
         let holds = Holds::of(VERSION, Some(unicode()));
-        let mut no_ids = |_: &[String]| -> Result<Vec<u64>, IndexError> { unreachable!() };
         for row in 0..total {
             for q in
                 [format!("name:p{row}"), format!("ip:10.0.{}.{}", row / 250, row % 250), format!("request.k7:v{row}-7")]

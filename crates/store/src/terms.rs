@@ -40,9 +40,6 @@ const MAX_TERM: usize = 65_530;
 /// The term dictionaries of a store's segments, opened once for many look-ups.
 pub struct Terms {
     readers: Vec<tantivy::Searcher>,
-    /// Per reader: its documents are blocks of rows (index version 7), so a value's rows are the
-    /// sum of its term frequencies, not its documents.
-    blocks: Vec<bool>,
     segments: Vec<std::path::PathBuf>,
     /// Counts of fields read from columns, by field.
     counted: std::sync::Mutex<HashMap<String, HashMap<Vec<u8>, u64>>>,
@@ -75,16 +72,15 @@ impl Store {
     }
 
     fn terms_of_manifest(&self) -> Result<Terms, Error> {
-        let (mut readers, mut blocks) = (Vec::new(), Vec::new());
+        let mut readers = Vec::new();
         for s in &self.manifest.segments {
             let Some(name) = &s.index else { continue };
-            blocks.push(crate::index::block_rows(s.index_version.unwrap_or(1)) > 1);
             let dir = self.dir.join(SEGMENTS).join(name);
             let ierr = |e: tantivy::TantivyError| Error::Index { path: dir.clone(), error: e.into() };
             let index = Index::open_in_dir(&dir).map_err(ierr)?;
             readers.push(index.reader().map_err(ierr)?.searcher());
         }
-        Ok(Terms { readers, blocks, segments: self.segment_paths(), counted: Default::default() })
+        Ok(Terms { readers, segments: self.segment_paths(), counted: Default::default() })
     }
 }
 
@@ -97,15 +93,19 @@ impl Terms {
         if self.readers.first().is_some_and(|r| r.schema().get_field(field).is_err()) {
             return self.top_counted(field, prefix, limit);
         }
-        for (searcher, blocks) in self.readers.iter().zip(&self.blocks) {
+        for searcher in &self.readers {
             let Ok(f) = searcher.schema().get_field(field) else { return Vec::new() };
             if !is_raw(searcher, f) {
                 return Vec::new();
             }
+            // A value's rows: the sum of its frequencies where the index keeps them (version 7's
+            // keywords, whose documents are blocks of rows), else its documents (one a row before
+            // version 7; the bodies' documents).
+            let freqs = has_freqs(searcher, f);
             for seg in searcher.segment_readers() {
                 let Ok(inverted) = seg.inverted_index(f) else { continue };
                 let rows = |ti: &tantivy::postings::TermInfo| {
-                    if *blocks { rows_of(&inverted, ti) } else { u64::from(ti.doc_freq) }
+                    if freqs { rows_of(&inverted, ti) } else { u64::from(ti.doc_freq) }
                 };
                 let dict = inverted.terms();
                 let mut range = dict.range().ge(prefix.as_bytes());
@@ -281,8 +281,8 @@ fn first_then(starts: HashMap<Vec<u8>, u64>, contains: HashMap<Vec<u8>, u64>, li
     out
 }
 
-/// The rows of a term of an index whose documents are blocks of rows: its frequencies summed
-/// (a keyword value is entered once for each row of a block that has it).
+/// The rows of a term of a field kept with frequencies: its frequencies summed (a keyword value is
+/// entered once for each row of a block that has it).
 fn rows_of(inverted: &tantivy::InvertedIndexReader, ti: &tantivy::postings::TermInfo) -> u64 {
     let Ok(mut postings) =
         inverted.read_block_postings_from_terminfo(ti, tantivy::schema::IndexRecordOption::WithFreqs)
@@ -291,14 +291,18 @@ fn rows_of(inverted: &tantivy::InvertedIndexReader, ti: &tantivy::postings::Term
     };
     let mut n = 0;
     while !postings.docs().is_empty() {
-        if postings.freqs().is_empty() {
-            // Not kept with frequencies (a body field): its documents.
-            return u64::from(ti.doc_freq);
-        }
         n += postings.freqs().iter().map(|&f| u64::from(f)).sum::<u64>();
         postings.advance();
     }
     n
+}
+
+/// Whether the index keeps the field's term frequencies.
+fn has_freqs(searcher: &tantivy::Searcher, f: tantivy::schema::Field) -> bool {
+    match searcher.schema().get_field_entry(f).field_type() {
+        tantivy::schema::FieldType::Str(o) => o.get_indexing_options().is_some_and(|i| i.index_option().has_freq()),
+        _ => false,
+    }
 }
 
 /// Whether the field holds whole values (keywords), not words (text fields, whose terms are
