@@ -17,6 +17,10 @@
 #   KAQ_PYENV              where scripts/pyenv.sh keeps the venv with duckdb
 #   KAQ_STORE_RUNS=N       runs of each store query, kaq and the DuckDB CLI alike; the median counts
 #                          (default 5)
+#   KAQ_RUNS=N             runs of each other kaq and DuckDB measurement (conversion, ingest, the raw
+#                          questions, alternating kaq and DuckDB for those); the run of median wall
+#                          time counts, with its CPU, memory and output, and every run's time is
+#                          printed (default 3; jq runs once: it is 20-150 times slower)
 #
 # Each measured command is one function `bench_NAME` that calls `measure`; to add one, write the
 # function and add NAME to BENCHES. The log is generated once and reused. Wall time and peak RSS come
@@ -47,6 +51,10 @@ read -r -a selected <<<"${KAQ_BENCHES:-${BENCHES[*]}}"
 
 # Results, by measurement name.
 declare -A SECS=() CPU_SECS=() RSS_KB=() BYTES=() INNER_SECS=()
+# Each run's figures, space-separated, for names measured several times (`measure_run`).
+declare -A RUN_SECS=() RUN_CPU=() RUN_RSS=() RUN_BYTES=() RUN_INNER=()
+runs="${KAQ_RUNS:-3}"
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "KAQ_RUNS must be a positive whole number, got '$runs'"
 order=()
 store_lines=()
 
@@ -155,10 +163,50 @@ measure() {
     order+=("$name")
 }
 
+# measure_run NAME OUTPUT CMD...: one run of `measure` (the log warmed first), its figures added to
+# NAME's runs; `keep_median NAME` then keeps the run of median wall time as NAME's figures. The last
+# line of CMD's stdout is kept too (DuckDB's conversion prints its own query time there).
+measure_run() {
+    local name=$1
+    local -a before=("${order[@]}")
+    warm
+    measure "$@"
+    order=("${before[@]}")
+    RUN_SECS[$name]+="${SECS[$name]} "
+    RUN_CPU[$name]+="${CPU_SECS[$name]:--} "
+    RUN_RSS[$name]+="${RSS_KB[$name]} "
+    RUN_BYTES[$name]+="${BYTES[$name]} "
+    RUN_INNER[$name]+="$(tail -n 1 -- "$work_dir/$name.stdout" | tr -d ' ' || true) "
+}
+
+keep_median() {
+    local name=$1 m
+    local -a s c r b i
+    read -r -a s <<<"${RUN_SECS[$name]}"
+    read -r -a c <<<"${RUN_CPU[$name]}"
+    read -r -a r <<<"${RUN_RSS[$name]}"
+    read -r -a b <<<"${RUN_BYTES[$name]}"
+    read -r -a i <<<"${RUN_INNER[$name]}"
+    # The index of the median wall time (the lower middle for an even count).
+    m=$(printf '%s\n' "${s[@]}" | awk '{ print NR - 1, $1 }' | sort -k2,2g |
+        awk -v n="${#s[@]}" 'NR == int((n + 1) / 2) { print $1 }')
+    SECS[$name]=${s[$m]} CPU_SECS[$name]=${c[$m]} RSS_KB[$name]=${r[$m]} BYTES[$name]=${b[$m]}
+    RUN_INNER[$name]=${i[$m]:-}
+    order+=("$name")
+}
+
+# measure_n NAME OUTPUT CMD...: KAQ_RUNS runs of CMD, the median kept.
+measure_n() {
+    local k
+    for ((k = 0; k < runs; k++)); do
+        measure_run "$@"
+    done
+    keep_median "$1"
+}
+
 bench_kaq_convert() {
     local out="$out_dir/out_kaq.parquet"
-    warm
-    measure kaq "$out" "$kaq" convert "$log_file" -o "$out"
+    measure_n kaq "$out" "$kaq" convert "$log_file" -o "$out"
 }
 
 # The same events in the order the API server writes them (when each request completes, i.e. by
@@ -180,7 +228,7 @@ PY
         mv -f -- "$staged.tmp" "$staged"
     fi
     local out="$out_dir/out_kaq_completion.parquet"
-    measure "kaq (completion order)" "$out" "$kaq" convert "$staged" -o "$out"
+    measure_n "kaq (completion order)" "$out" "$kaq" convert "$staged" -o "$out"
 }
 
 bench_duckdb_convert() {
@@ -200,9 +248,8 @@ con.execute(f"COPY (SELECT * FROM read_json_auto({q(log)}, sample_size=-1)) "
             f"TO {q(out)} (FORMAT parquet, COMPRESSION zstd)")
 print(f"{time.perf_counter() - t0:.3f}")
 PY
-    warm
-    measure duckdb "$out" "$py" "$work_dir/duckdb_convert.py" "$log_file" "$out" "$work_dir/duckdb-tmp"
-    INNER_SECS[duckdb]=$(tail -n 1 -- "$work_dir/duckdb.stdout")
+    measure_n duckdb "$out" "$py" "$work_dir/duckdb_convert.py" "$log_file" "$out" "$work_dir/duckdb-tmp"
+    INNER_SECS[duckdb]=${RUN_INNER[duckdb]}
 }
 
 # Questions over the raw log, each asked of kaq, jq and the DuckDB command line, one after the
@@ -263,14 +310,18 @@ bench_queries() {
     read -r -a questions <<<"${KAQ_QUESTIONS:-${QUESTIONS[*]}}"
     for q in "${questions[@]}"; do
         [[ -n "${Q_KAQ[$q]:-}" ]] || die "unknown question '$q' (known: ${QUESTIONS[*]})"
-        warm
-        measure "kaq $q" "$work_dir/none" "$kaq" query "${Q_KAQ[$q]}" "$log_file" --format json
-        warm
-        measure "jq $q" "$work_dir/none" jq -nc "${Q_JQ[$q]}" "$log_file"
         reader="read_json_auto('${log_file//\'/\'\'}'${Q_SQL_OPTS[$q]:-})"
         sql="${Q_SQL[$q]//LOG/$reader}"
+        # kaq and DuckDB alternately, KAQ_RUNS times each (the median counts); jq once.
+        local r
+        for ((r = 0; r < runs; r++)); do
+            measure_run "kaq $q" "$work_dir/none" "$kaq" query "${Q_KAQ[$q]}" "$log_file" --format json
+            measure_run "duckdb $q" "$work_dir/none" "$duck" -jsonlines -c "$sql"
+        done
+        keep_median "kaq $q"
+        keep_median "duckdb $q"
         warm
-        measure "duckdb $q" "$work_dir/none" "$duck" -jsonlines -c "$sql"
+        measure "jq $q" "$work_dir/none" jq -nc "${Q_JQ[$q]}" "$log_file"
         k=$(rows_of "kaq $q") j=$(rows_of "jq $q") d=$(rows_of "duckdb $q")
         local verdict=ok
         [[ "$k" == "$j" && "$k" == "$d" ]] || { verdict="ROWS DIFFER"; ROWS_DIFFER=1; }
@@ -285,8 +336,7 @@ bench_queries() {
 
 # Every event printed: the memory a raw scan needs when nothing can be dropped early.
 bench_kaq_query_all() {
-    warm
-    measure "kaq all events" "$work_dir/none" "$kaq" query '' "$log_file" --format json
+    measure_n "kaq all events" "$work_dir/none" "$kaq" query '' "$log_file" --format json
 }
 
 # The store: `kaq ingest` of the log (against duckdb_convert's JSON→Parquet), then each query asked
@@ -294,8 +344,7 @@ bench_kaq_query_all() {
 # line (whole processes both, the median of KAQ_STORE_RUNS runs each).
 
 bench_kaq_ingest() {
-    warm
-    measure "kaq ingest" "$out_dir/store" "$kaq" ingest "$log_file" --store "$out_dir/store" -q
+    measure_n "kaq ingest" "$out_dir/store" "$kaq" ingest "$log_file" --store "$out_dir/store" -q
 }
 
 # median_secs NAME CMD...: runs CMD KAQ_STORE_RUNS times (stdout to $work_dir/NAME.stdout), prints
@@ -416,6 +465,12 @@ report() {
         printf '%-10s %9s %9s %8s\n' "store" "kaq s" "duckdb s" "ratio"
         printf '%s\n' "${store_lines[@]}"
     fi
+    local runs_seen=0
+    for name in "${order[@]}"; do
+        [[ -n "${RUN_SECS[$name]:-}" ]] || continue
+        ((runs_seen++ == 0)) && { echo; echo "each run's wall seconds (the median counts):"; }
+        printf '  %-26s %s\n' "$name" "${RUN_SECS[$name]}"
+    done
     echo
     echo "results: $results"
 }
