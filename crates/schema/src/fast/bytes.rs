@@ -416,23 +416,31 @@ impl<'a> P<'a> {
         (n > 0).then_some(u)
     }
 
-    fn object_ref(&mut self) -> Option<ObjectRef<'a>> {
+    /// A string kept, or only checked (the same checks: an event the query does not need a part of
+    /// is accepted or left exactly as when it does).
+    fn string_or_skip(&mut self, keep: bool) -> Option<Option<Cow<'a, str>>> {
+        if keep { self.string().map(Some) } else { self.skip_string().map(|()| None) }
+    }
+
+    /// `objectRef`, its strings kept or only checked (empty when not kept).
+    fn object_ref(&mut self, keep: bool) -> Option<ObjectRef<'a>> {
         let mut o = ObjectRef::default();
         let n = self.object(|p, k: ObjectRefKey| {
-            *k.slot(&mut o) = Some(p.string()?);
+            *k.slot(&mut o) = p.string_or_skip(keep)?;
             Some(())
         })?;
         (n > 0).then_some(o)
     }
 
-    fn status(&mut self) -> Option<Status<'a>> {
+    /// `responseStatus`, its strings kept or only checked.
+    fn status(&mut self, keep: bool) -> Option<Status<'a>> {
         let mut s = Status::default();
         let n = self.object(|p, k: StatusKey| {
             match k {
                 StatusKey::Metadata => s.metadata = Some(p.raw()?),
-                StatusKey::Status => s.status = Some(p.string()?),
-                StatusKey::Message => s.message = Some(p.string()?),
-                StatusKey::Reason => s.reason = Some(p.string()?),
+                StatusKey::Status => s.status = p.string_or_skip(keep)?,
+                StatusKey::Message => s.message = p.string_or_skip(keep)?,
+                StatusKey::Reason => s.reason = p.string_or_skip(keep)?,
                 StatusKey::Details => s.details = Some(p.raw()?),
                 StatusKey::Code => s.code = Some(p.int()?),
             }
@@ -480,11 +488,11 @@ impl<'a> P<'a> {
                 }
                 EventKey::SourceIps => e.source_ips = p.strings(want(Fields::SOURCE_IPS))?,
                 EventKey::ObjectRef => {
-                    let o = p.object_ref()?;
+                    let o = p.object_ref(want(Fields::OBJECT_REF))?;
                     e.object_ref = want(Fields::OBJECT_REF).then_some(o);
                 }
                 EventKey::ResponseStatus => {
-                    let st = p.status()?;
+                    let st = p.status(want(Fields::RESPONSE_STATUS))?;
                     e.response_status = want(Fields::RESPONSE_STATUS).then_some(st);
                 }
                 EventKey::RequestObject => {
@@ -531,6 +539,50 @@ mod tests {
         assert!(matches!(reason, Cow::Owned(_)) && reason.ends_with("\"deployer\"\n"), "{reason}");
         assert_eq!(ev.response_status.as_ref().and_then(|s| s.code), Some(403));
         assert_eq!(ev.request_object.as_deref().map(|r| r.len()), Some(78));
+    }
+
+    /// The strings of `objectRef` and `responseStatus` are only checked when the projection does
+    /// not keep them, and the checks are the same: a line is accepted or left whatever the
+    /// projection, and what is kept reads the same.
+    #[test]
+    fn parts_not_kept_are_checked_as_when_kept() {
+        let values = [
+            r#""web-0""#,
+            r#""pods \"web-0\"""#,
+            r#""caf\u00e9""#,
+            r#""\ud800""#,
+            r#""bad \q escape""#,
+            "\"tab\tinside\"",
+            r#""""#,
+            "1",
+            "null",
+            r#"{"a":"b"}"#,
+        ];
+        for v in values {
+            for (part, line) in [
+                ("name", LINE.replace(r#""name":"web-0""#, &format!(r#""name":{v}"#))),
+                ("message", LINE.replace(r#""message":"pods \"web-0\" is forbidden""#, &format!(r#""message":{v}"#))),
+                ("reason", LINE.replace(r#""reason":"Forbidden""#, &format!(r#""reason":{v}"#))),
+            ] {
+                assert!(line.contains(&format!(r#""{part}":{v}"#)), "{part}");
+                let all = read(&line, Fields::ALL);
+                for f in PROJECTIONS {
+                    let got = read(&line, f);
+                    assert_eq!(got.is_some(), all.is_some(), "{part} = {v} with {f:?}");
+                    if let (Some(got), Some(all)) = (&got, &all) {
+                        let name =
+                            |e: &Event<'_>| e.user.as_ref().and_then(|u| u.username.as_deref().map(String::from));
+                        assert_eq!(name(got), name(all), "{part} = {v} with {f:?}");
+                        assert_eq!(got.stage, all.stage, "{part} = {v} with {f:?}");
+                        if f.has(Fields::OBJECT_REF) {
+                            assert_eq!(got.object_ref, all.object_ref, "{part} = {v} with {f:?}");
+                        }
+                    }
+                }
+            }
+        }
+        // Some of the edits are read (the checks do not refuse everything).
+        assert!(read(&LINE.replace(r#""name":"web-0""#, r#""name":"caf\u00e9""#), Fields::BASE).is_some());
     }
 
     /// Random edits of the line: whatever this decoder accepts, serde's common-case decoder
