@@ -89,6 +89,15 @@ impl Sparse<BooleanBuilder> {
     }
 }
 
+impl Sparse<List> {
+    fn append_option<S: AsRef<str>>(&mut self, v: Option<&[S]>) {
+        match v {
+            Some(items) => list_append(self.get(), Some(items)),
+            None => self.null(),
+        }
+    }
+}
+
 /// Accumulates events; [`EventBatchBuilder::finish`] gives a batch of [`audit_schema`].
 pub struct EventBatchBuilder {
     time: TimestampMicrosecondBuilder,
@@ -253,10 +262,7 @@ impl EventBatchBuilder {
         let a = ev.impersonated_user.as_ref();
         self.as_.append_option(a.and_then(|u| u.username.as_deref()));
         self.as_uid.append_option(a.and_then(|u| u.uid.as_deref()));
-        match a.and_then(|u| u.groups.as_deref()) {
-            Some(g) => list_append(self.as_groups.get(), Some(g)),
-            None => self.as_groups.null(),
-        }
+        self.as_groups.append_option(a.and_then(|u| u.groups.as_deref()));
         self.as_extra.append_option(a.and_then(|u| u.extra.as_deref()));
         list_append(&mut self.ip, ev.source_ips.as_deref());
         self.ua.append_option(ev.user_agent.as_deref());
@@ -300,10 +306,7 @@ impl EventBatchBuilder {
         self.host_network.append_option(pod.map(|p| p.host_network));
         self.host_pid.append_option(pod.map(|p| p.host_pid));
         self.host_ipc.append_option(pod.map(|p| p.host_ipc));
-        match pod {
-            Some(p) => list_append(self.host_paths.get(), Some(p.host_paths.as_slice())),
-            None => self.host_paths.null(),
-        }
+        self.host_paths.append_option(pod.map(|p| p.host_paths.as_slice()));
         self.event_kind.append_option(ev.kind.as_deref());
         self.event_version.append_option(ev.api_version.as_deref());
 
