@@ -17,7 +17,7 @@ use kaq_schema::Event;
 use crate::counting::{Counting, Groups};
 use crate::pipeline::Row;
 use crate::scan::Seen;
-use crate::spill::RowSpill;
+use crate::spill::{RecordPart, RecordSpill, RowSpill};
 
 /// The order of stages: a request's latest stage is its highest.
 pub fn stage_rank(stage: Option<&str>) -> u8 {
@@ -174,6 +174,21 @@ pub(crate) struct Stage {
 #[derive(Debug)]
 pub struct NeedsRescan;
 
+/// Why a [`Collector`] could not settle the latest-stage rule.
+#[derive(Debug)]
+pub enum Unsettled {
+    /// See [`NeedsRescan`].
+    Rescan,
+    /// Writing or reading the temporary file of its records failed ([`Collector::bounded`]).
+    Io(std::io::Error),
+}
+
+impl From<NeedsRescan> for Unsettled {
+    fn from(_: NeedsRescan) -> Unsettled {
+        Unsettled::Rescan
+    }
+}
+
 /// One chunk's findings. Positions count from the chunk's start.
 #[derive(Default)]
 pub struct Found {
@@ -288,12 +303,16 @@ impl Identities {
 pub fn finish_one(found: Found, all_stages: bool) -> Result<Vec<Row>, NeedsRescan> {
     let mut c = Collector::default();
     c.add(found);
-    c.finish(all_stages)
+    // Held in memory: only a rescan can stop it.
+    c.finish(all_stages).map_err(|_| NeedsRescan)
 }
 
 /// Gathers chunks in input order and resolves the latest stages at the end. Made with
 /// [`Collector::streaming`], it holds the matching rows in bounded memory (a temporary file past a
 /// budget, [`crate::spill`]) and hands the rows kept to a callback ([`Collector::finish_streaming`]).
+/// Made with [`Collector::bounded`] (or `streaming`), it also holds the records the rule compares
+/// (one for each event read) in bounded memory: past [`crate::spill::SPILL_RECORDS`], they go to
+/// a temporary file, by their auditID's hash, and are settled a partition at a time.
 #[derive(Default)]
 pub struct Collector {
     base: u64,
@@ -307,16 +326,69 @@ pub struct Collector {
     spill: Option<RowSpill>,
     /// The first error writing `spill`, reported by [`Collector::finish_streaming`].
     spill_error: Option<std::io::Error>,
-    /// Each chunk's groups, with the index of its first hit in `hits`, when the first step is
-    /// counted on the decode threads ([`Collector::finish_first_step`]).
+    /// Each chunk's groups, with the index of its first hit among all hits, when the first step
+    /// is counted on the decode threads ([`Collector::finish_first_step`]).
     groups: Vec<(usize, Groups)>,
+    /// Past this many records held (`hits` and `others`), they are written to `records`; `None`:
+    /// all are held in memory.
+    record_budget: Option<usize>,
+    records: Option<RecordSpill>,
+    /// The hits written to `records` (those in `hits` come after them).
+    hits_spilled: usize,
+    /// The first error writing `records`, reported when the rule is settled.
+    record_error: Option<std::io::Error>,
 }
 
 impl Collector {
     /// A collector that keeps at most about `spill_after` bytes of rows in memory, the rest in a
     /// temporary file, for [`Collector::finish_streaming`] ([`crate::spill::SPILL_AFTER`]).
     pub fn streaming(spill_after: usize) -> Collector {
-        Collector { spill: Some(RowSpill::new(spill_after)), ..Collector::default() }
+        Collector { spill: Some(RowSpill::new(spill_after)), ..Collector::bounded() }
+    }
+
+    /// A collector that keeps at most [`crate::spill::SPILL_RECORDS`] of the records the rule
+    /// compares in memory, the rest in a temporary file (its rows, when it keeps them, stay in
+    /// memory: see [`Collector::streaming`]).
+    pub fn bounded() -> Collector {
+        Collector::default().records_after(crate::spill::SPILL_RECORDS)
+    }
+
+    /// Sets how many records are held in memory before they go to a temporary file.
+    pub fn records_after(mut self, records: usize) -> Collector {
+        self.record_budget = Some(records);
+        self
+    }
+
+    /// Hits added so far.
+    fn hits_total(&self) -> usize {
+        self.hits_spilled + self.hits.len()
+    }
+
+    /// Writes the records held to the temporary file (made if need be); after an error, none
+    /// are written again (they stay held, and the error is reported when settling).
+    fn spill_records(&mut self) {
+        if self.record_error.is_none()
+            && let Err(e) = self.write_records()
+        {
+            self.record_error = Some(e);
+        }
+    }
+
+    fn write_records(&mut self) -> std::io::Result<()> {
+        let spill = match &mut self.records {
+            Some(s) => s,
+            None => self.records.insert(RecordSpill::new()?),
+        };
+        for (i, h) in self.hits.iter().enumerate() {
+            spill.hit((self.hits_spilled + i) as u64, h)?;
+        }
+        for o in &self.others {
+            spill.stage(o)?;
+        }
+        self.hits_spilled += self.hits.len();
+        let held = (std::mem::take(&mut self.hits), std::mem::take(&mut self.others));
+        crate::pipeline::drop_later(held);
+        Ok(())
     }
 
     /// Adds the next chunk's findings (chunks in input order).
@@ -341,7 +413,7 @@ impl Collector {
         if let Some(g) = f.groups.take() {
             debug_assert_eq!(g.len(), f.hits.len(), "every hit is in the groups");
             debug_assert!(f.rows.is_empty(), "counted hits have no rows");
-            self.groups.push((self.hits.len(), g));
+            self.groups.push((self.hits_total(), g));
         } else {
             debug_assert_eq!(f.rows.len(), f.hits.len(), "every hit has its row");
         }
@@ -357,16 +429,19 @@ impl Collector {
         self.hits.append(&mut f.hits);
         self.rows.append(&mut f.rows);
         self.others.append(&mut f.others);
+        if self.record_budget.is_some_and(|b| self.hits.len() + self.others.len() > b) {
+            self.spill_records();
+        }
     }
 
     /// The rows kept: every hit with all stages, else the hits that are their request's latest.
-    pub fn finish(self, all_stages: bool) -> Result<Vec<Row>, NeedsRescan> {
+    pub fn finish(self, all_stages: bool) -> Result<Vec<Row>, Unsettled> {
         self.finish_counting(all_stages).map(|f| f.rows)
     }
 
     /// [`Collector::finish`], and how many of the requests kept share their auditID with another
     /// request among the records read. Not for a collector made with [`Collector::streaming`].
-    pub fn finish_counting(self, all_stages: bool) -> Result<Finished, NeedsRescan> {
+    pub fn finish_counting(mut self, all_stages: bool) -> Result<Finished, Unsettled> {
         // A collector made with `streaming` holds its rows elsewhere: finish_streaming.
         debug_assert!(self.spill.is_none(), "a streaming collector is finished with finish_streaming");
         debug_assert!(self.groups.is_empty(), "counted findings are finished with finish_first_step");
@@ -384,10 +459,10 @@ impl Collector {
     /// and how many hits were kept: what [`Collector::finish_counting`] and the first step
     /// would give. For findings made with the first step counted.
     pub(crate) fn finish_first_step(
-        self,
+        mut self,
         all_stages: bool,
         counting: &Counting,
-    ) -> Result<(Finished, u64), NeedsRescan> {
+    ) -> Result<(Finished, u64), Unsettled> {
         let (keep, ids_reused) = self.settle(all_stages)?;
         let kept = keep.iter().filter(|k| **k).count() as u64;
         let rows = counting.rows(self.groups, &keep);
@@ -403,11 +478,15 @@ impl Collector {
     /// answer needs a rescan. An error writing or reading the temporary file, or from `emit`,
     /// stops it.
     pub fn finish_streaming(
-        self,
+        mut self,
         all_stages: bool,
         emit: &mut dyn FnMut(Row) -> std::io::Result<()>,
     ) -> Result<std::io::Result<Streamed>, NeedsRescan> {
-        let (keep, ids_reused) = self.settle(all_stages)?;
+        let (keep, ids_reused) = match self.settle(all_stages) {
+            Ok(k) => k,
+            Err(Unsettled::Rescan) => return Err(NeedsRescan),
+            Err(Unsettled::Io(e)) => return Ok(Err(e)),
+        };
         let (rows_kept, spill, error) = (self.rows, self.spill, self.spill_error);
         drop((self.hits, self.others));
         Ok((|| {
@@ -451,7 +530,53 @@ impl Collector {
     /// that stays in the CPU's cache, and the partitions are shared among threads (a million
     /// hits were settled by one thread with maps as large as the input, missing the cache at
     /// every step: see BENCHMARKS.md).
-    fn settle(&self, all_stages: bool) -> Result<(Vec<bool>, u64), NeedsRescan> {
+    fn settle(&mut self, all_stages: bool) -> Result<(Vec<bool>, u64), Unsettled> {
+        if let Some(e) = self.record_error.take() {
+            return Err(Unsettled::Io(e));
+        }
+        if self.records.is_none() {
+            return Ok(self.settle_held(all_stages)?);
+        }
+        self.write_records().map_err(Unsettled::Io)?;
+        let spill = self.records.as_mut().expect("written");
+        spill.flush_all().map_err(Unsettled::Io)?;
+        let spill = &*spill;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let parts = crate::spill::RECORD_PARTS;
+        let done = on_threads(threads, |t| -> Result<(Vec<u64>, u64), Unsettled> {
+            let (mut kept, mut ids_reused) = (Vec::new(), 0);
+            for p in (t..parts).step_by(threads) {
+                let RecordPart { mut hits, indices, mut stages } = spill.read_part(p).map_err(Unsettled::Io)?;
+                let mut c = Collector::default();
+                c.hits.append(&mut hits);
+                c.others.append(&mut stages);
+                let (keep, reused) = c.settle_held(all_stages)?;
+                kept.extend(indices.iter().zip(keep).filter(|(_, k)| *k).map(|(i, _)| *i));
+                ids_reused += reused;
+            }
+            Ok((kept, ids_reused))
+        });
+        let mut keep = vec![false; self.hits_spilled];
+        let mut ids_reused = 0;
+        for d in done {
+            let (kept, reused) = d?;
+            for i in kept {
+                // An index past the hits written: the file was changed under us.
+                let Some(k) = usize::try_from(i).ok().and_then(|i| keep.get_mut(i)) else {
+                    return Err(Unsettled::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the temporary file of stages was changed: a hit out of place",
+                    )));
+                };
+                *k = true;
+            }
+            ids_reused += reused;
+        }
+        Ok((keep, ids_reused))
+    }
+
+    /// [`Collector::settle`] of the records held in memory.
+    fn settle_held(&self, all_stages: bool) -> Result<(Vec<bool>, u64), NeedsRescan> {
         let work = self.hits.len() + self.others.len();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let parts = (self.hits.len() / PART_HITS).max(1).next_power_of_two().min(MAX_PARTS);
@@ -1018,6 +1143,85 @@ mod tests {
         c.hits.append(&mut hits);
         c.others.append(&mut others);
         c
+    }
+
+    /// Records written to the temporary file past a budget ([`Collector::records_after`]), and
+    /// settled a partition at a time, keep the same hits as the reference, count the same reused
+    /// auditIDs and ask for a rescan alike: with the budget passed at once, now and then, or never.
+    #[test]
+    fn spilled_records_settle_as_held_ones() {
+        let (mut spilled, mut rescans, mut kept_some) = (0, 0, 0);
+        for seed in 0..24 {
+            for n in [0, 1, 10, 300, 5_000] {
+                let c = random(seed, n, seed % 3 == 0);
+                for all_stages in [false, true] {
+                    let want = reference(&c, all_stages);
+                    rescans += usize::from(want.is_err());
+                    for budget in [0, 7, 1_000, usize::MAX] {
+                        let mut s = Collector::default().records_after(budget);
+                        // The same records in chunks of every size, positions as they are.
+                        let (mut hits, mut others) = (c.hits.iter().peekable(), c.others.iter().peekable());
+                        let mut x = seed | 1;
+                        while hits.peek().is_some() || others.peek().is_some() {
+                            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                            let mut f = Found::default();
+                            for _ in 0..(x >> 33) % 40 {
+                                let hit_next = match (hits.peek(), others.peek()) {
+                                    (None, None) => break,
+                                    (Some(h), o) => o.is_none_or(|o| h.pos < o.pos),
+                                    (None, Some(_)) => false,
+                                };
+                                match hit_next {
+                                    true => {
+                                        let h = hits.next().expect("peeked");
+                                        f.hits.push(Hit { pos: h.pos, key: h.key.clone(), rank: h.rank });
+                                        f.rows.push(Row { vals: vec![crate::Val::Int(h.pos as i64)], raw: None });
+                                    }
+                                    false => {
+                                        let o = others.next().expect("peeked");
+                                        f.others.push(Stage {
+                                            pos: o.pos,
+                                            key: o.key.clone(),
+                                            rank: o.rank,
+                                            quick: o.quick,
+                                        });
+                                    }
+                                }
+                            }
+                            s.add_at(0, f);
+                        }
+                        let wrote = s.records.is_some();
+                        spilled += usize::from(wrote);
+                        assert_eq!(wrote, n > budget, "seed {seed}, {n} records, budget {budget}");
+                        let got = s.finish_counting(all_stages);
+                        match (&want, got) {
+                            (Ok((keep, reused)), Ok(f)) => {
+                                let want_rows: Vec<i64> =
+                                    c.hits.iter().zip(keep).filter(|(_, k)| **k).map(|(h, _)| h.pos as i64).collect();
+                                let got_rows: Vec<i64> = f
+                                    .rows
+                                    .iter()
+                                    .map(|r| match r.vals[0] {
+                                        crate::Val::Int(p) => p,
+                                        _ => unreachable!("positions"),
+                                    })
+                                    .collect();
+                                assert_eq!(got_rows, want_rows, "seed {seed}, {n} records, budget {budget}");
+                                assert_eq!(f.ids_reused, *reused, "seed {seed}, {n} records, budget {budget}");
+                                kept_some += usize::from(!got_rows.is_empty() && got_rows.len() < c.hits.len());
+                            }
+                            (Err(_), Err(Unsettled::Rescan)) => {}
+                            (w, g) => panic!(
+                                "seed {seed}, {n} records, budget {budget}: rescan {:?} vs {:?}",
+                                w.is_err(),
+                                g.err()
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(spilled > 100 && rescans > 0 && kept_some > 50, "{spilled} spilled, {rescans} rescans, {kept_some}");
     }
 
     /// [`hex8`] against a plain reading of the digits, for every byte in every place, and

@@ -225,20 +225,40 @@ fn groups(rows: &[Row], by: &[usize]) -> Vec<(Vec<Val<'static>>, Vec<usize>)> {
 /// The rows of an `Aggregate` step: each row's aggregated values fed, in row order, to the
 /// accumulators of every group its key (lists fanned out) falls in.
 fn aggregate(rows: &[Row], by: &[usize], aggs: &[Agg]) -> Vec<Row> {
+    let mut a = Aggregator::new(by, aggs);
+    rows.iter().for_each(|r| a.add(r));
+    a.finish()
+}
+
+/// `stats … by …` fed one row at a time, in row order ([`Aggregator::add`]): what the step gives
+/// over those rows, without holding them (a raw scan hands it the rows the latest-stage rule
+/// keeps as it settles them, from memory or its temporary file: `kaq_query::scan`).
+pub(crate) struct Aggregator<'p> {
+    by: &'p [usize],
+    aggs: &'p [Agg],
     // Groups found by the hash of their key (aHash, keyed at random per process: SipHash was a
     // fifth of `| count by user`), the key compared in place: a row's key is copied only for a
     // new group.
-    let state = ahash::RandomState::new();
-    let hash_of = |key: &mut dyn Iterator<Item = &Val<'static>>| {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = state.build_hasher();
-        key.for_each(|v| v.hash(&mut h));
-        h.finish()
-    };
-    let mut groups: ByHash<Vec<Val<'static>>, Vec<Acc<'static>>> = ByHash::default();
-    let new_accs = || aggs.iter().map(Acc::new).collect();
-    let mut found = Vec::new();
-    for r in rows {
+    state: ahash::RandomState,
+    groups: ByHash<Vec<Val<'static>>, Vec<Acc<'static>>>,
+    found: Vec<usize>,
+}
+
+impl<'p> Aggregator<'p> {
+    pub(crate) fn new(by: &'p [usize], aggs: &'p [Agg]) -> Aggregator<'p> {
+        Aggregator { by, aggs, state: ahash::RandomState::new(), groups: ByHash::default(), found: Vec::new() }
+    }
+
+    pub(crate) fn add(&mut self, r: &Row) {
+        let (by, aggs) = (self.by, self.aggs);
+        let hash_of = |key: &mut dyn Iterator<Item = &Val<'static>>| {
+            use std::hash::{BuildHasher, Hash, Hasher};
+            let mut h = self.state.build_hasher();
+            key.for_each(|v| v.hash(&mut h));
+            h.finish()
+        };
+        let new_accs = || aggs.iter().map(Acc::new).collect();
+        let (groups, found) = (&mut self.groups, &mut self.found);
         found.clear();
         if by.iter().all(|&c| !matches!(r.vals[c], Val::List(_))) {
             let h = hash_of(&mut by.iter().map(|&c| &r.vals[c]));
@@ -250,13 +270,17 @@ fn aggregate(rows: &[Row], by: &[usize], aggs: &[Agg]) -> Vec<Row> {
                 found.push(groups.find(h, |g| *g == k, || (k.clone(), new_accs())));
             }
         }
-        for &g in &found {
+        for &g in found.iter() {
             for (acc, a) in groups.entries[g].1.iter_mut().zip(aggs) {
                 acc.add(a.col.map_or(&Val::Null, |c| &r.vals[c]));
             }
         }
     }
-    aggregate_rows(groups.into_entries(), by.len(), aggs)
+
+    /// The step's rows.
+    pub(crate) fn finish(self) -> Vec<Row> {
+        aggregate_rows(self.groups.into_entries(), self.by.len(), self.aggs)
+    }
 }
 
 /// Entries found by the hash of their key, the key compared in place (`aggregate`'s groups,

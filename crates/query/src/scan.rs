@@ -19,11 +19,11 @@ use crate::eval::{Columns, eval};
 use crate::extract::Getter;
 pub use crate::latest::{
     Collector, Finished, Found, IDENTITY_COLUMNS, IdKey, Identities, Latest, NeedsRescan, RequestKey, Streamed,
-    finish_one, request_digest, stage_rank,
+    Unsettled, finish_one, request_digest, stage_rank,
 };
 use crate::latest::{Hit, Stage, latest_of, widen_times};
 use crate::pipeline::Row;
-use crate::plan::Plan;
+use crate::plan::{Plan, Step};
 use crate::prefilter::Prefilter;
 use crate::value::Val;
 pub use kaq_columnar::prune::StatBound;
@@ -359,8 +359,9 @@ pub struct Scanned {
     pub seen: Seen,
     /// A streaming scan ([`scan_streaming`]): what it handed on (then `rows` is empty).
     pub streamed: Option<Streamed>,
-    /// `Some(n)`: `rows` are the plan's first step's rows, counted on the decode threads over
-    /// the `n` matching rows kept ([`scan_counting`]); the steps after it remain to be run.
+    /// `Some(n)`: `rows` are the plan's first step's rows, run over the `n` matching rows kept
+    /// (counted on the decode threads, or aggregated as settled: [`scan_counting`]); the steps
+    /// after it remain to be run.
     pub counted: Option<u64>,
 }
 
@@ -560,12 +561,14 @@ pub fn scan(
     max_rejects: usize,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> Result<Scanned, ScanError> {
-    scan_with(plan, inputs, read, max_rejects, on_reject, None, false)
+    scan_with(plan, inputs, read, max_rejects, on_reject, None, false, BUDGETS)
 }
 
 /// [`scan`], running the plan's first step as the events are read when it only counts (`count
 /// by …` with bare counts, `timeline`) and the inputs are raw logs: no row is made for a matching
-/// event, only a note of the groups it falls in. Then
+/// event, only a note of the groups it falls in. A first step `stats … by …` with other
+/// aggregates is fed the rows kept as the latest-stage rule settles them, which wait for it in
+/// bounded memory (a temporary file past a budget, as [`scan_streaming`]'s do). Then
 /// [`Scanned::counted`] is set and `rows` are that step's rows, the same as
 /// [`pipeline::run`](crate::pipeline::run) makes of [`scan`]'s rows with the first step.
 /// Otherwise the same as [`scan`].
@@ -576,7 +579,7 @@ pub fn scan_counting(
     max_rejects: usize,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> Result<Scanned, ScanError> {
-    scan_with(plan, inputs, read, max_rejects, on_reject, None, true)
+    scan_with(plan, inputs, read, max_rejects, on_reject, None, true, BUDGETS)
 }
 
 /// [`scan`], handing each row kept to `stream.emit` instead of returning them: the same rows in
@@ -593,9 +596,21 @@ pub fn scan_streaming(
     on_reject: &mut dyn FnMut(&Reject),
     stream: &mut Stream<'_>,
 ) -> Result<Scanned, ScanError> {
-    scan_with(plan, inputs, read, max_rejects, on_reject, Some(stream), false)
+    scan_with(plan, inputs, read, max_rejects, on_reject, Some(stream), false, BUDGETS)
 }
 
+/// What a scan holds in memory before it writes to a temporary file: the records the
+/// latest-stage rule compares ([`Collector::records_after`]), and the bytes of rows kept for a
+/// first step `stats` ([`Collector::streaming`]; a streaming scan's rows: [`Stream::spill_after`]).
+#[derive(Debug, Clone, Copy)]
+struct Budgets {
+    records: usize,
+    rows: usize,
+}
+
+const BUDGETS: Budgets = Budgets { records: crate::spill::SPILL_RECORDS, rows: crate::spill::SPILL_AFTER };
+
+#[allow(clippy::too_many_arguments)]
 fn scan_with(
     plan: &Plan,
     inputs: &[PathBuf],
@@ -604,6 +619,7 @@ fn scan_with(
     on_reject: &mut dyn FnMut(&Reject),
     mut stream: Option<&mut Stream<'_>>,
     count: bool,
+    budgets: Budgets,
 ) -> Result<Scanned, ScanError> {
     let expanded = kaq_input::expand(inputs)?;
     // Directory entries that cannot be read are reported with the read errors, and passed over.
@@ -632,6 +648,15 @@ fn scan_with(
             (c, slots)
         });
     }
+    // A first step `stats … by …` that is not only counts: fed the rows kept as the rule settles
+    // them, which meanwhile wait in bounded memory (a temporary file past a budget), not all
+    // held for the step.
+    let aggregate = match plan.steps.first() {
+        Some((Step::Aggregate { by, aggs }, _)) if count && stream.is_none() && handler.counting.is_none() => {
+            Some((by.as_slice(), aggs.as_slice()))
+        }
+        _ => None,
+    };
     if logs.iter().any(|s| matches!(s, Source::Stdin)) {
         handler = handler.without_prefilter(); // read once: no second pass possible
     }
@@ -640,8 +665,10 @@ fn scan_with(
     loop {
         let mut collect = match &stream {
             Some(s) => Collector::streaming(s.spill_after),
+            None if aggregate.is_some() => Collector::streaming(budgets.rows),
             None => Collector::default(),
-        };
+        }
+        .records_after(budgets.records);
         let mut report = kaq_input::read(&logs, read, &handler, |chunk| {
             for r in chunk.rejects.iter().filter(|_| first) {
                 on_reject(r);
@@ -663,10 +690,26 @@ fn scan_with(
         }
         let (time_range, seen) = (collect.times, std::mem::take(&mut collect.seen));
         let finished = match &mut stream {
-            Some(s) => collect.finish_streaming(plan.all_stages, s.emit).map(|r| {
-                r.map(|st| (Finished { rows: Vec::new(), ids_reused: st.ids_reused }, Some(st), None))
-                    .map_err(ScanError::Output)
-            }),
+            Some(s) => collect
+                .finish_streaming(plan.all_stages, s.emit)
+                .map(|r| {
+                    r.map(|st| (Finished { rows: Vec::new(), ids_reused: st.ids_reused }, Some(st), None))
+                        .map_err(ScanError::Output)
+                })
+                .map_err(Unsettled::from),
+            None if let Some((by, aggs)) = aggregate => {
+                let mut step = crate::pipeline::Aggregator::new(by, aggs);
+                let settled = collect.finish_streaming(plan.all_stages, &mut |row| {
+                    step.add(&row);
+                    Ok(())
+                });
+                settled
+                    .map(|r| {
+                        r.map(|st| (Finished { rows: step.finish(), ids_reused: st.ids_reused }, None, Some(st.rows)))
+                            .map_err(ScanError::Output)
+                    })
+                    .map_err(Unsettled::from)
+            }
             None => match &handler.counting {
                 Some((counting, _)) => {
                     collect.finish_first_step(plan.all_stages, counting).map(|(f, n)| Ok((f, None, Some(n))))
@@ -690,10 +733,11 @@ fn scan_with(
                 });
             }
             // Rare: a skipped line may be the latest stage of a matching request. Decode all.
-            Err(NeedsRescan) => {
+            Err(Unsettled::Rescan) => {
                 handler = handler.without_prefilter();
                 first = false;
             }
+            Err(Unsettled::Io(e)) => return Err(ScanError::Output(e)),
         }
     }
 }
@@ -908,6 +952,121 @@ fn scan_parquet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log whose requests' stages lie far apart and out of order, with auditIDs that two
+    /// requests carry, Panics, and lines of other verbs for the prefilter to skip.
+    fn far_apart_log(dir: &std::path::Path) -> PathBuf {
+        use std::fmt::Write as _;
+        let ev = |id: &str, stage: &str, verb: &str, user: &str, ns: &str, received: u32, done_ms: u32| {
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{id}","stage":"{stage}","requestURI":"/api/v1/namespaces/{ns}/pods/p{received}","verb":"{verb}","user":{{"username":"{user}"}},"sourceIPs":["10.0.0.{}"],"objectRef":{{"resource":"pods","namespace":"{ns}","name":"p{received}"}}{},"requestReceivedTimestamp":"2026-11-20T00:{:02}:{:02}.000000Z","stageTimestamp":"2026-11-20T00:{:02}:{:02}.{:03}000Z"}}"#,
+                received % 7,
+                // No response yet when received.
+                match (stage, received % 5) {
+                    ("RequestReceived", _) => String::new(),
+                    (_, 0) => r#","responseStatus":{"code":403}"#.to_string(),
+                    _ => r#","responseStatus":{"code":200}"#.to_string(),
+                },
+                received / 60 % 60,
+                received % 60,
+                (received + done_ms / 1000) / 60 % 60,
+                (received + done_ms / 1000) % 60,
+                done_ms % 1000,
+            )
+        };
+        let mut text = String::new();
+        let mut later = Vec::new();
+        for i in 0..2_000u32 {
+            let id =
+                if i % 13 == 0 { format!("client-id-{}", i % 5) } else { format!("00000000-0000-0000-0000-{i:012x}") };
+            let verb = ["get", "list", "delete", "update"][(i % 4) as usize];
+            let user = ["alice", "bob", "carol"][(i % 3) as usize];
+            let ns = ["prod", "dev"][(i % 2) as usize];
+            let done = (i * 37) % 3000;
+            let _ = writeln!(text, "{}", ev(&id, "RequestReceived", verb, user, ns, i, 0));
+            let last = if i % 97 == 0 { "Panic" } else { "ResponseComplete" };
+            if i % 3 == 0 {
+                // Far later in the log.
+                later.push(ev(&id, last, verb, user, ns, i, done));
+            } else {
+                let _ = writeln!(text, "{}", ev(&id, last, verb, user, ns, i, done));
+            }
+        }
+        later.reverse();
+        for l in later {
+            let _ = writeln!(text, "{l}");
+        }
+        let p = dir.join("far.log");
+        std::fs::write(&p, text).expect("write the log");
+        p
+    }
+
+    /// Whatever the memory budgets, a scan gives the same answer: records of the latest-stage
+    /// rule written to a temporary file and settled a partition at a time, and rows kept for a
+    /// first step `stats` held in a temporary file, give what holding everything gives.
+    #[test]
+    fn budgets_do_not_change_answers() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = far_apart_log(dir.path());
+        let read = ReadOptions { threads: 2, ..ReadOptions::default() };
+        let answer = |plan: &Plan, count: bool, stream: bool, budgets: Budgets| -> Vec<String> {
+            let mut streamed = Vec::new();
+            let mut emit = |r| {
+                streamed.push(r);
+                Ok(())
+            };
+            let mut st = Stream { emit: &mut emit, spill_after: budgets.rows };
+            let s = scan_with(
+                plan,
+                std::slice::from_ref(&log),
+                &read,
+                0,
+                &mut |_| {},
+                stream.then_some(&mut st),
+                count,
+                budgets,
+            )
+            .expect("scan");
+            let mut steps: Vec<_> = plan.steps.iter().map(|s| s.0.clone()).collect();
+            if s.counted.is_some() {
+                steps.remove(0);
+            }
+            let rows = if stream { std::mem::take(&mut streamed) } else { s.rows };
+            let mut out: Vec<String> = crate::pipeline::run(&steps, rows)
+                .iter()
+                .map(|r| crate::output::json_line(r, plan.output_columns()))
+                .collect();
+            out.push(format!("reused {}", s.ids_reused));
+            out
+        };
+        for q in [
+            "",
+            "verb:delete",
+            "code:403 | count by user",
+            "| stats p99(latency), dc(user), count by verb, ns",
+            "verb:get | stats avg(latency), max(time) by ns",
+            "| timeline 1m by verb",
+            // Received stages match, and most complete ones (later, non-matching) supersede them.
+            "latency<1s | count by verb, user",
+            "-code:200 | stats count by ns",
+        ] {
+            for all_stages in [false, true] {
+                let opts = crate::Options { all_stages, ..crate::Options::default() };
+                let plan = crate::compile(q, &opts).unwrap_or_else(|_| panic!("`{q}` compiles"));
+                let whole = answer(&plan, false, false, BUDGETS);
+                assert!(whole.len() > 1, "`{q}` has an answer");
+                for budgets in [Budgets { records: 0, rows: 0 }, Budgets { records: 500, rows: 3_000 }] {
+                    for (count, stream) in [(false, false), (true, false), (false, plan.steps.is_empty())] {
+                        assert_eq!(
+                            answer(&plan, count, stream, budgets),
+                            whole,
+                            "`{q}` all_stages={all_stages} count={count} stream={stream} {budgets:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn seen_values_are_merged_and_capped() {

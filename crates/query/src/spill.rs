@@ -2,7 +2,9 @@
 //! still be superseded by a later stage of its request, so it is kept until the input is read.
 //! A `RowSpill` keeps rows in memory up to a budget, then writes them (and every later one) to
 //! an unnamed temporary file, in the order given; `RowSpill::rows` reads them back in that
-//! order. Only what decides the latest stage (position, identity, stage) stays in memory.
+//! order. What decides the latest stage (position, identity, stage: a record for every line read)
+//! is held in memory up to [`SPILL_RECORDS`], then written by the hash of its auditID to another
+//! unnamed temporary file (`RecordSpill`), and settled a partition at a time.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -52,7 +54,8 @@ impl RowSpill {
 
     /// The rows, in the order pushed. Rows in the file are read and decoded on a thread of
     /// their own, a few thousand ahead of the caller, so that reading them back overlaps with
-    /// whatever the caller does with each (writing it out).
+    /// whatever the caller does with each (writing it out). They are handed over a thousand at
+    /// a time: one at a time, the two threads woke each other for every row.
     pub(crate) fn rows(self) -> io::Result<impl Iterator<Item = io::Result<Row>>> {
         let from_file = match self.file {
             None => None,
@@ -60,27 +63,225 @@ impl RowSpill {
                 let mut file = f.into_inner().map_err(|e| spill_error(e.into_error()))?;
                 use std::io::Seek;
                 file.seek(io::SeekFrom::Start(0)).map_err(spill_error)?;
-                let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Row>>(4096);
+                const BATCH: u64 = 1024;
+                let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<Row>>>(4);
                 let left = self.spilled;
                 std::thread::Builder::new()
                     .name("kaq-spill".into())
                     .spawn(move || {
                         let mut r = BufReader::with_capacity(1 << 20, file);
-                        for _ in 0..left {
-                            let row = decode_row(&mut r).map_err(spill_error);
-                            let failed = row.is_err();
+                        let mut sent = 0;
+                        while sent < left {
+                            let n = BATCH.min(left - sent);
+                            sent += n;
+                            let rows = (0..n).map(|_| decode_row(&mut r)).collect::<io::Result<Vec<_>>>();
+                            let rows = rows.map_err(spill_error);
+                            let failed = rows.is_err();
                             // The receiver gone (the caller stopped at an error): stop too.
-                            if tx.send(row).is_err() || failed {
+                            if tx.send(rows).is_err() || failed {
                                 return;
                             }
                         }
                     })
                     .map_err(spill_error)?;
-                Some(rx.into_iter())
+                let batches = rx.into_iter().flat_map(|b| {
+                    let (rows, error) = match b {
+                        Ok(rows) => (rows, None),
+                        Err(e) => (Vec::new(), Some(e)),
+                    };
+                    rows.into_iter().map(Ok).chain(error.map(Err))
+                });
+                Some(batches)
             }
         };
         Ok(self.held.into_iter().map(Ok).chain(from_file.into_iter().flatten()))
     }
+}
+
+/// How many records of the latest-stage rule (`Hit`s and `Stage`s,
+/// 64 to 72 bytes each: one per line a raw scan reads) a scan keeps in memory before it writes
+/// them to a temporary file (`RecordSpill`): about 140 MB. Lines a question decodes and does not
+/// match are kept too (a later line may be a stage of a request that matches), so without a
+/// bound a needle search of a 5M-event log held 390 MB, and `| count by user` 500 MB.
+pub const SPILL_RECORDS: usize = 2 << 20;
+
+/// Partitions of a [`RecordSpill`]: the records of one partition are settled together, in
+/// memory, so a scan holds about a 256th of its records at a time (past 256 times
+/// [`SPILL_RECORDS`], half a billion lines, a partition outgrows the budget).
+pub(crate) const RECORD_PARTS: usize = 256;
+
+/// Bytes a partition gathers before they are written as one block.
+const RECORD_BLOCK: usize = 32 << 10;
+
+/// The records of the latest-stage rule, past [`SPILL_RECORDS`], in one unnamed temporary file,
+/// partitioned by a keyed hash of their auditID: every record of one auditID is in one partition,
+/// so each partition is settled on its own ([`crate::latest::Collector`]). Each partition's
+/// records are gathered in a buffer and written as blocks, whose places are kept.
+pub(crate) struct RecordSpill {
+    file: File,
+    /// Bytes written.
+    len: u64,
+    /// Keyed at random per process: auditIDs come from a client header.
+    state: ahash::RandomState,
+    bufs: Vec<Vec<u8>>,
+    /// Each partition's blocks: where each starts in the file, and its length.
+    blocks: Vec<Vec<(u64, u32)>>,
+}
+
+/// A hit, a stage that did not match, or a line the prefilter skipped; with an auditID as text
+/// (not a UUID).
+const HIT: u8 = 1;
+const QUICK: u8 = 2;
+const TEXT_ID: u8 = 4;
+
+/// One partition's records, read back: the hits with their indices among all hits, and the stages.
+pub(crate) struct RecordPart {
+    pub(crate) hits: Vec<crate::latest::Hit>,
+    pub(crate) indices: Vec<u64>,
+    pub(crate) stages: Vec<crate::latest::Stage>,
+}
+
+impl RecordSpill {
+    pub(crate) fn new() -> io::Result<RecordSpill> {
+        Ok(RecordSpill {
+            file: tempfile::tempfile().map_err(record_error)?,
+            len: 0,
+            state: ahash::RandomState::new(),
+            bufs: vec![Vec::new(); RECORD_PARTS],
+            blocks: vec![Vec::new(); RECORD_PARTS],
+        })
+    }
+
+    fn part(&self, id: &crate::latest::IdKey) -> usize {
+        (self.state.hash_one(id) >> 56) as usize % RECORD_PARTS
+    }
+
+    /// Writes the hit that is `index`th among all hits.
+    pub(crate) fn hit(&mut self, index: u64, h: &crate::latest::Hit) -> io::Result<()> {
+        let p = self.part(&h.key.id);
+        let b = &mut self.bufs[p];
+        encode_record(b, HIT, &h.key, h.pos, h.rank);
+        b.extend(index.to_le_bytes());
+        self.written(p)
+    }
+
+    /// Writes a stage that did not match (or a line skipped).
+    pub(crate) fn stage(&mut self, s: &crate::latest::Stage) -> io::Result<()> {
+        let p = self.part(&s.key.id);
+        encode_record(&mut self.bufs[p], if s.quick { QUICK } else { 0 }, &s.key, s.pos, s.rank);
+        self.written(p)
+    }
+
+    fn written(&mut self, p: usize) -> io::Result<()> {
+        if self.bufs[p].len() >= RECORD_BLOCK { self.flush(p) } else { Ok(()) }
+    }
+
+    fn flush(&mut self, p: usize) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let b = &mut self.bufs[p];
+        if b.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all_at(b, self.len).map_err(record_error)?;
+        self.blocks[p].push((self.len, b.len() as u32));
+        self.len += b.len() as u64;
+        b.clear();
+        Ok(())
+    }
+
+    /// Writes what every partition has gathered; its buffers are let go.
+    pub(crate) fn flush_all(&mut self) -> io::Result<()> {
+        for p in 0..RECORD_PARTS {
+            self.flush(p)?;
+            self.bufs[p] = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Partition `p`'s records, in the order written (after [`RecordSpill::flush_all`]).
+    pub(crate) fn read_part(&self, p: usize) -> io::Result<RecordPart> {
+        use std::os::unix::fs::FileExt;
+        let mut part = RecordPart { hits: Vec::new(), indices: Vec::new(), stages: Vec::new() };
+        let mut buf = Vec::new();
+        for &(at, len) in &self.blocks[p] {
+            buf.resize(len as usize, 0);
+            self.file.read_exact_at(&mut buf, at).map_err(record_error)?;
+            let mut r = buf.as_slice();
+            while !r.is_empty() {
+                decode_record(&mut r, &mut part).map_err(record_error)?;
+            }
+        }
+        Ok(part)
+    }
+}
+
+fn encode_record(b: &mut Vec<u8>, mut tag: u8, key: &crate::latest::RequestKey, pos: u64, rank: crate::latest::Latest) {
+    use crate::latest::IdKey;
+    if matches!(key.id, IdKey::Other(_)) {
+        tag |= TEXT_ID;
+    }
+    b.push(tag);
+    b.push(rank.0);
+    b.extend(pos.to_le_bytes());
+    b.extend(key.request.to_le_bytes());
+    b.extend(rank.1.to_le_bytes());
+    b.extend(rank.2.to_le_bytes());
+    match &key.id {
+        IdKey::Uuid([hi, lo]) => {
+            b.extend(hi.to_le_bytes());
+            b.extend(lo.to_le_bytes());
+        }
+        IdKey::Other(s) => {
+            b.extend((s.len() as u64).to_le_bytes());
+            b.extend(s.as_bytes());
+        }
+    }
+}
+
+fn decode_record(r: &mut &[u8], part: &mut RecordPart) -> io::Result<()> {
+    use crate::latest::{Hit, IdKey, RequestKey, Stage};
+    let tag = read_u8(r)?;
+    if tag & !(HIT | QUICK | TEXT_ID) != 0 {
+        return Err(records_corrupt("an unknown tag"));
+    }
+    let stage = read_u8(r)?;
+    let pos = read_u64(r)?;
+    let request = read_u64(r)?;
+    let (t1, t2) = (read_u64(r)? as i64, read_u64(r)? as i64);
+    let id = if tag & TEXT_ID != 0 {
+        let n = read_u64(r)?;
+        let Some(text) = usize::try_from(n).ok().and_then(|n| r.get(..n)) else {
+            return Err(records_corrupt("an auditID is cut short"));
+        };
+        let text = std::str::from_utf8(text).map_err(|_| records_corrupt("an auditID is not UTF-8"))?;
+        *r = &r[text.len()..];
+        IdKey::Other(text.into())
+    } else {
+        IdKey::Uuid([read_u64(r)?, read_u64(r)?])
+    };
+    let key = RequestKey { id, request };
+    let rank = (stage, t1, t2);
+    if tag & HIT != 0 {
+        part.indices.push(read_u64(r)?);
+        part.hits.push(Hit { pos, key, rank });
+    } else {
+        part.stages.push(Stage { pos, key, rank, quick: tag & QUICK != 0 });
+    }
+    Ok(())
+}
+
+fn records_corrupt(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("the temporary file of stages was changed: {what}"))
+}
+
+fn record_error(e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!(
+            "holding the stages of the records read in a temporary file in {} (TMPDIR): {e}",
+            std::env::temp_dir().display()
+        ),
+    )
 }
 
 fn spill_error(e: io::Error) -> io::Error {
@@ -172,6 +373,12 @@ fn corrupt(what: &str) -> io::Error {
 
 fn decode_str(r: &mut impl Read) -> io::Result<String> {
     let n = read_u64(r)?;
+    if n <= 4096 {
+        // The usual text, read at once (`read_to_end` reads a short text in several calls).
+        let mut b = vec![0; n as usize];
+        r.read_exact(&mut b).map_err(|_| corrupt("a text is cut short"))?;
+        return String::from_utf8(b).map_err(|_| corrupt("a text is not UTF-8"));
+    }
     let mut b = Vec::new();
     // `take` bounds the read by what the file holds, whatever the length says.
     r.take(n).read_to_end(&mut b)?;

@@ -389,7 +389,7 @@ impl Store {
         let direct = plan.all_stages && stream.is_some();
         let mut collect = match &stream {
             Some(s) if !direct => kaq_query::scan::Collector::streaming(s.spill_after),
-            _ => kaq_query::scan::Collector::default(),
+            _ => kaq_query::scan::Collector::bounded(),
         };
         let mut read_rows = candidates;
         // Segments not searched give no rows, but count theirs: positions stay row numbers of
@@ -463,8 +463,12 @@ impl Store {
             });
         }
         let skipped = || Error::Index { path: self.dir.clone(), error: index::IndexError::Skipped };
+        let unsettled = |e: kaq_query::scan::Unsettled| match e {
+            kaq_query::scan::Unsettled::Rescan => skipped(),
+            kaq_query::scan::Unsettled::Io(e) => Error::Scan(kaq_query::scan::ScanError::Output(e)),
+        };
         if direct {
-            let finished = collect.finish_counting(plan.all_stages).map_err(|_| skipped())?;
+            let finished = collect.finish_counting(plan.all_stages).map_err(unsettled)?;
             let rows = finished.rows.len() as u64;
             trace.push(TraceStep::Kept { rows });
             let streamed = kaq_query::scan::Streamed { rows, ids_reused: finished.ids_reused, spilled: 0 };
@@ -478,7 +482,7 @@ impl Store {
             trace.push(TraceStep::Kept { rows: streamed.rows });
             return Ok(Some((Vec::new(), read_rows, streamed.ids_reused, Some(streamed))));
         }
-        let finished = collect.finish_counting(plan.all_stages).map_err(|_| skipped())?;
+        let finished = collect.finish_counting(plan.all_stages).map_err(unsettled)?;
         trace.push(TraceStep::Kept { rows: finished.rows.len() as u64 });
         Ok(Some((finished.rows, read_rows, finished.ids_reused, None)))
     }
