@@ -212,14 +212,16 @@ fn note_unread(unread: &[(String, u64)]) {
 fn follow(args: IngestArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let dir = store_dir(args.store.as_ref());
-    let mut store = Store::open_writer(&dir)?;
-    note_made_private(&store);
+    // Ctrl-C is handled from the start: one that comes while the store opens stops the follow
+    // before it reads.
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
     }
+    let dir = store_dir(args.store.as_ref());
+    let mut store = Store::open_writer(&dir)?;
+    note_made_private(&store);
     let mut rejects = Rejects::new(args.rejects.as_deref())?;
     let progress = indicatif::ProgressBar::hidden();
     let opts = kaq_store::FollowOptions {

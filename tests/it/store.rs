@@ -299,7 +299,7 @@ fn follow_killed_and_restarted_never_loses_or_duplicates() {
     let errors = dir.path().join("stderr.txt");
     let follow = || {
         kaq()
-            .args(["ingest", "--follow", "--quiet", "--threads", "2", "--poll", "20ms", "--commit-every", "50ms"])
+            .args(["ingest", "--follow", "--threads", "2", "--poll", "20ms", "--commit-every", "50ms"])
             .args(["--store", store.to_str().unwrap(), log.to_str().unwrap()])
             .stderr(std::fs::File::create(&errors).unwrap())
             .spawn()
@@ -376,8 +376,16 @@ fn follow_killed_and_restarted_never_loses_or_duplicates() {
             "follow kill test: {rounds} kills, {mid_commit} with part of the lines committed"
         );
     }
-    // Let it catch up, then stop it with SIGINT: it commits and exits 0.
+    // Let it catch up, then stop it with SIGINT: it commits and exits 0. It says it is following
+    // once it handles SIGINT: before, the signal ends it as any process (the store may already
+    // hold every line, committed by the one killed last).
     wait_for(all.len());
+    for _ in 0..1500 {
+        if std::fs::read_to_string(&errors).is_ok_and(|e| e.contains("kaq: following")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert!(status.success(), "SIGINT ends a follow cleanly: {status}: {}", std::fs::read_to_string(&errors).unwrap());
