@@ -376,4 +376,17 @@ fn streamed_output_is_the_same_with_rows_in_a_temporary_file() {
     let o = kaq().env("KAQ_SPILL_AFTER", "lots").args(["query", "", log.to_str().unwrap()]).output().unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("KAQ_SPILL_AFTER"), "{}", stderr(&o));
+    // No temporary file can be made: the query stops with the reason (and where), prints
+    // nothing, and does not panic.
+    let o = kaq()
+        .env("KAQ_SPILL_AFTER", "0")
+        .env("TMPDIR", dir.path().join("no-such-dir"))
+        .env("RUST_BACKTRACE", "0")
+        .args(["query", "--format", "json", "", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(err.contains("temporary file") && err.contains("no-such-dir") && !err.contains("panicked"), "{err}");
 }

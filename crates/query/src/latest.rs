@@ -359,6 +359,18 @@ impl Collector {
         self
     }
 
+    /// Whether writing a temporary file of this collector's failed: the scan adding to it stops
+    /// there, and takes the error ([`Collector::take_error`]) rather than read on and hold
+    /// everything in memory.
+    pub fn failed(&self) -> bool {
+        self.record_error.is_some() || self.spill_error.is_some()
+    }
+
+    /// The first error writing a temporary file of this collector's, taken.
+    pub fn take_error(&mut self) -> Option<std::io::Error> {
+        self.record_error.take().or_else(|| self.spill_error.take())
+    }
+
     /// Hits added so far.
     fn hits_total(&self) -> usize {
         self.hits_spilled + self.hits.len()
@@ -535,50 +547,67 @@ impl Collector {
             return Err(Unsettled::Io(e));
         }
         if self.records.is_none() {
-            return Ok(self.settle_held(all_stages)?);
+            return Ok(self.settle_held(all_stages, 8)?);
         }
         self.write_records().map_err(Unsettled::Io)?;
         let spill = self.records.as_mut().expect("written");
         spill.flush_all().map_err(Unsettled::Io)?;
         let spill = &*spill;
+        // A partition a thread at a time, each settled on that thread: about a 256th of the
+        // records per thread in memory.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
         let parts = crate::spill::RECORD_PARTS;
-        let done = on_threads(threads, |t| -> Result<(Vec<u64>, u64), Unsettled> {
-            let (mut kept, mut ids_reused) = (Vec::new(), 0);
-            for p in (t..parts).step_by(threads) {
+        // Each thread's kept hits, auditIDs reused, hits read and the sum of their indices.
+        let done = on_threads(threads, |t| -> Result<(Vec<u64>, u64, u64, u128), Unsettled> {
+            let (mut kept, mut ids_reused, mut read, mut sum) = (Vec::new(), 0, 0, 0u128);
+            // A partition without hits has nothing to keep, nor a record that could ask for a
+            // rescan (those only count against a hit of their auditID): not read back.
+            for p in (t..parts).step_by(threads).filter(|&p| spill.hits[p] > 0) {
                 let RecordPart { mut hits, indices, mut stages } = spill.read_part(p).map_err(Unsettled::Io)?;
+                read += hits.len() as u64;
+                sum += indices.iter().map(|&i| u128::from(i)).sum::<u128>();
                 let mut c = Collector::default();
                 c.hits.append(&mut hits);
                 c.others.append(&mut stages);
-                let (keep, reused) = c.settle_held(all_stages)?;
+                let (keep, reused) = c.settle_held(all_stages, 1)?;
                 kept.extend(indices.iter().zip(keep).filter(|(_, k)| *k).map(|(i, _)| *i));
                 ids_reused += reused;
             }
-            Ok((kept, ids_reused))
+            Ok((kept, ids_reused, read, sum))
         });
+        let changed = |what: &str| {
+            Unsettled::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the temporary file of stages was changed: {what}"),
+            ))
+        };
         let mut keep = vec![false; self.hits_spilled];
-        let mut ids_reused = 0;
+        let (mut ids_reused, mut read, mut sum) = (0, 0, 0u128);
         for d in done {
-            let (kept, reused) = d?;
+            let (kept, reused, n, s) = d?;
+            sum += s;
             for i in kept {
-                // An index past the hits written: the file was changed under us.
-                let Some(k) = usize::try_from(i).ok().and_then(|i| keep.get_mut(i)) else {
-                    return Err(Unsettled::Io(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "the temporary file of stages was changed: a hit out of place",
-                    )));
-                };
-                *k = true;
+                // Each hit written is kept at most once, where it was.
+                match usize::try_from(i).ok().and_then(|i| keep.get_mut(i)) {
+                    Some(k) if !*k => *k = true,
+                    _ => return Err(changed("a hit out of place")),
+                }
             }
             ids_reused += reused;
+            read += n;
+        }
+        // Every hit written came back, each index once (as far as their count and sum tell).
+        let n = self.hits_spilled as u128;
+        if read as u128 != n || sum != n * n.saturating_sub(1) / 2 {
+            return Err(changed("hits missing or out of place"));
         }
         Ok((keep, ids_reused))
     }
 
-    /// [`Collector::settle`] of the records held in memory.
-    fn settle_held(&self, all_stages: bool) -> Result<(Vec<bool>, u64), NeedsRescan> {
+    /// [`Collector::settle`] of the records held in memory, on up to `max_threads` threads.
+    fn settle_held(&self, all_stages: bool, max_threads: usize) -> Result<(Vec<bool>, u64), NeedsRescan> {
         let work = self.hits.len() + self.others.len();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(max_threads);
         let parts = (self.hits.len() / PART_HITS).max(1).next_power_of_two().min(MAX_PARTS);
         // No more threads than partitions: a few hits among many skipped lines are one partition.
         let threads = if work < THREADS_FROM { 1 } else { threads.clamp(1, 8).min(parts) };
@@ -1222,6 +1251,37 @@ mod tests {
             }
         }
         assert!(spilled > 100 && rescans > 0 && kept_some > 50, "{spilled} spilled, {rescans} rescans, {kept_some}");
+    }
+
+    /// A hit whose index was changed in the temporary file (out of range, or another hit's) is an
+    /// error, not a hit silently dropped or kept twice.
+    #[test]
+    fn a_damaged_stages_file_is_an_error() {
+        let c = random(5, 3_000, false);
+        let mut s = Collector::default().records_after(0);
+        let mut f = Found::default();
+        for h in &c.hits {
+            f.hits.push(Hit { pos: h.pos, key: h.key.clone(), rank: h.rank });
+            f.rows.push(Row { vals: Vec::new(), raw: None });
+        }
+        for o in &c.others {
+            f.others.push(Stage { pos: o.pos, key: o.key.clone(), rank: o.rank, quick: o.quick });
+        }
+        s.add_at(0, f);
+        assert!(s.records.is_some() && s.hits.is_empty(), "written");
+        let want = reference(&c, false).unwrap_or_else(|_| panic!("no quick lines"));
+        assert_eq!(s.settle(false).unwrap_or_else(|e| panic!("{e:?}")), want);
+        // Out of range, one past the last, another hit's: each an error.
+        let n = c.hits.len() as u64;
+        let first = s.records.as_ref().unwrap().damage_first_hit(|i| i).unwrap();
+        let changes: [&dyn Fn(u64) -> u64; 3] = [&|_| u64::MAX, &|_| n, &|_| (first + 1) % n];
+        for (k, change) in changes.into_iter().enumerate() {
+            s.records.as_ref().unwrap().damage_first_hit(change).unwrap();
+            match s.settle(false) {
+                Err(Unsettled::Io(e)) => assert!(e.to_string().contains("stages was changed"), "{k}: {e}"),
+                other => panic!("{k}: {:?}", other.map(|(k, _)| k.len())),
+            }
+        }
     }
 
     /// [`hex8`] against a plain reading of the digits, for every byte in every place, and

@@ -387,8 +387,8 @@ pub enum ScanError {
     /// The query cannot run over this input.
     #[error("{0}")]
     Unsupported(String),
-    /// Writing the rows of a streaming scan ([`Stream::emit`]), or holding them in a temporary
-    /// file, failed.
+    /// Writing the rows of a streaming scan ([`Stream::emit`]), or holding rows or the
+    /// latest-stage rule's records in a temporary file (any scan), failed.
     #[error("{0}")]
     Output(std::io::Error),
 }
@@ -679,9 +679,13 @@ fn scan_with(
             if let Some(found) = chunk.output {
                 collect.add(found);
             }
-            Ok::<(), std::convert::Infallible>(())
+            // A temporary file could not be written (no room in $TMPDIR): stop reading.
+            if collect.failed() { Err(()) } else { Ok(()) }
         })
-        .unwrap_or_else(|e| match e {});
+        .map_err(|()| {
+            let e = collect.take_error().unwrap_or_else(|| std::io::Error::other("a temporary file failed"));
+            ScanError::Output(e)
+        })?;
         report.check(read.strict)?;
         report.read_errors.splice(0..0, unreadable.iter().cloned());
         let parquet_rows = scan_parquet(&handler, &files, read, &mut collect)?;

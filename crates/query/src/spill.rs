@@ -105,9 +105,11 @@ impl RowSpill {
 /// bound a needle search of a 5M-event log held 390 MB, and `| count by user` 500 MB.
 pub const SPILL_RECORDS: usize = 2 << 20;
 
-/// Partitions of a [`RecordSpill`]: the records of one partition are settled together, in
-/// memory, so a scan holds about a 256th of its records at a time (past 256 times
-/// [`SPILL_RECORDS`], half a billion lines, a partition outgrows the budget).
+/// Partitions of a `RecordSpill`: the records of one partition are settled together, in
+/// memory, one partition a core at a time, so a scan holds about a 256th of its records a core
+/// when it settles them (on 2 cores, past 128 times [`SPILL_RECORDS`] lines, a quarter of a
+/// billion, that outgrows the budget). Every record of one auditID is in one partition: logs
+/// whose records carry no auditID, or one auditID for all, are settled in memory as a whole.
 pub(crate) const RECORD_PARTS: usize = 256;
 
 /// Bytes a partition gathers before they are written as one block.
@@ -125,7 +127,10 @@ pub(crate) struct RecordSpill {
     state: ahash::RandomState,
     bufs: Vec<Vec<u8>>,
     /// Each partition's blocks: where each starts in the file, and its length.
-    blocks: Vec<Vec<(u64, u32)>>,
+    blocks: Vec<Vec<(u64, u64)>>,
+    /// Each partition's hits: one without is not read back (nothing in it can be kept, nor ask
+    /// for a rescan).
+    pub(crate) hits: Vec<u64>,
 }
 
 /// A hit, a stage that did not match, or a line the prefilter skipped; with an auditID as text
@@ -149,6 +154,7 @@ impl RecordSpill {
             state: ahash::RandomState::new(),
             bufs: vec![Vec::new(); RECORD_PARTS],
             blocks: vec![Vec::new(); RECORD_PARTS],
+            hits: vec![0; RECORD_PARTS],
         })
     }
 
@@ -159,6 +165,7 @@ impl RecordSpill {
     /// Writes the hit that is `index`th among all hits.
     pub(crate) fn hit(&mut self, index: u64, h: &crate::latest::Hit) -> io::Result<()> {
         let p = self.part(&h.key.id);
+        self.hits[p] += 1;
         let b = &mut self.bufs[p];
         encode_record(b, HIT, &h.key, h.pos, h.rank);
         b.extend(index.to_le_bytes());
@@ -183,7 +190,7 @@ impl RecordSpill {
             return Ok(());
         }
         self.file.write_all_at(b, self.len).map_err(record_error)?;
-        self.blocks[p].push((self.len, b.len() as u32));
+        self.blocks[p].push((self.len, b.len() as u64));
         self.len += b.len() as u64;
         b.clear();
         Ok(())
@@ -204,7 +211,8 @@ impl RecordSpill {
         let mut part = RecordPart { hits: Vec::new(), indices: Vec::new(), stages: Vec::new() };
         let mut buf = Vec::new();
         for &(at, len) in &self.blocks[p] {
-            buf.resize(len as usize, 0);
+            let len = usize::try_from(len).map_err(|_| records_corrupt("a block too large"))?;
+            buf.resize(len, 0);
             self.file.read_exact_at(&mut buf, at).map_err(record_error)?;
             let mut r = buf.as_slice();
             while !r.is_empty() {
@@ -212,6 +220,34 @@ impl RecordSpill {
             }
         }
         Ok(part)
+    }
+}
+
+#[cfg(test)]
+impl RecordSpill {
+    /// Changes the first hit's index among all hits to `change(index)` (after
+    /// [`RecordSpill::flush_all`]), in the file: a damaged file, for tests. Returns the index it
+    /// had.
+    pub(crate) fn damage_first_hit(&self, change: impl Fn(u64) -> u64) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        for blocks in &self.blocks {
+            for &(at, len) in blocks {
+                let mut buf = vec![0; len as usize];
+                self.file.read_exact_at(&mut buf, at)?;
+                let mut r = buf.as_slice();
+                while !r.is_empty() {
+                    let mut part = RecordPart { hits: Vec::new(), indices: Vec::new(), stages: Vec::new() };
+                    decode_record(&mut r, &mut part)?;
+                    if let Some(&index) = part.indices.first() {
+                        // A hit ends with its index.
+                        let end = (buf.len() - r.len()) as u64;
+                        self.file.write_all_at(&change(index).to_le_bytes(), at + end - 8)?;
+                        return Ok(index);
+                    }
+                }
+            }
+        }
+        Err(io::Error::other("no hit written"))
     }
 }
 
@@ -241,7 +277,7 @@ fn encode_record(b: &mut Vec<u8>, mut tag: u8, key: &crate::latest::RequestKey, 
 fn decode_record(r: &mut &[u8], part: &mut RecordPart) -> io::Result<()> {
     use crate::latest::{Hit, IdKey, RequestKey, Stage};
     let tag = read_u8(r)?;
-    if tag & !(HIT | QUICK | TEXT_ID) != 0 {
+    if tag & !(HIT | QUICK | TEXT_ID) != 0 || tag & (HIT | QUICK) == HIT | QUICK {
         return Err(records_corrupt("an unknown tag"));
     }
     let stage = read_u8(r)?;
@@ -376,7 +412,10 @@ fn decode_str(r: &mut impl Read) -> io::Result<String> {
     if n <= 4096 {
         // The usual text, read at once (`read_to_end` reads a short text in several calls).
         let mut b = vec![0; n as usize];
-        r.read_exact(&mut b).map_err(|_| corrupt("a text is cut short"))?;
+        r.read_exact(&mut b).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => corrupt("a text is cut short"),
+            _ => e,
+        })?;
         return String::from_utf8(b).map_err(|_| corrupt("a text is not UTF-8"));
     }
     let mut b = Vec::new();
@@ -399,7 +438,16 @@ fn decode_row(r: &mut impl Read) -> io::Result<Row> {
     Ok(Row { vals, raw })
 }
 
+/// Lists nested deeper than this in a row read back are a damaged file (values come from JSON,
+/// which kaq keeps to a depth of 100, `kaq_schema::json::MAX_DEPTH`): reading them would only
+/// recurse until the stack ran out.
+const MAX_DEPTH: usize = 200;
+
 fn decode_val(r: &mut impl Read) -> io::Result<Val<'static>> {
+    decode_val_at(r, 0)
+}
+
+fn decode_val_at(r: &mut impl Read, depth: usize) -> io::Result<Val<'static>> {
     let i64_of = |r: &mut dyn Read| {
         let mut b = [0u8; 8];
         r.read_exact(&mut b).map(|_| i64::from_le_bytes(b))
@@ -412,9 +460,10 @@ fn decode_val(r: &mut impl Read) -> io::Result<Val<'static>> {
         4 => Val::Str(decode_str(r)?.into()),
         5 => Val::Time(i64_of(r)?),
         6 => Val::Dur(i64_of(r)?),
+        7 if depth >= MAX_DEPTH => return Err(corrupt("lists nested too deep")),
         7 => {
             let n = read_u64(r)?;
-            Val::List((0..n).map(|_| decode_val(r)).collect::<io::Result<Vec<_>>>()?)
+            Val::List((0..n).map(|_| decode_val_at(r, depth + 1)).collect::<io::Result<Vec<_>>>()?)
         }
         _ => return Err(corrupt("an unknown tag")),
     })
@@ -471,6 +520,59 @@ mod tests {
         }
     }
 
+    /// Records of the latest-stage rule come back as written; cut anywhere but between two, or
+    /// with a tag or a length changed, they are an error, never a panic.
+    #[test]
+    fn records_read_back_or_fail_cleanly() {
+        use crate::latest::{Hit, IdKey, RequestKey, Stage};
+        let key = |id: IdKey| RequestKey { id, request: 0xfeed };
+        let mut b = Vec::new();
+        let mut ends = Vec::new();
+        encode_record(&mut b, HIT, &key(IdKey::uuid(7 << 64 | 9)), 3, (2, -1, i64::MIN));
+        b.extend(41u64.to_le_bytes());
+        ends.push(b.len());
+        encode_record(&mut b, QUICK, &key(IdKey::Other("client-ü".into())), 4, (0, i64::MIN, i64::MIN));
+        ends.push(b.len());
+        encode_record(&mut b, 0, &key(IdKey::Other(String::new().into())), u64::MAX, (3, 5, 6));
+        ends.push(b.len());
+        let read = |bytes: &[u8]| {
+            let mut part = RecordPart { hits: Vec::new(), indices: Vec::new(), stages: Vec::new() };
+            let mut r = bytes;
+            while !r.is_empty() {
+                decode_record(&mut r, &mut part)?;
+            }
+            Ok::<_, io::Error>(part)
+        };
+        let all = read(&b).unwrap();
+        let hit = |h: &Hit| (h.pos, h.key.clone(), h.rank);
+        let stage = |s: &Stage| (s.pos, s.key.clone(), s.rank, s.quick);
+        assert_eq!(
+            all.hits.iter().map(hit).collect::<Vec<_>>(),
+            [(3, key(IdKey::uuid(7 << 64 | 9)), (2, -1, i64::MIN))]
+        );
+        assert_eq!(all.indices, [41]);
+        assert_eq!(
+            all.stages.iter().map(stage).collect::<Vec<_>>(),
+            [
+                (4, key(IdKey::Other("client-ü".into())), (0, i64::MIN, i64::MIN), true),
+                (u64::MAX, key(IdKey::Other(String::new().into())), (3, 5, 6), false)
+            ]
+        );
+        for cut in 0..b.len() {
+            assert_eq!(read(&b[..cut]).is_ok(), cut == 0 || ends.contains(&cut), "cut at {cut}");
+        }
+        let mut bad = b.clone();
+        bad[0] = HIT | QUICK;
+        assert!(read(&bad).is_err(), "a hit that is a skipped line");
+        bad[0] = 0x40;
+        assert!(read(&bad).is_err(), "an unknown tag");
+        let mut long = b[..ends[0]].to_vec();
+        let at = ends[0] + 34; // the second record's auditID length
+        long.extend(&b[ends[0]..at]);
+        long.extend(u64::MAX.to_le_bytes());
+        assert!(read(&long).is_err(), "an auditID longer than the file");
+    }
+
     #[test]
     fn a_damaged_spill_is_an_error_not_a_panic() {
         let mut b = Vec::new();
@@ -483,5 +585,13 @@ mod tests {
         huge.push(1);
         huge.extend(u64::MAX.to_le_bytes());
         assert!(decode_row(&mut &huge[..]).is_err());
+        // Lists nested past any a row holds: an error, not a stack overflow.
+        let mut deep = 1u64.to_le_bytes().to_vec();
+        for _ in 0..100_000 {
+            deep.push(7);
+            deep.extend(1u64.to_le_bytes());
+        }
+        deep.push(0);
+        assert!(decode_row(&mut &deep[..]).is_err());
     }
 }

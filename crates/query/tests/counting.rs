@@ -1,4 +1,5 @@
-//! `scan_counting` (a first step of bare counts or a timeline counted on the decode threads)
+//! `scan_counting` (a first step of bare counts or a timeline counted on the decode threads, a
+//! first step `stats` fed the rows kept as they are settled)
 //! against `scan` followed by every step, and against the reference evaluator (kaq-oracle): the
 //! same rows in the same order, over logs read in many small chunks by several threads.
 
