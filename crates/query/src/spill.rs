@@ -172,7 +172,8 @@ impl RecordSpill {
         self.written(p)
     }
 
-    /// Writes a stage that did not match (or a line skipped).
+    /// Writes a stage that did not match, or a line skipped (of which only the auditID and the
+    /// stage are kept: all settling reads of it).
     pub(crate) fn stage(&mut self, s: &crate::latest::Stage) -> io::Result<()> {
         let p = self.part(&s.key.id);
         encode_record(&mut self.bufs[p], if s.quick { QUICK } else { 0 }, &s.key, s.pos, s.rank);
@@ -259,9 +260,13 @@ fn encode_record(b: &mut Vec<u8>, mut tag: u8, key: &crate::latest::RequestKey, 
     b.push(tag);
     b.push(rank.0);
     b.extend(pos.to_le_bytes());
-    b.extend(key.request.to_le_bytes());
-    b.extend(rank.1.to_le_bytes());
-    b.extend(rank.2.to_le_bytes());
+    // A skipped line is known by its auditID and stage only (settling reads nothing else of it):
+    // most records of a search, written in 26 bytes instead of 50.
+    if tag & QUICK == 0 {
+        b.extend(key.request.to_le_bytes());
+        b.extend(rank.1.to_le_bytes());
+        b.extend(rank.2.to_le_bytes());
+    }
     match &key.id {
         IdKey::Uuid([hi, lo]) => {
             b.extend(hi.to_le_bytes());
@@ -282,8 +287,10 @@ fn decode_record(r: &mut &[u8], part: &mut RecordPart) -> io::Result<()> {
     }
     let stage = read_u8(r)?;
     let pos = read_u64(r)?;
-    let request = read_u64(r)?;
-    let (t1, t2) = (read_u64(r)? as i64, read_u64(r)? as i64);
+    let (request, t1, t2) = match tag & QUICK {
+        0 => (read_u64(r)?, read_u64(r)? as i64, read_u64(r)? as i64),
+        _ => (0, i64::MIN, i64::MIN),
+    };
     let id = if tag & TEXT_ID != 0 {
         let n = read_u64(r)?;
         let Some(text) = usize::try_from(n).ok().and_then(|n| r.get(..n)) else {
@@ -526,12 +533,14 @@ mod tests {
     fn records_read_back_or_fail_cleanly() {
         use crate::latest::{Hit, IdKey, RequestKey, Stage};
         let key = |id: IdKey| RequestKey { id, request: 0xfeed };
+        let quick_key = |id: IdKey| RequestKey { id, request: 0 };
         let mut b = Vec::new();
         let mut ends = Vec::new();
         encode_record(&mut b, HIT, &key(IdKey::uuid(7 << 64 | 9)), 3, (2, -1, i64::MIN));
         b.extend(41u64.to_le_bytes());
         ends.push(b.len());
-        encode_record(&mut b, QUICK, &key(IdKey::Other("client-ü".into())), 4, (0, i64::MIN, i64::MIN));
+        // A skipped line: its request digest and timestamps are not known (nor kept).
+        encode_record(&mut b, QUICK, &key(IdKey::Other("client-ü".into())), 4, (0, 7, 8));
         ends.push(b.len());
         encode_record(&mut b, 0, &key(IdKey::Other(String::new().into())), u64::MAX, (3, 5, 6));
         ends.push(b.len());
@@ -554,7 +563,7 @@ mod tests {
         assert_eq!(
             all.stages.iter().map(stage).collect::<Vec<_>>(),
             [
-                (4, key(IdKey::Other("client-ü".into())), (0, i64::MIN, i64::MIN), true),
+                (4, quick_key(IdKey::Other("client-ü".into())), (0, i64::MIN, i64::MIN), true),
                 (u64::MAX, key(IdKey::Other(String::new().into())), (3, 5, 6), false)
             ]
         );
@@ -567,7 +576,7 @@ mod tests {
         bad[0] = 0x40;
         assert!(read(&bad).is_err(), "an unknown tag");
         let mut long = b[..ends[0]].to_vec();
-        let at = ends[0] + 34; // the second record's auditID length
+        let at = ends[0] + 10; // the second record's auditID length
         long.extend(&b[ends[0]..at]);
         long.extend(u64::MAX.to_le_bytes());
         assert!(read(&long).is_err(), "an auditID longer than the file");
