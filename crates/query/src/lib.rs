@@ -8,7 +8,7 @@
 //!   a byte prefilter where the query has a literal), keeps the latest stage of each request.
 //! - [`scan_counting`](scan::scan_counting): the same, running a first step that only counts
 //!   (`count by …`, `timeline`) as the events are read, without a row per matching event, and a
-//!   first step `stats` as the rows kept are settled, without holding them.
+//!   first step `stats`, `top` or `rare` as the rows kept are settled, without holding them.
 //! - [`pipeline::run`]: the stages after the search (`where`, `table`, `sort`, `head`, `count`,
 //!   `stats`, `top`, `rare`, `timeline`, `dedup`) over the rows found.
 //! - [`output`]: rows as JSON lines or CSV; [`arrow`]: rows as Arrow record batches.

@@ -202,26 +202,6 @@ fn cmp_keys(a: &[Val<'_>], b: &[Val<'_>]) -> std::cmp::Ordering {
     a.iter().zip(b).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
 }
 
-/// Groups in order of first appearance, each with its rows' indices.
-fn groups(rows: &[Row], by: &[usize]) -> Vec<(Vec<Val<'static>>, Vec<usize>)> {
-    let mut index: HashMap<Vec<Val<'static>>, usize> = HashMap::new();
-    let mut out: Vec<(Vec<Val<'static>>, Vec<usize>)> = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
-        for k in keys(r, by) {
-            let g = *index.entry(k.clone()).or_insert_with(|| {
-                out.push((k, Vec::new()));
-                out.len() - 1
-            });
-            out[g].1.push(i);
-        }
-    }
-    if by.is_empty() && out.is_empty() {
-        out.push((Vec::new(), Vec::new()));
-    }
-    out.sort_by(|a, b| cmp_keys(&a.0, &b.0));
-    out
-}
-
 /// The rows of an `Aggregate` step: each row's aggregated values fed, in row order, to the
 /// accumulators of every group its key (lists fanned out) falls in.
 fn aggregate(rows: &[Row], by: &[usize], aggs: &[Agg]) -> Vec<Row> {
@@ -686,27 +666,77 @@ fn clamp(x: i128) -> i64 {
 }
 
 fn top(rows: &[Row], limit: usize, col: usize, by: &[usize], rare: bool) -> Vec<Row> {
-    let mut out = Vec::new();
-    for (key, members) in groups(rows, by) {
-        let mut counts: HashMap<Val<'static>, usize> = HashMap::new();
-        for &i in &members {
-            for v in fan(&rows[i].vals[col]) {
-                if !v.is_null() {
-                    *counts.entry(v).or_default() += 1;
+    let mut t = Topper::new(limit, col, by, rare);
+    rows.iter().for_each(|r| t.add(r));
+    t.finish()
+}
+
+/// `top`/`rare … by …` fed one row at a time, in row order ([`Topper::add`]): what the step gives
+/// over those rows without holding them, as [`Aggregator`] does for `stats`. Each group (the key
+/// as its first row had it) keeps its rows' count and each value's.
+pub(crate) struct Topper<'p> {
+    limit: usize,
+    col: usize,
+    by: &'p [usize],
+    rare: bool,
+    index: HashMap<Vec<Val<'static>>, usize>,
+    /// In order of first appearance: the key, its rows, and each value's count.
+    groups: Vec<(Vec<Val<'static>>, usize, HashMap<Val<'static>, usize>)>,
+}
+
+impl<'p> Topper<'p> {
+    pub(crate) fn new(limit: usize, col: usize, by: &'p [usize], rare: bool) -> Topper<'p> {
+        Topper { limit, col, by, rare, index: HashMap::new(), groups: Vec::new() }
+    }
+
+    pub(crate) fn add(&mut self, r: &Row) {
+        let values = fan(&r.vals[self.col]);
+        for k in keys(r, self.by) {
+            let g = match self.index.get(&k) {
+                Some(&g) => g,
+                None => {
+                    self.index.insert(k.clone(), self.groups.len());
+                    self.groups.push((k, 0, HashMap::new()));
+                    self.groups.len() - 1
+                }
+            };
+            let (_, members, counts) = &mut self.groups[g];
+            *members += 1;
+            for v in values.iter().filter(|v| !v.is_null()) {
+                match counts.get_mut(v) {
+                    Some(n) => *n += 1,
+                    None => {
+                        counts.insert(v.clone(), 1);
+                    }
                 }
             }
         }
-        let mut ranked: Vec<(Val<'static>, usize)> = counts.into_iter().collect();
-        ranked.sort_by(|a, b| if rare { a.1.cmp(&b.1) } else { b.1.cmp(&a.1) }.then_with(|| a.0.total_cmp(&b.0)));
-        for (v, n) in ranked.into_iter().take(limit) {
-            let mut vals = key.clone();
-            vals.push(v);
-            vals.push(Val::Int(n as i64));
-            vals.push(Val::Float(percent(n, members.len())));
-            out.push(Row { vals, raw: None });
-        }
     }
-    out
+
+    /// The step's rows: groups by key, each group's values by count (then value).
+    pub(crate) fn finish(self) -> Vec<Row> {
+        let mut groups = self.groups;
+        if self.by.is_empty() && groups.is_empty() {
+            groups.push((Vec::new(), 0, HashMap::new()));
+        }
+        // Stable: keys equal by `cmp_keys` stay in order of first appearance, as `groups` has them.
+        groups.sort_by(|a, b| cmp_keys(&a.0, &b.0));
+        let mut out = Vec::new();
+        for (key, members, counts) in groups {
+            let mut ranked: Vec<(Val<'static>, usize)> = counts.into_iter().collect();
+            ranked.sort_by(|a, b| {
+                if self.rare { a.1.cmp(&b.1) } else { b.1.cmp(&a.1) }.then_with(|| a.0.total_cmp(&b.0))
+            });
+            for (v, n) in ranked.into_iter().take(self.limit) {
+                let mut vals = key.clone();
+                vals.push(v);
+                vals.push(Val::Int(n as i64));
+                vals.push(Val::Float(percent(n, members)));
+                out.push(Row { vals, raw: None });
+            }
+        }
+        out
+    }
 }
 
 /// `n` of `total` in percent, rounded to 2 decimals.

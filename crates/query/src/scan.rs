@@ -567,7 +567,7 @@ pub fn scan(
 /// [`scan`], running the plan's first step as the events are read when it only counts (`count
 /// by …` with bare counts, `timeline`) and the inputs are raw logs: no row is made for a matching
 /// event, only a note of the groups it falls in. A first step `stats … by …` with other
-/// aggregates is fed the rows kept as the latest-stage rule settles them, which wait for it in
+/// aggregates, or `top`/`rare`, is fed the rows kept as the latest-stage rule settles them, which wait for it in
 /// bounded memory (a temporary file past a budget, as [`scan_streaming`]'s do). Then
 /// [`Scanned::counted`] is set and `rows` are that step's rows, the same as
 /// [`pipeline::run`](crate::pipeline::run) makes of [`scan`]'s rows with the first step.
@@ -597,6 +597,28 @@ pub fn scan_streaming(
     stream: &mut Stream<'_>,
 ) -> Result<Scanned, ScanError> {
     scan_with(plan, inputs, read, max_rejects, on_reject, Some(stream), false, BUDGETS)
+}
+
+/// A first step fed the rows kept one at a time, as the latest-stage rule settles them.
+enum FirstStep<'p> {
+    Aggregate(crate::pipeline::Aggregator<'p>),
+    Top(crate::pipeline::Topper<'p>),
+}
+
+impl FirstStep<'_> {
+    fn add(&mut self, row: &Row) {
+        match self {
+            FirstStep::Aggregate(a) => a.add(row),
+            FirstStep::Top(t) => t.add(row),
+        }
+    }
+
+    fn finish(self) -> Vec<Row> {
+        match self {
+            FirstStep::Aggregate(a) => a.finish(),
+            FirstStep::Top(t) => t.finish(),
+        }
+    }
 }
 
 /// What a scan holds in memory before it writes to a temporary file: the records the
@@ -648,15 +670,19 @@ fn scan_with(
             (c, slots)
         });
     }
-    // A first step `stats … by …` that is not only counts: fed the rows kept as the rule settles
-    // them, which meanwhile wait in bounded memory (a temporary file past a budget), not all
-    // held for the step.
-    let aggregate = match plan.steps.first() {
-        Some((Step::Aggregate { by, aggs }, _)) if count && stream.is_none() && handler.counting.is_none() => {
-            Some((by.as_slice(), aggs.as_slice()))
+    // A first step `stats … by …` that is not only counts, or `top`/`rare`: fed the rows kept as
+    // the rule settles them, which meanwhile wait in bounded memory (a temporary file past a
+    // budget), not all held for the step.
+    let first_step = || match plan.steps.first() {
+        Some((Step::Aggregate { by, aggs }, _)) => {
+            Some(FirstStep::Aggregate(crate::pipeline::Aggregator::new(by, aggs)))
+        }
+        Some((Step::Top { limit, col, by, rare }, _)) => {
+            Some(FirstStep::Top(crate::pipeline::Topper::new(*limit, *col, by, *rare)))
         }
         _ => None,
     };
+    let aggregate = count && stream.is_none() && handler.counting.is_none() && first_step().is_some();
     if logs.iter().any(|s| matches!(s, Source::Stdin)) {
         handler = handler.without_prefilter(); // read once: no second pass possible
     }
@@ -665,7 +691,7 @@ fn scan_with(
     loop {
         let mut collect = match &stream {
             Some(s) => Collector::streaming(s.spill_after),
-            None if aggregate.is_some() => Collector::streaming(budgets.rows),
+            None if aggregate => Collector::streaming(budgets.rows),
             None => Collector::default(),
         }
         .records_after(budgets.records);
@@ -701,8 +727,7 @@ fn scan_with(
                         .map_err(ScanError::Output)
                 })
                 .map_err(Unsettled::from),
-            None if let Some((by, aggs)) = aggregate => {
-                let mut step = crate::pipeline::Aggregator::new(by, aggs);
+            None if aggregate && let Some(mut step) = first_step() => {
                 let settled = collect.finish_streaming(plan.all_stages, &mut |row| {
                     step.add(&row);
                     Ok(())
@@ -1053,6 +1078,8 @@ mod tests {
             // Received stages match, and most complete ones (later, non-matching) supersede them.
             "latency<1s | count by verb, user",
             "-code:200 | stats count by ns",
+            "| top 2 user by verb",
+            "latency<1s | rare 1 ns | sort -count",
         ] {
             for all_stages in [false, true] {
                 let opts = crate::Options { all_stages, ..crate::Options::default() };

@@ -1,5 +1,5 @@
 //! `scan_counting` (a first step of bare counts or a timeline counted on the decode threads, a
-//! first step `stats` fed the rows kept as they are settled)
+//! first step `stats`, `top` or `rare` fed the rows kept as they are settled)
 //! against `scan` followed by every step, and against the reference evaluator (kaq-oracle): the
 //! same rows in the same order, over logs read in many small chunks by several threads.
 
@@ -155,11 +155,15 @@ fn counting_keeps_the_latest_stage_lists_and_first_spellings() {
     // One group for 2 and 2.0, spelled as the first request's latest record spells it.
     let (_, got, _) = both(&plan("| count by request.spec.replicas", false), &log);
     assert_eq!(got, [r#"{"request.spec.replicas":2,"count":120}"#]);
-    // A first step `stats` with other aggregates is run in the scan too, fed the rows kept as
-    // they are settled; other questions take the row path.
-    for (q, first_step) in
-        [("| stats avg(code) by user", true), ("| top 2 user", false), ("| table user", false), ("verb:create", false)]
-    {
+    // A first step `stats` with other aggregates, or `top`, is run in the scan too, fed the rows
+    // kept as they are settled; other questions take the row path.
+    for (q, first_step) in [
+        ("| stats avg(code) by user", true),
+        ("| top 2 user", true),
+        ("| rare 1 verb by user", true),
+        ("| table user", false),
+        ("verb:create", false),
+    ] {
         let (want, got, did) = both(&plan(q, false), &log);
         assert_eq!(did, first_step, "`{q}` runs its first step in the scan");
         assert_eq!(got, want, "`{q}`");
