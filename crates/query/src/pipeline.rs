@@ -679,28 +679,55 @@ pub(crate) struct Topper<'p> {
     col: usize,
     by: &'p [usize],
     rare: bool,
-    index: HashMap<Vec<Val<'static>>, usize>,
-    /// In order of first appearance: the key, its rows, and each value's count.
-    groups: Vec<(Vec<Val<'static>>, usize, HashMap<Val<'static>, usize>)>,
+    /// Hashes keys and values (aHash, keyed at random per process).
+    state: ahash::RandomState,
+    /// In order of first appearance: the key, its rows, and each value's count. Found by the
+    /// key's hash, the key compared in place, as [`Aggregator`]'s groups.
+    groups: ByHash<Vec<Val<'static>>, (usize, TopCounts)>,
 }
+
+type TopCounts = HashMap<Val<'static>, usize, ahash::RandomState>;
 
 impl<'p> Topper<'p> {
     pub(crate) fn new(limit: usize, col: usize, by: &'p [usize], rare: bool) -> Topper<'p> {
-        Topper { limit, col, by, rare, index: HashMap::new(), groups: Vec::new() }
+        Topper { limit, col, by, rare, state: ahash::RandomState::new(), groups: ByHash::default() }
     }
 
     pub(crate) fn add(&mut self, r: &Row) {
-        let values = fan(&r.vals[self.col]);
-        for k in keys(r, self.by) {
-            let g = match self.index.get(&k) {
-                Some(&g) => g,
-                None => {
-                    self.index.insert(k.clone(), self.groups.len());
-                    self.groups.push((k, 0, HashMap::new()));
-                    self.groups.len() - 1
-                }
-            };
-            let (_, members, counts) = &mut self.groups[g];
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let by = self.by;
+        let hash_of = |key: &mut dyn Iterator<Item = &Val<'static>>| {
+            let mut h = self.state.build_hasher();
+            key.for_each(|v| v.hash(&mut h));
+            h.finish()
+        };
+        let new_counts = || (0, TopCounts::with_hasher(self.state.clone()));
+        let mut found = [0usize; 1];
+        let mut fanned = Vec::new();
+        let groups: &[usize] = if by.iter().all(|&c| !matches!(r.vals[c], Val::List(_))) {
+            let h = hash_of(&mut by.iter().map(|&c| &r.vals[c]));
+            let same = |k: &Vec<Val<'static>>| k.iter().zip(by).all(|(v, &c)| *v == r.vals[c]);
+            found[0] = self.groups.find(h, same, || (by.iter().map(|&c| r.vals[c].clone()).collect(), new_counts()));
+            &found
+        } else {
+            for k in keys(r, by) {
+                let h = hash_of(&mut k.iter());
+                fanned.push(self.groups.find(h, |g| *g == k, || (k.clone(), new_counts())));
+            }
+            &fanned
+        };
+        // A list counts each of its distinct values (as `fan` gives them), a value itself.
+        let v = &r.vals[self.col];
+        let listed;
+        let values: &[Val<'static>] = match v {
+            Val::List(_) => {
+                listed = fan(v);
+                &listed
+            }
+            v => std::slice::from_ref(v),
+        };
+        for &g in groups {
+            let (members, counts) = &mut self.groups.entries[g].1;
             *members += 1;
             for v in values.iter().filter(|v| !v.is_null()) {
                 match counts.get_mut(v) {
@@ -715,9 +742,10 @@ impl<'p> Topper<'p> {
 
     /// The step's rows: groups by key, each group's values by count (then value).
     pub(crate) fn finish(self) -> Vec<Row> {
-        let mut groups = self.groups;
+        let mut groups: Vec<(Vec<Val<'static>>, usize, TopCounts)> =
+            self.groups.into_entries().into_iter().map(|(k, (n, c))| (k, n, c)).collect();
         if self.by.is_empty() && groups.is_empty() {
-            groups.push((Vec::new(), 0, HashMap::new()));
+            groups.push((Vec::new(), 0, TopCounts::default()));
         }
         // Stable: keys equal by `cmp_keys` stay in order of first appearance, as `groups` has them.
         groups.sort_by(|a, b| cmp_keys(&a.0, &b.0));
