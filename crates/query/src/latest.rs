@@ -1253,33 +1253,52 @@ mod tests {
         assert!(spilled > 100 && rescans > 0 && kept_some > 50, "{spilled} spilled, {rescans} rescans, {kept_some}");
     }
 
-    /// A hit whose index was changed in the temporary file (out of range, or another hit's) is an
-    /// error, not a hit silently dropped or kept twice.
+    /// A hit whose index was changed in the temporary file (out of range, one past the last,
+    /// another hit's), a hit the rule keeps or one it does not, is an error, not a hit silently
+    /// dropped or kept twice.
     #[test]
     fn a_damaged_stages_file_is_an_error() {
         let c = random(5, 3_000, false);
-        let mut s = Collector::default().records_after(0);
-        let mut f = Found::default();
-        for h in &c.hits {
-            f.hits.push(Hit { pos: h.pos, key: h.key.clone(), rank: h.rank });
-            f.rows.push(Row { vals: Vec::new(), raw: None });
-        }
-        for o in &c.others {
-            f.others.push(Stage { pos: o.pos, key: o.key.clone(), rank: o.rank, quick: o.quick });
-        }
-        s.add_at(0, f);
-        assert!(s.records.is_some() && s.hits.is_empty(), "written");
+        let written = || {
+            let mut s = Collector::default().records_after(0);
+            let mut f = Found::default();
+            for h in &c.hits {
+                f.hits.push(Hit { pos: h.pos, key: h.key.clone(), rank: h.rank });
+                f.rows.push(Row { vals: Vec::new(), raw: None });
+            }
+            for o in &c.others {
+                f.others.push(Stage { pos: o.pos, key: o.key.clone(), rank: o.rank, quick: o.quick });
+            }
+            s.add_at(0, f);
+            assert!(s.records.is_some() && s.hits.is_empty(), "written");
+            s
+        };
         let want = reference(&c, false).unwrap_or_else(|_| panic!("no quick lines"));
+        let mut s = written();
         assert_eq!(s.settle(false).unwrap_or_else(|e| panic!("{e:?}")), want);
-        // Out of range, one past the last, another hit's: each an error.
         let n = c.hits.len() as u64;
-        let first = s.records.as_ref().unwrap().damage_first_hit(|i| i).unwrap();
-        let changes: [&dyn Fn(u64) -> u64; 3] = [&|_| u64::MAX, &|_| n, &|_| (first + 1) % n];
-        for (k, change) in changes.into_iter().enumerate() {
-            s.records.as_ref().unwrap().damage_first_hit(change).unwrap();
-            match s.settle(false) {
-                Err(Unsettled::Io(e)) => assert!(e.to_string().contains("stages was changed"), "{k}: {e}"),
-                other => panic!("{k}: {:?}", other.map(|(k, _)| k.len())),
+        let kept = |i: u64| want.0[i as usize];
+        assert!(want.0.iter().any(|k| *k) && want.0.iter().any(|k| !*k));
+        for keep in [true, false] {
+            for change in 0..3 {
+                let mut s = written();
+                s.write_records().unwrap();
+                let spill = s.records.as_mut().expect("written");
+                spill.flush_all().unwrap();
+                let at = spill
+                    .damage_hit(
+                        |i| kept(i) == keep,
+                        |i| match change {
+                            0 => u64::MAX,
+                            1 => n,
+                            _ => (i + 1) % n,
+                        },
+                    )
+                    .unwrap();
+                match s.settle(false) {
+                    Err(Unsettled::Io(e)) => assert!(e.to_string().contains("stages was changed"), "{e}"),
+                    other => panic!("hit {at} (kept {keep}), change {change}: {:?}", other.map(|(k, _)| k.len())),
+                }
             }
         }
     }

@@ -226,10 +226,10 @@ impl RecordSpill {
 
 #[cfg(test)]
 impl RecordSpill {
-    /// Changes the first hit's index among all hits to `change(index)` (after
-    /// [`RecordSpill::flush_all`]), in the file: a damaged file, for tests. Returns the index it
-    /// had.
-    pub(crate) fn damage_first_hit(&self, change: impl Fn(u64) -> u64) -> io::Result<u64> {
+    /// Changes the index among all hits of the first hit written whose index `pick` takes to
+    /// `change(index)` (after [`RecordSpill::flush_all`]), in the file: a damaged file, for tests.
+    /// Returns the index it had.
+    pub(crate) fn damage_hit(&self, pick: impl Fn(u64) -> bool, change: impl Fn(u64) -> u64) -> io::Result<u64> {
         use std::os::unix::fs::FileExt;
         for blocks in &self.blocks {
             for &(at, len) in blocks {
@@ -239,7 +239,7 @@ impl RecordSpill {
                 while !r.is_empty() {
                     let mut part = RecordPart { hits: Vec::new(), indices: Vec::new(), stages: Vec::new() };
                     decode_record(&mut r, &mut part)?;
-                    if let Some(&index) = part.indices.first() {
+                    if let Some(&index) = part.indices.first().filter(|&&i| pick(i)) {
                         // A hit ends with its index.
                         let end = (buf.len() - r.len()) as u64;
                         self.file.write_all_at(&change(index).to_le_bytes(), at + end - 8)?;
