@@ -15,9 +15,7 @@
 //! Applies to raw logs (not Parquet files) when the plan's first step is `count by` with bare
 //! counts only, or `timeline` (with or without `by`): [`Counting::of`].
 
-use std::hash::{BuildHasher, Hash, Hasher};
-
-use crate::pipeline::{self, ByHash, Row};
+use crate::pipeline::{self, ByHash, Row, key_hash};
 use crate::plan::{Plan, Step};
 use crate::value::Val;
 
@@ -72,10 +70,10 @@ impl Counting {
                     let row = Row { vals: by.iter().map(|&c| get(c).clone().into_owned()).collect(), raw: None };
                     let all: Vec<usize> = (0..by.len()).collect();
                     for key in pipeline::keys(&row, &all) {
-                        groups.join(hash(state, key.iter()), |k| all_same(k, key.iter()), || key.clone());
+                        groups.join(key_hash(state, key.iter()), |k| all_same(k, key.iter()), || key.clone());
                     }
                 } else {
-                    let h = hash(state, by.iter().map(|&c| get(c)));
+                    let h = key_hash(state, by.iter().map(|&c| get(c)));
                     groups.join(
                         h,
                         |k| all_same(k, by.iter().map(|&c| get(c))),
@@ -90,13 +88,13 @@ impl Counting {
                         list @ Val::List(_) => {
                             for series in pipeline::fan(&list.clone().into_owned()) {
                                 let key = [bucket.clone(), series];
-                                groups.join(hash(state, key.iter()), |k| all_same(k, key.iter()), || key.to_vec());
+                                groups.join(key_hash(state, key.iter()), |k| all_same(k, key.iter()), || key.to_vec());
                             }
                         }
                         series => {
                             let key = [&bucket, series];
                             groups.join(
-                                hash(state, key.into_iter()),
+                                key_hash(state, key.into_iter()),
                                 |k| all_same(k, key.into_iter()),
                                 || key.iter().map(|v| (*v).clone().into_owned()).collect(),
                             );
@@ -161,12 +159,6 @@ impl Counting {
             }
         }
     }
-}
-
-fn hash<'a, 'e: 'a>(state: &ahash::RandomState, key: impl Iterator<Item = &'a Val<'e>>) -> u64 {
-    let mut h = state.build_hasher();
-    key.for_each(|v| v.hash(&mut h));
-    h.finish()
 }
 
 /// Whether a group's key is `key`, value by value ([`same`]).

@@ -150,6 +150,7 @@ pub(crate) fn latest_of(ev: &Event<'_>) -> Latest {
 }
 
 /// A matching event (its row is kept beside it: [`Found::rows`]).
+#[derive(Clone)]
 pub(crate) struct Hit {
     pub(crate) pos: u64,
     pub(crate) key: RequestKey,
@@ -157,6 +158,7 @@ pub(crate) struct Hit {
 }
 
 /// An event that did not match: only what decides which stage is the latest.
+#[derive(Clone)]
 pub(crate) struct Stage {
     pub(crate) pos: u64,
     /// For a `quick` line, only the auditID is known: `request` is 0 and not compared.
@@ -575,12 +577,7 @@ impl Collector {
             }
             Ok((kept, ids_reused, read, sum))
         });
-        let changed = |what: &str| {
-            Unsettled::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("the temporary file of stages was changed: {what}"),
-            ))
-        };
+        let changed = |what: &str| Unsettled::Io(crate::spill::records_corrupt(what));
         let mut keep = vec![false; self.hits_spilled];
         let (mut ids_reused, mut read, mut sum) = (0, 0, 0u128);
         for d in done {
@@ -1203,17 +1200,12 @@ mod tests {
                                 match hit_next {
                                     true => {
                                         let h = hits.next().expect("peeked");
-                                        f.hits.push(Hit { pos: h.pos, key: h.key.clone(), rank: h.rank });
+                                        f.hits.push(h.clone());
                                         f.rows.push(Row { vals: vec![crate::Val::Int(h.pos as i64)], raw: None });
                                     }
                                     false => {
                                         let o = others.next().expect("peeked");
-                                        f.others.push(Stage {
-                                            pos: o.pos,
-                                            key: o.key.clone(),
-                                            rank: o.rank,
-                                            quick: o.quick,
-                                        });
+                                        f.others.push(o.clone());
                                     }
                                 }
                             }
@@ -1263,11 +1255,11 @@ mod tests {
             let mut s = Collector::default().records_after(0);
             let mut f = Found::default();
             for h in &c.hits {
-                f.hits.push(Hit { pos: h.pos, key: h.key.clone(), rank: h.rank });
+                f.hits.push(h.clone());
                 f.rows.push(Row { vals: Vec::new(), raw: None });
             }
             for o in &c.others {
-                f.others.push(Stage { pos: o.pos, key: o.key.clone(), rank: o.rank, quick: o.quick });
+                f.others.push(o.clone());
             }
             s.add_at(0, f);
             assert!(s.records.is_some() && s.hits.is_empty(), "written");

@@ -216,9 +216,7 @@ fn aggregate(rows: &[Row], by: &[usize], aggs: &[Agg]) -> Vec<Row> {
 pub(crate) struct Aggregator<'p> {
     by: &'p [usize],
     aggs: &'p [Agg],
-    // Groups found by the hash of their key (aHash, keyed at random per process: SipHash was a
-    // fifth of `| count by user`), the key compared in place: a row's key is copied only for a
-    // new group.
+    /// Keys the groups' hashes ([`find_groups`]).
     state: ahash::RandomState,
     groups: ByHash<Vec<Val<'static>>, Vec<Acc<'static>>>,
     found: Vec<usize>,
@@ -230,28 +228,10 @@ impl<'p> Aggregator<'p> {
     }
 
     pub(crate) fn add(&mut self, r: &Row) {
-        let (by, aggs) = (self.by, self.aggs);
-        let hash_of = |key: &mut dyn Iterator<Item = &Val<'static>>| {
-            use std::hash::{BuildHasher, Hash, Hasher};
-            let mut h = self.state.build_hasher();
-            key.for_each(|v| v.hash(&mut h));
-            h.finish()
-        };
-        let new_accs = || aggs.iter().map(Acc::new).collect();
-        let (groups, found) = (&mut self.groups, &mut self.found);
-        found.clear();
-        if by.iter().all(|&c| !matches!(r.vals[c], Val::List(_))) {
-            let h = hash_of(&mut by.iter().map(|&c| &r.vals[c]));
-            let same = |k: &Vec<Val<'static>>| k.iter().zip(by).all(|(v, &c)| *v == r.vals[c]);
-            found.push(groups.find(h, same, || (by.iter().map(|&c| r.vals[c].clone()).collect(), new_accs())));
-        } else {
-            for k in keys(r, by) {
-                let h = hash_of(&mut k.iter());
-                found.push(groups.find(h, |g| *g == k, || (k.clone(), new_accs())));
-            }
-        }
-        for &g in found.iter() {
-            for (acc, a) in groups.entries[g].1.iter_mut().zip(aggs) {
+        let aggs = self.aggs;
+        find_groups(&mut self.groups, &self.state, r, self.by, &mut self.found, || aggs.iter().map(Acc::new).collect());
+        for &g in &self.found {
+            for (acc, a) in self.groups.entries[g].1.iter_mut().zip(aggs) {
                 acc.add(a.col.map_or(&Val::Null, |c| &r.vals[c]));
             }
         }
@@ -260,6 +240,39 @@ impl<'p> Aggregator<'p> {
     /// The step's rows.
     pub(crate) fn finish(self) -> Vec<Row> {
         aggregate_rows(self.groups.into_entries(), self.by.len(), self.aggs)
+    }
+}
+
+/// The hash of a group's key, value by value, under `state` (aHash, keyed at random per process:
+/// SipHash was a fifth of `| count by user`).
+pub(crate) fn key_hash<'a, 'e: 'a>(state: &ahash::RandomState, key: impl Iterator<Item = &'a Val<'e>>) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = state.build_hasher();
+    key.for_each(|v| v.hash(&mut h));
+    h.finish()
+}
+
+/// The groups row `r` falls in by the slots `by` (lists fanned out, as [`keys`] makes them), into
+/// `found`: each found in `groups` by its key's hash, the key compared in place (a row's key is
+/// copied only for a new group, whose value `new` makes).
+fn find_groups<V>(
+    groups: &mut ByHash<Vec<Val<'static>>, V>,
+    state: &ahash::RandomState,
+    r: &Row,
+    by: &[usize],
+    found: &mut Vec<usize>,
+    new: impl Fn() -> V,
+) {
+    found.clear();
+    if by.iter().all(|&c| !matches!(r.vals[c], Val::List(_))) {
+        let h = key_hash(state, by.iter().map(|&c| &r.vals[c]));
+        let same = |k: &Vec<Val<'static>>| k.iter().zip(by).all(|(v, &c)| *v == r.vals[c]);
+        found.push(groups.find(h, same, || (by.iter().map(|&c| r.vals[c].clone()).collect(), new())));
+    } else {
+        for k in keys(r, by) {
+            let h = key_hash(state, k.iter());
+            found.push(groups.find(h, |g| *g == k, || (k.clone(), new())));
+        }
     }
 }
 
@@ -684,38 +697,22 @@ pub(crate) struct Topper<'p> {
     /// In order of first appearance: the key, its rows, and each value's count. Found by the
     /// key's hash, the key compared in place, as [`Aggregator`]'s groups.
     groups: ByHash<Vec<Val<'static>>, (usize, TopCounts)>,
+    /// The groups of the row being added.
+    found: Vec<usize>,
 }
 
 type TopCounts = HashMap<Val<'static>, usize, ahash::RandomState>;
 
 impl<'p> Topper<'p> {
     pub(crate) fn new(limit: usize, col: usize, by: &'p [usize], rare: bool) -> Topper<'p> {
-        Topper { limit, col, by, rare, state: ahash::RandomState::new(), groups: ByHash::default() }
+        Topper { limit, col, by, rare, state: ahash::RandomState::new(), groups: ByHash::default(), found: Vec::new() }
     }
 
     pub(crate) fn add(&mut self, r: &Row) {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let by = self.by;
-        let hash_of = |key: &mut dyn Iterator<Item = &Val<'static>>| {
-            let mut h = self.state.build_hasher();
-            key.for_each(|v| v.hash(&mut h));
-            h.finish()
-        };
-        let new_counts = || (0, TopCounts::with_hasher(self.state.clone()));
-        let mut found = [0usize; 1];
-        let mut fanned = Vec::new();
-        let groups: &[usize] = if by.iter().all(|&c| !matches!(r.vals[c], Val::List(_))) {
-            let h = hash_of(&mut by.iter().map(|&c| &r.vals[c]));
-            let same = |k: &Vec<Val<'static>>| k.iter().zip(by).all(|(v, &c)| *v == r.vals[c]);
-            found[0] = self.groups.find(h, same, || (by.iter().map(|&c| r.vals[c].clone()).collect(), new_counts()));
-            &found
-        } else {
-            for k in keys(r, by) {
-                let h = hash_of(&mut k.iter());
-                fanned.push(self.groups.find(h, |g| *g == k, || (k.clone(), new_counts())));
-            }
-            &fanned
-        };
+        let state = &self.state;
+        find_groups(&mut self.groups, state, r, self.by, &mut self.found, || {
+            (0, TopCounts::with_hasher(state.clone()))
+        });
         // A list counts each of its distinct values (as `fan` gives them), a value itself.
         let v = &r.vals[self.col];
         let listed;
@@ -726,7 +723,7 @@ impl<'p> Topper<'p> {
             }
             v => std::slice::from_ref(v),
         };
-        for &g in groups {
+        for &g in &self.found {
             let (members, counts) = &mut self.groups.entries[g].1;
             *members += 1;
             for v in values.iter().filter(|v| !v.is_null()) {

@@ -567,8 +567,8 @@ pub fn scan(
 /// [`scan`], running the plan's first step as the events are read when it only counts (`count
 /// by …` with bare counts, `timeline`) and the inputs are raw logs: no row is made for a matching
 /// event, only a note of the groups it falls in. A first step `stats … by …` with other
-/// aggregates, or `top`/`rare`, is fed the rows kept as the latest-stage rule settles them, which wait for it in
-/// bounded memory (a temporary file past a budget, as [`scan_streaming`]'s do). Then
+/// aggregates, or `top`/`rare`, is fed the rows kept as the latest-stage rule settles them, which
+/// wait for it in bounded memory (a temporary file past a budget, as [`scan_streaming`]'s do). Then
 /// [`Scanned::counted`] is set and `rows` are that step's rows, the same as
 /// [`pipeline::run`](crate::pipeline::run) makes of [`scan`]'s rows with the first step.
 /// Otherwise the same as [`scan`].

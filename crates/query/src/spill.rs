@@ -140,6 +140,7 @@ const QUICK: u8 = 2;
 const TEXT_ID: u8 = 4;
 
 /// One partition's records, read back: the hits with their indices among all hits, and the stages.
+#[derive(Default)]
 pub(crate) struct RecordPart {
     pub(crate) hits: Vec<crate::latest::Hit>,
     pub(crate) indices: Vec<u64>,
@@ -209,7 +210,7 @@ impl RecordSpill {
     /// Partition `p`'s records, in the order written (after [`RecordSpill::flush_all`]).
     pub(crate) fn read_part(&self, p: usize) -> io::Result<RecordPart> {
         use std::os::unix::fs::FileExt;
-        let mut part = RecordPart { hits: Vec::new(), indices: Vec::new(), stages: Vec::new() };
+        let mut part = RecordPart::default();
         let mut buf = Vec::new();
         for &(at, len) in &self.blocks[p] {
             let len = usize::try_from(len).map_err(|_| records_corrupt("a block too large"))?;
@@ -237,7 +238,7 @@ impl RecordSpill {
                 self.file.read_exact_at(&mut buf, at)?;
                 let mut r = buf.as_slice();
                 while !r.is_empty() {
-                    let mut part = RecordPart { hits: Vec::new(), indices: Vec::new(), stages: Vec::new() };
+                    let mut part = RecordPart::default();
                     decode_record(&mut r, &mut part)?;
                     if let Some(&index) = part.indices.first().filter(|&&i| pick(i)) {
                         // A hit ends with its index.
@@ -313,25 +314,30 @@ fn decode_record(r: &mut &[u8], part: &mut RecordPart) -> io::Result<()> {
     Ok(())
 }
 
-fn records_corrupt(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("the temporary file of stages was changed: {what}"))
+/// The stages file read back is not what was written.
+pub(crate) fn records_corrupt(what: &str) -> io::Error {
+    damaged("stages", what)
 }
 
 fn record_error(e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!(
-            "holding the stages of the records read in a temporary file in {} (TMPDIR): {e}",
-            std::env::temp_dir().display()
-        ),
-    )
+    temp_file_error("the stages of the records read", e)
 }
 
 fn spill_error(e: io::Error) -> io::Error {
+    temp_file_error("the matching rows", e)
+}
+
+/// An error holding `what` in a temporary file, saying where.
+fn temp_file_error(what: &str, e: io::Error) -> io::Error {
     io::Error::new(
         e.kind(),
-        format!("holding the matching rows in a temporary file in {} (TMPDIR): {e}", std::env::temp_dir().display()),
+        format!("holding {what} in a temporary file in {} (TMPDIR): {e}", std::env::temp_dir().display()),
     )
+}
+
+/// The temporary file of `which` (rows or stages) read back is not what was written.
+fn damaged(which: &str, what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("the temporary file of {which} was changed: {what}"))
 }
 
 /// Roughly the memory a row takes.
@@ -411,7 +417,7 @@ fn read_u8(r: &mut impl Read) -> io::Result<u8> {
 }
 
 fn corrupt(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("the temporary file of rows was changed: {what}"))
+    damaged("rows", what)
 }
 
 fn decode_str(r: &mut impl Read) -> io::Result<String> {
@@ -545,7 +551,7 @@ mod tests {
         encode_record(&mut b, 0, &key(IdKey::Other(String::new().into())), u64::MAX, (3, 5, 6));
         ends.push(b.len());
         let read = |bytes: &[u8]| {
-            let mut part = RecordPart { hits: Vec::new(), indices: Vec::new(), stages: Vec::new() };
+            let mut part = RecordPart::default();
             let mut r = bytes;
             while !r.is_empty() {
                 decode_record(&mut r, &mut part)?;
