@@ -30,27 +30,33 @@ use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, T
 /// written; addresses normalised, one `ip` field for every address. 3: without the dense keyword
 /// fields and `code`. 4: values too long for a term also get the `LONG` term. 5: the request and
 /// response objects' values by path (`BODIES`). 6: text fields' words lowercased as the language
-/// lowercases them (the tokenizer `Words`). 7: a document per block of up to [`BLOCK`] adjacent
-/// rows (see [`block_rows`]). Indexes of versions 4 to 7 are used (see [`Holds`]).
-pub const VERSION: u32 = 7;
+/// lowercases them (the tokenizer `Words`). 7: a document per block of up to 8 adjacent rows
+/// (see [`block_rows`]). 8: blocks of 32 rows, and the keywords of [`ONCE_A_BLOCK`] entered
+/// once a block, without frequencies. Indexes of versions 4 to 8 are used (see [`Holds`]).
+pub const VERSION: u32 = 8;
 
 /// Whether an index of this version is used.
 pub fn usable(version: u32) -> bool {
-    matches!(version, 4..=7)
+    matches!(version, 4..=8)
 }
 
-/// The rows of a version 7 document: up to this many adjacent rows of one batch, its `row` the
-/// first. A search finds blocks, and takes every row of each (the residual filter then tests
-/// them): a needle costs a few more rows read, from the same pages. Indexing a block costs about
-/// what indexing one row did (a document's fixed costs, and each term once a block where its rows
-/// share it: user, namespace, the URI's common words), and the index is smaller (BENCHMARKS.md,
-/// issue 17, stop 26).
-pub const BLOCK: u64 = 8;
+/// The rows of a document: up to this many adjacent rows of one batch, its `row` the first. A
+/// search finds blocks, and takes every row of each (the columns of the filter, read for those
+/// rows, then keep the matches): a needle costs a few more rows tested, from the same pages.
+/// Indexing a block costs about what indexing one row did (a document's fixed costs, and each
+/// term once a block where its rows share it: user, namespace, user agent, the URI's common
+/// words), and the index is smaller. Version 7's blocks were 8 rows (BENCHMARKS.md, issue 17,
+/// stops 26 and 29).
+pub const BLOCK: u64 = 32;
 
 /// How many rows a document of an index of `version` may cover, from its `row`: a search takes
 /// `row .. row + block_rows` of each document found (clipped to the segment).
 pub fn block_rows(version: u32) -> u64 {
-    if version >= 7 { BLOCK } else { 1 }
+    match version {
+        8.. => BLOCK,
+        7 => 8,
+        _ => 1,
+    }
 }
 
 /// What the indexes of the segments a query searches all hold, by their versions and the Unicode
@@ -97,13 +103,20 @@ impl Holds {
 /// by it). Dense fields with few values (verb, stage, resource, code, decision…) are not here: a
 /// term on every row costs as much to index as the rest together, and their columns are read
 /// quicker than their postings (dictionary pages; `kaq_query::columnar`).
-const KEYWORDS: &[&str] = &["user", "as", "ip", "subresource", "ns", "name", "reason"];
+pub(crate) const KEYWORDS: &[&str] = &["user", "as", "ip", "subresource", "ns", "name", "reason"];
 /// Text fields indexed as words (the free-text fields); each is the column of the same name.
 const TEXTS: &[&str] = &["uri", "message", "exec_command"];
 /// Text fields with few distinct values, indexed whole: a search for words looks them up in the
 /// field's term dictionary (a few hundred values) and takes the values that have them. Each row
 /// costs one term instead of ten or twenty words.
-const VALUE_TEXTS: &[&str] = &["ua", "authz_reason"];
+pub(crate) const VALUE_TEXTS: &[&str] = &["ua", "authz_reason"];
+/// Keyword fields (and [`VALUE_TEXTS`]) whose values a block's rows share more often than not
+/// (a few to a few thousand values, in runs): each value is entered once a document, whatever its
+/// rows, and the index keeps no frequencies. Their rows per value are counted from their columns
+/// (`Store::top_terms`), which are dictionary-encoded and quick to read. The others (`name`,
+/// `ip`: values nearly every object or client has its own) are entered once a row with their
+/// frequencies, whose sum is a value's rows.
+pub(crate) const ONCE_A_BLOCK: &[&str] = &["user", "as", "subresource", "ns", "reason", "ua", "authz_reason"];
 const TOKENIZER: &str = "kaq_words";
 /// tantivy drops terms longer than this silently; a value this long is indexed as [`LONG`] too
 /// (a raw value would be lost whole, a text could hold a word that long).
@@ -131,9 +144,9 @@ fn schema() -> Schema {
     let mut b = Schema::builder();
     b.add_u64_field("row", FAST);
     // Only postings: no field norms (nothing is scored), no positions (a phrase is narrowed by
-    // its words; the residual filter checks the order). Keyword values with their frequencies: a
-    // value is entered once for each row of a block that has it, so that the sum of its
-    // frequencies is its rows (`Store::top_terms`).
+    // its words; the residual filter checks the order). `name` and `ip` with their frequencies:
+    // a value is entered once for each row of a block that has it, so that the sum of its
+    // frequencies is its rows (`Store::top_terms`); the others once a block ([`ONCE_A_BLOCK`]).
     let raw = |option| {
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default().set_tokenizer("raw").set_fieldnorms(false).set_index_option(option),
@@ -141,7 +154,8 @@ fn schema() -> Schema {
     };
     let keyword = raw(IndexRecordOption::Basic);
     for k in KEYWORDS.iter().chain(VALUE_TEXTS) {
-        b.add_text_field(k, raw(IndexRecordOption::WithFreqs));
+        let option = if ONCE_A_BLOCK.contains(k) { IndexRecordOption::Basic } else { IndexRecordOption::WithFreqs };
+        b.add_text_field(k, raw(option));
     }
     let words = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
@@ -424,12 +438,20 @@ fn build_from(dir: &Path, rx: Receiver<Msg>, block: usize) -> Result<Built, Inde
         Ok(w)
     };
     let mut w = start()?;
-    // Each indexed field: its column, whether it holds addresses, whether it is a text field.
-    let keywords: Vec<(Field, usize, bool, bool)> = KEYWORDS
+    // Each indexed field: its column, and how its values are entered.
+    let keywords: Vec<(Field, usize, Kind)> = KEYWORDS
         .iter()
         .chain(VALUE_TEXTS)
         .chain(TEXTS)
-        .map(|k| (field(&s, k), column_index(k).expect("an indexed field is a column"), *k == "ip", TEXTS.contains(k)))
+        .map(|k| {
+            let kind = match *k {
+                "ip" => Kind::Addresses,
+                k if TEXTS.contains(&k) => Kind::Words,
+                k if ONCE_A_BLOCK.contains(&k) => Kind::OnceABlock,
+                _ => Kind::EveryRow,
+            };
+            (field(&s, k), column_index(k).expect("an indexed field is a column"), kind)
+        })
         .collect();
     let row_f = field(&s, "row");
     let bodies: Vec<(Field, usize)> =
@@ -486,7 +508,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>, block: usize) -> Result<Built, Inde
 fn add_batch(
     w: &IndexWriter<RowDoc>,
     batch: &RecordBatch,
-    fields: &[(Field, usize, bool, bool)],
+    fields: &[(Field, usize, Kind)],
     bodies: &[(Field, usize)],
     row_f: Field,
     row: &mut u64,
@@ -495,16 +517,16 @@ fn add_batch(
     let n = batch.num_rows();
     let cols: Vec<(Field, Col)> = fields
         .iter()
-        .map(|&(f, c, ip, words)| {
+        .map(|&(f, c, kind)| {
             let a = batch.column(c);
             let col = match a.as_list_opt::<i32>() {
                 Some(l) => {
                     let values = l.values().as_string::<i32>();
-                    let values = if ip { ip_terms(values) } else { values.clone() };
+                    let values = if kind == Kind::Addresses { ip_terms(values) } else { values.clone() };
                     Col::List(l.clone(), values)
                 }
-                None if words => Col::Words(block_words(a.as_string::<i32>(), block)),
-                None => Col::Str(a.as_string::<i32>().clone()),
+                None if kind == Kind::Words => Col::Words(block_words(a.as_string::<i32>(), block)),
+                None => Col::Str(a.as_string::<i32>().clone(), kind == Kind::OnceABlock),
             };
             (f, col)
         })
@@ -532,7 +554,7 @@ fn add_batch(
         .collect();
     let rows = std::sync::Arc::new(BatchRows { first: *row, block, row_f, cols, bodies });
     for i in (0..n).step_by(block) {
-        w.add_document(RowDoc { rows: rows.clone(), start: i, end: (i + block).min(n) })?;
+        w.add_document(RowDoc { rows: rows.clone(), start: i, end: (i + block).min(n), given: Default::default() })?;
     }
     *row += n as u64;
     Ok(())
@@ -601,9 +623,23 @@ struct BlockWords {
     blocks: Vec<(usize, usize, bool)>,
 }
 
+/// How an indexed field's values are entered in a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Each row's value (the sum of a value's frequencies is its rows).
+    EveryRow,
+    /// Each value once a block ([`ONCE_A_BLOCK`]).
+    OnceABlock,
+    /// Each address of each row, once a row, normalised ([`ip_term`]).
+    Addresses,
+    /// The words of a text field, once a block ([`BlockWords`]).
+    Words,
+}
+
 /// A column an indexed field takes its values from.
 enum Col {
-    Str(StringArray),
+    /// A keyword column; whether its values are entered once a block.
+    Str(StringArray, bool),
     /// A list column and its values (addresses already as [`ip_term`] makes them).
     List(ListArray, StringArray),
     /// A text field's words, block by block.
@@ -632,10 +668,20 @@ struct BodyTerms {
 /// Rows `start..end` of a batch as a tantivy document: the first's `row` number, then each
 /// row's values of each indexed field (a value longer than [`MAX_TERM`] followed by [`LONG`]) and
 /// its body terms.
+///
+/// tantivy reads a document's values four times: for its postings, for its fast fields, and
+/// twice to store what is stored (nothing here). Only the postings need more than `row` (the
+/// only fast field), and they are made first (`SegmentWriter::add_document`): every read after
+/// the first gives `row` alone. The values of the first read are most of what indexing costs us
+/// (6% of an ingest's instructions, measured with callgrind). Should a tantivy ever make the postings
+/// in another read than the first, the index would hold no terms, which every test of the index
+/// would show (`index::tests`, the store's tests).
 struct RowDoc {
     rows: std::sync::Arc<BatchRows>,
     start: usize,
     end: usize,
+    /// Whether its values were given once.
+    given: std::sync::atomic::AtomicBool,
 }
 
 /// A value of a [`RowDoc`].
@@ -663,7 +709,8 @@ impl tantivy::schema::Document for RowDoc {
     type FieldsValuesIter<'a> = RowValues<'a>;
 
     fn iter_fields_and_values(&self) -> RowValues<'_> {
-        RowValues { rows: &self.rows, start: self.start, end: self.end, at: At::Row, long: None }
+        let again = self.given.swap(true, std::sync::atomic::Ordering::Relaxed);
+        RowValues { rows: &self.rows, start: self.start, end: self.end, at: At::Row, long: None, row_only: again }
     }
 }
 
@@ -697,6 +744,8 @@ struct RowValues<'a> {
     at: At,
     /// The field of a too-long value just given, which gets [`LONG`] next.
     long: Option<Field>,
+    /// Gives `row` only ([`RowDoc`]).
+    row_only: bool,
 }
 
 impl RowValues<'_> {
@@ -729,7 +778,7 @@ impl<'a> Iterator for RowValues<'a> {
             }
             match self.at {
                 At::Row => {
-                    self.at = At::Col { c: 0, i: self.start, list: None };
+                    self.at = if self.row_only { At::Done } else { At::Col { c: 0, i: self.start, list: None } };
                     return Some((r.row_f, RowValue::U64(r.first + self.start as u64)));
                 }
                 At::Col { c, i, list } => {
@@ -743,10 +792,15 @@ impl<'a> Iterator for RowValues<'a> {
                     }
                     let f = *f;
                     match col {
-                        Col::Str(a) => {
+                        Col::Str(a, once) => {
                             self.at = At::Col { c, i: i + 1, list: None };
                             if a.is_valid(i) {
-                                return str_value(&mut self.long, f, a.value(i));
+                                let v = a.value(i);
+                                // Once a block: given at the first row that has it.
+                                if *once && (self.start..i).any(|k| a.is_valid(k) && a.value(k) == v) {
+                                    continue;
+                                }
+                                return str_value(&mut self.long, f, v);
                             }
                         }
                         Col::Words(w) => {

@@ -1,12 +1,13 @@
 //! The values a store holds: what a REPL completes after `ns:`, `user:` or `verb:`, most frequent
-//! first. Fields the index holds whole (`ns`, `user`, `name`, `ip`…) are read from its term
-//! dictionaries, no Parquet (an index whose documents are blocks of rows also reads each value's
-//! postings, whose frequencies sum to its rows: a pass over the field's postings). Dense fields the
-//! index leaves out (`verb`, `resource`, `stage`, `decision`…) are counted once from their
-//! dictionary-encoded columns ([`kaq_query::columnar`]) and kept for the next look-up.
+//! first. `name` and `ip` are read from the index's term dictionaries, no Parquet (an index whose
+//! documents are blocks of rows also reads each value's postings, whose frequencies sum to its
+//! rows: a pass over the field's postings). Dense fields the index leaves out (`verb`,
+//! `resource`, `stage`, `decision`…), and those it enters once a block without counting their
+//! rows (`user`, `ns`, `ua`…: version 8 on), are counted once from their dictionary-encoded
+//! columns ([`kaq_query::columnar`]) and kept for the next look-up.
 //!
 //! Counts are rows per value summed over segments: every stage of a request counts, so they rank
-//! values rather than count requests. Segments without an index add nothing to indexed fields.
+//! values rather than count requests. Segments without an index add nothing to `name` and `ip`.
 
 use std::collections::HashMap;
 
@@ -93,6 +94,13 @@ impl Terms {
         if self.readers.first().is_some_and(|r| r.schema().get_field(field).is_err()) {
             return self.top_counted(field, prefix, limit);
         }
+        // Indexes that enter the field's values once a block (version 8 on) do not count its
+        // rows: its column does.
+        if crate::index::ONCE_A_BLOCK.contains(&field)
+            && self.readers.iter().any(|r| r.schema().get_field(field).is_ok_and(|f| !has_freqs(r, f)))
+        {
+            return self.top_counted(field, prefix, limit);
+        }
         for searcher in &self.readers {
             let Ok(f) = searcher.schema().get_field(field) else { return Vec::new() };
             if !is_raw(searcher, f) {
@@ -140,8 +148,8 @@ impl Terms {
         first_then(starts, contains, limit)
     }
 
-    /// [`top`](Self::top) for a keyword field the index does not hold: its values counted from
-    /// its column (every row of every segment, once).
+    /// [`top`](Self::top) for a keyword field the index does not hold, or holds without its rows:
+    /// its values counted from its column (every row of every segment, once).
     fn top_counted(&self, field: &str, prefix: &str, limit: usize) -> Vec<(String, u64)> {
         let mut counted = self.counted.lock().expect("unpoisoned");
         if !counted.contains_key(field) {
@@ -159,9 +167,11 @@ impl Terms {
         first_then(starts, contains, limit)
     }
 
-    /// Rows per value of a keyword field, from the columns; `None` for other fields.
+    /// Rows per value of a keyword field (or a text field indexed whole, `ua`), from the columns;
+    /// `None` for other fields.
     fn count(&self, field: &str) -> Option<HashMap<Vec<u8>, u64>> {
-        let f = kaq_schema::lookup(field).filter(|f| f.ty == kaq_schema::FieldType::Keyword && f.column.is_some())?;
+        use kaq_schema::FieldType::{Keyword, Text};
+        let f = kaq_schema::lookup(field).filter(|f| matches!(f.ty, Keyword | Text) && f.column.is_some())?;
         let opts = kaq_query::Options { all_stages: true, ..Default::default() };
         let plan = kaq_query::compile(&format!("| count by {}", f.name), &opts).ok()?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -88,13 +88,14 @@ fn bodies_are_searched_through_the_index() {
         // More values than the index takes for one body.
         serde_json::json!({"kind": "List", "items": (0..5000).map(|i| serde_json::json!({"n": i})).collect::<Vec<_>>()}),
     ];
-    for i in 0..400 {
+    // Bodies on the first 14 rows of every seven blocks (each in a request and a response), so
+    // that the index's documents, blocks of rows, narrow; a body it does not hold makes its block
+    // a candidate for every body search: the first (rows 5 and 12).
+    let period = 7 * kaq_store::index::BLOCK as usize;
+    for i in 0..8 * period {
         let mut e: serde_json::Value =
             serde_json::from_str(&event(i, "kubectl/v1.29.0", &format!("p{i}"), "allow")).unwrap();
-        // Bodies on the first 14 rows of every 56 (each in a request and a response), so that
-        // the index's documents, blocks of rows, narrow; a body it does not hold makes its block
-        // a candidate for every body search: two (rows 5 and 12).
-        if i % 7 < bodies.len() && i % 56 < 14 && (i % 7 != 5 || i < 14) {
+        if i % 7 < bodies.len() && i % period < 14 && (i % 7 != 5 || i < 14) {
             e[if i % 2 == 0 { "requestObject" } else { "responseObject" }] = bodies[i % 7].clone();
         }
         text.push_str(&format!("{e}\n"));

@@ -9,10 +9,15 @@ use kaq_store::{IngestOptions, Store};
 
 fn event(id: usize, verb: &str, ns: &str, user: &str) -> String {
     format!(
-        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"id-{id}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/{ns}/pods","verb":"{verb}","user":{{"username":"{user}"}},"objectRef":{{"resource":"pods","namespace":"{ns}","name":"p{id}"}},"responseStatus":{{"code":200}},"requestReceivedTimestamp":"2026-11-20T05:00:{:02}.000000Z","stageTimestamp":"2026-11-20T05:00:{:02}.100000Z"}}"#,
+        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"id-{id}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/{ns}/pods","verb":"{verb}","userAgent":"{}","user":{{"username":"{user}"}},"objectRef":{{"resource":"pods","namespace":"{ns}","name":"p{id}"}},"responseStatus":{{"code":200}},"requestReceivedTimestamp":"2026-11-20T05:00:{:02}.000000Z","stageTimestamp":"2026-11-20T05:00:{:02}.100000Z"}}"#,
+        ua(id),
         id % 60,
         id % 60
     ) + "\n"
+}
+
+fn ua(id: usize) -> &'static str {
+    if id.is_multiple_of(3) { "curl/8.5" } else { "kubectl/v1.29.0" }
 }
 
 #[test]
@@ -47,6 +52,14 @@ fn values_ranked_by_rows_across_segments() {
     );
     assert_eq!(store.top_terms("ns", "pay", 1).unwrap(), [("payments".to_string(), 10)]);
     assert_eq!(store.top_terms("user", "pay-bot", 5).unwrap()[0].0, "system:serviceaccount:ops:pay-bot");
+    // Counted in rows, also where the index enters a value once for a block of rows (`user`,
+    // `ns`, `ua`…), and for a text field indexed whole.
+    let curl = (0..16).filter(|&i| ua(i) == "curl/8.5").count() as u64;
+    assert_eq!(
+        store.top_terms("ua", "", 10).unwrap(),
+        [("kubectl/v1.29.0".to_string(), 16 - curl), ("curl/8.5".to_string(), curl)]
+    );
+    assert_eq!(store.top_terms("user", "alice", 10).unwrap(), [("alice".to_string(), 10)]);
     // Text fields hold words, not values; unknown fields hold nothing.
     assert!(store.top_terms("uri", "api", 5).unwrap().is_empty());
     assert!(store.top_terms("nope", "", 5).unwrap().is_empty());
