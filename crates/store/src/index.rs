@@ -103,13 +103,13 @@ impl Holds {
 /// by it). Dense fields with few values (verb, stage, resource, code, decision…) are not here: a
 /// term on every row costs as much to index as the rest together, and their columns are read
 /// quicker than their postings (dictionary pages; `kaq_query::columnar`).
-pub(crate) const KEYWORDS: &[&str] = &["user", "as", "ip", "subresource", "ns", "name", "reason"];
+const KEYWORDS: &[&str] = &["user", "as", "ip", "subresource", "ns", "name", "reason"];
 /// Text fields indexed as words (the free-text fields); each is the column of the same name.
 const TEXTS: &[&str] = &["uri", "message", "exec_command"];
 /// Text fields with few distinct values, indexed whole: a search for words looks them up in the
 /// field's term dictionary (a few hundred values) and takes the values that have them. Each row
 /// costs one term instead of ten or twenty words.
-pub(crate) const VALUE_TEXTS: &[&str] = &["ua", "authz_reason"];
+const VALUE_TEXTS: &[&str] = &["ua", "authz_reason"];
 /// Keyword fields (and [`VALUE_TEXTS`]) whose values a block's rows share more often than not
 /// (a few to a few thousand values, in runs): each value is entered once a document, whatever its
 /// rows, and the index keeps no frequencies. Their rows per value are counted from their columns
@@ -472,7 +472,9 @@ fn build_from(dir: &Path, rx: Receiver<Msg>, block: usize) -> Result<Built, Inde
         }
         let r = match msg {
             Msg::Reset => {
-                drop(std::mem::replace(&mut w, start()?));
+                // The old writer (its threads, its lock) goes before `start` empties the directory.
+                drop(w);
+                w = start()?;
                 row = 0;
                 ids.clear();
                 ids_unique = true;
@@ -615,7 +617,7 @@ fn block_words(a: &StringArray, block: usize) -> BlockWords {
 /// The document's terms are the same as when each row's value is given: a word repeated in a
 /// block is one term of it all the same. Given once, tantivy looks each up once: the URI's
 /// words, half of what the index is given, are half as many (9.4 a row, 4.7 distinct a row
-/// in a block of 8, on a generated log).
+/// in a block of 8, on a generated log, when blocks were 8 rows).
 struct BlockWords {
     /// Every block's words, one after the other.
     text: String,
@@ -672,10 +674,10 @@ struct BodyTerms {
 /// tantivy reads a document's values four times: for its postings, for its fast fields, and
 /// twice to store what is stored (nothing here). Only the postings need more than `row` (the
 /// only fast field), and they are made first (`SegmentWriter::add_document`): every read after
-/// the first gives `row` alone. The values of the first read are most of what indexing costs us
-/// (6% of an ingest's instructions, measured with callgrind). Should a tantivy ever make the postings
-/// in another read than the first, the index would hold no terms, which every test of the index
-/// would show (`index::tests`, the store's tests).
+/// the first gives `row` alone: the three other reads of every value were 6% of an ingest's
+/// instructions (callgrind). Should a tantivy ever make the postings in another read than the
+/// first, the index would hold no terms, which every test of the index would show
+/// (`index::tests`, the store's tests).
 struct RowDoc {
     rows: std::sync::Arc<BatchRows>,
     start: usize,
@@ -734,9 +736,10 @@ enum At {
 }
 
 /// The fields and values of a [`RowDoc`], field by field (the order tantivy groups them in):
-/// `row`, then each column's values row by row, then the body terms. A keyword value is given for
-/// each row that has it (its frequency in the document is its rows); a text field's words once
-/// for the block ([`BlockWords`]).
+/// `row`, then each column's values row by row, then the body terms. A `name` or `ip` value is
+/// given for each row that has it (its frequency in the document is its rows), the other keywords
+/// once a block, at the first row that has them ([`ONCE_A_BLOCK`]); a text field's words once for
+/// the block ([`BlockWords`]).
 struct RowValues<'a> {
     rows: &'a BatchRows,
     start: usize,

@@ -94,8 +94,8 @@ impl Terms {
         if self.readers.first().is_some_and(|r| r.schema().get_field(field).is_err()) {
             return self.top_counted(field, prefix, limit);
         }
-        // Indexes that enter the field's values once a block (version 8 on) do not count its
-        // rows: its column does.
+        // An index that does not count the field's rows (version 8's keywords entered once a block;
+        // before version 7, every keyword, a document a row) leaves them to its column.
         if crate::index::ONCE_A_BLOCK.contains(&field)
             && self.readers.iter().any(|r| r.schema().get_field(field).is_ok_and(|f| !has_freqs(r, f)))
         {
@@ -107,8 +107,8 @@ impl Terms {
                 return Vec::new();
             }
             // A value's rows: the sum of its frequencies where the index keeps them (version 7's
-            // keywords, whose documents are blocks of rows), else its documents (one a row before
-            // version 7; the bodies' documents).
+            // keywords, version 8's `name` and `ip`: documents of blocks of rows), else its
+            // documents (one a row before version 7; the bodies' documents).
             let freqs = has_freqs(searcher, f);
             for seg in searcher.segment_readers() {
                 let Ok(inverted) = seg.inverted_index(f) else { continue };
@@ -153,7 +153,9 @@ impl Terms {
     fn top_counted(&self, field: &str, prefix: &str, limit: usize) -> Vec<(String, u64)> {
         let mut counted = self.counted.lock().expect("unpoisoned");
         if !counted.contains_key(field) {
-            counted.insert(field.to_string(), self.count(field).unwrap_or_default());
+            // Not kept when the columns could not be read: the next look-up tries again.
+            let Some(counts) = self.count(field) else { return Vec::new() };
+            counted.insert(field.to_string(), counts);
         }
         let needle = prefix.to_lowercase();
         let (mut starts, mut contains) = (HashMap::new(), HashMap::new());
@@ -167,11 +169,13 @@ impl Terms {
         first_then(starts, contains, limit)
     }
 
-    /// Rows per value of a keyword field (or a text field indexed whole, `ua`), from the columns;
-    /// `None` for other fields.
+    /// Rows per value of a keyword field (or of `ua` and `authz_reason`, text fields the index
+    /// holds whole), from the columns; `None` for other fields, or when a column cannot be read.
     fn count(&self, field: &str) -> Option<HashMap<Vec<u8>, u64>> {
-        use kaq_schema::FieldType::{Keyword, Text};
-        let f = kaq_schema::lookup(field).filter(|f| matches!(f.ty, Keyword | Text) && f.column.is_some())?;
+        let whole = |f: &kaq_schema::Field| {
+            f.ty == kaq_schema::FieldType::Keyword || crate::index::ONCE_A_BLOCK.contains(&f.name)
+        };
+        let f = kaq_schema::lookup(field).filter(|f| whole(f) && f.column.is_some())?;
         let opts = kaq_query::Options { all_stages: true, ..Default::default() };
         let plan = kaq_query::compile(&format!("| count by {}", f.name), &opts).ok()?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
