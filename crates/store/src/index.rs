@@ -31,7 +31,7 @@ use tantivy::{DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, T
 /// fields and `code`. 4: values too long for a term also get the `LONG` term. 5: the request and
 /// response objects' values by path (`BODIES`). 6: text fields' words lowercased as the language
 /// lowercases them (the tokenizer `Words`). 7: a document per block of up to 8 adjacent rows
-/// (see [`block_rows`]). 8: blocks of 32 rows, and the keywords of [`ONCE_A_BLOCK`] entered
+/// (see [`block_rows`]). 8: blocks of 32 rows, and the denser keywords (`ONCE_A_BLOCK`) entered
 /// once a block, without frequencies. Indexes of versions 4 to 8 are used (see [`Holds`]).
 pub const VERSION: u32 = 8;
 
