@@ -344,16 +344,13 @@ impl Store {
         }
         let candidates: u64 = seen_rows.iter().map(|r| r.len() as u64).sum();
         let total: u64 = segs.iter().filter(|(_, p)| p.searched).map(|(s, _)| s.rows).sum();
-        // Too many to read row by row: a sixteenth of the rows, found by an index of rows or of
-        // blocks of 8 (version 7). A larger block found counts as 8 rows: its filter columns are
-        // read from about the same pages, and the rows that match are the same.
+        // Too many to read row by row (the index's rows only): a sixteenth of the rows, found by an
+        // index of rows or of blocks of 8 (version 7). A larger block found counts as 8 rows: its
+        // filter columns are read from about the same pages, and the rows that match are the same.
         let weighed: u64 = segs
             .iter()
             .zip(&seen_rows)
-            .map(|((s, _), rows)| {
-                let block = if by_index { index::block_rows(s.index_version.unwrap_or(1)) } else { 1 };
-                rows.len() as u64 * 8 / block.max(8)
-            })
+            .map(|((s, _), rows)| rows.len() as u64 * 8 / index::block_rows(s.index_version.unwrap_or(1)).max(8))
             .sum();
         if let Access::Index { fallback: Some(fallback) } = physical.access
             && weighed * 16 > total

@@ -617,7 +617,7 @@ fn block_words(a: &StringArray, block: usize) -> BlockWords {
 /// The document's terms are the same as when each row's value is given: a word repeated in a
 /// block is one term of it all the same. Given once, tantivy looks each up once: the URI's
 /// words, half of what the index is given, are half as many (9.4 a row, 4.7 distinct a row
-/// in a block of 8, on a generated log, when blocks were 8 rows).
+/// in version 7's blocks of 8 rows, on a generated log).
 struct BlockWords {
     /// Every block's words, one after the other.
     text: String,
@@ -673,8 +673,8 @@ struct BodyTerms {
 ///
 /// tantivy reads a document's values four times: for its postings, for its fast fields, and
 /// twice to store what is stored (nothing here). Only the postings need more than `row` (the
-/// only fast field), and they are made first (`SegmentWriter::add_document`): every read after
-/// the first gives `row` alone: the three other reads of every value were 6% of an ingest's
+/// only fast field), and they are made first (`SegmentWriter::add_document`), so every read after
+/// the first gives `row` alone. The three other reads of every value were 6% of an ingest's
 /// instructions (callgrind). Should a tantivy ever make the postings in another read than the
 /// first, the index would hold no terms, which every test of the index would show
 /// (`index::tests`, the store's tests).
