@@ -149,6 +149,32 @@ pub struct EventBatchBuilder {
     rows: usize,
 }
 
+/// How much a batch's string columns held ([`EventBatchBuilder::sizes`]): the builders of the
+/// next batches are made with room for as much ([`EventBatchBuilder::with_sizes`]). A buffer
+/// grown while appending is copied, and its pages touched twice; the bodies, the annotations and
+/// the authorization reason start with no room otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct BatchSizes {
+    rows: usize,
+    /// Each column's name, items and bytes.
+    strings: Vec<(&'static str, usize, usize)>,
+}
+
+/// The most room [`BatchSizes`] gives a column.
+const MAX_ROOM: usize = 16 << 20;
+
+impl BatchSizes {
+    /// Room for column `name` in a batch of `rows` rows: its items and bytes scaled to them, and
+    /// an eighth more.
+    fn of(&self, name: &str, rows: usize) -> Option<(usize, usize)> {
+        let &(_, items, bytes) = self.strings.iter().find(|s| s.0 == name)?;
+        let scale = |x: usize| (x as u128 * rows as u128 / self.rows.max(1) as u128) as usize;
+        // At most 16 MiB a column: a batch of a few huge values does not size every next one.
+        let more = |x: usize| (x + x / 8).min(MAX_ROOM);
+        Some((more(scale(items)), more(scale(bytes)) + 64))
+    }
+}
+
 impl Default for EventBatchBuilder {
     fn default() -> Self {
         Self::new()
@@ -174,64 +200,140 @@ impl EventBatchBuilder {
 
     /// A builder with room for `rows` rows (growing buffers costs copies).
     pub fn with_capacity(rows: usize) -> Self {
+        Self::with_sizes(rows, None)
+    }
+
+    /// A builder with room for `rows` rows, its string columns for as many bytes a row as
+    /// `like`'s held (an eighth more), or a guess without it ([`BatchSizes`]).
+    pub fn with_sizes(rows: usize, like: Option<&BatchSizes>) -> Self {
         let n = rows;
-        let s = |bytes_per_row: usize| Sparse::new(StringBuilder::with_capacity(n, n * bytes_per_row));
-        let d = || Sparse::new(StringBuilder::with_capacity(n, n * 16));
-        let e = || Sparse::new(StringBuilder::new());
-        let l = |items_per_row: usize, bytes: usize| {
-            List::with_capacity(StringBuilder::with_capacity(n * items_per_row, n * bytes), n)
+        // Room for a string column (a list's values, a map's keys or values) of `name`: its
+        // items and bytes.
+        let room = |name: &str, items_per_row: usize, bytes_per_row: usize| match like.and_then(|l| l.of(name, n)) {
+            Some((items, bytes)) => StringBuilder::with_capacity(items, bytes),
+            None => StringBuilder::with_capacity(n * items_per_row, n * bytes_per_row),
         };
+        let s = |name: &str, bytes_per_row: usize| Sparse::new(room(name, 1, bytes_per_row));
+        let d = |name: &str| Sparse::new(room(name, 1, 16));
+        let e = |name: &str| Sparse::new(room(name, 0, 0));
+        let l =
+            |name: &str, items_per_row: usize, bytes: usize| List::with_capacity(room(name, items_per_row, bytes), n);
         let names =
             arrow_array::builder::MapFieldNames { entry: "entries".into(), key: "keys".into(), value: "values".into() };
         EventBatchBuilder {
             time: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
             stage_time: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
-            id: s(36),
-            stage: d(),
-            level: d(),
-            verb: d(),
-            uri: s(72),
-            user: d(),
-            uid: s(36),
-            groups: l(2, 40),
-            user_extra: e(),
-            as_: e(),
-            as_uid: s(36),
-            as_groups: Sparse::new(l(2, 40)),
-            as_extra: e(),
-            ip: l(1, 12),
-            ua: d(),
-            resource: d(),
-            subresource: d(),
-            ns: d(),
-            name: s(24),
-            apigroup: d(),
-            apiversion: d(),
-            object_uid: s(36),
-            resource_version: s(8),
+            id: s("id", 36),
+            stage: d("stage"),
+            level: d("level"),
+            verb: d("verb"),
+            uri: s("uri", 72),
+            user: d("user"),
+            uid: s("uid", 36),
+            groups: l("groups", 2, 40),
+            user_extra: e("user_extra"),
+            as_: e("as"),
+            as_uid: s("as_uid", 36),
+            as_groups: Sparse::new(l("as_groups", 2, 40)),
+            as_extra: e("as_extra"),
+            ip: l("ip", 1, 12),
+            ua: d("ua"),
+            resource: d("resource"),
+            subresource: d("subresource"),
+            ns: d("ns"),
+            name: s("name", 24),
+            apigroup: d("apigroup"),
+            apiversion: d("apiversion"),
+            object_uid: s("object_uid", 36),
+            resource_version: s("resource_version", 8),
             code: Int32Builder::with_capacity(n),
-            status: d(),
-            reason: d(),
-            message: e(),
-            status_metadata: d(),
-            status_details: e(),
-            decision: d(),
-            authz_reason: e(),
-            annotations: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
-            request: e(),
-            response: e(),
-            user_kind: d(),
-            exec_command: e(),
+            status: d("status"),
+            reason: d("reason"),
+            message: e("message"),
+            status_metadata: d("status_metadata"),
+            status_details: e("status_details"),
+            decision: d("decision"),
+            authz_reason: e("authz_reason"),
+            annotations: MapBuilder::with_capacity(
+                Some(names),
+                room("annotations.keys", 0, 0),
+                room("annotations.values", 0, 0),
+                n,
+            ),
+            request: e("request"),
+            response: e("response"),
+            user_kind: d("user_kind"),
+            exec_command: e("exec_command"),
             privileged: Sparse::new(BooleanBuilder::with_capacity(n)),
             host_network: Sparse::new(BooleanBuilder::with_capacity(n)),
             host_pid: Sparse::new(BooleanBuilder::with_capacity(n)),
             host_ipc: Sparse::new(BooleanBuilder::with_capacity(n)),
-            host_paths: Sparse::new(List::new(StringBuilder::new())),
-            event_kind: d(),
-            event_version: d(),
-            unmapped: e(),
+            host_paths: Sparse::new(List::new(room("host_paths", 0, 0))),
+            event_kind: d("event_kind"),
+            event_version: d("event_version"),
+            unmapped: e("unmapped"),
             rows: 0,
         }
+    }
+
+    /// Each string column's items and bytes so far, by name (a list's values by the list's, a
+    /// map's keys and values as `annotations.keys` and `annotations.values`): call before
+    /// [`finish`](Self::finish), which starts over empty.
+    pub fn sizes(&mut self) -> BatchSizes {
+        let rows = self.rows;
+        let strings = self
+            .strings()
+            .into_iter()
+            .map(|(name, b)| (name, b.offsets_slice().len().saturating_sub(1), b.values_slice().len()))
+            .collect();
+        BatchSizes { rows, strings }
+    }
+
+    /// Every string builder, by the name [`BatchSizes`] knows it by.
+    fn strings(&mut self) -> Vec<(&'static str, &StringBuilder)> {
+        let (keys, values) = self.annotations.entries();
+        vec![
+            ("id", &self.id.b),
+            ("stage", &self.stage.b),
+            ("level", &self.level.b),
+            ("verb", &self.verb.b),
+            ("uri", &self.uri.b),
+            ("user", &self.user.b),
+            ("uid", &self.uid.b),
+            ("groups", self.groups.values_ref()),
+            ("user_extra", &self.user_extra.b),
+            ("as", &self.as_.b),
+            ("as_uid", &self.as_uid.b),
+            ("as_groups", self.as_groups.b.values_ref()),
+            ("as_extra", &self.as_extra.b),
+            ("ip", self.ip.values_ref()),
+            ("ua", &self.ua.b),
+            ("resource", &self.resource.b),
+            ("subresource", &self.subresource.b),
+            ("ns", &self.ns.b),
+            ("name", &self.name.b),
+            ("apigroup", &self.apigroup.b),
+            ("apiversion", &self.apiversion.b),
+            ("object_uid", &self.object_uid.b),
+            ("resource_version", &self.resource_version.b),
+            ("status", &self.status.b),
+            ("reason", &self.reason.b),
+            ("message", &self.message.b),
+            ("status_metadata", &self.status_metadata.b),
+            ("status_details", &self.status_details.b),
+            ("decision", &self.decision.b),
+            ("authz_reason", &self.authz_reason.b),
+            ("annotations.keys", keys),
+            ("annotations.values", values),
+            ("request", &self.request.b),
+            ("response", &self.response.b),
+            ("user_kind", &self.user_kind.b),
+            ("exec_command", &self.exec_command.b),
+            ("host_paths", self.host_paths.b.values_ref()),
+            ("event_kind", &self.event_kind.b),
+            ("event_version", &self.event_version.b),
+            ("unmapped", &self.unmapped.b),
+        ]
     }
 
     /// Rows appended since the last [`finish`](Self::finish).
@@ -385,6 +487,84 @@ mod tests {
 
     use super::*;
     use crate::column_index;
+
+    /// A builder made with the sizes of a batch ([`EventBatchBuilder::sizes`]) takes the same
+    /// events again without growing any string buffer; every string column is sized by its name.
+    #[test]
+    fn builders_sized_like_a_batch_do_not_grow() {
+        let event = |i: usize| {
+            serde_json::json!({
+                "auditID": format!("id-{i}"), "stage": "ResponseComplete", "verb": "create",
+                "requestURI": format!("/api/v1/namespaces/ns{i}/pods/pod-{i}/exec?command=ls&command=-l{i}"), "level": "RequestResponse",
+                "user": {"username": format!("user-{i}"), "uid": "u", "groups": ["system:authenticated", format!("g{i}")],
+                         "extra": {"k": [format!("v{i}")]}},
+                "impersonatedUser": {"username": "as", "uid": "x", "groups": ["a"], "extra": {"e": ["f"]}},
+                "sourceIPs": [format!("10.0.0.{}", i % 250)], "userAgent": format!("agent/{i}"),
+                "objectRef": {"resource": "pods", "namespace": format!("ns{i}"), "name": format!("pod-{i}"),
+                              "uid": "o", "apiGroup": "apps", "apiVersion": "v1", "resourceVersion": "7", "subresource": "exec"},
+                "responseStatus": {"metadata": {}, "status": "Failure", "reason": "Forbidden", "message": format!("no {i}"),
+                                   "details": {"name": "n"}, "code": 403},
+                "requestObject": {"kind": "Pod", "spec": {"hostPID": true, "volumes": [{"hostPath": {"path": format!("/p{i}")}}],
+                                  "containers": [{"securityContext": {"privileged": true}}]}},
+                "responseObject": {"kind": "Status", "n": i},
+                "annotations": {"authorization.k8s.io/decision": "forbid", "authorization.k8s.io/reason": format!("because {i}")},
+                "requestReceivedTimestamp": "2026-11-20T05:00:00.000000Z", "stageTimestamp": "2026-11-20T05:00:01.000000Z",
+                "kind": "Event", "apiVersion": "audit.k8s.io/v1", "unknownKey": i,
+            })
+            .to_string()
+        };
+        let texts: Vec<String> = (0..300).map(event).collect();
+        let events: Vec<Event<'_>> =
+            texts.iter().map(|t| kaq_schema::decode_event(t, &Default::default()).unwrap()).collect();
+        let mut first = EventBatchBuilder::with_capacity(1);
+        events.iter().for_each(|e| first.append(e));
+        let sizes = first.sizes();
+        // Every column holds bytes here, so a name sized wrongly shows as growth below.
+        for (name, _, bytes) in &sizes.strings {
+            assert!(*bytes > 0, "{name} holds nothing in the test's events");
+        }
+        let strings = sizes.strings.iter().filter(|s| !s.0.starts_with("annotations.")).count();
+        let schema_strings = crate::COLUMNS
+            .iter()
+            .filter(|(_, c)| matches!(c, crate::Col::Str | crate::Col::Dict | crate::Col::List))
+            .count();
+        assert_eq!(strings, schema_strings, "every string column is sized");
+        let mut b = EventBatchBuilder::with_sizes(events.len(), Some(&sizes));
+        let room = |b: &mut EventBatchBuilder| -> Vec<(&str, usize)> {
+            b.strings().into_iter().map(|(n, s)| (n, s.values_capacity())).collect()
+        };
+        let before = room(&mut b);
+        for ((name, cap), (_, _, bytes)) in before.iter().zip(&sizes.strings) {
+            // The room asked for this column's name (Arrow rounds it up to 64 bytes).
+            let want = sizes.of(name, events.len()).unwrap().1;
+            assert!(cap >= bytes && *cap >= want && *cap < want + 64, "{name}: room for {cap} bytes, {bytes} needed");
+        }
+        events.iter().for_each(|e| b.append(e));
+        assert_eq!(room(&mut b), before, "no buffer grew");
+        let batch = first.finish();
+        assert_eq!(b.finish(), batch);
+        // The sizes are those of the batch's columns of the same names.
+        let values = |a: &dyn Array| -> usize {
+            let s = match a.as_list_opt::<i32>() {
+                Some(l) => l.values().as_string::<i32>().clone(),
+                None => a.as_string::<i32>().clone(),
+            };
+            s.values().len()
+        };
+        let map = batch.column(column_index("annotations").unwrap()).as_map().clone();
+        for (name, _, bytes) in &sizes.strings {
+            let held = match *name {
+                "annotations.keys" => values(map.keys().as_ref()),
+                "annotations.values" => values(map.values().as_ref()),
+                _ => values(batch.column(column_index(name).unwrap()).as_ref()),
+            };
+            assert_eq!(held, *bytes, "{name}");
+        }
+        // Twice the rows: twice the room.
+        let b = EventBatchBuilder::with_sizes(2 * events.len(), Some(&sizes));
+        let ids = b.id.b.values_capacity();
+        assert!(ids >= 2 * sizes.of("id", events.len()).unwrap().1 - 200, "{ids}");
+    }
 
     /// Nulls held back and appended in runs land where they were: at the start, between values,
     /// at a batch's end, and none are left over for the next batch of the same builder.

@@ -33,7 +33,7 @@ mod restore;
 mod schema;
 mod write;
 
-pub use build::EventBatchBuilder;
+pub use build::{BatchSizes, EventBatchBuilder};
 pub use error::Error;
 pub use handler::ToBatch;
 pub use partition::{DEFAULT_PARTITION, PartitionedWriter, Partitioning};
