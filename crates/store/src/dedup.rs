@@ -116,9 +116,15 @@ impl Dedup {
     }
 
     /// Which rows of `batch` are records not held yet, neither in the live segments nor in `own`
-    /// (the open segment's records); each kept row is added to `own`.
-    pub fn keep(&mut self, batch: &RecordBatch, own: &mut KeySet<u128>) -> Result<Vec<bool>, Error> {
-        let digests = digests(batch);
+    /// (the open segment's records); each kept row is added to `own`. `digests` are the batch's
+    /// ([`digests`]).
+    pub fn keep(
+        &mut self,
+        batch: &RecordBatch,
+        digests: Vec<u128>,
+        own: &mut KeySet<u128>,
+    ) -> Result<Vec<bool>, Error> {
+        assert_eq!(digests.len(), batch.num_rows(), "a digest a row");
         let col = kaq_columnar::column_index("time").expect("time column");
         let times = batch.column(col).as_primitive_opt::<TimestampMicrosecondType>();
         let time = |i: usize| times.and_then(|t| t.is_valid(i).then(|| t.value(i)));
@@ -648,14 +654,22 @@ mod tests {
         d.set_live(vec![Held { id: 1, path: path.clone(), min: Some(0), max: Some(i64::MAX), untimed: true }]);
         let mut own = KeySet::default();
         // One timed record held: one row group read.
-        assert_eq!(d.keep(&batch(&mut std::iter::once(11)), &mut own).unwrap(), [false]);
+        assert_eq!(
+            {
+                let b = batch(&mut std::iter::once(11));
+                d.keep(&b, digests(&b), &mut own)
+            }
+            .unwrap(),
+            [false]
+        );
         assert_eq!(d.loaded.len(), 1);
         assert_eq!(d.footers[&1].groups.len(), 13);
         // Every record again, in small batches from the last; and ten new ones.
         let mut ids: Vec<u32> = (0..200).rev().collect();
         ids.extend(1000..1010);
         for chunk in ids.chunks(7) {
-            let keep = d.keep(&batch(&mut chunk.iter().copied()), &mut own).unwrap();
+            let b = batch(&mut chunk.iter().copied());
+            let keep = d.keep(&b, digests(&b), &mut own).unwrap();
             assert_eq!(keep, chunk.iter().map(|i| *i >= 1000).collect::<Vec<_>>(), "{chunk:?}");
             assert!(d.loaded.values().map(|l| l.digests.len()).sum::<usize>() <= 20 + 16 * 7);
         }
