@@ -333,6 +333,17 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     writeln!(out, "segments:  {} ({})", m.segments.len(), human_bytes(bytes))?;
+    // Segments whose index this kaq does not use (none, or one of another index version: before
+    // version 9, tantivy's FSTs, which this kaq cannot open): scanned, until compacted.
+    let unindexed = m.segments.iter().filter(|s| s.usable_index().is_none()).count();
+    if unindexed > 0 {
+        writeln!(
+            out,
+            "index:     {unindexed} of {} segment(s) without an index this kaq uses (written by an older kaq), \
+             searched through their columns; `kaq compact` rebuilds it",
+            m.segments.len()
+        )?;
+    }
     writeln!(out, "time:      {} … {}", t(lo), t(hi))?;
     writeln!(out, "inputs:    {} ingested", m.sources.len())?;
     for s in &m.segments {

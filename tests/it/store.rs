@@ -262,6 +262,70 @@ fn a_committed_v1_store_keeps_opening() {
     assert_eq!(got, vec![serde_json::json!({"user": "system:admin", "count": 11})]);
 }
 
+/// A store written by the kaq before index version 9 (`tests/data/store-v8`: index version 8, its
+/// term dictionaries FSTs, which this kaq's tantivy cannot open): its segment is searched through
+/// its columns, with the logs' own answers, and `kaq info` says so; the values the REPL completes
+/// come from its columns; `kaq compact` rebuilds its index as version 9, which is then used.
+#[test]
+fn a_store_of_index_version_8_is_searched_by_its_columns_until_compacted() {
+    let dir = tmp();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("segments/seg-000001.index")).unwrap();
+    let from = repo().join("tests/data/store-v8");
+    for f in walk(&from) {
+        std::fs::copy(&f, store.join(f.strip_prefix(&from).unwrap())).unwrap();
+    }
+    let logs = [
+        repo().join("tests/data/audit2rbac_demo.log"),
+        repo().join("tests/data/falco-trace-files_create_configmap_sensitive_values.json"),
+    ];
+    let logs: Vec<&Path> = logs.iter().map(|p| p.as_path()).collect();
+    let questions = [
+        "| count",
+        "name:my-config | count by verb",
+        "user:minikube-user | count",
+        "ip:\"::1\" | count",
+        "code:403 | count by user",
+    ];
+    let answers: Vec<Vec<Value>> = questions.iter().map(|q| query_files(&logs, q)).collect();
+    assert_eq!(answers[1], vec![serde_json::json!({"verb": "create", "count": 6})]);
+    let out = |args: &[&str]| String::from_utf8_lossy(&run(args).stdout).into_owned();
+    let explain = |q: &str| out(&["query", q, "--store", store.to_str().unwrap(), "--explain"]);
+    let info = || out(&["info", "--store", store.to_str().unwrap()]);
+    for (q, a) in questions.iter().zip(&answers) {
+        assert_eq!(&query_store(&store, q), a, "`{q}` over the version-8 store");
+    }
+    assert!(explain(questions[1]).contains("answered from columns"), "{}", explain(questions[1]));
+    assert!(info().contains("index:     1 of 1 segment(s) without an index this kaq uses"), "{}", info());
+    let values = |s: &kaq_store::Store, field: &str| s.top_terms(field, "", 5).unwrap();
+    let s = kaq_store::Store::open(&store).unwrap();
+    assert_eq!(values(&s, "name"), [("my-config".to_string(), 6)]);
+    assert_eq!(values(&s, "ip"), [("::1".to_string(), 37), ("192.168.99.1".to_string(), 6)]);
+    drop(s);
+
+    let o = run(&["compact", "--store", store.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = kaq_store::Store::open(&store).unwrap();
+    assert!(s.manifest().segments.iter().all(|s| s.index_version == Some(kaq_store::index::VERSION)));
+    assert_eq!(values(&s, "name"), [("my-config".to_string(), 6)]);
+    assert_eq!(values(&s, "ip"), [("::1".to_string(), 37), ("192.168.99.1".to_string(), 6)]);
+    for (q, a) in questions.iter().zip(&answers) {
+        assert_eq!(&query_store(&store, q), a, "`{q}` once compacted");
+    }
+    assert!(explain(questions[1]).contains("index postings"), "{}", explain(questions[1]));
+    assert!(!info().contains("index:"), "{}", info());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
 #[test]
 fn cloud_exports_ingest_like_files() {
     let Some(shared) = crate::common::shared("corpus/sysdig-aks-audit-log") else { return };

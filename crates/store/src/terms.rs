@@ -7,7 +7,9 @@
 //! columns ([`kaq_query::columnar`]) and kept for the next look-up.
 //!
 //! Counts are rows per value summed over segments: every stage of a request counts, so they rank
-//! values rather than count requests. Segments without an index add nothing to `name` and `ip`.
+//! values rather than count requests. When a segment has no index this kaq uses (one written by a
+//! kaq before index version 9, not yet compacted), `name` and `ip` are counted from the columns
+//! too.
 
 use std::collections::HashMap;
 
@@ -75,7 +77,8 @@ impl Store {
     fn terms_of_manifest(&self) -> Result<Terms, Error> {
         let mut readers = Vec::new();
         for s in &self.manifest.segments {
-            let Some(name) = &s.index else { continue };
+            // An index of another version is not opened (one of FSTs, before version 9, cannot be).
+            let Some(name) = s.usable_index() else { continue };
             let dir = self.dir.join(SEGMENTS).join(name);
             let ierr = |e: tantivy::TantivyError| Error::Index { path: dir.clone(), error: e.into() };
             let index = Index::open_in_dir(&dir).map_err(ierr)?;
@@ -92,6 +95,11 @@ impl Terms {
         let mut contains: HashMap<Vec<u8>, u64> = HashMap::new();
         let needle = prefix.to_lowercase();
         if self.readers.first().is_some_and(|r| r.schema().get_field(field).is_err()) {
+            return self.top_counted(field, prefix, limit);
+        }
+        // A segment without an index this kaq uses (written by a kaq before index version 9, not
+        // yet compacted): every value of the field from the columns, where it is a keyword.
+        if self.readers.len() < self.segments.len() && self.count_by(field).is_some() {
             return self.top_counted(field, prefix, limit);
         }
         // An index that does not count the field's rows (version 8's keywords entered once a block;
@@ -169,13 +177,11 @@ impl Terms {
         first_then(starts, contains, limit)
     }
 
-    /// Rows per value of a keyword field (or of `ua` and `authz_reason`, text fields the index
-    /// holds whole), from the columns; `None` for other fields, or when a column cannot be read.
+    /// Rows per value of a keyword or address field (or of `ua` and `authz_reason`, text fields
+    /// the index holds whole), from the columns (addresses as written); `None` for other fields,
+    /// or when a column cannot be read.
     fn count(&self, field: &str) -> Option<HashMap<Vec<u8>, u64>> {
-        let whole = |f: &kaq_schema::Field| {
-            f.ty == kaq_schema::FieldType::Keyword || crate::index::ONCE_A_BLOCK.contains(&f.name)
-        };
-        let f = kaq_schema::lookup(field).filter(|f| whole(f) && f.column.is_some())?;
+        let f = self.count_by(field)?;
         let opts = kaq_query::Options { all_stages: true, ..Default::default() };
         let plan = kaq_query::compile(&format!("| count by {}", f.name), &opts).ok()?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -193,6 +199,17 @@ impl Terms {
                 })
                 .collect(),
         )
+    }
+}
+
+impl Terms {
+    /// The field [`count`](Self::count) counts for `field`, when it can.
+    fn count_by(&self, field: &str) -> Option<&'static kaq_schema::Field> {
+        let whole = |f: &kaq_schema::Field| {
+            matches!(f.ty, kaq_schema::FieldType::Keyword | kaq_schema::FieldType::Ip)
+                || crate::index::ONCE_A_BLOCK.contains(&f.name)
+        };
+        kaq_schema::lookup(field).filter(|f| whole(f) && f.column.is_some())
     }
 }
 
