@@ -200,9 +200,7 @@ impl Terms {
                 .collect(),
         )
     }
-}
 
-impl Terms {
     /// The field [`count`](Self::count) counts for `field`, when it can.
     fn count_by(&self, field: &str) -> Option<&'static kaq_schema::Field> {
         let whole = |f: &kaq_schema::Field| {
