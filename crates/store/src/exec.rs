@@ -344,9 +344,10 @@ impl Store {
         }
         let candidates: u64 = seen_rows.iter().map(|r| r.len() as u64).sum();
         let total: u64 = segs.iter().filter(|(_, p)| p.searched).map(|(s, _)| s.rows).sum();
-        // Too many to read row by row (the index's rows only): a sixteenth of the rows, found by an
-        // index of rows or of blocks of 8 (version 7). A larger block found counts as 8 rows: its
-        // filter columns are read from about the same pages, and the rows that match are the same.
+        // Too many to read row by row (the index's rows only): a sixteenth of the rows, a block
+        // found counting as 8 rows whatever its size (32 in index version 9, the only one used):
+        // its filter columns are read from about the same pages, and the rows that match are the
+        // same. (8 rows a block found is the threshold the test had with version 7's blocks.)
         let weighed: u64 = segs
             .iter()
             .zip(&seen_rows)

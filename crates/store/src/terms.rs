@@ -3,7 +3,7 @@
 //! documents are blocks of rows also reads each value's postings, whose frequencies sum to its
 //! rows: a pass over the field's postings). Dense fields the index leaves out (`verb`,
 //! `resource`, `stage`, `decision`…), and those it enters once a block without counting their
-//! rows (`user`, `ns`, `ua`…: version 8 on), are counted once from their dictionary-encoded
+//! rows (`user`, `ns`, `ua`…), are counted once from their dictionary-encoded
 //! columns ([`kaq_query::columnar`]) and kept for the next look-up.
 //!
 //! Counts are rows per value summed over segments: every stage of a request counts, so they rank
@@ -102,8 +102,8 @@ impl Terms {
         if self.readers.len() < self.segments.len() && self.count_by(field).is_some() {
             return self.top_counted(field, prefix, limit);
         }
-        // An index that does not count the field's rows (version 8's keywords entered once a block;
-        // before version 7, every keyword, a document a row) leaves them to its column.
+        // An index that does not count the field's rows (the keywords entered once a block,
+        // `ONCE_A_BLOCK`) leaves them to its column.
         if crate::index::ONCE_A_BLOCK.contains(&field)
             && self.readers.iter().any(|r| r.schema().get_field(field).is_ok_and(|f| !has_freqs(r, f)))
         {
@@ -114,9 +114,8 @@ impl Terms {
             if !is_raw(searcher, f) {
                 return Vec::new();
             }
-            // A value's rows: the sum of its frequencies where the index keeps them (version 7's
-            // keywords, version 8's `name` and `ip`: documents of blocks of rows), else its
-            // documents (one a row before version 7; the bodies' documents).
+            // A value's rows: the sum of its frequencies where the index keeps them (`name` and
+            // `ip`: documents of blocks of rows), else its documents (the bodies').
             let freqs = has_freqs(searcher, f);
             for seg in searcher.segment_readers() {
                 let Ok(inverted) = seg.inverted_index(f) else { continue };
