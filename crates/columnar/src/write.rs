@@ -36,15 +36,24 @@ pub struct WriteOptions {
     /// Rows sorted in memory at a time: the newest up to half of it are held back for rows that
     /// arrive late, and new rows are sorted in with them a quarter of it at a time.
     pub run_rows: usize,
-    /// zstd level of most columns; those of [`ZSTD_DENSE`] get at least 3.
+    /// zstd level of most columns.
     pub zstd_level: i32,
+    /// zstd level of the columns of [`ZSTD_DENSE`] (3 by default: files to keep; a store, whose
+    /// size matters less than its ingest's speed, takes 1).
+    pub zstd_dense_level: i32,
     /// Write a Parquet bloom filter of `id` in each row group (the store finds auditIDs with it).
     pub id_bloom_filter: bool,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { row_group_rows: 64 * 1024, run_rows: 64 * 1024, zstd_level: 1, id_bloom_filter: false }
+        WriteOptions {
+            row_group_rows: 64 * 1024,
+            run_rows: 64 * 1024,
+            zstd_level: 1,
+            zstd_dense_level: 3,
+            id_bloom_filter: false,
+        }
     }
 }
 
@@ -75,10 +84,11 @@ fn sort_batches(batches: &[RecordBatch], keys: &[i64]) -> Result<(RecordBatch, V
 }
 
 /// Columns zstd compresses better at level 3 than at 1 (lists of short names repeated from row to
-/// row, JSON, words): 1.0–2.3× the level-1 time saves 1–8% of their bytes. The other columns are
-/// dictionary indexes, deltas or dictionary pages that level 3 makes no smaller (within 0.5%,
-/// some larger) at about 1.5× the time: on a generated 1M-event log, all columns at level 3 took
-/// 4.5% more CPU to ingest than at 1 for a store 7 KB smaller (BENCHMARKS.md, stop 31).
+/// row, JSON, words): 1–8% fewer bytes. The other columns are dictionary indexes, deltas or
+/// dictionary pages that level 3 makes no smaller (within 0.5%, some larger) in more time, and
+/// with larger match tables to fill for every page. On a generated 1M-event log, every column at
+/// level 3 took 4.5% more CPU to ingest than at 1, for a store 7 KB smaller; these six at 3 make
+/// `kaq convert`'s file 71 KB smaller than all at 3 (BENCHMARKS.md, stop 31).
 const ZSTD_DENSE: &[&str] =
     &["groups.list.item", "ns", "message", "request", "annotations.entries.keys", "host_paths.list.item"];
 
@@ -112,12 +122,12 @@ fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, 
         let dict = 8usize << 20;
         let mut b =
             b.set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?)).set_dictionary_page_size_limit(dict);
-        // Timestamps: delta encoding beats dictionaries on values that grow steadily.
-        let dense = Compression::ZSTD(ZstdLevel::try_new(level.max(3))?);
+        let dense = Compression::ZSTD(ZstdLevel::try_new(o.zstd_dense_level)?);
         for col in ZSTD_DENSE {
             let path = ColumnPath::new(col.split('.').map(String::from).collect());
             b = b.set_column_compression(path, dense);
         }
+        // Timestamps: delta encoding beats dictionaries on values that grow steadily.
         for col in ["time", "stage_time"] {
             b = b
                 .set_column_dictionary_enabled(col.into(), false)
