@@ -70,8 +70,8 @@ pub(crate) struct ParallelFileWriter {
     filling: Option<Filling>,
     in_flight: VecDeque<Vec<(usize, Receiver<Chunks>)>>,
     row_groups: usize,
-    /// Started with the first row group.
-    workers: Vec<Worker>,
+    /// The encoder threads, each started the first time it is given columns.
+    workers: Vec<Option<Worker>>,
     threads: usize,
 }
 
@@ -128,7 +128,7 @@ impl ParallelFileWriter {
             pieces[t].push((slot, leaf));
         }
         for (t, p) in pieces.into_iter().enumerate() {
-            if !p.is_empty() && self.workers[t].jobs.send(Job::Pieces(p)).is_err() {
+            if !p.is_empty() && send(&self.workers[t], Job::Pieces(p)).is_err() {
                 return Err(stopped());
             }
         }
@@ -153,16 +153,15 @@ impl ParallelFileWriter {
             route[k] = (t, shares[t].len());
             shares[t].push((k, writers[k].take().expect("each writer once")));
         }
-        if self.workers.is_empty() {
-            self.workers = (0..load.len()).map(|_| Worker::start()).collect();
-        }
+        self.workers.resize_with(load.len(), || None);
         let mut results = Vec::new();
         for (t, share) in shares.into_iter().enumerate() {
             if share.is_empty() {
                 continue;
             }
+            let worker = self.workers[t].get_or_insert_with(Worker::start);
             let (tx, rx) = sync_channel::<Chunks>(1);
-            if self.workers[t].jobs.send(Job::Start(share, tx)).is_err() {
+            if worker.jobs.send(Job::Start(share, tx)).is_err() {
                 return Err(stopped());
             }
             results.push((t, rx));
@@ -175,7 +174,7 @@ impl ParallelFileWriter {
     fn end_row_group(&mut self) -> Result<(), Error> {
         let Some(filling) = self.filling.take() else { return Ok(()) };
         for (t, _) in &filling.results {
-            if self.workers[*t].jobs.send(Job::End).is_err() {
+            if send(&self.workers[*t], Job::End).is_err() {
                 return Err(stopped());
             }
         }
@@ -214,12 +213,17 @@ impl ParallelFileWriter {
     pub fn close(mut self) -> Result<(), Error> {
         self.flush()?;
         self.writer.close()?;
-        for w in std::mem::take(&mut self.workers) {
+        for w in std::mem::take(&mut self.workers).into_iter().flatten() {
             drop(w.jobs);
             w.handle.join().map_err(|_| stopped())?;
         }
         Ok(())
     }
+}
+
+/// Gives `job` to an encoder thread (one that was started: routes name only those).
+fn send(worker: &Option<Worker>, job: Job) -> Result<(), ()> {
+    worker.as_ref().ok_or(())?.jobs.send(job).map_err(|_| ())
 }
 
 /// An encoder thread that stopped before giving its chunks: it panicked.
@@ -315,5 +319,31 @@ mod tests {
             plain_rows.extend(batch_to_json(&b.unwrap()).unwrap());
         }
         assert_eq!(plain_rows, all);
+    }
+
+    /// A writer dropped in the middle of a row group (an error elsewhere, a cancelled ingest)
+    /// lets its threads go: the drop returns, and another writer encodes the same batches.
+    #[test]
+    fn a_writer_dropped_mid_row_group_lets_its_threads_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = EventBatchBuilder::new();
+        for n in 0..50 {
+            let line =
+                format!(r#"{{"auditID":"id-{n}","verb":"get","requestReceivedTimestamp":"2026-11-20T05:00:00Z"}}"#);
+            b.append(&decode_event(&line, &DecodeOptions::default()).unwrap());
+        }
+        let batch = b.finish();
+        let props = WriterProperties::builder().build();
+        let path = dir.path().join("p.parquet");
+        let mut w = ParallelFileWriter::new(File::create(&path).unwrap(), props.clone(), 64).unwrap();
+        w.write(&batch).unwrap();
+        w.write(&batch).unwrap();
+        drop(w);
+        let mut w = ParallelFileWriter::new(File::create(&path).unwrap(), props, 64).unwrap();
+        w.write(&batch).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let rows: usize = crate::read::open(&path, 100).unwrap().map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows, 100);
     }
 }
