@@ -37,10 +37,13 @@ type Chunks = Result<Vec<(usize, ArrowColumnChunk)>, ParquetError>;
 /// Pieces of leaf columns for one thread: (its writer's slot, the piece).
 type Pieces = Vec<(usize, ArrowLeafColumn)>;
 
+/// A thread's column writers of a row group, with their leaf numbers.
+type Share = Vec<(usize, ArrowColumnWriter)>;
+
 /// What an encoder thread is given, in order: a row group's column writers and where to send
 /// their chunks, the pieces of its columns, then its end.
 enum Job {
-    Start(Vec<(usize, ArrowColumnWriter)>, SyncSender<Chunks>),
+    Start(Share, SyncSender<Chunks>),
     Pieces(Pieces),
     End,
 }
@@ -145,7 +148,7 @@ impl ParallelFileWriter {
         order.sort_by_key(|&k| std::cmp::Reverse(costs.get(k).copied().unwrap_or(0)));
         let mut load = vec![0usize; self.threads.max(1)];
         let mut route = vec![(0, 0); writers.len()];
-        let mut shares: Vec<Vec<(usize, ArrowColumnWriter)>> = (0..load.len()).map(|_| Vec::new()).collect();
+        let mut shares: Vec<Share> = (0..load.len()).map(|_| Vec::new()).collect();
         let mut writers: Vec<Option<ArrowColumnWriter>> = writers.into_iter().map(Some).collect();
         for k in order {
             let t = (0..load.len()).min_by_key(|&t| load[t]).expect("at least one thread");
@@ -247,7 +250,7 @@ impl Worker {
 /// fails sends its error at once; the row group's other pieces are then dropped. Ends when the
 /// writer does (its jobs' sender is dropped).
 fn encode_jobs(rx: Receiver<Job>) {
-    let mut current: Option<(Vec<(usize, ArrowColumnWriter)>, SyncSender<Chunks>)> = None;
+    let mut current: Option<(Share, SyncSender<Chunks>)> = None;
     for job in rx {
         match job {
             Job::Start(share, tx) => current = Some((share, tx)),
