@@ -38,8 +38,9 @@ pub struct WriteOptions {
     pub run_rows: usize,
     /// zstd level of most columns.
     pub zstd_level: i32,
-    /// zstd level of the columns of [`ZSTD_DENSE`] (3 by default: files to keep; a store, whose
-    /// size matters less than its ingest's speed, takes 1).
+    /// zstd level of the six columns that level 3 makes smaller than 1 does (`groups`, `ns`,
+    /// `message`, `request`, the annotations' keys, `host_paths`): 3 by default, for files to
+    /// keep; a store, whose size matters less than its ingest's speed, takes 1.
     pub zstd_dense_level: i32,
     /// Write a Parquet bloom filter of `id` in each row group (the store finds auditIDs with it).
     pub id_bloom_filter: bool,
