@@ -12,7 +12,7 @@
 //! The threads live as long as the writer. A row group's column writers allocate a few
 //! megabytes each (dictionaries, pages, a zstd context); a thread that encodes one row group
 //! after another reuses that memory, where a thread started for each row group got fresh pages
-//! from the system every time (and so page faults: half of an ingest's, 6% of its time).
+//! from the system every time (and so page faults: half of an ingest's, 4–5% of its time).
 
 use std::collections::VecDeque;
 use std::fs::File;
