@@ -73,9 +73,8 @@ pub(crate) struct ParallelFileWriter {
     filling: Option<Filling>,
     in_flight: VecDeque<Vec<(usize, Receiver<Chunks>)>>,
     row_groups: usize,
-    /// The encoder threads, each started the first time it is given columns.
+    /// The encoder threads, one a core, each started the first time it is given columns.
     workers: Vec<Option<Worker>>,
-    threads: usize,
 }
 
 impl ParallelFileWriter {
@@ -88,8 +87,7 @@ impl ParallelFileWriter {
             filling: None,
             in_flight: VecDeque::new(),
             row_groups: 0,
-            workers: Vec::new(),
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            workers: (0..std::thread::available_parallelism().map_or(2, |n| n.get())).map(|_| None).collect(),
         })
     }
 
@@ -146,7 +144,7 @@ impl ParallelFileWriter {
         self.row_groups += 1;
         let mut order: Vec<usize> = (0..writers.len()).collect();
         order.sort_by_key(|&k| std::cmp::Reverse(costs.get(k).copied().unwrap_or(0)));
-        let mut load = vec![0usize; self.threads.max(1)];
+        let mut load = vec![0usize; self.workers.len()];
         let mut route = vec![(0, 0); writers.len()];
         let mut shares: Vec<Share> = (0..load.len()).map(|_| Vec::new()).collect();
         let mut writers: Vec<Option<ArrowColumnWriter>> = writers.into_iter().map(Some).collect();
@@ -156,7 +154,6 @@ impl ParallelFileWriter {
             route[k] = (t, shares[t].len());
             shares[t].push((k, writers[k].take().expect("each writer once")));
         }
-        self.workers.resize_with(load.len(), || None);
         let mut results = Vec::new();
         for (t, share) in shares.into_iter().enumerate() {
             if share.is_empty() {

@@ -85,11 +85,12 @@ fn sort_batches(batches: &[RecordBatch], keys: &[i64]) -> Result<(RecordBatch, V
 }
 
 /// Columns zstd compresses better at level 3 than at 1 (lists of short names repeated from row to
-/// row, JSON, words): 1–8% fewer bytes. The other columns are dictionary indexes, deltas or
-/// dictionary pages that level 3 makes no smaller (within 0.5%, some larger) in more time, and
-/// with larger match tables to fill for every page. On a generated 1M-event log, every column at
-/// level 3 took 4.5% more CPU to ingest than at 1, for a store 7 KB smaller; these six at 3 make
-/// `kaq convert`'s file 71 KB smaller than all at 3 (BENCHMARKS.md, stop 31).
+/// row, JSON, words): 1–54% fewer bytes (`ns` least, the annotations' keys most). The other
+/// columns are dictionary indexes, deltas or dictionary pages that level 3 makes no smaller
+/// (within 0.5%, some larger) in more time, and with larger match tables to fill for every page.
+/// On a generated 1M-event log, every column at level 3 took 4.5% more CPU to ingest than at 1,
+/// for a store 7 KB smaller; these six at 3 make `kaq convert`'s file 71 KB smaller than all at 3
+/// (BENCHMARKS.md, stop 31).
 const ZSTD_DENSE: &[&str] =
     &["groups.list.item", "ns", "message", "request", "annotations.entries.keys", "host_paths.list.item"];
 
@@ -125,8 +126,7 @@ fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, 
             b.set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?)).set_dictionary_page_size_limit(dict);
         let dense = Compression::ZSTD(ZstdLevel::try_new(o.zstd_dense_level)?);
         for col in ZSTD_DENSE {
-            let path = ColumnPath::new(col.split('.').map(String::from).collect());
-            b = b.set_column_compression(path, dense);
+            b = b.set_column_compression(dotted(col), dense);
         }
         // Timestamps: delta encoding beats dictionaries on values that grow steadily.
         for col in ["time", "stage_time"] {
@@ -153,8 +153,7 @@ fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, 
         }
         // Min/max of long free text and JSON prunes nothing and costs two comparisons a value.
         for col in NO_STATISTICS {
-            let path = ColumnPath::new(col.split('.').map(String::from).collect());
-            b = b.set_column_statistics_enabled(path, EnabledStatistics::None);
+            b = b.set_column_statistics_enabled(dotted(col), EnabledStatistics::None);
         }
         b.set_sorting_columns(Some(vec![SortingColumn {
             column_idx: column_index("time").expect("time column") as i32,
@@ -168,6 +167,11 @@ fn writer_props(o: &WriteOptions, final_file: bool) -> Result<WriterProperties, 
         b.set_compression(Compression::SNAPPY).set_statistics_enabled(EnabledStatistics::None)
     };
     Ok(b.build())
+}
+
+/// A leaf column's path from its dotted name (`groups.list.item`).
+fn dotted(col: &str) -> ColumnPath {
+    ColumnPath::new(col.split('.').map(String::from).collect())
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
