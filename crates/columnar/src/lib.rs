@@ -7,7 +7,8 @@
 //! - [`SortedParquetWriter`]: batches in any order → one Parquet file sorted by time, zstd,
 //!   dictionary-encoded, with row-group statistics, in bounded memory;
 //! - [`PartitionedWriter`]: the same into Hive partitions (`date=…/hour=…/part-N.parquet`);
-//! - [`Columns`] and [`batch_to_json`]: the way back, rows → events → audit JSON.
+//! - [`Columns`] and [`batch_to_json`]: the way back, rows → events → audit JSON;
+//! - [`digest`]: rows known by a keyed digest of every column (the store holds each record once).
 //!
 //! ```
 //! use kaq_columnar::{batch_to_json, EventBatchBuilder};
@@ -23,6 +24,7 @@
 //! ```
 
 mod build;
+pub mod digest;
 mod encode;
 mod error;
 mod handler;
@@ -34,9 +36,10 @@ mod schema;
 mod write;
 
 pub use build::{BatchSizes, EventBatchBuilder};
+pub use digest::Repeats;
 pub use error::Error;
 pub use handler::ToBatch;
 pub use partition::{DEFAULT_PARTITION, PartitionedWriter, Partitioning};
 pub use restore::{Columns, batch_to_json};
 pub use schema::{ABSENT_KEY, COLUMNS, Col, SCHEMA_VERSION, SCHEMA_VERSION_KEY, audit_schema, column_index, data_type};
-pub use write::{RowSink, SortedParquetWriter, Staged, WriteOptions};
+pub use write::{RowSink, SortedParquetWriter, Staged, WriteOptions, Written};

@@ -24,6 +24,7 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use crate::digest::{RepeatFilter, Repeats};
 use crate::encode::ParallelFileWriter;
 use crate::error::{Error, IoContext};
 use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, audit_schema, column_index};
@@ -44,6 +45,10 @@ pub struct WriteOptions {
     pub zstd_dense_level: i32,
     /// Write a Parquet bloom filter of `id` in each row group (the store finds auditIDs with it).
     pub id_bloom_filter: bool,
+    /// Leave out every row equal in every column to one written before it (the store holds each
+    /// record once). Equal rows have one time, so they meet in the sorted output: only rows that
+    /// share their time with another are digested ([`digest`](crate::digest)).
+    pub drop_repeats: bool,
 }
 
 impl Default for WriteOptions {
@@ -54,6 +59,7 @@ impl Default for WriteOptions {
             zstd_level: 1,
             zstd_dense_level: 3,
             id_bloom_filter: false,
+            drop_repeats: false,
         }
     }
 }
@@ -206,6 +212,18 @@ pub struct SortedParquetWriter {
     rows: u64,
     done: bool,
     sink: Option<Box<dyn RowSink>>,
+    /// With [`WriteOptions::drop_repeats`]: the repeats left out of what is written straight to
+    /// the output.
+    repeats: Option<RepeatFilter>,
+}
+
+/// What a [`SortedParquetWriter`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Rows in the file.
+    pub rows: u64,
+    /// Rows given and left out as repeats ([`WriteOptions::drop_repeats`]).
+    pub repeats: Repeats,
 }
 
 impl SortedParquetWriter {
@@ -217,7 +235,6 @@ impl SortedParquetWriter {
         Ok(SortedParquetWriter {
             path: path.to_path_buf(),
             tmp,
-            opts,
             writer: Some(writer),
             pending: Vec::new(),
             pending_rows: 0,
@@ -228,6 +245,8 @@ impl SortedParquetWriter {
             rows: 0,
             done: false,
             sink: None,
+            repeats: opts.drop_repeats.then(RepeatFilter::default),
+            opts,
         })
     }
 
@@ -314,7 +333,21 @@ impl SortedParquetWriter {
         }
         if keep_from > late {
             let w = self.writer.as_mut().expect("open until finish");
+            let mut at = late;
             for b in &emit {
+                let n = b.num_rows();
+                let filtered;
+                let b = match &mut self.repeats {
+                    Some(f) => {
+                        filtered = f.filter(b, &keys[at..at + n])?;
+                        &filtered
+                    }
+                    None => b,
+                };
+                at += n;
+                if b.num_rows() == 0 {
+                    continue;
+                }
                 w.write(b)?;
                 if let Some(sink) = &mut self.sink {
                     sink.rows(b)?;
@@ -339,10 +372,12 @@ impl SortedParquetWriter {
     }
 
     /// Writes what is left, merges spilled runs if any, and puts the file in place.
-    pub fn finish(self) -> Result<u64, Error> {
-        let rows = self.rows;
-        self.finish_staged()?.publish()?;
-        Ok(rows)
+    pub fn finish(mut self) -> Result<Written, Error> {
+        let done = self.complete()?;
+        self.done = true;
+        let repeats = self.repeats.as_ref().map(|f| f.left_out).unwrap_or_default();
+        Staged { tmp: Some(done), path: self.path.clone() }.publish()?;
+        Ok(Written { rows: self.rows - repeats.rows, repeats })
     }
 
     /// Writes what is left and merges spilled runs, leaving the complete file under its hidden
@@ -371,7 +406,7 @@ impl SortedParquetWriter {
                 for (g, group) in inputs.chunks(MERGE_WIDTH).enumerate() {
                     let out = sibling(&self.path, &format!("kaq-run-{level}-{g}"));
                     self.runs.push(out.clone());
-                    merge_sorted(group, &out, &self.opts, false, &mut None)?;
+                    merge_sorted(group, &out, &self.opts, false, &mut None, None)?;
                     remove_all(group)?;
                     next.push(out);
                 }
@@ -383,7 +418,13 @@ impl SortedParquetWriter {
             if let Some(sink) = &mut self.sink {
                 sink.reset()?;
             }
-            merge_sorted(&inputs, &merged, &self.opts, true, &mut self.sink)?;
+            // The runs hold rows not compared with what was written: the merge brings each
+            // next to its equals. (What was written holds no repeats: compared again, it loses
+            // none.)
+            if let Some(f) = &mut self.repeats {
+                f.restart();
+            }
+            merge_sorted(&inputs, &merged, &self.opts, true, &mut self.sink, self.repeats.as_mut())?;
             remove_all(&inputs)?;
             Ok(merged)
         }
@@ -477,6 +518,7 @@ fn merge_sorted(
     opts: &WriteOptions,
     final_file: bool,
     sink: &mut Option<Box<dyn RowSink>>,
+    mut repeats: Option<&mut RepeatFilter>,
 ) -> Result<(), Error> {
     // Memory bound: about 128K rows in flight across all inputs.
     let batch = (128 * 1024 / inputs.len().max(1)).clamp(128, 8192);
@@ -507,7 +549,7 @@ fn merge_sorted(
             heap.push(Reverse((key(times(b), i + 1), r, i + 1)));
         } else {
             // The batch of run r is used up: emit what refers to it, then load the next one.
-            emit(&mut w, &current, &mut picks, sink)?;
+            emit(&mut w, &current, &mut picks, sink, repeats.as_deref_mut())?;
             current[r] = readers[r].next().transpose()?;
             if let Some(b) = &current[r] {
                 heap.push(Reverse((key(times(b), 0), r, 0)));
@@ -515,10 +557,10 @@ fn merge_sorted(
             continue;
         }
         if picks.len() >= batch {
-            emit(&mut w, &current, &mut picks, sink)?;
+            emit(&mut w, &current, &mut picks, sink, repeats.as_deref_mut())?;
         }
     }
-    emit(&mut w, &current, &mut picks, sink)?;
+    emit(&mut w, &current, &mut picks, sink, repeats)?;
     w.close()?;
     Ok(())
 }
@@ -528,6 +570,7 @@ fn emit(
     current: &[Option<RecordBatch>],
     picks: &mut Vec<(usize, usize)>,
     sink: &mut Option<Box<dyn RowSink>>,
+    repeats: Option<&mut RepeatFilter>,
 ) -> Result<(), Error> {
     if picks.is_empty() {
         return Ok(());
@@ -535,12 +578,20 @@ fn emit(
     // interleave takes a dense list of batches: map run numbers to positions in it.
     let empty = RecordBatch::new_empty(audit_schema());
     let batches: Vec<&RecordBatch> = current.iter().map(|b| b.as_ref().unwrap_or(&empty)).collect();
-    let out = interleave_record_batch(&batches, picks)?;
+    let mut out = interleave_record_batch(&batches, picks)?;
+    picks.clear();
+    if let Some(f) = repeats {
+        let t = times(&out);
+        let keys: Vec<i64> = (0..out.num_rows()).map(|i| key(t, i)).collect();
+        out = f.filter(&out, &keys)?;
+        if out.num_rows() == 0 {
+            return Ok(());
+        }
+    }
     w.write(&out)?;
     if let Some(sink) = sink {
         sink.rows(&out)?;
     }
-    picks.clear();
     Ok(())
 }
 
@@ -572,7 +623,7 @@ mod tests {
         for chunk in rows.chunks(7) {
             w.write(batch(chunk)).unwrap();
         }
-        assert_eq!(w.finish().unwrap(), 1000);
+        assert_eq!(w.finish().unwrap().rows, 1000);
         let mut out = Vec::new();
         for b in crate::read::open(&path, 100).unwrap() {
             out.extend(batch_to_json(&b.unwrap()).unwrap());
@@ -605,5 +656,105 @@ mod tests {
         }
         drop(w);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// A sink that keeps the rows it is given, as JSON (and starts again on a reset).
+    struct Kept(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+    impl RowSink for Kept {
+        fn rows(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+            self.0.lock().unwrap().extend(batch_to_json(batch)?);
+            Ok(())
+        }
+        fn reset(&mut self) -> Result<(), Error> {
+            self.0.lock().unwrap().clear();
+            Ok(())
+        }
+    }
+
+    /// With `drop_repeats`, the file holds each distinct row once, the first given, in stable
+    /// time order, and the writer counts what it left out; against a plain reference (distinct
+    /// lines), for input in time order, shuffled (late rows spilled and merged), in small and
+    /// large batches: groups of one time split across batches and across what is written and
+    /// held back, rows without a time, a group of one time larger than a small group's set.
+    #[test]
+    fn repeats_are_left_out_wherever_they_meet() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let line = |id: u64, verb: u64, t: Option<i64>| {
+            let time = t.map_or(String::new(), |t| {
+                format!(r#","requestReceivedTimestamp":"{}""#, kaq_schema::time::format_micros(t))
+            });
+            format!(r#"{{"auditID":"a{id}","verb":"v{verb}"{time}}}"#)
+        };
+        // Distinct records, then as many again drawn from them (repeats), in time order.
+        let mut distinct: Vec<String> = Vec::new();
+        for i in 0..1500u64 {
+            // Times from a few hundred seconds, some without; ids and verbs from small sets, so
+            // that records of one time and one id differ in the verb only.
+            let t = (next(10) != 0).then(|| next(300) as i64 * 1_000_000);
+            distinct.push(line(i % 200, next(3), t));
+        }
+        // A group of one time larger than a small group's set: 1,300 distinct, each twice.
+        for i in 0..1300u64 {
+            distinct.push(line(10_000 + i, 0, Some(150 * 1_000_000)));
+        }
+        let mut input = distinct.clone();
+        for _ in 0..2000 {
+            input.push(distinct[next(1500) as usize].clone());
+        }
+        input.extend(distinct[1500..].iter().cloned());
+        let time_of = |l: &str| decode_event(l, &DecodeOptions::default()).unwrap().derived.time.unwrap_or(i64::MAX);
+        let mut ordered = input.clone();
+        ordered.sort_by_key(|l| time_of(l));
+        let mut shuffled = input.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, next(i as u64 + 1) as usize);
+        }
+        for (what, rows, run_rows, chunk) in
+            [("in order", &ordered, 64, 7), ("shuffled", &shuffled, 64, 7), ("shuffled, large", &shuffled, 4096, 1000)]
+        {
+            // The reference: each distinct line once, the first given, stably by time.
+            let mut seen = std::collections::HashSet::new();
+            let mut want: Vec<&String> = rows.iter().filter(|l| seen.insert(l.as_str())).collect();
+            want.sort_by_key(|l| time_of(l));
+            let mut b = EventBatchBuilder::new();
+            for l in &want {
+                b.append(&decode_event(l, &DecodeOptions::default()).unwrap());
+            }
+            let want_json = batch_to_json(&b.finish()).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("o.parquet");
+            let opts = WriteOptions { row_group_rows: 256, run_rows, drop_repeats: true, ..WriteOptions::default() };
+            let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut w = SortedParquetWriter::create(&path, opts).unwrap().with_sink(Box::new(Kept(kept.clone())));
+            for c in rows.chunks(chunk) {
+                let mut b = EventBatchBuilder::new();
+                for l in c {
+                    b.append(&decode_event(l, &DecodeOptions::default()).unwrap());
+                }
+                w.write(b.finish()).unwrap();
+            }
+            let written = w.finish().unwrap();
+            let mut got = Vec::new();
+            for b in crate::read::open(&path, 100).unwrap() {
+                got.extend(batch_to_json(&b.unwrap()).unwrap());
+            }
+            assert_eq!(got.len(), want_json.len(), "{what}");
+            assert!(got == want_json, "{what}: the distinct rows, in stable time order");
+            assert_eq!(*kept.lock().unwrap(), got, "{what}: the sink saw the file's rows");
+            let untimed = |ls: &mut dyn Iterator<Item = &String>| ls.filter(|l| time_of(l) == i64::MAX).count() as u64;
+            let repeats = Repeats {
+                rows: (rows.len() - want.len()) as u64,
+                untimed: untimed(&mut rows.iter()) - untimed(&mut want.iter().copied()),
+            };
+            assert!(repeats.untimed > 0 && repeats.rows > 1300, "{what}: the test has repeats of each kind");
+            assert_eq!(written, Written { rows: want.len() as u64, repeats }, "{what}");
+        }
     }
 }

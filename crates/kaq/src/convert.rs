@@ -45,6 +45,6 @@ pub fn convert<P: AsRef<Path>>(
     }
     report.read_errors.splice(0..0, expanded.messages());
     report.check(read.strict)?;
-    let rows = writer.finish()?;
+    let rows = writer.finish()?.rows;
     Ok(Converted { rows, report })
 }

@@ -8,32 +8,34 @@
 //! kept — the latest-stage rule decides between them at query time — so nothing a log holds is
 //! ever hidden by dropping a look-alike.
 //!
-//! Each record is known by a 128-bit digest of its row: SipHash-1-3 with a 128-bit result, under a
-//! key drawn at random per process, so a log cannot be written to make two different records
-//! collide.
-//! Equal records have equal `time`s, so only the row groups whose time range (their Parquet
-//! statistics) takes in an arriving record's time, or that hold rows without a time for one
-//! without, are read for their digests: an ingest of new logs, later than what the store holds,
-//! reads none.
+//! Each record is known by a 128-bit digest of its row ([`kaq_columnar::digest`]): SipHash-1-3
+//! with a 128-bit result, under a key drawn at random per process, so a log cannot be written to
+//! make two different records collide. Equal records have equal `time`s, which decides where
+//! they are looked for:
 //!
-//! Memory stays flat in what is ingested: the digests of an open segment's own records are held
-//! in a [`KeySet`] (about 18 bytes a record, grown a little at a time), and dropped when it is
-//! committed: from then on it is a segment like the others, read a row group at a time when
-//! records of its times arrive. Row groups read are kept while there is room
-//! ([`LOADED_DIGESTS`]), the least recently needed let go first, read again when needed.
+//! - **In the committed segments**, only the row groups whose time range (their Parquet
+//!   statistics) takes in an arriving record's time, or that hold rows without a time for one
+//!   without, are read for their digests, and only the records of such times are digested: an
+//!   ingest of new logs, later than what the store holds, reads and digests none.
+//! - **Among the open segment's own records**, its writer leaves out repeats
+//!   ([`kaq_columnar::WriteOptions::drop_repeats`]): sorted by time, equal records meet, and only
+//!   records that share their time with another are digested. A repeat of a record already
+//!   written is a late row, and meets it in the merge that ends the segment.
+//!
+//! Memory stays flat in what is ingested: row groups read are kept while there is room
+//! ([`LOADED_DIGESTS`]), the least recently needed let go first, read again when needed; the
+//! writer keeps the digests of one group of equal times at a time.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, TimestampMicrosecondType};
+use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::{DataType, TimeUnit};
+use kaq_columnar::digest::{Digester, digests};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::file::statistics::Statistics;
-use siphasher::sip128::Hasher128;
 
 use crate::{At, Error};
 
@@ -67,6 +69,28 @@ impl Group {
             Some(t) => self.min <= t && t <= self.max,
             None => self.untimed,
         }
+    }
+}
+
+/// The time ranges of the live segments, for the decode threads to tell which rows may be held
+/// ([`Ranges::meet`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ranges(Vec<Group>);
+
+impl Ranges {
+    /// Whether a row of `batch` may be in one of the segments: one's range meets the batch's
+    /// (from its earliest time to its latest), or it may hold rows without a time and the batch
+    /// has one. (A batch is read from lines next to each other: its range is short, and a
+    /// segment's between two of its rows is rare; its rows are then digested for nothing.)
+    pub fn meet(&self, batch: &RecordBatch) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        let col = kaq_columnar::column_index("time").expect("time column");
+        let Some(t) = batch.column(col).as_primitive_opt::<TimestampMicrosecondType>() else { return true };
+        let (min, max) = t.iter().flatten().fold((i64::MAX, i64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        let untimed = t.null_count() > 0;
+        self.0.iter().any(|g| (g.min <= max && min <= g.max) || (untimed && g.untimed))
     }
 }
 
@@ -115,16 +139,26 @@ impl Dedup {
         self.footers.clear();
     }
 
-    /// Which rows of `batch` are records not held yet, neither in the live segments nor in `own`
-    /// (the open segment's records); each kept row is added to `own`. `digests` are the batch's
-    /// ([`digests`]).
-    pub fn keep(
-        &mut self,
-        batch: &RecordBatch,
-        digests: Vec<u128>,
-        own: &mut KeySet<u128>,
-    ) -> Result<Vec<bool>, Error> {
-        assert_eq!(digests.len(), batch.num_rows(), "a digest a row");
+    /// The live segments' time ranges.
+    pub fn ranges(&self) -> Ranges {
+        Ranges(
+            self.live
+                .iter()
+                .map(|h| Group { min: h.min.unwrap_or(i64::MAX), max: h.max.unwrap_or(i64::MIN), untimed: h.untimed })
+                .collect(),
+        )
+    }
+
+    /// Which rows of `batch` are records the live segments do not hold: `None` when all are
+    /// new because no row's time falls in a row group that could hold it (an ingest of logs
+    /// newer than the store's reads and digests nothing). `given` are the batch's digests
+    /// ([`digests`]) when they were taken already; else the rows that need one are digested
+    /// here. Repeats among the new records themselves are the writer's to leave out
+    /// ([`kaq_columnar::WriteOptions::drop_repeats`]).
+    pub fn keep(&mut self, batch: &RecordBatch, given: Option<&[u128]>) -> Result<Option<Vec<bool>>, Error> {
+        if let Some(d) = given {
+            assert_eq!(d.len(), batch.num_rows(), "a digest a row");
+        }
         let col = kaq_columnar::column_index("time").expect("time column");
         let times = batch.column(col).as_primitive_opt::<TimestampMicrosecondType>();
         let time = |i: usize| times.and_then(|t| t.is_valid(i).then(|| t.value(i)));
@@ -132,9 +166,9 @@ impl Dedup {
         sorted.sort_unstable();
         let untimed = sorted.len() < batch.num_rows();
         // Whether a row of the batch may be in a segment or row group of this range.
-        let meets = |min: i64, max: i64, may_untimed: bool| {
-            let i = sorted.partition_point(|&t| t < min);
-            (i < sorted.len() && sorted[i] <= max) || (untimed && may_untimed)
+        let meets = |g: &Group| {
+            let i = sorted.partition_point(|&t| t < g.min);
+            (i < sorted.len() && sorted[i] <= g.max) || (untimed && g.untimed)
         };
         self.batches += 1;
         let now = self.batches;
@@ -142,7 +176,8 @@ impl Dedup {
         let mut need: Vec<((u64, usize), Group)> = Vec::new();
         for k in 0..self.live.len() {
             let h = &self.live[k];
-            if !meets(h.min.unwrap_or(i64::MAX), h.max.unwrap_or(i64::MIN), h.untimed) {
+            let range = Group { min: h.min.unwrap_or(i64::MAX), max: h.max.unwrap_or(i64::MIN), untimed: h.untimed };
+            if !meets(&range) {
                 continue;
             }
             let footer = match self.footers.get(&h.id) {
@@ -154,7 +189,7 @@ impl Dedup {
                 }
             };
             for (g, group) in footer.groups.iter().enumerate() {
-                if !meets(group.min, group.max, group.untimed) {
+                if !meets(group) {
                     continue;
                 }
                 let key = (h.id, g);
@@ -168,17 +203,26 @@ impl Dedup {
                 need.push((key, *group));
             }
         }
-        let keep = digests
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| {
+        if need.is_empty() {
+            return Ok(None);
+        }
+        let mut digester = None;
+        let keep = (0..batch.num_rows())
+            .map(|i| {
                 let t = time(i);
-                let held = need.iter().any(|(key, g)| g.takes(t) && self.loaded[key].digests.binary_search(&d).is_ok());
-                !held && own.insert(d)
+                let mut groups = need.iter().filter(|(_, g)| g.takes(t)).peekable();
+                if groups.peek().is_none() {
+                    return true;
+                }
+                let d = match given {
+                    Some(d) => d[i],
+                    None => digester.get_or_insert_with(|| Digester::new(batch)).digest(i),
+                };
+                !groups.any(|(key, _)| self.loaded[key].digests.binary_search(&d).is_ok())
             })
             .collect();
         self.evict(now);
-        Ok(keep)
+        Ok(Some(keep))
     }
 
     /// Lets go of the least recently needed row groups beyond [`LOADED_DIGESTS`] (never those
@@ -250,329 +294,9 @@ fn group_digests(path: &std::path::Path, meta: &ArrowReaderMetadata, group: usiz
     Ok(out)
 }
 
-/// A key that [`KeySet`] holds: random-looking bits (a keyed digest, a hash).
-pub(crate) trait Key: Ord + Copy {
-    /// Its top 16 bits.
-    fn top(self) -> usize;
-}
-
-impl Key for u128 {
-    fn top(self) -> usize {
-        (self >> 112) as usize
-    }
-}
-
-impl Key for u64 {
-    fn top(self) -> usize {
-        (self >> 48) as usize
-    }
-}
-
-/// A set of random-looking keys in 65,536 sorted buckets, by their top 16 bits: about 1.15 times
-/// the keys' own size, grown a bucket at a time. (A `HashSet` takes 1.1 to 2.3 times that, and
-/// grows by doubling in one step: for a moment, three times the keys.) Lookups are a binary
-/// search in a bucket of about `len / 65536` keys; inserts move half a bucket.
-pub(crate) struct KeySet<T> {
-    buckets: Vec<Vec<T>>,
-    len: usize,
-}
-
-impl<T> Default for KeySet<T> {
-    fn default() -> Self {
-        KeySet { buckets: Vec::new(), len: 0 }
-    }
-}
-
-impl<T: Key> KeySet<T> {
-    /// Adds `k`; false when it was there.
-    pub fn insert(&mut self, k: T) -> bool {
-        if self.buckets.is_empty() {
-            self.buckets = (0..1 << 16).map(|_| Vec::new()).collect();
-        }
-        let b = &mut self.buckets[k.top()];
-        match b.binary_search(&k) {
-            Ok(_) => false,
-            Err(i) => {
-                if b.len() == b.capacity() {
-                    // A quarter more at a time: little room unused.
-                    b.reserve_exact(b.len() / 4 + 4);
-                }
-                b.insert(i, k);
-                self.len += 1;
-                true
-            }
-        }
-    }
-
-    #[cfg(test)]
-    pub fn contains(&self, k: T) -> bool {
-        self.buckets.get(k.top()).is_some_and(|b| b.binary_search(&k).is_ok())
-    }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Empties it, giving its memory back.
-    pub fn clear(&mut self) {
-        *self = KeySet::default();
-    }
-}
-
-/// The key of SipHash-1-3, drawn at random per process (from std's per-process random keys).
-static KEY: LazyLock<(u64, u64)> = LazyLock::new(|| {
-    let s = std::collections::hash_map::RandomState::new();
-    (s.hash_one(0u8), s.hash_one(1u8))
-});
-
-/// A column as [`digests`] reads it.
-enum Col<'a> {
-    Str(&'a arrow_array::StringArray),
-    Time(&'a arrow_array::TimestampMicrosecondArray),
-    I32(&'a arrow_array::Int32Array),
-    Bool(&'a arrow_array::BooleanArray),
-    List(&'a arrow_array::ListArray),
-    Map(&'a arrow_array::MapArray),
-    Other(&'a dyn Array),
-}
-
-impl<'a> Col<'a> {
-    fn of(a: &'a dyn Array) -> Col<'a> {
-        match a.data_type() {
-            DataType::Utf8 => Col::Str(a.as_string::<i32>()),
-            DataType::Timestamp(TimeUnit::Microsecond, _) => Col::Time(a.as_primitive::<TimestampMicrosecondType>()),
-            DataType::Int32 => Col::I32(a.as_primitive::<Int32Type>()),
-            DataType::Boolean => Col::Bool(a.as_boolean()),
-            DataType::List(f) if f.data_type() == &DataType::Utf8 => Col::List(a.as_list::<i32>()),
-            DataType::Map(_, _) if Self::string_map(a) => Col::Map(a.as_map()),
-            _ => Col::Other(a),
-        }
-    }
-
-    fn string_map(a: &dyn Array) -> bool {
-        let m = a.as_map();
-        m.keys().data_type() == &DataType::Utf8 && m.values().data_type() == &DataType::Utf8
-    }
-
-    /// Appends cell `i`: a tag (0 for null), then the value, strings and lists with their lengths,
-    /// so that a row's cells, one after the other, read back one way only.
-    fn encode(&self, i: usize, out: &mut Vec<u8>) {
-        // Arrow's offsets are i32: every length of a column fits in a u32 (and a debug form of
-        // one value, `Col::Other`, which kaq's schema never makes).
-        fn str(out: &mut Vec<u8>, s: &str) {
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
-        }
-        match self {
-            Col::Str(a) if a.is_null(i) => out.push(0),
-            Col::Str(a) => {
-                out.push(1);
-                str(out, a.value(i));
-            }
-            Col::Time(a) if a.is_null(i) => out.push(0),
-            Col::Time(a) => {
-                out.push(2);
-                out.extend_from_slice(&a.value(i).to_le_bytes());
-            }
-            Col::I32(a) if a.is_null(i) => out.push(0),
-            Col::I32(a) => {
-                out.push(3);
-                out.extend_from_slice(&a.value(i).to_le_bytes());
-            }
-            Col::Bool(a) if a.is_null(i) => out.push(0),
-            Col::Bool(a) => out.extend_from_slice(&[4, u8::from(a.value(i))]),
-            Col::List(a) if a.is_null(i) => out.push(0),
-            Col::List(a) => {
-                out.push(5);
-                let (start, end) = (a.value_offsets()[i] as usize, a.value_offsets()[i + 1] as usize);
-                out.extend_from_slice(&((end - start) as u32).to_le_bytes());
-                let values = a.values().as_string::<i32>();
-                for j in start..end {
-                    if values.is_null(j) {
-                        out.push(0);
-                    } else {
-                        out.push(1);
-                        str(out, values.value(j));
-                    }
-                }
-            }
-            Col::Map(m) if m.is_null(i) => out.push(0),
-            Col::Map(m) => {
-                out.push(6);
-                let (start, end) = (m.value_offsets()[i] as usize, m.value_offsets()[i + 1] as usize);
-                out.extend_from_slice(&((end - start) as u32).to_le_bytes());
-                let (keys, values) = (m.keys().as_string::<i32>(), m.values().as_string::<i32>());
-                for j in start..end {
-                    str(out, keys.value(j));
-                    if values.is_null(j) {
-                        out.push(0);
-                    } else {
-                        out.push(1);
-                        str(out, values.value(j));
-                    }
-                }
-            }
-            Col::Other(a) if a.is_null(i) => out.push(0),
-            Col::Other(a) => {
-                // Not in kaq's schema: the value's debug form still tells values apart.
-                out.push(7);
-                str(out, &format!("{:?}{:?}", a.data_type(), a.slice(i, 1)));
-            }
-        }
-    }
-}
-
-/// One 128-bit digest per row of `batch`, over every column (by name, so a file's column order
-/// does not matter), nulls distinct from empty values: SipHash-1-3 with a 128-bit result, keyed
-/// per process ([`KEY`]), of the column names (each with its length, once per batch: the state
-/// after them is where every row's hashing starts) followed by the row's cells in that order.
-pub(crate) fn digests(batch: &RecordBatch) -> Vec<u128> {
-    let mut cols: Vec<(&str, Col<'_>)> = batch
-        .schema_ref()
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .zip(batch.columns().iter().map(|c| Col::of(c.as_ref())))
-        .collect();
-    cols.sort_by_key(|(name, _)| *name);
-    let mut names = siphasher::sip128::SipHasher13::new_with_keys(KEY.0, KEY.1);
-    names.write_usize(cols.len());
-    for (name, _) in &cols {
-        names.write_usize(name.len());
-        names.write(name.as_bytes());
-    }
-    let mut buf = Vec::with_capacity(4096);
-    (0..batch.num_rows())
-        .map(|i| {
-            buf.clear();
-            for (_, c) in &cols {
-                c.encode(i, &mut buf);
-            }
-            let mut h = names;
-            h.write(&buf);
-            h.finish128().as_u128()
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn equal_rows_equal_digests_and_any_difference_tells() {
-        let line = |verb: &str, extra: &str| {
-            format!(
-                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","stage":"ResponseComplete","verb":"{verb}","user":{{"username":"u","groups":["g"]}},"annotations":{{"k":"v"}}{extra},"requestReceivedTimestamp":"2026-11-20T05:00:00Z"}}"#
-            )
-        };
-        let mut b = kaq_columnar::EventBatchBuilder::with_capacity(8);
-        for l in [line("get", ""), line("get", ""), line("list", ""), line("get", r#","sourceIPs":["1.2.3.4"]"#)] {
-            kaq_schema::decode_records_with_text(&l, &Default::default(), &mut |r| b.append(&r.unwrap().0));
-        }
-        let d = digests(&b.finish());
-        assert_eq!(d[0], d[1]);
-        assert_ne!(d[0], d[2]);
-        assert_ne!(d[0], d[3]);
-    }
-
-    /// A row's digest does not depend on the order of the batch's columns, and does on their
-    /// names, on where one cell ends and the next begins, and on null against empty.
-    #[test]
-    fn digests_follow_names_not_positions() {
-        use arrow_array::{ArrayRef, StringArray};
-        use arrow_schema::{Field, Schema};
-        let batch = |cols: &[(&str, &[Option<&str>])]| {
-            let schema =
-                Schema::new(cols.iter().map(|(n, _)| Field::new(*n, DataType::Utf8, true)).collect::<Vec<_>>());
-            let arrays: Vec<ArrayRef> =
-                cols.iter().map(|(_, v)| std::sync::Arc::new(StringArray::from(v.to_vec())) as ArrayRef).collect();
-            RecordBatch::try_new(std::sync::Arc::new(schema), arrays).unwrap()
-        };
-        let a: &[Option<&str>] = &[Some("ab"), Some("a"), None, Some("")];
-        let b: &[Option<&str>] = &[Some("c"), Some("bc"), Some(""), None];
-        let ab = digests(&batch(&[("a", a), ("b", b)]));
-        assert_eq!(ab, digests(&batch(&[("b", b), ("a", a)])), "column order");
-        assert_ne!(ab[0], ab[1], "\"ab\",\"c\" against \"a\",\"bc\"");
-        assert_ne!(ab[2], ab[3], "null,\"\" against \"\",null");
-        let renamed = digests(&batch(&[("a", a), ("c", b)]));
-        assert!(ab.iter().zip(&renamed).all(|(x, y)| x != y), "names");
-        // Where a string ends is its length, not the next cell's tag.
-        let c = digests(&batch(&[("a", &[Some("a\u{1}b"), Some("a")]), ("b", &[Some("c"), Some("b\u{1}c")])]));
-        assert_ne!(c[0], c[1]);
-        // The names' own boundaries: ("ab", "c") is not ("a", "bc").
-        let x = digests(&batch(&[("ab", &[Some("v")]), ("c", &[Some("w")])]));
-        let y = digests(&batch(&[("a", &[Some("v")]), ("bc", &[Some("w")])]));
-        assert_ne!(x, y);
-    }
-
-    /// Lists and maps: elements' and entries' boundaries, null elements against empty ones, an
-    /// empty list against none.
-    #[test]
-    fn digests_tell_lists_and_maps_apart() {
-        use arrow_array::builder::{ListBuilder, MapBuilder, StringBuilder};
-        use arrow_array::{ArrayRef, RecordBatch};
-        let mut l = ListBuilder::new(StringBuilder::new());
-        for row in [Some(vec![Some("a"), Some("b")]), Some(vec![Some("ab")]), Some(vec![None]), Some(vec![Some("")])] {
-            l.append_option(row);
-        }
-        l.append(true); // []
-        l.append(false); // null
-        let lists: ArrayRef = std::sync::Arc::new(l.finish());
-        let d = digests(&RecordBatch::try_from_iter([("l", lists)]).unwrap());
-        for i in 0..d.len() {
-            for j in 0..i {
-                assert_ne!(d[i], d[j], "list rows {j} and {i}");
-            }
-        }
-        let mut m = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-        for entries in [&[("a", Some("bc"))][..], &[("ab", Some("c"))], &[("a", None)], &[("a", Some(""))], &[]] {
-            for (k, v) in entries {
-                m.keys().append_value(k);
-                m.values().append_option(*v);
-            }
-            m.append(true).unwrap();
-        }
-        m.append(false).unwrap();
-        let maps: ArrayRef = std::sync::Arc::new(m.finish());
-        let d = digests(&RecordBatch::try_from_iter([("m", maps)]).unwrap());
-        for i in 0..d.len() {
-            for j in 0..i {
-                assert_ne!(d[i], d[j], "map rows {j} and {i}");
-            }
-        }
-    }
-
-    /// The set answers as a `HashSet` does, for keys spread over the buckets and keys crowded
-    /// into one.
-    #[test]
-    fn key_set_is_a_set() {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let mut set = KeySet::<u128>::default();
-        let mut reference = std::collections::HashSet::new();
-        for i in 0..50_000u64 {
-            let r = next();
-            // Every third key in one bucket, and some keys again.
-            let k = if i % 3 == 0 { u128::from(r % 1000) } else { (u128::from(r) << 64) | u128::from(next()) };
-            assert_eq!(set.insert(k), reference.insert(k), "insert {k}");
-        }
-        assert_eq!(set.len(), reference.len());
-        for k in &reference {
-            assert!(set.contains(*k));
-        }
-        assert!(!set.contains(u128::MAX));
-        let mut ids = KeySet::<u64>::default();
-        assert!(ids.insert(7) && ids.insert(u64::MAX) && !ids.insert(7) && ids.contains(u64::MAX));
-        ids.clear();
-        assert!(!ids.contains(7) && ids.len() == 0);
-    }
 
     /// Records already in segments committed earlier in the same ingest, or by another, are
     /// found by reading the row groups of their times, even when few digests may stay loaded
@@ -652,27 +376,32 @@ mod tests {
         w.finish().unwrap();
         let mut d = Dedup { cap: Some(20), ..Dedup::default() };
         d.set_live(vec![Held { id: 1, path: path.clone(), min: Some(0), max: Some(i64::MAX), untimed: true }]);
-        let mut own = KeySet::default();
         // One timed record held: one row group read.
         assert_eq!(
             {
                 let b = batch(&mut std::iter::once(11));
-                d.keep(&b, digests(&b), &mut own)
+                d.keep(&b, None)
             }
             .unwrap(),
-            [false]
+            Some(vec![false])
         );
         assert_eq!(d.loaded.len(), 1);
         assert_eq!(d.footers[&1].groups.len(), 13);
-        // Every record again, in small batches from the last; and ten new ones.
+        // Every record again, in small batches from the last, digested here or given; and ten
+        // new ones.
         let mut ids: Vec<u32> = (0..200).rev().collect();
         ids.extend(1000..1010);
-        for chunk in ids.chunks(7) {
+        for (n, chunk) in ids.chunks(7).enumerate() {
             let b = batch(&mut chunk.iter().copied());
-            let keep = d.keep(&b, digests(&b), &mut own).unwrap();
+            let given = (n % 2 == 0).then(|| digests(&b));
+            let keep = d.keep(&b, given.as_deref()).unwrap().unwrap_or_else(|| vec![true; chunk.len()]);
             assert_eq!(keep, chunk.iter().map(|i| *i >= 1000).collect::<Vec<_>>(), "{chunk:?}");
             assert!(d.loaded.values().map(|l| l.digests.len()).sum::<usize>() <= 20 + 16 * 7);
         }
-        assert_eq!(own.len(), 10);
+        // Records later than every row group, all with a time: nothing to read or digest.
+        let loaded = d.loaded.len();
+        let later = batch(&mut (2001..2010));
+        assert_eq!(d.keep(&later, None).unwrap(), None);
+        assert_eq!(d.loaded.len(), loaded);
     }
 }

@@ -250,7 +250,7 @@ impl Store {
         for (f, name) in &once {
             self.read_file(&mut pass, f, name, false)?;
             if pass.open.rows() >= opts.ingest.segment_events.max(1) {
-                pass.report.segments += usize::from(self.commit_pending(&mut pass.open)?);
+                pass.report.segments += usize::from(self.commit_pending(&mut pass.open, &mut pass.report)?);
             }
         }
 
@@ -269,7 +269,7 @@ impl Store {
                     let us = t.looked.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
                     self.manifest.followed.insert(t.name.clone(), us);
                 }
-                let committed = self.commit_pending(&mut pass.open)?;
+                let committed = self.commit_pending(&mut pass.open, &mut pass.report)?;
                 pass.report.segments += usize::from(committed);
                 let times = if committed {
                     self.manifest.segments.last().and_then(|s| s.min_time.zip(s.max_time))
@@ -578,7 +578,7 @@ mod tests {
             assert_eq!(phase.get(), 2, "{what}: the copy was read before the file");
             s.look(&mut t, &mut pass).unwrap();
             s.look(&mut t, &mut pass).unwrap();
-            s.commit_pending(&mut pass.open).unwrap();
+            s.commit_pending(&mut pass.open, &mut pass.report).unwrap();
             assert_eq!(rejects.borrow().as_slice(), &[] as &[String], "{what}");
             assert!(pass.warnings.is_empty(), "{what}: {:?}", pass.warnings);
             let want = [&lines[..48], &lines[d.clone()]].concat();
@@ -619,7 +619,7 @@ mod tests {
                     s.read_into(&mut open, r, &opts, &mut on_chunk, &mut report).unwrap();
                 }
             }
-            s.commit_pending(&mut open).unwrap();
+            s.commit_pending(&mut open, &mut report).unwrap();
             assert_eq!(rejects.borrow().as_slice(), &[] as &[String], "{what}");
             assert_eq!(keys_in(&store), keys_of(&[&lines[..48], &lines[d.clone()]].concat()), "{what}");
             assert_eq!(report.duplicates, 0, "{what}: nothing is read twice");

@@ -467,7 +467,7 @@ fn build_from(dir: &Path, rx: Receiver<Msg>, block: usize) -> Result<Built, Inde
     // auditIDs seen, by a 64-bit hash (a collision only makes `ids_unique` false: slower, exact),
     // in about 9 bytes an ID; let go once one is seen twice. aHash, keyed per process (a
     // collision costs speed, never an answer: SipHash's strength bought nothing here).
-    let mut ids: crate::dedup::KeySet<u64> = Default::default();
+    let mut ids: kaq_columnar::digest::KeySet<u64> = Default::default();
     let id_hash = ahash::RandomState::new();
     let mut ids_unique = true;
     // Whatever happens, the channel is drained so that the writer never blocks on it.

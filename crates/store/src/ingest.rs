@@ -119,7 +119,7 @@ impl Store {
         report.read.push(name.to_string());
         report.segments = usize::from(events > 0);
         let mut open = Pending { segment: Some(seg), updates: vec![Update { replaces: None, rec: src }] };
-        self.commit_pending(&mut open)?;
+        self.commit_pending(&mut open, &mut report)?;
         Ok(report)
     }
 
@@ -178,10 +178,10 @@ impl Store {
             }
             self.read_into(&mut open, to_read, opts, on_chunk, &mut report)?;
             if open.rows() >= opts.segment_events.max(1) {
-                report.segments += usize::from(self.commit_pending(&mut open)?);
+                report.segments += usize::from(self.commit_pending(&mut open, &mut report)?);
             }
         }
-        report.segments += usize::from(self.commit_pending(&mut open)?);
+        report.segments += usize::from(self.commit_pending(&mut open, &mut report)?);
         Ok(report)
     }
 
@@ -293,7 +293,8 @@ impl Store {
                 read_parquet(p, seg, &opts.read.decode, on_chunk)?
             }
             _ => {
-                let handler = Digested { batches: ToBatch::default(), digests: seg.dedup.is_some() };
+                let ranges = seg.dedup.as_ref().map(|d| d.lock().expect("unpoisoned").ranges());
+                let handler = Digested { batches: ToBatch::default(), ranges };
                 kaq_input::read(std::slice::from_ref(&source), &opts.read, &handler, |chunk| {
                     on_chunk(&chunk.counts, &chunk.rejects);
                     if let Some((batch, digests)) = chunk.output {
@@ -368,8 +369,9 @@ impl Store {
     }
 
     /// Commits what `open` holds (its segment, when it has rows, and its records); returns
-    /// whether a segment was committed.
-    pub(crate) fn commit_pending(&mut self, open: &mut Pending) -> Result<bool, Error> {
+    /// whether a segment was committed. The records its writer left out as repeats are added to
+    /// `report`'s duplicates.
+    pub(crate) fn commit_pending(&mut self, open: &mut Pending, report: &mut IngestReport) -> Result<bool, Error> {
         let updates = std::mem::take(&mut open.updates);
         let segment = open.segment.take();
         if segment.is_none() && updates.is_empty() {
@@ -381,7 +383,7 @@ impl Store {
             Some(seg) => {
                 let had_rows = seg.rows > 0;
                 let at = m.segments.len();
-                self.close_segment_at(seg, m, at)?;
+                report.duplicates += self.close_segment_at(seg, m, at)?;
                 Ok(had_rows)
             }
             None => self.commit(m).map(|()| false),
@@ -403,13 +405,18 @@ impl Store {
             })
             .collect();
         self.dedup.lock().expect("unpoisoned").set_live(live);
-        let mut seg = self.start_plain_segment()?;
+        let mut seg = self.open_segment(true)?;
         seg.dedup = Some(self.dedup.clone());
         Ok(seg)
     }
 
     /// A segment that takes every row it is given (compaction and prune rewrite held records).
     pub(crate) fn start_plain_segment(&mut self) -> Result<OpenSegment, Error> {
+        self.open_segment(false)
+    }
+
+    /// A segment, its writer leaving out repeats among its rows or not.
+    fn open_segment(&mut self, drop_repeats: bool) -> Result<OpenSegment, Error> {
         let id = self.manifest.next_segment;
         // Reserve the number in memory; it is committed with the segment.
         self.manifest.next_segment += 1;
@@ -425,8 +432,13 @@ impl Store {
         // 48 MiB; 16K cost a log in completion order half its time again in late rows spilled
         // and merged (BENCHMARKS.md, issue 17, stop 23). zstd at level 1 for every column: the
         // store is 0.2% larger than with `kaq convert`'s levels, its ingest 1-2% quicker.
-        let opts =
-            WriteOptions { id_bloom_filter: true, run_rows: 32 * 1024, zstd_dense_level: 1, ..WriteOptions::default() };
+        let opts = WriteOptions {
+            id_bloom_filter: true,
+            run_rows: 32 * 1024,
+            zstd_dense_level: 1,
+            drop_repeats,
+            ..WriteOptions::default()
+        };
         let writer = SortedParquetWriter::create(&path, opts)?.with_sink(index.sink());
         Ok(OpenSegment {
             id,
@@ -440,17 +452,22 @@ impl Store {
             min: None,
             max: None,
             dedup: None,
-            own: Default::default(),
             duplicates: 0,
         })
     }
 
-    /// Finishes a segment and commits `m` with it inserted at `at` (nothing inserted when empty).
-    pub(crate) fn close_segment_at(&mut self, mut seg: OpenSegment, mut m: Manifest, at: usize) -> Result<(), Error> {
+    /// Finishes a segment and commits `m` with it inserted at `at` (nothing inserted when empty);
+    /// returns the rows its writer left out as repeats.
+    pub(crate) fn close_segment_at(&mut self, mut seg: OpenSegment, mut m: Manifest, at: usize) -> Result<u64, Error> {
         let writer = seg.writer.take().expect("open");
         m.next_segment = m.next_segment.max(self.manifest.next_segment);
+        let mut repeats = kaq_columnar::Repeats::default();
         if seg.rows > 0 {
-            writer.finish()?;
+            let written = writer.finish()?;
+            repeats = written.repeats;
+            // Repeats have the time of a record kept: the range stays.
+            seg.rows = written.rows;
+            seg.timed -= repeats.rows - repeats.untimed;
             fs::set_permissions(&seg.path, fs::Permissions::from_mode(0o600)).at(&seg.path)?;
             File::open(&seg.path).and_then(|f| f.sync_all()).at(&seg.path)?;
             sync_dir(&self.dir.join(SEGMENTS))?;
@@ -492,7 +509,8 @@ impl Store {
             drop(seg.index.take());
             let _ = fs::remove_dir_all(&seg.index_tmp);
         }
-        self.commit(m)
+        self.commit(m)?;
+        Ok(repeats.rows)
     }
 }
 
@@ -574,23 +592,22 @@ pub(crate) struct OpenSegment {
     pub(crate) timed: u64,
     pub(crate) min: Option<i64>,
     pub(crate) max: Option<i64>,
-    /// For new records: what the store holds, so that a record held is not added again.
+    /// For new records: what the store holds, so that a record held is not added again. (Its
+    /// writer leaves out repeats among its own records.)
     pub(crate) dedup: Option<std::sync::Arc<std::sync::Mutex<dedup::Dedup>>>,
-    /// The digests of its records (with `dedup`): dropped with it, committed or not. Once
-    /// committed, its records are known from its file like any segment's.
-    pub(crate) own: dedup::KeySet<u128>,
-    /// Records left out, already held.
+    /// Records left out, held in a committed segment.
     pub(crate) duplicates: u64,
 }
 
-/// A [`ToBatch`] that also takes each record's digest ([`dedup::digests`]) when the segment
-/// leaves out records already held: on the decode thread that built the batch, while its cells
-/// are still in that core's cache. Taken on the thread that adds the batches, the cells were read
-/// from memory again: copying them to hash them was 3.4% of an ingest's time (perf).
+/// A [`ToBatch`] that also takes the batch's digests ([`kaq_columnar::digest::digests`]) when
+/// a row's time falls in a committed segment's range, where it may be held: on the decode thread
+/// that built the batch, while its cells are still in that core's cache. (Taken on the thread that
+/// adds the batches, the cells were read from memory again: 3.4% of an ingest's time, perf.)
+/// Batches of times no segment holds, as when newer logs are ingested, take none.
 struct Digested {
     batches: ToBatch,
-    /// Whether to take the digests.
-    digests: bool,
+    /// The committed segments' ranges, when the segment leaves out records already held.
+    ranges: Option<dedup::Ranges>,
 }
 
 impl kaq_input::EventHandler for Digested {
@@ -607,7 +624,7 @@ impl kaq_input::EventHandler for Digested {
 
     fn finish(&self, b: Self::State) -> Self::Output {
         let batch = self.batches.finish(b);
-        let digests = self.digests.then(|| dedup::digests(&batch));
+        let digests = self.ranges.as_ref().filter(|r| r.meet(&batch)).map(|_| kaq_columnar::digest::digests(&batch));
         (batch, digests)
     }
 }
@@ -617,16 +634,18 @@ impl OpenSegment {
         self.add_digested(batch, None)
     }
 
-    /// [`add`](Self::add), given the batch's [`dedup::digests`] when they were taken already.
+    /// [`add`](Self::add), given the batch's digests when they were taken already.
     pub(crate) fn add_digested(
         &mut self,
         batch: arrow_array::RecordBatch,
         digests: Option<Vec<u128>>,
     ) -> Result<(), Error> {
-        let batch = match &self.dedup {
-            Some(d) => {
-                let digests = digests.unwrap_or_else(|| dedup::digests(&batch));
-                let keep = d.lock().expect("unpoisoned").keep(&batch, digests, &mut self.own)?;
+        let keep = match &self.dedup {
+            Some(d) => d.lock().expect("unpoisoned").keep(&batch, digests.as_deref())?,
+            None => None,
+        };
+        let batch = match keep {
+            Some(keep) => {
                 let dropped = keep.iter().filter(|k| !**k).count();
                 if dropped == 0 {
                     batch
