@@ -100,8 +100,15 @@ fn sort_batches(batches: &[RecordBatch], keys: &[i64]) -> Result<(RecordBatch, V
 const ZSTD_DENSE: &[&str] =
     &["groups.list.item", "ns", "message", "request", "annotations.entries.keys", "host_paths.list.item"];
 
-/// Columns written without min/max statistics: JSON text and long free text.
+/// Columns written without min/max statistics: JSON text and long free text, and the
+/// identifiers, random (UUIDs): a row group's least and greatest span nearly all values, so they
+/// rule nothing out (auditIDs are found by the store's bloom filters), and cost two comparisons
+/// a value (0.3% of an ingest's instructions for the four).
 const NO_STATISTICS: &[&str] = &[
+    "id",
+    "uid",
+    "as_uid",
+    "object_uid",
     "uri",
     "user_extra",
     "as_extra",

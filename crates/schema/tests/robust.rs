@@ -45,7 +45,9 @@ proptest! {
         verb in proptest::option::of("[a-z]{1,10}"),
         groups in proptest::option::of(proptest::collection::vec("[a-z:]{0,8}", 0..4)),
         code in proptest::option::of(100i32..600),
-        extra_key in "[a-zA-Z]{1,8}",
+        // A field no audit event or objectRef has (an `x` first): `uid` (drawn once in a local
+        // run) or `verb` with a number is rightly refused.
+        extra_key in "x[a-zA-Z]{0,7}",
         extra_val in proptest::option::of(prop_oneof![Just(Value::Null), any::<i64>().prop_map(Value::from), "[ -~]{0,10}".prop_map(Value::from)]),
         annotations in proptest::option::of(proptest::collection::btree_map("[a-z./]{1,12}", "[ -~]{0,12}", 0..4)),
         micros in 0i64..4_000_000_000_000_000,

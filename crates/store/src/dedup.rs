@@ -159,6 +159,9 @@ impl Dedup {
         if let Some(d) = given {
             assert_eq!(d.len(), batch.num_rows(), "a digest a row");
         }
+        if self.live.is_empty() {
+            return Ok(None);
+        }
         let col = kaq_columnar::column_index("time").expect("time column");
         let times = batch.column(col).as_primitive_opt::<TimestampMicrosecondType>();
         let time = |i: usize| times.and_then(|t| t.is_valid(i).then(|| t.value(i)));

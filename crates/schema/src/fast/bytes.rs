@@ -38,6 +38,19 @@ fn trim_json_ws(text: &str) -> &str {
     text.trim_matches([' ', '\t', '\n', '\r'])
 }
 
+/// Where the string whose first escape is at `at` (a backslash) ends: its closing quote. `None`
+/// when it does not end before a control character or the end of the input.
+fn written_end(b: &[u8], at: usize) -> Option<usize> {
+    let mut i = at;
+    loop {
+        // At a backslash: the byte after it is escaped (a `u`'s four hex digits are not special).
+        i = special(b, i + 2)?;
+        if b[i] == b'"' {
+            return Some(i);
+        }
+    }
+}
+
 /// Where the first `"`, `\` or control character (below 0x20) at or after `from` is: what ends a
 /// run of plain string bytes. `None` when there is none, or when the first is a control
 /// character (JSON does not allow one unescaped in a string, and this reader leaves the line).
@@ -165,7 +178,10 @@ impl<'a> P<'a> {
             self.i = at + 1;
             return Some(Cow::Borrowed(&s[start..at]));
         }
-        let mut out = String::with_capacity(at - start + 16);
+        // Room for the whole string as written (its unescaped form is no longer): grown a piece
+        // at a time, a string with escapes all along (Go writes `&`, `<` and `>` as `\u0026`…;
+        // quotes in an authorization reason) was reallocated about once an event.
+        let mut out = String::with_capacity(written_end(b, at).map_or(at - start + 16, |end| end - start));
         out.push_str(&s[start..at]);
         self.i = at;
         loop {
