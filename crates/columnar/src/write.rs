@@ -47,7 +47,9 @@ pub struct WriteOptions {
     pub id_bloom_filter: bool,
     /// Leave out every row equal in every column to one written before it (the store holds each
     /// record once). Equal rows have one time, so they meet in the sorted output: only rows that
-    /// share their time with another are digested ([`digest`](crate::digest)).
+    /// share their time with another are digested ([`digest`](crate::digest)). What was left out
+    /// is counted in [`SortedParquetWriter::finish`]'s [`Written`] (`finish_staged` does not
+    /// count it).
     pub drop_repeats: bool,
 }
 
@@ -100,15 +102,14 @@ fn sort_batches(batches: &[RecordBatch], keys: &[i64]) -> Result<(RecordBatch, V
 const ZSTD_DENSE: &[&str] =
     &["groups.list.item", "ns", "message", "request", "annotations.entries.keys", "host_paths.list.item"];
 
-/// Columns written without min/max statistics: JSON text and long free text, and the
-/// identifiers, random (UUIDs): a row group's least and greatest span nearly all values, so they
-/// rule nothing out (auditIDs are found by the store's bloom filters), and cost two comparisons
-/// a value (0.3% of an ingest's instructions for the four).
+/// Columns written without statistics: JSON text and long free text, and the auditID. Every event
+/// has an auditID, and they are random (UUIDs): a row group's least and greatest span nearly all
+/// of them, so they rule nothing out (the store finds auditIDs with bloom filters), and cost two
+/// comparisons a value. (Without statistics there is no null count either: the other
+/// identifiers, absent from many events, keep theirs, for `as_uid:*` to skip row groups without
+/// one.)
 const NO_STATISTICS: &[&str] = &[
     "id",
-    "uid",
-    "as_uid",
-    "object_uid",
     "uri",
     "user_extra",
     "as_extra",

@@ -20,11 +20,13 @@
 //! - **Among the open segment's own records**, its writer leaves out repeats
 //!   ([`kaq_columnar::WriteOptions::drop_repeats`]): sorted by time, equal records meet, and only
 //!   records that share their time with another are digested. A repeat of a record already
-//!   written is a late row, and meets it in the merge that ends the segment.
+//!   written either has the last time written (it joins that group) or is a late row, and meets
+//!   its equal in the merge that ends the segment.
 //!
 //! Memory stays flat in what is ingested: row groups read are kept while there is room
 //! ([`LOADED_DIGESTS`]), the least recently needed let go first, read again when needed; the
-//! writer keeps the digests of one group of equal times at a time.
+//! writer keeps the digests of one group of equal times at a time (16 bytes a row of it: the
+//! rows without a time are one group, as large as a segment's such rows).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -600,7 +600,8 @@ pub(crate) struct OpenSegment {
 }
 
 /// A [`ToBatch`] that also takes the batch's digests ([`kaq_columnar::digest::digests`]) when
-/// a row's time falls in a committed segment's range, where it may be held: on the decode thread
+/// its time range (earliest to latest) meets a committed segment's, whose rows it may repeat
+/// ([`dedup::Ranges::meet`]): on the decode thread
 /// that built the batch, while its cells are still in that core's cache. (Taken on the thread that
 /// adds the batches, the cells were read from memory again: 3.4% of an ingest's time, perf.)
 /// Batches of times no segment holds, as when newer logs are ingested, take none.

@@ -62,7 +62,9 @@ pub struct Ingested {
     pub head: String,
     pub events: u64,
     pub rejected: u64,
-    /// The segment holding its (latest) events (none when it had none).
+    /// The segment its (latest) events went into (none when it had none, or every one was already
+    /// held by a committed segment). Records that repeat ones of the same segment are left out
+    /// when it is written, and the source still names it: its records are there.
     pub segment: Option<u64>,
     /// Lines read (numbering the lines of what follows, when it grows).
     #[serde(default)]
