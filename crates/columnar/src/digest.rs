@@ -488,6 +488,6 @@ mod tests {
         let mut ids = KeySet::<u64>::default();
         assert!(ids.insert(7) && ids.insert(u64::MAX) && !ids.insert(7) && ids.contains(u64::MAX));
         ids.clear();
-        assert!(!ids.contains(7) && ids.len() == 0);
+        assert!(!ids.contains(7) && ids.is_empty());
     }
 }
