@@ -60,12 +60,18 @@ impl<'a> Cell<'a> {
             out.extend_from_slice(&(s.len() as u32).to_le_bytes());
             out.extend_from_slice(s.as_bytes());
         }
-        match self {
-            Cell::Str(a) if a.is_null(i) => out.push(0),
-            Cell::Str(a) => {
+        // A string value that may be null: a string column's cell, a list's element, a map's
+        // value (0 for null, else 1 and the string).
+        fn opt_str(out: &mut Vec<u8>, a: &arrow_array::StringArray, j: usize) {
+            if a.is_null(j) {
+                out.push(0);
+            } else {
                 out.push(1);
-                str(out, a.value(i));
+                str(out, a.value(j));
             }
+        }
+        match self {
+            Cell::Str(a) => opt_str(out, a, i),
             Cell::Time(a) if a.is_null(i) => out.push(0),
             Cell::Time(a) => {
                 out.push(2);
@@ -85,12 +91,7 @@ impl<'a> Cell<'a> {
                 out.extend_from_slice(&((end - start) as u32).to_le_bytes());
                 let values = a.values().as_string::<i32>();
                 for j in start..end {
-                    if values.is_null(j) {
-                        out.push(0);
-                    } else {
-                        out.push(1);
-                        str(out, values.value(j));
-                    }
+                    opt_str(out, values, j);
                 }
             }
             Cell::Map(m) if m.is_null(i) => out.push(0),
@@ -101,12 +102,7 @@ impl<'a> Cell<'a> {
                 let (keys, values) = (m.keys().as_string::<i32>(), m.values().as_string::<i32>());
                 for j in start..end {
                     str(out, keys.value(j));
-                    if values.is_null(j) {
-                        out.push(0);
-                    } else {
-                        out.push(1);
-                        str(out, values.value(j));
-                    }
+                    opt_str(out, values, j);
                 }
             }
             Cell::Other(a) if a.is_null(i) => out.push(0),

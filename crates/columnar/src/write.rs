@@ -380,21 +380,27 @@ impl SortedParquetWriter {
     }
 
     /// Writes what is left, merges spilled runs if any, and puts the file in place.
-    pub fn finish(mut self) -> Result<Written, Error> {
-        let done = self.complete()?;
-        self.done = true;
-        let repeats = self.repeats.as_ref().map(|f| f.left_out).unwrap_or_default();
-        Staged { tmp: Some(done), path: self.path.clone() }.publish()?;
-        Ok(Written { rows: self.rows - repeats.rows, repeats })
+    pub fn finish(self) -> Result<Written, Error> {
+        let (staged, written) = self.stage()?;
+        staged.publish()?;
+        Ok(written)
     }
 
     /// Writes what is left and merges spilled runs, leaving the complete file under its hidden
     /// temporary name: [`Staged::publish`] puts it in place, dropping the `Staged` removes it.
     /// For outputs of several files published together (`PartitionedWriter`).
-    pub fn finish_staged(mut self) -> Result<Staged, Error> {
+    pub fn finish_staged(self) -> Result<Staged, Error> {
+        Ok(self.stage()?.0)
+    }
+
+    /// [`finish_staged`](Self::finish_staged), and what was written (the repeats left out are
+    /// final once the runs are merged).
+    fn stage(mut self) -> Result<(Staged, Written), Error> {
         let done = self.complete()?;
         self.done = true;
-        Ok(Staged { tmp: Some(done), path: self.path.clone() })
+        let repeats = self.repeats.as_ref().map(|f| f.left_out).unwrap_or_default();
+        let written = Written { rows: self.rows - repeats.rows, repeats };
+        Ok((Staged { tmp: Some(done), path: self.path.clone() }, written))
     }
 
     /// Everything [`finish`](Self::finish) does but the rename: returns the complete file.

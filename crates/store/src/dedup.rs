@@ -52,6 +52,13 @@ pub(crate) struct Held {
     pub untimed: bool,
 }
 
+impl Held {
+    /// Its time range, as a row group's (none when it has no time: an empty range).
+    fn range(&self) -> Group {
+        Group { min: self.min.unwrap_or(i64::MAX), max: self.max.unwrap_or(i64::MIN), untimed: self.untimed }
+    }
+}
+
 /// The digests of loaded row groups kept at most (16 MiB), beyond those the batch at hand needs.
 const LOADED_DIGESTS: usize = 1 << 20;
 
@@ -143,12 +150,7 @@ impl Dedup {
 
     /// The live segments' time ranges.
     pub fn ranges(&self) -> Ranges {
-        Ranges(
-            self.live
-                .iter()
-                .map(|h| Group { min: h.min.unwrap_or(i64::MAX), max: h.max.unwrap_or(i64::MIN), untimed: h.untimed })
-                .collect(),
-        )
+        Ranges(self.live.iter().map(Held::range).collect())
     }
 
     /// Which rows of `batch` are records the live segments do not hold: `None` when all are
@@ -181,8 +183,7 @@ impl Dedup {
         let mut need: Vec<((u64, usize), Group)> = Vec::new();
         for k in 0..self.live.len() {
             let h = &self.live[k];
-            let range = Group { min: h.min.unwrap_or(i64::MAX), max: h.max.unwrap_or(i64::MIN), untimed: h.untimed };
-            if !meets(&range) {
+            if !meets(&h.range()) {
                 continue;
             }
             let footer = match self.footers.get(&h.id) {
